@@ -1,0 +1,166 @@
+//! Fixed-point encoding of reals into the ring.
+//!
+//! A real `x` is stored as the ring element `round(x · 2^f)` (two's complement), where `f` is the
+//! number of fractional bits (default 16, as in CrypTen). Encoding rounds to nearest, ties away
+//! from zero (CrypTen truncates toward zero, which biases every input by up to one ulp).
+//!
+//! ## Range
+//! With a k-bit ring an encoded value must satisfy |x| < 2^(k-1-f): ±2^47 for Z_2^64 and f = 16.
+//! A product of two encodings carries 2f fractional bits before truncation, so a multiplication
+//! is only meaningful while |x·y| < 2^(k-1-2f) (±2^31 for the defaults). Encoding saturates at the
+//! range edge; [`FixedPoint::try_encode`] reports out-of-range and non-finite inputs instead.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ring::Ring;
+
+/// A fixed-point format: the number of fractional bits of every encoded value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FixedPoint {
+    frac_bits: u32,
+}
+
+/// Why a real could not be encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    /// The input was NaN or infinite.
+    NotFinite,
+    /// |x| is at or beyond 2^(k-1-f), the largest magnitude the format holds.
+    OutOfRange,
+}
+
+impl core::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            EncodeError::NotFinite => f.write_str("value is not finite"),
+            EncodeError::OutOfRange => f.write_str("value is outside the fixed-point range"),
+        }
+    }
+}
+
+impl Default for FixedPoint {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_FRAC_BITS)
+    }
+}
+
+impl FixedPoint {
+    /// CrypTen's and MPCFormer's precision: 16 fractional bits.
+    pub const DEFAULT_FRAC_BITS: u32 = 16;
+
+    /// A format with `frac_bits` fractional bits.
+    ///
+    /// # Panics
+    /// If `frac_bits > 30`: products would no longer fit a 64-bit ring.
+    pub const fn new(frac_bits: u32) -> Self {
+        assert!(frac_bits <= 30, "at most 30 fractional bits");
+        Self { frac_bits }
+    }
+
+    /// The number of fractional bits f.
+    pub const fn frac_bits(&self) -> u32 {
+        self.frac_bits
+    }
+
+    /// The scale 2^f.
+    pub fn scale(&self) -> f64 {
+        (1u64 << self.frac_bits) as f64
+    }
+
+    /// The exclusive bound 2^(k-1-f) on |x| for ring `R`.
+    pub fn max_abs<R: Ring>(&self) -> f64 {
+        libm::ldexp(1.0, (R::BITS - 1 - self.frac_bits) as i32)
+    }
+
+    /// Encodes `x`, rounding to nearest and saturating at the range edge (NaN encodes as 0).
+    pub fn encode<R: Ring>(&self, x: f64) -> R {
+        match self.try_encode(x) {
+            Ok(v) => v,
+            Err(EncodeError::NotFinite) if x.is_nan() => R::ZERO,
+            Err(_) => {
+                let edge = (1i64 << (R::BITS - 2)) - 1 + (1i64 << (R::BITS - 2));
+                if x > 0.0 {
+                    R::from_i64(edge)
+                } else {
+                    R::from_i64(-edge)
+                }
+            }
+        }
+    }
+
+    /// Encodes `x`, rounding to nearest; fails on non-finite or out-of-range values.
+    pub fn try_encode<R: Ring>(&self, x: f64) -> Result<R, EncodeError> {
+        if !x.is_finite() {
+            return Err(EncodeError::NotFinite);
+        }
+        let scaled = libm::round(x * self.scale());
+        let bound = libm::ldexp(1.0, (R::BITS - 1) as i32);
+        if scaled >= bound || scaled <= -bound {
+            return Err(EncodeError::OutOfRange);
+        }
+        Ok(R::from_i64(scaled as i64))
+    }
+
+    /// Decodes a ring element through its signed view.
+    pub fn decode<R: Ring>(&self, v: R) -> f64 {
+        v.to_i64() as f64 / self.scale()
+    }
+
+    /// Encodes a slice (saturating, as [`FixedPoint::encode`]).
+    pub fn encode_into<R: Ring>(&self, xs: &[f64], out: &mut [R]) {
+        for (o, &x) in out.iter_mut().zip(xs) {
+            *o = self.encode(x);
+        }
+    }
+
+    /// Decodes a slice.
+    pub fn decode_into<R: Ring>(&self, vs: &[R], out: &mut [f64]) {
+        for (o, &v) in out.iter_mut().zip(vs) {
+            *o = self.decode(v);
+        }
+    }
+
+    /// Encodes a slice into a new vector.
+    #[cfg(feature = "alloc")]
+    pub fn encode_vec<R: Ring>(&self, xs: &[f64]) -> alloc::vec::Vec<R> {
+        xs.iter().map(|&x| self.encode(x)).collect()
+    }
+
+    /// Decodes a slice into a new vector.
+    #[cfg(feature = "alloc")]
+    pub fn decode_vec<R: Ring>(&self, vs: &[R]) -> alloc::vec::Vec<f64> {
+        vs.iter().map(|&v| self.decode(v)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_by_rounding() {
+        let fp = FixedPoint::default();
+        assert_eq!(fp.encode::<u64>(1.5), 98304);
+        assert_eq!(fp.encode::<u64>(-1.5).to_i64(), -98304);
+        // CrypTen truncates 0.1 to 6553; rounding gives the nearer 6554.
+        assert_eq!(fp.encode::<u64>(0.1), 6554);
+        assert_eq!(fp.encode::<u64>(-0.1).to_i64(), -6554);
+        assert_eq!(fp.decode(fp.encode::<u64>(-3.25)), -3.25);
+    }
+
+    #[test]
+    fn range_edges() {
+        let fp = FixedPoint::default();
+        let max = fp.max_abs::<u64>();
+        assert_eq!(max, (1u64 << 47) as f64);
+        assert_eq!(fp.try_encode::<u64>(max), Err(EncodeError::OutOfRange));
+        assert_eq!(fp.try_encode::<u64>(-max), Err(EncodeError::OutOfRange));
+        assert!(fp.try_encode::<u64>(max - 1.0).is_ok());
+        assert_eq!(fp.try_encode::<u64>(f64::NAN), Err(EncodeError::NotFinite));
+        assert_eq!(fp.encode::<u64>(f64::INFINITY), i64::MAX as u64);
+        assert_eq!(fp.encode::<u64>(-1e300).to_i64(), -i64::MAX);
+        assert_eq!(fp.encode::<u64>(f64::NAN), 0);
+        assert_eq!(fp.encode::<u32>(1e9), i32::MAX as u32);
+        assert_eq!(fp.decode(fp.encode::<u32>(-2.5)), -2.5);
+    }
+}

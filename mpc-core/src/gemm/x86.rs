@@ -1,0 +1,117 @@
+//! x86-64 kernels, picked at run time: an AVX-512 register tile written with intrinsics (native
+//! 64-bit `vpmullq` on 512-bit vectors, which the vectoriser does not choose by itself), and the
+//! portable tile compiled for AVX2.
+//!
+//! This is the workspace's only `unsafe`: calls of `#[target_feature]` functions from code that
+//! was not compiled with those features (each behind a runtime check), and the vector loads and
+//! stores of the AVX-512 tile (each within a slice whose length is checked first).
+#![allow(unsafe_code)]
+
+use std::sync::OnceLock;
+
+use super::portable::{self, MR, NR, Tile};
+
+/// The instruction sets the u64 GEMM can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Kernel {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512 => "avx512",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+}
+
+/// The widest kernel this CPU runs, detected once.
+pub(crate) fn selected() -> Kernel {
+    static SELECTED: OnceLock<Kernel> = OnceLock::new();
+    *SELECTED.get_or_init(|| {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
+            Kernel::Avx512
+        } else if std::is_x86_feature_detected!("avx2") {
+            Kernel::Avx2
+        } else {
+            Kernel::Portable
+        }
+    })
+}
+
+pub(crate) fn gemm_acc_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
+    match selected() {
+        // SAFETY: `selected()` returned Avx512 only after detecting avx512f, avx512dq and avx512vl
+        // on this CPU, which are exactly the features `gemm_avx512` is compiled for.
+        Kernel::Avx512 => unsafe { gemm_avx512(m, k, n, a, b, c) },
+        // SAFETY: `selected()` returned Avx2 only after detecting avx2 on this CPU.
+        Kernel::Avx2 => unsafe { gemm_avx2(m, k, n, a, b, c) },
+        Kernel::Portable => portable::gemm_acc(m, k, n, a, b, c),
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+fn gemm_avx512(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
+    portable::gemm_acc_inline::<u64, Avx512Tile>(m, k, n, a, b, c);
+}
+
+#[target_feature(enable = "avx2")]
+fn gemm_avx2(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
+    portable::gemm_acc_inline::<u64, portable::PortableTile>(m, k, n, a, b, c);
+}
+
+/// The MR×NR tile with AVX-512 intrinsics: MR rows of three 8-lane accumulators.
+struct Avx512Tile;
+
+// The tile is three vectors wide.
+const _: () = assert!(NR == 24 && MR == 4);
+
+impl Tile<u64> for Avx512Tile {
+    #[inline(always)]
+    fn tile(kc: usize, a_panel: &[u64], b_panel: &[u64]) -> [[u64; NR]; MR] {
+        // SAFETY: this tile is only used by `gemm_avx512`, which runs only after `selected()`
+        // detected avx512f and avx512dq.
+        unsafe { tile_avx512(kc, a_panel, b_panel) }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512dq")]
+fn tile_avx512(kc: usize, a_panel: &[u64], b_panel: &[u64]) -> [[u64; NR]; MR] {
+    use std::arch::x86_64::{__m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_set1_epi64,
+        _mm512_setzero_si512, _mm512_storeu_si512};
+    assert!(a_panel.len() >= kc * MR && b_panel.len() >= kc * NR, "panel too short");
+    let mut acc: [[__m512i; 3]; MR] = [[_mm512_setzero_si512(); 3]; MR];
+    for (a_col, b_row) in a_panel.chunks_exact(MR).zip(b_panel.chunks_exact(NR)).take(kc) {
+        let p = b_row.as_ptr();
+        // SAFETY: `b_row` holds NR = 24 u64, so the three unaligned 64-byte loads at offsets 0,
+        // 8 and 16 stay inside it.
+        let b = unsafe {
+            [
+                _mm512_loadu_si512(p.cast()),
+                _mm512_loadu_si512(p.add(8).cast()),
+                _mm512_loadu_si512(p.add(16).cast()),
+            ]
+        };
+        for (row, &a) in acc.iter_mut().zip(a_col) {
+            let a = _mm512_set1_epi64(a as i64);
+            for (c, b) in row.iter_mut().zip(b) {
+                *c = _mm512_add_epi64(*c, _mm512_mullo_epi64(a, b));
+            }
+        }
+    }
+    let mut out = [[0u64; NR]; MR];
+    for (dst, row) in out.iter_mut().zip(acc) {
+        for (v, c) in row.into_iter().enumerate() {
+            // SAFETY: `dst` holds NR = 24 u64; the 64-byte store at offset 8·v, v < 3, stays inside.
+            unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(8 * v).cast(), c) };
+        }
+    }
+    out
+}

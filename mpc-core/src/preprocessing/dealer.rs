@@ -1,0 +1,184 @@
+//! The seeded trusted dealer (CrypTen's TTP) and each party's client of it.
+//!
+//! Setup: the dealer draws a seed per party and sends it (32 bytes each). Then, per batch of
+//! requests, P0 sends the batch's headers and receives one correction message; P1 derives all
+//! of its material locally and never talks to the dealer again. The dealer sees no input, no
+//! weight and no output: only the public sizes of the requests.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+
+use super::deal::{self, DealerState, HEADER_LEN};
+use super::{MaskId, Material, Preprocessing, Request};
+use crate::error::Error;
+use crate::ring::Ring;
+use crate::share::{Prg, Seed, streams};
+use crate::transport::{PartyId, Role, Transport};
+use crate::wire;
+
+/// The most requests one batch may carry (bounds what a batch header can make the dealer read).
+pub const MAX_BATCH: usize = 1 << 20;
+
+/// What a dealer served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DealerStats {
+    /// Batches answered.
+    pub batches: u64,
+    /// Requests answered.
+    pub requests: u64,
+    /// Ring elements of correction sent to P0.
+    pub correction_elements: u64,
+}
+
+/// The trusted dealer's service for one session.
+pub struct Dealer<R: Ring> {
+    seeds: [Seed; 2],
+    state: DealerState<R>,
+}
+
+impl<R: Ring> Dealer<R> {
+    /// A dealer with fresh seeds for P0 and P1.
+    pub fn new<G: CryptoRng + ?Sized>(rng: &mut G) -> Self {
+        let seeds = [Seed::random(rng), Seed::random(rng)];
+        Self::from_seeds(seeds)
+    }
+
+    /// A dealer with given seeds (for reproducible tests).
+    pub fn from_seeds(seeds: [Seed; 2]) -> Self {
+        let state = DealerState::new(seeds[0].prg(streams::DEALER), seeds[1].prg(streams::DEALER));
+        Self { seeds, state }
+    }
+
+    /// Serves a session over `transport` until P0 ends it ([`DealerClient::finish`]).
+    ///
+    /// Every header from P0 is validated before anything is allocated; a malformed or oversized
+    /// request ends the session with an error.
+    pub fn serve<T: Transport>(mut self, transport: &mut T) -> Result<DealerStats, Error> {
+        transport.send(PartyId::P0, self.seeds[0].as_bytes()).map_err(Error::transport)?;
+        transport.send(PartyId::P1, self.seeds[1].as_bytes()).map_err(Error::transport)?;
+        let mut stats = DealerStats::default();
+        loop {
+            let mut count = [0u8; 8];
+            transport.recv(PartyId::P0, &mut count).map_err(Error::transport)?;
+            let count = u64::from_le_bytes(count);
+            if count == 0 {
+                return Ok(stats);
+            }
+            let count = usize::try_from(count).ok().filter(|&c| c <= MAX_BATCH).ok_or(Error::TooLarge)?;
+            let mut headers = vec![0u8; count * HEADER_LEN];
+            transport.recv(PartyId::P0, &mut headers).map_err(Error::transport)?;
+            let mut correction: Vec<R> = Vec::new();
+            for header in headers.chunks_exact(HEADER_LEN) {
+                let request = Request::decode::<R>(header)?;
+                let parts = self.state.deal(&request)?;
+                for part in parts.correlated.iter() {
+                    correction.extend_from_slice(part);
+                }
+                stats.requests += 1;
+            }
+            if !correction.is_empty() {
+                wire::send(transport, PartyId::P0, &[&correction])?;
+            }
+            stats.batches += 1;
+            stats.correction_elements += correction.len() as u64;
+            zeroize::Zeroize::zeroize(&mut correction);
+        }
+    }
+}
+
+impl<R: Ring> core::fmt::Debug for Dealer<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Dealer(..)")
+    }
+}
+
+/// A party's side of the trusted dealer: a [`Preprocessing`] provider.
+pub struct DealerClient<T: Transport> {
+    role: Role,
+    transport: T,
+    prg: Prg,
+    masks: u64,
+}
+
+impl<T: Transport> DealerClient<T> {
+    /// Receives this party's seed from the dealer over `transport`.
+    pub fn connect(role: Role, mut transport: T) -> Result<Self, Error> {
+        let mut seed = Seed::from_bytes([0u8; Seed::LEN]);
+        transport.recv(PartyId::Dealer, &mut seed.0).map_err(Error::transport)?;
+        Ok(Self { role, transport, prg: seed.prg(streams::DEALER), masks: 0 })
+    }
+
+    /// Ends the dealer's session (P0; P1 has nothing to end) and returns the transport.
+    pub fn finish(mut self) -> Result<T, Error> {
+        if self.role == Role::P0 {
+            self.transport.send(PartyId::Dealer, &0u64.to_le_bytes()).map_err(Error::transport)?;
+        }
+        Ok(self.transport)
+    }
+
+    /// The transport to the dealer (for its metering).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    fn next_mask_id(&mut self, request: &Request) -> MaskId {
+        let id = self.masks;
+        if matches!(request, Request::MatmulMask { .. }) {
+            self.masks += 1;
+        }
+        id
+    }
+}
+
+impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
+    fn material(&mut self, request: &Request) -> Result<Material<R>, Error> {
+        let mut out = self.materials(core::slice::from_ref(request))?;
+        out.pop().ok_or(Error::MaterialExhausted)
+    }
+
+    fn materials(&mut self, requests: &[Request]) -> Result<Vec<Material<R>>, Error> {
+        for r in requests {
+            r.validate::<R>()?;
+        }
+        if self.role == Role::P0 && !requests.is_empty() {
+            // Send the whole batch before drawing, so the dealer works while we do.
+            let mut headers = Vec::with_capacity(requests.len() * HEADER_LEN);
+            for r in requests {
+                headers.extend_from_slice(&r.encode());
+            }
+            let count = (requests.len() as u64).to_le_bytes();
+            self.transport.send(PartyId::Dealer, &count).map_err(Error::transport)?;
+            self.transport.send(PartyId::Dealer, &headers).map_err(Error::transport)?;
+        }
+        let mut parts: Vec<_> = requests.iter().map(|r| deal::draw::<R>(self.role, r, &mut self.prg)).collect();
+        if self.role == Role::P0 {
+            let total: usize = requests.iter().map(|r| r.correction_len()).sum();
+            if total > 0 {
+                let mut correction = crate::share::Shares::<R>::zeros(total);
+                wire::recv(&mut self.transport, PartyId::Dealer, &mut correction)?;
+                let mut offset = 0;
+                for (p, r) in parts.iter_mut().zip(requests) {
+                    let len = r.correction_len();
+                    deal::apply_correction(p, &correction[offset..offset + len])?;
+                    offset += len;
+                }
+            }
+        }
+        Ok(parts
+            .into_iter()
+            .zip(requests)
+            .map(|(p, r)| {
+                let id = self.next_mask_id(r);
+                deal::into_material(r, p, id)
+            })
+            .collect())
+    }
+}
+
+impl<T: Transport> core::fmt::Debug for DealerClient<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "DealerClient({})", self.role)
+    }
+}

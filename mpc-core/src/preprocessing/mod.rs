@@ -1,0 +1,209 @@
+//! Correlated randomness: what the protocols consume, who makes it, and how it is stored.
+//!
+//! The **offline phase** makes [`Material`] for a list of [`Request`]s; the **online phase**
+//! consumes it. Providers implement [`Preprocessing`]:
+//! - [`DealerClient`]: a party's side of the seeded trusted dealer (CrypTen's TTP). The dealer
+//!   shares a ChaCha seed with each party; each party derives its shares locally, and only P0
+//!   receives a correction message per batch, so P1 never talks to the dealer after setup;
+//! - [`Store`]: material made ahead of time and consumed later, in order;
+//! - [`TestDealer`]: an insecure local double that needs no dealer, for tests and simulation.
+//!
+//! The dealer's side is [`Dealer`]. Which values are drawn and how the dealer corrects them is
+//! written once, in the `deal` module, for all of them.
+
+mod deal;
+mod dealer;
+mod store;
+mod test_dealer;
+
+use alloc::vec::Vec;
+
+use crate::error::Error;
+use crate::ring::Ring;
+use crate::share::Shares;
+
+pub use deal::MAX_REQUEST_ELEMENTS;
+pub use dealer::{Dealer, DealerClient, DealerStats};
+pub use store::{Recorder, Store};
+pub use test_dealer::TestDealer;
+
+/// Identifies a matmul mask (the reusable B side of matmul triples) within a session.
+pub type MaskId = u64;
+
+/// A request for correlated randomness. Sizes are public: both parties and the dealer know them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Request {
+    /// `n` elementwise Beaver triples (a, b, c = a ⊙ b).
+    Beaver {
+        /// Number of triples.
+        n: usize,
+    },
+    /// `n` square pairs (r, r²).
+    Square {
+        /// Number of pairs.
+        n: usize,
+    },
+    /// `n` truncation pairs (r, r >> f, msb(r)) for `frac_bits` = f.
+    Trunc {
+        /// Number of pairs.
+        n: usize,
+        /// Bits to shift away.
+        frac_bits: u32,
+    },
+    /// A `k × n` matmul mask B, reusable by any number of matmul triples.
+    MatmulMask {
+        /// Rows of B.
+        k: usize,
+        /// Columns of B.
+        n: usize,
+    },
+    /// A matmul triple (A, C = A · B) for the mask `mask` of shape `k × n`, with A of shape `m × k`.
+    MatmulTriple {
+        /// Rows of A.
+        m: usize,
+        /// Rows of B (columns of A).
+        k: usize,
+        /// Columns of B.
+        n: usize,
+        /// The mask B.
+        mask: MaskId,
+    },
+}
+
+/// One party's shares of `n` Beaver triples.
+#[derive(Debug)]
+pub struct BeaverTriples<R: Ring> {
+    /// Shares of a.
+    pub a: Shares<R>,
+    /// Shares of b.
+    pub b: Shares<R>,
+    /// Shares of c = a ⊙ b.
+    pub c: Shares<R>,
+}
+
+/// One party's shares of `n` square pairs.
+#[derive(Debug)]
+pub struct SquarePairs<R: Ring> {
+    /// Shares of r.
+    pub r: Shares<R>,
+    /// Shares of r².
+    pub r2: Shares<R>,
+}
+
+/// One party's shares of `n` truncation pairs.
+#[derive(Debug)]
+pub struct TruncPairs<R: Ring> {
+    /// Shares of a uniform r.
+    pub r: Shares<R>,
+    /// Shares of r >> f (logical shift).
+    pub r_hi: Shares<R>,
+    /// Shares of the most significant bit of r, as a ring element 0 or 1.
+    pub r_msb: Shares<R>,
+    /// The shift f.
+    pub frac_bits: u32,
+}
+
+/// One party's share of a matmul mask B (`k × n`, row-major).
+#[derive(Debug)]
+pub struct MatmulMask<R: Ring> {
+    /// The mask's identity within the session.
+    pub id: MaskId,
+    /// Rows.
+    pub k: usize,
+    /// Columns.
+    pub n: usize,
+    /// Shares of B.
+    pub b: Shares<R>,
+}
+
+/// One party's shares of a matmul triple for a mask B: A (`m × k`) and C = A · B (`m × n`).
+#[derive(Debug)]
+pub struct MatmulTriple<R: Ring> {
+    /// The mask this triple belongs to.
+    pub mask: MaskId,
+    /// Rows of A.
+    pub m: usize,
+    /// Shares of A.
+    pub a: Shares<R>,
+    /// Shares of C.
+    pub c: Shares<R>,
+}
+
+/// Correlated randomness for one [`Request`], as held by one party.
+#[derive(Debug)]
+pub enum Material<R: Ring> {
+    /// Answer to [`Request::Beaver`].
+    Beaver(BeaverTriples<R>),
+    /// Answer to [`Request::Square`].
+    Square(SquarePairs<R>),
+    /// Answer to [`Request::Trunc`].
+    Trunc(TruncPairs<R>),
+    /// Answer to [`Request::MatmulMask`].
+    MatmulMask(MatmulMask<R>),
+    /// Answer to [`Request::MatmulTriple`].
+    MatmulTriple(MatmulTriple<R>),
+}
+
+/// A source of correlated randomness for one party.
+///
+/// Requests must be made in the same order at both parties (the programs are public).
+pub trait Preprocessing<R: Ring> {
+    /// The material for `request`.
+    fn material(&mut self, request: &Request) -> Result<Material<R>, Error>;
+
+    /// Material for several requests, in order. Providers that talk to a dealer answer a whole
+    /// batch in one round trip.
+    fn materials(&mut self, requests: &[Request]) -> Result<Vec<Material<R>>, Error> {
+        requests.iter().map(|r| self.material(r)).collect()
+    }
+}
+
+impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
+    fn material(&mut self, request: &Request) -> Result<Material<R>, Error> {
+        P::material(self, request)
+    }
+    fn materials(&mut self, requests: &[Request]) -> Result<Vec<Material<R>>, Error> {
+        P::materials(self, requests)
+    }
+}
+
+/// Typed requests over any [`Preprocessing`] provider.
+pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
+    /// `n` Beaver triples.
+    fn beaver(&mut self, n: usize) -> Result<BeaverTriples<R>, Error> {
+        match self.material(&Request::Beaver { n })? {
+            Material::Beaver(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// `n` square pairs.
+    fn square(&mut self, n: usize) -> Result<SquarePairs<R>, Error> {
+        match self.material(&Request::Square { n })? {
+            Material::Square(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// `n` truncation pairs for a shift of `frac_bits`.
+    fn trunc(&mut self, n: usize, frac_bits: u32) -> Result<TruncPairs<R>, Error> {
+        match self.material(&Request::Trunc { n, frac_bits })? {
+            Material::Trunc(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// A `k × n` matmul mask.
+    fn matmul_mask(&mut self, k: usize, n: usize) -> Result<MatmulMask<R>, Error> {
+        match self.material(&Request::MatmulMask { k, n })? {
+            Material::MatmulMask(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// A matmul triple with `m` rows for the mask `mask` (`k × n`).
+    fn matmul_triple(&mut self, m: usize, k: usize, n: usize, mask: MaskId) -> Result<MatmulTriple<R>, Error> {
+        match self.material(&Request::MatmulTriple { m, k, n, mask })? {
+            Material::MatmulTriple(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+}
+
+impl<R: Ring, P: Preprocessing<R> + ?Sized> PreprocessingExt<R> for P {}

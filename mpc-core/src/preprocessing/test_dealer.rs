@@ -1,0 +1,66 @@
+//! An insecure, communication-free stand-in for the dealer.
+
+use super::deal::{self, DealerState};
+use super::{Material, Preprocessing, Request};
+use crate::error::Error;
+use crate::ring::Ring;
+use crate::share::{Prg, Seed, streams};
+use crate::transport::Role;
+
+enum Side<R: Ring> {
+    /// P0 runs the dealer's logic itself (so it knows P1's material: insecure).
+    P0(DealerState<R>),
+    /// P1 draws from its seed exactly as with the real dealer.
+    P1(Prg),
+}
+
+/// **Insecure** test double of the dealer: both parties hold the dealer's seeds and derive the
+/// very material the real dealer would deal, without any message.
+///
+/// For tests, simulation and benchmarks of the online phase only: P0 learns P1's material.
+pub struct TestDealer<R: Ring> {
+    side: Side<R>,
+    masks: u64,
+}
+
+impl<R: Ring> TestDealer<R> {
+    /// The provider of `role`, from the seeds the real dealer would hand out.
+    pub fn new(role: Role, seeds: [Seed; 2]) -> Self {
+        let side = match role {
+            Role::P0 => Side::P0(DealerState::new(seeds[0].prg(streams::DEALER), seeds[1].prg(streams::DEALER))),
+            Role::P1 => Side::P1(seeds[1].prg(streams::DEALER)),
+        };
+        Self { side, masks: 0 }
+    }
+
+    /// Both parties' providers from one 32-byte seed.
+    pub fn pair(seed: [u8; 32]) -> (Self, Self) {
+        let seeds = || {
+            let mut s1 = seed;
+            s1[0] ^= 0x5a;
+            [Seed::from_bytes(seed), Seed::from_bytes(s1)]
+        };
+        (Self::new(Role::P0, seeds()), Self::new(Role::P1, seeds()))
+    }
+}
+
+impl<R: Ring> Preprocessing<R> for TestDealer<R> {
+    fn material(&mut self, request: &Request) -> Result<Material<R>, Error> {
+        request.validate::<R>()?;
+        let parts = match &mut self.side {
+            Side::P0(state) => state.deal(request)?,
+            Side::P1(prg) => deal::draw(Role::P1, request, prg),
+        };
+        let id = self.masks;
+        if matches!(request, Request::MatmulMask { .. }) {
+            self.masks += 1;
+        }
+        Ok(deal::into_material(request, parts, id))
+    }
+}
+
+impl<R: Ring> core::fmt::Debug for TestDealer<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("TestDealer(insecure)")
+    }
+}

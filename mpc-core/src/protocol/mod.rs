@@ -1,0 +1,526 @@
+//! Two-party protocols over additive shares, run by one [`Party`].
+//!
+//! Both computing parties run the same public program; each call below is a step of it, made by
+//! both parties in the same order. Costs, per party (n = number of elements):
+//!
+//! | step | rounds | ring elements sent |
+//! |---|---|---|
+//! | [`Party::input`] | 0 | 0 (seeded zero-sharing) |
+//! | [`Party::open`] | 1 | n |
+//! | [`Party::reveal_to`] | 1 | n by the sender only |
+//! | [`Party::mul`] (Beaver) | 1 | 2n |
+//! | [`Party::square`] | 1 | n |
+//! | [`Party::matmul`] (m×k · k×n) | 1 | mk + kn |
+//! | [`Party::matmul_prepared`] | 1 | mk (W - B was opened once by [`Party::prepare_matrix`]) |
+//! | truncation, [`Truncation::Local`] | 0 | 0 |
+//! | truncation, [`Truncation::Dealer`] | 1 | n |
+//!
+//! Several independent multiplications open in one round with [`Party::mul_many`]; any set of
+//! openings shares one message with [`Party::open_many`].
+//!
+//! Fixed-point products carry 2f fractional bits and are truncated by f after each
+//! multiplication (see [`Truncation`] for the two methods and their error bounds). No step
+//! branches on a share value.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+
+use crate::error::Error;
+use crate::fixed::FixedPoint;
+use crate::preprocessing::{MaskId, Preprocessing, PreprocessingExt};
+use crate::ring::{self, Ring};
+use crate::share::{Seed, Shares, ZeroSharing};
+use crate::transport::{PartyId, Role, Transport};
+use crate::wire;
+
+/// How a product's extra f fractional bits are removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Truncation {
+    /// Each party shifts its own share (SecureML; CrypTen's 2-party method). No communication.
+    /// The result is within 1 ulp of x / 2^f, except with probability about |x| / 2^(k-1) per
+    /// element (x read at 2f fractional bits, k = ring bits), when the shares wrap around the
+    /// ring and the result is garbage: 2^-29 for a product of magnitude 4 at f = 16 in Z_2^64.
+    #[default]
+    Local,
+    /// Opens x + r for a dealer pair (r, r >> f, msb r): one round, n elements, and the result is
+    /// always within 1 ulp of x / 2^f for |x| < 2^(k-2).
+    Dealer,
+}
+
+/// A matrix W (k × n, secret-shared) prepared for repeated products X · W: the mask B was drawn
+/// and W - B opened once, so each product opens only X - A.
+pub struct PreparedMatrix<R: Ring> {
+    mask: MaskId,
+    k: usize,
+    n: usize,
+    /// The public F = W - B.
+    f: Vec<R>,
+    /// This party's share of B, plus F at P0: the right operand of E · (B + F).
+    b_eff: Shares<R>,
+}
+
+impl<R: Ring> PreparedMatrix<R> {
+    /// Rows of W.
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+    /// Columns of W.
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+}
+
+impl<R: Ring> core::fmt::Debug for PreparedMatrix<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "PreparedMatrix({}x{}, mask {})", self.k, self.n, self.mask)
+    }
+}
+
+/// One computing party of a two-party session: its role, its link to the peer, its source of
+/// correlated randomness and the fixed-point format.
+pub struct Party<R: Ring, T: Transport, P: Preprocessing<R>> {
+    role: Role,
+    transport: T,
+    preprocessing: P,
+    zero_sharing: ZeroSharing,
+    fixed: FixedPoint,
+    truncation: Truncation,
+    _ring: core::marker::PhantomData<R>,
+}
+
+impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
+    /// Opens a session: P0 draws the pairwise input seed and sends it to P1 (one 32-byte message).
+    pub fn setup<G: CryptoRng + ?Sized>(
+        role: Role,
+        mut transport: T,
+        preprocessing: P,
+        rng: &mut G,
+    ) -> Result<Self, Error> {
+        let seed = match role {
+            Role::P0 => {
+                let seed = Seed::random(rng);
+                transport.send(PartyId::P1, seed.as_bytes()).map_err(Error::transport)?;
+                seed
+            }
+            Role::P1 => {
+                let mut bytes = [0u8; Seed::LEN];
+                transport.recv(PartyId::P0, &mut bytes).map_err(Error::transport)?;
+                let seed = Seed::from_bytes(bytes);
+                zeroize::Zeroize::zeroize(&mut bytes);
+                seed
+            }
+        };
+        Ok(Self::with_seed(role, transport, preprocessing, &seed))
+    }
+
+    /// A session whose pairwise input seed was agreed out of band.
+    pub fn with_seed(role: Role, transport: T, preprocessing: P, pairwise: &Seed) -> Self {
+        Self {
+            role,
+            transport,
+            preprocessing,
+            zero_sharing: ZeroSharing::new(pairwise),
+            fixed: FixedPoint::default(),
+            truncation: Truncation::default(),
+            _ring: core::marker::PhantomData,
+        }
+    }
+
+    /// Sets the fixed-point format (both parties must agree).
+    pub fn with_fixed_point(mut self, fixed: FixedPoint) -> Self {
+        self.fixed = fixed;
+        self
+    }
+
+    /// Sets the truncation method (both parties must agree).
+    pub fn with_truncation(mut self, truncation: Truncation) -> Self {
+        self.truncation = truncation;
+        self
+    }
+
+    /// This party's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The fixed-point format.
+    pub fn fixed_point(&self) -> FixedPoint {
+        self.fixed
+    }
+
+    /// The truncation method.
+    pub fn truncation(&self) -> Truncation {
+        self.truncation
+    }
+
+    /// The link to the peer.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The source of correlated randomness.
+    pub fn preprocessing(&self) -> &P {
+        &self.preprocessing
+    }
+
+    /// The source of correlated randomness, mutably (to fill a store ahead of time, say).
+    pub fn preprocessing_mut(&mut self) -> &mut P {
+        &mut self.preprocessing
+    }
+
+    /// Ends the session, returning the transport and the provider.
+    pub fn into_parts(self) -> (T, P) {
+        (self.transport, self.preprocessing)
+    }
+
+    fn peer(&self) -> PartyId {
+        self.role.peer().id()
+    }
+
+    fn is_p0(&self) -> bool {
+        self.role == Role::P0
+    }
+
+    // ---------------------------------------------------------------- input and output
+
+    /// Secret-shares `n` values owned by `owner`, without any message: the owner passes
+    /// `Some(values)` and keeps `x - r`, the other party passes `None` and keeps `r`, where `r`
+    /// comes from the pairwise seed.
+    pub fn input(&mut self, owner: Role, values: Option<&[R]>, n: usize) -> Result<Shares<R>, Error> {
+        let mut r = self.zero_sharing.masks::<R>(n);
+        match (owner == self.role, values) {
+            (true, Some(x)) if x.len() == n => {
+                for (ri, xi) in r.iter_mut().zip(x) {
+                    *ri = xi.wrapping_sub(ri);
+                }
+                Ok(r)
+            }
+            (false, None) => Ok(r),
+            _ => Err(Error::ShapeMismatch),
+        }
+    }
+
+    /// [`Party::input`] of reals, encoded in the session's fixed-point format.
+    pub fn input_fixed(&mut self, owner: Role, values: Option<&[f64]>, n: usize) -> Result<Shares<R>, Error> {
+        let encoded: Option<Vec<R>> = values.map(|v| self.fixed.encode_vec(v));
+        self.input(owner, encoded.as_deref(), n)
+    }
+
+    /// Opens `x` to both parties: one round, n elements each way.
+    pub fn open(&mut self, x: &[R]) -> Result<Vec<R>, Error> {
+        Ok(self.open_many(&[x])?.pop().expect("one opening"))
+    }
+
+    /// Opens several sharings in one round and one message per party.
+    pub fn open_many(&mut self, xs: &[&[R]]) -> Result<Vec<Vec<R>>, Error> {
+        let total: usize = xs.iter().map(|x| x.len()).sum();
+        let peer = self.peer();
+        wire::send(&mut self.transport, peer, xs)?;
+        let mut theirs = Shares::zeros(total);
+        wire::recv(&mut self.transport, peer, &mut theirs)?;
+        let mut out = Vec::with_capacity(xs.len());
+        let mut offset = 0;
+        for x in xs {
+            let mut v = x.to_vec();
+            ring::add_assign(&mut v, &theirs[offset..offset + x.len()]);
+            offset += x.len();
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// Reveals `x` to `to` only: the other party sends its share (one message). Returns the
+    /// secret at `to`, `None` at the sender.
+    pub fn reveal_to(&mut self, to: Role, x: &[R]) -> Result<Option<Vec<R>>, Error> {
+        let peer = self.peer();
+        if self.role == to {
+            let mut theirs = Shares::zeros(x.len());
+            wire::recv(&mut self.transport, peer, &mut theirs)?;
+            let mut v = x.to_vec();
+            ring::add_assign(&mut v, &theirs);
+            Ok(Some(v))
+        } else {
+            wire::send(&mut self.transport, peer, &[x])?;
+            Ok(None)
+        }
+    }
+
+    /// Opens `x` and decodes it from fixed point.
+    pub fn open_fixed(&mut self, x: &[R]) -> Result<Vec<f64>, Error> {
+        let v = self.open(x)?;
+        Ok(self.fixed.decode_vec(&v))
+    }
+
+    // ---------------------------------------------------------------- local steps
+
+    /// Adds a public vector to a sharing (P0 adds, P1 keeps its share).
+    pub fn add_public(&self, x: &mut [R], c: &[R]) -> Result<(), Error> {
+        if x.len() != c.len() {
+            return Err(Error::ShapeMismatch);
+        }
+        if self.is_p0() {
+            ring::add_assign(x, c);
+        }
+        Ok(())
+    }
+
+    /// Adds a public constant to every element.
+    pub fn add_public_scalar(&self, x: &mut [R], c: R) {
+        if self.is_p0() {
+            for v in x.iter_mut() {
+                *v = v.wrapping_add(&c);
+            }
+        }
+    }
+
+    /// Multiplies by a public fixed-point constant: local, then truncated.
+    pub fn mul_public_scalar(&mut self, x: &[R], c: f64) -> Result<Shares<R>, Error> {
+        let c: R = self.fixed.encode(c);
+        let z = Shares::from_vec(x.iter().map(|v| v.wrapping_mul(&c)).collect());
+        self.truncate(z)
+    }
+
+    // ---------------------------------------------------------------- truncation
+
+    /// Removes f fractional bits from a sharing of a value with 2f, by the session's method.
+    pub fn truncate(&mut self, z: Shares<R>) -> Result<Shares<R>, Error> {
+        Ok(self.truncate_many(vec![z])?.pop().expect("one sharing"))
+    }
+
+    /// Truncates several sharings (with [`Truncation::Dealer`], in one round).
+    pub fn truncate_many(&mut self, zs: Vec<Shares<R>>) -> Result<Vec<Shares<R>>, Error> {
+        let f = self.fixed.frac_bits();
+        match self.truncation {
+            Truncation::Local => Ok(zs
+                .into_iter()
+                .map(|mut z| {
+                    truncate_local(self.role, &mut z, f);
+                    z
+                })
+                .collect()),
+            Truncation::Dealer => self.truncate_dealer(zs, f),
+        }
+    }
+
+    /// Truncation with dealer pairs: open c = x + 2^(k-2) + r; then
+    /// x >> f = c >> f - r >> f + msb(r)·(1 - msb(c))·2^(k-f) - 2^(k-2-f), up to the borrow of
+    /// the low bits (error in [0, 1] ulp). Valid for |x| < 2^(k-2).
+    fn truncate_dealer(&mut self, zs: Vec<Shares<R>>, f: u32) -> Result<Vec<Shares<R>>, Error> {
+        let total: usize = zs.iter().map(|z| z.len()).sum();
+        let pairs = self.preprocessing.trunc(total, f)?;
+        let shift = R::ONE.shl(R::BITS - 2);
+        let mut masked = Shares::zeros(total);
+        let flat = zs.iter().flat_map(|z| z.iter());
+        for ((m, x), r) in masked.iter_mut().zip(flat).zip(pairs.r.iter()) {
+            *m = x.wrapping_add(r);
+        }
+        self.add_public_scalar(&mut masked, shift);
+        let c = self.open(&masked)?;
+        let unshift = R::ONE.shl(R::BITS - 2 - f);
+        let mut out = Vec::with_capacity(zs.len());
+        let mut offset = 0;
+        for z in &zs {
+            let mut t = Shares::zeros(z.len());
+            for (i, ti) in t.iter_mut().enumerate() {
+                let j = offset + i;
+                let wrap_factor = (R::ONE.wrapping_sub(&c[j].msb())).shl(R::BITS - f);
+                let mut v = pairs.r_msb[j].wrapping_mul(&wrap_factor).wrapping_sub(&pairs.r_hi[j]);
+                if self.is_p0() {
+                    v = v.wrapping_add(&c[j].shr_logical(f)).wrapping_sub(&unshift);
+                }
+                *ti = v;
+            }
+            offset += z.len();
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- multiplication
+
+    /// Elementwise fixed-point product of two sharings: one Beaver round, then truncation.
+    pub fn mul(&mut self, x: &[R], y: &[R]) -> Result<Shares<R>, Error> {
+        Ok(self.mul_many(&[(x, y)])?.pop().expect("one product"))
+    }
+
+    /// Several independent fixed-point products, opened in one round.
+    pub fn mul_many(&mut self, pairs: &[(&[R], &[R])]) -> Result<Vec<Shares<R>>, Error> {
+        let z = self.mul_many_ring(pairs)?;
+        self.truncate_many(z)
+    }
+
+    /// Several elementwise ring products (no truncation), opened in one round.
+    pub fn mul_many_ring(&mut self, pairs: &[(&[R], &[R])]) -> Result<Vec<Shares<R>>, Error> {
+        if pairs.iter().any(|(x, y)| x.len() != y.len()) {
+            return Err(Error::ShapeMismatch);
+        }
+        let total: usize = pairs.iter().map(|(x, _)| x.len()).sum();
+        let t = self.preprocessing.beaver(total)?;
+        let mut e = Shares::zeros(total);
+        let mut f = Shares::zeros(total);
+        let xs = pairs.iter().flat_map(|(x, _)| x.iter());
+        let ys = pairs.iter().flat_map(|(_, y)| y.iter());
+        for (i, (x, y)) in xs.zip(ys).enumerate() {
+            e[i] = x.wrapping_sub(&t.a[i]);
+            f[i] = y.wrapping_sub(&t.b[i]);
+        }
+        let opened = self.open_many(&[&e, &f])?;
+        let (e, f) = (&opened[0], &opened[1]);
+        let p0 = self.is_p0();
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut offset = 0;
+        for (x, _) in pairs {
+            let z: Vec<R> = (offset..offset + x.len())
+                .map(|i| {
+                    let mut z = t.c[i].wrapping_add(&e[i].wrapping_mul(&t.b[i])).wrapping_add(&f[i].wrapping_mul(&t.a[i]));
+                    if p0 {
+                        z = z.wrapping_add(&e[i].wrapping_mul(&f[i]));
+                    }
+                    z
+                })
+                .collect();
+            offset += x.len();
+            out.push(Shares::from_vec(z));
+        }
+        Ok(out)
+    }
+
+    /// Elementwise fixed-point square: one round with a square pair (half a multiply's traffic).
+    pub fn square(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
+        let z = self.square_ring(x)?;
+        self.truncate(z)
+    }
+
+    /// Elementwise ring square (no truncation).
+    pub fn square_ring(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
+        let pairs = self.preprocessing.square(x.len())?;
+        let masked: Vec<R> = x.iter().zip(pairs.r.iter()).map(|(x, r)| x.wrapping_sub(r)).collect();
+        let e = self.open(&masked)?;
+        let two = R::ONE.wrapping_add(&R::ONE);
+        let p0 = self.is_p0();
+        let z = (0..x.len())
+            .map(|i| {
+                let mut z = pairs.r2[i].wrapping_add(&two.wrapping_mul(&e[i]).wrapping_mul(&pairs.r[i]));
+                if p0 {
+                    z = z.wrapping_add(&e[i].wrapping_mul(&e[i]));
+                }
+                z
+            })
+            .collect();
+        Ok(Shares::from_vec(z))
+    }
+
+    /// Fixed-point product of two secret matrices X (m×k) and Y (k×n): one round opening
+    /// X - A and Y - B together, then truncation.
+    pub fn matmul(&mut self, x: &[R], y: &[R], m: usize, k: usize, n: usize) -> Result<Shares<R>, Error> {
+        let z = self.matmul_ring(x, y, m, k, n)?;
+        self.truncate(z)
+    }
+
+    /// Ring product of two secret matrices (no truncation).
+    pub fn matmul_ring(&mut self, x: &[R], y: &[R], m: usize, k: usize, n: usize) -> Result<Shares<R>, Error> {
+        if x.len() != m * k || y.len() != k * n {
+            return Err(Error::ShapeMismatch);
+        }
+        let mask = self.preprocessing.matmul_mask(k, n)?;
+        let triple = self.preprocessing.matmul_triple(m, k, n, mask.id)?;
+        let e: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
+        let f: Vec<R> = y.iter().zip(mask.b.iter()).map(|(y, b)| y.wrapping_sub(b)).collect();
+        let mut opened = self.open_many(&[&e, &f])?;
+        let f = opened.pop().expect("f");
+        let e = opened.pop().expect("e");
+        let prepared = self.prepared_from(mask.id, k, n, f, &mask.b);
+        Ok(self.combine(&e, &triple.a, triple.c, &prepared, m))
+    }
+
+    /// Prepares a secret matrix W (k×n) for repeated products: draws a mask B and opens W - B
+    /// (one round, kn elements each). Do it once per loaded model, not per inference.
+    pub fn prepare_matrix(&mut self, w: &[R], k: usize, n: usize) -> Result<PreparedMatrix<R>, Error> {
+        Ok(self.prepare_matrices(&[(w, k, n)])?.pop().expect("one matrix"))
+    }
+
+    /// Prepares several matrices in one round.
+    pub fn prepare_matrices(&mut self, ws: &[(&[R], usize, usize)]) -> Result<Vec<PreparedMatrix<R>>, Error> {
+        if ws.iter().any(|(w, k, n)| w.len() != k * n) {
+            return Err(Error::ShapeMismatch);
+        }
+        let masks = ws
+            .iter()
+            .map(|&(_, k, n)| self.preprocessing.matmul_mask(k, n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let masked: Vec<Vec<R>> = ws
+            .iter()
+            .zip(&masks)
+            .map(|((w, _, _), mask)| w.iter().zip(mask.b.iter()).map(|(w, b)| w.wrapping_sub(b)).collect())
+            .collect();
+        let refs: Vec<&[R]> = masked.iter().map(|v| v.as_slice()).collect();
+        let opened = self.open_many(&refs)?;
+        Ok(opened
+            .into_iter()
+            .zip(&masks)
+            .map(|(f, mask)| self.prepared_from(mask.id, mask.k, mask.n, f, &mask.b))
+            .collect())
+    }
+
+    fn prepared_from(&self, mask: MaskId, k: usize, n: usize, f: Vec<R>, b: &[R]) -> PreparedMatrix<R> {
+        let mut b_eff = Shares::from_vec(b.to_vec());
+        if self.is_p0() {
+            ring::add_assign(&mut b_eff, &f);
+        }
+        PreparedMatrix { mask, k, n, f, b_eff }
+    }
+
+    /// Fixed-point product X (m×k, secret) · W (prepared): one round opening X - A only.
+    pub fn matmul_prepared(&mut self, x: &[R], m: usize, w: &PreparedMatrix<R>) -> Result<Shares<R>, Error> {
+        let z = self.matmul_prepared_ring(x, m, w)?;
+        self.truncate(z)
+    }
+
+    /// Ring product X · W with a prepared W (no truncation).
+    pub fn matmul_prepared_ring(&mut self, x: &[R], m: usize, w: &PreparedMatrix<R>) -> Result<Shares<R>, Error> {
+        if x.len() != m * w.k {
+            return Err(Error::ShapeMismatch);
+        }
+        let triple = self.preprocessing.matmul_triple(m, w.k, w.n, w.mask)?;
+        let e: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
+        let e = self.open(&e)?;
+        Ok(self.combine(&e, &triple.a, triple.c, w, m))
+    }
+
+    /// Z = C + E · (B + [P0] F) + A · F, the share of X · W given E = X - A and F = W - B.
+    fn combine(&self, e: &[R], a: &[R], c: Shares<R>, w: &PreparedMatrix<R>, m: usize) -> Shares<R> {
+        let mut z = c;
+        R::gemm_acc(m, w.k, w.n, e, &w.b_eff, &mut z);
+        R::gemm_acc(m, w.k, w.n, a, &w.f, &mut z);
+        z
+    }
+}
+
+/// Local truncation of one party's share by `f` bits (SecureML): P0 shifts its share, P1 shifts
+/// the negation of its share and negates back, so that both round the same way.
+pub fn truncate_local<R: Ring>(role: Role, share: &mut [R], f: u32) {
+    match role {
+        Role::P0 => {
+            for v in share.iter_mut() {
+                *v = v.shr_arith(f);
+            }
+        }
+        Role::P1 => {
+            for v in share.iter_mut() {
+                *v = v.wrapping_neg().shr_arith(f).wrapping_neg();
+            }
+        }
+    }
+}
+
+impl<R: Ring, T: Transport, P: Preprocessing<R>> core::fmt::Debug for Party<R, T, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Party")
+            .field("role", &self.role)
+            .field("fixed", &self.fixed)
+            .field("truncation", &self.truncation)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,236 @@
+//! Secret shares: additive over the ring, XOR for bits, and seeded zero-sharing.
+//!
+//! An additive sharing of `x` among n parties is n ring elements that sum to `x`; any n-1 of them
+//! are uniform and independent of `x`. XOR sharing does the same with `^` for packed bits.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ops::{Deref, DerefMut};
+
+use chacha20::ChaCha12Rng;
+use rand_core::{Rng, SeedableRng};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::ring::{self, Ring};
+
+/// One party's shares of a vector of secrets; wiped from memory when dropped.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Shares<R: Ring>(Vec<R>);
+
+impl<R: Ring> Shares<R> {
+    /// Wraps a vector of share values.
+    pub fn from_vec(v: Vec<R>) -> Self {
+        Self(v)
+    }
+
+    /// `n` zero shares.
+    pub fn zeros(n: usize) -> Self {
+        Self(vec![R::ZERO; n])
+    }
+
+    /// Takes the values out, leaving this container empty (the caller now owns the secret).
+    pub fn into_vec(mut self) -> Vec<R> {
+        core::mem::take(&mut self.0)
+    }
+
+    /// Local addition of two sharings.
+    pub fn add(&self, other: &[R]) -> Self {
+        let mut out = self.clone();
+        ring::add_assign(&mut out, other);
+        out
+    }
+
+    /// Local subtraction of two sharings.
+    pub fn sub(&self, other: &[R]) -> Self {
+        let mut out = self.clone();
+        ring::sub_assign(&mut out, other);
+        out
+    }
+
+    /// Local negation.
+    pub fn neg(&self) -> Self {
+        Self(self.0.iter().map(|x| x.wrapping_neg()).collect())
+    }
+}
+
+impl<R: Ring> Deref for Shares<R> {
+    type Target = [R];
+    fn deref(&self) -> &[R] {
+        &self.0
+    }
+}
+
+impl<R: Ring> DerefMut for Shares<R> {
+    fn deref_mut(&mut self) -> &mut [R] {
+        &mut self.0
+    }
+}
+
+impl<R: Ring> core::fmt::Debug for Shares<R> {
+    // Share values never go to logs.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Shares(len = {})", self.0.len())
+    }
+}
+
+impl<R: Ring> Drop for Shares<R> {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl<R: Ring> ZeroizeOnDrop for Shares<R> {}
+
+/// Splits each value of `secret` into `parties` additive shares (`parties >= 1`).
+pub fn share_additive<R: Ring, G: Rng + ?Sized>(secret: &[R], parties: usize, rng: &mut G) -> Vec<Shares<R>> {
+    assert!(parties >= 1, "at least one party");
+    let mut out: Vec<Shares<R>> = Vec::with_capacity(parties);
+    let mut last = Shares::from_vec(secret.to_vec());
+    for _ in 1..parties {
+        let mut s = Shares::zeros(secret.len());
+        ring::fill_uniform(rng, &mut s);
+        ring::sub_assign(&mut last, &s);
+        out.push(s);
+    }
+    out.push(last);
+    out
+}
+
+/// Sums additive shares back into the secret.
+///
+/// # Panics
+/// If the share vectors differ in length.
+pub fn reconstruct_additive<R: Ring>(shares: &[&[R]]) -> Vec<R> {
+    let n = shares.first().map_or(0, |s| s.len());
+    let mut out = vec![R::ZERO; n];
+    for s in shares {
+        assert_eq!(s.len(), n, "share vectors differ in length");
+        ring::add_assign(&mut out, s);
+    }
+    out
+}
+
+/// Splits each word of `secret` (64 packed bits) into `parties` XOR shares.
+pub fn share_xor<G: Rng + ?Sized>(secret: &[u64], parties: usize, rng: &mut G) -> Vec<Shares<u64>> {
+    assert!(parties >= 1, "at least one party");
+    let mut out: Vec<Shares<u64>> = Vec::with_capacity(parties);
+    let mut last = Shares::from_vec(secret.to_vec());
+    for _ in 1..parties {
+        let mut s = Shares::zeros(secret.len());
+        ring::fill_uniform(rng, &mut s);
+        for (l, r) in last.iter_mut().zip(s.iter()) {
+            *l ^= r;
+        }
+        out.push(s);
+    }
+    out.push(last);
+    out
+}
+
+/// XORs shares back into the packed secret bits.
+///
+/// # Panics
+/// If the share vectors differ in length.
+pub fn reconstruct_xor(shares: &[&[u64]]) -> Vec<u64> {
+    let n = shares.first().map_or(0, |s| s.len());
+    let mut out = vec![0u64; n];
+    for s in shares {
+        assert_eq!(s.len(), n, "share vectors differ in length");
+        for (o, x) in out.iter_mut().zip(s.iter()) {
+            *o ^= x;
+        }
+    }
+    out
+}
+
+/// A 256-bit PRG seed; compared in constant time and wiped on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Seed(pub(crate) [u8; 32]);
+
+impl Seed {
+    /// Bytes of a seed on the wire.
+    pub const LEN: usize = 32;
+
+    /// Wraps seed bytes (from an OS RNG, or received from the dealer).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Draws a fresh seed from a cryptographic RNG.
+    pub fn random<G: rand_core::CryptoRng + ?Sized>(rng: &mut G) -> Self {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        Self(b)
+    }
+
+    /// The seed bytes (for sending it to the party that shares it).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The ChaCha12 generator this seed keys, on an independent `stream`.
+    pub fn prg(&self, stream: u64) -> Prg {
+        let mut rng = ChaCha12Rng::from_seed(self.0);
+        rng.set_stream(stream);
+        rng
+    }
+}
+
+impl ConstantTimeEq for Seed {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl PartialEq for Seed {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for Seed {}
+
+impl core::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Seed(..)")
+    }
+}
+
+/// The PRG of the project: ChaCha12, wiped on drop.
+pub type Prg = ChaCha12Rng;
+
+/// Stream numbers that keep the uses of one seed apart.
+pub(crate) mod streams {
+    /// Pairwise masks for inputs (zero-sharing).
+    pub const INPUT: u64 = 1;
+    /// Dealer-derived correlated randomness.
+    pub const DEALER: u64 = 2;
+}
+
+/// Pseudo-random zero-sharing between P0 and P1: both hold the same seed and draw the same masks
+/// in lockstep, so a party inputs a secret `x` by keeping `x - r` while its peer keeps `r`,
+/// with no message at all (CrypTen's PRZS for two parties).
+pub struct ZeroSharing {
+    prg: Prg,
+}
+
+impl ZeroSharing {
+    /// Keys the generator with the pairwise seed.
+    pub fn new(seed: &Seed) -> Self {
+        Self { prg: seed.prg(streams::INPUT) }
+    }
+
+    /// The next `n` masks (identical at both parties).
+    pub fn masks<R: Ring>(&mut self, n: usize) -> Shares<R> {
+        let mut r = Shares::zeros(n);
+        ring::fill_uniform(&mut self.prg, &mut r);
+        r
+    }
+}
+
+impl core::fmt::Debug for ZeroSharing {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ZeroSharing(..)")
+    }
+}

@@ -1,0 +1,115 @@
+//! The `mpcformer` command line.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mpc_core::protocol::Truncation;
+use mpc_io_std::bench::gemm;
+use mpc_io_std::demo::{self, DemoConfig};
+
+/// Private Transformer inference with secure multi-party computation.
+#[derive(Parser, Debug)]
+#[command(name = "mpcformer", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// A private matrix product X·W between P0 (weights) and P1 (activations), over threads,
+    /// with its agreement with plaintext, time and bytes.
+    Demo {
+        /// Rows of X (tokens).
+        #[arg(long, default_value_t = 128)]
+        m: usize,
+        /// Columns of X / rows of W.
+        #[arg(long, default_value_t = 768)]
+        k: usize,
+        /// Columns of W.
+        #[arg(long, default_value_t = 768)]
+        n: usize,
+        /// Truncation after the product.
+        #[arg(long, value_enum, default_value_t = TruncationArg::Local)]
+        truncation: TruncationArg,
+        /// Print one JSON line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks that print numbers.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// The wrapping u64 GEMM against an f64 GEMM on BERT-base's linear shapes (one thread each).
+    Gemm {
+        /// Print one JSON line per shape.
+        #[arg(long)]
+        json: bool,
+        /// Seconds of timing per shape and kernel.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TruncationArg {
+    /// Each party shifts its share (no communication).
+    Local,
+    /// Dealer truncation pairs (one round; never fails).
+    Dealer,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Bench { what: BenchCommand::Gemm { json, seconds } } => {
+            if !json {
+                println!("{:<20} {:>10} {:>10} {:>7}  kernel", "shape", "u64 Gmac/s", "f64 Gmac/s", "ratio");
+            }
+            for (m, k, n) in gemm::BERT_BASE_SHAPES {
+                let r = gemm::measure(m, k, n, seconds);
+                if json {
+                    println!("{}", serde_json::to_string(&r).expect("serialisable"));
+                } else {
+                    println!("{:<20} {:>10.2} {:>10.2} {:>7.2}  {}", r.shape, r.u64_gmacs, r.f64_gmacs, r.ratio, r.kernel);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Demo { m, k, n, truncation, json } => {
+            let truncation = match truncation {
+                TruncationArg::Local => Truncation::Local,
+                TruncationArg::Dealer => Truncation::Dealer,
+            };
+            match demo::run(DemoConfig { m, k, n, truncation, ..DemoConfig::default() }) {
+                Ok(r) if json => {
+                    println!("{}", serde_json::to_string(&r).expect("serialisable"));
+                    ExitCode::SUCCESS
+                }
+                Ok(r) => {
+                    println!("private matrix product {} (P0 holds W, P1 holds X; P1 learns X·W)", r.shape);
+                    println!("  private   [0..4]: {:?}", r.private_head);
+                    println!("  plaintext [0..4]: {:?}", r.plaintext_head);
+                    println!("  max |private - plaintext| = {:.2e}", r.max_abs_err);
+                    println!(
+                        "  online  {:.4} s, {} bytes, {} rounds   (plaintext f64: {:.4} s)",
+                        r.online_s, r.online_bytes, r.rounds, r.plaintext_s
+                    );
+                    println!("  offline {:.4} s, {} bytes from the dealer", r.offline_s, r.offline_bytes);
+                    println!("  weight preparation (once per model) {:.4} s, {} bytes", r.prepare_s, r.prepare_bytes);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mpcformer demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! # mpc-io-std
+//!
+//! The std side of mpcformer: what connects the `no_std` engine to threads, sockets, files and
+//! people.
+//!
+//! - [`channel`]: an in-memory [`Transport`](mpc_core::Transport) over std channels;
+//! - [`launcher`]: runs P0, P1 and the dealer in threads and returns outputs and metering;
+//! - [`bench`]: the benchmarks behind `mpcformer bench`;
+//! - [`demo`]: the private matrix product behind `mpcformer demo`.
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod channel;
+pub mod demo;
+pub mod launcher;
+
+pub use channel::{ChannelError, ChannelTransport};
+pub use launcher::{LaunchError, LaunchOptions, PartyContext, PartyOutcome, ThreadedRun, run_threaded};
+
+/// A cryptographic RNG keyed from the operating system's entropy.
+pub fn os_rng() -> Result<mpc_core::share::Prg, getrandom::Error> {
+    use rand_core::SeedableRng;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)?;
+    let rng = mpc_core::share::Prg::from_seed(seed);
+    zeroize_bytes(&mut seed);
+    Ok(rng)
+}
+
+fn zeroize_bytes(b: &mut [u8]) {
+    for x in b.iter_mut() {
+        *x = 0;
+    }
+    std::hint::black_box(b);
+}
