@@ -79,11 +79,7 @@ impl FixedPoint {
             Err(EncodeError::NotFinite) if x.is_nan() => R::ZERO,
             Err(_) => {
                 let edge = (1i64 << (R::BITS - 2)) - 1 + (1i64 << (R::BITS - 2));
-                if x > 0.0 {
-                    R::from_i64(edge)
-                } else {
-                    R::from_i64(-edge)
-                }
+                if x > 0.0 { R::from_i64(edge) } else { R::from_i64(-edge) }
             }
         }
     }

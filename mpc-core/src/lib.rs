@@ -15,6 +15,7 @@
 //! | [`preprocessing`] | the [`Preprocessing`] provider trait, the seeded trusted dealer, a store of offline material and a test double |
 //! | [`protocol`] | [`Party`]: input, open, Beaver multiplication, square, matmul, truncation |
 //! | [`gemm`] | the wrapping GEMM, with SIMD kernels chosen at run time under `std` |
+//! | [`testing`] | harnesses feeding untrusted bytes to the engine (fuzzers, property tests) |
 //!
 //! Protocol logic never touches sockets: transports are drivers supplied by the integrator (see
 //! `mpc-io-std` for channels and TCP + TLS).
@@ -45,6 +46,8 @@ pub mod preprocessing;
 pub mod protocol;
 #[cfg(feature = "alloc")]
 pub mod share;
+#[cfg(feature = "alloc")]
+pub mod testing;
 #[cfg(feature = "alloc")]
 pub mod wire;
 

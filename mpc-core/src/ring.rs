@@ -58,9 +58,9 @@ pub trait Ring:
         self.shr_logical(Self::BITS - 1)
     }
     /// Converts from little-endian wire order (a no-op on little-endian machines).
-    fn from_le(self) -> Self;
+    fn le_to_native(self) -> Self;
     /// Converts to little-endian wire order (a no-op on little-endian machines).
-    fn to_le(self) -> Self;
+    fn native_to_le(self) -> Self;
 
     /// `c += a · b` for row-major `a` (m×k), `b` (k×n) and `c` (m×n), wrapping.
     ///
@@ -117,11 +117,11 @@ macro_rules! impl_ring {
                 self << bits
             }
             #[inline(always)]
-            fn from_le(self) -> Self {
+            fn le_to_native(self) -> Self {
                 <$t>::from_le(self)
             }
             #[inline(always)]
-            fn to_le(self) -> Self {
+            fn native_to_le(self) -> Self {
                 <$t>::to_le(self)
             }
             $($extra)*
@@ -138,7 +138,7 @@ pub fn fill_uniform<R: Ring, G: Rng + ?Sized>(rng: &mut G, out: &mut [R]) {
     rng.fill_bytes(bytemuck::cast_slice_mut(out));
     if cfg!(target_endian = "big") {
         for x in out.iter_mut() {
-            *x = x.from_le();
+            *x = x.le_to_native();
         }
     }
 }
@@ -185,9 +185,9 @@ mod tests {
     #[test]
     fn wrapping_laws() {
         let a = u64::MAX - 1;
-        assert_eq!(a.wrapping_add(&3), 1);
-        assert_eq!(1u64.wrapping_sub(&a), 3);
-        assert_eq!(a.wrapping_mul(&a), 4);
+        assert_eq!(a.wrapping_add(3), 1);
+        assert_eq!(1u64.wrapping_sub(a), 3);
+        assert_eq!(a.wrapping_mul(a), 4);
         assert_eq!(a.wrapping_neg(), 2);
     }
 }

@@ -234,3 +234,75 @@ impl core::fmt::Debug for ZeroSharing {
         f.write_str("ZeroSharing(..)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn additive_shares_reconstruct(secret: Vec<u64>, parties in 1usize..5, seed: u64) {
+            let mut rng = Prg::seed_from_u64(seed);
+            let shares = share_additive(&secret, parties, &mut rng);
+            prop_assert_eq!(shares.len(), parties);
+            let refs: Vec<&[u64]> = shares.iter().map(|s| &s[..]).collect();
+            prop_assert_eq!(reconstruct_additive(&refs), secret);
+        }
+
+        #[test]
+        fn additive_shares_reconstruct_in_z2_32(secret: Vec<u32>, seed: u64) {
+            let mut rng = Prg::seed_from_u64(seed);
+            let shares = share_additive(&secret, 3, &mut rng);
+            let refs: Vec<&[u32]> = shares.iter().map(|s| &s[..]).collect();
+            prop_assert_eq!(reconstruct_additive(&refs), secret);
+        }
+
+        #[test]
+        fn xor_shares_reconstruct(secret: Vec<u64>, parties in 1usize..5, seed: u64) {
+            let mut rng = Prg::seed_from_u64(seed);
+            let shares = share_xor(&secret, parties, &mut rng);
+            let refs: Vec<&[u64]> = shares.iter().map(|s| &s[..]).collect();
+            prop_assert_eq!(reconstruct_xor(&refs), secret);
+        }
+    }
+
+    #[test]
+    fn a_single_share_does_not_follow_the_secret() {
+        // Sharing the same secret twice gives unrelated shares.
+        let mut rng = Prg::seed_from_u64(1);
+        let a = share_additive(&[42u64; 8], 2, &mut rng);
+        let b = share_additive(&[42u64; 8], 2, &mut rng);
+        assert_ne!(&a[0][..], &b[0][..]);
+        assert!(a[0].iter().all(|&x| x != 42));
+    }
+
+    #[test]
+    fn zero_sharing_agrees_between_parties() {
+        let seed = Seed::from_bytes([9u8; 32]);
+        let mut p0 = ZeroSharing::new(&seed);
+        let mut p1 = ZeroSharing::new(&seed.clone());
+        let r0 = p0.masks::<u64>(100);
+        let r1 = p1.masks::<u64>(100);
+        assert_eq!(&r0[..], &r1[..]);
+        assert_ne!(&p0.masks::<u64>(100)[..], &r0[..], "masks advance");
+    }
+
+    #[test]
+    fn seeds_compare_in_constant_time_and_hide_in_debug() {
+        let a = Seed::from_bytes([1u8; 32]);
+        let b = Seed::from_bytes([2u8; 32]);
+        assert_eq!(a, a.clone());
+        assert_ne!(a, b);
+        assert_eq!(alloc::format!("{a:?}"), "Seed(..)");
+    }
+
+    #[test]
+    fn shares_wipe_on_into_vec_and_hide_in_debug() {
+        let s = Shares::from_vec(alloc::vec![5u64, 6, 7]);
+        assert_eq!(alloc::format!("{s:?}"), "Shares(len = 3)");
+        assert_eq!(s.into_vec(), alloc::vec![5, 6, 7]);
+    }
+}

@@ -18,7 +18,7 @@ pub fn send<R: Ring, T: Transport>(transport: &mut T, to: PartyId, parts: &[&[R]
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut buf: Vec<R> = Vec::with_capacity(total);
     for p in parts {
-        buf.extend(p.iter().map(|x| x.to_le()));
+        buf.extend(p.iter().map(|x| x.native_to_le()));
     }
     transport.send(to, bytemuck::cast_slice(&buf)).map_err(Error::transport)
 }
@@ -28,7 +28,7 @@ pub fn recv<R: Ring, T: Transport>(transport: &mut T, from: PartyId, out: &mut [
     transport.recv(from, bytemuck::cast_slice_mut(out)).map_err(Error::transport)?;
     if cfg!(target_endian = "big") {
         for x in out.iter_mut() {
-            *x = x.from_le();
+            *x = x.le_to_native();
         }
     }
     Ok(())

@@ -62,7 +62,7 @@ pub struct DemoReport {
     pub offline_bytes: u64,
     /// Bytes of the weight preparation.
     pub prepare_bytes: u64,
-    /// Online rounds (P0's count).
+    /// Online rounds (the larger of the two parties' counts).
     pub rounds: u64,
 }
 
@@ -93,7 +93,8 @@ pub fn run(cfg: DemoConfig) -> Result<DemoReport, LaunchError> {
         store.fill(&mut ctx.dealer, &[Request::MatmulMask { k, n }])?;
         store.fill(&mut ctx.dealer, &[Request::MatmulTriple { m, k, n, mask: 0 }])?;
         if truncation == Truncation::Dealer {
-            store.fill(&mut ctx.dealer, &[Request::Trunc { n: m * n, frac_bits: FixedPoint::default().frac_bits() }])?;
+            store
+                .fill(&mut ctx.dealer, &[Request::Trunc { n: m * n, frac_bits: FixedPoint::default().frac_bits() }])?;
         }
         let offline_s = t.elapsed().as_secs_f64();
 
@@ -146,6 +147,6 @@ pub fn run(cfg: DemoConfig) -> Result<DemoReport, LaunchError> {
         online_bytes: p0.online.bytes_sent + p1.online.bytes_sent,
         offline_bytes: run.p0.dealer.bytes_received + run.p1.dealer.bytes_received,
         prepare_bytes: p0.prepare.bytes_sent + p1.prepare.bytes_sent,
-        rounds: p0.online.rounds,
+        rounds: p0.online.rounds.max(p1.online.rounds),
     })
 }

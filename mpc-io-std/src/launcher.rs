@@ -27,11 +27,34 @@ pub type ThreadedParty<'a> = Party<u64, &'a mut ThreadedTransport, &'a mut Deale
 pub struct LaunchOptions {
     /// Receive timeout of every link.
     pub timeout: Duration,
+    /// Derive every party's randomness from this seed instead of the OS: reproducible runs for
+    /// tests and benchmarks. **Never** for real use: whoever knows the seed knows every share.
+    pub insecure_seed: Option<[u8; 32]>,
 }
 
 impl Default for LaunchOptions {
     fn default() -> Self {
-        Self { timeout: ChannelTransport::DEFAULT_TIMEOUT }
+        Self { timeout: ChannelTransport::DEFAULT_TIMEOUT, insecure_seed: None }
+    }
+}
+
+impl LaunchOptions {
+    /// Reproducible randomness from `seed` (see [`LaunchOptions::insecure_seed`]).
+    pub fn seeded(seed: u64) -> Self {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        Self { insecure_seed: Some(bytes), ..Self::default() }
+    }
+
+    fn rng(&self, stream: u64) -> Result<Prg, LaunchError> {
+        match self.insecure_seed {
+            Some(seed) => {
+                let mut rng = <Prg as rand_core::SeedableRng>::from_seed(seed);
+                rng.set_stream(stream);
+                Ok(rng)
+            }
+            None => crate::os_rng().map_err(|_| LaunchError::Entropy),
+        }
     }
 }
 
@@ -132,11 +155,9 @@ where
     let (p0_d, d_p0) = ChannelTransport::pair(PartyId::P0, PartyId::Dealer);
     let (p1_d, d_p1) = ChannelTransport::pair(PartyId::P1, PartyId::Dealer);
     let mut dealer_link = d_p0.join(d_p1).with_timeout(options.timeout);
-    let mut rngs = Vec::with_capacity(3);
-    for _ in 0..3 {
-        rngs.push(crate::os_rng().map_err(|_| LaunchError::Entropy)?);
-    }
-    let mut dealer_rng = rngs.pop().expect("three rngs");
+    let rng0 = options.rng(0)?;
+    let rng1 = options.rng(1)?;
+    let mut dealer_rng = options.rng(2)?;
     let start = Instant::now();
 
     let run_party = |role: Role, peer: ChannelTransport, dealer: ChannelTransport, rng: Prg| {
@@ -146,12 +167,15 @@ where
         let output = program(&mut ctx)?;
         let PartyContext { peer, dealer, .. } = ctx;
         let dealer_link = dealer.finish()?;
-        Ok(PartyOutcome { output, peer: peer.stats(), dealer: dealer_link.stats(), seconds: t0.elapsed().as_secs_f64() })
+        Ok(PartyOutcome {
+            output,
+            peer: peer.stats(),
+            dealer: dealer_link.stats(),
+            seconds: t0.elapsed().as_secs_f64(),
+        })
     };
 
     let (r0, r1, rd) = thread::scope(|s| {
-        let rng1 = rngs.pop().expect("rng");
-        let rng0 = rngs.pop().expect("rng");
         let h0 = s.spawn(|| run_party(Role::P0, p0_p1, p0_d, rng0));
         let h1 = s.spawn(|| run_party(Role::P1, p1_p0, p1_d, rng1));
         let hd = s.spawn(move || Dealer::<u64>::new(&mut dealer_rng).serve(&mut dealer_link));
@@ -165,8 +189,7 @@ where
         (Ok(p0), Ok(p1), Ok(dealer)) => Ok(ThreadedRun { p0, p1, dealer, seconds: start.elapsed().as_secs_f64() }),
         (r0, r1, rd) => {
             let failures = [(PartyId::P0, r0.err()), (PartyId::P1, r1.err()), (PartyId::Dealer, rd.err())];
-            let failures: Vec<(PartyId, Error)> =
-                failures.into_iter().filter_map(|(p, e)| e.map(|e| (p, e))).collect();
+            let failures: Vec<(PartyId, Error)> = failures.into_iter().filter_map(|(p, e)| e.map(|e| (p, e))).collect();
             let root = failures
                 .iter()
                 .find(|(_, e)| *e != Error::Transport(ErrorKind::Disconnected))

@@ -6,5 +6,4 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-
 pub use mpc_core as core;

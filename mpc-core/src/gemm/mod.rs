@@ -62,3 +62,77 @@ pub(crate) fn gemm_acc_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c
         portable::gemm_acc(m, k, n, a, b, c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn matrices<R: Ring>(m: usize, k: usize, n: usize, seed: u64) -> (Vec<R>, Vec<R>, Vec<R>) {
+        let mut state = seed | 1;
+        let mut next = move || {
+            // xorshift64*: deterministic, full-width values, no dependence on the code under test.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            R::from_u64(state.wrapping_mul(0x2545_f491_4f6c_dd1d))
+        };
+        let a = (0..m * k).map(|_| next()).collect();
+        let b = (0..k * n).map(|_| next()).collect();
+        let c = (0..m * n).map(|_| next()).collect();
+        (a, b, c)
+    }
+
+    fn check<R: Ring>(m: usize, k: usize, n: usize, seed: u64) {
+        let (a, b, c0) = matrices::<R>(m, k, n, seed);
+        let mut fast = c0.clone();
+        let mut naive = c0.clone();
+        gemm_acc(m, k, n, &a, &b, &mut fast);
+        gemm_naive(m, k, n, &a, &b, &mut naive);
+        assert_eq!(fast, naive, "dispatched kernel, {m}x{k}·{k}x{n}");
+        let mut portable = c0;
+        portable::gemm_acc(m, k, n, &a, &b, &mut portable);
+        assert_eq!(portable, naive, "portable kernel, {m}x{k}·{k}x{n}");
+    }
+
+    #[test]
+    fn odd_shapes_match_the_naive_loop() {
+        // Edges of every blocking level: tiles (4x24), packing blocks (64, 256, 384) and beyond.
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (4, 24, 24),
+            (5, 25, 23),
+            (65, 257, 385),
+            (7, 513, 30),
+            (130, 3, 770),
+            (0, 4, 4),
+            (4, 0, 4),
+        ] {
+            check::<u64>(m, k, n, (m * 1000 + k * 10 + n) as u64);
+            check::<u32>(m, k, n, (m + k + n) as u64);
+        }
+    }
+
+    #[test]
+    fn overwriting_form_ignores_old_contents() {
+        let (a, b, _) = matrices::<u64>(6, 9, 31, 3);
+        let mut c = vec![123u64; 6 * 31];
+        gemm(6, 9, 31, &a, &b, &mut c);
+        let mut expect = vec![0u64; 6 * 31];
+        gemm_naive(6, 9, 31, &a, &b, &mut expect);
+        assert_eq!(c, expect);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn random_shapes_match_the_naive_loop(m in 0usize..70, k in 0usize..300, n in 0usize..100, seed: u64) {
+            check::<u64>(m, k, n, seed);
+        }
+    }
+}

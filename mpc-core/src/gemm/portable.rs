@@ -7,8 +7,10 @@
 use crate::ring::Ring;
 
 /// Rows of the register tile.
+#[cfg(feature = "alloc")]
 pub(crate) const MR: usize = 4;
 /// Columns of the register tile (three 512-bit vectors of u64).
+#[cfg(feature = "alloc")]
 pub(crate) const NR: usize = 24;
 #[cfg(feature = "alloc")]
 const KC: usize = 256;
@@ -17,6 +19,7 @@ const MC: usize = 64;
 #[cfg(feature = "alloc")]
 const NC: usize = 384;
 
+#[cfg(feature = "alloc")]
 /// Computes one MR×NR register tile of `A_panel · B_panel` over `kc` steps, from packed panels
 /// (`a_panel`: kc groups of MR values, `b_panel`: kc rows of NR values).
 pub(crate) trait Tile<R: Ring> {
@@ -25,8 +28,10 @@ pub(crate) trait Tile<R: Ring> {
 }
 
 /// The tile in plain Rust, left to the compiler's vectoriser.
+#[cfg(feature = "alloc")]
 pub(crate) struct PortableTile;
 
+#[cfg(feature = "alloc")]
 impl<R: Ring> Tile<R> for PortableTile {
     #[inline(always)]
     fn tile(kc: usize, a_panel: &[R], b_panel: &[R]) -> [[R; NR]; MR] {
@@ -36,31 +41,28 @@ impl<R: Ring> Tile<R> for PortableTile {
 
 /// `c += a · b` (see [`crate::gemm::gemm_acc`]).
 pub fn gemm_acc<R: Ring>(m: usize, k: usize, n: usize, a: &[R], b: &[R], c: &mut [R]) {
+    #[cfg(feature = "alloc")]
     gemm_acc_inline::<R, PortableTile>(m, k, n, a, b, c);
+    #[cfg(not(feature = "alloc"))]
+    row_streaming(m, k, n, a, b, c);
 }
 
 /// The kernel body, inlined into each instruction-set wrapper so that it is compiled once per
 /// target feature level, with the tile `K`.
+#[cfg(feature = "alloc")]
 #[inline(always)]
 pub(crate) fn gemm_acc_inline<R: Ring, K: Tile<R>>(m: usize, k: usize, n: usize, a: &[R], b: &[R], c: &mut [R]) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm operand too short");
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    #[cfg(feature = "alloc")]
-    {
-        blocked::<R, K>(m, k, n, a, b, c);
-    }
-    #[cfg(not(feature = "alloc"))]
-    {
-        row_streaming(m, k, n, a, b, c);
-    }
+    blocked::<R, K>(m, k, n, a, b, c);
 }
 
 /// Without an allocator: i-k-j order, streaming rows of B into rows of C.
 #[cfg(not(feature = "alloc"))]
-#[inline(always)]
 fn row_streaming<R: Ring>(m: usize, k: usize, n: usize, a: &[R], b: &[R], c: &mut [R]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm operand too short");
     for i in 0..m {
         let c_row = &mut c[i * n..(i + 1) * n];
         for p in 0..k {
@@ -146,6 +148,7 @@ fn pack_a<R: Ring>(a: &[R], ld: usize, pc: usize, mc: usize, kc: usize, out: &mu
 }
 
 /// The MR×NR register tile of `A_panel · B_panel` over `kc` steps.
+#[cfg(feature = "alloc")]
 #[inline(always)]
 fn micro_kernel<R: Ring>(kc: usize, a_panel: &[R], b_panel: &[R]) -> [[R; NR]; MR] {
     let mut acc = [[R::ZERO; NR]; MR];

@@ -84,8 +84,10 @@ impl Tile<u64> for Avx512Tile {
 
 #[target_feature(enable = "avx512f,avx512dq")]
 fn tile_avx512(kc: usize, a_panel: &[u64], b_panel: &[u64]) -> [[u64; NR]; MR] {
-    use std::arch::x86_64::{__m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_set1_epi64,
-        _mm512_setzero_si512, _mm512_storeu_si512};
+    use std::arch::x86_64::{
+        __m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_set1_epi64, _mm512_setzero_si512,
+        _mm512_storeu_si512,
+    };
     assert!(a_panel.len() >= kc * MR && b_panel.len() >= kc * NR, "panel too short");
     let mut acc: [[__m512i; 3]; MR] = [[_mm512_setzero_si512(); 3]; MR];
     for (a_col, b_row) in a_panel.chunks_exact(MR).zip(b_panel.chunks_exact(NR)).take(kc) {
@@ -93,11 +95,7 @@ fn tile_avx512(kc: usize, a_panel: &[u64], b_panel: &[u64]) -> [[u64; NR]; MR] {
         // SAFETY: `b_row` holds NR = 24 u64, so the three unaligned 64-byte loads at offsets 0,
         // 8 and 16 stay inside it.
         let b = unsafe {
-            [
-                _mm512_loadu_si512(p.cast()),
-                _mm512_loadu_si512(p.add(8).cast()),
-                _mm512_loadu_si512(p.add(16).cast()),
-            ]
+            [_mm512_loadu_si512(p.cast()), _mm512_loadu_si512(p.add(8).cast()), _mm512_loadu_si512(p.add(16).cast())]
         };
         for (row, &a) in acc.iter_mut().zip(a_col) {
             let a = _mm512_set1_epi64(a as i64);

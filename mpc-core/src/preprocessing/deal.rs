@@ -15,10 +15,12 @@ use crate::ring::{self, Ring};
 use crate::share::{Prg, Shares};
 use crate::transport::Role;
 
-/// The largest number of ring elements a single request may ask for (per part), 2^31.
+/// The default bound on the ring elements of one part of one request, 2^28 (2 GiB of u64):
+/// far above any Transformer layer's need, and a bound on what a request can make anybody
+/// allocate. The dealer's bound is configurable ([`Dealer::with_max_request_elements`]).
 ///
-/// Bounds what a request decoded from a peer can make the dealer allocate.
-pub const MAX_REQUEST_ELEMENTS: usize = 1 << 31;
+/// [`Dealer::with_max_request_elements`]: super::Dealer::with_max_request_elements
+pub const MAX_REQUEST_ELEMENTS: usize = 1 << 28;
 
 /// Bytes of an encoded request header.
 pub(crate) const HEADER_LEN: usize = 40;
@@ -40,9 +42,9 @@ fn parts(lens: &[usize]) -> Parts2<usize, 2> {
 }
 
 impl Request {
-    /// Checks that every part fits [`MAX_REQUEST_ELEMENTS`] and the shift fits the ring.
-    pub fn validate<R: Ring>(&self) -> Result<(), Error> {
-        let ok = |x: Option<usize>| matches!(x, Some(v) if v <= MAX_REQUEST_ELEMENTS);
+    /// Checks that every part holds at most `max_elements` and the shift fits the ring.
+    pub fn validate<R: Ring>(&self, max_elements: usize) -> Result<(), Error> {
+        let ok = |x: Option<usize>| matches!(x, Some(v) if v <= max_elements);
         let fits = match *self {
             Request::Beaver { n } | Request::Square { n } => ok(Some(n)),
             Request::Trunc { n, frac_bits } => ok(Some(n)) && frac_bits + 2 < R::BITS,
@@ -65,9 +67,7 @@ impl Request {
             Request::Square { n } => Layout { random: parts(&[n]), correlated: parts(&[n]) },
             Request::Trunc { n, .. } => Layout { random: parts(&[n]), correlated: parts(&[n, n]) },
             Request::MatmulMask { k, n } => Layout { random: parts(&[k * n]), correlated: parts(&[]) },
-            Request::MatmulTriple { m, k, n, .. } => {
-                Layout { random: parts(&[m * k]), correlated: parts(&[m * n]) }
-            }
+            Request::MatmulTriple { m, k, n, .. } => Layout { random: parts(&[m * k]), correlated: parts(&[m * n]) },
         }
     }
 
@@ -87,8 +87,8 @@ impl Request {
         out
     }
 
-    /// Decodes and validates a header received from a peer.
-    pub fn decode<R: Ring>(bytes: &[u8]) -> Result<Request, Error> {
+    /// Decodes and validates a header received from a peer, with parts of at most `max_elements`.
+    pub fn decode<R: Ring>(bytes: &[u8], max_elements: usize) -> Result<Request, Error> {
         if bytes.len() != HEADER_LEN {
             return Err(Error::Malformed("request header length"));
         }
@@ -109,7 +109,7 @@ impl Request {
             TAG_TRIPLE => Request::MatmulTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             _ => return Err(Error::Malformed("request header")),
         };
-        req.validate::<R>()?;
+        req.validate::<R>(max_elements)?;
         Ok(req)
     }
 }
@@ -174,7 +174,9 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             b: next(&mut random),
             c: next(&mut correlated),
         }),
-        Request::Square { .. } => Material::Square(super::SquarePairs { r: next(&mut random), r2: next(&mut correlated) }),
+        Request::Square { .. } => {
+            Material::Square(super::SquarePairs { r: next(&mut random), r2: next(&mut correlated) })
+        }
         Request::Trunc { frac_bits, .. } => Material::Trunc(super::TruncPairs {
             r: next(&mut random),
             r_hi: next(&mut correlated),
@@ -184,12 +186,9 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
         Request::MatmulMask { k, n } => {
             Material::MatmulMask(super::MatmulMask { id: mask_id, k, n, b: next(&mut random) })
         }
-        Request::MatmulTriple { m, mask, .. } => Material::MatmulTriple(super::MatmulTriple {
-            mask,
-            m,
-            a: next(&mut random),
-            c: next(&mut correlated),
-        }),
+        Request::MatmulTriple { m, mask, .. } => {
+            Material::MatmulTriple(super::MatmulTriple { mask, m, a: next(&mut random), c: next(&mut correlated) })
+        }
     }
 }
 
@@ -206,8 +205,8 @@ impl<R: Ring> DealerState<R> {
 
     /// Deals `request`: advances both PRGs exactly as the parties do and returns P0's complete
     /// parts (P1's are what P1 draws itself).
+    /// The request must have been validated.
     pub fn deal(&mut self, request: &Request) -> Result<Parts<R>, Error> {
-        request.validate::<R>()?;
         if let Request::MatmulTriple { k, n, mask, .. } = *request {
             match self.masks.get(mask as usize) {
                 Some((mk, mn, _)) if (*mk, *mn) == (k, n) => {}
@@ -217,8 +216,7 @@ impl<R: Ring> DealerState<R> {
         let [prg0, prg1] = &mut self.prgs;
         let mut p0 = draw::<R>(Role::P0, request, prg0);
         let p1 = draw::<R>(Role::P1, request, prg1);
-        let secret: Parts2<Shares<R>, 2> =
-            p0.random.iter().zip(p1.random.iter()).map(|(x, y)| x.add(y)).collect();
+        let secret: Parts2<Shares<R>, 2> = p0.random.iter().zip(p1.random.iter()).map(|(x, y)| x.add(y)).collect();
         match *request {
             Request::Beaver { .. } => {
                 let c: Vec<R> = secret[0].iter().zip(secret[1].iter()).map(|(a, b)| a.wrapping_mul(b)).collect();

@@ -36,6 +36,7 @@ pub struct DealerStats {
 pub struct Dealer<R: Ring> {
     seeds: [Seed; 2],
     state: DealerState<R>,
+    max_request_elements: usize,
 }
 
 impl<R: Ring> Dealer<R> {
@@ -48,7 +49,14 @@ impl<R: Ring> Dealer<R> {
     /// A dealer with given seeds (for reproducible tests).
     pub fn from_seeds(seeds: [Seed; 2]) -> Self {
         let state = DealerState::new(seeds[0].prg(streams::DEALER), seeds[1].prg(streams::DEALER));
-        Self { seeds, state }
+        Self { seeds, state, max_request_elements: deal::MAX_REQUEST_ELEMENTS }
+    }
+
+    /// Refuses requests with a part larger than `max` ring elements (default
+    /// [`MAX_REQUEST_ELEMENTS`](super::MAX_REQUEST_ELEMENTS)).
+    pub fn with_max_request_elements(mut self, max: usize) -> Self {
+        self.max_request_elements = max;
+        self
     }
 
     /// Serves a session over `transport` until P0 ends it ([`DealerClient::finish`]).
@@ -71,7 +79,7 @@ impl<R: Ring> Dealer<R> {
             transport.recv(PartyId::P0, &mut headers).map_err(Error::transport)?;
             let mut correction: Vec<R> = Vec::new();
             for header in headers.chunks_exact(HEADER_LEN) {
-                let request = Request::decode::<R>(header)?;
+                let request = Request::decode::<R>(header, self.max_request_elements)?;
                 let parts = self.state.deal(&request)?;
                 for part in parts.correlated.iter() {
                     correction.extend_from_slice(part);
@@ -140,7 +148,7 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
 
     fn materials(&mut self, requests: &[Request]) -> Result<Vec<Material<R>>, Error> {
         for r in requests {
-            r.validate::<R>()?;
+            r.validate::<R>(deal::MAX_REQUEST_ELEMENTS)?;
         }
         if self.role == Role::P0 && !requests.is_empty() {
             // Send the whole batch before drawing, so the dealer works while we do.

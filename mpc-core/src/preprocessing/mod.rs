@@ -15,6 +15,8 @@ mod deal;
 mod dealer;
 mod store;
 mod test_dealer;
+#[cfg(test)]
+mod tests;
 
 use alloc::vec::Vec;
 

@@ -7,11 +7,12 @@ use crate::ring::Ring;
 use crate::share::{Prg, Seed, streams};
 use crate::transport::Role;
 
+/// Generators are a few hundred bytes: both sides live on the heap.
 enum Side<R: Ring> {
     /// P0 runs the dealer's logic itself (so it knows P1's material: insecure).
-    P0(DealerState<R>),
+    P0(alloc::boxed::Box<DealerState<R>>),
     /// P1 draws from its seed exactly as with the real dealer.
-    P1(Prg),
+    P1(alloc::boxed::Box<Prg>),
 }
 
 /// **Insecure** test double of the dealer: both parties hold the dealer's seeds and derive the
@@ -27,8 +28,11 @@ impl<R: Ring> TestDealer<R> {
     /// The provider of `role`, from the seeds the real dealer would hand out.
     pub fn new(role: Role, seeds: [Seed; 2]) -> Self {
         let side = match role {
-            Role::P0 => Side::P0(DealerState::new(seeds[0].prg(streams::DEALER), seeds[1].prg(streams::DEALER))),
-            Role::P1 => Side::P1(seeds[1].prg(streams::DEALER)),
+            Role::P0 => Side::P0(alloc::boxed::Box::new(DealerState::new(
+                seeds[0].prg(streams::DEALER),
+                seeds[1].prg(streams::DEALER),
+            ))),
+            Role::P1 => Side::P1(alloc::boxed::Box::new(seeds[1].prg(streams::DEALER))),
         };
         Self { side, masks: 0 }
     }
@@ -46,7 +50,7 @@ impl<R: Ring> TestDealer<R> {
 
 impl<R: Ring> Preprocessing<R> for TestDealer<R> {
     fn material(&mut self, request: &Request) -> Result<Material<R>, Error> {
-        request.validate::<R>()?;
+        request.validate::<R>(deal::MAX_REQUEST_ELEMENTS)?;
         let parts = match &mut self.side {
             Side::P0(state) => state.deal(request)?,
             Side::P1(prg) => deal::draw(Role::P1, request, prg),

@@ -374,7 +374,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         for (x, _) in pairs {
             let z: Vec<R> = (offset..offset + x.len())
                 .map(|i| {
-                    let mut z = t.c[i].wrapping_add(&e[i].wrapping_mul(&t.b[i])).wrapping_add(&f[i].wrapping_mul(&t.a[i]));
+                    let mut z =
+                        t.c[i].wrapping_add(&e[i].wrapping_mul(&t.b[i])).wrapping_add(&f[i].wrapping_mul(&t.a[i]));
                     if p0 {
                         z = z.wrapping_add(&e[i].wrapping_mul(&f[i]));
                     }
@@ -446,10 +447,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if ws.iter().any(|(w, k, n)| w.len() != k * n) {
             return Err(Error::ShapeMismatch);
         }
-        let masks = ws
-            .iter()
-            .map(|&(_, k, n)| self.preprocessing.matmul_mask(k, n))
-            .collect::<Result<Vec<_>, _>>()?;
+        let masks = ws.iter().map(|&(_, k, n)| self.preprocessing.matmul_mask(k, n)).collect::<Result<Vec<_>, _>>()?;
         let masked: Vec<Vec<R>> = ws
             .iter()
             .zip(&masks)

@@ -6,10 +6,11 @@ use super::{ErrorType, PartyId, Transport};
 
 /// Bytes, messages and rounds seen by one party on one transport.
 ///
-/// A **round** is a flight of messages that can all be in transit at once: a new round starts with
-/// a party's first message, and again whenever it sends after having received (a send that may
-/// depend on what arrived). Two parties exchanging openings (send, then receive) spend one round;
-/// a one-way message costs its sender and its receiver one round each.
+/// A **round** is a flight of messages that can all be in transit at once: a party starts a new
+/// round with its first message, and again whenever it sends after having received (a send that
+/// may depend on what arrived). Two parties exchanging openings (send, then receive) spend one
+/// round each; a one-way message costs its sender one round and its receiver none. The rounds
+/// of a two-party protocol are the larger of the two parties' counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommStats {
     /// Payload bytes sent.
@@ -55,6 +56,12 @@ enum LastOp {
     Received,
 }
 
+impl LastOp {
+    fn ends_flight(self) -> bool {
+        self != LastOp::Sent
+    }
+}
+
 /// Wraps a transport and counts bytes, messages and rounds (see [`CommStats`]).
 #[derive(Debug)]
 pub struct Metered<T> {
@@ -97,7 +104,7 @@ impl<T: ErrorType> ErrorType for Metered<T> {
 impl<T: Transport> Transport for Metered<T> {
     fn send(&mut self, to: PartyId, msg: &[u8]) -> Result<(), Self::Error> {
         self.inner.send(to, msg)?;
-        if self.last != LastOp::Sent {
+        if self.last.ends_flight() {
             self.stats.rounds += 1;
         }
         self.last = LastOp::Sent;
@@ -108,9 +115,6 @@ impl<T: Transport> Transport for Metered<T> {
 
     fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), Self::Error> {
         self.inner.recv(from, buf)?;
-        if self.last == LastOp::Nothing {
-            self.stats.rounds += 1;
-        }
         self.last = LastOp::Received;
         self.stats.bytes_received += buf.len() as u64;
         self.stats.messages_received += 1;

@@ -5,8 +5,10 @@
 //! transport has its own error type, and generic code reacts to its [`ErrorKind`].
 
 mod meter;
+mod replay;
 
 pub use meter::{CommStats, Metered};
+pub use replay::Replay;
 
 /// The three participants of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]

@@ -44,7 +44,8 @@ fn best_time(min_seconds: f64, mut f: impl FnMut()) -> f64 {
 /// Measures one shape, single-threaded.
 pub fn measure(m: usize, k: usize, n: usize, min_seconds: f64) -> GemmReport {
     // Benchmark data needs no entropy: a fixed seed keeps runs comparable.
-    let mut rng = <mpc_core::share::Prg as rand_core::SeedableRng>::seed_from_u64(m as u64 ^ (k as u64) << 20 ^ (n as u64) << 40);
+    let mut rng =
+        <mpc_core::share::Prg as rand_core::SeedableRng>::seed_from_u64(m as u64 ^ (k as u64) << 20 ^ (n as u64) << 40);
     let mut draw = |len: usize| (0..len).map(|_| rng.next_u64()).collect::<Vec<u64>>();
     let a = draw(m * k);
     let b = draw(k * n);
@@ -69,7 +70,6 @@ pub fn measure(m: usize, k: usize, n: usize, min_seconds: f64) -> GemmReport {
         threads: 1,
     }
 }
-
 
 /// `c = a · b` in f64 for row-major slices, through ndarray, which hands f64 products to
 /// matrixmultiply's dgemm (single-threaded build).

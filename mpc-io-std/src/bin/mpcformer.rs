@@ -77,7 +77,10 @@ fn main() -> ExitCode {
                 if json {
                     println!("{}", serde_json::to_string(&r).expect("serialisable"));
                 } else {
-                    println!("{:<20} {:>10.2} {:>10.2} {:>7.2}  {}", r.shape, r.u64_gmacs, r.f64_gmacs, r.ratio, r.kernel);
+                    println!(
+                        "{:<20} {:>10.2} {:>10.2} {:>7.2}  {}",
+                        r.shape, r.u64_gmacs, r.f64_gmacs, r.ratio, r.kernel
+                    );
                 }
             }
             ExitCode::SUCCESS

@@ -1,0 +1,178 @@
+//! Dealer material is consistent across the two parties, and each party's part alone is uniform.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::ring::Ring;
+use crate::share::reconstruct_additive;
+
+fn open<R: Ring>(x: &[R], y: &[R]) -> Vec<R> {
+    reconstruct_additive(&[x, y])
+}
+
+fn pair<R: Ring>(seed: u8) -> (TestDealer<R>, TestDealer<R>) {
+    TestDealer::pair([seed; 32])
+}
+
+#[test]
+fn beaver_triples_multiply() {
+    let (mut p0, mut p1) = pair::<u64>(1);
+    let t0 = p0.beaver(500).unwrap();
+    let t1 = p1.beaver(500).unwrap();
+    let (a, b, c) = (open(&t0.a, &t1.a), open(&t0.b, &t1.b), open(&t0.c, &t1.c));
+    for i in 0..500 {
+        assert_eq!(c[i], a[i].wrapping_mul(b[i]));
+    }
+}
+
+#[test]
+fn square_and_truncation_pairs_hold_their_relations() {
+    let (mut p0, mut p1) = pair::<u64>(2);
+    let s0 = p0.square(300).unwrap();
+    let s1 = p1.square(300).unwrap();
+    let (r, r2) = (open(&s0.r, &s1.r), open(&s0.r2, &s1.r2));
+    assert!(r.iter().zip(&r2).all(|(r, r2)| r.wrapping_mul(*r) == *r2));
+
+    let t0 = p0.trunc(300, 16).unwrap();
+    let t1 = p1.trunc(300, 16).unwrap();
+    let (r, hi, msb) = (open(&t0.r, &t1.r), open(&t0.r_hi, &t1.r_hi), open(&t0.r_msb, &t1.r_msb));
+    for i in 0..300 {
+        assert_eq!(hi[i], r[i] >> 16);
+        assert_eq!(msb[i], r[i] >> 63);
+    }
+}
+
+#[test]
+fn matmul_triples_share_one_reusable_mask() {
+    let (mut p0, mut p1) = pair::<u64>(3);
+    let (m, k, n) = (5, 7, 9);
+    let b0 = p0.matmul_mask(k, n).unwrap();
+    let b1 = p1.matmul_mask(k, n).unwrap();
+    assert_eq!((b0.id, b1.id), (0, 0));
+    let b = open(&b0.b, &b1.b);
+    for _ in 0..3 {
+        let t0 = p0.matmul_triple(m, k, n, b0.id).unwrap();
+        let t1 = p1.matmul_triple(m, k, n, b1.id).unwrap();
+        let (a, c) = (open(&t0.a, &t1.a), open(&t0.c, &t1.c));
+        let mut expect = vec![0u64; m * n];
+        crate::gemm::gemm_naive(m, k, n, &a, &b, &mut expect);
+        assert_eq!(c, expect);
+    }
+    // A second mask gets the next identity; a triple for an unknown mask is refused.
+    assert_eq!(p0.matmul_mask(2, 2).unwrap().id, 1);
+    assert_eq!(p0.matmul_triple(1, 3, 3, 1).unwrap_err(), Error::MaterialMismatch);
+    assert_eq!(p0.matmul_triple(1, 2, 2, 9).unwrap_err(), Error::MaterialMismatch);
+}
+
+#[test]
+fn works_in_z2_32() {
+    let (mut p0, mut p1) = pair::<u32>(4);
+    let t0 = p0.beaver(64).unwrap();
+    let t1 = p1.beaver(64).unwrap();
+    let (a, b, c) = (open(&t0.a, &t1.a), open(&t0.b, &t1.b), open(&t0.c, &t1.c));
+    assert!((0..64).all(|i| c[i] == a[i].wrapping_mul(b[i])));
+}
+
+/// Each of the 64 bit positions of `values` is 1 with frequency 1/2, within 5 standard deviations.
+fn assert_bits_uniform(values: &[u64], what: &str) {
+    let n = values.len() as f64;
+    let sigma = (n * 0.25).sqrt();
+    for bit in 0..64 {
+        let ones = values.iter().filter(|v| (*v >> bit) & 1 == 1).count() as f64;
+        assert!((ones - n / 2.0).abs() < 5.0 * sigma, "{what}: bit {bit} set {ones} times out of {n}");
+    }
+}
+
+#[test]
+fn each_partys_part_alone_is_uniform() {
+    // Correlated parts (c, r², r >> f, msb r) are the ones that could betray structure: at either
+    // party alone they must look uniform. Their secrets do not (msb r is a bit; r >> 16 has 16
+    // zero bits on top), which checks that the test has power.
+    let (mut p0, mut p1) = pair::<u64>(5);
+    let n = 20_000;
+    let t0 = p0.beaver(n).unwrap();
+    let t1 = p1.beaver(n).unwrap();
+    let s0 = p0.square(n).unwrap();
+    let s1 = p1.square(n).unwrap();
+    let q0 = p0.trunc(n, 16).unwrap();
+    let q1 = p1.trunc(n, 16).unwrap();
+    for (part, name) in [
+        (&t0.a, "P0 a"),
+        (&t0.c, "P0 c"),
+        (&t1.c, "P1 c"),
+        (&s0.r2, "P0 r²"),
+        (&s1.r2, "P1 r²"),
+        (&q0.r_hi, "P0 r>>f"),
+        (&q1.r_hi, "P1 r>>f"),
+        (&q0.r_msb, "P0 msb"),
+        (&q1.r_msb, "P1 msb"),
+    ] {
+        assert_bits_uniform(part, name);
+    }
+    let msb = open(&q0.r_msb, &q1.r_msb);
+    assert!(msb.iter().all(|&b| b <= 1), "the secret msb is a bit");
+    let hi = open(&q0.r_hi, &q1.r_hi);
+    assert!(hi.iter().all(|&h| h >> 48 == 0), "the secret r >> 16 has 16 zero bits on top");
+}
+
+#[test]
+fn request_headers_round_trip() {
+    for r in [
+        Request::Beaver { n: 5 },
+        Request::Square { n: 0 },
+        Request::Trunc { n: 9, frac_bits: 16 },
+        Request::MatmulMask { k: 768, n: 3072 },
+        Request::MatmulTriple { m: 128, k: 768, n: 3072, mask: 41 },
+    ] {
+        assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Ok(r));
+    }
+}
+
+#[test]
+fn hostile_request_headers_are_refused() {
+    let mut h = Request::Beaver { n: 5 }.encode();
+    h[0] = 99;
+    assert_eq!(Request::decode::<u64>(&h, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
+    assert_eq!(Request::decode::<u64>(&h[..39], MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header length")));
+    let huge = Request::MatmulMask { k: 1 << 20, n: 1 << 20 }.encode();
+    assert_eq!(Request::decode::<u64>(&huge, MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
+    let overflow = Request::MatmulTriple { m: usize::MAX, k: 2, n: 1, mask: 0 }.encode();
+    assert_eq!(Request::decode::<u64>(&overflow, MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
+    let shift = Request::Trunc { n: 1, frac_bits: 63 }.encode();
+    assert_eq!(Request::decode::<u64>(&shift, MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
+    let mut junk = Request::Square { n: 1 }.encode();
+    junk[20] = 1;
+    assert_eq!(Request::decode::<u64>(&junk, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
+}
+
+#[test]
+fn store_serves_in_order_and_refuses_other_programs() {
+    let (mut p0, _) = pair::<u64>(6);
+    let mut store = Store::new();
+    store.fill(&mut p0, &[Request::Beaver { n: 3 }, Request::Square { n: 4 }]).unwrap();
+    assert_eq!(store.len(), 2);
+    assert_eq!(store.square(4).unwrap_err(), Error::MaterialMismatch);
+    assert_eq!(store.beaver(3).unwrap().c.len(), 3);
+    assert_eq!(store.square(4).unwrap().r.len(), 4);
+    assert_eq!(store.beaver(1).unwrap_err(), Error::MaterialExhausted);
+    assert!(store.is_empty());
+}
+
+#[test]
+fn recorder_learns_the_plan() {
+    let (p0, _) = pair::<u64>(7);
+    let mut rec = Recorder::new(p0);
+    let _ = PreprocessingExt::<u64>::beaver(&mut rec, 2).unwrap();
+    let _ = PreprocessingExt::<u64>::matmul_mask(&mut rec, 2, 3).unwrap();
+    assert_eq!(rec.requests(), &[Request::Beaver { n: 2 }, Request::MatmulMask { k: 2, n: 3 }]);
+}
+
+proptest! {
+    #[test]
+    fn decoding_never_panics(bytes: Vec<u8>) {
+        let _ = Request::decode::<u64>(&bytes, MAX_REQUEST_ELEMENTS);
+    }
+}

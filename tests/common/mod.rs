@@ -1,0 +1,47 @@
+//! Shared helpers of the cross-crate tests.
+#![allow(dead_code)]
+
+use mpc_core::protocol::Truncation;
+use mpc_core::transport::Role;
+use mpc_core::{Error, FixedPoint, Ring};
+use mpc_io_std::launcher::{LaunchOptions, ThreadedParty, ThreadedRun, run_threaded};
+
+/// Runs `program` at P0 and P1 over threads with a real dealer, reproducibly from `seed`.
+pub fn threaded<O: Send>(
+    seed: u64,
+    truncation: Truncation,
+    program: impl Fn(&mut ThreadedParty<'_>, Role) -> Result<O, Error> + Sync,
+) -> ThreadedRun<O> {
+    run_threaded(LaunchOptions::seeded(seed), |ctx| {
+        let role = ctx.role;
+        let mut party = ctx.party()?.with_truncation(truncation);
+        program(&mut party, role)
+    })
+    .expect("threaded run")
+}
+
+/// The fixed-point format of the tests.
+pub const FP: FixedPoint = FixedPoint::new(16);
+
+/// `floor(a · b / 2^f)` on the signed views, the exact fixed-point product.
+pub fn fixed_product(a: u64, b: u64) -> i64 {
+    ((a.to_i64() as i128 * b.to_i64() as i128) >> FP.frac_bits()) as i64
+}
+
+/// |got - expect| in ulps (ring units).
+pub fn ulps(got: u64, expect: i64) -> i64 {
+    (got.to_i64().wrapping_sub(expect)).abs()
+}
+
+/// A deterministic stream of reals in `[-bound, bound]`.
+pub fn reals(seed: u64, n: usize, bound: f64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * bound
+        })
+        .collect()
+}

@@ -1,0 +1,156 @@
+//! The two-party protocols over threads with the real dealer: results within 1 ulp of the exact
+//! fixed-point result, for negatives and values at the edge of the valid range.
+
+mod common;
+
+use common::{FP, fixed_product, reals, threaded, ulps};
+use mpc_core::protocol::Truncation;
+use mpc_core::transport::Role;
+use proptest::prelude::*;
+
+/// Shares `x` from P0 and `y` from P1, multiplies them elementwise, opens the product.
+fn private_mul(seed: u64, x: &[f64], y: &[f64], truncation: Truncation) -> Vec<u64> {
+    let n = x.len();
+    let run = threaded(seed, truncation, |party, role| {
+        let xs = party.input_fixed(Role::P0, (role == Role::P0).then_some(x), n)?;
+        let ys = party.input_fixed(Role::P1, (role == Role::P1).then_some(y), n)?;
+        let z = party.mul(&xs, &ys)?;
+        party.open(&z)
+    });
+    assert_eq!(run.p0.output, run.p1.output, "both parties open the same value");
+    run.p0.output
+}
+
+fn assert_products_within_one_ulp(x: &[f64], y: &[f64], got: &[u64]) {
+    for i in 0..x.len() {
+        let expect = fixed_product(FP.encode(x[i]), FP.encode(y[i]));
+        assert!(ulps(got[i], expect) <= 1, "{} * {}: got {} expected {}", x[i], y[i], got[i] as i64, expect);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn mul_is_within_one_ulp(seed: u64, len in 1usize..200) {
+        // Local truncation fails with probability ~|xy|/2^31 per element: keep |xy| <= 2^4 here
+        // (the runs are seeded, so a failure would reproduce, not flake).
+        let x = reals(seed, len, 4.0);
+        let y = reals(seed ^ 1, len, 4.0);
+        let got = private_mul(seed, &x, &y, Truncation::Local);
+        assert_products_within_one_ulp(&x, &y, &got);
+    }
+
+    #[test]
+    fn dealer_truncation_is_within_one_ulp_up_to_the_range_edge(seed: u64, len in 1usize..200) {
+        // |x·y| < 2^30, the edge of dealer truncation's range at 16 fractional bits.
+        let x = reals(seed, len, 32_000.0);
+        let y = reals(seed ^ 2, len, 32_000.0);
+        let got = private_mul(seed, &x, &y, Truncation::Dealer);
+        assert_products_within_one_ulp(&x, &y, &got);
+    }
+}
+
+#[test]
+fn extreme_values_multiply() {
+    let x = [0.0, -0.0, 1.0 / 65536.0, -1.0 / 65536.0, 32767.99, -32767.99, 32767.99, 1.0, -1.0, 0.5];
+    let y = [5.0, -5.0, 1.0 / 65536.0, 1.0 / 65536.0, 32767.99, 32767.99, -32767.99, -1.0, -1.0, 0.5];
+    let got = private_mul(1, &x, &y, Truncation::Dealer);
+    assert_products_within_one_ulp(&x, &y, &got);
+}
+
+#[test]
+fn dealer_truncation_never_fails_where_local_truncation_does() {
+    // Products near 2^28 sit at 2^60 in the ring: local truncation fails with probability ~1/8
+    // per element, the dealer method never.
+    let n = 2000;
+    let x = reals(11, n, 16_384.0);
+    let y = vec![16_384.0; n];
+    let bad =
+        |got: &[u64]| (0..n).filter(|&i| ulps(got[i], fixed_product(FP.encode(x[i]), FP.encode(y[i]))) > 1).count();
+    let local = bad(&private_mul(5, &x, &y, Truncation::Local));
+    let dealer = bad(&private_mul(5, &x, &y, Truncation::Dealer));
+    assert!(local > 50, "local truncation should fail often at this magnitude, failed {local} times");
+    assert_eq!(dealer, 0);
+}
+
+#[test]
+fn square_is_within_one_ulp() {
+    let x = reals(3, 500, 100.0);
+    for truncation in [Truncation::Local, Truncation::Dealer] {
+        let run = threaded(3, truncation, |party, role| {
+            let xs = party.input_fixed(Role::P1, (role == Role::P1).then_some(&x[..]), x.len())?;
+            let z = party.square(&xs)?;
+            party.open(&z)
+        });
+        assert_products_within_one_ulp(&x, &x, &run.p0.output);
+    }
+}
+
+fn exact_matmul(x: &[f64], w: &[f64], m: usize, k: usize, n: usize) -> Vec<i64> {
+    let xe: Vec<u64> = FP.encode_vec(x);
+    let we: Vec<u64> = FP.encode_vec(w);
+    let mut out = vec![0i64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let acc: i128 = (0..k).map(|p| xe[i * k + p].to_i64() as i128 * we[p * n + j].to_i64() as i128).sum();
+            out[i * n + j] = (acc >> FP.frac_bits()) as i64;
+        }
+    }
+    out
+}
+
+use mpc_core::Ring;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn matmul_both_ways_is_within_one_ulp(seed: u64, m in 1usize..9, k in 1usize..40, n in 1usize..30) {
+        let x = reals(seed, m * k, 3.0);
+        let w = reals(seed ^ 7, k * n, 1.0);
+        let expect = exact_matmul(&x, &w, m, k, n);
+        let run = threaded(seed, Truncation::Dealer, |party, role| {
+            let xs = party.input_fixed(Role::P1, (role == Role::P1).then_some(&x[..]), m * k)?;
+            let ws = party.input_fixed(Role::P0, (role == Role::P0).then_some(&w[..]), k * n)?;
+            // Two secret matrices, and the same W prepared once for two products.
+            let direct = party.matmul(&xs, &ws, m, k, n)?;
+            let prepared = party.prepare_matrix(&ws, k, n)?;
+            let first = party.matmul_prepared(&xs, m, &prepared)?;
+            let second = party.matmul_prepared(&xs, m, &prepared)?;
+            Ok([party.open(&direct)?, party.open(&first)?, party.open(&second)?])
+        });
+        for got in &run.p0.output {
+            for (g, e) in got.iter().zip(&expect) {
+                prop_assert!(ulps(*g, *e) <= 1, "got {} expected {}", *g as i64, e);
+            }
+        }
+    }
+}
+
+#[test]
+fn reveal_to_one_party_only() {
+    let run = threaded(9, Truncation::Local, |party, role| {
+        let x = party.input_fixed(Role::P0, (role == Role::P0).then_some(&[2.5, -1.0][..]), 2)?;
+        party.reveal_to(Role::P1, &x)
+    });
+    assert_eq!(run.p0.output, None);
+    assert_eq!(FP.decode_vec(&run.p1.output.unwrap()), vec![2.5, -1.0]);
+}
+
+#[test]
+fn public_operations_are_local() {
+    let run = threaded(4, Truncation::Local, |party, role| {
+        let mut x = party.input_fixed(Role::P1, (role == Role::P1).then_some(&[1.5, -2.0][..]), 2)?;
+        party.add_public(&mut x, &FP.encode_vec(&[1.0, 1.0]))?;
+        let y = party.mul_public_scalar(&x, -0.5)?;
+        let before = party.transport().stats();
+        let z = party.open_fixed(&y)?;
+        assert_eq!(party.transport().stats().since(&before).messages_sent, 1);
+        Ok((z, before.messages_sent))
+    });
+    let (z, messages_before_open) = &run.p1.output;
+    assert_eq!(z, &vec![-1.25, 0.5]);
+    // P1 sent nothing before the opening: inputs and public operations need no message.
+    assert_eq!(*messages_before_open, 0);
+}
