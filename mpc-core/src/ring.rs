@@ -27,6 +27,9 @@ pub trait Ring:
     + WrappingSub
     + WrappingMul
     + WrappingNeg
+    + core::ops::BitAnd<Output = Self>
+    + core::ops::BitXor<Output = Self>
+    + core::ops::Not<Output = Self>
     + bytemuck::Pod
     + Zeroize
 {

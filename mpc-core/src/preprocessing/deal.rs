@@ -31,14 +31,75 @@ const TAG_TRUNC: u64 = 3;
 const TAG_MASK: u64 = 4;
 const TAG_TRIPLE: u64 = 5;
 
-/// Part lengths of a request: (random parts, correlated parts).
-pub(crate) struct Layout {
-    pub random: Parts2<usize, 2>,
-    pub correlated: Parts2<usize, 2>,
+const TAG_AND: u64 = 6;
+const TAG_LTZ: u64 = 7;
+
+/// At most this many random and this many correlated parts per material.
+const MAX_PARTS: usize = 3;
+
+/// How the parties' shares of a part combine into its secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sharing {
+    /// The shares add up (mod 2^k).
+    Additive,
+    /// The shares XOR (packed bits).
+    Xor,
 }
 
-fn parts(lens: &[usize]) -> Parts2<usize, 2> {
-    Parts2::from_slice(lens).expect("at most two parts")
+use Sharing::{Additive, Xor};
+
+/// Part lengths (in ring elements) and sharings of a request: (random parts, correlated parts).
+pub(crate) struct Layout {
+    pub random: Parts2<(usize, Sharing), MAX_PARTS>,
+    pub correlated: Parts2<(usize, Sharing), MAX_PARTS>,
+}
+
+fn parts(lens: &[(usize, Sharing)]) -> Parts2<(usize, Sharing), MAX_PARTS> {
+    Parts2::from_slice(lens).expect("at most MAX_PARTS parts")
+}
+
+impl Sharing {
+    /// Combines two shares into the secret.
+    fn combine<R: Ring>(self, x: &[R], y: &[R]) -> Shares<R> {
+        Shares::from_vec(
+            x.iter()
+                .zip(y)
+                .map(|(&a, &b)| match self {
+                    Additive => a.wrapping_add(&b),
+                    Xor => a ^ b,
+                })
+                .collect(),
+        )
+    }
+
+    /// Turns `secret` into P0's share, given P1's.
+    fn remove<R: Ring>(self, secret: &mut [R], theirs: &[R]) {
+        for (s, t) in secret.iter_mut().zip(theirs) {
+            *s = match self {
+                Additive => s.wrapping_sub(t),
+                Xor => *s ^ *t,
+            };
+        }
+    }
+}
+
+/// Ring words holding `bits` packed bits.
+pub(crate) fn words_for_bits<R: Ring>(bits: usize) -> usize {
+    bits.div_ceil(R::BITS as usize)
+}
+
+/// The comparison's digit tables: `DIGIT_BITS`-bit digits of the low k-2 bits of the mask.
+pub(crate) const DIGIT_BITS: u32 = 4;
+
+/// Digits covering the low k - 2 bits of a ring element.
+pub(crate) const fn ltz_digits<R: Ring>() -> usize {
+    ((R::BITS - 2) as usize).div_ceil(DIGIT_BITS as usize)
+}
+
+/// Ring words of one element's digit tables: per digit, 16 bits of [v < digit] then 16 bits of
+/// [v == digit], for v = 0..16.
+pub(crate) const fn ltz_table_words<R: Ring>() -> usize {
+    (ltz_digits::<R>() * 32).div_ceil(R::BITS as usize)
 }
 
 impl Request {
@@ -52,22 +113,40 @@ impl Request {
             Request::MatmulTriple { m, k, n, .. } => {
                 ok(k.checked_mul(n)) && ok(m.checked_mul(k)) && ok(m.checked_mul(n))
             }
+            Request::And { words } => ok(Some(words)),
+            Request::Ltz { n } => ok(n.checked_mul(ltz_table_words::<R>())),
         };
         if fits { Ok(()) } else { Err(Error::TooLarge) }
     }
 
     /// Ring elements of P0's correction (what the dealer sends for this request).
-    pub fn correction_len(&self) -> usize {
-        self.layout().correlated.iter().sum()
+    pub fn correction_len<R: Ring>(&self) -> usize {
+        self.layout::<R>().correlated.iter().map(|(len, _)| len).sum()
     }
 
-    pub(crate) fn layout(&self) -> Layout {
+    pub(crate) fn layout<R: Ring>(&self) -> Layout {
         match *self {
-            Request::Beaver { n } => Layout { random: parts(&[n, n]), correlated: parts(&[n]) },
-            Request::Square { n } => Layout { random: parts(&[n]), correlated: parts(&[n]) },
-            Request::Trunc { n, .. } => Layout { random: parts(&[n]), correlated: parts(&[n, n]) },
-            Request::MatmulMask { k, n } => Layout { random: parts(&[k * n]), correlated: parts(&[]) },
-            Request::MatmulTriple { m, k, n, .. } => Layout { random: parts(&[m * k]), correlated: parts(&[m * n]) },
+            Request::Beaver { n } => {
+                Layout { random: parts(&[(n, Additive), (n, Additive)]), correlated: parts(&[(n, Additive)]) }
+            }
+            Request::Square { n } => Layout { random: parts(&[(n, Additive)]), correlated: parts(&[(n, Additive)]) },
+            Request::Trunc { n, .. } => {
+                Layout { random: parts(&[(n, Additive)]), correlated: parts(&[(n, Additive), (n, Additive)]) }
+            }
+            Request::MatmulMask { k, n } => Layout { random: parts(&[(k * n, Additive)]), correlated: parts(&[]) },
+            Request::MatmulTriple { m, k, n, .. } => {
+                Layout { random: parts(&[(m * k, Additive)]), correlated: parts(&[(m * n, Additive)]) }
+            }
+            Request::And { words } => {
+                Layout { random: parts(&[(words, Xor), (words, Xor)]), correlated: parts(&[(words, Xor)]) }
+            }
+            Request::Ltz { n } => {
+                let bits = words_for_bits::<R>(n);
+                Layout {
+                    random: parts(&[(n, Additive), (bits, Xor)]),
+                    correlated: parts(&[(n * ltz_table_words::<R>(), Xor), (bits, Xor), (n, Additive)]),
+                }
+            }
         }
     }
 
@@ -79,6 +158,8 @@ impl Request {
             Request::Trunc { n, frac_bits } => [TAG_TRUNC, n as u64, frac_bits as u64, 0, 0],
             Request::MatmulMask { k, n } => [TAG_MASK, k as u64, n as u64, 0, 0],
             Request::MatmulTriple { m, k, n, mask } => [TAG_TRIPLE, m as u64, k as u64, n as u64, mask],
+            Request::And { words } => [TAG_AND, words as u64, 0, 0, 0],
+            Request::Ltz { n } => [TAG_LTZ, n as u64, 0, 0, 0],
         };
         let mut out = [0u8; HEADER_LEN];
         for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
@@ -107,6 +188,8 @@ impl Request {
             },
             TAG_MASK if unused_zero(&w[3..]) => Request::MatmulMask { k: size(w[1])?, n: size(w[2])? },
             TAG_TRIPLE => Request::MatmulTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
+            TAG_AND if unused_zero(&w[2..]) => Request::And { words: size(w[1])? },
+            TAG_LTZ if unused_zero(&w[2..]) => Request::Ltz { n: size(w[1])? },
             _ => return Err(Error::Malformed("request header")),
         };
         req.validate::<R>(max_elements)?;
@@ -116,8 +199,8 @@ impl Request {
 
 /// One party's parts of a material, before they are given their typed shape.
 pub(crate) struct Parts<R: Ring> {
-    pub random: Parts2<Shares<R>, 2>,
-    pub correlated: Parts2<Shares<R>, 2>,
+    pub random: Parts2<Shares<R>, MAX_PARTS>,
+    pub correlated: Parts2<Shares<R>, MAX_PARTS>,
 }
 
 fn uniform<R: Ring>(prg: &mut Prg, n: usize) -> Shares<R> {
@@ -129,12 +212,12 @@ fn uniform<R: Ring>(prg: &mut Prg, n: usize) -> Shares<R> {
 /// Draws `role`'s parts of `request` from its PRG. P0's correlated parts are left at zero, for
 /// the dealer's correction to fill.
 pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Prg) -> Parts<R> {
-    let layout = request.layout();
+    let layout = request.layout::<R>();
     let mut out = Parts { random: Parts2::new(), correlated: Parts2::new() };
-    for &len in &layout.random {
+    for &(len, _) in &layout.random {
         let _ = out.random.push(uniform(prg, len));
     }
-    for &len in &layout.correlated {
+    for &(len, _) in &layout.correlated {
         let part = match role {
             Role::P1 => uniform(prg, len),
             Role::P0 => Shares::zeros(len),
@@ -189,6 +272,32 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
         Request::MatmulTriple { m, mask, .. } => {
             Material::MatmulTriple(super::MatmulTriple { mask, m, a: next(&mut random), c: next(&mut correlated) })
         }
+        Request::And { .. } => {
+            Material::And(super::AndTriples { a: next(&mut random), b: next(&mut random), c: next(&mut correlated) })
+        }
+        Request::Ltz { n } => Material::Ltz(super::LtzMaterial {
+            n,
+            r: next(&mut random),
+            b2a_bits: next(&mut random),
+            tables: next(&mut correlated),
+            r_high: next(&mut correlated),
+            b2a: next(&mut correlated),
+        }),
+    }
+}
+
+/// Hands out matmul mask identities in request order, as the dealer numbers its masks.
+#[derive(Debug, Default)]
+pub(crate) struct MaskIds(MaskId);
+
+impl MaskIds {
+    /// The identity a new mask made for `request` gets (advancing only for masks).
+    pub fn assign(&mut self, request: &Request) -> MaskId {
+        let id = self.0;
+        if matches!(request, Request::MatmulMask { .. }) {
+            self.0 += 1;
+        }
+        id
     }
 }
 
@@ -203,9 +312,8 @@ impl<R: Ring> DealerState<R> {
         Self { prgs: [prg_p0, prg_p1], masks: Vec::new() }
     }
 
-    /// Deals `request`: advances both PRGs exactly as the parties do and returns P0's complete
-    /// parts (P1's are what P1 draws itself).
-    /// The request must have been validated.
+    /// Deals `request`, which must have been validated: advances both PRGs exactly as the
+    /// parties do and returns P0's complete parts (P1's are what P1 draws itself).
     pub fn deal(&mut self, request: &Request) -> Result<Parts<R>, Error> {
         if let Request::MatmulTriple { k, n, mask, .. } = *request {
             match self.masks.get(mask as usize) {
@@ -213,10 +321,17 @@ impl<R: Ring> DealerState<R> {
                 _ => return Err(Error::MaterialMismatch),
             }
         }
+        let layout = request.layout::<R>();
         let [prg0, prg1] = &mut self.prgs;
         let mut p0 = draw::<R>(Role::P0, request, prg0);
         let p1 = draw::<R>(Role::P1, request, prg1);
-        let secret: Parts2<Shares<R>, 2> = p0.random.iter().zip(p1.random.iter()).map(|(x, y)| x.add(y)).collect();
+        let secret: Parts2<Shares<R>, MAX_PARTS> = p0
+            .random
+            .iter()
+            .zip(p1.random.iter())
+            .zip(&layout.random)
+            .map(|((x, y), (_, sharing))| sharing.combine(x, y))
+            .collect();
         match *request {
             Request::Beaver { .. } => {
                 let c: Vec<R> = secret[0].iter().zip(secret[1].iter()).map(|(a, b)| a.wrapping_mul(b)).collect();
@@ -240,11 +355,48 @@ impl<R: Ring> DealerState<R> {
                 R::gemm_acc(m, k, n, &secret[0], b, &mut c);
                 p0.correlated[0] = c;
             }
+            Request::And { .. } => {
+                p0.correlated[0] =
+                    Shares::from_vec(secret[0].iter().zip(secret[1].iter()).map(|(&a, &b)| a & b).collect());
+            }
+            Request::Ltz { n } => {
+                let (tables, r_high, b2a) = ltz_correlations(n, &secret[0], &secret[1]);
+                p0.correlated[0] = tables;
+                p0.correlated[1] = r_high;
+                p0.correlated[2] = b2a;
+            }
         }
-        // P0's correlated share = secret - P1's share.
-        for (mine, theirs) in p0.correlated.iter_mut().zip(p1.correlated.iter()) {
-            ring::sub_assign(mine, theirs);
+        // P0's correlated share = the secret, less (or XOR) P1's share.
+        for ((mine, theirs), (_, sharing)) in p0.correlated.iter_mut().zip(p1.correlated.iter()).zip(&layout.correlated)
+        {
+            sharing.remove(mine, theirs);
         }
         Ok(p0)
     }
+}
+
+/// The secrets of a comparison's correlated parts, from its mask r (n elements) and its packed
+/// B2A mask bits: each element's digit tables of r mod 2^(k-2), the packed bits k-2 of r, and
+/// the B2A bits as ring elements 0/1.
+fn ltz_correlations<R: Ring>(n: usize, r: &[R], b2a_bits: &[R]) -> (Shares<R>, Shares<R>, Shares<R>) {
+    let table_words = ltz_table_words::<R>();
+    let bits = R::BITS as usize;
+    let low_mask = (1u64 << (R::BITS - 2)) - 1;
+    let mut tables = Shares::zeros(n * table_words);
+    let mut r_high = Shares::zeros(words_for_bits::<R>(n));
+    let mut b2a = Shares::zeros(n);
+    for i in 0..n {
+        let low = r[i].to_u64() & low_mask;
+        for d in 0..ltz_digits::<R>() {
+            let digit = (low >> (DIGIT_BITS * d as u32)) & 0xF;
+            let entry = ((1u64 << digit) - 1) | (1u64 << (16 + digit));
+            let bit = d * 32;
+            let word = &mut tables[i * table_words + bit / bits];
+            *word = *word ^ R::from_u64(entry << (bit % bits));
+        }
+        let high = r[i].shr_logical(R::BITS - 2) & R::ONE;
+        r_high[i / bits] = r_high[i / bits] ^ high.shl((i % bits) as u32);
+        b2a[i] = b2a_bits[i / bits].shr_logical((i % bits) as u32) & R::ONE;
+    }
+    (tables, r_high, b2a)
 }

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use rand_core::CryptoRng;
 
 use super::deal::{self, DealerState, HEADER_LEN};
-use super::{MaskId, Material, Preprocessing, Request};
+use super::{Material, Preprocessing, Request};
 use crate::error::Error;
 use crate::ring::Ring;
 use crate::share::{Prg, Seed, streams};
@@ -107,7 +107,7 @@ pub struct DealerClient<T: Transport> {
     role: Role,
     transport: T,
     prg: Prg,
-    masks: u64,
+    masks: deal::MaskIds,
 }
 
 impl<T: Transport> DealerClient<T> {
@@ -115,7 +115,7 @@ impl<T: Transport> DealerClient<T> {
     pub fn connect(role: Role, mut transport: T) -> Result<Self, Error> {
         let mut seed = Seed::from_bytes([0u8; Seed::LEN]);
         transport.recv(PartyId::Dealer, &mut seed.0).map_err(Error::transport)?;
-        Ok(Self { role, transport, prg: seed.prg(streams::DEALER), masks: 0 })
+        Ok(Self { role, transport, prg: seed.prg(streams::DEALER), masks: deal::MaskIds::default() })
     }
 
     /// Ends the dealer's session (P0; P1 has nothing to end) and returns the transport.
@@ -129,14 +129,6 @@ impl<T: Transport> DealerClient<T> {
     /// The transport to the dealer (for its metering).
     pub fn transport(&self) -> &T {
         &self.transport
-    }
-
-    fn next_mask_id(&mut self, request: &Request) -> MaskId {
-        let id = self.masks;
-        if matches!(request, Request::MatmulMask { .. }) {
-            self.masks += 1;
-        }
-        id
     }
 }
 
@@ -162,13 +154,13 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
         }
         let mut parts: Vec<_> = requests.iter().map(|r| deal::draw::<R>(self.role, r, &mut self.prg)).collect();
         if self.role == Role::P0 {
-            let total: usize = requests.iter().map(|r| r.correction_len()).sum();
+            let total: usize = requests.iter().map(|r| r.correction_len::<R>()).sum();
             if total > 0 {
                 let mut correction = crate::share::Shares::<R>::zeros(total);
                 wire::recv(&mut self.transport, PartyId::Dealer, &mut correction)?;
                 let mut offset = 0;
                 for (p, r) in parts.iter_mut().zip(requests) {
-                    let len = r.correction_len();
+                    let len = r.correction_len::<R>();
                     deal::apply_correction(p, &correction[offset..offset + len])?;
                     offset += len;
                 }
@@ -178,7 +170,7 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
             .into_iter()
             .zip(requests)
             .map(|(p, r)| {
-                let id = self.next_mask_id(r);
+                let id = self.masks.assign(r);
                 deal::into_material(r, p, id)
             })
             .collect())

@@ -11,7 +11,7 @@
 //! The dealer's side is [`Dealer`]. Which values are drawn and how the dealer corrects them is
 //! written once, in the `deal` module, for all of them.
 
-mod deal;
+pub(crate) mod deal;
 mod dealer;
 mod store;
 mod test_dealer;
@@ -69,6 +69,16 @@ pub enum Request {
         n: usize,
         /// The mask B.
         mask: MaskId,
+    },
+    /// AND triples on `words` ring words of packed bits (a, b, c = a & b, XOR-shared).
+    And {
+        /// Ring words of packed bits.
+        words: usize,
+    },
+    /// Material for `n` less-than-zero comparisons (see [`LtzMaterial`]).
+    Ltz {
+        /// Number of comparisons.
+        n: usize,
     },
 }
 
@@ -131,6 +141,39 @@ pub struct MatmulTriple<R: Ring> {
     pub c: Shares<R>,
 }
 
+/// One party's XOR shares of AND triples on packed bits.
+#[derive(Debug)]
+pub struct AndTriples<R: Ring> {
+    /// Shares of a.
+    pub a: Shares<R>,
+    /// Shares of b.
+    pub b: Shares<R>,
+    /// Shares of c = a & b.
+    pub c: Shares<R>,
+}
+
+/// One party's material for `n` less-than-zero comparisons.
+///
+/// A uniform mask r hides x in the opening c = x + 2^(k-2) + r. The dealer knows r, so it can
+/// hand out, for each 4-bit digit of r mod 2^(k-2), XOR-shared truth tables of [v < digit] and
+/// [v == digit] for the 16 values v: read at the public digits of c, they give the digit
+/// comparisons without any message.
+#[derive(Debug)]
+pub struct LtzMaterial<R: Ring> {
+    /// Number of comparisons.
+    pub n: usize,
+    /// Additive shares of the masks r.
+    pub r: Shares<R>,
+    /// XOR shares of the packed B2A mask bits.
+    pub b2a_bits: Shares<R>,
+    /// XOR shares of each element's digit tables (`ltz_table_words` words per element).
+    pub tables: Shares<R>,
+    /// XOR shares of the packed bits k-2 of the masks r.
+    pub r_high: Shares<R>,
+    /// Additive shares of the B2A mask bits as ring elements 0/1.
+    pub b2a: Shares<R>,
+}
+
 /// Correlated randomness for one [`Request`], as held by one party.
 #[derive(Debug)]
 pub enum Material<R: Ring> {
@@ -144,6 +187,10 @@ pub enum Material<R: Ring> {
     MatmulMask(MatmulMask<R>),
     /// Answer to [`Request::MatmulTriple`].
     MatmulTriple(MatmulTriple<R>),
+    /// Answer to [`Request::And`].
+    And(AndTriples<R>),
+    /// Answer to [`Request::Ltz`].
+    Ltz(LtzMaterial<R>),
 }
 
 /// A source of correlated randomness for one party.
@@ -203,6 +250,20 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
     fn matmul_triple(&mut self, m: usize, k: usize, n: usize, mask: MaskId) -> Result<MatmulTriple<R>, Error> {
         match self.material(&Request::MatmulTriple { m, k, n, mask })? {
             Material::MatmulTriple(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// AND triples on `words` words of packed bits.
+    fn and_triples(&mut self, words: usize) -> Result<AndTriples<R>, Error> {
+        match self.material(&Request::And { words })? {
+            Material::And(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// Material for `n` comparisons.
+    fn ltz(&mut self, n: usize) -> Result<LtzMaterial<R>, Error> {
+        match self.material(&Request::Ltz { n })? {
+            Material::Ltz(t) => Ok(t),
             _ => Err(Error::MaterialMismatch),
         }
     }

@@ -21,7 +21,7 @@ enum Side<R: Ring> {
 /// For tests, simulation and benchmarks of the online phase only: P0 learns P1's material.
 pub struct TestDealer<R: Ring> {
     side: Side<R>,
-    masks: u64,
+    masks: deal::MaskIds,
 }
 
 impl<R: Ring> TestDealer<R> {
@@ -34,7 +34,7 @@ impl<R: Ring> TestDealer<R> {
             ))),
             Role::P1 => Side::P1(alloc::boxed::Box::new(seeds[1].prg(streams::DEALER))),
         };
-        Self { side, masks: 0 }
+        Self { side, masks: deal::MaskIds::default() }
     }
 
     /// Both parties' providers from one 32-byte seed.
@@ -55,11 +55,7 @@ impl<R: Ring> Preprocessing<R> for TestDealer<R> {
             Side::P0(state) => state.deal(request)?,
             Side::P1(prg) => deal::draw(Role::P1, request, prg),
         };
-        let id = self.masks;
-        if matches!(request, Request::MatmulMask { .. }) {
-            self.masks += 1;
-        }
-        Ok(deal::into_material(request, parts, id))
+        Ok(deal::into_material(request, parts, self.masks.assign(request)))
     }
 }
 

@@ -176,3 +176,42 @@ proptest! {
         let _ = Request::decode::<u64>(&bytes, MAX_REQUEST_ELEMENTS);
     }
 }
+
+#[test]
+fn and_triples_and_comparison_tables_hold_their_relations() {
+    fn check<R: Ring>() {
+        let (mut p0, mut p1) = pair::<R>(8);
+        let a0 = p0.and_triples(40).unwrap();
+        let a1 = p1.and_triples(40).unwrap();
+        for i in 0..40 {
+            assert!((a0.c[i] ^ a1.c[i]) == (a0.a[i] ^ a1.a[i]) & (a0.b[i] ^ a1.b[i]));
+        }
+        let n = 70;
+        let m0 = p0.ltz(n).unwrap();
+        let m1 = p1.ltz(n).unwrap();
+        let r = open(&m0.r, &m1.r);
+        let bits = R::BITS as usize;
+        let xor = |x: &[R], y: &[R]| x.iter().zip(y).map(|(&a, &b)| a ^ b).collect::<Vec<R>>();
+        let tables = xor(&m0.tables, &m1.tables);
+        let high = xor(&m0.r_high, &m1.r_high);
+        let b2a_bits = xor(&m0.b2a_bits, &m1.b2a_bits);
+        let b2a = open(&m0.b2a, &m1.b2a);
+        let tw = deal::ltz_table_words::<R>();
+        for i in 0..n {
+            let low = r[i].to_u64() & ((1u64 << (R::BITS - 2)) - 1);
+            for d in 0..deal::ltz_digits::<R>() {
+                let digit = (low >> (4 * d)) & 0xF;
+                let word = tables[i * tw + d * 32 / bits].to_u64() >> ((d * 32) % bits);
+                for v in 0..16u64 {
+                    assert_eq!((word >> v) & 1, u64::from(v < digit), "lt table, digit {d}, v {v}");
+                    assert_eq!((word >> (16 + v)) & 1, u64::from(v == digit), "eq table, digit {d}, v {v}");
+                }
+            }
+            let bit = |w: &[R]| (w[i / bits].to_u64() >> (i % bits)) & 1;
+            assert_eq!(bit(&high), (r[i].to_u64() >> (R::BITS - 2)) & 1);
+            assert_eq!(b2a[i].to_u64(), bit(&b2a_bits));
+        }
+    }
+    check::<u64>();
+    check::<u32>();
+}

@@ -15,6 +15,11 @@
 //! | truncation, [`Truncation::Local`] | 0 | 0 |
 //! | truncation, [`Truncation::Dealer`] | 1 | n |
 //!
+//! | [`Party::ltz`] (x < 0) | 6 | 8n + ~7n/8 (digit tables from the dealer, packed bits) |
+//! | [`Party::relu`] | 7 | ltz + 2n |
+//! | [`Party::select`] | 1 | 2n |
+//! | [`Party::max_rows`] (rows of length L) | 7·⌈log2 L⌉ | per level: ltz + select |
+//!
 //! Several independent multiplications open in one round with [`Party::mul_many`]; any set of
 //! openings shares one message with [`Party::open_many`].
 //!
@@ -34,6 +39,8 @@ use crate::ring::{self, Ring};
 use crate::share::{Seed, Shares, ZeroSharing};
 use crate::transport::{PartyId, Role, Transport};
 use crate::wire;
+
+mod compare;
 
 /// How a product's extra f fractional bits are removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -179,7 +186,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         self.role.peer().id()
     }
 
-    fn is_p0(&self) -> bool {
+    pub(crate) fn is_p0(&self) -> bool {
         self.role == Role::P0
     }
 
@@ -215,6 +222,16 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 
     /// Opens several sharings in one round and one message per party.
     pub fn open_many(&mut self, xs: &[&[R]]) -> Result<Vec<Vec<R>>, Error> {
+        self.exchange_and_combine(xs, |a, b| a.wrapping_add(&b))
+    }
+
+    /// Sends this party's shares of every `xs[i]` in one message, receives the peer's, and
+    /// combines each pair of shares with `combine`.
+    pub(crate) fn exchange_and_combine(
+        &mut self,
+        xs: &[&[R]],
+        combine: impl Fn(R, R) -> R,
+    ) -> Result<Vec<Vec<R>>, Error> {
         let total: usize = xs.iter().map(|x| x.len()).sum();
         let peer = self.peer();
         wire::send(&mut self.transport, peer, xs)?;
@@ -223,10 +240,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let mut out = Vec::with_capacity(xs.len());
         let mut offset = 0;
         for x in xs {
-            let mut v = x.to_vec();
-            ring::add_assign(&mut v, &theirs[offset..offset + x.len()]);
+            out.push(x.iter().zip(&theirs[offset..offset + x.len()]).map(|(&a, &b)| combine(a, b)).collect());
             offset += x.len();
-            out.push(v);
         }
         Ok(out)
     }
@@ -319,23 +334,13 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         self.add_public_scalar(&mut masked, shift);
         let c = self.open(&masked)?;
         let unshift = R::ONE.shl(R::BITS - 2 - f);
-        let mut out = Vec::with_capacity(zs.len());
-        let mut offset = 0;
-        for z in &zs {
-            let mut t = Shares::zeros(z.len());
-            for (i, ti) in t.iter_mut().enumerate() {
-                let j = offset + i;
-                let wrap_factor = (R::ONE.wrapping_sub(&c[j].msb())).shl(R::BITS - f);
-                let mut v = pairs.r_msb[j].wrapping_mul(&wrap_factor).wrapping_sub(&pairs.r_hi[j]);
-                if self.is_p0() {
-                    v = v.wrapping_add(&c[j].shr_logical(f)).wrapping_sub(&unshift);
-                }
-                *ti = v;
-            }
-            offset += z.len();
-            out.push(t);
-        }
-        Ok(out)
+        let p0 = self.is_p0();
+        let t = (0..total).map(|j| {
+            let wrap_factor = (R::ONE.wrapping_sub(&c[j].msb())).shl(R::BITS - f);
+            let v = pairs.r_msb[j].wrapping_mul(&wrap_factor).wrapping_sub(&pairs.r_hi[j]);
+            if p0 { v.wrapping_add(&c[j].shr_logical(f)).wrapping_sub(&unshift) } else { v }
+        });
+        Ok(split_like(t, zs.iter().map(|z| z.len())))
     }
 
     // ---------------------------------------------------------------- multiplication
@@ -369,23 +374,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let opened = self.open_many(&[&e, &f])?;
         let (e, f) = (&opened[0], &opened[1]);
         let p0 = self.is_p0();
-        let mut out = Vec::with_capacity(pairs.len());
-        let mut offset = 0;
-        for (x, _) in pairs {
-            let z: Vec<R> = (offset..offset + x.len())
-                .map(|i| {
-                    let mut z =
-                        t.c[i].wrapping_add(&e[i].wrapping_mul(&t.b[i])).wrapping_add(&f[i].wrapping_mul(&t.a[i]));
-                    if p0 {
-                        z = z.wrapping_add(&e[i].wrapping_mul(&f[i]));
-                    }
-                    z
-                })
-                .collect();
-            offset += x.len();
-            out.push(Shares::from_vec(z));
-        }
-        Ok(out)
+        let z = (0..total).map(|i| {
+            let z = t.c[i].wrapping_add(&e[i].wrapping_mul(&t.b[i])).wrapping_add(&f[i].wrapping_mul(&t.a[i]));
+            if p0 { z.wrapping_add(&e[i].wrapping_mul(&f[i])) } else { z }
+        });
+        Ok(split_like(z, pairs.iter().map(|(x, _)| x.len())))
     }
 
     /// Elementwise fixed-point square: one round with a square pair (half a multiply's traffic).
@@ -494,6 +487,15 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         R::gemm_acc(m, w.k, w.n, a, &w.f, &mut z);
         z
     }
+}
+
+/// Cuts a flat stream of values into sharings of the given lengths (the inverse of batching
+/// several operations into one opening).
+pub(crate) fn split_like<R: Ring>(
+    mut flat: impl Iterator<Item = R>,
+    lens: impl Iterator<Item = usize>,
+) -> Vec<Shares<R>> {
+    lens.map(|len| Shares::from_vec(flat.by_ref().take(len).collect())).collect()
 }
 
 /// Local truncation of one party's share by `f` bits (SecureML): P0 shifts its share, P1 shifts

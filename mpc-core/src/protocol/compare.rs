@@ -1,0 +1,226 @@
+//! Comparisons: less-than-zero, ReLU, select and max, with dealer-assisted digit tables.
+//!
+//! To learn [x < 0] for |x| < 2^(k-2), the parties open c = x + 2^(k-2) + r for a dealer mask
+//! r; then x + 2^(k-2) = c - r lies in [0, 2^(k-1)), and x < 0 exactly when its bit k-2 is 0:
+//!
+//!   [x < 0] = 1 ⊕ c_(k-2) ⊕ r_(k-2) ⊕ [c mod 2^(k-2) < r mod 2^(k-2)].
+//!
+//! The last term compares a public value with the dealer's secret one. The dealer splits r into
+//! 4-bit digits and hands out XOR-shared truth tables of [v < digit] and [v == digit]; read at
+//! the public digits of c they give every digit's comparison without a message. A tree of AND
+//! gates (log2 of the digit count: 4 levels in Z_2^64) combines them, and one opening converts
+//! the resulting bit to an arithmetic share (B2A). Total: 6 rounds, against CrypTen's 8 for its
+//! adder-based A2B, and about 15 bytes per element and party instead of about 200.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::{Party, split_like};
+use crate::error::Error;
+use crate::preprocessing::deal::{DIGIT_BITS, ltz_digits, ltz_table_words, words_for_bits};
+use crate::preprocessing::{Preprocessing, PreprocessingExt};
+use crate::ring::{self, Ring};
+use crate::share::Shares;
+use crate::transport::Transport;
+
+/// A node of the comparison tree: XOR shares of [a < b] and [a == b] over a range of digits,
+/// for every element, as packed bits.
+struct Node<R: Ring> {
+    lt: Shares<R>,
+    eq: Shares<R>,
+}
+
+fn set_bit<R: Ring>(words: &mut [R], i: usize, bit: R) {
+    let bits = R::BITS as usize;
+    words[i / bits] = words[i / bits] ^ bit.shl((i % bits) as u32);
+}
+
+fn get_bit<R: Ring>(words: &[R], i: usize) -> R {
+    let bits = R::BITS as usize;
+    words[i / bits].shr_logical((i % bits) as u32) & R::ONE
+}
+
+fn xor_assign<R: Ring>(acc: &mut [R], x: &[R]) {
+    for (a, x) in acc.iter_mut().zip(x) {
+        *a = *a ^ *x;
+    }
+}
+
+impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
+    /// Opens XOR-shared words (packed bits) in one round.
+    pub fn open_xor_many(&mut self, xs: &[&[R]]) -> Result<Vec<Vec<R>>, Error> {
+        self.exchange_and_combine(xs, |a, b| a ^ b)
+    }
+
+    /// Bitwise ANDs of XOR-shared packed bits, all pairs in one round (AND triples).
+    pub fn and_many(&mut self, pairs: &[(&[R], &[R])]) -> Result<Vec<Shares<R>>, Error> {
+        if pairs.iter().any(|(x, y)| x.len() != y.len()) {
+            return Err(Error::ShapeMismatch);
+        }
+        let total: usize = pairs.iter().map(|(x, _)| x.len()).sum();
+        let t = self.preprocessing.and_triples(total)?;
+        let xs = pairs.iter().flat_map(|(x, _)| x.iter());
+        let ys = pairs.iter().flat_map(|(_, y)| y.iter());
+        let mut d = Shares::zeros(total);
+        let mut e = Shares::zeros(total);
+        for (i, (x, y)) in xs.zip(ys).enumerate() {
+            d[i] = *x ^ t.a[i];
+            e[i] = *y ^ t.b[i];
+        }
+        let opened = self.open_xor_many(&[&d, &e])?;
+        let (d, e) = (&opened[0], &opened[1]);
+        let p0 = self.is_p0();
+        let z = (0..total).map(|i| {
+            let z = t.c[i] ^ (d[i] & t.b[i]) ^ (e[i] & t.a[i]);
+            if p0 { z ^ (d[i] & e[i]) } else { z }
+        });
+        Ok(split_like(z, pairs.iter().map(|(x, _)| x.len())))
+    }
+
+    /// Arithmetic shares of [x < 0] (0 or 1) for each element, valid for |x| < 2^(k-2).
+    /// Six rounds (see the module docs).
+    pub fn ltz(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
+        let n = x.len();
+        let mat = self.preprocessing.ltz(n)?;
+        if mat.n != n {
+            return Err(Error::MaterialMismatch);
+        }
+        // Round 1: open c = x + 2^(k-2) + r.
+        let mut masked = Shares::from_vec(x.to_vec());
+        ring::add_assign(&mut masked, &mat.r);
+        self.add_public_scalar(&mut masked, R::ONE.shl(R::BITS - 2));
+        let c = self.open(&masked)?;
+
+        // Leaves: each digit's comparison, read locally from the dealer's tables.
+        let words = words_for_bits::<R>(n);
+        let table_words = ltz_table_words::<R>();
+        let bits = R::BITS as usize;
+        let low_mask = (1u64 << (R::BITS - 2)) - 1;
+        let mut nodes: Vec<Node<R>> =
+            (0..ltz_digits::<R>()).map(|_| Node { lt: Shares::zeros(words), eq: Shares::zeros(words) }).collect();
+        for (i, ci) in c.iter().enumerate() {
+            let low = ci.to_u64() & low_mask;
+            for (d, node) in nodes.iter_mut().enumerate() {
+                let digit = ((low >> (DIGIT_BITS * d as u32)) & 0xF) as u32;
+                let at = d * 32;
+                let word = mat.tables[i * table_words + at / bits];
+                let offset = (at % bits) as u32;
+                set_bit(&mut node.lt, i, word.shr_logical(offset + digit) & R::ONE);
+                set_bit(&mut node.eq, i, word.shr_logical(offset + 16 + digit) & R::ONE);
+            }
+        }
+
+        // Rounds 2-5: combine digit pairs (low, high) into lt = lt_hi ⊕ (eq_hi ∧ lt_lo) and
+        // eq = eq_hi ∧ eq_lo, until one node spans all digits (its eq is then not needed).
+        while nodes.len() > 1 {
+            let last_level = nodes.len() == 2;
+            let pairs: Vec<(&[R], &[R])> = nodes
+                .chunks_exact(2)
+                .flat_map(|p| {
+                    let (lo, hi) = (&p[0], &p[1]);
+                    let mut v = vec![(&hi.eq[..], &lo.lt[..])];
+                    if !last_level {
+                        v.push((&hi.eq[..], &lo.eq[..]));
+                    }
+                    v
+                })
+                .collect();
+            let mut products = self.and_many(&pairs)?.into_iter();
+            let mut next = Vec::with_capacity(nodes.len().div_ceil(2));
+            let mut old = nodes.into_iter();
+            while let Some(lo) = old.next() {
+                match old.next() {
+                    Some(hi) => {
+                        let mut lt = hi.lt;
+                        xor_assign(&mut lt, &products.next().expect("product per pair"));
+                        let eq = if last_level { Shares::zeros(0) } else { products.next().expect("eq product") };
+                        next.push(Node { lt, eq });
+                        drop(lo);
+                    }
+                    // An odd top node moves up unchanged.
+                    None => next.push(lo),
+                }
+            }
+            nodes = next;
+        }
+        let borrow = nodes.pop().expect("one root").lt;
+
+        // [x < 0] = 1 ⊕ c_(k-2) ⊕ r_(k-2) ⊕ borrow, XOR-shared (P0 adds the public part).
+        let mut bit = borrow;
+        xor_assign(&mut bit, &mat.r_high);
+        if self.is_p0() {
+            for (i, ci) in c.iter().enumerate() {
+                set_bit(&mut bit, i, R::ONE ^ (ci.shr_logical(R::BITS - 2) & R::ONE));
+            }
+        }
+
+        // Round 6 (B2A): open z = bit ⊕ s for a dealer bit s, then bit = z + s - 2zs.
+        xor_assign(&mut bit, &mat.b2a_bits);
+        let z = self.open_xor_many(&[&bit])?.pop().expect("one opening");
+        let two = R::ONE.wrapping_add(&R::ONE);
+        let p0 = self.is_p0();
+        Ok(Shares::from_vec(
+            (0..n)
+                .map(|i| {
+                    let zi = get_bit(&z, i);
+                    let share = mat.b2a[i].wrapping_mul(&R::ONE.wrapping_sub(&two.wrapping_mul(&zi)));
+                    if p0 { share.wrapping_add(&zi) } else { share }
+                })
+                .collect(),
+        ))
+    }
+
+    /// ReLU(x) = x · (1 - [x < 0]): seven rounds; exact (no truncation: the factor is a bit).
+    pub fn relu(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
+        let negative = self.ltz(x)?;
+        let xb = self.mul_many_ring(&[(x, &negative)])?.pop().expect("one product");
+        Ok(Shares::from_vec(x.to_vec()).sub(&xb))
+    }
+
+    /// `cond ? a : b` elementwise, for arithmetic shares of bits `cond`: b + cond · (a - b).
+    /// One round; exact.
+    pub fn select(&mut self, cond: &[R], a: &[R], b: &[R]) -> Result<Shares<R>, Error> {
+        if a.len() != b.len() {
+            return Err(Error::ShapeMismatch);
+        }
+        let diff = Shares::from_vec(a.to_vec()).sub(b);
+        let chosen = self.mul_many_ring(&[(cond, &diff)])?.pop().expect("one product");
+        Ok(chosen.add(b))
+    }
+
+    /// The maximum of each row of `x` (`rows × len`, row-major): a tournament of ⌈log2 len⌉
+    /// levels, each one comparison and one select (seven rounds).
+    pub fn max_rows(&mut self, x: &[R], rows: usize, len: usize) -> Result<Shares<R>, Error> {
+        if x.len() != rows * len || (len == 0 && rows > 0) {
+            return Err(Error::ShapeMismatch);
+        }
+        let mut cur: Vec<R> = x.to_vec();
+        let mut width = len;
+        while width > 1 {
+            let half = width / 2;
+            let mut left = Vec::with_capacity(rows * half);
+            let mut right = Vec::with_capacity(rows * half);
+            for row in cur.chunks_exact(width) {
+                for j in 0..half {
+                    left.push(row[2 * j]);
+                    right.push(row[2 * j + 1]);
+                }
+            }
+            let mut diff = Shares::from_vec(left.clone());
+            ring::sub_assign(&mut diff, &right);
+            let left_smaller = self.ltz(&diff)?;
+            let winners = self.select(&left_smaller, &right, &left)?;
+            let new_width = width.div_ceil(2);
+            let mut next = Vec::with_capacity(rows * new_width);
+            for (r, row) in cur.chunks_exact(width).enumerate() {
+                next.extend_from_slice(&winners[r * half..(r + 1) * half]);
+                if width % 2 == 1 {
+                    next.push(row[width - 1]);
+                }
+            }
+            cur = next;
+            width = new_width;
+        }
+        Ok(Shares::from_vec(cur))
+    }
+}

@@ -1,0 +1,132 @@
+//! Comparisons over threads with the real dealer: exact results, on edges and random values,
+//! in the stated number of rounds.
+
+mod common;
+
+use common::{FP, reals, threaded};
+use mpc_core::Ring;
+use mpc_core::protocol::Truncation;
+use mpc_core::transport::Role;
+use proptest::prelude::*;
+
+fn edge_values() -> Vec<u64> {
+    let lim = 1i64 << 62;
+    [0, 1, -1, 2, -2, 65536, -65536, lim - 1, -(lim - 1), lim / 2, -lim / 2, 15, 16, -16, 0xFFFF_FFFF, -0xFFFF_FFFF]
+        .iter()
+        .map(|&v| u64::from_i64(v))
+        .collect()
+}
+
+fn private<O: Send>(
+    values: &[u64],
+    op: impl Fn(&mut mpc_io_std::launcher::ThreadedParty<'_>, &[u64]) -> Result<O, mpc_core::Error> + Sync,
+) -> O {
+    let run = threaded(17, Truncation::Local, |party, role| {
+        let x = party.input(Role::P1, (role == Role::P1).then_some(values), values.len())?;
+        op(party, &x)
+    });
+    run.p0.output
+}
+
+#[test]
+fn ltz_is_exact_on_edges() {
+    let values = edge_values();
+    let got = private(&values, |p, x| {
+        let b = p.ltz(x)?;
+        p.open(&b)
+    });
+    for (v, g) in values.iter().zip(&got) {
+        assert_eq!(*g, u64::from(v.to_i64() < 0), "ltz({})", v.to_i64());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn ltz_relu_and_select_are_exact(seed: u64, len in 1usize..300) {
+        let values: Vec<u64> = FP.encode_vec(&reals(seed, len, 1000.0));
+        let (bits, relu, sel) = private(&values, |p, x| {
+            let b = p.ltz(x)?;
+            let r = p.relu(x)?;
+            let zeros = vec![0u64; x.len()];
+            // select(x < 0, 0, x) is ReLU again, through the select protocol.
+            let s = p.select(&b, &zeros, x)?;
+            Ok((p.open(&b)?, p.open(&r)?, p.open(&s)?))
+        });
+        for i in 0..len {
+            let v = values[i].to_i64();
+            prop_assert_eq!(bits[i], u64::from(v < 0));
+            prop_assert_eq!(relu[i].to_i64(), v.max(0));
+            prop_assert_eq!(sel[i].to_i64(), v.max(0));
+        }
+    }
+
+    #[test]
+    fn max_of_rows_is_exact(seed: u64, rows in 1usize..5, len in 1usize..40) {
+        let values: Vec<u64> = FP.encode_vec(&reals(seed, rows * len, 50.0));
+        let got = private(&values, |p, x| {
+            let m = p.max_rows(x, rows, len)?;
+            p.open(&m)
+        });
+        for r in 0..rows {
+            let expect = values[r * len..(r + 1) * len].iter().map(|v| v.to_i64()).max().unwrap();
+            prop_assert_eq!(got[r].to_i64(), expect);
+        }
+    }
+}
+
+#[test]
+fn comparison_costs_six_rounds_and_relu_seven() {
+    let values = FP.encode_vec::<u64>(&reals(3, 1000, 10.0));
+    let [ltz, relu, max] = private(&values, |p, x| {
+        p.open(&[0])?; // end the setup's flight
+        let mut costs = Vec::new();
+        let s = p.transport().stats();
+        p.ltz(x)?;
+        costs.push(p.transport().stats().since(&s));
+        let s = p.transport().stats();
+        p.relu(x)?;
+        costs.push(p.transport().stats().since(&s));
+        let s = p.transport().stats();
+        p.max_rows(x, 1, 1000)?;
+        costs.push(p.transport().stats().since(&s));
+        Ok([costs[0], costs[1], costs[2]])
+    });
+    assert_eq!(ltz.rounds, 6);
+    assert_eq!(relu.rounds, 7);
+    assert_eq!(max.rounds, 7 * 10, "ceil(log2 1000) = 10 levels");
+    // Per element and party: the 8-byte opening, 29 AND gates (2 bits each) and one B2A bit.
+    let per_element = ltz.bytes_sent as f64 / 1000.0;
+    assert!(per_element < 17.0, "ltz sends {per_element} bytes per element");
+    println!("ltz: {} bytes per element and party", per_element);
+}
+
+#[test]
+fn ltz_works_in_z2_32() {
+    use mpc_core::preprocessing::TestDealer;
+    use mpc_core::share::Seed;
+    use mpc_core::transport::PartyId;
+    use mpc_io_std::ChannelTransport;
+
+    let values: Vec<u32> =
+        [0i64, 1, -1, 1 << 29, -(1 << 29), 12345, -12345].iter().map(|&v| u32::from_i64(v)).collect();
+    let (t0, t1) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
+    let (d0, d1) = TestDealer::<u32>::pair([5; 32]);
+    let run = |role: Role, t: ChannelTransport, d: TestDealer<u32>| {
+        let values = values.clone();
+        std::thread::spawn(move || {
+            let mut party = mpc_core::Party::with_seed(role, t, d, &Seed::from_bytes([6; 32]));
+            let x = party.input(Role::P0, (role == Role::P0).then_some(&values[..]), values.len()).unwrap();
+            let b = party.ltz(&x).unwrap();
+            party.open(&b).unwrap()
+        })
+    };
+    let h0 = run(Role::P0, t0, d0);
+    let h1 = run(Role::P1, t1, d1);
+    let got = h0.join().unwrap();
+    assert_eq!(got, h1.join().unwrap());
+    for (v, g) in values.iter().zip(&got) {
+        assert_eq!(*g, u32::from(v.to_i64() < 0));
+    }
+}
