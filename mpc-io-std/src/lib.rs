@@ -5,10 +5,12 @@
 //!
 //! - [`channel`]: an in-memory [`Transport`](mpc_core::Transport) over std channels;
 //! - [`launcher`]: runs P0, P1 and the dealer in threads and returns outputs and metering;
+//! - [`accuracy`]: the table of numerical functions behind `mpcformer accuracy`;
 //! - [`bench`]: the benchmarks behind `mpcformer bench`;
 //! - [`demo`]: the private matrix product behind `mpcformer demo`.
 #![forbid(unsafe_code)]
 
+pub mod accuracy;
 pub mod bench;
 pub mod channel;
 pub mod demo;

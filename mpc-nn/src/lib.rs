@@ -1,9 +1,30 @@
 //! # mpc-nn
 //!
-//! Tensors, the `Backend` trait and the neural-network layers of mpcformer, written once and run
-//! in plaintext, in simulation and under MPC. This crate is filled in by the backend issue; today
-//! it re-exports the engine it builds on.
+//! The [`Backend`] trait and its three implementations, so that one piece of model code runs
+//! in every setting:
+//!
+//! | backend | holds | setting |
+//! |---|---|---|
+//! | [`Plain`] | reals (f64), exact math | plaintext reference |
+//! | [`Fixed`] | fixed-point ring values in the clear | simulated: the protocol's arithmetic without the protocol |
+//! | [`Secure`] | one party's additive shares | real two-party computation over any transport |
+//!
+//! The numerical functions (exp, reciprocal, inverse square root, erf, GeLU, tanh, sigmoid,
+//! softmax, Quad, 2Quad, 2ReLU) are written once, in [`numerics`], over the backend's
+//! primitives; `Plain` overrides them with exact math.
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+pub mod backend;
+pub mod fixed;
+pub mod numerics;
+pub mod plain;
+pub mod secure;
+
+pub use backend::{Backend, Product};
+pub use fixed::Fixed;
 pub use mpc_core as core;
+pub use plain::Plain;
+pub use secure::Secure;

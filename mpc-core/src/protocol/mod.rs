@@ -306,16 +306,29 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 
     /// Truncates several sharings (with [`Truncation::Dealer`], in one round).
     pub fn truncate_many(&mut self, zs: Vec<Shares<R>>) -> Result<Vec<Shares<R>>, Error> {
-        let f = self.fixed.frac_bits();
-        match self.truncation {
+        self.truncate_many_by(zs, self.fixed.frac_bits(), self.truncation)
+    }
+
+    /// Shifts several sharings right by `bits` with the given method (for computations that
+    /// run at another precision than the session's).
+    pub fn truncate_many_by(
+        &mut self,
+        zs: Vec<Shares<R>>,
+        bits: u32,
+        method: Truncation,
+    ) -> Result<Vec<Shares<R>>, Error> {
+        if bits + 2 >= R::BITS {
+            return Err(Error::TooLarge);
+        }
+        match method {
             Truncation::Local => Ok(zs
                 .into_iter()
                 .map(|mut z| {
-                    truncate_local(self.role, &mut z, f);
+                    truncate_local(self.role, &mut z, bits);
                     z
                 })
                 .collect()),
-            Truncation::Dealer => self.truncate_dealer(zs, f),
+            Truncation::Dealer => self.truncate_dealer(zs, bits),
         }
     }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mpc_core::protocol::Truncation;
+use mpc_io_std::accuracy;
 use mpc_io_std::bench::gemm;
 use mpc_io_std::demo::{self, DemoConfig};
 
@@ -37,6 +38,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every numerical function and comparison computed by the real protocol over threads,
+    /// against f64: errors, rounds and bytes.
+    Accuracy {
+        /// Print one JSON line per function.
+        #[arg(long)]
+        json: bool,
+        /// Truncation of products at the session precision.
+        #[arg(long, value_enum, default_value_t = TruncationArg::Dealer)]
+        truncation: TruncationArg,
+        /// Only these functions (default: all).
+        #[arg(long)]
+        only: Vec<String>,
+    },
     /// Benchmarks that print numbers.
     Bench {
         #[command(subcommand)]
@@ -65,6 +79,15 @@ enum TruncationArg {
     Dealer,
 }
 
+impl From<TruncationArg> for Truncation {
+    fn from(t: TruncationArg) -> Self {
+        match t {
+            TruncationArg::Local => Truncation::Local,
+            TruncationArg::Dealer => Truncation::Dealer,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -85,11 +108,30 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Accuracy { json, truncation, only } => {
+            if !json {
+                println!(
+                    "{:<11} {:<32} {:>11} {:>11} {:>7} {:>10}",
+                    "function", "domain", "max abs err", "max rel err", "rounds", "bytes/elem"
+                );
+            }
+            for spec in accuracy::SPECS.iter().filter(|s| only.is_empty() || only.iter().any(|o| o == s.function)) {
+                match accuracy::measure(spec, truncation.into(), None) {
+                    Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("serialisable")),
+                    Ok(r) => println!(
+                        "{:<11} {:<32} {:>11.2e} {:>11.2e} {:>7} {:>10.1}",
+                        r.function, r.domain, r.max_abs_err, r.max_rel_err, r.rounds, r.bytes_per_element
+                    ),
+                    Err(e) => {
+                        eprintln!("mpcformer accuracy: {}: {e}", spec.function);
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Command::Demo { m, k, n, truncation, json } => {
-            let truncation = match truncation {
-                TruncationArg::Local => Truncation::Local,
-                TruncationArg::Dealer => Truncation::Dealer,
-            };
+            let truncation = truncation.into();
             match demo::run(DemoConfig { m, k, n, truncation, ..DemoConfig::default() }) {
                 Ok(r) if json => {
                     println!("{}", serde_json::to_string(&r).expect("serialisable"));

@@ -1,0 +1,178 @@
+//! `mpcformer accuracy`: every numerical function and comparison, computed by the real protocol
+//! over threads, against f64.
+
+use mpc_core::protocol::Truncation;
+use mpc_core::transport::{CommStats, Role};
+use mpc_core::Error;
+use mpc_nn::{Backend, Plain, Secure};
+use serde::Serialize;
+
+use crate::launcher::{LaunchError, LaunchOptions, run_threaded};
+
+/// One line of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccuracyRow {
+    /// The function.
+    pub function: &'static str,
+    /// The inputs it was measured on.
+    pub domain: &'static str,
+    /// Largest |private - f64| over the inputs.
+    pub max_abs_err: f64,
+    /// Largest |private - f64| / |f64| over the inputs with a non-zero reference.
+    pub max_rel_err: f64,
+    /// Rounds of one call (the larger of the two parties' counts).
+    pub rounds: u64,
+    /// Bytes both parties sent, per input element.
+    pub bytes_per_element: f64,
+    /// Input elements.
+    pub elements: usize,
+    /// The session's truncation method.
+    pub truncation: &'static str,
+}
+
+/// What a row function is applied to: rows of these lengths, entries in [-50, 50].
+pub const ROW_LENGTHS: [usize; 3] = [8, 64, 512];
+
+/// A function of the table: its name, domain, inputs and how to call it on any backend.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    /// The function's name in the table.
+    pub function: &'static str,
+    /// The domain, in words.
+    pub domain: &'static str,
+    /// The bound the tests hold it to (absolute, or relative for reciprocal and inv_sqrt).
+    pub bound: f64,
+    /// Whether `bound` is relative.
+    pub relative: bool,
+    /// The rounds of one call, as stated in the docs (the tests hold the protocol to them).
+    pub rounds: u64,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Elementwise { lo: f64, hi: f64, n: usize, log: bool },
+    Rows,
+}
+
+/// The table's functions.
+pub const SPECS: [Spec; 14] = [
+    Spec { function: "reciprocal", domain: "[1/64, 64]", bound: 1e-3, relative: true, rounds: 18, kind: Kind::Elementwise { lo: 1.0 / 64.0, hi: 64.0, n: 2000, log: true } },
+    Spec { function: "inv_sqrt", domain: "[1e-2, 1e3]", bound: 5e-3, relative: true, rounds: 24, kind: Kind::Elementwise { lo: 1e-2, hi: 1e3, n: 2000, log: true } },
+    Spec { function: "exp", domain: "[-64, 0]", bound: 1e-3, relative: false, rounds: 23, kind: Kind::Elementwise { lo: -64.0, hi: 0.0, n: 2000, log: false } },
+    Spec { function: "gelu", domain: "[-1e3, 1e3]", bound: 1e-2, relative: false, rounds: 18, kind: Kind::Elementwise { lo: -1e3, hi: 1e3, n: 4000, log: false } },
+    Spec { function: "gelu_core", domain: "[-8, 8]", bound: 1e-2, relative: false, rounds: 18, kind: Kind::Elementwise { lo: -8.0, hi: 8.0, n: 2000, log: false } },
+    Spec { function: "erf", domain: "[-10, 10]", bound: 1e-3, relative: false, rounds: 18, kind: Kind::Elementwise { lo: -10.0, hi: 10.0, n: 2000, log: false } },
+    Spec { function: "tanh", domain: "[-10, 10]", bound: 2e-3, relative: false, rounds: 49, kind: Kind::Elementwise { lo: -10.0, hi: 10.0, n: 2000, log: false } },
+    Spec { function: "sigmoid", domain: "[-20, 20]", bound: 1e-3, relative: false, rounds: 49, kind: Kind::Elementwise { lo: -20.0, hi: 20.0, n: 2000, log: false } },
+    Spec { function: "softmax", domain: "rows of 8, 64, 512 in [-50, 50]", bound: 1e-3, relative: false, rounds: 107, kind: Kind::Rows },
+    Spec { function: "2quad", domain: "rows of 8, 64, 512 in [-50, 50]", bound: 1e-3, relative: false, rounds: 21, kind: Kind::Rows },
+    Spec { function: "2relu", domain: "rows of 8, 64, 512 in [-50, 50]", bound: 1e-3, relative: false, rounds: 27, kind: Kind::Rows },
+    Spec { function: "ltz", domain: "[-1e3, 1e3]", bound: 0.0, relative: false, rounds: 6, kind: Kind::Elementwise { lo: -1e3, hi: 1e3, n: 2000, log: false } },
+    Spec { function: "relu", domain: "[-1e3, 1e3]", bound: 0.0, relative: false, rounds: 7, kind: Kind::Elementwise { lo: -1e3, hi: 1e3, n: 2000, log: false } },
+    Spec { function: "max", domain: "rows of 8, 64, 512 in [-50, 50]", bound: 0.0, relative: false, rounds: 63, kind: Kind::Rows },
+];
+
+impl Spec {
+    /// The inputs: a grid over the domain (geometric for positive domains), or rows.
+    pub fn inputs(&self) -> Vec<Vec<f64>> {
+        match self.kind {
+            Kind::Elementwise { lo, hi, n, log } => vec![
+                (0..n)
+                    .map(|i| {
+                        let t = i as f64 / (n - 1) as f64;
+                        if log { lo * (hi / lo).powf(t) } else { lo + (hi - lo) * t }
+                    })
+                    .collect(),
+            ],
+            Kind::Rows => ROW_LENGTHS
+                .iter()
+                .map(|&len| (0..4 * len).map(|i| ((i * 7919 + len) % 10_007) as f64 / 10_006.0 * 100.0 - 50.0).collect())
+                .collect(),
+        }
+    }
+
+    /// Applies the function to `x`, which holds one input set (`len` per row for row functions).
+    pub fn apply<B: Backend + ?Sized>(&self, b: &mut B, x: &[B::Elem], len: usize) -> Result<B::Vector, Error> {
+        let rows = x.len() / len;
+        match self.function {
+            "reciprocal" => b.reciprocal(x),
+            "inv_sqrt" => b.inv_sqrt(x),
+            "exp" => b.exp(x),
+            "gelu" | "gelu_core" => b.gelu(x),
+            "erf" => b.erf(x),
+            "tanh" => b.tanh(x),
+            "sigmoid" => b.sigmoid(x),
+            "softmax" => b.softmax(x, rows, len, None),
+            "2quad" => b.two_quad(x, rows, len, None),
+            "2relu" => b.two_relu(x, rows, len, None),
+            "ltz" => b.ltz(x).map(|bits| b.mul_bits_public(&bits, &vec![1.0; bits.len()], b.frac_bits())),
+            "relu" => b.relu(x),
+            "max" => b.max_rows(x, rows, len),
+            other => unreachable!("unknown function {other}"),
+        }
+    }
+
+    fn row_len(&self, input: &[f64]) -> usize {
+        match self.kind {
+            Kind::Rows => input.len() / 4,
+            Kind::Elementwise { .. } => 1,
+        }
+    }
+}
+
+/// Runs one function over threads with the real dealer; returns its table line.
+pub fn measure(spec: &Spec, truncation: Truncation, seed: Option<u64>) -> Result<AccuracyRow, LaunchError> {
+    let inputs = spec.inputs();
+    let options = seed.map(LaunchOptions::seeded).unwrap_or_default();
+    let run = run_threaded(options, |ctx| {
+        let role = ctx.role;
+        let party = ctx.party()?.with_truncation(truncation);
+        let mut b = Secure::new(party);
+        let mut outputs = Vec::new();
+        let mut last = CommStats::default();
+        for input in &inputs {
+            let x = b.input(Role::P1, (role == Role::P1).then_some(&input[..]), input.len())?;
+            b.reveal(&[0])?; // a barrier: the call's rounds start from a clean flight
+            let before = b.party().transport().stats();
+            let y = spec.apply(&mut b, &x, spec.row_len(input))?;
+            last = b.party().transport().stats().since(&before);
+            outputs.push((b.reveal(&y)?, last));
+        }
+        let _ = last;
+        Ok(outputs)
+    })?;
+    let mut max_abs = 0.0f64;
+    let mut max_rel = 0.0f64;
+    let mut rounds = 0;
+    let mut bytes = 0;
+    let mut elements = 0;
+    for ((input, (got, p0)), (_, p1)) in inputs.iter().zip(&run.p0.output).zip(&run.p1.output) {
+        let mut plain = Plain;
+        let len = spec.row_len(input);
+        let expect = spec.apply(&mut plain, input, len).expect("plain reference");
+        for (g, e) in got.iter().zip(&expect) {
+            max_abs = max_abs.max((g - e).abs());
+            if *e != 0.0 {
+                max_rel = max_rel.max(((g - e) / e).abs());
+            }
+        }
+        rounds = rounds.max(p0.rounds.max(p1.rounds));
+        bytes += p0.bytes_sent + p1.bytes_sent;
+        elements += input.len();
+    }
+    Ok(AccuracyRow {
+        function: spec.function,
+        domain: spec.domain,
+        max_abs_err: max_abs,
+        max_rel_err: max_rel,
+        rounds,
+        bytes_per_element: bytes as f64 / elements as f64,
+        elements,
+        truncation: match truncation {
+            Truncation::Local => "local",
+            Truncation::Dealer => "dealer",
+        },
+    })
+}
+

@@ -1,0 +1,179 @@
+//! The [`Backend`] trait: primitive operations on secret vectors, and the numerical functions
+//! written once over them.
+//!
+//! A backend holds "secret" vectors: plain reals ([`Plain`](crate::Plain)), fixed-point ring
+//! values in the clear ([`Fixed`](crate::Fixed), the simulated setting), or one party's additive
+//! shares ([`Secure`](crate::Secure)). Code written against this trait runs unchanged in every
+//! setting.
+//!
+//! ## Precision
+//! Values are fixed-point with the backend's [`Backend::frac_bits`] (f) fractional bits, except
+//! inside numerical functions, which move some steps to `f + EXTRA_BITS` bits to keep their
+//! errors small ([`Backend::extend`], [`Backend::reduce`]). Every product names the precision of
+//! its operands; its result has the same precision. `Plain` ignores precision.
+//!
+//! ## Bits
+//! Comparisons return *bits*: 0 or 1 as plain integers in the ring (not fixed-point), 0.0 or 1.0
+//! in `Plain`. Bits multiply values exactly ([`Backend::mul_bits`],
+//! [`Backend::mul_bits_public`]).
+
+use alloc::vec::Vec;
+use core::fmt::Debug;
+use core::ops::{Deref, DerefMut};
+
+use mpc_core::Error;
+use mpc_core::transport::Role;
+
+use crate::numerics;
+
+/// The result of a backend operation.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// The fixed-point precisions of a product: operands at `a` and `b` fractional bits, the result
+/// at `out`, its real value multiplied by 2^`pow2` (`pow2 <= 0`, folded into the truncation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Product {
+    /// Fractional bits of the left operands.
+    pub a: u32,
+    /// Fractional bits of the right operands.
+    pub b: u32,
+    /// Fractional bits of the result.
+    pub out: u32,
+    /// Power of two multiplying the result.
+    pub pow2: i32,
+}
+
+impl Product {
+    /// Operands and result at `frac` bits.
+    pub const fn at(frac: u32) -> Self {
+        Self { a: frac, b: frac, out: frac, pow2: 0 }
+    }
+
+    /// The same, with the result multiplied by 2^`pow2`.
+    pub const fn scaled(self, pow2: i32) -> Self {
+        Self { pow2, ..self }
+    }
+
+    /// Bits the ring product is shifted right by: a + b - out - pow2.
+    pub fn shift(&self) -> Result<u32> {
+        let shift = self.a as i64 + self.b as i64 - self.out as i64 - self.pow2 as i64;
+        u32::try_from(shift).map_err(|_| Error::ShapeMismatch)
+    }
+}
+
+/// Primitive operations on secret vectors, and numerical functions built from them.
+pub trait Backend {
+    /// One element: a real (`Plain`) or a ring element (`Fixed`, `Secure`).
+    type Elem: Copy + Default + Debug + Send + Sync + 'static;
+    /// A secret vector (zeroized on drop where it holds shares).
+    type Vector: Clone + Debug + Deref<Target = [Self::Elem]> + DerefMut;
+
+    /// Fractional bits of fixed-point values (0 for `Plain`).
+    fn frac_bits(&self) -> u32;
+    /// Wraps elements into a vector.
+    fn wrap(&self, elems: Vec<Self::Elem>) -> Self::Vector;
+
+    // ------------------------------------------------------------------ input and output
+
+    /// Makes `n` values owned by `owner` secret (`Some` at the owner, `None` elsewhere).
+    fn input(&mut self, owner: Role, values: Option<&[f64]>, n: usize) -> Result<Self::Vector>;
+    /// Reveals values to both parties.
+    fn reveal(&mut self, x: &[Self::Elem]) -> Result<Vec<f64>>;
+    /// A public vector as a secret one, at `frac` fractional bits.
+    fn public(&self, values: &[f64], frac: u32) -> Self::Vector;
+
+    // ------------------------------------------------------------------ local, exact
+
+    /// `a + b`.
+    fn add(&self, a: &[Self::Elem], b: &[Self::Elem]) -> Self::Vector;
+    /// `a - b`.
+    fn sub(&self, a: &[Self::Elem], b: &[Self::Elem]) -> Self::Vector;
+    /// `k · a` for a public integer `k`.
+    fn mul_int(&self, a: &[Self::Elem], k: i64) -> Self::Vector;
+    /// `a + c` for a public constant `c`, with `a` at `frac` bits.
+    fn add_scalar(&self, a: &[Self::Elem], c: f64, frac: u32) -> Self::Vector;
+    /// `bits[i] · c[i]`: public constants at `frac` bits selected by secret bits.
+    fn mul_bits_public(&self, bits: &[Self::Elem], c: &[f64], frac: u32) -> Self::Vector;
+    /// Multiplies by 2^`pow2` and adds `bits` of precision (`bits + pow2 >= 0`): exact.
+    fn extend(&self, a: &[Self::Elem], bits: u32, pow2: i32) -> Self::Vector;
+    /// Sums each row of a `rows × len` matrix.
+    fn sum_rows(&self, a: &[Self::Elem], rows: usize, len: usize) -> Self::Vector;
+
+    // ------------------------------------------------------------------ interactive
+
+    /// Removes `bits` of precision, rounding to nearest.
+    fn reduce(&mut self, a: &[Self::Elem], bits: u32) -> Result<Self::Vector>;
+    /// Elementwise fixed-point products at the precisions of `p`, all pairs in one round.
+    fn mul_many(&mut self, pairs: &[(&[Self::Elem], &[Self::Elem])], p: Product) -> Result<Vec<Self::Vector>>;
+    /// Elementwise fixed-point squares at the precisions of `p` (`p.a == p.b`).
+    fn square(&mut self, x: &[Self::Elem], p: Product) -> Result<Self::Vector>;
+    /// Elementwise product with public constants at the session precision.
+    fn mul_public(&mut self, x: &[Self::Elem], c: &[f64]) -> Result<Self::Vector>;
+    /// Matrix product of secret `a` (m×k) and `b` (k×n) at the session precision.
+    fn matmul(&mut self, a: &[Self::Elem], b: &[Self::Elem], m: usize, k: usize, n: usize) -> Result<Self::Vector>;
+    /// Bits [x < 0].
+    fn ltz(&mut self, x: &[Self::Elem]) -> Result<Self::Vector>;
+    /// Exact products `bit · value`, all pairs in one round.
+    fn mul_bits(&mut self, pairs: &[(&[Self::Elem], &[Self::Elem])]) -> Result<Vec<Self::Vector>>;
+    /// The maximum of each row of a `rows × len` matrix.
+    fn max_rows(&mut self, x: &[Self::Elem], rows: usize, len: usize) -> Result<Self::Vector>;
+
+    // ------------------------------------------------------------------ built on the primitives
+
+    /// Elementwise product at the session precision.
+    fn mul(&mut self, x: &[Self::Elem], y: &[Self::Elem]) -> Result<Self::Vector> {
+        let f = self.frac_bits();
+        Ok(self.mul_many(&[(x, y)], Product::at(f))?.pop().expect("one product"))
+    }
+    /// ReLU: `x · (1 - [x < 0])`.
+    fn relu(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
+        let negative = self.ltz(x)?;
+        let dropped = self.mul_bits(&[(&negative, x)])?.pop().expect("one product");
+        Ok(self.sub(x, &dropped))
+    }
+    /// e^x, accurate on [-128, 0] (absolute error below 1e-4); clipped below -128.
+    fn exp(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
+        numerics::exp(self, x)
+    }
+    /// 1/x for x in [1/64, 512) (relative error below 1e-3 on [1/64, 64]): scale by a public
+    /// bound first.
+    fn reciprocal(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
+        numerics::reciprocal(self, x)
+    }
+    /// 1/√x for x in [2^-7, 2^10] (relative error below 1e-3).
+    fn inv_sqrt(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
+        numerics::inv_sqrt(self, x)
+    }
+    /// erf(x) on all reals (absolute error below 1e-3).
+    fn erf(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
+        numerics::erf(self, x)
+    }
+    /// GeLU (erf form) on all reals (absolute error below 1e-3).
+    fn gelu(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
+        numerics::gelu(self, x)
+    }
+    /// tanh on all reals (absolute error below 2e-3).
+    fn tanh(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
+        numerics::tanh(self, x)
+    }
+    /// The logistic sigmoid on all reals.
+    fn sigmoid(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
+        numerics::sigmoid(self, x)
+    }
+    /// MPCFormer's Quad, 0.125x² + 0.25x + 0.5 (GeLU's replacement).
+    fn quad(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
+        numerics::quad(self, x)
+    }
+    /// Softmax of each row (`rows × len`), with a public 0/1 mask over the row's entries.
+    fn softmax(&mut self, x: &[Self::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Self::Vector> {
+        numerics::softmax(self, x, rows, len, mask)
+    }
+    /// MPCFormer's 2Quad of each row: m·(x + 5)² / Σ m·(x + 5)².
+    fn two_quad(&mut self, x: &[Self::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Self::Vector> {
+        numerics::two_quad(self, x, rows, len, mask)
+    }
+    /// MPCFormer's 2ReLU of each row: m·relu(x) / Σ m·relu(x).
+    fn two_relu(&mut self, x: &[Self::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Self::Vector> {
+        numerics::two_relu(self, x, rows, len, mask)
+    }
+}

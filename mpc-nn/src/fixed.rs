@@ -1,0 +1,127 @@
+//! The simulated setting: the protocol's fixed-point ring arithmetic, in the clear.
+
+use alloc::vec::Vec;
+
+use mpc_core::transport::Role;
+use mpc_core::{Error, FixedPoint, Ring};
+
+use crate::backend::{Backend, Product, Result};
+
+/// Fixed-point ring values in the clear: the same algorithms and truncations as [`Secure`]
+/// (truncation rounds down, where the protocol is within one unit of it), without any party.
+///
+/// [`Secure`]: crate::Secure
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fixed {
+    fixed: FixedPoint,
+}
+
+impl Fixed {
+    /// A simulation at the given fixed-point format.
+    pub fn new(fixed: FixedPoint) -> Self {
+        Self { fixed }
+    }
+}
+
+fn zip(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
+    a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+}
+
+/// Half a unit of the last place kept when `bits` are dropped: added first, it makes a
+/// truncation round to nearest.
+pub(crate) fn half_unit(bits: u32) -> u64 {
+    if bits == 0 { 0 } else { 1 << (bits - 1) }
+}
+
+fn encode(c: f64, frac: u32) -> u64 {
+    FixedPoint::new(frac).encode(c)
+}
+
+impl Backend for Fixed {
+    type Elem = u64;
+    type Vector = Vec<u64>;
+
+    fn frac_bits(&self) -> u32 {
+        self.fixed.frac_bits()
+    }
+    fn wrap(&self, elems: Vec<u64>) -> Vec<u64> {
+        elems
+    }
+    fn input(&mut self, _owner: Role, values: Option<&[f64]>, n: usize) -> Result<Vec<u64>> {
+        match values {
+            Some(v) if v.len() == n => Ok(self.fixed.encode_vec(v)),
+            _ => Err(Error::ShapeMismatch),
+        }
+    }
+    fn reveal(&mut self, x: &[u64]) -> Result<Vec<f64>> {
+        Ok(self.fixed.decode_vec(x))
+    }
+    fn public(&self, values: &[f64], frac: u32) -> Vec<u64> {
+        values.iter().map(|&v| encode(v, frac)).collect()
+    }
+    fn add(&self, a: &[u64], b: &[u64]) -> Vec<u64> {
+        zip(a, b, u64::wrapping_add)
+    }
+    fn sub(&self, a: &[u64], b: &[u64]) -> Vec<u64> {
+        zip(a, b, u64::wrapping_sub)
+    }
+    fn mul_int(&self, a: &[u64], k: i64) -> Vec<u64> {
+        a.iter().map(|x| x.wrapping_mul(k as u64)).collect()
+    }
+    fn add_scalar(&self, a: &[u64], c: f64, frac: u32) -> Vec<u64> {
+        let c = encode(c, frac);
+        a.iter().map(|x| x.wrapping_add(c)).collect()
+    }
+    fn mul_bits_public(&self, bits: &[u64], c: &[f64], frac: u32) -> Vec<u64> {
+        bits.iter().zip(c).map(|(&b, &c)| b.wrapping_mul(encode(c, frac))).collect()
+    }
+    fn extend(&self, a: &[u64], bits: u32, pow2: i32) -> Vec<u64> {
+        let shift = (bits as i32 + pow2) as u32;
+        a.iter().map(|x| x << shift).collect()
+    }
+    fn sum_rows(&self, a: &[u64], _rows: usize, len: usize) -> Vec<u64> {
+        a.chunks(len.max(1)).map(|r| r.iter().fold(0u64, |s, &v| s.wrapping_add(v))).collect()
+    }
+    fn reduce(&mut self, a: &[u64], bits: u32) -> Result<Vec<u64>> {
+        let half = half_unit(bits);
+        Ok(a.iter().map(|x| x.wrapping_add(half).shr_arith(bits)).collect())
+    }
+    fn mul_many(&mut self, pairs: &[(&[u64], &[u64])], p: Product) -> Result<Vec<Vec<u64>>> {
+        let shift = p.shift()?;
+        pairs
+            .iter()
+            .map(|(a, b)| {
+                if a.len() == b.len() { Ok(zip(a, b, |x, y| x.wrapping_mul(y).shr_arith(shift))) } else { Err(Error::ShapeMismatch) }
+            })
+            .collect()
+    }
+    fn square(&mut self, x: &[u64], p: Product) -> Result<Vec<u64>> {
+        let shift = p.shift()?;
+        Ok(x.iter().map(|v| v.wrapping_mul(*v).shr_arith(shift)).collect())
+    }
+    fn mul_public(&mut self, x: &[u64], c: &[f64]) -> Result<Vec<u64>> {
+        let f = self.frac_bits();
+        Ok(x.iter().zip(c).map(|(&v, &c)| v.wrapping_mul(encode(c, f)).shr_arith(f)).collect())
+    }
+    fn matmul(&mut self, a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Result<Vec<u64>> {
+        if a.len() != m * k || b.len() != k * n {
+            return Err(Error::ShapeMismatch);
+        }
+        let mut c = alloc::vec![0u64; m * n];
+        mpc_core::gemm::gemm_acc(m, k, n, a, b, &mut c);
+        let f = self.frac_bits();
+        Ok(c.iter().map(|v| v.shr_arith(f)).collect())
+    }
+    fn ltz(&mut self, x: &[u64]) -> Result<Vec<u64>> {
+        Ok(x.iter().map(|v| u64::from(v.to_i64() < 0)).collect())
+    }
+    fn mul_bits(&mut self, pairs: &[(&[u64], &[u64])]) -> Result<Vec<Vec<u64>>> {
+        Ok(pairs.iter().map(|(b, v)| zip(b, v, u64::wrapping_mul)).collect())
+    }
+    fn max_rows(&mut self, x: &[u64], rows: usize, len: usize) -> Result<Vec<u64>> {
+        if x.len() != rows * len || len == 0 {
+            return Err(Error::ShapeMismatch);
+        }
+        Ok(x.chunks(len).map(|r| r.iter().copied().max_by_key(|v| v.to_i64()).expect("non-empty row")).collect())
+    }
+}

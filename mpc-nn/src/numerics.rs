@@ -1,0 +1,331 @@
+//! Numerical functions written once over the [`Backend`] primitives, so that the simulated
+//! fixed-point setting and the real protocol run the same algorithm.
+//!
+//! Where CrypTen's versions break on Transformer ranges, these do not:
+//! - **exp** clips at -128, then evaluates (1 + t + t²/2)^128 with t = x/128 at f + 8 bits
+//!   (CrypTen's (1 + x/256)^256 at f bits explodes below -512 and loses 1e-3 near 0);
+//! - **reciprocal** and **inverse square root** start from a per-half-binade guess read off one
+//!   batch of comparisons against powers of √2 (a linear combination of the comparison bits, no extra
+//!   round), then run Newton at f + 8 bits with dealer truncation; every caller scales its input
+//!   by a public power of two first (CrypTen's start diverges above about 253);
+//! - **erf** and **GeLU** use polynomials in (x/B)² inside [-B, B] and their asymptotes outside
+//!   (CrypTen's Taylor erf is useless beyond |x| ≈ 2 and it has no GeLU);
+//! - **softmax**, **2Quad** and **2ReLU** normalise rows with the reciprocal above, scaled by a
+//!   public power of two tied to the row length, so row sums up to 2^14 and beyond stay right.
+
+use alloc::vec::Vec;
+
+use crate::backend::{Backend, Product, Result};
+
+/// Extra fractional bits of the steps that need them (exp's squarings, Newton iterations).
+pub const EXTRA_BITS: u32 = 8;
+
+/// Saturation point of erf: 1 - erf(3) = 2.2e-5.
+const ERF_BOUND: f64 = 3.0;
+/// erf(x) = x · Σ c_i u^i with u = (x/3)², |error| < 1.7e-4 on [-3, 3] (least squares on
+/// Chebyshev nodes).
+const ERF_COEFFS: [f64; 8] = [
+    1.1282981697978207,
+    -3.3740908488360435,
+    8.88711500428131,
+    -17.308802907879713,
+    23.657525141808637,
+    -21.041255760683953,
+    10.762067387529957,
+    -2.3775836237787016,
+];
+
+/// Saturation point of GeLU: |GeLU(x) - relu(x)| < 1.3e-4 beyond 4.
+const GELU_BOUND: f64 = 4.0;
+/// GeLU(x) - x/2 = x·erf(x/√2)/2 = Σ c_i u^i with u = (x/4)², |error| < 2e-4 on [-4, 4].
+const GELU_COEFFS: [f64; 8] = [
+    0.00019893556136377127,
+    6.355829272164553,
+    -16.39656034809003,
+    35.20738017621189,
+    -51.40720527021403,
+    47.56103248018741,
+    -24.900442818906388,
+    5.579771190602863,
+];
+
+/// The start of the Newton iterations is piecewise constant on half-binades
+/// [2^((i-1)/2), 2^(i/2)), i in this range, for the reciprocal ...
+const RECIPROCAL_HALF_BINADES: core::ops::RangeInclusive<i32> = -12..=18;
+/// ... and for the inverse square root.
+const INV_SQRT_HALF_BINADES: core::ops::RangeInclusive<i32> = -14..=20;
+/// Newton iterations from a start within a factor √2: three for the reciprocal (error below
+/// 1e-6), two for the inverse square root (quadratic convergence from a better start).
+const RECIPROCAL_STEPS: usize = 3;
+const INV_SQRT_STEPS: usize = 2;
+
+/// What a saturating function is outside its core interval.
+#[derive(Clone, Copy, Debug)]
+enum Asymptote {
+    /// A constant.
+    Const(f64),
+    /// The identity, x.
+    Identity,
+}
+
+/// `values` repeated: each of `rows` values `len` times.
+fn broadcast<B: Backend + ?Sized>(b: &B, values: &[B::Elem], len: usize) -> B::Vector {
+    b.wrap(values.iter().flat_map(|&v| core::iter::repeat_n(v, len)).collect())
+}
+
+/// Σ c_i u^i by Horner's rule at the session precision, for u in [0, 1] (so that rounding
+/// errors do not grow).
+fn horner<B: Backend + ?Sized>(b: &mut B, u: &[B::Elem], coeffs: &[f64]) -> Result<B::Vector> {
+    let f = b.frac_bits();
+    let (&top, rest) = coeffs.split_last().expect("at least one coefficient");
+    let mut p = b.public(&alloc::vec![top; u.len()], f);
+    for &c in rest.iter().rev() {
+        let pu = b.mul_many(&[(&p, u)], Product::at(f))?.pop().expect("one product");
+        p = b.add_scalar(&pu, c, f);
+    }
+    Ok(p)
+}
+
+/// `inside` on [-bound, bound], the asymptotes below and above. One batch of two comparisons and
+/// one round of bit products.
+fn saturate<B: Backend + ?Sized>(
+    b: &mut B,
+    x: &[B::Elem],
+    bound: f64,
+    inside: &[B::Elem],
+    below: Asymptote,
+    above: Asymptote,
+) -> Result<B::Vector> {
+    let f = b.frac_bits();
+    let n = x.len();
+    let mut shifted = b.add_scalar(x, bound, f).to_vec();
+    shifted.extend_from_slice(&b.add_scalar(x, -bound, f));
+    let bits = b.ltz(&shifted)?;
+    let (lower, upper) = bits.split_at(n);
+    // lower = [x < -B], upper = [x < B]: inside = upper - lower, above = 1 - upper.
+    let in_range = b.sub(upper, lower);
+    let is_above = b.add_scalar(&b.mul_int(upper, -1), 1.0, 0);
+    let mut secret_pairs: Vec<(&[B::Elem], &[B::Elem])> = alloc::vec![(&in_range, inside)];
+    let mut constant = b.public(&alloc::vec![0.0; n], f);
+    for (bit, asymptote) in [(lower, below), (&is_above[..], above)] {
+        match asymptote {
+            Asymptote::Identity => secret_pairs.push((bit, x)),
+            Asymptote::Const(c) => constant = b.add(&constant, &b.mul_bits_public(bit, &alloc::vec![c; n], f)),
+        }
+    }
+    let products = b.mul_bits(&secret_pairs)?;
+    Ok(products.iter().fold(constant, |acc, p| b.add(&acc, p)))
+}
+
+/// e^x, valid for x ≤ 0: clipped at -128, then (1 + t + t²/2)^128 with t = x/128 at f + 8 bits.
+pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+    let f = b.frac_bits();
+    let high = f + EXTRA_BITS;
+    // max(x, -128) = relu(x + 128) - 128.
+    let lifted = b.add_scalar(x, 128.0, f);
+    let clipped = b.relu(&lifted)?;
+    let clipped = b.add_scalar(&clipped, -128.0, f);
+    let t = b.extend(&clipped, EXTRA_BITS, -7);
+    let half_t2 = b.square(&t, Product::at(high).scaled(-1))?;
+    let mut y = b.add_scalar(&b.add(&t, &half_t2), 1.0, high);
+    for _ in 0..7 {
+        y = b.square(&y, Product::at(high))?;
+    }
+    b.reduce(&y, EXTRA_BITS)
+}
+
+/// 1/x at f + 8 bits for x at f + 8 bits in [2^-6, 2^9]: piecewise start, then Newton.
+fn reciprocal_high<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+    let high = b.frac_bits() + EXTRA_BITS;
+    // On [lo, hi), the guess 2/(lo + hi) gives |1 - x·guess| ≤ (hi - lo)/(hi + lo) < 0.18.
+    let guess = |lo: f64, hi: f64| 2.0 / (lo + hi);
+    let mut r = start_by_intervals(b, x, high, RECIPROCAL_HALF_BINADES, guess)?;
+    for _ in 0..RECIPROCAL_STEPS {
+        let xr = b.mul_many(&[(x, &r)], Product::at(high))?.pop().expect("one product");
+        let e = b.add_scalar(&b.mul_int(&xr, -1), 2.0, high);
+        r = b.mul_many(&[(&r, &e)], Product::at(high))?.pop().expect("one product");
+    }
+    Ok(r)
+}
+
+/// The piecewise-constant start `guess(lo, hi)` on each half-binade [lo, hi) with bounds
+/// t_i = 2^(i/2), from one batch of comparisons c_i = [x < t_i]:
+/// start = g_top + Σ_i c_i · (g_i - g_(i+1)), which telescopes to g_i on interval i (below the
+/// first bound, to g_first; above the last, to g_top) and needs no further round.
+fn start_by_intervals<B: Backend + ?Sized>(
+    b: &mut B,
+    x: &[B::Elem],
+    frac: u32,
+    bounds: core::ops::RangeInclusive<i32>,
+    guess: impl Fn(f64, f64) -> f64,
+) -> Result<B::Vector> {
+    let n = x.len();
+    let bound = |i: i32| libm::exp2(i as f64 / 2.0);
+    // g(i): the guess on [t_(i-1), t_i).
+    let g = |i: i32| guess(bound(i - 1), bound(i));
+    let mut differences = Vec::with_capacity(n * bounds.clone().count());
+    for i in bounds.clone() {
+        differences.extend_from_slice(&b.add_scalar(x, -bound(i), frac));
+    }
+    let below = b.ltz(&differences)?;
+    let top = *bounds.end();
+    let mut start = b.public(&alloc::vec![g(top + 1); n], frac);
+    for (bits, i) in below.chunks_exact(n).zip(bounds) {
+        let step = g(i) - g(i + 1);
+        start = b.add(&start, &b.mul_bits_public(bits, &alloc::vec![step; n], frac));
+    }
+    Ok(start)
+}
+
+/// 1/x for x in [2^-6, 2^9] (see [`Backend::reciprocal`]).
+pub fn reciprocal<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+    let high = b.extend(x, EXTRA_BITS, 0);
+    let r = reciprocal_high(b, &high)?;
+    b.reduce(&r, EXTRA_BITS)
+}
+
+/// 1/√x for x in [2^-7, 2^10]: piecewise start, then Newton r ← r·(3 - x·r²)/2 at f + 8 bits.
+pub fn inv_sqrt<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+    let high = b.frac_bits() + EXTRA_BITS;
+    let y = b.extend(x, EXTRA_BITS, 0);
+    // On [lo, hi), 1/√x lies within a factor 2^(1/8) of (lo·hi)^(-1/4).
+    let guess = |lo: f64, hi: f64| 1.0 / libm::sqrt(libm::sqrt(lo * hi));
+    let mut r = start_by_intervals(b, &y, high, INV_SQRT_HALF_BINADES, guess)?;
+    for _ in 0..INV_SQRT_STEPS {
+        let r2 = b.square(&r, Product::at(high))?;
+        let yr2 = b.mul_many(&[(&y, &r2)], Product::at(high))?.pop().expect("one product");
+        let h = b.add_scalar(&b.mul_int(&yr2, -1), 3.0, high);
+        r = b.mul_many(&[(&r, &h)], Product::at(high).scaled(-1))?.pop().expect("one product");
+    }
+    b.reduce(&r, EXTRA_BITS)
+}
+
+/// u = (x / bound)², the argument of the even polynomials.
+fn scaled_square<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], bound: f64) -> Result<B::Vector> {
+    let f = b.frac_bits();
+    let scaled = b.mul_public(x, &alloc::vec![1.0 / bound; x.len()])?;
+    b.square(&scaled, Product::at(f))
+}
+
+/// erf on all reals.
+pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+    let u = scaled_square(b, x, ERF_BOUND)?;
+    let q = horner(b, &u, &ERF_COEFFS)?;
+    let inside = b.mul(x, &q)?;
+    saturate(b, x, ERF_BOUND, &inside, Asymptote::Const(-1.0), Asymptote::Const(1.0))
+}
+
+/// GeLU(x) = x·Φ(x) on all reals: x/2 + an even polynomial inside [-4, 4], relu outside.
+pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+    let u = scaled_square(b, x, GELU_BOUND)?;
+    let h = horner(b, &u, &GELU_COEFFS)?;
+    let half = b.mul_public(x, &alloc::vec![0.5; x.len()])?;
+    let inside = b.add(&half, &h);
+    saturate(b, x, GELU_BOUND, &inside, Asymptote::Const(0.0), Asymptote::Identity)
+}
+
+/// The logistic sigmoid: σ(|x|) = 1/(1 + e^-|x|) (exp and reciprocal above), mirrored for x < 0.
+pub fn sigmoid<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+    let f = b.frac_bits();
+    let negative = b.ltz(x)?;
+    let flip = b.mul_bits(&[(&negative, x)])?.pop().expect("one product");
+    // -|x| = x - 2·(x if negative) ... negated: -|x| = 2·flip - x.
+    let minus_abs = b.sub(&b.mul_int(&flip, 2), x);
+    let e = exp(b, &minus_abs)?;
+    let denominator = b.add_scalar(&e, 1.0, f);
+    let s = reciprocal(b, &denominator)?;
+    // σ(x) = s, or 1 - s for x < 0: s + [x < 0]·(1 - 2s).
+    let mirror = b.add_scalar(&b.mul_int(&s, -2), 1.0, f);
+    let correction = b.mul_bits(&[(&negative, &mirror)])?.pop().expect("one product");
+    Ok(b.add(&s, &correction))
+}
+
+/// tanh(x) = 2σ(2x) - 1.
+pub fn tanh<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+    let f = b.frac_bits();
+    let s = sigmoid(b, &b.mul_int(x, 2))?;
+    Ok(b.add_scalar(&b.mul_int(&s, 2), -1.0, f))
+}
+
+/// Quad(x) = 0.125x² + 0.25x + 0.5.
+pub fn quad<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+    let f = b.frac_bits();
+    let eighth_square = b.square(x, Product::at(f).scaled(-3))?;
+    let quarter = b.mul_public(x, &alloc::vec![0.25; x.len()])?;
+    Ok(b.add_scalar(&b.add(&eighth_square, &quarter), 0.5, f))
+}
+
+/// Applies a public 0/1 mask: masked entries become exactly 0 (a local step on shares too).
+fn apply_mask<B: Backend + ?Sized>(b: &B, x: B::Vector, mask: Option<&[f64]>) -> Result<B::Vector> {
+    match mask {
+        None => Ok(x),
+        Some(m) if m.len() != x.len() || m.iter().any(|&v| v != 0.0 && v != 1.0) => {
+            Err(mpc_core::Error::ShapeMismatch)
+        }
+        Some(m) => Ok(b.wrap(x.iter().zip(m).map(|(&v, &keep)| if keep == 1.0 { v } else { B::Elem::default() }).collect())),
+    }
+}
+
+/// Divides each row of `values` (`rows × len`, at f bits, non-negative) by its sum, where the
+/// sums lie in [2^(k-6), 2^(k+9)] for the public `k`.
+fn normalise_rows<B: Backend + ?Sized>(b: &mut B, values: &[B::Elem], rows: usize, len: usize, k: i32) -> Result<B::Vector> {
+    let f = b.frac_bits();
+    let high = f + EXTRA_BITS;
+    let sums = b.sum_rows(values, rows, len);
+    // y = sum / 2^k at f + 8 bits: a shift left when k <= 8, else a truncation by k - 8 first.
+    let y = match u32::try_from(k) {
+        Ok(k) if k > EXTRA_BITS => {
+            let coarse = b.reduce(&sums, k - EXTRA_BITS)?;
+            b.extend(&coarse, k, -(k as i32))
+        }
+        _ => b.extend(&sums, EXTRA_BITS, -k),
+    };
+    let r = reciprocal_high(b, &y)?;
+    let r = broadcast(b, &r, len);
+    // value (f bits) · r (f + 8 bits) / 2^k, straight to f bits: the ring product stays below
+    // 2^(k + 2f + 8), far from overflow for any realistic row length.
+    let p = Product { a: f, b: high, out: f, pow2: -k };
+    Ok(b.mul_many(&[(values, &r)], p)?.pop().expect("one product"))
+}
+
+/// ⌈log2 n⌉ for n ≥ 1.
+fn ceil_log2(n: usize) -> i32 {
+    (usize::BITS - n.saturating_sub(1).leading_zeros()) as i32
+}
+
+fn check_rows<B: Backend + ?Sized>(x: &[B::Elem], rows: usize, len: usize) -> Result<()> {
+    if x.len() != rows * len || len == 0 {
+        return Err(mpc_core::Error::ShapeMismatch);
+    }
+    Ok(())
+}
+
+/// Softmax of each row: subtract the row maximum, exp, mask, divide by the row sum (in [1, len]
+/// when the maximum is unmasked), scaled by 2^⌈log2(len)/2⌉ into the reciprocal's range.
+pub fn softmax<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<B::Vector> {
+    check_rows::<B>(x, rows, len)?;
+    let max = b.max_rows(x, rows, len)?;
+    let shifted = b.sub(x, &broadcast(b, &max, len));
+    let e = exp(b, &shifted)?;
+    let e = apply_mask(b, e, mask)?;
+    normalise_rows(b, &e, rows, len, (ceil_log2(len) + 1) / 2)
+}
+
+/// 2Quad of each row: m·(x + 5)² / Σ m·(x + 5)², the sum scaled by about 25·len (its value for
+/// scores near 0).
+pub fn two_quad<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<B::Vector> {
+    check_rows::<B>(x, rows, len)?;
+    let f = b.frac_bits();
+    let shifted = b.add_scalar(x, 5.0, f);
+    let q = b.square(&shifted, Product::at(f))?;
+    let q = apply_mask(b, q, mask)?;
+    normalise_rows(b, &q, rows, len, ceil_log2(len) + 5)
+}
+
+/// 2ReLU of each row: m·relu(x) / Σ m·relu(x), the sum scaled by about len.
+pub fn two_relu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<B::Vector> {
+    check_rows::<B>(x, rows, len)?;
+    let r = b.relu(x)?;
+    let r = apply_mask(b, r, mask)?;
+    normalise_rows(b, &r, rows, len, ceil_log2(len))
+}

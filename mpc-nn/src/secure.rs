@@ -1,0 +1,145 @@
+//! One real party of the two-party computation, over any transport.
+
+use alloc::vec::Vec;
+
+use mpc_core::preprocessing::Preprocessing;
+use mpc_core::protocol::Truncation;
+use mpc_core::share::Shares;
+use mpc_core::transport::{Role, Transport};
+use mpc_core::{Error, FixedPoint, Party};
+
+use crate::backend::{Backend, Product, Result};
+
+/// One party's shares, computing with its peer through a [`Party`].
+///
+/// Products at the session precision use the session's truncation; products at other precisions
+/// (inside the numerical functions, where ring values are large) always use dealer truncation,
+/// which never fails.
+#[derive(Debug)]
+pub struct Secure<T: Transport, P: Preprocessing<u64>> {
+    party: Party<u64, T, P>,
+}
+
+impl<T: Transport, P: Preprocessing<u64>> Secure<T, P> {
+    /// Computes through `party`.
+    pub fn new(party: Party<u64, T, P>) -> Self {
+        Self { party }
+    }
+
+    /// The protocol engine.
+    pub fn party(&self) -> &Party<u64, T, P> {
+        &self.party
+    }
+
+    /// The protocol engine, mutably.
+    pub fn party_mut(&mut self) -> &mut Party<u64, T, P> {
+        &mut self.party
+    }
+
+    /// Unwraps the protocol engine.
+    pub fn into_party(self) -> Party<u64, T, P> {
+        self.party
+    }
+
+    fn is_p0(&self) -> bool {
+        self.party.role() == Role::P0
+    }
+
+    fn truncation_for(&self, p: Product) -> Truncation {
+        if p == Product::at(self.frac_bits()) { self.party.truncation() } else { Truncation::Dealer }
+    }
+}
+
+fn zip(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Shares<u64> {
+    Shares::from_vec(a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect())
+}
+
+fn encode(c: f64, frac: u32) -> u64 {
+    FixedPoint::new(frac).encode(c)
+}
+
+impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
+    type Elem = u64;
+    type Vector = Shares<u64>;
+
+    fn frac_bits(&self) -> u32 {
+        self.party.fixed_point().frac_bits()
+    }
+    fn wrap(&self, elems: Vec<u64>) -> Shares<u64> {
+        Shares::from_vec(elems)
+    }
+    fn input(&mut self, owner: Role, values: Option<&[f64]>, n: usize) -> Result<Shares<u64>> {
+        self.party.input_fixed(owner, values, n)
+    }
+    fn reveal(&mut self, x: &[u64]) -> Result<Vec<f64>> {
+        self.party.open_fixed(x)
+    }
+    fn public(&self, values: &[f64], frac: u32) -> Shares<u64> {
+        let p0 = self.is_p0();
+        Shares::from_vec(values.iter().map(|&v| if p0 { encode(v, frac) } else { 0 }).collect())
+    }
+    fn add(&self, a: &[u64], b: &[u64]) -> Shares<u64> {
+        zip(a, b, u64::wrapping_add)
+    }
+    fn sub(&self, a: &[u64], b: &[u64]) -> Shares<u64> {
+        zip(a, b, u64::wrapping_sub)
+    }
+    fn mul_int(&self, a: &[u64], k: i64) -> Shares<u64> {
+        Shares::from_vec(a.iter().map(|x| x.wrapping_mul(k as u64)).collect())
+    }
+    fn add_scalar(&self, a: &[u64], c: f64, frac: u32) -> Shares<u64> {
+        let mut out = Shares::from_vec(a.to_vec());
+        self.party.add_public_scalar(&mut out, encode(c, frac));
+        out
+    }
+    fn mul_bits_public(&self, bits: &[u64], c: &[f64], frac: u32) -> Shares<u64> {
+        Shares::from_vec(bits.iter().zip(c).map(|(&b, &c)| b.wrapping_mul(encode(c, frac))).collect())
+    }
+    fn extend(&self, a: &[u64], bits: u32, pow2: i32) -> Shares<u64> {
+        let shift = (bits as i32 + pow2) as u32;
+        Shares::from_vec(a.iter().map(|x| x << shift).collect())
+    }
+    fn sum_rows(&self, a: &[u64], _rows: usize, len: usize) -> Shares<u64> {
+        Shares::from_vec(a.chunks(len.max(1)).map(|r| r.iter().fold(0u64, |s, &v| s.wrapping_add(v))).collect())
+    }
+    fn reduce(&mut self, a: &[u64], bits: u32) -> Result<Shares<u64>> {
+        // Both truncations already land within one unit on either side of the exact quotient
+        // (the dealer's adds a borrow with probability equal to the dropped fraction), so no
+        // half unit is added: the simulation's round-to-nearest is their deterministic twin.
+        let method = self.party.truncation();
+        Ok(self.party.truncate_many_by(alloc::vec![Shares::from_vec(a.to_vec())], bits, method)?.pop().expect("one"))
+    }
+    fn mul_many(&mut self, pairs: &[(&[u64], &[u64])], p: Product) -> Result<Vec<Shares<u64>>> {
+        let shift = p.shift()?;
+        let method = self.truncation_for(p);
+        let z = self.party.mul_many_ring(pairs)?;
+        self.party.truncate_many_by(z, shift, method)
+    }
+    fn square(&mut self, x: &[u64], p: Product) -> Result<Shares<u64>> {
+        let shift = p.shift()?;
+        let method = self.truncation_for(p);
+        let z = self.party.square_ring(x)?;
+        Ok(self.party.truncate_many_by(alloc::vec![z], shift, method)?.pop().expect("one"))
+    }
+    fn mul_public(&mut self, x: &[u64], c: &[f64]) -> Result<Shares<u64>> {
+        if x.len() != c.len() {
+            return Err(Error::ShapeMismatch);
+        }
+        let f = self.frac_bits();
+        let z = Shares::from_vec(x.iter().zip(c).map(|(&v, &c)| v.wrapping_mul(encode(c, f))).collect());
+        self.party.truncate(z)
+    }
+    fn matmul(&mut self, a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Result<Shares<u64>> {
+        self.party.matmul(a, b, m, k, n)
+    }
+    fn ltz(&mut self, x: &[u64]) -> Result<Shares<u64>> {
+        self.party.ltz(x)
+    }
+    fn mul_bits(&mut self, pairs: &[(&[u64], &[u64])]) -> Result<Vec<Shares<u64>>> {
+        self.party.mul_many_ring(pairs)
+    }
+    fn max_rows(&mut self, x: &[u64], rows: usize, len: usize) -> Result<Shares<u64>> {
+        self.party.max_rows(x, rows, len)
+    }
+}
+
