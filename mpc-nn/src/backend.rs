@@ -29,6 +29,9 @@ use crate::numerics;
 /// The result of a backend operation.
 pub type Result<T> = core::result::Result<T, Error>;
 
+/// Two operands of an elementwise product.
+pub type Pair<'a, E> = (&'a [E], &'a [E]);
+
 /// The fixed-point precisions of a product: operands at `a` and `b` fractional bits, the result
 /// at `out`, its real value multiplied by 2^`pow2` (`pow2 <= 0`, folded into the truncation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +107,7 @@ pub trait Backend {
     /// Removes `bits` of precision, rounding to nearest.
     fn reduce(&mut self, a: &[Self::Elem], bits: u32) -> Result<Self::Vector>;
     /// Elementwise fixed-point products at the precisions of `p`, all pairs in one round.
-    fn mul_many(&mut self, pairs: &[(&[Self::Elem], &[Self::Elem])], p: Product) -> Result<Vec<Self::Vector>>;
+    fn mul_many(&mut self, pairs: &[Pair<'_, Self::Elem>], p: Product) -> Result<Vec<Self::Vector>>;
     /// Elementwise fixed-point squares at the precisions of `p` (`p.a == p.b`).
     fn square(&mut self, x: &[Self::Elem], p: Product) -> Result<Self::Vector>;
     /// Elementwise product with public constants at the session precision.
@@ -114,7 +117,7 @@ pub trait Backend {
     /// Bits [x < 0].
     fn ltz(&mut self, x: &[Self::Elem]) -> Result<Self::Vector>;
     /// Exact products `bit · value`, all pairs in one round.
-    fn mul_bits(&mut self, pairs: &[(&[Self::Elem], &[Self::Elem])]) -> Result<Vec<Self::Vector>>;
+    fn mul_bits(&mut self, pairs: &[Pair<'_, Self::Elem>]) -> Result<Vec<Self::Vector>>;
     /// The maximum of each row of a `rows × len` matrix.
     fn max_rows(&mut self, x: &[Self::Elem], rows: usize, len: usize) -> Result<Self::Vector>;
 

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use mpc_core::transport::Role;
 use mpc_core::{Error, FixedPoint, Ring};
 
-use crate::backend::{Backend, Product, Result};
+use crate::backend::{Backend, Pair, Product, Result};
 
 /// Fixed-point ring values in the clear: the same algorithms and truncations as [`Secure`]
 /// (truncation rounds down, where the protocol is within one unit of it), without any party.
@@ -86,12 +86,16 @@ impl Backend for Fixed {
         let half = half_unit(bits);
         Ok(a.iter().map(|x| x.wrapping_add(half).shr_arith(bits)).collect())
     }
-    fn mul_many(&mut self, pairs: &[(&[u64], &[u64])], p: Product) -> Result<Vec<Vec<u64>>> {
+    fn mul_many(&mut self, pairs: &[Pair<'_, u64>], p: Product) -> Result<Vec<Vec<u64>>> {
         let shift = p.shift()?;
         pairs
             .iter()
             .map(|(a, b)| {
-                if a.len() == b.len() { Ok(zip(a, b, |x, y| x.wrapping_mul(y).shr_arith(shift))) } else { Err(Error::ShapeMismatch) }
+                if a.len() == b.len() {
+                    Ok(zip(a, b, |x, y| x.wrapping_mul(y).shr_arith(shift)))
+                } else {
+                    Err(Error::ShapeMismatch)
+                }
             })
             .collect()
     }
@@ -115,7 +119,7 @@ impl Backend for Fixed {
     fn ltz(&mut self, x: &[u64]) -> Result<Vec<u64>> {
         Ok(x.iter().map(|v| u64::from(v.to_i64() < 0)).collect())
     }
-    fn mul_bits(&mut self, pairs: &[(&[u64], &[u64])]) -> Result<Vec<Vec<u64>>> {
+    fn mul_bits(&mut self, pairs: &[Pair<'_, u64>]) -> Result<Vec<Vec<u64>>> {
         Ok(pairs.iter().map(|(b, v)| zip(b, v, u64::wrapping_mul)).collect())
     }
     fn max_rows(&mut self, x: &[u64], rows: usize, len: usize) -> Result<Vec<u64>> {

@@ -15,7 +15,7 @@
 
 use alloc::vec::Vec;
 
-use crate::backend::{Backend, Product, Result};
+use crate::backend::{Backend, Pair, Product, Result};
 
 /// Extra fractional bits of the steps that need them (exp's squarings, Newton iterations).
 pub const EXTRA_BITS: u32 = 8;
@@ -105,7 +105,7 @@ fn saturate<B: Backend + ?Sized>(
     // lower = [x < -B], upper = [x < B]: inside = upper - lower, above = 1 - upper.
     let in_range = b.sub(upper, lower);
     let is_above = b.add_scalar(&b.mul_int(upper, -1), 1.0, 0);
-    let mut secret_pairs: Vec<(&[B::Elem], &[B::Elem])> = alloc::vec![(&in_range, inside)];
+    let mut secret_pairs: Vec<Pair<'_, B::Elem>> = alloc::vec![(&in_range, inside)];
     let mut constant = b.public(&alloc::vec![0.0; n], f);
     for (bit, asymptote) in [(lower, below), (&is_above[..], above)] {
         match asymptote {
@@ -247,28 +247,34 @@ pub fn tanh<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> 
     Ok(b.add_scalar(&b.mul_int(&s, 2), -1.0, f))
 }
 
-/// Quad(x) = 0.125x² + 0.25x + 0.5.
+/// Quad(x) = 0.125x² + 0.25x + 0.5 = (x + 1)²/8 + 0.375: one square, one truncation.
 pub fn quad<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
-    let eighth_square = b.square(x, Product::at(f).scaled(-3))?;
-    let quarter = b.mul_public(x, &alloc::vec![0.25; x.len()])?;
-    Ok(b.add_scalar(&b.add(&eighth_square, &quarter), 0.5, f))
+    let shifted = b.add_scalar(x, 1.0, f);
+    let eighth_square = b.square(&shifted, Product::at(f).scaled(-3))?;
+    Ok(b.add_scalar(&eighth_square, 0.375, f))
 }
 
 /// Applies a public 0/1 mask: masked entries become exactly 0 (a local step on shares too).
 fn apply_mask<B: Backend + ?Sized>(b: &B, x: B::Vector, mask: Option<&[f64]>) -> Result<B::Vector> {
     match mask {
         None => Ok(x),
-        Some(m) if m.len() != x.len() || m.iter().any(|&v| v != 0.0 && v != 1.0) => {
-            Err(mpc_core::Error::ShapeMismatch)
+        Some(m) if m.len() != x.len() || m.iter().any(|&v| v != 0.0 && v != 1.0) => Err(mpc_core::Error::ShapeMismatch),
+        Some(m) => {
+            Ok(b.wrap(x.iter().zip(m).map(|(&v, &keep)| if keep == 1.0 { v } else { B::Elem::default() }).collect()))
         }
-        Some(m) => Ok(b.wrap(x.iter().zip(m).map(|(&v, &keep)| if keep == 1.0 { v } else { B::Elem::default() }).collect())),
     }
 }
 
 /// Divides each row of `values` (`rows × len`, at f bits, non-negative) by its sum, where the
 /// sums lie in [2^(k-6), 2^(k+9)] for the public `k`.
-fn normalise_rows<B: Backend + ?Sized>(b: &mut B, values: &[B::Elem], rows: usize, len: usize, k: i32) -> Result<B::Vector> {
+fn normalise_rows<B: Backend + ?Sized>(
+    b: &mut B,
+    values: &[B::Elem],
+    rows: usize,
+    len: usize,
+    k: i32,
+) -> Result<B::Vector> {
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
     let sums = b.sum_rows(values, rows, len);
@@ -302,7 +308,13 @@ fn check_rows<B: Backend + ?Sized>(x: &[B::Elem], rows: usize, len: usize) -> Re
 
 /// Softmax of each row: subtract the row maximum, exp, mask, divide by the row sum (in [1, len]
 /// when the maximum is unmasked), scaled by 2^⌈log2(len)/2⌉ into the reciprocal's range.
-pub fn softmax<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<B::Vector> {
+pub fn softmax<B: Backend + ?Sized>(
+    b: &mut B,
+    x: &[B::Elem],
+    rows: usize,
+    len: usize,
+    mask: Option<&[f64]>,
+) -> Result<B::Vector> {
     check_rows::<B>(x, rows, len)?;
     let max = b.max_rows(x, rows, len)?;
     let shifted = b.sub(x, &broadcast(b, &max, len));
@@ -313,7 +325,13 @@ pub fn softmax<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], rows: usize, len: 
 
 /// 2Quad of each row: m·(x + 5)² / Σ m·(x + 5)², the sum scaled by about 25·len (its value for
 /// scores near 0).
-pub fn two_quad<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<B::Vector> {
+pub fn two_quad<B: Backend + ?Sized>(
+    b: &mut B,
+    x: &[B::Elem],
+    rows: usize,
+    len: usize,
+    mask: Option<&[f64]>,
+) -> Result<B::Vector> {
     check_rows::<B>(x, rows, len)?;
     let f = b.frac_bits();
     let shifted = b.add_scalar(x, 5.0, f);
@@ -323,7 +341,13 @@ pub fn two_quad<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], rows: usize, len:
 }
 
 /// 2ReLU of each row: m·relu(x) / Σ m·relu(x), the sum scaled by about len.
-pub fn two_relu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<B::Vector> {
+pub fn two_relu<B: Backend + ?Sized>(
+    b: &mut B,
+    x: &[B::Elem],
+    rows: usize,
+    len: usize,
+    mask: Option<&[f64]>,
+) -> Result<B::Vector> {
     check_rows::<B>(x, rows, len)?;
     let r = b.relu(x)?;
     let r = apply_mask(b, r, mask)?;

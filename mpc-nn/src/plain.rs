@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use mpc_core::Error;
 use mpc_core::transport::Role;
 
-use crate::backend::{Backend, Product, Result};
+use crate::backend::{Backend, Pair, Product, Result};
 
 /// Plaintext reals; the numerical functions are the exact ones (libm).
 #[derive(Clone, Copy, Debug, Default)]
@@ -89,10 +89,16 @@ impl Backend for Plain {
     fn reduce(&mut self, a: &[f64], _bits: u32) -> Result<Vec<f64>> {
         Ok(a.to_vec())
     }
-    fn mul_many(&mut self, pairs: &[(&[f64], &[f64])], p: Product) -> Result<Vec<Vec<f64>>> {
+    fn mul_many(&mut self, pairs: &[Pair<'_, f64>], p: Product) -> Result<Vec<Vec<f64>>> {
         pairs
             .iter()
-            .map(|(a, b)| if a.len() == b.len() { Ok(zip(a, b, |x, y| libm::ldexp(x * y, p.pow2))) } else { Err(Error::ShapeMismatch) })
+            .map(|(a, b)| {
+                if a.len() == b.len() {
+                    Ok(zip(a, b, |x, y| libm::ldexp(x * y, p.pow2)))
+                } else {
+                    Err(Error::ShapeMismatch)
+                }
+            })
             .collect()
     }
     fn square(&mut self, x: &[f64], p: Product) -> Result<Vec<f64>> {
@@ -119,7 +125,7 @@ impl Backend for Plain {
     fn ltz(&mut self, x: &[f64]) -> Result<Vec<f64>> {
         Ok(map(x, |v| if v < 0.0 { 1.0 } else { 0.0 }))
     }
-    fn mul_bits(&mut self, pairs: &[(&[f64], &[f64])]) -> Result<Vec<Vec<f64>>> {
+    fn mul_bits(&mut self, pairs: &[Pair<'_, f64>]) -> Result<Vec<Vec<f64>>> {
         Ok(pairs.iter().map(|(b, v)| zip(b, v, |b, v| b * v)).collect())
     }
     fn max_rows(&mut self, x: &[f64], rows: usize, len: usize) -> Result<Vec<f64>> {

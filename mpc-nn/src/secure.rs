@@ -8,13 +8,13 @@ use mpc_core::share::Shares;
 use mpc_core::transport::{Role, Transport};
 use mpc_core::{Error, FixedPoint, Party};
 
-use crate::backend::{Backend, Product, Result};
+use crate::backend::{Backend, Pair, Product, Result};
 
 /// One party's shares, computing with its peer through a [`Party`].
 ///
-/// Products at the session precision use the session's truncation; products at other precisions
-/// (inside the numerical functions, where ring values are large) always use dealer truncation,
-/// which never fails.
+/// Products at the session precision use the session's truncation; products at extended
+/// precision (inside the numerical functions, where ring values are large) always use dealer
+/// truncation, which never fails.
 #[derive(Debug)]
 pub struct Secure<T: Transport, P: Preprocessing<u64>> {
     party: Party<u64, T, P>,
@@ -45,8 +45,11 @@ impl<T: Transport, P: Preprocessing<u64>> Secure<T, P> {
         self.party.role() == Role::P0
     }
 
+    /// The session's truncation at the session precision; dealer truncation (which never fails)
+    /// for products at extended precision, whose ring values are large.
     fn truncation_for(&self, p: Product) -> Truncation {
-        if p == Product::at(self.frac_bits()) { self.party.truncation() } else { Truncation::Dealer }
+        let f = self.frac_bits();
+        if p.a <= f && p.b <= f && p.out <= f { self.party.truncation() } else { Truncation::Dealer }
     }
 }
 
@@ -109,7 +112,7 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         let method = self.party.truncation();
         Ok(self.party.truncate_many_by(alloc::vec![Shares::from_vec(a.to_vec())], bits, method)?.pop().expect("one"))
     }
-    fn mul_many(&mut self, pairs: &[(&[u64], &[u64])], p: Product) -> Result<Vec<Shares<u64>>> {
+    fn mul_many(&mut self, pairs: &[Pair<'_, u64>], p: Product) -> Result<Vec<Shares<u64>>> {
         let shift = p.shift()?;
         let method = self.truncation_for(p);
         let z = self.party.mul_many_ring(pairs)?;
@@ -135,11 +138,10 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     fn ltz(&mut self, x: &[u64]) -> Result<Shares<u64>> {
         self.party.ltz(x)
     }
-    fn mul_bits(&mut self, pairs: &[(&[u64], &[u64])]) -> Result<Vec<Shares<u64>>> {
+    fn mul_bits(&mut self, pairs: &[Pair<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.mul_many_ring(pairs)
     }
     fn max_rows(&mut self, x: &[u64], rows: usize, len: usize) -> Result<Shares<u64>> {
         self.party.max_rows(x, rows, len)
     }
 }
-
