@@ -153,3 +153,25 @@ fn session_setup_is_one_seed_and_p1_never_talks_to_the_dealer() {
     assert_eq!(run.dealer.requests, 2);
     assert_eq!(run.dealer.correction_elements, 128);
 }
+
+#[test]
+fn owned_matmul_is_one_way() {
+    // W (20x5) owned by P0: F = W - B goes once to P1 (100 elements); each product 5x20·20x5
+    // is one message of mk = 100 elements from P1 to P0, and nothing back.
+    let w: Vec<u64> = vec![1 << 16; 100];
+    let run = threaded(23, Truncation::Local, |party, role| {
+        let x = party.input(Role::P1, (role == Role::P1).then_some(&[2u64 << 16; 100][..]), 100)?;
+        barrier(party)?;
+        let start = party.transport().stats();
+        let owned = party.prepare_owned((role == Role::P0).then_some(&w[..]), 20, 5)?;
+        let prepared = party.transport().stats();
+        party.matmul_owned(&x, 5, &owned)?;
+        Ok((prepared.since(&start), party.transport().stats().since(&prepared)))
+    });
+    let (p0_prep, p0_mul) = run.p0.output;
+    let (p1_prep, p1_mul) = run.p1.output;
+    assert_eq!(p0_prep, CommStats { bytes_sent: 800, messages_sent: 1, rounds: 1, ..CommStats::default() });
+    assert_eq!(p1_prep, CommStats { bytes_received: 800, messages_received: 1, ..CommStats::default() });
+    assert_eq!(p1_mul, CommStats { bytes_sent: 800, messages_sent: 1, rounds: 1, ..CommStats::default() });
+    assert_eq!(p0_mul, CommStats { bytes_received: 800, messages_received: 1, ..CommStats::default() });
+}

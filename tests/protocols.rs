@@ -154,3 +154,27 @@ fn public_operations_are_local() {
     // P1 sent nothing before the opening: inputs and public operations need no message.
     assert_eq!(*messages_before_open, 0);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn owned_matmul_is_within_one_ulp(seed: u64, m in 1usize..9, k in 1usize..40, n in 1usize..30) {
+        let x = reals(seed, m * k, 3.0);
+        let w = reals(seed ^ 3, k * n, 1.0);
+        let expect = exact_matmul(&x, &w, m, k, n);
+        let w_enc: Vec<u64> = FP.encode_vec(&w);
+        let run = threaded(seed, Truncation::Dealer, |party, role| {
+            let xs = party.input_fixed(Role::P1, (role == Role::P1).then_some(&x[..]), m * k)?;
+            let owned = party.prepare_owned((role == Role::P0).then_some(&w_enc[..]), k, n)?;
+            let first = party.matmul_owned(&xs, m, &owned)?;
+            let second = party.matmul_owned(&xs, m, &owned)?;
+            Ok([party.open(&first)?, party.open(&second)?])
+        });
+        for got in &run.p0.output {
+            for (g, e) in got.iter().zip(&expect) {
+                prop_assert!(ulps(*g, *e) <= 1, "got {} expected {}", *g as i64, e);
+            }
+        }
+    }
+}

@@ -33,6 +33,8 @@ const TAG_TRIPLE: u64 = 5;
 
 const TAG_AND: u64 = 6;
 const TAG_LTZ: u64 = 7;
+const TAG_OWNED_MASK: u64 = 8;
+const TAG_OWNED_TRIPLE: u64 = 9;
 
 /// At most this many random and this many correlated parts per material.
 const MAX_PARTS: usize = 3;
@@ -44,9 +46,11 @@ pub(crate) enum Sharing {
     Additive,
     /// The shares XOR (packed bits).
     Xor,
+    /// One party holds the whole part; the other holds nothing.
+    Owned(Role),
 }
 
-use Sharing::{Additive, Xor};
+use Sharing::{Additive, Owned, Xor};
 
 /// Part lengths (in ring elements) and sharings of a request: (random parts, correlated parts).
 pub(crate) struct Layout {
@@ -67,9 +71,19 @@ impl Sharing {
                 .map(|(&a, &b)| match self {
                     Additive => a.wrapping_add(&b),
                     Xor => a ^ b,
+                    Owned(_) => unreachable!("owned parts are not combined elementwise"),
                 })
                 .collect(),
         )
+    }
+
+    /// The secret behind two parties' parts.
+    fn secret<R: Ring>(self, p0: &[R], p1: &[R]) -> Shares<R> {
+        match self {
+            Owned(Role::P0) => Shares::from_vec(p0.to_vec()),
+            Owned(Role::P1) => Shares::from_vec(p1.to_vec()),
+            _ => self.combine(p0, p1),
+        }
     }
 
     /// Turns `secret` into P0's share, given P1's.
@@ -78,6 +92,7 @@ impl Sharing {
             *s = match self {
                 Additive => s.wrapping_sub(t),
                 Xor => *s ^ *t,
+                Owned(_) => unreachable!("correlated parts are shared"),
             };
         }
     }
@@ -109,8 +124,8 @@ impl Request {
         let fits = match *self {
             Request::Beaver { n } | Request::Square { n } => ok(Some(n)),
             Request::Trunc { n, frac_bits } => ok(Some(n)) && frac_bits + 2 < R::BITS,
-            Request::MatmulMask { k, n } => ok(k.checked_mul(n)),
-            Request::MatmulTriple { m, k, n, .. } => {
+            Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => ok(k.checked_mul(n)),
+            Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => {
                 ok(k.checked_mul(n)) && ok(m.checked_mul(k)) && ok(m.checked_mul(n))
             }
             Request::And { words } => ok(Some(words)),
@@ -140,6 +155,12 @@ impl Request {
             Request::And { words } => {
                 Layout { random: parts(&[(words, Xor), (words, Xor)]), correlated: parts(&[(words, Xor)]) }
             }
+            Request::OwnedMask { k, n } => {
+                Layout { random: parts(&[(k * n, Owned(Role::P0))]), correlated: parts(&[]) }
+            }
+            Request::OwnedTriple { m, k, n, .. } => {
+                Layout { random: parts(&[(m * k, Owned(Role::P1))]), correlated: parts(&[(m * n, Additive)]) }
+            }
             Request::Ltz { n } => {
                 let bits = words_for_bits::<R>(n);
                 Layout {
@@ -160,6 +181,8 @@ impl Request {
             Request::MatmulTriple { m, k, n, mask } => [TAG_TRIPLE, m as u64, k as u64, n as u64, mask],
             Request::And { words } => [TAG_AND, words as u64, 0, 0, 0],
             Request::Ltz { n } => [TAG_LTZ, n as u64, 0, 0, 0],
+            Request::OwnedMask { k, n } => [TAG_OWNED_MASK, k as u64, n as u64, 0, 0],
+            Request::OwnedTriple { m, k, n, mask } => [TAG_OWNED_TRIPLE, m as u64, k as u64, n as u64, mask],
         };
         let mut out = [0u8; HEADER_LEN];
         for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
@@ -190,6 +213,8 @@ impl Request {
             TAG_TRIPLE => Request::MatmulTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             TAG_AND if unused_zero(&w[2..]) => Request::And { words: size(w[1])? },
             TAG_LTZ if unused_zero(&w[2..]) => Request::Ltz { n: size(w[1])? },
+            TAG_OWNED_MASK if unused_zero(&w[3..]) => Request::OwnedMask { k: size(w[1])?, n: size(w[2])? },
+            TAG_OWNED_TRIPLE => Request::OwnedTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             _ => return Err(Error::Malformed("request header")),
         };
         req.validate::<R>(max_elements)?;
@@ -214,8 +239,12 @@ fn uniform<R: Ring>(prg: &mut Prg, n: usize) -> Shares<R> {
 pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Prg) -> Parts<R> {
     let layout = request.layout::<R>();
     let mut out = Parts { random: Parts2::new(), correlated: Parts2::new() };
-    for &(len, _) in &layout.random {
-        let _ = out.random.push(uniform(prg, len));
+    for &(len, sharing) in &layout.random {
+        let part = match sharing {
+            Owned(owner) if owner != role => Shares::zeros(0),
+            _ => uniform(prg, len),
+        };
+        let _ = out.random.push(part);
     }
     for &(len, _) in &layout.correlated {
         let part = match role {
@@ -275,6 +304,12 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
         Request::And { .. } => {
             Material::And(super::AndTriples { a: next(&mut random), b: next(&mut random), c: next(&mut correlated) })
         }
+        Request::OwnedMask { k, n } => {
+            Material::OwnedMask(super::MatmulMask { id: mask_id, k, n, b: next(&mut random) })
+        }
+        Request::OwnedTriple { m, mask, .. } => {
+            Material::OwnedTriple(super::MatmulTriple { mask, m, a: next(&mut random), c: next(&mut correlated) })
+        }
         Request::Ltz { n } => Material::Ltz(super::LtzMaterial {
             n,
             r: next(&mut random),
@@ -294,7 +329,7 @@ impl MaskIds {
     /// The identity a new mask made for `request` gets (advancing only for masks).
     pub fn assign(&mut self, request: &Request) -> MaskId {
         let id = self.0;
-        if matches!(request, Request::MatmulMask { .. }) {
+        if matches!(request, Request::MatmulMask { .. } | Request::OwnedMask { .. }) {
             self.0 += 1;
         }
         id
@@ -304,7 +339,8 @@ impl MaskIds {
 /// The dealer's view: both parties' PRGs, and every matmul mask B in the clear.
 pub(crate) struct DealerState<R: Ring> {
     prgs: [Prg; 2],
-    masks: Vec<(usize, usize, Shares<R>)>,
+    /// Every mask B in the clear: (rows, columns, owned by P0, B).
+    masks: Vec<(usize, usize, bool, Shares<R>)>,
 }
 
 impl<R: Ring> DealerState<R> {
@@ -315,9 +351,14 @@ impl<R: Ring> DealerState<R> {
     /// Deals `request`, which must have been validated: advances both PRGs exactly as the
     /// parties do and returns P0's complete parts (P1's are what P1 draws itself).
     pub fn deal(&mut self, request: &Request) -> Result<Parts<R>, Error> {
-        if let Request::MatmulTriple { k, n, mask, .. } = *request {
+        let triple = match *request {
+            Request::MatmulTriple { k, n, mask, .. } => Some((k, n, mask, false)),
+            Request::OwnedTriple { k, n, mask, .. } => Some((k, n, mask, true)),
+            _ => None,
+        };
+        if let Some((k, n, mask, owned)) = triple {
             match self.masks.get(mask as usize) {
-                Some((mk, mn, _)) if (*mk, *mn) == (k, n) => {}
+                Some((mk, mn, mo, _)) if (*mk, *mn, *mo) == (k, n, owned) => {}
                 _ => return Err(Error::MaterialMismatch),
             }
         }
@@ -330,7 +371,7 @@ impl<R: Ring> DealerState<R> {
             .iter()
             .zip(p1.random.iter())
             .zip(&layout.random)
-            .map(|((x, y), (_, sharing))| sharing.combine(x, y))
+            .map(|((x, y), (_, sharing))| sharing.secret(x, y))
             .collect();
         match *request {
             Request::Beaver { .. } => {
@@ -344,13 +385,13 @@ impl<R: Ring> DealerState<R> {
                 p0.correlated[0] = Shares::from_vec(secret[0].iter().map(|r| r.shr_logical(frac_bits)).collect());
                 p0.correlated[1] = Shares::from_vec(secret[0].iter().map(|r| r.msb()).collect());
             }
-            Request::MatmulMask { k, n } => {
+            Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => {
                 let mut secret = secret;
                 let b = secret.pop().expect("mask part");
-                self.masks.push((k, n, b));
+                self.masks.push((k, n, matches!(request, Request::OwnedMask { .. }), b));
             }
-            Request::MatmulTriple { m, k, n, mask } => {
-                let b = &self.masks[mask as usize].2;
+            Request::MatmulTriple { m, k, n, mask } | Request::OwnedTriple { m, k, n, mask } => {
+                let b = &self.masks[mask as usize].3;
                 let mut c = Shares::zeros(m * n);
                 R::gemm_acc(m, k, n, &secret[0], b, &mut c);
                 p0.correlated[0] = c;

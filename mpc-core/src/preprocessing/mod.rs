@@ -70,6 +70,24 @@ pub enum Request {
         /// The mask B.
         mask: MaskId,
     },
+    /// A `k × n` mask B known to P0 alone, for products with P0's own weights.
+    OwnedMask {
+        /// Rows of B.
+        k: usize,
+        /// Columns of B.
+        n: usize,
+    },
+    /// A triple for an owned mask: A (`m × k`) known to P1 alone, C = A · B shared.
+    OwnedTriple {
+        /// Rows of A.
+        m: usize,
+        /// Rows of B (columns of A).
+        k: usize,
+        /// Columns of B.
+        n: usize,
+        /// The owned mask B.
+        mask: MaskId,
+    },
     /// AND triples on `words` ring words of packed bits (a, b, c = a & b, XOR-shared).
     And {
         /// Ring words of packed bits.
@@ -187,6 +205,10 @@ pub enum Material<R: Ring> {
     MatmulMask(MatmulMask<R>),
     /// Answer to [`Request::MatmulTriple`].
     MatmulTriple(MatmulTriple<R>),
+    /// Answer to [`Request::OwnedMask`]: B at P0, empty at P1.
+    OwnedMask(MatmulMask<R>),
+    /// Answer to [`Request::OwnedTriple`]: A at P1 (empty at P0), shares of C at both.
+    OwnedTriple(MatmulTriple<R>),
     /// Answer to [`Request::And`].
     And(AndTriples<R>),
     /// Answer to [`Request::Ltz`].
@@ -250,6 +272,20 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
     fn matmul_triple(&mut self, m: usize, k: usize, n: usize, mask: MaskId) -> Result<MatmulTriple<R>, Error> {
         match self.material(&Request::MatmulTriple { m, k, n, mask })? {
             Material::MatmulTriple(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// A `k × n` mask known to P0 alone.
+    fn owned_mask(&mut self, k: usize, n: usize) -> Result<MatmulMask<R>, Error> {
+        match self.material(&Request::OwnedMask { k, n })? {
+            Material::OwnedMask(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// A triple with `m` rows for the owned mask `mask` (`k × n`).
+    fn owned_triple(&mut self, m: usize, k: usize, n: usize, mask: MaskId) -> Result<MatmulTriple<R>, Error> {
+        match self.material(&Request::OwnedTriple { m, k, n, mask })? {
+            Material::OwnedTriple(t) => Ok(t),
             _ => Err(Error::MaterialMismatch),
         }
     }

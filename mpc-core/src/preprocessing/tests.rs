@@ -215,3 +215,21 @@ fn and_triples_and_comparison_tables_hold_their_relations() {
     check::<u64>();
     check::<u32>();
 }
+
+#[test]
+fn owned_masks_stay_with_p0_and_triples_with_p1() {
+    let (mut p0, mut p1) = pair::<u64>(9);
+    let (m, k, n) = (3, 4, 5);
+    let b0 = p0.owned_mask(k, n).unwrap();
+    let b1 = p1.owned_mask(k, n).unwrap();
+    assert_eq!((b0.b.len(), b1.b.len()), (k * n, 0), "B is P0's alone");
+    let t0 = p0.owned_triple(m, k, n, b0.id).unwrap();
+    let t1 = p1.owned_triple(m, k, n, b1.id).unwrap();
+    assert_eq!((t0.a.len(), t1.a.len()), (0, m * k), "A is P1's alone");
+    let c = open(&t0.c, &t1.c);
+    let mut expect = vec![0u64; m * n];
+    crate::gemm::gemm_naive(m, k, n, &t1.a, &b0.b, &mut expect);
+    assert_eq!(c, expect);
+    // A shared mask's triple cannot be asked for under an owned mask's identity.
+    assert_eq!(p0.matmul_triple(m, k, n, b0.id).unwrap_err(), Error::MaterialMismatch);
+}

@@ -12,6 +12,7 @@
 //! | [`Party::square`] | 1 | n |
 //! | [`Party::matmul`] (m×k · k×n) | 1 | mk + kn |
 //! | [`Party::matmul_prepared`] | 1 | mk (W - B was opened once by [`Party::prepare_matrix`]) |
+//! | [`Party::matmul_owned`] (W known to P0) | 1 | mk by P1 only (F = W - B sent once by [`Party::prepare_owned`]) |
 //! | truncation, [`Truncation::Local`] | 0 | 0 |
 //! | truncation, [`Truncation::Dealer`] | 1 | n |
 //!
@@ -82,6 +83,33 @@ impl<R: Ring> PreparedMatrix<R> {
 impl<R: Ring> core::fmt::Debug for PreparedMatrix<R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "PreparedMatrix({}x{}, mask {})", self.k, self.n, self.mask)
+    }
+}
+
+/// A matrix W (k × n) that P0 owns in the clear, prepared for repeated products X · W with
+/// secret X: P0 drew a mask B that only it knows and sent F = W - B to P1 once.
+pub struct OwnedMatrix<R: Ring> {
+    mask: MaskId,
+    k: usize,
+    n: usize,
+    /// P0: W; P1: F = W - B.
+    held: Shares<R>,
+}
+
+impl<R: Ring> OwnedMatrix<R> {
+    /// Rows of W.
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+    /// Columns of W.
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+}
+
+impl<R: Ring> core::fmt::Debug for OwnedMatrix<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "OwnedMatrix({}x{}, mask {})", self.k, self.n, self.mask)
     }
 }
 
@@ -499,6 +527,65 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         R::gemm_acc(m, w.k, w.n, e, &w.b_eff, &mut z);
         R::gemm_acc(m, w.k, w.n, a, &w.f, &mut z);
         z
+    }
+}
+
+impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
+    /// Prepares P0's own matrix W (k × n, ring-encoded; `Some` at P0, `None` at P1) for
+    /// products with secret activations: P0 sends F = W - B for a mask B that only it knows
+    /// (one message of kn elements, once per loaded model). P1 learns nothing: B is uniform.
+    pub fn prepare_owned(&mut self, w: Option<&[R]>, k: usize, n: usize) -> Result<OwnedMatrix<R>, Error> {
+        let mask = self.preprocessing.owned_mask(k, n)?;
+        let peer = self.peer();
+        let held = match (self.role, w) {
+            (Role::P0, Some(w)) if w.len() == k * n && mask.b.len() == k * n => {
+                let f: Vec<R> = w.iter().zip(mask.b.iter()).map(|(w, b)| w.wrapping_sub(b)).collect();
+                wire::send(&mut self.transport, peer, &[&f])?;
+                Shares::from_vec(w.to_vec())
+            }
+            (Role::P1, None) => {
+                let mut f = Shares::zeros(k * n);
+                wire::recv(&mut self.transport, peer, &mut f)?;
+                f
+            }
+            _ => return Err(Error::ShapeMismatch),
+        };
+        Ok(OwnedMatrix { mask: mask.id, k, n, held })
+    }
+
+    /// Fixed-point product X (m×k, secret) · W (owned by P0): P1 sends X1 - A once (one-way,
+    /// mk elements); P0 computes (X0 + X1 - A) · W + C0 and P1 computes A · F + C1, one local
+    /// GEMM each, with C = A · B from the dealer. Then truncation.
+    pub fn matmul_owned(&mut self, x: &[R], m: usize, w: &OwnedMatrix<R>) -> Result<Shares<R>, Error> {
+        let z = self.matmul_owned_ring(x, m, w)?;
+        self.truncate(z)
+    }
+
+    /// Ring product X · W with an owned W (no truncation).
+    pub fn matmul_owned_ring(&mut self, x: &[R], m: usize, w: &OwnedMatrix<R>) -> Result<Shares<R>, Error> {
+        if x.len() != m * w.k {
+            return Err(Error::ShapeMismatch);
+        }
+        let triple = self.preprocessing.owned_triple(m, w.k, w.n, w.mask)?;
+        let peer = self.peer();
+        let mut z = triple.c;
+        match self.role {
+            Role::P0 => {
+                let mut masked = Shares::zeros(m * w.k);
+                wire::recv(&mut self.transport, peer, &mut masked)?;
+                ring::add_assign(&mut masked, x);
+                R::gemm_acc(m, w.k, w.n, &masked, &w.held, &mut z);
+            }
+            Role::P1 => {
+                if triple.a.len() != m * w.k {
+                    return Err(Error::MaterialMismatch);
+                }
+                let masked: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
+                wire::send(&mut self.transport, peer, &[&masked])?;
+                R::gemm_acc(m, w.k, w.n, &triple.a, &w.held, &mut z);
+            }
+        }
+        Ok(z)
     }
 }
 
