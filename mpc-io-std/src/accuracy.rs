@@ -279,7 +279,7 @@ pub fn run_secure(spec: &Spec, truncation: Truncation, seed: Option<u64>) -> Res
 pub fn reference(spec: &Spec) -> Vec<Vec<f64>> {
     spec.inputs()
         .iter()
-        .map(|input| spec.apply(&mut Plain, input, spec.row_len(input)).expect("plain reference"))
+        .map(|input| spec.apply(&mut Plain::<f64>::new(), input, spec.row_len(input)).expect("plain reference"))
         .collect()
 }
 

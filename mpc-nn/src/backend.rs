@@ -32,6 +32,31 @@ pub type Result<T> = core::result::Result<T, Error>;
 /// Two operands of an elementwise product.
 pub type Pair<'a, E> = (&'a [E], &'a [E]);
 
+/// The operands of a secret matrix product: X (m × k), Y (k × n), m, k, n.
+pub type Matmul<'a, E> = (&'a [E], &'a [E], usize, usize, usize);
+
+/// How the model owner's weights take part in the computation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WeightMode {
+    /// Secret-shared between P0 and P1 (CrypTen's and MPCFormer's setting): every linear layer is
+    /// a private × private product; W - B is opened once per loaded model.
+    #[default]
+    Shared,
+    /// Known to P0 in the clear (the real deployment): P1 sends its masked share one way and
+    /// each party runs one local GEMM.
+    Owner,
+}
+
+impl WeightMode {
+    /// The mode's name on the command line: `shared` or `owner`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WeightMode::Shared => "shared",
+            WeightMode::Owner => "owner",
+        }
+    }
+}
+
 /// The fixed-point precisions of a product: operands at `a` and `b` fractional bits, the result
 /// at `out`, its real value multiplied by 2^`pow2` (`pow2 <= 0`, folded into the truncation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +95,8 @@ pub trait Backend {
     type Elem: Copy + Default + Debug + Send + Sync + 'static;
     /// A secret vector (zeroized on drop where it holds shares).
     type Vector: Clone + Debug + Deref<Target = [Self::Elem]> + DerefMut;
+    /// A weight matrix prepared for [`Backend::linear`].
+    type Weight: Debug;
 
     /// Fractional bits of fixed-point values (0 for `Plain`).
     fn frac_bits(&self) -> u32;
@@ -112,8 +139,13 @@ pub trait Backend {
     fn square(&mut self, x: &[Self::Elem], p: Product) -> Result<Self::Vector>;
     /// Elementwise product with public constants at the session precision.
     fn mul_public(&mut self, x: &[Self::Elem], c: &[f64]) -> Result<Self::Vector>;
-    /// Matrix product of secret `a` (m×k) and `b` (k×n) at the session precision.
-    fn matmul(&mut self, a: &[Self::Elem], b: &[Self::Elem], m: usize, k: usize, n: usize) -> Result<Self::Vector>;
+    /// Matrix products of secret operands at the session precision, all in one round.
+    fn matmul_many(&mut self, products: &[Matmul<'_, Self::Elem>]) -> Result<Vec<Self::Vector>>;
+    /// Prepares the model owner's `k × n` weight matrix (row-major, `Some` where the weights are
+    /// known: at P0, and in single-party backends) for [`Backend::linear`].
+    fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<Self::Weight>;
+    /// `x · W` for secret x (`m × k`) at the session precision.
+    fn linear(&mut self, x: &[Self::Elem], m: usize, w: &Self::Weight) -> Result<Self::Vector>;
     /// Bits [x < 0].
     fn ltz(&mut self, x: &[Self::Elem]) -> Result<Self::Vector>;
     /// Exact products `bit · value`, all pairs in one round.
@@ -127,6 +159,10 @@ pub trait Backend {
     fn mul(&mut self, x: &[Self::Elem], y: &[Self::Elem]) -> Result<Self::Vector> {
         let f = self.frac_bits();
         Ok(self.mul_many(&[(x, y)], Product::at(f))?.pop().expect("one product"))
+    }
+    /// Matrix product of secret `a` (m×k) and `b` (k×n) at the session precision.
+    fn matmul(&mut self, a: &[Self::Elem], b: &[Self::Elem], m: usize, k: usize, n: usize) -> Result<Self::Vector> {
+        Ok(self.matmul_many(&[(a, b, m, k, n)])?.pop().expect("one product"))
     }
     /// ReLU: `x · (1 - [x < 0])`.
     fn relu(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use mpc_core::transport::Role;
 use mpc_core::{Error, FixedPoint, Ring};
 
-use crate::backend::{Backend, Pair, Product, Result};
+use crate::backend::{Backend, Matmul, Pair, Product, Result};
 
 /// Fixed-point ring values in the clear: the same algorithms and truncations as [`Secure`]
 /// (truncation rounds down, where the protocol is within one unit of it), without any party.
@@ -40,6 +40,7 @@ fn encode(c: f64, frac: u32) -> u64 {
 impl Backend for Fixed {
     type Elem = u64;
     type Vector = Vec<u64>;
+    type Weight = (usize, usize, Vec<u64>);
 
     fn frac_bits(&self) -> u32 {
         self.fixed.frac_bits()
@@ -107,14 +108,28 @@ impl Backend for Fixed {
         let f = self.frac_bits();
         Ok(x.iter().zip(c).map(|(&v, &c)| v.wrapping_mul(encode(c, f)).shr_arith(f)).collect())
     }
-    fn matmul(&mut self, a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Result<Vec<u64>> {
-        if a.len() != m * k || b.len() != k * n {
-            return Err(Error::ShapeMismatch);
-        }
-        let mut c = alloc::vec![0u64; m * n];
-        mpc_core::gemm::gemm_acc(m, k, n, a, b, &mut c);
+    fn matmul_many(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Vec<u64>>> {
         let f = self.frac_bits();
-        Ok(c.iter().map(|v| v.shr_arith(f)).collect())
+        products
+            .iter()
+            .map(|&(a, b, m, k, n)| {
+                if a.len() != m * k || b.len() != k * n {
+                    return Err(Error::ShapeMismatch);
+                }
+                let mut c = alloc::vec![0u64; m * n];
+                mpc_core::gemm::gemm_acc(m, k, n, a, b, &mut c);
+                Ok(c.iter().map(|v| v.shr_arith(f)).collect())
+            })
+            .collect()
+    }
+    fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<Self::Weight> {
+        match w {
+            Some(w) if w.len() == k * n => Ok((k, n, self.fixed.encode_vec(w))),
+            _ => Err(Error::ShapeMismatch),
+        }
+    }
+    fn linear(&mut self, x: &[u64], m: usize, w: &Self::Weight) -> Result<Vec<u64>> {
+        self.matmul(x, &w.2, m, w.0, w.1)
     }
     fn ltz(&mut self, x: &[u64]) -> Result<Vec<u64>> {
         Ok(x.iter().map(|v| u64::from(v.to_i64() < 0)).collect())

@@ -23,7 +23,7 @@ pub mod numerics;
 pub mod plain;
 pub mod secure;
 
-pub use backend::{Backend, Product};
+pub use backend::{Backend, Product, WeightMode};
 pub use fixed::Fixed;
 pub use mpc_core as core;
 pub use plain::Plain;

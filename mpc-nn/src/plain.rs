@@ -1,26 +1,75 @@
-//! The plaintext reference backend: reals in f64 and exact math.
+//! The plaintext reference backend: reals (f64 by default, f32 for speed) and exact math.
 
 use alloc::vec::Vec;
+use core::fmt::Debug;
+use core::marker::PhantomData;
 
 use mpc_core::Error;
 use mpc_core::transport::Role;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar};
 
-use crate::backend::{Backend, Pair, Product, Result};
+use crate::backend::{Backend, Matmul, Pair, Product, Result};
 
-/// Plaintext reals; the numerical functions are the exact ones (libm).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Plain;
-
-fn map(x: &[f64], f: impl Fn(f64) -> f64) -> Vec<f64> {
-    x.iter().map(|&v| f(v)).collect()
+/// A float type the plaintext backend computes in.
+pub trait PlainFloat: LinalgScalar + Debug + Default + Send + Sync + PartialOrd {
+    /// From f64 (rounding).
+    fn from_f64(x: f64) -> Self;
+    /// To f64 (exactly).
+    fn to_f64(self) -> f64;
 }
 
-fn zip(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
-    a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+impl PlainFloat for f32 {
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl PlainFloat for f64 {
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// Plaintext reals; the numerical functions are the exact ones (libm). `Plain<f32>` multiplies
+/// matrices with matrixmultiply's sgemm, the fair plaintext baseline for timings; `Plain<f64>`
+/// (the default) is the accuracy reference.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Plain<F = f64>(PhantomData<F>);
+
+impl<F> Plain<F> {
+    /// The backend.
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// `a (m×k) · b (k×n)` through ndarray (matrixmultiply's GEMM).
+fn gemm<F: PlainFloat>(a: &[F], b: &[F], m: usize, k: usize, n: usize) -> Result<Vec<F>> {
+    let av = ArrayView2::from_shape((m, k), a).map_err(|_| Error::ShapeMismatch)?;
+    let bv = ArrayView2::from_shape((k, n), b).map_err(|_| Error::ShapeMismatch)?;
+    let mut c = alloc::vec![F::zero(); m * n];
+    let mut cv = ArrayViewMut2::from_shape((m, n), &mut c[..]).map_err(|_| Error::ShapeMismatch)?;
+    general_mat_mul(F::one(), &av, &bv, F::zero(), &mut cv);
+    Ok(c)
+}
+
+fn map<F: PlainFloat>(x: &[F], f: impl Fn(f64) -> f64) -> Vec<F> {
+    x.iter().map(|&v| F::from_f64(f(v.to_f64()))).collect()
+}
+
+fn zip<F: PlainFloat, G: PlainFloat>(a: &[F], b: &[G], f: impl Fn(f64, f64) -> f64) -> Vec<F> {
+    a.iter().zip(b).map(|(&x, &y)| F::from_f64(f(x.to_f64(), y.to_f64()))).collect()
 }
 
 /// Each row divided by its sum (zero rows stay zero).
-fn normalise(x: Vec<f64>, len: usize) -> Vec<f64> {
+fn normalise<F: PlainFloat>(x: Vec<f64>, len: usize) -> Vec<F> {
     let mut x = x;
     for row in x.chunks_mut(len) {
         let s: f64 = row.iter().sum();
@@ -28,7 +77,7 @@ fn normalise(x: Vec<f64>, len: usize) -> Vec<f64> {
             row.iter_mut().for_each(|v| *v /= s);
         }
     }
-    x
+    x.into_iter().map(F::from_f64).collect()
 }
 
 fn masked(x: Vec<f64>, mask: Option<&[f64]>) -> Result<Vec<f64>> {
@@ -39,57 +88,62 @@ fn masked(x: Vec<f64>, mask: Option<&[f64]>) -> Result<Vec<f64>> {
     }
 }
 
-fn check_rows(x: &[f64], rows: usize, len: usize) -> Result<()> {
+fn check_rows<F>(x: &[F], rows: usize, len: usize) -> Result<()> {
     if x.len() != rows * len || len == 0 { Err(Error::ShapeMismatch) } else { Ok(()) }
 }
 
-impl Backend for Plain {
-    type Elem = f64;
-    type Vector = Vec<f64>;
+fn widen<F: PlainFloat>(x: &[F]) -> Vec<f64> {
+    x.iter().map(|v| v.to_f64()).collect()
+}
+
+impl<F: PlainFloat + 'static> Backend for Plain<F> {
+    type Elem = F;
+    type Vector = Vec<F>;
+    type Weight = (usize, usize, Vec<F>);
 
     fn frac_bits(&self) -> u32 {
         0
     }
-    fn wrap(&self, elems: Vec<f64>) -> Vec<f64> {
+    fn wrap(&self, elems: Vec<F>) -> Vec<F> {
         elems
     }
-    fn input(&mut self, _owner: Role, values: Option<&[f64]>, n: usize) -> Result<Vec<f64>> {
+    fn input(&mut self, _owner: Role, values: Option<&[f64]>, n: usize) -> Result<Vec<F>> {
         match values {
-            Some(v) if v.len() == n => Ok(v.to_vec()),
+            Some(v) if v.len() == n => Ok(v.iter().map(|&x| F::from_f64(x)).collect()),
             _ => Err(Error::ShapeMismatch),
         }
     }
-    fn reveal(&mut self, x: &[f64]) -> Result<Vec<f64>> {
-        Ok(x.to_vec())
+    fn reveal(&mut self, x: &[F]) -> Result<Vec<f64>> {
+        Ok(widen(x))
     }
-    fn public(&self, values: &[f64], _frac: u32) -> Vec<f64> {
-        values.to_vec()
+    fn public(&self, values: &[f64], _frac: u32) -> Vec<F> {
+        values.iter().map(|&x| F::from_f64(x)).collect()
     }
-    fn add(&self, a: &[f64], b: &[f64]) -> Vec<f64> {
-        zip(a, b, |x, y| x + y)
+    fn add(&self, a: &[F], b: &[F]) -> Vec<F> {
+        a.iter().zip(b).map(|(&x, &y)| x + y).collect()
     }
-    fn sub(&self, a: &[f64], b: &[f64]) -> Vec<f64> {
-        zip(a, b, |x, y| x - y)
+    fn sub(&self, a: &[F], b: &[F]) -> Vec<F> {
+        a.iter().zip(b).map(|(&x, &y)| x - y).collect()
     }
-    fn mul_int(&self, a: &[f64], k: i64) -> Vec<f64> {
+    fn mul_int(&self, a: &[F], k: i64) -> Vec<F> {
         map(a, |x| x * k as f64)
     }
-    fn add_scalar(&self, a: &[f64], c: f64, _frac: u32) -> Vec<f64> {
+    fn add_scalar(&self, a: &[F], c: f64, _frac: u32) -> Vec<F> {
         map(a, |x| x + c)
     }
-    fn mul_bits_public(&self, bits: &[f64], c: &[f64], _frac: u32) -> Vec<f64> {
+    fn mul_bits_public(&self, bits: &[F], c: &[f64], _frac: u32) -> Vec<F> {
         zip(bits, c, |b, c| b * c)
     }
-    fn extend(&self, a: &[f64], _bits: u32, pow2: i32) -> Vec<f64> {
+    fn extend(&self, a: &[F], _bits: u32, pow2: i32) -> Vec<F> {
         map(a, |x| libm::ldexp(x, pow2))
     }
-    fn sum_rows(&self, a: &[f64], _rows: usize, len: usize) -> Vec<f64> {
-        a.chunks(len.max(1)).map(|r| r.iter().sum()).collect()
+    fn sum_rows(&self, a: &[F], _rows: usize, len: usize) -> Vec<F> {
+        a.chunks(len.max(1)).map(|r| F::from_f64(r.iter().map(|v| v.to_f64()).sum())).collect()
     }
-    fn reduce(&mut self, a: &[f64], _bits: u32) -> Result<Vec<f64>> {
+    fn reduce(&mut self, a: &[F], _bits: u32) -> Result<Vec<F>> {
         Ok(a.to_vec())
     }
-    fn mul_many(&mut self, pairs: &[Pair<'_, f64>], p: Product) -> Result<Vec<Vec<f64>>> {
+    fn mul_many(&mut self, pairs: &[Pair<'_, F>], p: Product) -> Result<Vec<Vec<F>>> {
         pairs
             .iter()
             .map(|(a, b)| {
@@ -101,71 +155,70 @@ impl Backend for Plain {
             })
             .collect()
     }
-    fn square(&mut self, x: &[f64], p: Product) -> Result<Vec<f64>> {
+    fn square(&mut self, x: &[F], p: Product) -> Result<Vec<F>> {
         Ok(map(x, |v| libm::ldexp(v * v, p.pow2)))
     }
-    fn mul_public(&mut self, x: &[f64], c: &[f64]) -> Result<Vec<f64>> {
+    fn mul_public(&mut self, x: &[F], c: &[f64]) -> Result<Vec<F>> {
         Ok(zip(x, c, |a, b| a * b))
     }
-    fn matmul(&mut self, a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Result<Vec<f64>> {
-        if a.len() != m * k || b.len() != k * n {
-            return Err(Error::ShapeMismatch);
-        }
-        let mut c = alloc::vec![0.0; m * n];
-        for i in 0..m {
-            for p in 0..k {
-                let aip = a[i * k + p];
-                for j in 0..n {
-                    c[i * n + j] += aip * b[p * n + j];
-                }
-            }
-        }
-        Ok(c)
+    fn matmul_many(&mut self, products: &[Matmul<'_, F>]) -> Result<Vec<Vec<F>>> {
+        products.iter().map(|&(a, b, m, k, n)| gemm(a, b, m, k, n)).collect()
     }
-    fn ltz(&mut self, x: &[f64]) -> Result<Vec<f64>> {
+    fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<Self::Weight> {
+        match w {
+            Some(w) if w.len() == k * n => Ok((k, n, w.iter().map(|&x| F::from_f64(x)).collect())),
+            _ => Err(Error::ShapeMismatch),
+        }
+    }
+    fn linear(&mut self, x: &[F], m: usize, w: &Self::Weight) -> Result<Vec<F>> {
+        gemm(x, &w.2, m, w.0, w.1)
+    }
+    fn ltz(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, |v| if v < 0.0 { 1.0 } else { 0.0 }))
     }
-    fn mul_bits(&mut self, pairs: &[Pair<'_, f64>]) -> Result<Vec<Vec<f64>>> {
+    fn mul_bits(&mut self, pairs: &[Pair<'_, F>]) -> Result<Vec<Vec<F>>> {
         Ok(pairs.iter().map(|(b, v)| zip(b, v, |b, v| b * v)).collect())
     }
-    fn max_rows(&mut self, x: &[f64], rows: usize, len: usize) -> Result<Vec<f64>> {
+    fn max_rows(&mut self, x: &[F], rows: usize, len: usize) -> Result<Vec<F>> {
         check_rows(x, rows, len)?;
-        Ok(x.chunks(len).map(|r| r.iter().copied().fold(f64::NEG_INFINITY, f64::max)).collect())
+        Ok(x.chunks(len).map(|r| F::from_f64(r.iter().map(|v| v.to_f64()).fold(f64::NEG_INFINITY, f64::max))).collect())
     }
 
-    fn exp(&mut self, x: &[f64]) -> Result<Vec<f64>> {
+    fn exp(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, libm::exp))
     }
-    fn reciprocal(&mut self, x: &[f64]) -> Result<Vec<f64>> {
+    fn reciprocal(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, |v| 1.0 / v))
     }
-    fn inv_sqrt(&mut self, x: &[f64]) -> Result<Vec<f64>> {
+    fn inv_sqrt(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, |v| 1.0 / libm::sqrt(v)))
     }
-    fn erf(&mut self, x: &[f64]) -> Result<Vec<f64>> {
+    fn erf(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, libm::erf))
     }
-    fn gelu(&mut self, x: &[f64]) -> Result<Vec<f64>> {
+    fn gelu(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, |v| 0.5 * v * (1.0 + libm::erf(v / core::f64::consts::SQRT_2))))
     }
-    fn tanh(&mut self, x: &[f64]) -> Result<Vec<f64>> {
+    fn tanh(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, libm::tanh))
     }
-    fn sigmoid(&mut self, x: &[f64]) -> Result<Vec<f64>> {
+    fn sigmoid(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, |v| 1.0 / (1.0 + libm::exp(-v))))
     }
-    fn softmax(&mut self, x: &[f64], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Vec<f64>> {
+    fn softmax(&mut self, x: &[F], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Vec<F>> {
         check_rows(x, rows, len)?;
         let max = self.max_rows(x, rows, len)?;
-        let e: Vec<f64> = x.iter().enumerate().map(|(i, &v)| libm::exp(v - max[i / len])).collect();
+        let e: Vec<f64> = x.iter().enumerate().map(|(i, &v)| libm::exp(v.to_f64() - max[i / len].to_f64())).collect();
         Ok(normalise(masked(e, mask)?, len))
     }
-    fn two_quad(&mut self, x: &[f64], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Vec<f64>> {
+    fn two_quad(&mut self, x: &[F], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Vec<F>> {
         check_rows(x, rows, len)?;
-        Ok(normalise(masked(map(x, |v| (v + 5.0) * (v + 5.0)), mask)?, len))
+        let q: Vec<f64> = widen(x).iter().map(|v| (v + 5.0) * (v + 5.0)).collect();
+        Ok(normalise(masked(q, mask)?, len))
     }
-    fn two_relu(&mut self, x: &[f64], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Vec<f64>> {
+    fn two_relu(&mut self, x: &[F], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Vec<F>> {
         check_rows(x, rows, len)?;
-        Ok(normalise(masked(map(x, |v| v.max(0.0)), mask)?, len))
+        let r: Vec<f64> = widen(x).iter().map(|v| v.max(0.0)).collect();
+        Ok(normalise(masked(r, mask)?, len))
     }
 }

@@ -3,12 +3,12 @@
 use alloc::vec::Vec;
 
 use mpc_core::preprocessing::Preprocessing;
-use mpc_core::protocol::Truncation;
+use mpc_core::protocol::{OwnedMatrix, PreparedMatrix, Truncation};
 use mpc_core::share::Shares;
 use mpc_core::transport::{Role, Transport};
 use mpc_core::{Error, FixedPoint, Party};
 
-use crate::backend::{Backend, Pair, Product, Result};
+use crate::backend::{Backend, Matmul, Pair, Product, Result, WeightMode};
 
 /// One party's shares, computing with its peer through a [`Party`].
 ///
@@ -18,12 +18,33 @@ use crate::backend::{Backend, Pair, Product, Result};
 #[derive(Debug)]
 pub struct Secure<T: Transport, P: Preprocessing<u64>> {
     party: Party<u64, T, P>,
+    weights: WeightMode,
+}
+
+/// A weight matrix prepared under the session's [`WeightMode`].
+#[derive(Debug)]
+pub enum SecureWeight {
+    /// Secret-shared, with W - B opened.
+    Shared(PreparedMatrix<u64>),
+    /// P0's own, with F = W - B sent to P1.
+    Owned(OwnedMatrix<u64>),
 }
 
 impl<T: Transport, P: Preprocessing<u64>> Secure<T, P> {
-    /// Computes through `party`.
+    /// Computes through `party`, with secret-shared weights.
     pub fn new(party: Party<u64, T, P>) -> Self {
-        Self { party }
+        Self { party, weights: WeightMode::Shared }
+    }
+
+    /// Sets how weights are held (both parties must agree).
+    pub fn with_weight_mode(mut self, weights: WeightMode) -> Self {
+        self.weights = weights;
+        self
+    }
+
+    /// How weights are held.
+    pub fn weight_mode(&self) -> WeightMode {
+        self.weights
     }
 
     /// The protocol engine.
@@ -64,6 +85,7 @@ fn encode(c: f64, frac: u32) -> u64 {
 impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     type Elem = u64;
     type Vector = Shares<u64>;
+    type Weight = SecureWeight;
 
     fn frac_bits(&self) -> u32 {
         self.party.fixed_point().frac_bits()
@@ -132,8 +154,31 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         let z = Shares::from_vec(x.iter().zip(c).map(|(&v, &c)| v.wrapping_mul(encode(c, f))).collect());
         self.party.truncate(z)
     }
-    fn matmul(&mut self, a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Result<Shares<u64>> {
-        self.party.matmul(a, b, m, k, n)
+    fn matmul_many(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Shares<u64>>> {
+        self.party.matmul_many(products)
+    }
+    fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<SecureWeight> {
+        let owner = self.is_p0();
+        if w.is_some() != owner || w.is_some_and(|w| w.len() != k * n) {
+            return Err(Error::ShapeMismatch);
+        }
+        match self.weights {
+            WeightMode::Shared => {
+                let shares = self.party.input_fixed(Role::P0, w, k * n)?;
+                Ok(SecureWeight::Shared(self.party.prepare_matrix(&shares, k, n)?))
+            }
+            WeightMode::Owner => {
+                let fixed = self.party.fixed_point();
+                let encoded: Option<Vec<u64>> = w.map(|w| fixed.encode_vec(w));
+                Ok(SecureWeight::Owned(self.party.prepare_owned(encoded.as_deref(), k, n)?))
+            }
+        }
+    }
+    fn linear(&mut self, x: &[u64], m: usize, w: &SecureWeight) -> Result<Shares<u64>> {
+        match w {
+            SecureWeight::Shared(w) => self.party.matmul_prepared(x, m, w),
+            SecureWeight::Owned(w) => self.party.matmul_owned(x, m, w),
+        }
     }
     fn ltz(&mut self, x: &[u64]) -> Result<Shares<u64>> {
         self.party.ltz(x)

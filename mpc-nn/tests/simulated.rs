@@ -19,7 +19,7 @@ macro_rules! compare {
             let out = $body.unwrap();
             $b.reveal(&out).unwrap()
         };
-        let mut plain = Plain;
+        let mut plain = Plain::<f64>::new();
         let expect = {
             let $b = &mut plain;
             let $x = $b.input(Role::P0, Some(xs), xs.len()).unwrap();

@@ -57,6 +57,9 @@ pub enum Truncation {
     Dealer,
 }
 
+/// The operands of a secret matrix product: X (m × k), Y (k × n), m, k, n.
+pub type MatmulOperands<'a, R> = (&'a [R], &'a [R], usize, usize, usize);
+
 /// A matrix W (k × n, secret-shared) prepared for repeated products X · W: the mask B was drawn
 /// and W - B opened once, so each product opens only X - A.
 pub struct PreparedMatrix<R: Ring> {
@@ -456,18 +459,41 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 
     /// Ring product of two secret matrices (no truncation).
     pub fn matmul_ring(&mut self, x: &[R], y: &[R], m: usize, k: usize, n: usize) -> Result<Shares<R>, Error> {
-        if x.len() != m * k || y.len() != k * n {
+        Ok(self.matmul_many_ring(&[(x, y, m, k, n)])?.pop().expect("one product"))
+    }
+
+    /// Several fixed-point products of secret matrices `(x, y, m, k, n)`, all opened in one round.
+    pub fn matmul_many(&mut self, products: &[MatmulOperands<'_, R>]) -> Result<Vec<Shares<R>>, Error> {
+        let z = self.matmul_many_ring(products)?;
+        self.truncate_many(z)
+    }
+
+    /// Several ring products of secret matrices (no truncation), all opened in one round.
+    pub fn matmul_many_ring(&mut self, products: &[MatmulOperands<'_, R>]) -> Result<Vec<Shares<R>>, Error> {
+        if products.iter().any(|&(x, y, m, k, n)| x.len() != m * k || y.len() != k * n) {
             return Err(Error::ShapeMismatch);
         }
-        let mask = self.preprocessing.matmul_mask(k, n)?;
-        let triple = self.preprocessing.matmul_triple(m, k, n, mask.id)?;
-        let e: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
-        let f: Vec<R> = y.iter().zip(mask.b.iter()).map(|(y, b)| y.wrapping_sub(b)).collect();
-        let mut opened = self.open_many(&[&e, &f])?;
-        let f = opened.pop().expect("f");
-        let e = opened.pop().expect("e");
-        let prepared = self.prepared_from(mask.id, k, n, f, &mask.b);
-        Ok(self.combine(&e, &triple.a, triple.c, &prepared, m))
+        let mut material = Vec::with_capacity(products.len());
+        for &(_, _, m, k, n) in products {
+            let mask = self.preprocessing.matmul_mask(k, n)?;
+            let triple = self.preprocessing.matmul_triple(m, k, n, mask.id)?;
+            material.push((mask, triple));
+        }
+        let mut masked: Vec<Vec<R>> = Vec::with_capacity(2 * products.len());
+        for (&(x, y, ..), (mask, triple)) in products.iter().zip(&material) {
+            masked.push(x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect());
+            masked.push(y.iter().zip(mask.b.iter()).map(|(y, b)| y.wrapping_sub(b)).collect());
+        }
+        let refs: Vec<&[R]> = masked.iter().map(|v| v.as_slice()).collect();
+        let mut opened = self.open_many(&refs)?.into_iter();
+        let mut out = Vec::with_capacity(products.len());
+        for (&(_, _, m, k, n), (mask, triple)) in products.iter().zip(material) {
+            let e = opened.next().expect("e per product");
+            let f = opened.next().expect("f per product");
+            let prepared = self.prepared_from(mask.id, k, n, f, &mask.b);
+            out.push(self.combine(&e, &triple.a, triple.c, &prepared, m));
+        }
+        Ok(out)
     }
 
     /// Prepares a secret matrix W (k×n) for repeated products: draws a mask B and opens W - B
