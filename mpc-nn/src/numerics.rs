@@ -51,7 +51,7 @@ const GELU_COEFFS: [f64; 8] = [
 
 /// The start of the Newton iterations is piecewise constant on half-binades
 /// [2^((i-1)/2), 2^(i/2)), i in this range, for the reciprocal ...
-const RECIPROCAL_HALF_BINADES: core::ops::RangeInclusive<i32> = -12..=18;
+const RECIPROCAL_HALF_BINADES: core::ops::RangeInclusive<i32> = -24..=18;
 /// ... and for the inverse square root.
 const INV_SQRT_HALF_BINADES: core::ops::RangeInclusive<i32> = -14..=20;
 /// Newton iterations from a start within a factor √2: three for the reciprocal (error below
@@ -134,7 +134,7 @@ pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     b.reduce(&y, EXTRA_BITS)
 }
 
-/// 1/x at f + 8 bits for x at f + 8 bits in [2^-6, 2^9]: piecewise start, then Newton.
+/// 1/x at f + 8 bits for x at f + 8 bits in [2^-12, 2^9]: piecewise start, then Newton.
 fn reciprocal_high<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let high = b.frac_bits() + EXTRA_BITS;
     // On [lo, hi), the guess 2/(lo + hi) gives |1 - x·guess| ≤ (hi - lo)/(hi + lo) < 0.18.
@@ -177,7 +177,7 @@ fn start_by_intervals<B: Backend + ?Sized>(
     Ok(start)
 }
 
-/// 1/x for x in [2^-6, 2^9] (see [`Backend::reciprocal`]).
+/// 1/x for x in [2^-12, 2^9] (see [`Backend::reciprocal`]).
 pub fn reciprocal<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let high = b.extend(x, EXTRA_BITS, 0);
     let r = reciprocal_high(b, &high)?;
@@ -267,7 +267,7 @@ fn apply_mask<B: Backend + ?Sized>(b: &B, x: B::Vector, mask: Option<&[f64]>) ->
 }
 
 /// Divides each row of `values` (`rows × len`, at f bits, non-negative) by its sum, where the
-/// sums lie in [2^(k-6), 2^(k+9)] for the public `k`.
+/// sums lie in [2^(k-12), 2^(k+9)] for the public `k`.
 fn normalise_rows<B: Backend + ?Sized>(
     b: &mut B,
     values: &[B::Elem],

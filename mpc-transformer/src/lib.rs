@@ -1,9 +1,24 @@
 //! # mpc-transformer
 //!
-//! BERT-family encoders (BERT, MiniLM, RoBERTa) generic over the `mpc-nn` backends, with the
-//! MPCFormer approximation presets. This crate is filled in by the Transformer issue; today it
-//! re-exports the layers it builds on.
+//! BERT-family encoders (BERT, MiniLM, RoBERTa) written once over the `mpc-nn`
+//! [`Backend`](mpc_nn::Backend), so the same code runs in plaintext, in simulation and under
+//! MPC, with MPCFormer's approximation [`Preset`]s.
+//!
+//! - [`BertConfig`]: the shape, with Hugging Face's `config.json` names;
+//! - [`Params`]: the model owner's named tensors (filled from safetensors on the std side);
+//! - [`Encoder`]: weights prepared in a backend, and the forward pass.
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+pub mod config;
+pub mod encoder;
+pub mod params;
+pub mod preset;
+
+pub use config::BertConfig;
+pub use encoder::{Bucket, Encoder, Head, ModelError, Observer, Unobserved};
 pub use mpc_nn as nn;
+pub use params::{Param, ParamError, Params};
+pub use preset::{Activation, Attention, Preset};

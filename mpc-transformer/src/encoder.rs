@@ -1,0 +1,526 @@
+//! The BERT-family encoder, written once over any [`Backend`].
+//!
+//! Layout: activations are row-major `tokens × width` vectors. P1's token ids stay private: P1
+//! inputs their one-hot rows (free, by zero-sharing) and the embedding is a linear layer over
+//! the vocabulary, whose cost is `tokens × vocab` ring elements sent by P1 with owner weights
+//! (by each party with shared weights): 31 MB at 128 tokens and BERT's 30,522-word vocabulary.
+//! Positions and segment are public, so their rows are added locally.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use mpc_nn::backend::Result as BackendResult;
+use mpc_nn::core::Error;
+use mpc_nn::core::transport::Role;
+use mpc_nn::{Backend, Product};
+
+use crate::config::BertConfig;
+use crate::params::{ParamError, Params};
+use crate::preset::{Activation, Attention, Preset};
+
+/// Why a model could not be loaded or run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelError {
+    /// The configuration is unusable.
+    Config(&'static str),
+    /// A parameter is missing or mis-shaped.
+    Param(ParamError),
+    /// The computation failed (a peer, a shape, the preprocessing).
+    Backend(Error),
+    /// A token id is outside the vocabulary.
+    Token(u32),
+    /// The input is longer than the position table.
+    TooLong {
+        /// Tokens given.
+        tokens: usize,
+        /// Tokens the model takes.
+        max: usize,
+    },
+}
+
+impl From<Error> for ModelError {
+    fn from(e: Error) -> Self {
+        ModelError::Backend(e)
+    }
+}
+
+impl From<ParamError> for ModelError {
+    fn from(e: ParamError) -> Self {
+        ModelError::Param(e)
+    }
+}
+
+impl core::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ModelError::Config(what) => write!(f, "configuration: {what}"),
+            ModelError::Param(e) => write!(f, "parameters: {e}"),
+            ModelError::Backend(e) => write!(f, "computation: {e}"),
+            ModelError::Token(t) => write!(f, "token id {t} is outside the vocabulary"),
+            ModelError::TooLong { tokens, max } => write!(f, "{tokens} tokens, the model takes at most {max}"),
+        }
+    }
+}
+
+/// The stages whose cost is reported apart, as MPCFormer reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bucket {
+    /// Token, position and segment embeddings.
+    Embed,
+    /// Every linear layer and the attention products Q·Kᵀ and P·V.
+    Linear,
+    /// The attention normaliser (softmax, 2Quad or 2ReLU).
+    Softmax,
+    /// The feed-forward activation (and the pooler's tanh).
+    Activation,
+    /// LayerNorm and the residual additions.
+    Norm,
+}
+
+impl Bucket {
+    /// Every bucket.
+    pub const ALL: [Bucket; 5] = [Bucket::Embed, Bucket::Linear, Bucket::Softmax, Bucket::Activation, Bucket::Norm];
+
+    /// The bucket's lower-case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Bucket::Embed => "embed",
+            Bucket::Linear => "linear",
+            Bucket::Softmax => "softmax",
+            Bucket::Activation => "activation",
+            Bucket::Norm => "norm",
+        }
+    }
+}
+
+/// Watches a forward pass: told when each stage starts and ends (to time and meter it) and when
+/// each layer is done (to show progress).
+pub trait Observer<B: Backend + ?Sized> {
+    /// A stage of `bucket` starts.
+    fn enter(&mut self, _backend: &B, _bucket: Bucket) {}
+    /// The stage ends.
+    fn leave(&mut self, _backend: &B, _bucket: Bucket) {}
+    /// Layer `index` (of `total`) is done.
+    fn layer_done(&mut self, _index: usize, _total: usize) {}
+}
+
+/// An observer that watches nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unobserved;
+
+impl<B: Backend + ?Sized> Observer<B> for Unobserved {}
+
+/// What the encoder returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Head {
+    /// Classification logits: tanh pooler on the first token, then a linear layer.
+    Classifier {
+        /// Number of labels.
+        labels: usize,
+    },
+    /// The mean of the last hidden states over the unmasked tokens (sentence embeddings).
+    MeanPool,
+}
+
+struct Linear<B: Backend> {
+    weight: B::Weight,
+    bias: B::Vector,
+}
+
+struct LayerNorm<B: Backend> {
+    gamma: B::Vector,
+    beta: B::Vector,
+}
+
+struct Layer<B: Backend> {
+    qkv: Linear<B>,
+    attention_out: Linear<B>,
+    attention_norm: LayerNorm<B>,
+    ffn_in: Linear<B>,
+    ffn_out: Linear<B>,
+    ffn_norm: LayerNorm<B>,
+}
+
+/// A loaded encoder: its weights prepared in the backend, ready for forward passes.
+pub struct Encoder<B: Backend> {
+    config: BertConfig,
+    preset: Preset,
+    head: Head,
+    word_embeddings: B::Weight,
+    positions: B::Vector,
+    segment: B::Vector,
+    embedding_norm: LayerNorm<B>,
+    layers: Vec<Layer<B>>,
+    pooler: Option<Linear<B>>,
+    classifier: Option<Linear<B>>,
+}
+
+impl<B: Backend> core::fmt::Debug for Encoder<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("layers", &self.layers.len())
+            .field("hidden", &self.config.hidden_size)
+            .field("preset", &self.preset)
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads parameters at the model owner; elsewhere, knows only their shapes.
+struct Source<'a> {
+    params: Option<&'a Params>,
+}
+
+impl Source<'_> {
+    /// `name` (shape `shape`) times `scale`, as f64, at the owner; `None` elsewhere.
+    fn get(&self, name: &str, shape: &[usize], scale: f64) -> Result<Option<Vec<f64>>, ParamError> {
+        match self.params {
+            None => Ok(None),
+            Some(p) => Ok(Some(p.get(name, shape)?.iter().map(|&v| v as f64 * scale).collect())),
+        }
+    }
+
+    /// A linear layer `name` (PyTorch's `[out, in]`), transposed to `in × out`, times `scale`.
+    fn linear(
+        &self,
+        name: &str,
+        out: usize,
+        inp: usize,
+        scale: f64,
+    ) -> Result<Option<(Vec<f64>, Vec<f64>)>, ParamError> {
+        let Some(w) = self.get(&format!("{name}.weight"), &[out, inp], scale)? else { return Ok(None) };
+        let b = self.get(&format!("{name}.bias"), &[out], scale)?.expect("owner has parameters");
+        Ok(Some((transpose(&w, out, inp), b)))
+    }
+}
+
+fn transpose<T: Copy>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+    (0..cols).flat_map(|c| (0..rows).map(move |r| x[r * cols + c])).collect()
+}
+
+/// `v` (n values) repeated for each of `rows` rows.
+fn tile<B: Backend>(b: &B, v: &[B::Elem], rows: usize) -> B::Vector {
+    b.wrap((0..rows).flat_map(|_| v.iter().copied()).collect())
+}
+
+/// Each of `values` repeated `len` times.
+fn spread<B: Backend>(b: &B, values: &[B::Elem], len: usize) -> B::Vector {
+    b.wrap(values.iter().flat_map(|&v| core::iter::repeat_n(v, len)).collect())
+}
+
+/// Columns `start..start + count` of a `rows × width` matrix.
+fn columns<B: Backend>(b: &B, x: &[B::Elem], width: usize, start: usize, count: usize) -> B::Vector {
+    b.wrap(x.chunks_exact(width).flat_map(|row| row[start..start + count].iter().copied()).collect())
+}
+
+fn load_linear<B: Backend>(
+    b: &mut B,
+    src: &Source<'_>,
+    name: &str,
+    out: usize,
+    inp: usize,
+) -> Result<Linear<B>, ModelError> {
+    let wb = src.linear(name, out, inp, 1.0)?;
+    let weight = b.load_weight(wb.as_ref().map(|(w, _)| &w[..]), inp, out)?;
+    let bias = b.input(Role::P0, wb.as_ref().map(|(_, bias)| &bias[..]), out)?;
+    Ok(Linear { weight, bias })
+}
+
+fn load_norm<B: Backend>(b: &mut B, src: &Source<'_>, name: &str, h: usize) -> Result<LayerNorm<B>, ModelError> {
+    let gamma = src.get(&format!("{name}.weight"), &[h], 1.0)?;
+    let beta = src.get(&format!("{name}.bias"), &[h], 1.0)?;
+    Ok(LayerNorm { gamma: b.input(Role::P0, gamma.as_deref(), h)?, beta: b.input(Role::P0, beta.as_deref(), h)? })
+}
+
+/// Q, K and V as one `h × 3h` layer (one opening of the input for all three), with 1/√d folded
+/// into Q so that the scores need no scaling.
+fn load_qkv<B: Backend>(b: &mut B, src: &Source<'_>, pre: &str, config: &BertConfig) -> Result<Linear<B>, ModelError> {
+    let h = config.hidden_size;
+    let scale = 1.0 / libm::sqrt(config.head_dim() as f64);
+    let mut parts = Vec::with_capacity(3);
+    for (part, s) in [("query", scale), ("key", 1.0), ("value", 1.0)] {
+        parts.push(src.linear(&format!("{pre}.attention.self.{part}"), h, h, s)?);
+    }
+    let fused = if parts.iter().all(Option::is_some) {
+        let parts: Vec<(Vec<f64>, Vec<f64>)> = parts.into_iter().map(|p| p.expect("checked")).collect();
+        let w: Vec<f64> =
+            (0..h).flat_map(|r| parts.iter().flat_map(move |(w, _)| w[r * h..(r + 1) * h].iter().copied())).collect();
+        let bias: Vec<f64> = parts.iter().flat_map(|(_, bias)| bias.iter().copied()).collect();
+        Some((w, bias))
+    } else {
+        None
+    };
+    let weight = b.load_weight(fused.as_ref().map(|(w, _)| &w[..]), h, 3 * h)?;
+    let bias = b.input(Role::P0, fused.as_ref().map(|(_, bias)| &bias[..]), 3 * h)?;
+    Ok(Linear { weight, bias })
+}
+
+impl<B: Backend> Encoder<B> {
+    /// Loads the model: `params` at the model owner (P0, or a single-party backend), `None` at
+    /// P1, which knows only the public configuration. `layers` limits the depth (benchmarks).
+    pub fn load(
+        b: &mut B,
+        config: &BertConfig,
+        preset: Preset,
+        params: Option<&Params>,
+        layers: Option<usize>,
+    ) -> Result<Self, ModelError> {
+        config.validate().map_err(ModelError::Config)?;
+        let src = Source { params };
+        let (h, i) = (config.hidden_size, config.intermediate_size);
+        let head = match config.num_labels {
+            Some(labels) => Head::Classifier { labels },
+            None => Head::MeanPool,
+        };
+        let word = src.get("embeddings.word_embeddings.weight", &[config.vocab_size, h], 1.0)?;
+        let word_embeddings = b.load_weight(word.as_deref(), config.vocab_size, h)?;
+        let positions = src.get("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h], 1.0)?;
+        let positions = b.input(Role::P0, positions.as_deref(), config.max_position_embeddings * h)?;
+        let segments = src.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h], 1.0)?;
+        let segment = b.input(Role::P0, segments.as_ref().map(|s| &s[..h]), h)?;
+        let embedding_norm = load_norm(b, &src, "embeddings.LayerNorm", h)?;
+        let depth = layers.unwrap_or(config.num_hidden_layers).min(config.num_hidden_layers);
+        let mut loaded = Vec::with_capacity(depth);
+        for l in 0..depth {
+            let pre = format!("encoder.layer.{l}");
+            loaded.push(Layer {
+                qkv: load_qkv(b, &src, &pre, config)?,
+                attention_out: load_linear(b, &src, &format!("{pre}.attention.output.dense"), h, h)?,
+                attention_norm: load_norm(b, &src, &format!("{pre}.attention.output.LayerNorm"), h)?,
+                ffn_in: load_linear(b, &src, &format!("{pre}.intermediate.dense"), i, h)?,
+                ffn_out: load_linear(b, &src, &format!("{pre}.output.dense"), h, i)?,
+                ffn_norm: load_norm(b, &src, &format!("{pre}.output.LayerNorm"), h)?,
+            });
+        }
+        let (pooler, classifier) = match head {
+            Head::Classifier { labels } => (
+                Some(load_linear(b, &src, "pooler.dense", h, h)?),
+                Some(load_linear(b, &src, "classifier", labels, h)?),
+            ),
+            Head::MeanPool => (None, None),
+        };
+        Ok(Self {
+            config: config.clone(),
+            preset,
+            head,
+            word_embeddings,
+            positions,
+            segment,
+            embedding_norm,
+            layers: loaded,
+            pooler,
+            classifier,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// The approximation preset.
+    pub fn preset(&self) -> Preset {
+        self.preset
+    }
+
+    /// What the forward pass returns.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Layers loaded.
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Runs the encoder on `seq` tokens: `tokens` at the data owner (P1, or a single-party
+    /// backend), `None` at P0; `mask` is the public 0/1 attention mask over the tokens. Returns
+    /// the head's output: logits, or the mean-pooled sentence embedding.
+    pub fn forward(
+        &self,
+        b: &mut B,
+        tokens: Option<&[u32]>,
+        mask: &[f64],
+        observer: &mut dyn Observer<B>,
+    ) -> Result<B::Vector, ModelError> {
+        let seq = mask.len();
+        let max = self.config.max_position_embeddings - self.config.position_offset();
+        if seq == 0 || seq > max {
+            return Err(ModelError::TooLong { tokens: seq, max });
+        }
+        if tokens.is_some_and(|t| t.len() != seq) {
+            return Err(ModelError::Backend(Error::ShapeMismatch));
+        }
+        let mut x = self.embed(b, tokens, seq, observer)?;
+        let total = self.layers.len();
+        for (index, layer) in self.layers.iter().enumerate() {
+            x = self.layer(b, layer, &x, mask, observer)?;
+            observer.layer_done(index, total);
+        }
+        self.finish(b, &x, mask, observer)
+    }
+
+    fn embed(
+        &self,
+        b: &mut B,
+        tokens: Option<&[u32]>,
+        seq: usize,
+        observer: &mut dyn Observer<B>,
+    ) -> Result<B::Vector, ModelError> {
+        let (h, vocab) = (self.config.hidden_size, self.config.vocab_size);
+        observer.enter(b, Bucket::Embed);
+        let one_hot = match tokens {
+            Some(tokens) => {
+                let mut rows = alloc::vec![0.0; seq * vocab];
+                for (i, &t) in tokens.iter().enumerate() {
+                    if t as usize >= vocab {
+                        return Err(ModelError::Token(t));
+                    }
+                    rows[i * vocab + t as usize] = 1.0;
+                }
+                Some(rows)
+            }
+            None => None,
+        };
+        let one_hot = b.input(Role::P1, one_hot.as_deref(), seq * vocab)?;
+        let words = b.linear(&one_hot, seq, &self.word_embeddings)?;
+        let offset = self.config.position_offset();
+        let positions = &self.positions[offset * h..(offset + seq) * h];
+        let x = b.add(&b.add(&words, positions), &tile(b, &self.segment, seq));
+        observer.leave(b, Bucket::Embed);
+        observer.enter(b, Bucket::Norm);
+        let x = self.layer_norm(b, &x, seq, &self.embedding_norm)?;
+        observer.leave(b, Bucket::Norm);
+        Ok(x)
+    }
+
+    fn linear(&self, b: &mut B, x: &[B::Elem], rows: usize, layer: &Linear<B>) -> BackendResult<B::Vector> {
+        let y = b.linear(x, rows, &layer.weight)?;
+        Ok(b.add(&y, &tile(b, &layer.bias, rows)))
+    }
+
+    /// LayerNorm over each row: (x - mean) · γ / √(var + ε) + β. The centred values are squared
+    /// and multiplied by γ in the same round.
+    fn layer_norm(&self, b: &mut B, x: &[B::Elem], rows: usize, norm: &LayerNorm<B>) -> BackendResult<B::Vector> {
+        let h = self.config.hidden_size;
+        let f = b.frac_bits();
+        let inv_h = alloc::vec![1.0 / h as f64; rows];
+        let mean = b.mul_public(&b.sum_rows(x, rows, h), &inv_h)?;
+        let centred = b.sub(x, &spread(b, &mean, h));
+        let gamma = tile(b, &norm.gamma, rows);
+        let mut products = b.mul_many(&[(&centred, &centred), (&centred, &gamma)], Product::at(f))?;
+        let scaled = products.pop().expect("two products");
+        let squares = products.pop().expect("two products");
+        let variance = b.mul_public(&b.sum_rows(&squares, rows, h), &inv_h)?;
+        let variance = b.add_scalar(&variance, self.config.layer_norm_eps, f);
+        let inv_std = b.inv_sqrt(&variance)?;
+        let y = b.mul(&scaled, &spread(b, &inv_std, h))?;
+        Ok(b.add(&y, &tile(b, &norm.beta, rows)))
+    }
+
+    fn layer(
+        &self,
+        b: &mut B,
+        layer: &Layer<B>,
+        x: &[B::Elem],
+        mask: &[f64],
+        observer: &mut dyn Observer<B>,
+    ) -> Result<B::Vector, ModelError> {
+        let seq = mask.len();
+        let (h, heads, d) = (self.config.hidden_size, self.config.num_attention_heads, self.config.head_dim());
+        observer.enter(b, Bucket::Linear);
+        let qkv = self.linear(b, x, seq, &layer.qkv)?;
+        let mut queries = Vec::with_capacity(heads);
+        let mut keys_t = Vec::with_capacity(heads);
+        let mut values = Vec::with_capacity(heads);
+        for head in 0..heads {
+            queries.push(columns(b, &qkv, 3 * h, head * d, d));
+            let k = columns(b, &qkv, 3 * h, h + head * d, d);
+            keys_t.push(b.wrap(transpose(&k, seq, d)));
+            values.push(columns(b, &qkv, 3 * h, 2 * h + head * d, d));
+        }
+        let products: Vec<_> = (0..heads).map(|i| (&queries[i][..], &keys_t[i][..], seq, d, seq)).collect();
+        let scores: Vec<B::Elem> = b.matmul_many(&products)?.iter().flat_map(|s| s.iter().copied()).collect();
+        observer.leave(b, Bucket::Linear);
+
+        observer.enter(b, Bucket::Softmax);
+        let key_mask: Vec<f64> = (0..heads * seq).flat_map(|_| mask.iter().copied()).collect();
+        let rows = heads * seq;
+        let probs = match self.preset.attention {
+            Attention::Softmax => b.softmax(&scores, rows, seq, Some(&key_mask))?,
+            Attention::TwoQuad => b.two_quad(&scores, rows, seq, Some(&key_mask))?,
+            Attention::TwoRelu => b.two_relu(&scores, rows, seq, Some(&key_mask))?,
+        };
+        observer.leave(b, Bucket::Softmax);
+
+        observer.enter(b, Bucket::Linear);
+        let per_head: Vec<B::Vector> = probs.chunks_exact(seq * seq).map(|p| b.wrap(p.to_vec())).collect();
+        let products: Vec<_> = (0..heads).map(|i| (&per_head[i][..], &values[i][..], seq, seq, d)).collect();
+        let contexts = b.matmul_many(&products)?;
+        let merged: Vec<B::Elem> =
+            (0..seq).flat_map(|r| contexts.iter().flat_map(move |c| c[r * d..(r + 1) * d].iter().copied())).collect();
+        let attended = self.linear(b, &merged, seq, &layer.attention_out)?;
+        observer.leave(b, Bucket::Linear);
+
+        observer.enter(b, Bucket::Norm);
+        let x = self.layer_norm(b, &b.add(x, &attended), seq, &layer.attention_norm)?;
+        observer.leave(b, Bucket::Norm);
+
+        observer.enter(b, Bucket::Linear);
+        let inner = self.linear(b, &x, seq, &layer.ffn_in)?;
+        observer.leave(b, Bucket::Linear);
+        observer.enter(b, Bucket::Activation);
+        let activated = match self.preset.activation {
+            Activation::Gelu => b.gelu(&inner)?,
+            Activation::Quad => b.quad(&inner)?,
+        };
+        observer.leave(b, Bucket::Activation);
+        observer.enter(b, Bucket::Linear);
+        let outer = self.linear(b, &activated, seq, &layer.ffn_out)?;
+        observer.leave(b, Bucket::Linear);
+        observer.enter(b, Bucket::Norm);
+        let x = self.layer_norm(b, &b.add(&x, &outer), seq, &layer.ffn_norm)?;
+        observer.leave(b, Bucket::Norm);
+        Ok(x)
+    }
+
+    fn finish(
+        &self,
+        b: &mut B,
+        x: &[B::Elem],
+        mask: &[f64],
+        observer: &mut dyn Observer<B>,
+    ) -> Result<B::Vector, ModelError> {
+        let h = self.config.hidden_size;
+        match (self.head, &self.pooler, &self.classifier) {
+            (Head::Classifier { .. }, Some(pooler), Some(classifier)) => {
+                observer.enter(b, Bucket::Linear);
+                let first = b.wrap(x[..h].to_vec());
+                let pooled = self.linear(b, &first, 1, pooler)?;
+                observer.leave(b, Bucket::Linear);
+                observer.enter(b, Bucket::Activation);
+                let pooled = b.tanh(&pooled)?;
+                observer.leave(b, Bucket::Activation);
+                observer.enter(b, Bucket::Linear);
+                let logits = self.linear(b, &pooled, 1, classifier)?;
+                observer.leave(b, Bucket::Linear);
+                Ok(logits)
+            }
+            _ => {
+                // The mask is public: drop masked rows locally, sum, divide by the public count.
+                observer.enter(b, Bucket::Norm);
+                let kept: Vec<B::Elem> = x
+                    .chunks_exact(h)
+                    .zip(mask)
+                    .filter(|(_, m)| **m != 0.0)
+                    .flat_map(|(row, _)| row.iter().copied())
+                    .collect();
+                let count = kept.len() / h;
+                let summed = b.sum_rows(&transpose(&kept, count, h), h, count);
+                let mean = b.mul_public(&summed, &alloc::vec![1.0 / count.max(1) as f64; h])?;
+                observer.leave(b, Bucket::Norm);
+                Ok(mean)
+            }
+        }
+    }
+}

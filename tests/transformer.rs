@@ -1,0 +1,80 @@
+//! One Transformer, every setting: the encoder under the real protocol over threads matches the
+//! plaintext f64 encoder with the same approximations, for every preset and both weight modes.
+
+use mpc_core::protocol::Truncation;
+use mpc_core::transport::Role;
+use mpc_io_std::launcher::{LaunchOptions, run_threaded};
+use mpc_nn::{Backend, Plain, Secure, WeightMode};
+use mpc_transformer::{BertConfig, Encoder, Params, Preset, Unobserved};
+
+const SEQ: usize = 16;
+
+fn tokens(vocab: usize) -> Vec<u32> {
+    (0..SEQ).map(|i| ((i * 37 + 11) % vocab) as u32).collect()
+}
+
+fn mask() -> Vec<f64> {
+    // The last three tokens are padding.
+    (0..SEQ).map(|i| if i < SEQ - 3 { 1.0 } else { 0.0 }).collect()
+}
+
+fn plain(config: &BertConfig, params: &Params, preset: Preset) -> Vec<f64> {
+    let mut b = Plain::<f64>::new();
+    let model = Encoder::load(&mut b, config, preset, Some(params), None).expect("load");
+    let out = model.forward(&mut b, Some(&tokens(config.vocab_size)), &mask(), &mut Unobserved).expect("forward");
+    b.reveal(&out).unwrap()
+}
+
+fn secure(config: &BertConfig, params: &Params, preset: Preset, weights: WeightMode) -> Vec<f64> {
+    let toks = tokens(config.vocab_size);
+    let run = run_threaded(LaunchOptions::seeded(5), |ctx| {
+        let role = ctx.role;
+        let party = ctx.party()?.with_truncation(Truncation::Dealer);
+        let mut b = Secure::new(party).with_weight_mode(weights);
+        let model = Encoder::load(&mut b, config, preset, (role == Role::P0).then_some(params), None)
+            .map_err(|_| mpc_core::Error::Malformed("load"))?;
+        let out = model
+            .forward(&mut b, (role == Role::P1).then_some(&toks[..]), &mask(), &mut Unobserved)
+            .map_err(|_| mpc_core::Error::Malformed("forward"))?;
+        b.reveal(&out)
+    })
+    .expect("threaded run");
+    assert_eq!(run.p0.output, run.p1.output);
+    run.p0.output
+}
+
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn every_preset_and_weight_mode_matches_plaintext() {
+    for labels in [None, Some(3)] {
+        let config = BertConfig { num_labels: labels, ..BertConfig::tiny(2, 64, 4, 100) };
+        let params = Params::random_with_std(&config, 11, 0.1);
+        for preset in Preset::ALL {
+            let reference = plain(&config, &params, preset);
+            let scale = reference.iter().map(|v| v.abs()).fold(0.0, f64::max);
+            assert!(scale > 0.1, "{preset}: outputs of size {scale} would make the test weak");
+            for weights in [WeightMode::Owner, WeightMode::Shared] {
+                let got = secure(&config, &params, preset, weights);
+                let err = max_diff(&got, &reference);
+                println!(
+                    "{preset} {weights:?} head {labels:?}: max |secure - plain| = {err:.2e} (outputs up to {scale:.2})"
+                );
+                assert!(err <= 1e-2, "{preset} {weights:?}: error {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn presets_change_the_model() {
+    // The approximations are not the identity: Quad+2Quad differs from GeLU+softmax.
+    let config = BertConfig { num_labels: None, ..BertConfig::tiny(2, 64, 4, 100) };
+    let params = Params::random_with_std(&config, 12, 0.1);
+    let exact = plain(&config, &params, Preset::parse("gelu+softmax").unwrap());
+    let approx = plain(&config, &params, Preset::parse("quad+2quad").unwrap());
+    assert!(max_diff(&exact, &approx) > 0.05);
+}
