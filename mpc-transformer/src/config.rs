@@ -114,7 +114,7 @@ impl BertConfig {
         if self.hidden_size == 0 || self.num_attention_heads == 0 || self.vocab_size == 0 {
             return Err("sizes must be non-zero");
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err("hidden_size must be a multiple of num_attention_heads");
         }
         if self.max_position_embeddings <= self.position_offset() {

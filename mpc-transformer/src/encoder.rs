@@ -166,6 +166,9 @@ impl<B: Backend> core::fmt::Debug for Encoder<B> {
     }
 }
 
+/// A linear layer's weight (`in × out`, row-major) and bias, as f64.
+type DenseF64 = (Vec<f64>, Vec<f64>);
+
 /// Reads parameters at the model owner; elsewhere, knows only their shapes.
 struct Source<'a> {
     params: Option<&'a Params>,
@@ -181,13 +184,7 @@ impl Source<'_> {
     }
 
     /// A linear layer `name` (PyTorch's `[out, in]`), transposed to `in × out`, times `scale`.
-    fn linear(
-        &self,
-        name: &str,
-        out: usize,
-        inp: usize,
-        scale: f64,
-    ) -> Result<Option<(Vec<f64>, Vec<f64>)>, ParamError> {
+    fn linear(&self, name: &str, out: usize, inp: usize, scale: f64) -> Result<Option<DenseF64>, ParamError> {
         let Some(w) = self.get(&format!("{name}.weight"), &[out, inp], scale)? else { return Ok(None) };
         let b = self.get(&format!("{name}.bias"), &[out], scale)?.expect("owner has parameters");
         Ok(Some((transpose(&w, out, inp), b)))
@@ -242,7 +239,7 @@ fn load_qkv<B: Backend>(b: &mut B, src: &Source<'_>, pre: &str, config: &BertCon
         parts.push(src.linear(&format!("{pre}.attention.self.{part}"), h, h, s)?);
     }
     let fused = if parts.iter().all(Option::is_some) {
-        let parts: Vec<(Vec<f64>, Vec<f64>)> = parts.into_iter().map(|p| p.expect("checked")).collect();
+        let parts: Vec<DenseF64> = parts.into_iter().map(|p| p.expect("checked")).collect();
         let w: Vec<f64> =
             (0..h).flat_map(|r| parts.iter().flat_map(move |(w, _)| w[r * h..(r + 1) * h].iter().copied())).collect();
         let bias: Vec<f64> = parts.iter().flat_map(|(_, bias)| bias.iter().copied()).collect();
