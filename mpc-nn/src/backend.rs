@@ -35,6 +35,19 @@ pub type Pair<'a, E> = (&'a [E], &'a [E]);
 /// The operands of a secret matrix product: X (m × k), Y (k × n), m, k, n.
 pub type Matmul<'a, E> = (&'a [E], &'a [E], usize, usize, usize);
 
+/// A broadcast product: X (`rows × len`), y (`rows` values if the flag is set, else `len`),
+/// rows, len, per-row flag.
+pub type Broadcast<'a, E> = (&'a [E], &'a [E], usize, usize, bool);
+
+/// `y` repeated along the axis of a `rows × len` matrix.
+pub fn broadcast_values<E: Copy>(y: &[E], rows: usize, len: usize, per_row: bool) -> Vec<E> {
+    if per_row {
+        y.iter().flat_map(|&v| core::iter::repeat_n(v, len)).collect()
+    } else {
+        (0..rows).flat_map(|_| y.iter().copied()).collect()
+    }
+}
+
 /// How the model owner's weights take part in the computation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WeightMode {
@@ -155,10 +168,46 @@ pub trait Backend {
 
     // ------------------------------------------------------------------ built on the primitives
 
+    /// Rows `indices` of a weight table (`vocab × width`), where the indices belong to `owner`
+    /// (`Some` there and in single-party backends). Under MPC the owner inputs the indices'
+    /// one-hot rows and the table is a linear layer over them; plaintext backends gather.
+    fn lookup(
+        &mut self,
+        table: &Self::Weight,
+        owner: Role,
+        indices: Option<&[usize]>,
+        count: usize,
+        vocab: usize,
+    ) -> Result<Self::Vector> {
+        let one_hot = match indices {
+            Some(idx) => {
+                let mut rows = alloc::vec![0.0; count * vocab];
+                for (r, &i) in idx.iter().enumerate() {
+                    *rows.get_mut(r * vocab + i).ok_or(Error::ShapeMismatch)? = 1.0;
+                }
+                Some(rows)
+            }
+            None => None,
+        };
+        let one_hot = self.input(owner, one_hot.as_deref(), count * vocab)?;
+        self.linear(&one_hot, count, table)
+    }
+
     /// Elementwise product at the session precision.
     fn mul(&mut self, x: &[Self::Elem], y: &[Self::Elem]) -> Result<Self::Vector> {
         let f = self.frac_bits();
         Ok(self.mul_many(&[(x, y)], Product::at(f))?.pop().expect("one product"))
+    }
+    /// Products of matrices with vectors repeated along an axis (`x ⊙ broadcast(y)`), at the
+    /// precisions of `p`, all in one round. Under MPC each opens n + (rows or len) elements
+    /// instead of 2n.
+    fn mul_broadcast_many(&mut self, items: &[Broadcast<'_, Self::Elem>], p: Product) -> Result<Vec<Self::Vector>> {
+        let expanded: Vec<Self::Vector> = items
+            .iter()
+            .map(|&(_, y, rows, len, per_row)| self.wrap(broadcast_values(y, rows, len, per_row)))
+            .collect();
+        let pairs: Vec<Pair<'_, Self::Elem>> = items.iter().zip(&expanded).map(|(it, y)| (it.0, &y[..])).collect();
+        self.mul_many(&pairs, p)
     }
     /// Matrix product of secret `a` (m×k) and `b` (k×n) at the session precision.
     fn matmul(&mut self, a: &[Self::Elem], b: &[Self::Elem], m: usize, k: usize, n: usize) -> Result<Self::Vector> {

@@ -131,6 +131,21 @@ impl Backend for Fixed {
     fn linear(&mut self, x: &[u64], m: usize, w: &Self::Weight) -> Result<Vec<u64>> {
         self.matmul(x, &w.2, m, w.0, w.1)
     }
+    fn lookup(
+        &mut self,
+        table: &Self::Weight,
+        _owner: Role,
+        indices: Option<&[usize]>,
+        count: usize,
+        vocab: usize,
+    ) -> Result<Vec<u64>> {
+        let (rows, width, data) = table;
+        let idx = indices.ok_or(Error::ShapeMismatch)?;
+        if *rows != vocab || idx.len() != count || idx.iter().any(|&i| i >= vocab) {
+            return Err(Error::ShapeMismatch);
+        }
+        Ok(idx.iter().flat_map(|&i| data[i * width..(i + 1) * width].iter().copied()).collect())
+    }
     fn ltz(&mut self, x: &[u64]) -> Result<Vec<u64>> {
         Ok(x.iter().map(|v| u64::from(v.to_i64() < 0)).collect())
     }

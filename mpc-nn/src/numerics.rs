@@ -15,7 +15,7 @@
 
 use alloc::vec::Vec;
 
-use crate::backend::{Backend, Pair, Product, Result};
+use crate::backend::{Backend, Pair, Product, Result, broadcast_values};
 
 /// Extra fractional bits of the steps that need them (exp's squarings, Newton iterations).
 pub const EXTRA_BITS: u32 = 8;
@@ -66,11 +66,6 @@ enum Asymptote {
     Const(f64),
     /// The identity, x.
     Identity,
-}
-
-/// `values` repeated: each of `rows` values `len` times.
-fn broadcast<B: Backend + ?Sized>(b: &B, values: &[B::Elem], len: usize) -> B::Vector {
-    b.wrap(values.iter().flat_map(|&v| core::iter::repeat_n(v, len)).collect())
 }
 
 /// Σ c_i u^i by Horner's rule at the session precision, for u in [0, 1] (so that rounding
@@ -287,11 +282,10 @@ fn normalise_rows<B: Backend + ?Sized>(
         _ => b.extend(&sums, EXTRA_BITS, -k),
     };
     let r = reciprocal_high(b, &y)?;
-    let r = broadcast(b, &r, len);
     // value (f bits) · r (f + 8 bits) / 2^k, straight to f bits: the ring product stays below
     // 2^(k + 2f + 8), far from overflow for any realistic row length.
     let p = Product { a: f, b: high, out: f, pow2: -k };
-    Ok(b.mul_many(&[(values, &r)], p)?.pop().expect("one product"))
+    Ok(b.mul_broadcast_many(&[(values, &r, rows, len, true)], p)?.pop().expect("one product"))
 }
 
 /// ⌈log2 n⌉ for n ≥ 1.
@@ -317,7 +311,7 @@ pub fn softmax<B: Backend + ?Sized>(
 ) -> Result<B::Vector> {
     check_rows::<B>(x, rows, len)?;
     let max = b.max_rows(x, rows, len)?;
-    let shifted = b.sub(x, &broadcast(b, &max, len));
+    let shifted = b.sub(x, &b.wrap(broadcast_values(&max, rows, len, true)));
     let e = exp(b, &shifted)?;
     let e = apply_mask(b, e, mask)?;
     normalise_rows(b, &e, rows, len, (ceil_log2(len) + 1) / 2)

@@ -173,6 +173,21 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
     fn linear(&mut self, x: &[F], m: usize, w: &Self::Weight) -> Result<Vec<F>> {
         gemm(x, &w.2, m, w.0, w.1)
     }
+    fn lookup(
+        &mut self,
+        table: &Self::Weight,
+        _owner: Role,
+        indices: Option<&[usize]>,
+        count: usize,
+        vocab: usize,
+    ) -> Result<Vec<F>> {
+        let (rows, width, data) = table;
+        let idx = indices.ok_or(Error::ShapeMismatch)?;
+        if *rows != vocab || idx.len() != count || idx.iter().any(|&i| i >= vocab) {
+            return Err(Error::ShapeMismatch);
+        }
+        Ok(idx.iter().flat_map(|&i| data[i * width..(i + 1) * width].iter().copied()).collect())
+    }
     fn ltz(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, |v| if v < 0.0 { 1.0 } else { 0.0 }))
     }

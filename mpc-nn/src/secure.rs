@@ -8,7 +8,7 @@ use mpc_core::share::Shares;
 use mpc_core::transport::{Role, Transport};
 use mpc_core::{Error, FixedPoint, Party};
 
-use crate::backend::{Backend, Matmul, Pair, Product, Result, WeightMode};
+use crate::backend::{Backend, Broadcast, Matmul, Pair, Product, Result, WeightMode};
 
 /// One party's shares, computing with its peer through a [`Party`].
 ///
@@ -138,6 +138,12 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         let shift = p.shift()?;
         let method = self.truncation_for(p);
         let z = self.party.mul_many_ring(pairs)?;
+        self.party.truncate_many_by(z, shift, method)
+    }
+    fn mul_broadcast_many(&mut self, items: &[Broadcast<'_, u64>], p: Product) -> Result<Vec<Shares<u64>>> {
+        let shift = p.shift()?;
+        let method = self.truncation_for(p);
+        let z = self.party.mul_broadcast_many_ring(items)?;
         self.party.truncate_many_by(z, shift, method)
     }
     fn square(&mut self, x: &[u64], p: Product) -> Result<Shares<u64>> {

@@ -10,6 +10,7 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use mpc_nn::backend::Result as BackendResult;
+use mpc_nn::backend::broadcast_values;
 use mpc_nn::core::Error;
 use mpc_nn::core::transport::Role;
 use mpc_nn::{Backend, Product};
@@ -197,12 +198,7 @@ fn transpose<T: Copy>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
 
 /// `v` (n values) repeated for each of `rows` rows.
 fn tile<B: Backend>(b: &B, v: &[B::Elem], rows: usize) -> B::Vector {
-    b.wrap((0..rows).flat_map(|_| v.iter().copied()).collect())
-}
-
-/// Each of `values` repeated `len` times.
-fn spread<B: Backend>(b: &B, values: &[B::Elem], len: usize) -> B::Vector {
-    b.wrap(values.iter().flat_map(|&v| core::iter::repeat_n(v, len)).collect())
+    b.wrap(broadcast_values(v, rows, v.len(), false))
 }
 
 /// Columns `start..start + count` of a `rows × width` matrix.
@@ -366,21 +362,11 @@ impl<B: Backend> Encoder<B> {
     ) -> Result<B::Vector, ModelError> {
         let (h, vocab) = (self.config.hidden_size, self.config.vocab_size);
         observer.enter(b, Bucket::Embed);
-        let one_hot = match tokens {
-            Some(tokens) => {
-                let mut rows = alloc::vec![0.0; seq * vocab];
-                for (i, &t) in tokens.iter().enumerate() {
-                    if t as usize >= vocab {
-                        return Err(ModelError::Token(t));
-                    }
-                    rows[i * vocab + t as usize] = 1.0;
-                }
-                Some(rows)
-            }
-            None => None,
-        };
-        let one_hot = b.input(Role::P1, one_hot.as_deref(), seq * vocab)?;
-        let words = b.linear(&one_hot, seq, &self.word_embeddings)?;
+        if let Some(&t) = tokens.and_then(|t| t.iter().find(|&&t| t as usize >= vocab)) {
+            return Err(ModelError::Token(t));
+        }
+        let indices: Option<Vec<usize>> = tokens.map(|t| t.iter().map(|&t| t as usize).collect());
+        let words = b.lookup(&self.word_embeddings, Role::P1, indices.as_deref(), seq, vocab)?;
         let offset = self.config.position_offset();
         let positions = &self.positions[offset * h..(offset + seq) * h];
         let x = b.add(&b.add(&words, positions), &tile(b, &self.segment, seq));
@@ -396,22 +382,21 @@ impl<B: Backend> Encoder<B> {
         Ok(b.add(&y, &tile(b, &layer.bias, rows)))
     }
 
-    /// LayerNorm over each row: (x - mean) · γ / √(var + ε) + β. The centred values are squared
-    /// and multiplied by γ in the same round.
+    /// LayerNorm over each row: (x - mean) · γ / √(var + ε) + β. γ (per column) and 1/√var (per
+    /// row) multiply as broadcast vectors, which open only their short side.
     fn layer_norm(&self, b: &mut B, x: &[B::Elem], rows: usize, norm: &LayerNorm<B>) -> BackendResult<B::Vector> {
         let h = self.config.hidden_size;
         let f = b.frac_bits();
         let inv_h = alloc::vec![1.0 / h as f64; rows];
         let mean = b.mul_public(&b.sum_rows(x, rows, h), &inv_h)?;
-        let centred = b.sub(x, &spread(b, &mean, h));
-        let gamma = tile(b, &norm.gamma, rows);
-        let mut products = b.mul_many(&[(&centred, &centred), (&centred, &gamma)], Product::at(f))?;
-        let scaled = products.pop().expect("two products");
-        let squares = products.pop().expect("two products");
+        let centred = b.sub(x, &b.wrap(broadcast_values(&mean, rows, h, true)));
+        let squares = b.square(&centred, Product::at(f))?;
+        let scaled =
+            b.mul_broadcast_many(&[(&centred, &norm.gamma, rows, h, false)], Product::at(f))?.pop().expect("one");
         let variance = b.mul_public(&b.sum_rows(&squares, rows, h), &inv_h)?;
         let variance = b.add_scalar(&variance, self.config.layer_norm_eps, f);
         let inv_std = b.inv_sqrt(&variance)?;
-        let y = b.mul(&scaled, &spread(b, &inv_std, h))?;
+        let y = b.mul_broadcast_many(&[(&scaled, &inv_std, rows, h, true)], Product::at(f))?.pop().expect("one");
         Ok(b.add(&y, &tile(b, &norm.beta, rows)))
     }
 

@@ -35,6 +35,7 @@ const TAG_AND: u64 = 6;
 const TAG_LTZ: u64 = 7;
 const TAG_OWNED_MASK: u64 = 8;
 const TAG_OWNED_TRIPLE: u64 = 9;
+const TAG_BROADCAST: u64 = 10;
 
 /// At most this many random and this many correlated parts per material.
 const MAX_PARTS: usize = 3;
@@ -129,6 +130,7 @@ impl Request {
                 ok(k.checked_mul(n)) && ok(m.checked_mul(k)) && ok(m.checked_mul(n))
             }
             Request::And { words } => ok(Some(words)),
+            Request::Broadcast { rows, len, .. } => ok(rows.checked_mul(len)),
             Request::Ltz { n } => ok(n.checked_mul(ltz_table_words::<R>())),
         };
         if fits { Ok(()) } else { Err(Error::TooLarge) }
@@ -161,6 +163,10 @@ impl Request {
             Request::OwnedTriple { m, k, n, .. } => {
                 Layout { random: parts(&[(m * k, Owned(Role::P1))]), correlated: parts(&[(m * n, Additive)]) }
             }
+            Request::Broadcast { rows, len, per_row } => Layout {
+                random: parts(&[(rows * len, Additive), (if per_row { rows } else { len }, Additive)]),
+                correlated: parts(&[(rows * len, Additive)]),
+            },
             Request::Ltz { n } => {
                 let bits = words_for_bits::<R>(n);
                 Layout {
@@ -181,6 +187,7 @@ impl Request {
             Request::MatmulTriple { m, k, n, mask } => [TAG_TRIPLE, m as u64, k as u64, n as u64, mask],
             Request::And { words } => [TAG_AND, words as u64, 0, 0, 0],
             Request::Ltz { n } => [TAG_LTZ, n as u64, 0, 0, 0],
+            Request::Broadcast { rows, len, per_row } => [TAG_BROADCAST, rows as u64, len as u64, per_row as u64, 0],
             Request::OwnedMask { k, n } => [TAG_OWNED_MASK, k as u64, n as u64, 0, 0],
             Request::OwnedTriple { m, k, n, mask } => [TAG_OWNED_TRIPLE, m as u64, k as u64, n as u64, mask],
         };
@@ -213,6 +220,9 @@ impl Request {
             TAG_TRIPLE => Request::MatmulTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             TAG_AND if unused_zero(&w[2..]) => Request::And { words: size(w[1])? },
             TAG_LTZ if unused_zero(&w[2..]) => Request::Ltz { n: size(w[1])? },
+            TAG_BROADCAST if w[3] <= 1 && w[4] == 0 => {
+                Request::Broadcast { rows: size(w[1])?, len: size(w[2])?, per_row: w[3] == 1 }
+            }
             TAG_OWNED_MASK if unused_zero(&w[3..]) => Request::OwnedMask { k: size(w[1])?, n: size(w[2])? },
             TAG_OWNED_TRIPLE => Request::OwnedTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             _ => return Err(Error::Malformed("request header")),
@@ -310,6 +320,11 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
         Request::OwnedTriple { m, mask, .. } => {
             Material::OwnedTriple(super::MatmulTriple { mask, m, a: next(&mut random), c: next(&mut correlated) })
         }
+        Request::Broadcast { .. } => Material::Broadcast(super::BeaverTriples {
+            a: next(&mut random),
+            b: next(&mut random),
+            c: next(&mut correlated),
+        }),
         Request::Ltz { n } => Material::Ltz(super::LtzMaterial {
             n,
             r: next(&mut random),
@@ -395,6 +410,15 @@ impl<R: Ring> DealerState<R> {
                 let mut c = Shares::zeros(m * n);
                 R::gemm_acc(m, k, n, &secret[0], b, &mut c);
                 p0.correlated[0] = c;
+            }
+            Request::Broadcast { len, per_row, .. } => {
+                let (a, b) = (&secret[0], &secret[1]);
+                let c = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| x.wrapping_mul(&b[if per_row { i / len.max(1) } else { i % len.max(1) }]))
+                    .collect();
+                p0.correlated[0] = Shares::from_vec(c);
             }
             Request::And { .. } => {
                 p0.correlated[0] =

@@ -26,7 +26,7 @@ use crate::share::Shares;
 
 pub use deal::MAX_REQUEST_ELEMENTS;
 pub use dealer::{Dealer, DealerClient, DealerStats};
-pub use store::{Recorder, Store};
+pub use store::{Plan, Staged, Store};
 pub use test_dealer::TestDealer;
 
 /// Identifies a matmul mask (the reusable B side of matmul triples) within a session.
@@ -87,6 +87,16 @@ pub enum Request {
         n: usize,
         /// The owned mask B.
         mask: MaskId,
+    },
+    /// Triples for products of a `rows × len` matrix with a vector repeated along one axis:
+    /// a (rows × len), b (`rows` values if `per_row`, else `len`), c = a ⊙ broadcast(b).
+    Broadcast {
+        /// Rows of the matrix.
+        rows: usize,
+        /// Columns of the matrix.
+        len: usize,
+        /// Whether b holds one value per row (else one per column).
+        per_row: bool,
     },
     /// AND triples on `words` ring words of packed bits (a, b, c = a & b, XOR-shared).
     And {
@@ -209,6 +219,8 @@ pub enum Material<R: Ring> {
     OwnedMask(MatmulMask<R>),
     /// Answer to [`Request::OwnedTriple`]: A at P1 (empty at P0), shares of C at both.
     OwnedTriple(MatmulTriple<R>),
+    /// Answer to [`Request::Broadcast`] (b holds the short vector).
+    Broadcast(BeaverTriples<R>),
     /// Answer to [`Request::And`].
     And(AndTriples<R>),
     /// Answer to [`Request::Ltz`].
@@ -286,6 +298,13 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
     fn owned_triple(&mut self, m: usize, k: usize, n: usize, mask: MaskId) -> Result<MatmulTriple<R>, Error> {
         match self.material(&Request::OwnedTriple { m, k, n, mask })? {
             Material::OwnedTriple(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// Broadcast triples for a `rows × len` matrix (see [`Request::Broadcast`]).
+    fn broadcast_triples(&mut self, rows: usize, len: usize, per_row: bool) -> Result<BeaverTriples<R>, Error> {
+        match self.material(&Request::Broadcast { rows, len, per_row })? {
+            Material::Broadcast(t) => Ok(t),
             _ => Err(Error::MaterialMismatch),
         }
     }

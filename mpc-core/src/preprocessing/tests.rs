@@ -162,12 +162,48 @@ fn store_serves_in_order_and_refuses_other_programs() {
 }
 
 #[test]
-fn recorder_learns_the_plan() {
-    let (p0, _) = pair::<u64>(7);
-    let mut rec = Recorder::new(p0);
-    let _ = PreprocessingExt::<u64>::beaver(&mut rec, 2).unwrap();
-    let _ = PreprocessingExt::<u64>::matmul_mask(&mut rec, 2, 3).unwrap();
-    assert_eq!(rec.requests(), &[Request::Beaver { n: 2 }, Request::MatmulMask { k: 2, n: 3 }]);
+fn staged_provider_learns_the_plan_then_serves_it_from_the_store() {
+    let (p0, p0_twin) = (pair::<u64>(7).0, pair::<u64>(7).0);
+    let mut staged = Staged::new(p0);
+    staged.record();
+    let live = staged.beaver(2).unwrap();
+    let _ = staged.matmul_mask(2, 3).unwrap();
+    let plan = staged.take_plan();
+    assert_eq!(plan.requests(), [Request::Beaver { n: 2 }, Request::MatmulMask { k: 2, n: 3 }]);
+    // Offline: the plan's material, made ahead; online: served in order, without the provider.
+    staged.fill(&plan).unwrap();
+    assert_eq!(staged.stored(), 2);
+    let stored = staged.beaver(2).unwrap();
+    assert_eq!(staged.matmul_mask(2, 3).unwrap().id, 1, "the second mask of the session");
+    assert_eq!(staged.stored(), 0);
+    // Filled material continues the provider's stream (masks first), unlike the live material.
+    let mut twin = Staged::new(p0_twin);
+    let _ = (twin.beaver(2).unwrap(), twin.matmul_mask(2, 3).unwrap(), twin.matmul_mask(2, 3).unwrap());
+    assert_eq!(&twin.beaver(2).unwrap().c[..], &stored.c[..]);
+    assert_ne!(&live.c[..], &stored.c[..]);
+}
+
+#[test]
+fn a_filled_plan_renames_its_masks_for_the_online_run() {
+    let (p0, p1) = pair::<u64>(10);
+    let (mut s0, mut s1) = (Staged::new(p0), Staged::new(p1));
+    for s in [&mut s0, &mut s1] {
+        s.record();
+        let mask = s.matmul_mask(2, 2).unwrap();
+        let _ = s.matmul_triple(3, 2, 2, mask.id).unwrap();
+    }
+    let plan = s0.take_plan();
+    assert_eq!(plan, s1.take_plan());
+    s0.fill(&plan).unwrap();
+    s1.fill(&plan).unwrap();
+    // Online: the new mask (identity 1) and its triple, consistent across the parties.
+    let (m0, m1) = (s0.matmul_mask(2, 2).unwrap(), s1.matmul_mask(2, 2).unwrap());
+    assert_eq!((m0.id, m1.id), (1, 1));
+    let (t0, t1) = (s0.matmul_triple(3, 2, 2, 1).unwrap(), s1.matmul_triple(3, 2, 2, 1).unwrap());
+    let (a, b, c) = (open(&t0.a, &t1.a), open(&m0.b, &m1.b), open(&t0.c, &t1.c));
+    let mut expect = vec![0u64; 6];
+    crate::gemm::gemm_naive(3, 2, 2, &a, &b, &mut expect);
+    assert_eq!(c, expect);
 }
 
 proptest! {

@@ -60,6 +60,10 @@ pub enum Truncation {
 /// The operands of a secret matrix product: X (m × k), Y (k × n), m, k, n.
 pub type MatmulOperands<'a, R> = (&'a [R], &'a [R], usize, usize, usize);
 
+/// A broadcast product: X (rows × len), y (`rows` values if the flag is set, else `len`), rows,
+/// len, per-row flag.
+pub type BroadcastOperands<'a, R> = (&'a [R], &'a [R], usize, usize, bool);
+
 /// A matrix W (k × n, secret-shared) prepared for repeated products X · W: the mask B was drawn
 /// and W - B opened once, so each product opens only X - A.
 pub struct PreparedMatrix<R: Ring> {
@@ -423,6 +427,42 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             if p0 { z.wrapping_add(&e[i].wrapping_mul(&f[i])) } else { z }
         });
         Ok(split_like(z, pairs.iter().map(|(x, _)| x.len())))
+    }
+
+    /// Products of matrices (`rows × len`) with vectors repeated along an axis, ring results (no
+    /// truncation), all in one round: each opens the matrix's mask (n elements) but only the
+    /// short vector's (rows or len), where a plain Beaver product would open 2n.
+    pub fn mul_broadcast_many_ring(&mut self, items: &[BroadcastOperands<'_, R>]) -> Result<Vec<Shares<R>>, Error> {
+        let short = |&(_, _, rows, len, per_row): &BroadcastOperands<'_, R>| if per_row { rows } else { len };
+        if items.iter().any(|it| it.0.len() != it.2 * it.3 || it.1.len() != short(it)) {
+            return Err(Error::ShapeMismatch);
+        }
+        let triples = items
+            .iter()
+            .map(|&(_, _, rows, len, per_row)| self.preprocessing.broadcast_triples(rows, len, per_row))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut masked: Vec<Vec<R>> = Vec::with_capacity(2 * items.len());
+        for (&(x, y, ..), t) in items.iter().zip(&triples) {
+            masked.push(x.iter().zip(t.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect());
+            masked.push(y.iter().zip(t.b.iter()).map(|(y, b)| y.wrapping_sub(b)).collect());
+        }
+        let refs: Vec<&[R]> = masked.iter().map(|v| v.as_slice()).collect();
+        let mut opened = self.open_many(&refs)?.into_iter();
+        let p0 = self.is_p0();
+        let mut out = Vec::with_capacity(items.len());
+        for (&(_, _, _, len, per_row), t) in items.iter().zip(triples) {
+            let (e, f) = (opened.next().expect("e"), opened.next().expect("f"));
+            let at = |i: usize| if per_row { i / len.max(1) } else { i % len.max(1) };
+            let z = (0..e.len())
+                .map(|i| {
+                    let j = at(i);
+                    let z = t.c[i].wrapping_add(&e[i].wrapping_mul(&t.b[j])).wrapping_add(&t.a[i].wrapping_mul(&f[j]));
+                    if p0 { z.wrapping_add(&e[i].wrapping_mul(&f[j])) } else { z }
+                })
+                .collect();
+            out.push(Shares::from_vec(z));
+        }
+        Ok(out)
     }
 
     /// Elementwise fixed-point square: one round with a square pair (half a multiply's traffic).

@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mpc_core::protocol::Truncation;
 use mpc_io_std::accuracy;
 use mpc_io_std::bench::gemm;
+use mpc_io_std::bench::model::{self, ModelBench};
 use mpc_io_std::demo::{self, DemoConfig};
+use mpc_nn::WeightMode;
+use mpc_transformer::{BertConfig, Preset};
 
 /// Private Transformer inference with secure multi-party computation.
 #[derive(Parser, Debug)]
@@ -51,10 +54,14 @@ enum Command {
         #[arg(long)]
         only: Vec<String>,
     },
-    /// Benchmarks that print numbers.
+    /// Benchmarks that print numbers: by default a BERT-class encoder on random weights with
+    /// P0, P1 and the dealer in threads; `bench gemm` for the GEMM kernels.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
         #[command(subcommand)]
-        what: BenchCommand,
+        what: Option<BenchCommand>,
+        #[command(flatten)]
+        model: ModelArgs,
     },
 }
 
@@ -69,6 +76,40 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1.0)]
         seconds: f64,
     },
+}
+
+/// The model benchmark's settings.
+#[derive(clap::Args, Debug)]
+struct ModelArgs {
+    /// `bert-base`, `bert-large` or `minilm`.
+    #[arg(long, default_value = "bert-base")]
+    config: String,
+    /// Tokens.
+    #[arg(long, default_value_t = 128)]
+    seq: usize,
+    /// Approximations: gelu+softmax, quad+2quad, quad+2relu, gelu+2quad, quad+softmax.
+    #[arg(long, default_value = "quad+2quad")]
+    preset: String,
+    /// How P0's weights are held.
+    #[arg(long, value_enum, default_value_t = WeightsArg::Owner)]
+    weights: WeightsArg,
+    /// Layers to run (default: all of the configuration's).
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Truncation after products at the session precision.
+    #[arg(long, value_enum, default_value_t = TruncationArg::Local)]
+    truncation: TruncationArg,
+    /// Print one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum WeightsArg {
+    /// Secret-shared weights (CrypTen's and MPCFormer's setting).
+    Shared,
+    /// Weights known to P0 (the real deployment).
+    Owner,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -88,10 +129,72 @@ impl From<TruncationArg> for Truncation {
     }
 }
 
+fn bench_model(args: ModelArgs) -> ExitCode {
+    let Some(config) = BertConfig::named(&args.config) else {
+        eprintln!("mpcformer bench: unknown configuration `{}` (bert-base, bert-large, minilm)", args.config);
+        return ExitCode::FAILURE;
+    };
+    let Some(preset) = Preset::parse(&args.preset) else {
+        eprintln!("mpcformer bench: unknown preset `{}`", args.preset);
+        return ExitCode::FAILURE;
+    };
+    let bench = ModelBench {
+        config_name: args.config.clone(),
+        config,
+        seq: args.seq,
+        layers: args.layers,
+        preset,
+        weights: match args.weights {
+            WeightsArg::Shared => WeightMode::Shared,
+            WeightsArg::Owner => WeightMode::Owner,
+        },
+        truncation: args.truncation.into(),
+        seed: 1,
+    };
+    match model::run(&bench) {
+        Ok(r) if args.json => {
+            println!("{}", serde_json::to_string(&r).expect("serialisable"));
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            println!(
+                "{} seq {} layers {} {} weights={} truncation={}",
+                r.config, r.seq, r.layers, r.preset, r.weights, r.truncation
+            );
+            println!(
+                "  online  {:.3} s ({:.1}x plaintext {:.3} s), {:.1} MB, {} rounds",
+                r.online_s,
+                r.online_ratio,
+                r.plaintext_s,
+                r.online_bytes as f64 / 1e6,
+                r.rounds
+            );
+            println!("  offline {:.3} s, {:.1} MB", r.offline_s, r.offline_bytes as f64 / 1e6);
+            println!("  load    {:.3} s, {:.1} MB (once per model)", r.load_s, r.load_bytes as f64 / 1e6);
+            println!("  max |private - plaintext| = {:.2e}", r.max_abs_err);
+            for (name, c) in &r.buckets {
+                println!(
+                    "  {:<10} {:>8.3} s {:>10.1} MB {:>6} rounds",
+                    name,
+                    c.seconds,
+                    c.bytes as f64 / 1e6,
+                    c.rounds
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mpcformer bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench { what: BenchCommand::Gemm { json, seconds } } => {
+        Command::Bench { what: None, model } => bench_model(model),
+        Command::Bench { what: Some(BenchCommand::Gemm { json, seconds }), .. } => {
             if !json {
                 println!("{:<20} {:>10} {:>10} {:>7}  kernel", "shape", "u64 Gmac/s", "f64 Gmac/s", "ratio");
             }

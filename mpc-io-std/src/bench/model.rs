@@ -1,0 +1,224 @@
+//! `mpcformer bench`: a BERT-class encoder on random weights, P0, P1 and the dealer in threads.
+//!
+//! Phases, each timed and metered apart:
+//! 1. **load**: P0's weights enter the computation (W - B opened, or F = W - B sent, once);
+//! 2. **plan**: one inference with live dealer material records the offline plan (a deployment
+//!    does this once per model and sequence length; not reported);
+//! 3. **offline**: the dealer makes every piece of material of the plan, in one round trip;
+//! 4. **online**: the inference proper, on P1's tokens, consuming the stored material.
+//!
+//! The plaintext time is the same model in `Plain<f32>` (matrixmultiply's sgemm), on one thread
+//! like each party, in the same run.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use mpc_core::preprocessing::{DealerClient, Staged};
+use mpc_core::protocol::Truncation;
+use mpc_core::transport::{CommStats, Metered, Role, Transport};
+use mpc_core::{Error, Party};
+use mpc_nn::{Backend, Plain, Secure, WeightMode};
+use mpc_transformer::{BertConfig, Bucket, Encoder, Observer, Params, Preset, Unobserved};
+use serde::Serialize;
+
+use crate::launcher::{LaunchError, LaunchOptions, ThreadedTransport, run_threaded};
+
+/// What to benchmark.
+#[derive(Clone, Debug)]
+pub struct ModelBench {
+    /// The configuration's name (`bert-base`, ...), for the report.
+    pub config_name: String,
+    /// The shape.
+    pub config: BertConfig,
+    /// Tokens.
+    pub seq: usize,
+    /// Layers to run (default: all).
+    pub layers: Option<usize>,
+    /// Approximations.
+    pub preset: Preset,
+    /// How P0's weights are held.
+    pub weights: WeightMode,
+    /// Truncation at the session precision.
+    pub truncation: Truncation,
+    /// Seed of the random weights and tokens.
+    pub seed: u64,
+}
+
+/// Cost of one bucket of stages, over the online phase.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct BucketCost {
+    /// Seconds (P0's wall time inside the bucket).
+    pub seconds: f64,
+    /// Bytes both parties sent.
+    pub bytes: u64,
+    /// Rounds (the larger of the two parties' counts).
+    pub rounds: u64,
+}
+
+/// The benchmark's JSON line.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelReport {
+    /// Configuration name.
+    pub config: String,
+    /// Tokens.
+    pub seq: usize,
+    /// Layers run.
+    pub layers: usize,
+    /// Preset name.
+    pub preset: String,
+    /// `shared` or `owner`.
+    pub weights: &'static str,
+    /// `local` or `dealer`.
+    pub truncation: &'static str,
+    /// Online wall time (the slower party).
+    pub online_s: f64,
+    /// Online wall time of P0 and of P1.
+    pub online_s_by_party: [f64; 2],
+    /// Offline wall time (dealer material for one inference).
+    pub offline_s: f64,
+    /// Plaintext time of the same model, `Plain<f32>`, one thread.
+    pub plaintext_s: f64,
+    /// `online_s / plaintext_s`.
+    pub online_ratio: f64,
+    /// Bytes both parties sent each other online.
+    pub online_bytes: u64,
+    /// Bytes the dealer sent and P0 sent the dealer for one inference.
+    pub offline_bytes: u64,
+    /// Online rounds (the larger of the two parties' counts).
+    pub rounds: u64,
+    /// Largest |private - plaintext f64 with the same approximations| over the outputs.
+    pub max_abs_err: f64,
+    /// Model load: seconds.
+    pub load_s: f64,
+    /// Model load: bytes both parties sent each other.
+    pub load_bytes: u64,
+    /// Online cost per bucket (`embed`, `linear`, `softmax`, `activation`, `norm`).
+    pub buckets: BTreeMap<&'static str, BucketCost>,
+}
+
+/// Times and meters the buckets of one party's forward pass.
+#[derive(Default)]
+struct BucketMeter {
+    open: Option<(Instant, CommStats)>,
+    totals: BTreeMap<Bucket, (f64, CommStats)>,
+}
+
+impl<X: Transport, P: mpc_core::Preprocessing<u64>> Observer<Secure<&mut Metered<X>, P>> for BucketMeter {
+    fn enter(&mut self, b: &Secure<&mut Metered<X>, P>, _bucket: Bucket) {
+        self.open = Some((Instant::now(), b.party().transport().stats()));
+    }
+    fn leave(&mut self, b: &Secure<&mut Metered<X>, P>, bucket: Bucket) {
+        if let Some((start, stats)) = self.open.take() {
+            let entry = self.totals.entry(bucket).or_default();
+            entry.0 += start.elapsed().as_secs_f64();
+            entry.1 = entry.1.plus(&b.party().transport().stats().since(&stats));
+        }
+    }
+}
+
+struct PartyReport {
+    output: Vec<f64>,
+    load: (f64, CommStats),
+    offline: (f64, CommStats),
+    online: (f64, CommStats),
+    buckets: BTreeMap<Bucket, (f64, CommStats)>,
+}
+
+fn tokens(config: &BertConfig, seq: usize, seed: u64) -> Vec<u32> {
+    (0..seq as u64).map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % config.vocab_size as u64) as u32).collect()
+}
+
+fn to_error(e: mpc_transformer::ModelError) -> Error {
+    match e {
+        mpc_transformer::ModelError::Backend(e) => e,
+        _ => Error::Malformed("model"),
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
+    let config = &bench.config;
+    let params = Params::random(config, bench.seed);
+    let toks = tokens(config, bench.seq, bench.seed);
+    let mask = vec![1.0; bench.seq];
+
+    let run = run_threaded(LaunchOptions::default(), |ctx| -> Result<PartyReport, Error> {
+        let role = ctx.role;
+        let staged = Staged::<&mut DealerClient<ThreadedTransport>, u64>::new(&mut ctx.dealer);
+        let party = Party::setup(role, &mut ctx.peer, staged, &mut ctx.rng)?.with_truncation(bench.truncation);
+        let mut b = Secure::new(party).with_weight_mode(bench.weights);
+        let dealer_stats = |b: &Secure<_, Staged<&mut DealerClient<ThreadedTransport>, u64>>| {
+            b.party().preprocessing().live().transport().stats()
+        };
+
+        let (t, s) = (Instant::now(), b.party().transport().stats());
+        let model = Encoder::load(&mut b, config, bench.preset, (role == Role::P0).then_some(&params), bench.layers)
+            .map_err(to_error)?;
+        let load = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
+
+        let my_tokens = (role == Role::P1).then_some(&toks[..]);
+        b.party_mut().preprocessing_mut().record();
+        model.forward(&mut b, my_tokens, &mask, &mut Unobserved).map_err(to_error)?;
+        let plan = b.party_mut().preprocessing_mut().take_plan();
+
+        // Barriers (one opening each, not counted) start both parties' clocks together.
+        b.reveal(&[0])?;
+        let (t, s) = (Instant::now(), dealer_stats(&b));
+        b.party_mut().preprocessing_mut().fill(&plan)?;
+        let offline = (t.elapsed().as_secs_f64(), dealer_stats(&b).since(&s));
+
+        let mut meter = BucketMeter::default();
+        b.reveal(&[0])?;
+        let (t, s) = (Instant::now(), b.party().transport().stats());
+        let out = model.forward(&mut b, my_tokens, &mask, &mut meter).map_err(to_error)?;
+        let output = b.reveal(&out)?;
+        let online = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
+        Ok(PartyReport { output, load, offline, online, buckets: meter.totals })
+    })?;
+
+    // Plaintext: the same model in f32 (timed), and in f64 (the accuracy reference).
+    let mut fast = Plain::<f32>::new();
+    let model = Encoder::load(&mut fast, config, bench.preset, Some(&params), bench.layers).expect("plain load");
+    let t = Instant::now();
+    let _ = model.forward(&mut fast, Some(&toks), &mask, &mut Unobserved).expect("plain forward");
+    let plaintext_s = t.elapsed().as_secs_f64();
+    let mut exact = Plain::<f64>::new();
+    let model = Encoder::load(&mut exact, config, bench.preset, Some(&params), bench.layers).expect("plain load");
+    let reference = model.forward(&mut exact, Some(&toks), &mask, &mut Unobserved).expect("plain forward");
+
+    let (p0, p1) = (&run.p0.output, &run.p1.output);
+    let max_abs_err = p1.output.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let both = |a: &CommStats, b: &CommStats| a.bytes_sent + b.bytes_sent;
+    let buckets = Bucket::ALL
+        .iter()
+        .map(|bucket| {
+            let (s0, c0) = p0.buckets.get(bucket).copied().unwrap_or_default();
+            let (_, c1) = p1.buckets.get(bucket).copied().unwrap_or_default();
+            (bucket.name(), BucketCost { seconds: s0, bytes: both(&c0, &c1), rounds: c0.rounds.max(c1.rounds) })
+        })
+        .collect();
+    let online_s = p0.online.0.max(p1.online.0);
+    Ok(ModelReport {
+        config: bench.config_name.clone(),
+        seq: bench.seq,
+        layers: bench.layers.unwrap_or(config.num_hidden_layers).min(config.num_hidden_layers),
+        preset: bench.preset.name().to_string(),
+        weights: bench.weights.name(),
+        truncation: match bench.truncation {
+            Truncation::Local => "local",
+            Truncation::Dealer => "dealer",
+        },
+        online_s,
+        online_s_by_party: [p0.online.0, p1.online.0],
+        offline_s: p0.offline.0.max(p1.offline.0),
+        plaintext_s,
+        online_ratio: online_s / plaintext_s,
+        online_bytes: both(&p0.online.1, &p1.online.1),
+        offline_bytes: p0.offline.1.bytes_received + p0.offline.1.bytes_sent + p1.offline.1.bytes_received,
+        rounds: p0.online.1.rounds.max(p1.online.1.rounds),
+        max_abs_err,
+        load_s: p0.load.0.max(p1.load.0),
+        load_bytes: both(&p0.load.1, &p1.load.1),
+        buckets,
+    })
+}
