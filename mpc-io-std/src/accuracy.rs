@@ -72,7 +72,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[1/64, 64]",
         bound: 1e-3,
         relative: true,
-        rounds: 19,
+        rounds: 23,
         kind: Kind::Elementwise { lo: 1.0 / 64.0, hi: 64.0, n: 2000, log: true },
     },
     Spec {
@@ -128,7 +128,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-10, 10]",
         bound: 2e-3,
         relative: false,
-        rounds: 51,
+        rounds: 55,
         kind: Kind::Elementwise { lo: -10.0, hi: 10.0, n: 2000, log: false },
     },
     Spec {
@@ -136,7 +136,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-20, 20]",
         bound: 1e-3,
         relative: false,
-        rounds: 51,
+        rounds: 55,
         kind: Kind::Elementwise { lo: -20.0, hi: 20.0, n: 2000, log: false },
     },
     Spec {
@@ -144,7 +144,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 1e-3,
         relative: false,
-        rounds: 107,
+        rounds: 111,
         kind: Kind::Rows,
     },
     Spec {
@@ -152,7 +152,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 1e-3,
         relative: false,
-        rounds: 23,
+        rounds: 27,
         kind: Kind::Rows,
     },
     Spec {
@@ -160,7 +160,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 1e-3,
         relative: false,
-        rounds: 28,
+        rounds: 32,
         kind: Kind::Rows,
     },
     Spec {

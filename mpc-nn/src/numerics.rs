@@ -4,8 +4,8 @@
 //! Where CrypTen's versions break on Transformer ranges, these do not:
 //! - **exp** clips at -128, then evaluates (1 + t + t²/2)^128 with t = x/128 at f + 8 bits
 //!   (CrypTen's (1 + x/256)^256 at f bits explodes below -512 and loses 1e-3 near 0);
-//! - **reciprocal** and **inverse square root** start from a per-half-binade guess read off one
-//!   batch of comparisons against powers of √2 (a linear combination of the comparison bits, no extra
+//! - **reciprocal** and **inverse square root** start from a per-binade (half-binade) guess read
+//!   off one batch of comparisons against powers of 2 (√2) (a linear combination of the comparison bits, no extra
 //!   round), then run Newton at f + 8 bits with dealer truncation; every caller scales its input
 //!   by a public power of two first (CrypTen's start diverges above about 253);
 //! - **erf** and **GeLU** use polynomials in (x/B)² inside [-B, B] and their asymptotes outside
@@ -49,14 +49,32 @@ const GELU_COEFFS: [f64; 8] = [
     5.579771190602863,
 ];
 
-/// The start of the Newton iterations is piecewise constant on half-binades
-/// [2^((i-1)/2), 2^(i/2)), i in this range, for the reciprocal ...
-const RECIPROCAL_HALF_BINADES: core::ops::RangeInclusive<i32> = -24..=18;
-/// ... and for the inverse square root.
-const INV_SQRT_HALF_BINADES: core::ops::RangeInclusive<i32> = -14..=20;
-/// Newton iterations from a start within a factor √2: three for the reciprocal (error below
-/// 1e-6), two for the inverse square root (quadratic convergence from a better start).
-const RECIPROCAL_STEPS: usize = 3;
+/// Where the start of the Newton iterations is constant: on the intervals between the bounds
+/// t_i = 2^(i / per_octave), i in `lowest..=highest`.
+#[derive(Clone, Copy, Debug)]
+struct Intervals {
+    lowest: i32,
+    highest: i32,
+    per_octave: i32,
+}
+
+impl Intervals {
+    fn bound(&self, i: i32) -> f64 {
+        libm::exp2(i as f64 / self.per_octave as f64)
+    }
+    fn indices(&self) -> core::ops::RangeInclusive<i32> {
+        self.lowest..=self.highest
+    }
+}
+
+/// The reciprocal starts per binade on [2^-12, 2^9] (22 comparisons, which are its main cost
+/// on long rows) ...
+const RECIPROCAL_START: Intervals = Intervals { lowest: -12, highest: 9, per_octave: 1 };
+/// ... within a factor 4/3 of the answer: four Newton steps bring it below 1e-7.
+const RECIPROCAL_STEPS: usize = 4;
+/// The inverse square root starts per half-binade on [2^-7, 2^10] (it runs on one value per
+/// token, so comparisons are cheap), within 2^(1/8) of the answer: two steps reach 2e-4.
+const INV_SQRT_START: Intervals = Intervals { lowest: -14, highest: 20, per_octave: 2 };
 const INV_SQRT_STEPS: usize = 2;
 
 /// What a saturating function is outside its core interval.
@@ -132,9 +150,9 @@ pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
 /// 1/x at f + 8 bits for x at f + 8 bits in [2^-12, 2^9]: piecewise start, then Newton.
 fn reciprocal_high<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let high = b.frac_bits() + EXTRA_BITS;
-    // On [lo, hi), the guess 2/(lo + hi) gives |1 - x·guess| ≤ (hi - lo)/(hi + lo) < 0.18.
+    // On [lo, hi), the guess 2/(lo + hi) gives |1 - x·guess| ≤ (hi - lo)/(hi + lo) = 1/3.
     let guess = |lo: f64, hi: f64| 2.0 / (lo + hi);
-    let mut r = start_by_intervals(b, x, high, RECIPROCAL_HALF_BINADES, guess)?;
+    let mut r = start_by_intervals(b, x, high, RECIPROCAL_START, guess)?;
     for _ in 0..RECIPROCAL_STEPS {
         let xr = b.mul_many(&[(x, &r)], Product::at(high))?.pop().expect("one product");
         let e = b.add_scalar(&b.mul_int(&xr, -1), 2.0, high);
@@ -143,29 +161,27 @@ fn reciprocal_high<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::V
     Ok(r)
 }
 
-/// The piecewise-constant start `guess(lo, hi)` on each half-binade [lo, hi) with bounds
-/// t_i = 2^(i/2), from one batch of comparisons c_i = [x < t_i]:
+/// The piecewise-constant start `guess(lo, hi)` on each interval [lo, hi) between the bounds t_i,
+/// from one batch of comparisons c_i = [x < t_i]:
 /// start = g_top + Σ_i c_i · (g_i - g_(i+1)), which telescopes to g_i on interval i (below the
 /// first bound, to g_first; above the last, to g_top) and needs no further round.
 fn start_by_intervals<B: Backend + ?Sized>(
     b: &mut B,
     x: &[B::Elem],
     frac: u32,
-    bounds: core::ops::RangeInclusive<i32>,
+    intervals: Intervals,
     guess: impl Fn(f64, f64) -> f64,
 ) -> Result<B::Vector> {
     let n = x.len();
-    let bound = |i: i32| libm::exp2(i as f64 / 2.0);
     // g(i): the guess on [t_(i-1), t_i).
-    let g = |i: i32| guess(bound(i - 1), bound(i));
-    let mut differences = Vec::with_capacity(n * bounds.clone().count());
-    for i in bounds.clone() {
-        differences.extend_from_slice(&b.add_scalar(x, -bound(i), frac));
+    let g = |i: i32| guess(intervals.bound(i - 1), intervals.bound(i));
+    let mut differences = Vec::with_capacity(n * intervals.indices().count());
+    for i in intervals.indices() {
+        differences.extend_from_slice(&b.add_scalar(x, -intervals.bound(i), frac));
     }
     let below = b.ltz(&differences)?;
-    let top = *bounds.end();
-    let mut start = b.public(&alloc::vec![g(top + 1); n], frac);
-    for (bits, i) in below.chunks_exact(n).zip(bounds) {
+    let mut start = b.public(&alloc::vec![g(intervals.highest + 1); n], frac);
+    for (bits, i) in below.chunks_exact(n).zip(intervals.indices()) {
         let step = g(i) - g(i + 1);
         start = b.add(&start, &b.mul_bits_public(bits, &alloc::vec![step; n], frac));
     }
@@ -185,7 +201,7 @@ pub fn inv_sqrt<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vect
     let y = b.extend(x, EXTRA_BITS, 0);
     // On [lo, hi), 1/√x lies within a factor 2^(1/8) of (lo·hi)^(-1/4).
     let guess = |lo: f64, hi: f64| 1.0 / libm::sqrt(libm::sqrt(lo * hi));
-    let mut r = start_by_intervals(b, &y, high, INV_SQRT_HALF_BINADES, guess)?;
+    let mut r = start_by_intervals(b, &y, high, INV_SQRT_START, guess)?;
     for _ in 0..INV_SQRT_STEPS {
         let r2 = b.square(&r, Product::at(high))?;
         let yr2 = b.mul_many(&[(&y, &r2)], Product::at(high))?.pop().expect("one product");
