@@ -78,3 +78,39 @@ fn presets_change_the_model() {
     let approx = plain(&config, &params, Preset::parse("quad+2quad").unwrap());
     assert!(max_diff(&exact, &approx) > 0.05);
 }
+
+#[test]
+fn the_simulation_predicts_the_protocols_traffic_exactly() {
+    use mpc_core::transport::CommStats;
+    use mpc_nn::Fixed;
+
+    let config = BertConfig { num_labels: Some(2), ..BertConfig::tiny(2, 64, 4, 100) };
+    let params = Params::random_with_std(&config, 13, 0.1);
+    let toks = tokens(config.vocab_size);
+    for preset in Preset::ALL {
+        for weights in [WeightMode::Owner, WeightMode::Shared] {
+            for truncation in [Truncation::Local, Truncation::Dealer] {
+                let run = run_threaded(LaunchOptions::seeded(6), |ctx| {
+                    let role = ctx.role;
+                    let party = ctx.party()?.with_truncation(truncation);
+                    let mut b = Secure::new(party).with_weight_mode(weights);
+                    let model = Encoder::load(&mut b, &config, preset, (role == Role::P0).then_some(&params), None)
+                        .map_err(|_| mpc_core::Error::Malformed("load"))?;
+                    b.reveal(&[0])?; // a barrier
+                    let before = b.party().transport().stats();
+                    model
+                        .forward(&mut b, (role == Role::P1).then_some(&toks[..]), &mask(), &mut Unobserved)
+                        .map_err(|_| mpc_core::Error::Malformed("forward"))?;
+                    Ok(b.party().transport().stats().since(&before))
+                })
+                .expect("run");
+                let mut fixed = Fixed::default().with_truncation(truncation).with_weight_mode(weights);
+                let model = Encoder::load(&mut fixed, &config, preset, Some(&params), None).expect("load");
+                fixed.reset_ledger();
+                model.forward(&mut fixed, Some(&toks), &mask(), &mut Unobserved).expect("forward");
+                let predicted: [CommStats; 2] = [fixed.ledger().stats(Role::P0), fixed.ledger().stats(Role::P1)];
+                assert_eq!(predicted, [run.p0.output, run.p1.output], "{preset} {weights:?} {truncation:?}");
+            }
+        }
+    }
+}

@@ -95,6 +95,13 @@ impl Product {
         Self { pow2, ..self }
     }
 
+    /// How a protocol truncates this product: with the session's method at the session
+    /// precision `f`; with dealer pairs (which never fail) at extended precision, where ring
+    /// values are large.
+    pub fn truncation(&self, f: u32, session: mpc_core::protocol::Truncation) -> mpc_core::protocol::Truncation {
+        if self.a <= f && self.b <= f && self.out <= f { session } else { mpc_core::protocol::Truncation::Dealer }
+    }
+
     /// Bits the ring product is shifted right by: a + b - out - pow2.
     pub fn shift(&self) -> Result<u32> {
         let shift = self.a as i64 + self.b as i64 - self.out as i64 - self.pow2 as i64;

@@ -1,25 +1,60 @@
-//! The simulated setting: the protocol's fixed-point ring arithmetic, in the clear.
+//! The simulated setting: the protocol's fixed-point ring arithmetic, in the clear, with a
+//! ledger that predicts the protocol's traffic.
 
 use alloc::vec::Vec;
 
+use mpc_core::protocol::Truncation;
+use mpc_core::protocol::cost::{self, CommModel};
 use mpc_core::transport::Role;
 use mpc_core::{Error, FixedPoint, Ring};
 
-use crate::backend::{Backend, Matmul, Pair, Product, Result};
+use crate::backend::{Backend, Broadcast, Matmul, Pair, Product, Result, WeightMode};
 
 /// Fixed-point ring values in the clear: the same algorithms and truncations as [`Secure`]
-/// (truncation rounds down, where the protocol is within one unit of it), without any party.
+/// (truncation rounds to nearest, where the protocol lands within one unit of the quotient),
+/// without any party. Its [`ledger`](Fixed::ledger) predicts exactly the bytes, messages and
+/// rounds each party of a [`Secure`] run with the same settings counts.
 ///
 /// [`Secure`]: crate::Secure
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Fixed {
     fixed: FixedPoint,
+    truncation: Truncation,
+    weights: WeightMode,
+    ledger: CommModel,
 }
 
 impl Fixed {
     /// A simulation at the given fixed-point format.
     pub fn new(fixed: FixedPoint) -> Self {
-        Self { fixed }
+        Self { fixed, ..Self::default() }
+    }
+
+    /// The truncation method whose cost the ledger books.
+    pub fn with_truncation(mut self, truncation: Truncation) -> Self {
+        self.truncation = truncation;
+        self
+    }
+
+    /// The weight mode whose cost the ledger books.
+    pub fn with_weight_mode(mut self, weights: WeightMode) -> Self {
+        self.weights = weights;
+        self
+    }
+
+    /// The predicted traffic so far.
+    pub fn ledger(&self) -> &CommModel {
+        &self.ledger
+    }
+
+    /// Starts a new prediction, as from a barrier (both parties having just received).
+    pub fn reset_ledger(&mut self) {
+        self.ledger = CommModel::default();
+    }
+
+    fn truncate_cost(&mut self, n: usize, p: Product) {
+        let method = p.truncation(self.frac_bits(), self.truncation);
+        cost::truncate::<u64>(&mut self.ledger, n, method);
     }
 }
 
@@ -55,6 +90,7 @@ impl Backend for Fixed {
         }
     }
     fn reveal(&mut self, x: &[u64]) -> Result<Vec<f64>> {
+        cost::open::<u64>(&mut self.ledger, x.len());
         Ok(self.fixed.decode_vec(x))
     }
     fn public(&self, values: &[f64], frac: u32) -> Vec<u64> {
@@ -84,11 +120,15 @@ impl Backend for Fixed {
         a.chunks(len.max(1)).map(|r| r.iter().fold(0u64, |s, &v| s.wrapping_add(v))).collect()
     }
     fn reduce(&mut self, a: &[u64], bits: u32) -> Result<Vec<u64>> {
+        cost::truncate::<u64>(&mut self.ledger, a.len(), self.truncation);
         let half = half_unit(bits);
         Ok(a.iter().map(|x| x.wrapping_add(half).shr_arith(bits)).collect())
     }
     fn mul_many(&mut self, pairs: &[Pair<'_, u64>], p: Product) -> Result<Vec<Vec<u64>>> {
         let shift = p.shift()?;
+        let total = pairs.iter().map(|(a, _)| a.len()).sum();
+        cost::mul::<u64>(&mut self.ledger, total);
+        self.truncate_cost(total, p);
         pairs
             .iter()
             .map(|(a, b)| {
@@ -100,16 +140,36 @@ impl Backend for Fixed {
             })
             .collect()
     }
+    fn mul_broadcast_many(&mut self, items: &[Broadcast<'_, u64>], p: Product) -> Result<Vec<Vec<u64>>> {
+        let shift = p.shift()?;
+        let opened = items.iter().map(|it| it.0.len() + it.1.len()).sum();
+        let total = items.iter().map(|it| it.0.len()).sum();
+        cost::broadcast::<u64>(&mut self.ledger, opened);
+        self.truncate_cost(total, p);
+        Ok(items
+            .iter()
+            .map(|&(x, y, rows, len, per_row)| {
+                let y = crate::backend::broadcast_values(y, rows, len, per_row);
+                zip(x, &y, |a, b| a.wrapping_mul(b).shr_arith(shift))
+            })
+            .collect())
+    }
     fn square(&mut self, x: &[u64], p: Product) -> Result<Vec<u64>> {
         let shift = p.shift()?;
+        cost::square::<u64>(&mut self.ledger, x.len());
+        self.truncate_cost(x.len(), p);
         Ok(x.iter().map(|v| v.wrapping_mul(*v).shr_arith(shift)).collect())
     }
     fn mul_public(&mut self, x: &[u64], c: &[f64]) -> Result<Vec<u64>> {
         let f = self.frac_bits();
+        cost::truncate::<u64>(&mut self.ledger, x.len(), self.truncation);
         Ok(x.iter().zip(c).map(|(&v, &c)| v.wrapping_mul(encode(c, f)).shr_arith(f)).collect())
     }
     fn matmul_many(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Vec<u64>>> {
         let f = self.frac_bits();
+        cost::matmul::<u64>(&mut self.ledger, products.iter().map(|p| p.2 * p.3 + p.3 * p.4).sum());
+        let outputs = products.iter().map(|p| p.2 * p.4).sum();
+        cost::truncate::<u64>(&mut self.ledger, outputs, self.truncation);
         products
             .iter()
             .map(|&(a, b, m, k, n)| {
@@ -123,13 +183,29 @@ impl Backend for Fixed {
             .collect()
     }
     fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<Self::Weight> {
+        match self.weights {
+            WeightMode::Shared => cost::prepare_shared::<u64>(&mut self.ledger, k * n),
+            WeightMode::Owner => cost::prepare_owned::<u64>(&mut self.ledger, k * n),
+        }
         match w {
             Some(w) if w.len() == k * n => Ok((k, n, self.fixed.encode_vec(w))),
             _ => Err(Error::ShapeMismatch),
         }
     }
     fn linear(&mut self, x: &[u64], m: usize, w: &Self::Weight) -> Result<Vec<u64>> {
-        self.matmul(x, &w.2, m, w.0, w.1)
+        let (k, n, data) = w;
+        if x.len() != m * k {
+            return Err(Error::ShapeMismatch);
+        }
+        match self.weights {
+            WeightMode::Shared => cost::matmul_prepared::<u64>(&mut self.ledger, m, *k),
+            WeightMode::Owner => cost::matmul_owned::<u64>(&mut self.ledger, m, *k),
+        }
+        cost::truncate::<u64>(&mut self.ledger, m * n, self.truncation);
+        let mut c = alloc::vec![0u64; m * n];
+        mpc_core::gemm::gemm_acc(m, *k, *n, x, data, &mut c);
+        let f = self.frac_bits();
+        Ok(c.iter().map(|v| v.shr_arith(f)).collect())
     }
     fn lookup(
         &mut self,
@@ -140,6 +216,12 @@ impl Backend for Fixed {
         vocab: usize,
     ) -> Result<Vec<u64>> {
         let (rows, width, data) = table;
+        // The protocol multiplies the one-hot rows by the table; the simulation gathers.
+        match self.weights {
+            WeightMode::Shared => cost::matmul_prepared::<u64>(&mut self.ledger, count, vocab),
+            WeightMode::Owner => cost::matmul_owned::<u64>(&mut self.ledger, count, vocab),
+        }
+        cost::truncate::<u64>(&mut self.ledger, count * width, self.truncation);
         let idx = indices.ok_or(Error::ShapeMismatch)?;
         if *rows != vocab || idx.len() != count || idx.iter().any(|&i| i >= vocab) {
             return Err(Error::ShapeMismatch);
@@ -147,15 +229,18 @@ impl Backend for Fixed {
         Ok(idx.iter().flat_map(|&i| data[i * width..(i + 1) * width].iter().copied()).collect())
     }
     fn ltz(&mut self, x: &[u64]) -> Result<Vec<u64>> {
+        cost::ltz::<u64>(&mut self.ledger, x.len());
         Ok(x.iter().map(|v| u64::from(v.to_i64() < 0)).collect())
     }
     fn mul_bits(&mut self, pairs: &[Pair<'_, u64>]) -> Result<Vec<Vec<u64>>> {
+        cost::mul::<u64>(&mut self.ledger, pairs.iter().map(|(b, _)| b.len()).sum());
         Ok(pairs.iter().map(|(b, v)| zip(b, v, u64::wrapping_mul)).collect())
     }
     fn max_rows(&mut self, x: &[u64], rows: usize, len: usize) -> Result<Vec<u64>> {
         if x.len() != rows * len || len == 0 {
             return Err(Error::ShapeMismatch);
         }
+        cost::max_rows::<u64>(&mut self.ledger, rows, len);
         Ok(x.chunks(len).map(|r| r.iter().copied().max_by_key(|v| v.to_i64()).expect("non-empty row")).collect())
     }
 }

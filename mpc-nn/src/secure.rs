@@ -66,11 +66,8 @@ impl<T: Transport, P: Preprocessing<u64>> Secure<T, P> {
         self.party.role() == Role::P0
     }
 
-    /// The session's truncation at the session precision; dealer truncation (which never fails)
-    /// for products at extended precision, whose ring values are large.
     fn truncation_for(&self, p: Product) -> Truncation {
-        let f = self.frac_bits();
-        if p.a <= f && p.b <= f && p.out <= f { self.party.truncation() } else { Truncation::Dealer }
+        p.truncation(self.frac_bits(), self.party.truncation())
     }
 }
 

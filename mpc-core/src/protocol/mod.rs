@@ -42,6 +42,7 @@ use crate::transport::{PartyId, Role, Transport};
 use crate::wire;
 
 mod compare;
+pub mod cost;
 
 /// How a product's extra f fractional bits are removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -49,16 +49,44 @@ impl CommStats {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum LastOp {
+    #[default]
     Nothing,
     Sent,
     Received,
 }
 
-impl LastOp {
-    fn ends_flight(self) -> bool {
-        self != LastOp::Sent
+/// The counting of [`Metered`], apart from any transport: fed with the sizes of the messages a
+/// party sends and receives, it counts them and their rounds. The simulated setting feeds it
+/// with the messages a protocol would exchange, to predict the real counts exactly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlightCounter {
+    stats: CommStats,
+    last: LastOp,
+}
+
+impl FlightCounter {
+    /// A message of `bytes` was sent: a send after a receive (or first) starts a new round.
+    pub fn sent(&mut self, bytes: u64) {
+        if self.last != LastOp::Sent {
+            self.stats.rounds += 1;
+        }
+        self.last = LastOp::Sent;
+        self.stats.bytes_sent += bytes;
+        self.stats.messages_sent += 1;
+    }
+
+    /// A message of `bytes` was received.
+    pub fn received(&mut self, bytes: u64) {
+        self.last = LastOp::Received;
+        self.stats.bytes_received += bytes;
+        self.stats.messages_received += 1;
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> CommStats {
+        self.stats
     }
 }
 
@@ -66,19 +94,18 @@ impl LastOp {
 #[derive(Debug)]
 pub struct Metered<T> {
     inner: T,
-    stats: CommStats,
-    last: LastOp,
+    counter: FlightCounter,
 }
 
 impl<T> Metered<T> {
     /// Starts counting from zero.
     pub fn new(inner: T) -> Self {
-        Self { inner, stats: CommStats::default(), last: LastOp::Nothing }
+        Self { inner, counter: FlightCounter::default() }
     }
 
     /// The counts so far.
     pub fn stats(&self) -> CommStats {
-        self.stats
+        self.counter.stats()
     }
 
     /// The wrapped transport.
@@ -104,20 +131,13 @@ impl<T: ErrorType> ErrorType for Metered<T> {
 impl<T: Transport> Transport for Metered<T> {
     fn send(&mut self, to: PartyId, msg: &[u8]) -> Result<(), Self::Error> {
         self.inner.send(to, msg)?;
-        if self.last.ends_flight() {
-            self.stats.rounds += 1;
-        }
-        self.last = LastOp::Sent;
-        self.stats.bytes_sent += msg.len() as u64;
-        self.stats.messages_sent += 1;
+        self.counter.sent(msg.len() as u64);
         Ok(())
     }
 
     fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), Self::Error> {
         self.inner.recv(from, buf)?;
-        self.last = LastOp::Received;
-        self.stats.bytes_received += buf.len() as u64;
-        self.stats.messages_received += 1;
+        self.counter.received(buf.len() as u64);
         Ok(())
     }
 }

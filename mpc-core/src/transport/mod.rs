@@ -7,7 +7,7 @@
 mod meter;
 mod replay;
 
-pub use meter::{CommStats, Metered};
+pub use meter::{CommStats, FlightCounter, Metered};
 pub use replay::Replay;
 
 /// The three participants of a session.

@@ -1,0 +1,119 @@
+//! The messages each protocol exchanges, as a model both parties' meters can be predicted from.
+//!
+//! Every function here mirrors the communication of one [`Party`](super::Party) method exactly
+//! (who sends how many ring elements, in which order); the simulated setting drives a
+//! [`CommModel`] with them, and the tests hold the prediction to the real counts.
+
+use crate::preprocessing::deal::{ltz_digits, words_for_bits};
+use crate::protocol::Truncation;
+use crate::ring::Ring;
+use crate::transport::{CommStats, FlightCounter, Role};
+
+/// Both parties' predicted meters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommModel {
+    parties: [FlightCounter; 2],
+}
+
+impl CommModel {
+    /// Both parties send `elements` ring elements of `R` to each other, then receive.
+    pub fn exchange<R: Ring>(&mut self, elements: usize) {
+        let bytes = (elements * R::BYTES) as u64;
+        self.parties.iter_mut().for_each(|p| p.sent(bytes));
+        self.parties.iter_mut().for_each(|p| p.received(bytes));
+    }
+
+    /// `from` sends `elements` ring elements to the other party.
+    pub fn one_way<R: Ring>(&mut self, from: Role, elements: usize) {
+        let bytes = (elements * R::BYTES) as u64;
+        self.parties[from.index()].sent(bytes);
+        self.parties[from.peer().index()].received(bytes);
+    }
+
+    /// The predicted counts of `role`.
+    pub fn stats(&self, role: Role) -> CommStats {
+        self.parties[role.index()].stats()
+    }
+
+    /// The larger of the two parties' rounds.
+    pub fn rounds(&self) -> u64 {
+        self.stats(Role::P0).rounds.max(self.stats(Role::P1).rounds)
+    }
+}
+
+/// [`Party::open`](super::Party::open) and friends: one exchange of `n` elements.
+pub fn open<R: Ring>(m: &mut CommModel, n: usize) {
+    m.exchange::<R>(n);
+}
+
+/// Truncation of `n` elements.
+pub fn truncate<R: Ring>(m: &mut CommModel, n: usize, method: Truncation) {
+    if method == Truncation::Dealer {
+        m.exchange::<R>(n);
+    }
+}
+
+/// Beaver products of `total` elements (before truncation).
+pub fn mul<R: Ring>(m: &mut CommModel, total: usize) {
+    m.exchange::<R>(2 * total);
+}
+
+/// Squares of `n` elements (before truncation).
+pub fn square<R: Ring>(m: &mut CommModel, n: usize) {
+    m.exchange::<R>(n);
+}
+
+/// Secret matrix products opening `Σ (mk + kn)` elements (before truncation).
+pub fn matmul<R: Ring>(m: &mut CommModel, opened: usize) {
+    m.exchange::<R>(opened);
+}
+
+/// Broadcast products opening `Σ (rows·len + short side)` elements (before truncation).
+pub fn broadcast<R: Ring>(m: &mut CommModel, opened: usize) {
+    m.exchange::<R>(opened);
+}
+
+/// Preparing secret-shared matrices of `Σ kn` elements (W - B opened).
+pub fn prepare_shared<R: Ring>(m: &mut CommModel, elements: usize) {
+    m.exchange::<R>(elements);
+}
+
+/// Preparing P0's own matrix of `kn` elements (F = W - B sent to P1).
+pub fn prepare_owned<R: Ring>(m: &mut CommModel, elements: usize) {
+    m.one_way::<R>(Role::P0, elements);
+}
+
+/// A product X (m×k) · W with a prepared shared W (before truncation).
+pub fn matmul_prepared<R: Ring>(m: &mut CommModel, rows: usize, k: usize) {
+    m.exchange::<R>(rows * k);
+}
+
+/// A product X (m×k) · W with P0's own W: P1's masked share, one way (before truncation).
+pub fn matmul_owned<R: Ring>(m: &mut CommModel, rows: usize, k: usize) {
+    m.one_way::<R>(Role::P1, rows * k);
+}
+
+/// Less-than-zero of `n` elements: the masked opening, one exchange of AND gates per level of
+/// the digit tree, and the B2A opening.
+pub fn ltz<R: Ring>(m: &mut CommModel, n: usize) {
+    m.exchange::<R>(n);
+    let words = words_for_bits::<R>(n);
+    let mut nodes = ltz_digits::<R>();
+    while nodes > 1 {
+        let gates_per_pair = if nodes == 2 { 1 } else { 2 };
+        m.exchange::<R>(2 * (nodes / 2) * gates_per_pair * words);
+        nodes = nodes.div_ceil(2);
+    }
+    m.exchange::<R>(words);
+}
+
+/// The maximum of rows of length `len`: per level, a comparison and a select.
+pub fn max_rows<R: Ring>(m: &mut CommModel, rows: usize, len: usize) {
+    let mut width = len;
+    while width > 1 {
+        let pairs = rows * (width / 2);
+        ltz::<R>(m, pairs);
+        mul::<R>(m, pairs);
+        width = width.div_ceil(2);
+    }
+}
