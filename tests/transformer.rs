@@ -114,3 +114,48 @@ fn the_simulation_predicts_the_protocols_traffic_exactly() {
         }
     }
 }
+
+#[test]
+fn the_offline_phase_leaves_the_online_phase_nothing_but_the_input() {
+    use mpc_core::Party;
+    use mpc_core::preprocessing::Staged;
+
+    let config = BertConfig { num_labels: Some(2), ..BertConfig::tiny(1, 64, 4, 100) };
+    let params = Params::random_with_std(&config, 14, 0.1);
+    let toks = tokens(config.vocab_size);
+    let preset = Preset::parse("quad+2quad").unwrap();
+    let reference = plain(&config, &params, preset);
+    for weights in [WeightMode::Owner, WeightMode::Shared] {
+        let run = run_threaded(LaunchOptions::seeded(8), |ctx| {
+            let role = ctx.role;
+            let staged = Staged::new(&mut ctx.dealer);
+            let party = Party::setup(role, &mut ctx.peer, staged, &mut ctx.rng)?;
+            let mut b = Secure::new(party).with_weight_mode(weights);
+            let model = Encoder::load(&mut b, &config, preset, (role == Role::P0).then_some(&params), None)
+                .map_err(|_| mpc_core::Error::Malformed("load"))?;
+            let mine = (role == Role::P1).then_some(&toks[..]);
+            b.party_mut().preprocessing_mut().record();
+            let live = model
+                .forward(&mut b, mine, &mask(), &mut Unobserved)
+                .map_err(|_| mpc_core::Error::Malformed("plan"))?;
+            let live = b.reveal(&live)?;
+            let plan = b.party_mut().preprocessing_mut().take_plan();
+            b.prepare_offline(&plan)?;
+            let dealer_before = b.party().preprocessing().live().transport().stats();
+            let out = model
+                .forward(&mut b, mine, &mask(), &mut Unobserved)
+                .map_err(|_| mpc_core::Error::Malformed("online"))?;
+            let out = b.reveal(&out)?;
+            assert_eq!(
+                b.party().preprocessing().live().transport().stats(),
+                dealer_before,
+                "online never asks the dealer"
+            );
+            assert_eq!(b.party().preprocessing().stored(), 0, "the plan was used up exactly");
+            Ok((live, out))
+        })
+        .expect("run");
+        let (live, offline) = &run.p1.output;
+        assert!(max_diff(live, &reference) <= 1e-2 && max_diff(offline, &reference) <= 1e-2, "{weights:?}");
+    }
+}

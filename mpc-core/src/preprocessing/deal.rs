@@ -308,18 +308,26 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
         Request::MatmulMask { k, n } => {
             Material::MatmulMask(super::MatmulMask { id: mask_id, k, n, b: next(&mut random) })
         }
-        Request::MatmulTriple { m, mask, .. } => {
-            Material::MatmulTriple(super::MatmulTriple { mask, m, a: next(&mut random), c: next(&mut correlated) })
-        }
+        Request::MatmulTriple { m, mask, .. } => Material::MatmulTriple(super::MatmulTriple {
+            mask,
+            m,
+            a: next(&mut random),
+            c: next(&mut correlated),
+            absorbed: false,
+        }),
         Request::And { .. } => {
             Material::And(super::AndTriples { a: next(&mut random), b: next(&mut random), c: next(&mut correlated) })
         }
         Request::OwnedMask { k, n } => {
             Material::OwnedMask(super::MatmulMask { id: mask_id, k, n, b: next(&mut random) })
         }
-        Request::OwnedTriple { m, mask, .. } => {
-            Material::OwnedTriple(super::MatmulTriple { mask, m, a: next(&mut random), c: next(&mut correlated) })
-        }
+        Request::OwnedTriple { m, mask, .. } => Material::OwnedTriple(super::MatmulTriple {
+            mask,
+            m,
+            a: next(&mut random),
+            c: next(&mut correlated),
+            absorbed: false,
+        }),
         Request::Broadcast { .. } => Material::Broadcast(super::BeaverTriples {
             a: next(&mut random),
             b: next(&mut random),

@@ -167,6 +167,9 @@ pub struct MatmulTriple<R: Ring> {
     pub a: Shares<R>,
     /// Shares of C.
     pub c: Shares<R>,
+    /// Whether C already holds A · F, the product with the opened weight mask that needs no
+    /// input (computed in the offline phase by [`absorb`](crate::protocol::absorb)).
+    pub absorbed: bool,
 }
 
 /// One party's XOR shares of AND triples on packed bits.

@@ -129,6 +129,16 @@ impl<P: Preprocessing<R>, R: Ring> Staged<P, R> {
     /// Makes the material of `plan` with the live provider, ahead of its use: the masks first
     /// (to learn their new identities), then everything else.
     pub fn fill(&mut self, plan: &Plan) -> Result<(), Error> {
+        self.fill_with(plan, |_| Ok(()))
+    }
+
+    /// [`Staged::fill`], passing each piece of material to `offline_work` before storing it
+    /// (to compute the products that need no input, say).
+    pub fn fill_with(
+        &mut self,
+        plan: &Plan,
+        mut offline_work: impl FnMut(&mut Material<R>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let mask_requests: Vec<Request> = plan.masks.iter().map(|&(i, _)| plan.requests[i]).collect();
         let masks = self.live.materials(&mask_requests)?;
         let mut names = alloc::collections::BTreeMap::new();
@@ -145,8 +155,9 @@ impl<P: Preprocessing<R>, R: Ring> Staged<P, R> {
         let mut made_others = self.live.materials(&others)?.into_iter().zip(others);
         let mut made_masks = masks.into_iter().zip(mask_requests);
         for &mask in &is_mask {
-            let (material, request) =
+            let (mut material, request) =
                 if mask { made_masks.next() } else { made_others.next() }.ok_or(Error::MaterialExhausted)?;
+            offline_work(&mut material)?;
             self.store.queue.push_back((request, material));
         }
         Ok(())

@@ -28,6 +28,7 @@
 //! multiplication (see [`Truncation`] for the two methods and their error bounds). No step
 //! branches on a share value.
 
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -71,13 +72,21 @@ pub struct PreparedMatrix<R: Ring> {
     mask: MaskId,
     k: usize,
     n: usize,
-    /// The public F = W - B.
-    f: Vec<R>,
+    /// The public F = W - B (shared with the registry of input-free products).
+    f: Arc<Vec<R>>,
     /// This party's share of B, plus F at P0: the right operand of E · (B + F).
     b_eff: Shares<R>,
 }
 
 impl<R: Ring> PreparedMatrix<R> {
+    /// The mask's identity (the triples of this matrix name it).
+    pub fn mask(&self) -> MaskId {
+        self.mask
+    }
+    /// The opened F = W - B: with a triple's A, the product A · F needs no input.
+    pub fn opened(&self) -> &Arc<Vec<R>> {
+        &self.f
+    }
     /// Rows of W.
     pub fn rows(&self) -> usize {
         self.k
@@ -100,11 +109,19 @@ pub struct OwnedMatrix<R: Ring> {
     mask: MaskId,
     k: usize,
     n: usize,
-    /// P0: W; P1: F = W - B.
-    held: Shares<R>,
+    /// P0: W; P1: F = W - B (public to P1, which multiplies it by its A offline).
+    held: Arc<Shares<R>>,
 }
 
 impl<R: Ring> OwnedMatrix<R> {
+    /// The mask's identity (the triples of this matrix name it).
+    pub fn mask(&self) -> MaskId {
+        self.mask
+    }
+    /// At P1, F = W - B, whose product with a triple's A needs no input; `None` at P0.
+    pub fn opened(&self, role: Role) -> Option<&Arc<Shares<R>>> {
+        (role == Role::P1).then_some(&self.held)
+    }
     /// Rows of W.
     pub fn rows(&self) -> usize {
         self.k
@@ -532,7 +549,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             let e = opened.next().expect("e per product");
             let f = opened.next().expect("f per product");
             let prepared = self.prepared_from(mask.id, k, n, f, &mask.b);
-            out.push(self.combine(&e, &triple.a, triple.c, &prepared, m));
+            out.push(self.combine(&e, &triple.a, triple.c, triple.absorbed, &prepared, m));
         }
         Ok(out)
     }
@@ -568,7 +585,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if self.is_p0() {
             ring::add_assign(&mut b_eff, &f);
         }
-        PreparedMatrix { mask, k, n, f, b_eff }
+        PreparedMatrix { mask, k, n, f: Arc::new(f), b_eff }
     }
 
     /// Fixed-point product X (m×k, secret) · W (prepared): one round opening X - A only.
@@ -585,14 +602,16 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let triple = self.preprocessing.matmul_triple(m, w.k, w.n, w.mask)?;
         let e: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
         let e = self.open(&e)?;
-        Ok(self.combine(&e, &triple.a, triple.c, w, m))
+        Ok(self.combine(&e, &triple.a, triple.c, triple.absorbed, w, m))
     }
 
     /// Z = C + E · (B + [P0] F) + A · F, the share of X · W given E = X - A and F = W - B.
-    fn combine(&self, e: &[R], a: &[R], c: Shares<R>, w: &PreparedMatrix<R>, m: usize) -> Shares<R> {
+    fn combine(&self, e: &[R], a: &[R], c: Shares<R>, absorbed: bool, w: &PreparedMatrix<R>, m: usize) -> Shares<R> {
         let mut z = c;
         R::gemm_acc(m, w.k, w.n, e, &w.b_eff, &mut z);
-        R::gemm_acc(m, w.k, w.n, a, &w.f, &mut z);
+        if !absorbed {
+            R::gemm_acc(m, w.k, w.n, a, &w.f, &mut z);
+        }
         z
     }
 }
@@ -608,12 +627,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             (Role::P0, Some(w)) if w.len() == k * n && mask.b.len() == k * n => {
                 let f: Vec<R> = w.iter().zip(mask.b.iter()).map(|(w, b)| w.wrapping_sub(b)).collect();
                 wire::send(&mut self.transport, peer, &[&f])?;
-                Shares::from_vec(w.to_vec())
+                Arc::new(Shares::from_vec(w.to_vec()))
             }
             (Role::P1, None) => {
                 let mut f = Shares::zeros(k * n);
                 wire::recv(&mut self.transport, peer, &mut f)?;
-                f
+                Arc::new(f)
             }
             _ => return Err(Error::ShapeMismatch),
         };
@@ -649,11 +668,33 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 }
                 let masked: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
                 wire::send(&mut self.transport, peer, &[&masked])?;
-                R::gemm_acc(m, w.k, w.n, &triple.a, &w.held, &mut z);
+                if !triple.absorbed {
+                    R::gemm_acc(m, w.k, w.n, &triple.a, &w.held, &mut z);
+                }
             }
         }
         Ok(z)
     }
+}
+
+/// Moves the input-free part of a matmul triple's product into its C, in the offline phase:
+/// C += A · F, where F (`k × n`) is the opened mask of the prepared (or, at P1, owned) matrix the
+/// triple belongs to. The online product then runs one GEMM per party instead of two.
+pub fn absorb<R: Ring>(
+    triple: &mut crate::preprocessing::MatmulTriple<R>,
+    k: usize,
+    n: usize,
+    f: &[R],
+) -> Result<(), Error> {
+    if triple.absorbed || triple.a.is_empty() {
+        return Ok(());
+    }
+    if triple.a.len() != triple.m * k || f.len() != k * n || triple.c.len() != triple.m * n {
+        return Err(Error::MaterialMismatch);
+    }
+    R::gemm_acc(triple.m, k, n, &triple.a, f, &mut triple.c);
+    triple.absorbed = true;
+    Ok(())
 }
 
 /// Cuts a flat stream of values into sharings of the given lengths (the inverse of batching

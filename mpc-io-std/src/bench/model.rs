@@ -4,7 +4,8 @@
 //! 1. **load**: P0's weights enter the computation (W - B opened, or F = W - B sent, once);
 //! 2. **plan**: one inference with live dealer material records the offline plan (a deployment
 //!    does this once per model and sequence length; not reported);
-//! 3. **offline**: the dealer makes every piece of material of the plan, in one round trip;
+//! 3. **offline**: the dealer makes every piece of material of the plan (two round trips), and
+//!    each party computes the products that need no input (A · F for every weight's triples);
 //! 4. **online**: the inference proper, on P1's tokens, consuming the stored material.
 //!
 //! The plaintext time is the same model in `Plain<f32>` (matrixmultiply's sgemm), on one thread
@@ -164,7 +165,7 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         // Barriers (one opening each, not counted) start both parties' clocks together.
         b.reveal(&[0])?;
         let (t, s) = (Instant::now(), dealer_stats(&b));
-        b.party_mut().preprocessing_mut().fill(&plan)?;
+        b.prepare_offline(&plan)?;
         let offline = (t.elapsed().as_secs_f64(), dealer_stats(&b).since(&s));
 
         let mut meter = BucketMeter::default();
