@@ -166,6 +166,20 @@ pub trait Backend {
     fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<Self::Weight>;
     /// `x · W` for secret x (`m × k`) at the session precision.
     fn linear(&mut self, x: &[Self::Elem], m: usize, w: &Self::Weight) -> Result<Self::Vector>;
+    /// Prepares the model owner's `vocab × width` embedding table for [`Backend::lookup`].
+    fn load_table(&mut self, w: Option<&[f64]>, vocab: usize, width: usize) -> Result<Self::Weight> {
+        self.load_weight(w, vocab, width)
+    }
+    /// Rows `indices` of a table, where the indices are the data owner's (P1's) secret: `Some`
+    /// at P1 and in single-party backends. Plaintext backends gather; under MPC the table is
+    /// multiplied by P1's one-hot rows, sent masked one way (`count × vocab` ring elements).
+    fn lookup(
+        &mut self,
+        table: &Self::Weight,
+        indices: Option<&[usize]>,
+        count: usize,
+        vocab: usize,
+    ) -> Result<Self::Vector>;
     /// Bits [x < 0].
     fn ltz(&mut self, x: &[Self::Elem]) -> Result<Self::Vector>;
     /// Exact products `bit · value`, all pairs in one round.
@@ -174,31 +188,6 @@ pub trait Backend {
     fn max_rows(&mut self, x: &[Self::Elem], rows: usize, len: usize) -> Result<Self::Vector>;
 
     // ------------------------------------------------------------------ built on the primitives
-
-    /// Rows `indices` of a weight table (`vocab × width`), where the indices belong to `owner`
-    /// (`Some` there and in single-party backends). Under MPC the owner inputs the indices'
-    /// one-hot rows and the table is a linear layer over them; plaintext backends gather.
-    fn lookup(
-        &mut self,
-        table: &Self::Weight,
-        owner: Role,
-        indices: Option<&[usize]>,
-        count: usize,
-        vocab: usize,
-    ) -> Result<Self::Vector> {
-        let one_hot = match indices {
-            Some(idx) => {
-                let mut rows = alloc::vec![0.0; count * vocab];
-                for (r, &i) in idx.iter().enumerate() {
-                    *rows.get_mut(r * vocab + i).ok_or(Error::ShapeMismatch)? = 1.0;
-                }
-                Some(rows)
-            }
-            None => None,
-        };
-        let one_hot = self.input(owner, one_hot.as_deref(), count * vocab)?;
-        self.linear(&one_hot, count, table)
-    }
 
     /// Elementwise product at the session precision.
     fn mul(&mut self, x: &[Self::Elem], y: &[Self::Elem]) -> Result<Self::Vector> {

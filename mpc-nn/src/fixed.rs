@@ -210,23 +210,26 @@ impl Backend for Fixed {
     fn lookup(
         &mut self,
         table: &Self::Weight,
-        _owner: Role,
         indices: Option<&[usize]>,
         count: usize,
         vocab: usize,
     ) -> Result<Vec<u64>> {
         let (rows, width, data) = table;
-        // The protocol multiplies the one-hot rows by the table; the simulation gathers.
-        match self.weights {
-            WeightMode::Shared => cost::matmul_prepared::<u64>(&mut self.ledger, count, vocab),
-            WeightMode::Owner => cost::matmul_owned::<u64>(&mut self.ledger, count, vocab),
-        }
-        cost::truncate::<u64>(&mut self.ledger, count * width, self.truncation);
+        // The protocol sends P1's masked one-hot rows one way; the simulation gathers.
+        cost::matmul_owned::<u64>(&mut self.ledger, count, vocab);
         let idx = indices.ok_or(Error::ShapeMismatch)?;
         if *rows != vocab || idx.len() != count || idx.iter().any(|&i| i >= vocab) {
             return Err(Error::ShapeMismatch);
         }
         Ok(idx.iter().flat_map(|&i| data[i * width..(i + 1) * width].iter().copied()).collect())
+    }
+    fn load_table(&mut self, w: Option<&[f64]>, vocab: usize, width: usize) -> Result<Self::Weight> {
+        // Either way P0 prepares a matrix of its own (the table, or its share of it).
+        cost::prepare_owned::<u64>(&mut self.ledger, vocab * width);
+        match w {
+            Some(w) if w.len() == vocab * width => Ok((vocab, width, self.fixed.encode_vec(w))),
+            _ => Err(Error::ShapeMismatch),
+        }
     }
     fn ltz(&mut self, x: &[u64]) -> Result<Vec<u64>> {
         cost::ltz::<u64>(&mut self.ledger, x.len());

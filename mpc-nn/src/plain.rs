@@ -176,7 +176,6 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
     fn lookup(
         &mut self,
         table: &Self::Weight,
-        _owner: Role,
         indices: Option<&[usize]>,
         count: usize,
         vocab: usize,

@@ -49,6 +49,14 @@ pub enum SecureWeight {
     Shared(PreparedMatrix<u64>),
     /// P0's own, with F = W - B sent to P1.
     Owned(OwnedMatrix<u64>),
+    /// A secret-shared table for lookups: P1 keeps its share, P0 prepared its share as a matrix
+    /// of its own, so that P1's one-hot rows meet each share with no opening of P0's.
+    Table {
+        /// P1's share of the table (empty at P0).
+        share: Shares<u64>,
+        /// P0's share, prepared as P0's own matrix.
+        owned: OwnedMatrix<u64>,
+    },
 }
 
 impl<T: Transport, P: Preprocessing<u64>> Secure<T, P> {
@@ -223,6 +231,57 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         match w {
             SecureWeight::Shared(w) => self.party.matmul_prepared(x, m, w),
             SecureWeight::Owned(w) => self.party.matmul_owned(x, m, w),
+            SecureWeight::Table { .. } => Err(Error::MaterialMismatch),
+        }
+    }
+    fn load_table(&mut self, w: Option<&[f64]>, vocab: usize, width: usize) -> Result<SecureWeight> {
+        match self.weights {
+            WeightMode::Owner => self.load_weight(w, vocab, width),
+            WeightMode::Shared => {
+                let share = self.party.input_fixed(Role::P0, w, vocab * width)?;
+                let mine = self.is_p0().then_some(&share[..]);
+                let owned = self.party.prepare_owned(mine, vocab, width)?;
+                if let Some(f) = owned.opened(self.party.role()) {
+                    self.opened.insert(owned.mask(), (vocab, width, Opened::Owned(f.clone())));
+                }
+                let share = if self.is_p0() { Shares::zeros(0) } else { share };
+                Ok(SecureWeight::Table { share, owned })
+            }
+        }
+    }
+    fn lookup(
+        &mut self,
+        table: &SecureWeight,
+        indices: Option<&[usize]>,
+        count: usize,
+        vocab: usize,
+    ) -> Result<Shares<u64>> {
+        // P1 holds its one-hot rows whole (P0's share is zero); as ring integers 0/1, their
+        // product with a fixed-point table is exactly its rows: no truncation.
+        let mut one_hot = alloc::vec![0u64; count * vocab];
+        match (self.party.role(), indices) {
+            (Role::P1, Some(idx)) if idx.len() == count && idx.iter().all(|&i| i < vocab) => {
+                idx.iter().enumerate().for_each(|(r, &i)| one_hot[r * vocab + i] = 1);
+            }
+            (Role::P0, None) => {}
+            _ => return Err(Error::ShapeMismatch),
+        }
+        match table {
+            SecureWeight::Owned(w) => self.party.matmul_owned_ring(&one_hot, count, w),
+            SecureWeight::Table { share, owned } => {
+                let mut rows = self.party.matmul_owned_ring(&one_hot, count, owned)?;
+                if let Some(idx) = indices {
+                    let width = owned.cols();
+                    for (r, &i) in idx.iter().enumerate() {
+                        mpc_core::ring::add_assign(
+                            &mut rows[r * width..(r + 1) * width],
+                            &share[i * width..(i + 1) * width],
+                        );
+                    }
+                }
+                Ok(rows)
+            }
+            SecureWeight::Shared(_) => Err(Error::MaterialMismatch),
         }
     }
     fn ltz(&mut self, x: &[u64]) -> Result<Shares<u64>> {

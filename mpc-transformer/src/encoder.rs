@@ -1,10 +1,10 @@
 //! The BERT-family encoder, written once over any [`Backend`].
 //!
-//! Layout: activations are row-major `tokens × width` vectors. P1's token ids stay private: P1
-//! inputs their one-hot rows (free, by zero-sharing) and the embedding is a linear layer over
-//! the vocabulary, whose cost is `tokens × vocab` ring elements sent by P1 with owner weights
-//! (by each party with shared weights): 31 MB at 128 tokens and BERT's 30,522-word vocabulary.
-//! Positions and segment are public, so their rows are added locally.
+//! Layout: activations are row-major `tokens × width` vectors. P1's token ids stay private: the
+//! embedding multiplies P1's one-hot rows by the table, P1 sending them masked one way
+//! (`tokens × vocab` ring elements, 31 MB at 128 tokens and BERT's 30,522-word vocabulary, in
+//! both weight modes; CrypTen's secret one-hot matmul opens that from each party plus the whole
+//! table). Positions and segment are public, so their rows are added locally.
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -266,7 +266,7 @@ impl<B: Backend> Encoder<B> {
             None => Head::MeanPool,
         };
         let word = src.get("embeddings.word_embeddings.weight", &[config.vocab_size, h], 1.0)?;
-        let word_embeddings = b.load_weight(word.as_deref(), config.vocab_size, h)?;
+        let word_embeddings = b.load_table(word.as_deref(), config.vocab_size, h)?;
         let positions = src.get("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h], 1.0)?;
         let positions = b.input(Role::P0, positions.as_deref(), config.max_position_embeddings * h)?;
         let segments = src.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h], 1.0)?;
@@ -366,7 +366,7 @@ impl<B: Backend> Encoder<B> {
             return Err(ModelError::Token(t));
         }
         let indices: Option<Vec<usize>> = tokens.map(|t| t.iter().map(|&t| t as usize).collect());
-        let words = b.lookup(&self.word_embeddings, Role::P1, indices.as_deref(), seq, vocab)?;
+        let words = b.lookup(&self.word_embeddings, indices.as_deref(), seq, vocab)?;
         let offset = self.config.position_offset();
         let positions = &self.positions[offset * h..(offset + seq) * h];
         let x = b.add(&b.add(&words, positions), &tile(b, &self.segment, seq));
