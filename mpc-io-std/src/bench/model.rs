@@ -89,6 +89,10 @@ pub struct ModelReport {
     pub rounds: u64,
     /// Largest |private - plaintext f64 with the same approximations| over the outputs.
     pub max_abs_err: f64,
+    /// The private output, revealed (logits, or the sentence embedding).
+    pub private: Vec<f64>,
+    /// The same output in plaintext f64 with the same approximations.
+    pub plaintext: Vec<f64>,
     /// Model load: seconds.
     pub load_s: f64,
     /// Model load: bytes both parties sent each other.
@@ -218,6 +222,8 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         offline_bytes: p0.offline.1.bytes_received + p0.offline.1.bytes_sent + p1.offline.1.bytes_received,
         rounds: p0.online.1.rounds.max(p1.online.1.rounds),
         max_abs_err,
+        private: p1.output.clone(),
+        plaintext: reference.clone(),
         load_s: p0.load.0.max(p1.load.0),
         load_bytes: both(&p0.load.1, &p1.load.1),
         buckets,

@@ -8,7 +8,7 @@ use mpc_core::protocol::Truncation;
 use mpc_io_std::accuracy;
 use mpc_io_std::bench::gemm;
 use mpc_io_std::bench::model::{self, ModelBench};
-use mpc_io_std::demo::{self, DemoConfig};
+use mpc_io_std::demo;
 use mpc_nn::WeightMode;
 use mpc_transformer::{BertConfig, Preset};
 
@@ -22,22 +22,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// A private matrix product X·W between P0 (weights) and P1 (activations), over threads,
-    /// with its agreement with plaintext, time and bytes.
+    /// A private inference end to end over threads: a MiniLM-shaped classifier (random weights)
+    /// at P0, 32 tokens at P1; the result beside the plaintext one, time and bytes.
     Demo {
-        /// Rows of X (tokens).
-        #[arg(long, default_value_t = 128)]
-        m: usize,
-        /// Columns of X / rows of W.
-        #[arg(long, default_value_t = 768)]
-        k: usize,
-        /// Columns of W.
-        #[arg(long, default_value_t = 768)]
-        n: usize,
-        /// Truncation after the product.
-        #[arg(long, value_enum, default_value_t = TruncationArg::Local)]
-        truncation: TruncationArg,
-        /// Print one JSON line instead of a table.
+        /// Approximations.
+        #[arg(long, default_value = "gelu+softmax")]
+        preset: String,
+        /// How P0's weights are held.
+        #[arg(long, value_enum, default_value_t = WeightsArg::Owner)]
+        weights: WeightsArg,
+        /// Print one JSON line instead of a report.
         #[arg(long)]
         json: bool,
     },
@@ -120,6 +114,15 @@ enum TruncationArg {
     Dealer,
 }
 
+impl From<WeightsArg> for WeightMode {
+    fn from(w: WeightsArg) -> Self {
+        match w {
+            WeightsArg::Shared => WeightMode::Shared,
+            WeightsArg::Owner => WeightMode::Owner,
+        }
+    }
+}
+
 impl From<TruncationArg> for Truncation {
     fn from(t: TruncationArg) -> Self {
         match t {
@@ -144,10 +147,7 @@ fn bench_model(args: ModelArgs) -> ExitCode {
         seq: args.seq,
         layers: args.layers,
         preset,
-        weights: match args.weights {
-            WeightsArg::Shared => WeightMode::Shared,
-            WeightsArg::Owner => WeightMode::Owner,
-        },
+        weights: args.weights.into(),
         truncation: args.truncation.into(),
         seed: 1,
     };
@@ -233,24 +233,39 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Demo { m, k, n, truncation, json } => {
-            let truncation = truncation.into();
-            match demo::run(DemoConfig { m, k, n, truncation, ..DemoConfig::default() }) {
+        Command::Demo { preset, weights, json } => {
+            let Some(preset) = Preset::parse(&preset) else {
+                eprintln!("mpcformer demo: unknown preset `{preset}`");
+                return ExitCode::FAILURE;
+            };
+            match demo::run(preset, weights.into()) {
                 Ok(r) if json => {
                     println!("{}", serde_json::to_string(&r).expect("serialisable"));
                     ExitCode::SUCCESS
                 }
                 Ok(r) => {
-                    println!("private matrix product {} (P0 holds W, P1 holds X; P1 learns X·W)", r.shape);
-                    println!("  private   [0..4]: {:?}", r.private_head);
-                    println!("  plaintext [0..4]: {:?}", r.plaintext_head);
-                    println!("  max |private - plaintext| = {:.2e}", r.max_abs_err);
                     println!(
-                        "  online  {:.4} s, {} bytes, {} rounds   (plaintext f64: {:.4} s)",
-                        r.online_s, r.online_bytes, r.rounds, r.plaintext_s
+                        "private inference: {} ({} layers, {} tokens, {}, weights={})",
+                        r.config, r.layers, r.seq, r.preset, r.weights
                     );
-                    println!("  offline {:.4} s, {} bytes from the dealer", r.offline_s, r.offline_bytes);
-                    println!("  weight preparation (once per model) {:.4} s, {} bytes", r.prepare_s, r.prepare_bytes);
+                    println!("  P0 holds the model, P1 the tokens; the dealer supplies correlated randomness.");
+                    println!("  class probabilities, private:   {:.6?}", demo::probabilities(&r.private));
+                    println!("  class probabilities, plaintext: {:.6?}", demo::probabilities(&r.plaintext));
+                    println!("  logits max |private - plaintext| = {:.2e}", r.max_abs_err);
+                    println!(
+                        "  online  {:.3} s ({:.1}x the plaintext model's {:.3} s), {:.1} MB, {} rounds",
+                        r.online_s,
+                        r.online_ratio,
+                        r.plaintext_s,
+                        r.online_bytes as f64 / 1e6,
+                        r.rounds
+                    );
+                    println!(
+                        "  offline {:.3} s, {:.1} MB (dealer material, input-free products)",
+                        r.offline_s,
+                        r.offline_bytes as f64 / 1e6
+                    );
+                    println!("  model load {:.3} s, {:.1} MB (once per model)", r.load_s, r.load_bytes as f64 / 1e6);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
