@@ -9,6 +9,9 @@
 //! | [`Fixed`] | fixed-point ring values in the clear | simulated: the protocol's arithmetic without the protocol |
 //! | [`Secure`] | one party's additive shares | real two-party computation over any transport |
 //!
+//! [`layers`] holds Linear, LayerNorm (the real one), Embedding, the activations, the attention
+//! normalisers and multi-head attention's products, over [`Tensor`]s of any backend.
+//!
 //! The numerical functions (exp, reciprocal, inverse square root, erf, GeLU, tanh, sigmoid,
 //! softmax, Quad, 2Quad, 2ReLU) are written once, in [`numerics`], over the backend's
 //! primitives; `Plain` overrides them with exact math.
@@ -19,12 +22,15 @@ extern crate alloc;
 
 pub mod backend;
 pub mod fixed;
+pub mod layers;
 pub mod numerics;
 pub mod plain;
 pub mod secure;
+pub mod tensor;
 
 pub use backend::{Backend, Product, WeightMode};
 pub use fixed::Fixed;
 pub use mpc_core as core;
 pub use plain::Plain;
 pub use secure::Secure;
+pub use tensor::Tensor;

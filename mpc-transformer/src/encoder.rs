@@ -9,15 +9,15 @@
 use alloc::format;
 use alloc::vec::Vec;
 
-use mpc_nn::backend::Result as BackendResult;
 use mpc_nn::backend::broadcast_values;
 use mpc_nn::core::Error;
 use mpc_nn::core::transport::Role;
-use mpc_nn::{Backend, Product};
+use mpc_nn::layers::{Embedding, LayerNorm, Linear, Matrix, MultiHead};
+use mpc_nn::{Backend, Tensor};
 
 use crate::config::BertConfig;
 use crate::params::{ParamError, Params};
-use crate::preset::{Activation, Attention, Preset};
+use crate::preset::Preset;
 
 /// Why a model could not be loaded or run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,16 +123,6 @@ pub enum Head {
     MeanPool,
 }
 
-struct Linear<B: Backend> {
-    weight: B::Weight,
-    bias: B::Vector,
-}
-
-struct LayerNorm<B: Backend> {
-    gamma: B::Vector,
-    beta: B::Vector,
-}
-
 struct Layer<B: Backend> {
     qkv: Linear<B>,
     attention_out: Linear<B>,
@@ -147,7 +137,7 @@ pub struct Encoder<B: Backend> {
     config: BertConfig,
     preset: Preset,
     head: Head,
-    word_embeddings: B::Weight,
+    word_embeddings: Embedding<B>,
     positions: B::Vector,
     segment: B::Vector,
     embedding_norm: LayerNorm<B>,
@@ -196,16 +186,6 @@ fn transpose<T: Copy>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
     (0..cols).flat_map(|c| (0..rows).map(move |r| x[r * cols + c])).collect()
 }
 
-/// `v` (n values) repeated for each of `rows` rows.
-fn tile<B: Backend>(b: &B, v: &[B::Elem], rows: usize) -> B::Vector {
-    b.wrap(broadcast_values(v, rows, v.len(), false))
-}
-
-/// Columns `start..start + count` of a `rows × width` matrix.
-fn columns<B: Backend>(b: &B, x: &[B::Elem], width: usize, start: usize, count: usize) -> B::Vector {
-    b.wrap(x.chunks_exact(width).flat_map(|row| row[start..start + count].iter().copied()).collect())
-}
-
 fn load_linear<B: Backend>(
     b: &mut B,
     src: &Source<'_>,
@@ -214,15 +194,20 @@ fn load_linear<B: Backend>(
     inp: usize,
 ) -> Result<Linear<B>, ModelError> {
     let wb = src.linear(name, out, inp, 1.0)?;
-    let weight = b.load_weight(wb.as_ref().map(|(w, _)| &w[..]), inp, out)?;
-    let bias = b.input(Role::P0, wb.as_ref().map(|(_, bias)| &bias[..]), out)?;
-    Ok(Linear { weight, bias })
+    Ok(Linear::load(b, wb.as_ref().map(|(w, bias)| (&w[..], &bias[..])), inp, out)?)
 }
 
-fn load_norm<B: Backend>(b: &mut B, src: &Source<'_>, name: &str, h: usize) -> Result<LayerNorm<B>, ModelError> {
+fn load_norm<B: Backend>(
+    b: &mut B,
+    src: &Source<'_>,
+    name: &str,
+    h: usize,
+    eps: f64,
+) -> Result<LayerNorm<B>, ModelError> {
     let gamma = src.get(&format!("{name}.weight"), &[h], 1.0)?;
     let beta = src.get(&format!("{name}.bias"), &[h], 1.0)?;
-    Ok(LayerNorm { gamma: b.input(Role::P0, gamma.as_deref(), h)?, beta: b.input(Role::P0, beta.as_deref(), h)? })
+    let params = gamma.as_deref().zip(beta.as_deref());
+    Ok(LayerNorm::load(b, params, h, eps)?)
 }
 
 /// Q, K and V as one `h × 3h` layer (one opening of the input for all three), with 1/√d folded
@@ -234,7 +219,7 @@ fn load_qkv<B: Backend>(b: &mut B, src: &Source<'_>, pre: &str, config: &BertCon
     for (part, s) in [("query", scale), ("key", 1.0), ("value", 1.0)] {
         parts.push(src.linear(&format!("{pre}.attention.self.{part}"), h, h, s)?);
     }
-    let fused = if parts.iter().all(Option::is_some) {
+    let fused: Option<DenseF64> = if parts.iter().all(Option::is_some) {
         let parts: Vec<DenseF64> = parts.into_iter().map(|p| p.expect("checked")).collect();
         let w: Vec<f64> =
             (0..h).flat_map(|r| parts.iter().flat_map(move |(w, _)| w[r * h..(r + 1) * h].iter().copied())).collect();
@@ -243,9 +228,7 @@ fn load_qkv<B: Backend>(b: &mut B, src: &Source<'_>, pre: &str, config: &BertCon
     } else {
         None
     };
-    let weight = b.load_weight(fused.as_ref().map(|(w, _)| &w[..]), h, 3 * h)?;
-    let bias = b.input(Role::P0, fused.as_ref().map(|(_, bias)| &bias[..]), 3 * h)?;
-    Ok(Linear { weight, bias })
+    Ok(Linear::load(b, fused.as_ref().map(|(w, bias)| (&w[..], &bias[..])), h, 3 * h)?)
 }
 
 impl<B: Backend> Encoder<B> {
@@ -265,13 +248,14 @@ impl<B: Backend> Encoder<B> {
             Some(labels) => Head::Classifier { labels },
             None => Head::MeanPool,
         };
+        let eps = config.layer_norm_eps;
         let word = src.get("embeddings.word_embeddings.weight", &[config.vocab_size, h], 1.0)?;
-        let word_embeddings = b.load_table(word.as_deref(), config.vocab_size, h)?;
+        let word_embeddings = Embedding::load(b, word.as_deref(), config.vocab_size, h)?;
         let positions = src.get("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h], 1.0)?;
         let positions = b.input(Role::P0, positions.as_deref(), config.max_position_embeddings * h)?;
         let segments = src.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h], 1.0)?;
         let segment = b.input(Role::P0, segments.as_ref().map(|s| &s[..h]), h)?;
-        let embedding_norm = load_norm(b, &src, "embeddings.LayerNorm", h)?;
+        let embedding_norm = load_norm(b, &src, "embeddings.LayerNorm", h, eps)?;
         let depth = layers.unwrap_or(config.num_hidden_layers).min(config.num_hidden_layers);
         let mut loaded = Vec::with_capacity(depth);
         for l in 0..depth {
@@ -279,10 +263,10 @@ impl<B: Backend> Encoder<B> {
             loaded.push(Layer {
                 qkv: load_qkv(b, &src, &pre, config)?,
                 attention_out: load_linear(b, &src, &format!("{pre}.attention.output.dense"), h, h)?,
-                attention_norm: load_norm(b, &src, &format!("{pre}.attention.output.LayerNorm"), h)?,
+                attention_norm: load_norm(b, &src, &format!("{pre}.attention.output.LayerNorm"), h, eps)?,
                 ffn_in: load_linear(b, &src, &format!("{pre}.intermediate.dense"), i, h)?,
                 ffn_out: load_linear(b, &src, &format!("{pre}.output.dense"), h, i)?,
-                ffn_norm: load_norm(b, &src, &format!("{pre}.output.LayerNorm"), h)?,
+                ffn_norm: load_norm(b, &src, &format!("{pre}.output.LayerNorm"), h, eps)?,
             });
         }
         let (pooler, classifier) = match head {
@@ -359,109 +343,70 @@ impl<B: Backend> Encoder<B> {
         tokens: Option<&[u32]>,
         seq: usize,
         observer: &mut dyn Observer<B>,
-    ) -> Result<B::Vector, ModelError> {
+    ) -> Result<Matrix<B>, ModelError> {
         let (h, vocab) = (self.config.hidden_size, self.config.vocab_size);
         observer.enter(b, Bucket::Embed);
         if let Some(&t) = tokens.and_then(|t| t.iter().find(|&&t| t as usize >= vocab)) {
             return Err(ModelError::Token(t));
         }
         let indices: Option<Vec<usize>> = tokens.map(|t| t.iter().map(|&t| t as usize).collect());
-        let words = b.lookup(&self.word_embeddings, indices.as_deref(), seq, vocab)?;
+        let words = self.word_embeddings.forward(b, indices.as_deref(), seq)?;
         let offset = self.config.position_offset();
         let positions = &self.positions[offset * h..(offset + seq) * h];
-        let x = b.add(&b.add(&words, positions), &tile(b, &self.segment, seq));
+        let x = b.add(&b.add(words.data(), positions), &broadcast_values(&self.segment, seq, h, false));
         observer.leave(b, Bucket::Embed);
         observer.enter(b, Bucket::Norm);
-        let x = self.layer_norm(b, &x, seq, &self.embedding_norm)?;
+        let x = self.embedding_norm.forward(b, &Tensor::matrix(seq, h, x)?)?;
         observer.leave(b, Bucket::Norm);
         Ok(x)
     }
 
-    fn linear(&self, b: &mut B, x: &[B::Elem], rows: usize, layer: &Linear<B>) -> BackendResult<B::Vector> {
-        let y = b.linear(x, rows, &layer.weight)?;
-        Ok(b.add(&y, &tile(b, &layer.bias, rows)))
-    }
-
-    /// LayerNorm over each row: (x - mean) · γ / √(var + ε) + β. γ (per column) and 1/√var (per
-    /// row) multiply as broadcast vectors, which open only their short side.
-    fn layer_norm(&self, b: &mut B, x: &[B::Elem], rows: usize, norm: &LayerNorm<B>) -> BackendResult<B::Vector> {
-        let h = self.config.hidden_size;
-        let f = b.frac_bits();
-        let inv_h = alloc::vec![1.0 / h as f64; rows];
-        let mean = b.mul_public(&b.sum_rows(x, rows, h), &inv_h)?;
-        let centred = b.sub(x, &b.wrap(broadcast_values(&mean, rows, h, true)));
-        let squares = b.square(&centred, Product::at(f))?;
-        let scaled =
-            b.mul_broadcast_many(&[(&centred, &norm.gamma, rows, h, false)], Product::at(f))?.pop().expect("one");
-        let variance = b.mul_public(&b.sum_rows(&squares, rows, h), &inv_h)?;
-        let variance = b.add_scalar(&variance, self.config.layer_norm_eps, f);
-        let inv_std = b.inv_sqrt(&variance)?;
-        let y = b.mul_broadcast_many(&[(&scaled, &inv_std, rows, h, true)], Product::at(f))?.pop().expect("one");
-        Ok(b.add(&y, &tile(b, &norm.beta, rows)))
+    /// LayerNorm of the residual sum x + y.
+    fn add_norm(&self, b: &mut B, x: &Matrix<B>, y: &Matrix<B>, norm: &LayerNorm<B>) -> Result<Matrix<B>, ModelError> {
+        let sum = Tensor::matrix(x.rows(), x.cols(), b.add(x.data(), y.data()))?;
+        Ok(norm.forward(b, &sum)?)
     }
 
     fn layer(
         &self,
         b: &mut B,
         layer: &Layer<B>,
-        x: &[B::Elem],
+        x: &Matrix<B>,
         mask: &[f64],
         observer: &mut dyn Observer<B>,
-    ) -> Result<B::Vector, ModelError> {
+    ) -> Result<Matrix<B>, ModelError> {
         let seq = mask.len();
-        let (h, heads, d) = (self.config.hidden_size, self.config.num_attention_heads, self.config.head_dim());
+        let heads = MultiHead { heads: self.config.num_attention_heads, head_dim: self.config.head_dim() };
         observer.enter(b, Bucket::Linear);
-        let qkv = self.linear(b, x, seq, &layer.qkv)?;
-        let mut queries = Vec::with_capacity(heads);
-        let mut keys_t = Vec::with_capacity(heads);
-        let mut values = Vec::with_capacity(heads);
-        for head in 0..heads {
-            queries.push(columns(b, &qkv, 3 * h, head * d, d));
-            let k = columns(b, &qkv, 3 * h, h + head * d, d);
-            keys_t.push(b.wrap(transpose(&k, seq, d)));
-            values.push(columns(b, &qkv, 3 * h, 2 * h + head * d, d));
-        }
-        let products: Vec<_> = (0..heads).map(|i| (&queries[i][..], &keys_t[i][..], seq, d, seq)).collect();
-        let scores: Vec<B::Elem> = b.matmul_many(&products)?.iter().flat_map(|s| s.iter().copied()).collect();
+        let qkv = layer.qkv.forward(b, x)?;
+        let (scores, values) = heads.scores(b, &qkv)?;
         observer.leave(b, Bucket::Linear);
 
         observer.enter(b, Bucket::Softmax);
-        let key_mask: Vec<f64> = (0..heads * seq).flat_map(|_| mask.iter().copied()).collect();
-        let rows = heads * seq;
-        let probs = match self.preset.attention {
-            Attention::Softmax => b.softmax(&scores, rows, seq, Some(&key_mask))?,
-            Attention::TwoQuad => b.two_quad(&scores, rows, seq, Some(&key_mask))?,
-            Attention::TwoRelu => b.two_relu(&scores, rows, seq, Some(&key_mask))?,
-        };
+        let key_mask: Vec<f64> = (0..heads.heads * seq).flat_map(|_| mask.iter().copied()).collect();
+        let probs = self.preset.attention.apply(b, &scores, seq, Some(&key_mask))?;
         observer.leave(b, Bucket::Softmax);
 
         observer.enter(b, Bucket::Linear);
-        let per_head: Vec<B::Vector> = probs.chunks_exact(seq * seq).map(|p| b.wrap(p.to_vec())).collect();
-        let products: Vec<_> = (0..heads).map(|i| (&per_head[i][..], &values[i][..], seq, seq, d)).collect();
-        let contexts = b.matmul_many(&products)?;
-        let merged: Vec<B::Elem> =
-            (0..seq).flat_map(|r| contexts.iter().flat_map(move |c| c[r * d..(r + 1) * d].iter().copied())).collect();
-        let attended = self.linear(b, &merged, seq, &layer.attention_out)?;
+        let context = heads.context(b, &probs, &values, seq)?;
+        let attended = layer.attention_out.forward(b, &context)?;
         observer.leave(b, Bucket::Linear);
 
         observer.enter(b, Bucket::Norm);
-        let x = self.layer_norm(b, &b.add(x, &attended), seq, &layer.attention_norm)?;
+        let x = self.add_norm(b, x, &attended, &layer.attention_norm)?;
         observer.leave(b, Bucket::Norm);
 
         observer.enter(b, Bucket::Linear);
-        let inner = self.linear(b, &x, seq, &layer.ffn_in)?;
+        let inner = layer.ffn_in.forward(b, &x)?;
         observer.leave(b, Bucket::Linear);
         observer.enter(b, Bucket::Activation);
-        let activated = match self.preset.activation {
-            Activation::Gelu => b.gelu(&inner)?,
-            Activation::Quad => b.quad(&inner)?,
-        };
+        let activated = self.preset.activation.apply(b, &inner)?;
         observer.leave(b, Bucket::Activation);
         observer.enter(b, Bucket::Linear);
-        let outer = self.linear(b, &activated, seq, &layer.ffn_out)?;
+        let outer = layer.ffn_out.forward(b, &activated)?;
         observer.leave(b, Bucket::Linear);
         observer.enter(b, Bucket::Norm);
-        let x = self.layer_norm(b, &b.add(&x, &outer), seq, &layer.ffn_norm)?;
+        let x = self.add_norm(b, &x, &outer, &layer.ffn_norm)?;
         observer.leave(b, Bucket::Norm);
         Ok(x)
     }
@@ -469,7 +414,7 @@ impl<B: Backend> Encoder<B> {
     fn finish(
         &self,
         b: &mut B,
-        x: &[B::Elem],
+        x: &Matrix<B>,
         mask: &[f64],
         observer: &mut dyn Observer<B>,
     ) -> Result<B::Vector, ModelError> {
@@ -477,21 +422,22 @@ impl<B: Backend> Encoder<B> {
         match (self.head, &self.pooler, &self.classifier) {
             (Head::Classifier { .. }, Some(pooler), Some(classifier)) => {
                 observer.enter(b, Bucket::Linear);
-                let first = b.wrap(x[..h].to_vec());
-                let pooled = self.linear(b, &first, 1, pooler)?;
+                let first = Tensor::matrix(1, h, b.wrap(x.data()[..h].to_vec()))?;
+                let pooled = pooler.forward(b, &first)?;
                 observer.leave(b, Bucket::Linear);
                 observer.enter(b, Bucket::Activation);
-                let pooled = b.tanh(&pooled)?;
+                let pooled = Tensor::matrix(1, h, b.tanh(pooled.data())?)?;
                 observer.leave(b, Bucket::Activation);
                 observer.enter(b, Bucket::Linear);
-                let logits = self.linear(b, &pooled, 1, classifier)?;
+                let logits = classifier.forward(b, &pooled)?;
                 observer.leave(b, Bucket::Linear);
-                Ok(logits)
+                Ok(logits.into_data())
             }
             _ => {
                 // The mask is public: drop masked rows locally, sum, divide by the public count.
                 observer.enter(b, Bucket::Norm);
                 let kept: Vec<B::Elem> = x
+                    .data()
                     .chunks_exact(h)
                     .zip(mask)
                     .filter(|(_, m)| **m != 0.0)

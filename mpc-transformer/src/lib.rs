@@ -21,4 +21,4 @@ pub use config::BertConfig;
 pub use encoder::{Bucket, Encoder, Head, ModelError, Observer, Unobserved};
 pub use mpc_nn as nn;
 pub use params::{Param, ParamError, Params};
-pub use preset::{Activation, Attention, Preset};
+pub use preset::{Activation, Normaliser, Preset};

@@ -1,26 +1,9 @@
 //! MPCFormer's approximation presets: which activation and which attention normaliser.
 
+use alloc::string::String;
+
+pub use mpc_nn::layers::{Activation, Normaliser};
 use serde::{Deserialize, Serialize};
-
-/// The feed-forward activation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Activation {
-    /// erf GeLU (BERT's).
-    Gelu,
-    /// MPCFormer's Quad: 0.125x² + 0.25x + 0.5.
-    Quad,
-}
-
-/// The attention normaliser.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Attention {
-    /// Softmax.
-    Softmax,
-    /// MPCFormer's 2Quad: (x + 5)² over its row sum.
-    TwoQuad,
-    /// MPCFormer's 2ReLU: relu(x) over its row sum.
-    TwoRelu,
-}
 
 /// An activation and an attention normaliser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,52 +11,73 @@ pub struct Preset {
     /// The feed-forward activation.
     pub activation: Activation,
     /// The attention normaliser.
-    pub attention: Attention,
+    pub attention: Normaliser,
+}
+
+fn activation_name(a: Activation) -> &'static str {
+    match a {
+        Activation::Gelu => "gelu",
+        Activation::Quad => "quad",
+        Activation::Relu => "relu",
+    }
+}
+
+fn normaliser_name(n: Normaliser) -> &'static str {
+    match n {
+        Normaliser::Softmax => "softmax",
+        Normaliser::TwoQuad => "2quad",
+        Normaliser::TwoRelu => "2relu",
+    }
 }
 
 impl Preset {
-    /// Every preset: `gelu+softmax` (the original model), `quad+2quad`, `quad+2relu`,
+    /// MPCFormer's presets: `gelu+softmax` (the original model), `quad+2quad`, `quad+2relu`,
     /// `gelu+2quad`, `quad+softmax`.
     pub const ALL: [Preset; 5] = [
-        Preset { activation: Activation::Gelu, attention: Attention::Softmax },
-        Preset { activation: Activation::Quad, attention: Attention::TwoQuad },
-        Preset { activation: Activation::Quad, attention: Attention::TwoRelu },
-        Preset { activation: Activation::Gelu, attention: Attention::TwoQuad },
-        Preset { activation: Activation::Quad, attention: Attention::Softmax },
+        Preset { activation: Activation::Gelu, attention: Normaliser::Softmax },
+        Preset { activation: Activation::Quad, attention: Normaliser::TwoQuad },
+        Preset { activation: Activation::Quad, attention: Normaliser::TwoRelu },
+        Preset { activation: Activation::Gelu, attention: Normaliser::TwoQuad },
+        Preset { activation: Activation::Quad, attention: Normaliser::Softmax },
     ];
 
     /// The preset's name, e.g. `quad+2quad`.
-    pub const fn name(&self) -> &'static str {
-        match (self.activation, self.attention) {
-            (Activation::Gelu, Attention::Softmax) => "gelu+softmax",
-            (Activation::Quad, Attention::TwoQuad) => "quad+2quad",
-            (Activation::Quad, Attention::TwoRelu) => "quad+2relu",
-            (Activation::Gelu, Attention::TwoQuad) => "gelu+2quad",
-            (Activation::Quad, Attention::Softmax) => "quad+softmax",
-            (Activation::Gelu, Attention::TwoRelu) => "gelu+2relu",
-        }
+    pub fn name(&self) -> String {
+        let mut s = String::from(activation_name(self.activation));
+        s.push('+');
+        s.push_str(normaliser_name(self.attention));
+        s
     }
 
-    /// Parses a name such as `quad+2quad`.
+    /// Parses a name such as `quad+2quad` (any activation with any normaliser).
     pub fn parse(name: &str) -> Option<Preset> {
         let (act, att) = name.split_once('+')?;
-        let activation = match act {
-            "gelu" => Activation::Gelu,
-            "quad" => Activation::Quad,
-            _ => return None,
-        };
-        let attention = match att {
-            "softmax" => Attention::Softmax,
-            "2quad" => Attention::TwoQuad,
-            "2relu" => Attention::TwoRelu,
-            _ => return None,
-        };
+        let activation =
+            [Activation::Gelu, Activation::Quad, Activation::Relu].into_iter().find(|a| activation_name(*a) == act)?;
+        let attention = [Normaliser::Softmax, Normaliser::TwoQuad, Normaliser::TwoRelu]
+            .into_iter()
+            .find(|n| normaliser_name(*n) == att)?;
         Some(Preset { activation, attention })
     }
 }
 
 impl core::fmt::Display for Preset {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in Preset::ALL {
+            assert_eq!(Preset::parse(&p.name()), Some(p));
+        }
+        assert_eq!(Preset::parse("quad+2quad").unwrap().attention, Normaliser::TwoQuad);
+        assert_eq!(Preset::parse("quad"), None);
+        assert_eq!(Preset::parse("cubic+softmax"), None);
     }
 }

@@ -1,0 +1,228 @@
+//! Neural-network layers over any [`Backend`]: the model owner's parameters enter at load (at
+//! P0, and in single-party backends; P1 passes `None` and knows only the shapes), activations
+//! are [`Tensor`]s of the backend's vectors.
+
+use alloc::vec::Vec;
+
+use mpc_core::Error;
+use mpc_core::transport::Role;
+
+use crate::backend::{Backend, Product, Result, broadcast_values};
+use crate::tensor::Tensor;
+
+/// A secret matrix of backend `B`.
+pub type Matrix<B> = Tensor<<B as Backend>::Vector>;
+
+fn matrix<B: Backend>(rows: usize, cols: usize, data: B::Vector) -> Result<Matrix<B>> {
+    Tensor::matrix(rows, cols, data)
+}
+
+fn check_cols<B: Backend>(x: &Matrix<B>, cols: usize) -> Result<()> {
+    if x.cols() != cols { Err(Error::ShapeMismatch) } else { Ok(()) }
+}
+
+/// `x · W + b` with W (`inputs × outputs`) prepared under the backend's weight mode.
+#[derive(Debug)]
+pub struct Linear<B: Backend> {
+    weight: B::Weight,
+    bias: B::Vector,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl<B: Backend> Linear<B> {
+    /// Loads W (row-major `inputs × outputs`) and b at the owner, `None` elsewhere.
+    pub fn load(b: &mut B, weight: Option<(&[f64], &[f64])>, inputs: usize, outputs: usize) -> Result<Self> {
+        let w = b.load_weight(weight.map(|(w, _)| w), inputs, outputs)?;
+        let bias = b.input(Role::P0, weight.map(|(_, bias)| bias), outputs)?;
+        Ok(Self { weight: w, bias, inputs, outputs })
+    }
+
+    /// Output width.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// `x · W + b` for x (`rows × inputs`).
+    pub fn forward(&self, b: &mut B, x: &Matrix<B>) -> Result<Matrix<B>> {
+        check_cols::<B>(x, self.inputs)?;
+        let rows = x.rows();
+        let y = b.linear(x.data(), rows, &self.weight)?;
+        let y = b.add(&y, &broadcast_values(&self.bias, rows, self.outputs, false));
+        matrix::<B>(rows, self.outputs, y)
+    }
+}
+
+/// LayerNorm over each row: (x - mean) · γ / √(var + ε) + β, with a real mean and variance
+/// (never MPCFormer's BatchNorm substitute).
+#[derive(Debug)]
+pub struct LayerNorm<B: Backend> {
+    gamma: B::Vector,
+    beta: B::Vector,
+    eps: f64,
+    width: usize,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    /// Loads γ and β at the owner, `None` elsewhere.
+    pub fn load(b: &mut B, params: Option<(&[f64], &[f64])>, width: usize, eps: f64) -> Result<Self> {
+        let gamma = b.input(Role::P0, params.map(|(g, _)| g), width)?;
+        let beta = b.input(Role::P0, params.map(|(_, beta)| beta), width)?;
+        Ok(Self { gamma, beta, eps, width })
+    }
+
+    /// Normalises each row of x. γ (per column) and 1/√var (per row) multiply as broadcast
+    /// vectors, which open only their short side.
+    pub fn forward(&self, b: &mut B, x: &Matrix<B>) -> Result<Matrix<B>> {
+        check_cols::<B>(x, self.width)?;
+        let (rows, h) = (x.rows(), self.width);
+        let f = b.frac_bits();
+        let inv_h = alloc::vec![1.0 / h as f64; rows];
+        let mean = b.mul_public(&b.sum_rows(x.data(), rows, h), &inv_h)?;
+        let centred = b.sub(x.data(), &broadcast_values(&mean, rows, h, true));
+        let squares = b.square(&centred, Product::at(f))?;
+        let scaled = b.mul_broadcast_many(&[(&centred, &self.gamma, rows, h, false)], Product::at(f))?.remove(0);
+        let variance = b.mul_public(&b.sum_rows(&squares, rows, h), &inv_h)?;
+        let variance = b.add_scalar(&variance, self.eps, f);
+        let inv_std = b.inv_sqrt(&variance)?;
+        let y = b.mul_broadcast_many(&[(&scaled, &inv_std, rows, h, true)], Product::at(f))?.remove(0);
+        matrix::<B>(rows, h, b.add(&y, &broadcast_values(&self.beta, rows, h, false)))
+    }
+}
+
+/// A table of `vocab` rows looked up at the data owner's secret indices.
+#[derive(Debug)]
+pub struct Embedding<B: Backend> {
+    table: B::Weight,
+    vocab: usize,
+    width: usize,
+}
+
+impl<B: Backend> Embedding<B> {
+    /// Loads the table (row-major `vocab × width`) at the owner, `None` elsewhere.
+    pub fn load(b: &mut B, table: Option<&[f64]>, vocab: usize, width: usize) -> Result<Self> {
+        Ok(Self { table: b.load_table(table, vocab, width)?, vocab, width })
+    }
+
+    /// The rows at `indices` (`Some` at P1 and in single-party backends).
+    pub fn forward(&self, b: &mut B, indices: Option<&[usize]>, count: usize) -> Result<Matrix<B>> {
+        let rows = b.lookup(&self.table, indices, count, self.vocab)?;
+        matrix::<B>(count, self.width, rows)
+    }
+}
+
+/// A feed-forward activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Activation {
+    /// erf GeLU (BERT's).
+    Gelu,
+    /// MPCFormer's Quad: 0.125x² + 0.25x + 0.5.
+    Quad,
+    /// ReLU.
+    Relu,
+}
+
+impl Activation {
+    /// Applies the activation elementwise.
+    pub fn apply<B: Backend>(self, b: &mut B, x: &Matrix<B>) -> Result<Matrix<B>> {
+        let y = match self {
+            Activation::Gelu => b.gelu(x.data())?,
+            Activation::Quad => b.quad(x.data())?,
+            Activation::Relu => b.relu(x.data())?,
+        };
+        matrix::<B>(x.rows(), x.cols(), y)
+    }
+}
+
+/// How attention scores become weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Normaliser {
+    /// Softmax.
+    Softmax,
+    /// MPCFormer's 2Quad: (x + 5)² over its row sum.
+    TwoQuad,
+    /// MPCFormer's 2ReLU: relu(x) over its row sum.
+    TwoRelu,
+}
+
+impl Normaliser {
+    /// Normalises each row (of length `len`) of `scores`, with a public 0/1 `mask` per entry.
+    pub fn apply<B: Backend>(
+        self,
+        b: &mut B,
+        scores: &[B::Elem],
+        len: usize,
+        mask: Option<&[f64]>,
+    ) -> Result<B::Vector> {
+        let rows = scores.len() / len.max(1);
+        match self {
+            Normaliser::Softmax => b.softmax(scores, rows, len, mask),
+            Normaliser::TwoQuad => b.two_quad(scores, rows, len, mask),
+            Normaliser::TwoRelu => b.two_relu(scores, rows, len, mask),
+        }
+    }
+}
+
+/// Multi-head self-attention's products, around the normaliser: from the fused Q|K|V
+/// projection (`seq × 3·heads·head_dim`, 1/√d folded into Q), the scores of every head, then
+/// the heads' contexts. Each step runs all heads in one round.
+#[derive(Clone, Copy, Debug)]
+pub struct MultiHead {
+    /// Heads.
+    pub heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+/// The per-head values kept between [`MultiHead::scores`] and [`MultiHead::context`].
+#[derive(Debug)]
+pub struct HeadValues<V>(Vec<V>);
+
+impl MultiHead {
+    fn width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+
+    /// The scores Q·Kᵀ of every head, stacked (`heads·seq` rows of `seq`), and the values.
+    pub fn scores<B: Backend>(&self, b: &mut B, qkv: &Matrix<B>) -> Result<(B::Vector, HeadValues<B::Vector>)> {
+        check_cols::<B>(qkv, 3 * self.width())?;
+        let (seq, d, h) = (qkv.rows(), self.head_dim, self.width());
+        let columns = |start: usize| -> Vec<B::Elem> {
+            qkv.data().chunks_exact(3 * h).flat_map(|row| row[start..start + d].iter().copied()).collect()
+        };
+        let mut queries = Vec::with_capacity(self.heads);
+        let mut keys_t = Vec::with_capacity(self.heads);
+        let mut values = Vec::with_capacity(self.heads);
+        for head in 0..self.heads {
+            queries.push(columns(head * d));
+            let k = columns(h + head * d);
+            keys_t.push(
+                (0..d).flat_map(|c| (0..seq).map(move |r| (r, c))).map(|(r, c)| k[r * d + c]).collect::<Vec<_>>(),
+            );
+            values.push(b.wrap(columns(2 * h + head * d)));
+        }
+        let products: Vec<_> = (0..self.heads).map(|i| (&queries[i][..], &keys_t[i][..], seq, d, seq)).collect();
+        let scores: Vec<B::Elem> = b.matmul_many(&products)?.iter().flat_map(|s| s.iter().copied()).collect();
+        Ok((b.wrap(scores), HeadValues(values)))
+    }
+
+    /// The heads' contexts P·V from the normalised scores, merged back to `seq × heads·head_dim`.
+    pub fn context<B: Backend>(
+        &self,
+        b: &mut B,
+        probs: &[B::Elem],
+        values: &HeadValues<B::Vector>,
+        seq: usize,
+    ) -> Result<Matrix<B>> {
+        let d = self.head_dim;
+        if probs.len() != self.heads * seq * seq || values.0.len() != self.heads {
+            return Err(Error::ShapeMismatch);
+        }
+        let products: Vec<_> =
+            probs.chunks_exact(seq * seq).zip(&values.0).map(|(p, v)| (p, &v[..], seq, seq, d)).collect();
+        let contexts = b.matmul_many(&products)?;
+        let merged: Vec<B::Elem> =
+            (0..seq).flat_map(|r| contexts.iter().flat_map(move |c| c[r * d..(r + 1) * d].iter().copied())).collect();
+        matrix::<B>(seq, self.width(), b.wrap(merged))
+    }
+}
