@@ -48,6 +48,22 @@ pub fn broadcast_values<E: Copy>(y: &[E], rows: usize, len: usize, per_row: bool
     }
 }
 
+/// Rows `indices` of a row-major `rows × width` table held in the clear (the plaintext and
+/// simulated lookups).
+pub(crate) fn gather_rows<E: Copy>(
+    table: (usize, usize, &[E]),
+    indices: Option<&[usize]>,
+    count: usize,
+    vocab: usize,
+) -> Result<Vec<E>> {
+    let (rows, width, data) = table;
+    let idx = indices.ok_or(Error::ShapeMismatch)?;
+    if rows != vocab || idx.len() != count || idx.iter().any(|&i| i >= vocab) {
+        return Err(Error::ShapeMismatch);
+    }
+    Ok(idx.iter().flat_map(|&i| data[i * width..(i + 1) * width].iter().copied()).collect())
+}
+
 /// How the model owner's weights take part in the computation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WeightMode {

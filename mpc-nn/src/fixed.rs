@@ -217,11 +217,7 @@ impl Backend for Fixed {
         let (rows, width, data) = table;
         // The protocol sends P1's masked one-hot rows one way; the simulation gathers.
         cost::matmul_owned::<u64>(&mut self.ledger, count, vocab);
-        let idx = indices.ok_or(Error::ShapeMismatch)?;
-        if *rows != vocab || idx.len() != count || idx.iter().any(|&i| i >= vocab) {
-            return Err(Error::ShapeMismatch);
-        }
-        Ok(idx.iter().flat_map(|&i| data[i * width..(i + 1) * width].iter().copied()).collect())
+        crate::backend::gather_rows((*rows, *width, data), indices, count, vocab)
     }
     fn load_table(&mut self, w: Option<&[f64]>, vocab: usize, width: usize) -> Result<Self::Weight> {
         // Either way P0 prepares a matrix of its own (the table, or its share of it).

@@ -181,11 +181,7 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
         vocab: usize,
     ) -> Result<Vec<F>> {
         let (rows, width, data) = table;
-        let idx = indices.ok_or(Error::ShapeMismatch)?;
-        if *rows != vocab || idx.len() != count || idx.iter().any(|&i| i >= vocab) {
-            return Err(Error::ShapeMismatch);
-        }
-        Ok(idx.iter().flat_map(|&i| data[i * width..(i + 1) * width].iter().copied()).collect())
+        crate::backend::gather_rows((*rows, *width, data), indices, count, vocab)
     }
     fn ltz(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, |v| if v < 0.0 { 1.0 } else { 0.0 }))
