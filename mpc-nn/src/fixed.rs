@@ -68,6 +68,13 @@ pub(crate) fn half_unit(bits: u32) -> u64 {
     if bits == 0 { 0 } else { 1 << (bits - 1) }
 }
 
+/// The fixed-point matrix product a (m×k) · b (k×n), truncated by f.
+fn fixed_product(a: &[u64], b: &[u64], m: usize, k: usize, n: usize, f: u32) -> Vec<u64> {
+    let mut c = alloc::vec![0u64; m * n];
+    mpc_core::gemm::gemm_acc(m, k, n, a, b, &mut c);
+    c.iter().map(|v| v.shr_arith(f)).collect()
+}
+
 fn encode(c: f64, frac: u32) -> u64 {
     FixedPoint::new(frac).encode(c)
 }
@@ -176,9 +183,7 @@ impl Backend for Fixed {
                 if a.len() != m * k || b.len() != k * n {
                     return Err(Error::ShapeMismatch);
                 }
-                let mut c = alloc::vec![0u64; m * n];
-                mpc_core::gemm::gemm_acc(m, k, n, a, b, &mut c);
-                Ok(c.iter().map(|v| v.shr_arith(f)).collect())
+                Ok(fixed_product(a, b, m, k, n, f))
             })
             .collect()
     }
@@ -202,10 +207,7 @@ impl Backend for Fixed {
             WeightMode::Owner => cost::matmul_owned::<u64>(&mut self.ledger, m, *k),
         }
         cost::truncate::<u64>(&mut self.ledger, m * n, self.truncation);
-        let mut c = alloc::vec![0u64; m * n];
-        mpc_core::gemm::gemm_acc(m, *k, *n, x, data, &mut c);
-        let f = self.frac_bits();
-        Ok(c.iter().map(|v| v.shr_arith(f)).collect())
+        Ok(fixed_product(x, data, m, *k, *n, self.frac_bits()))
     }
     fn lookup(
         &mut self,
