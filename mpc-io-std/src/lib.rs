@@ -7,14 +7,18 @@
 //! - [`launcher`]: runs P0, P1 and the dealer in threads and returns outputs and metering;
 //! - [`accuracy`]: the table of numerical functions behind `mpcformer accuracy`;
 //! - [`bench`]: the benchmarks behind `mpcformer bench`;
-//! - [`demo`]: the private matrix product behind `mpcformer demo`.
+//! - [`demo`]: the private inference behind `mpcformer demo`;
+//! - [`model`]: Hugging Face checkpoints (config.json, safetensors, tokenizer);
+//! - [`infer`]: a checkpoint on a text in any setting, behind `mpcformer infer`.
 #![forbid(unsafe_code)]
 
 pub mod accuracy;
 pub mod bench;
 pub mod channel;
 pub mod demo;
+pub mod infer;
 pub mod launcher;
+pub mod model;
 
 pub use channel::{ChannelError, ChannelTransport};
 pub use launcher::{LaunchError, LaunchOptions, PartyContext, PartyOutcome, ThreadedRun, run_threaded};

@@ -121,12 +121,19 @@ impl<X: Transport, P: mpc_core::Preprocessing<u64>> Observer<Secure<&mut Metered
     }
 }
 
-struct PartyReport {
-    output: Vec<f64>,
-    load: (f64, CommStats),
-    offline: (f64, CommStats),
-    online: (f64, CommStats),
-    buckets: BTreeMap<Bucket, (f64, CommStats)>,
+/// One party's view of a private inference.
+#[derive(Clone, Debug)]
+pub struct PartyReport {
+    /// The revealed output.
+    pub output: Vec<f64>,
+    /// Model load: seconds and traffic with the peer.
+    pub load: (f64, CommStats),
+    /// Offline phase: seconds and traffic with the dealer.
+    pub offline: (f64, CommStats),
+    /// Online phase: seconds and traffic with the peer.
+    pub online: (f64, CommStats),
+    /// Online cost per bucket: seconds and traffic with the peer.
+    pub buckets: BTreeMap<Bucket, (f64, CommStats)>,
 }
 
 fn tokens(config: &BertConfig, seq: usize, seed: u64) -> Vec<u32> {
@@ -136,34 +143,79 @@ fn tokens(config: &BertConfig, seq: usize, seed: u64) -> Vec<u32> {
 fn to_error(e: mpc_transformer::ModelError) -> Error {
     match e {
         mpc_transformer::ModelError::Backend(e) => e,
+        mpc_transformer::ModelError::Token(_) | mpc_transformer::ModelError::TooLong { .. } => Error::ShapeMismatch,
         _ => Error::Malformed("model"),
     }
 }
 
-/// Runs the benchmark.
-pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
-    let config = &bench.config;
-    let params = Params::random(config, bench.seed);
-    let toks = tokens(config, bench.seq, bench.seed);
-    let mask = vec![1.0; bench.seq];
+/// What a private inference runs: the model (at P0), the tokens (at P1) and the settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PrivateJob<'a> {
+    /// The public shape.
+    pub config: &'a BertConfig,
+    /// P0's parameters.
+    pub params: &'a Params,
+    /// P1's token ids.
+    pub tokens: &'a [u32],
+    /// The public attention mask.
+    pub mask: &'a [f64],
+    /// Approximations.
+    pub preset: Preset,
+    /// How P0's weights are held.
+    pub weights: WeightMode,
+    /// Truncation at the session precision.
+    pub truncation: Truncation,
+    /// Layers to run (default: all).
+    pub layers: Option<usize>,
+    /// Show P1's progress per layer on stderr.
+    pub progress: bool,
+}
 
-    let run = run_threaded(LaunchOptions::default(), |ctx| -> Result<PartyReport, Error> {
+/// Shows layer progress on stderr.
+struct Progress<'a> {
+    meter: &'a mut BucketMeter,
+    show: bool,
+}
+
+impl<X: Transport, P: mpc_core::Preprocessing<u64>> Observer<Secure<&mut Metered<X>, P>> for Progress<'_> {
+    fn enter(&mut self, b: &Secure<&mut Metered<X>, P>, bucket: Bucket) {
+        self.meter.enter(b, bucket);
+    }
+    fn leave(&mut self, b: &Secure<&mut Metered<X>, P>, bucket: Bucket) {
+        self.meter.leave(b, bucket);
+    }
+    fn layer_done(&mut self, index: usize, total: usize) {
+        if self.show {
+            let done = index + 1;
+            let bar: String = (0..total).map(|i| if i < done { '#' } else { '.' }).collect();
+            eprint!("\r  private inference [{bar}] layer {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+/// Runs P0, P1 and the dealer in threads: load, plan, offline, online (see the module docs).
+pub fn run_private(job: PrivateJob<'_>) -> Result<crate::launcher::ThreadedRun<PartyReport>, LaunchError> {
+    let PrivateJob { config, params, tokens: toks, mask, preset, weights, truncation, layers, progress } = job;
+    run_threaded(LaunchOptions::default(), |ctx| -> Result<PartyReport, Error> {
         let role = ctx.role;
         let staged = Staged::<&mut DealerClient<ThreadedTransport>, u64>::new(&mut ctx.dealer);
-        let party = Party::setup(role, &mut ctx.peer, staged, &mut ctx.rng)?.with_truncation(bench.truncation);
-        let mut b = Secure::new(party).with_weight_mode(bench.weights);
+        let party = Party::setup(role, &mut ctx.peer, staged, &mut ctx.rng)?.with_truncation(truncation);
+        let mut b = Secure::new(party).with_weight_mode(weights);
         let dealer_stats = |b: &Secure<_, Staged<&mut DealerClient<ThreadedTransport>, u64>>| {
             b.party().preprocessing().live().transport().stats()
         };
 
         let (t, s) = (Instant::now(), b.party().transport().stats());
-        let model = Encoder::load(&mut b, config, bench.preset, (role == Role::P0).then_some(&params), bench.layers)
-            .map_err(to_error)?;
+        let model =
+            Encoder::load(&mut b, config, preset, (role == Role::P0).then_some(params), layers).map_err(to_error)?;
         let load = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
 
-        let my_tokens = (role == Role::P1).then_some(&toks[..]);
+        let my_tokens = (role == Role::P1).then_some(toks);
         b.party_mut().preprocessing_mut().record();
-        model.forward(&mut b, my_tokens, &mask, &mut Unobserved).map_err(to_error)?;
+        model.forward(&mut b, my_tokens, mask, &mut Unobserved).map_err(to_error)?;
         let plan = b.party_mut().preprocessing_mut().take_plan();
 
         // Barriers (one opening each, not counted) start both parties' clocks together.
@@ -175,10 +227,30 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         let mut meter = BucketMeter::default();
         b.reveal(&[0])?;
         let (t, s) = (Instant::now(), b.party().transport().stats());
-        let out = model.forward(&mut b, my_tokens, &mask, &mut meter).map_err(to_error)?;
+        let mut observer = Progress { meter: &mut meter, show: progress && role == Role::P1 };
+        let out = model.forward(&mut b, my_tokens, mask, &mut observer).map_err(to_error)?;
         let output = b.reveal(&out)?;
         let online = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
         Ok(PartyReport { output, load, offline, online, buckets: meter.totals })
+    })
+}
+
+/// Runs the benchmark.
+pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
+    let config = &bench.config;
+    let params = Params::random(config, bench.seed);
+    let toks = tokens(config, bench.seq, bench.seed);
+    let mask = vec![1.0; bench.seq];
+    let run = run_private(PrivateJob {
+        config,
+        params: &params,
+        tokens: &toks,
+        mask: &mask,
+        preset: bench.preset,
+        weights: bench.weights,
+        truncation: bench.truncation,
+        layers: bench.layers,
+        progress: false,
     })?;
 
     // Plaintext: the same model in f32 (timed), and in f64 (the accuracy reference).

@@ -8,7 +8,7 @@ use mpc_core::protocol::Truncation;
 use mpc_io_std::accuracy;
 use mpc_io_std::bench::gemm;
 use mpc_io_std::bench::model::{self, ModelBench};
-use mpc_io_std::demo;
+use mpc_io_std::{demo, infer};
 use mpc_nn::WeightMode;
 use mpc_transformer::{BertConfig, Preset};
 
@@ -25,6 +25,28 @@ enum Command {
     /// A private inference end to end over threads: a MiniLM-shaped classifier (random weights)
     /// at P0, 32 tokens at P1; the result beside the plaintext one, time and bytes.
     Demo {
+        /// Approximations.
+        #[arg(long, default_value = "gelu+softmax")]
+        preset: String,
+        /// How P0's weights are held.
+        #[arg(long, value_enum, default_value_t = WeightsArg::Owner)]
+        weights: WeightsArg,
+        /// Print one JSON line instead of a report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A Hugging Face checkpoint on a text: the private result beside the plaintext one.
+    Infer {
+        /// The checkpoint directory (config.json, model.safetensors, tokenizer.json or vocab.txt);
+        /// `scripts/fetch-assets.sh minilm` prints MiniLM's.
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// The data owner's text.
+        #[arg(long)]
+        text: String,
+        /// Where the computation runs.
+        #[arg(long, value_enum, default_value_t = SettingArg::Threaded)]
+        setting: SettingArg,
         /// Approximations.
         #[arg(long, default_value = "gelu+softmax")]
         preset: String,
@@ -99,6 +121,16 @@ struct ModelArgs {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum SettingArg {
+    /// Plaintext f64.
+    Plain,
+    /// Fixed-point arithmetic in the clear, with predicted traffic.
+    Simulated,
+    /// P0, P1 and the dealer as threads.
+    Threaded,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum WeightsArg {
     /// Secret-shared weights (CrypTen's and MPCFormer's setting).
     Shared,
@@ -128,6 +160,77 @@ impl From<TruncationArg> for Truncation {
         match t {
             TruncationArg::Local => Truncation::Local,
             TruncationArg::Dealer => Truncation::Dealer,
+        }
+    }
+}
+
+fn infer(
+    dir: &std::path::Path,
+    text: &str,
+    setting: SettingArg,
+    preset: &str,
+    weights: WeightsArg,
+    json: bool,
+) -> ExitCode {
+    let Some(preset) = Preset::parse(preset) else {
+        eprintln!("mpcformer infer: unknown preset `{preset}`");
+        return ExitCode::FAILURE;
+    };
+    let checkpoint = match mpc_io_std::model::load(dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mpcformer infer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let setting = match setting {
+        SettingArg::Plain => infer::Setting::Plain,
+        SettingArg::Simulated => infer::Setting::Simulated,
+        SettingArg::Threaded => infer::Setting::Threaded,
+    };
+    let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    match infer::run(&checkpoint, text, setting, preset, weights.into(), progress) {
+        Ok(r) if json => {
+            println!("{}", serde_json::to_string(&r).expect("serialisable"));
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            println!(
+                "{} on {} tokens: {} setting, {}, weights={}",
+                dir.display(),
+                r.tokens,
+                r.setting,
+                r.preset,
+                r.weights
+            );
+            let show = |v: &[f64]| -> String {
+                if r.head == "classifier" {
+                    format!("probabilities {:.6?}", demo::probabilities(v))
+                } else {
+                    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+                    format!(
+                        "sentence embedding ({} values, norm {norm:.4}) starts {:.5?}",
+                        v.len(),
+                        &v[..4.min(v.len())]
+                    )
+                }
+            };
+            println!("  private:   {}", show(&r.private));
+            println!("  plaintext: {}", show(&r.plaintext));
+            println!("  max |private - plaintext| = {:.2e}, cosine {:.6}", r.max_abs_err, r.cosine);
+            println!(
+                "  online  {:.3} s, {:.1} MB, {} rounds (plaintext {:.3} s)",
+                r.online_s,
+                r.online_bytes as f64 / 1e6,
+                r.rounds,
+                r.plaintext_s
+            );
+            println!("  offline {:.3} s, {:.1} MB", r.offline_s, r.offline_bytes as f64 / 1e6);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mpcformer infer: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -232,6 +335,9 @@ fn main() -> ExitCode {
                 }
             }
             ExitCode::SUCCESS
+        }
+        Command::Infer { model, text, setting, preset, weights, json } => {
+            infer(&model, &text, setting, &preset, weights, json)
         }
         Command::Demo { preset, weights, json } => {
             let Some(preset) = Preset::parse(&preset) else {

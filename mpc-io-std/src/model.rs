@@ -1,0 +1,248 @@
+//! Hugging Face BERT-family checkpoints: `config.json`, `model.safetensors` (with or without the
+//! `bert.` / `roberta.` prefix) and `tokenizer.json` or `vocab.txt`.
+//!
+//! Everything read is untrusted: a missing file or tensor, a wrong shape or dtype, an unsupported
+//! configuration value ends in a [`LoadError`] naming it, never a panic.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use mpc_transformer::{BertConfig, Params};
+use safetensors::{Dtype, SafeTensors};
+use tokenizers::Tokenizer;
+
+/// Why a checkpoint could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// A file could not be read.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// `config.json` is not valid JSON for a BERT-family configuration.
+    Config(String),
+    /// A configuration value this implementation does not support.
+    Unsupported {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The safetensors file is malformed.
+    Weights(String),
+    /// A tensor has a dtype other than F32.
+    Dtype {
+        /// The tensor.
+        name: String,
+        /// Its dtype.
+        dtype: String,
+    },
+    /// The tokenizer could not be built.
+    Tokenizer(String),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            LoadError::Config(e) => write!(f, "config.json: {e}"),
+            LoadError::Unsupported { field, value } => write!(f, "config.json: `{field}` = {value} is not supported"),
+            LoadError::Weights(e) => write!(f, "model.safetensors: {e}"),
+            LoadError::Dtype { name, dtype } => {
+                write!(f, "model.safetensors: tensor `{name}` is {dtype}, expected F32")
+            }
+            LoadError::Tokenizer(e) => write!(f, "tokenizer: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|error| LoadError::Io { path: path.to_path_buf(), error })
+}
+
+/// Parses and checks a `config.json`.
+pub fn parse_config(json: &[u8]) -> Result<BertConfig, LoadError> {
+    let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| LoadError::Config(e.to_string()))?;
+    let config: BertConfig = serde_json::from_value(value.clone()).map_err(|e| LoadError::Config(e.to_string()))?;
+    if !matches!(config.model_type.as_str(), "bert" | "roberta") {
+        return Err(LoadError::Unsupported { field: "model_type", value: config.model_type.clone() });
+    }
+    if config.hidden_act != "gelu" {
+        return Err(LoadError::Unsupported { field: "hidden_act", value: config.hidden_act.clone() });
+    }
+    if let Some(kind) = value.get("position_embedding_type").and_then(|v| v.as_str()) {
+        if kind != "absolute" {
+            return Err(LoadError::Unsupported { field: "position_embedding_type", value: kind.to_string() });
+        }
+    }
+    config.validate().map_err(|e| LoadError::Config(e.to_string()))?;
+    Ok(config)
+}
+
+/// Reads every F32 tensor of a safetensors file, without the `bert.` / `roberta.` prefix.
+/// Integer buffers (`position_ids`) are skipped; any other dtype is an error naming the tensor.
+pub fn parse_weights(bytes: &[u8]) -> Result<Params, LoadError> {
+    let tensors = SafeTensors::deserialize(bytes).map_err(|e| LoadError::Weights(e.to_string()))?;
+    let mut params = Params::new();
+    for (name, view) in tensors.iter() {
+        let short = name.strip_prefix("bert.").or_else(|| name.strip_prefix("roberta.")).unwrap_or(name);
+        match view.dtype() {
+            Dtype::F32 => {
+                let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                params.insert(short, view.shape().to_vec(), data);
+            }
+            Dtype::I64 | Dtype::I32 if short.ends_with("position_ids") || short.ends_with("token_type_ids") => {}
+            other => return Err(LoadError::Dtype { name: name.to_string(), dtype: format!("{other:?}") }),
+        }
+    }
+    Ok(params)
+}
+
+/// A tokenizer with padding off (MiniLM's `tokenizer.json` pads to 128) and truncation at `max`.
+pub fn load_tokenizer(dir: &Path, max: usize) -> Result<Tokenizer, LoadError> {
+    let json = dir.join("tokenizer.json");
+    let mut tokenizer = if json.exists() {
+        Tokenizer::from_file(&json).map_err(|e| LoadError::Tokenizer(e.to_string()))?
+    } else {
+        word_piece(&dir.join("vocab.txt"))?
+    };
+    tokenizer.with_padding(None);
+    let truncation = tokenizers::TruncationParams { max_length: max, ..Default::default() };
+    tokenizer.with_truncation(Some(truncation)).map_err(|e| LoadError::Tokenizer(e.to_string()))?;
+    Ok(tokenizer)
+}
+
+/// BERT's uncased WordPiece tokenizer from a `vocab.txt`.
+fn word_piece(vocab: &Path) -> Result<Tokenizer, LoadError> {
+    use tokenizers::Model;
+    use tokenizers::models::wordpiece::WordPiece;
+    use tokenizers::normalizers::bert::BertNormalizer;
+    use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+    use tokenizers::processors::bert::BertProcessing;
+
+    let path = vocab.to_str().ok_or_else(|| LoadError::Tokenizer("vocabulary path is not UTF-8".into()))?;
+    let model = WordPiece::from_file(path)
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| LoadError::Tokenizer(format!("{}: {e}", vocab.display())))?;
+    let id = |t: &str| model.token_to_id(t).ok_or_else(|| LoadError::Tokenizer(format!("vocabulary has no {t}")));
+    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer
+        .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
+        .map_err(|e| LoadError::Tokenizer(e.to_string()))?;
+    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+    tokenizer.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
+    Ok(tokenizer)
+}
+
+/// A checkpoint: its configuration (with `num_labels` set when it has a classifier), its
+/// parameters and its tokenizer.
+pub struct Checkpoint {
+    /// The shape.
+    pub config: BertConfig,
+    /// The model owner's tensors.
+    pub params: Params,
+    /// The data owner's tokenizer.
+    pub tokenizer: Tokenizer,
+}
+
+impl fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkpoint").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Loads a checkpoint directory.
+pub fn load(dir: &Path) -> Result<Checkpoint, LoadError> {
+    let mut config = parse_config(&read(&dir.join("config.json"))?)?;
+    let params = parse_weights(&read(&dir.join("model.safetensors"))?)?;
+    config.num_labels = params.iter().find(|(n, _)| n.as_str() == "classifier.weight").map(|(_, p)| p.shape[0]);
+    let max = config.max_position_embeddings - config.position_offset();
+    let tokenizer = load_tokenizer(dir, max)?;
+    Ok(Checkpoint { config, params, tokenizer })
+}
+
+impl Checkpoint {
+    /// Token ids of `text` (with the special tokens), as the data owner computes them.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, LoadError> {
+        let encoding = self.tokenizer.encode(text, true).map_err(|e| LoadError::Tokenizer(e.to_string()))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_configurations_are_named() {
+        let err = parse_config(br#"{"hidden_act": "swish"}"#).unwrap_err();
+        assert!(err.to_string().contains("hidden_act"), "{err}");
+        let err = parse_config(br#"{"position_embedding_type": "relative_key"}"#).unwrap_err();
+        assert!(err.to_string().contains("position_embedding_type"), "{err}");
+        let err = parse_config(br#"{"model_type": "gpt2"}"#).unwrap_err();
+        assert!(err.to_string().contains("model_type"), "{err}");
+        let err = parse_config(br#"{"hidden_size": 10, "num_attention_heads": 3}"#).unwrap_err();
+        assert!(err.to_string().contains("multiple"), "{err}");
+        assert!(parse_config(b"not json").is_err());
+        let ok = parse_config(br#"{"hidden_size": 384, "num_hidden_layers": 6, "extra": [1, 2]}"#).unwrap();
+        assert_eq!((ok.hidden_size, ok.num_hidden_layers, ok.vocab_size), (384, 6, 30522));
+    }
+
+    fn safetensors_file(tensors: &[(&str, &str, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+        let mut header = serde_json::Map::new();
+        let mut data = Vec::new();
+        for (name, dtype, shape, bytes) in tensors {
+            let start = data.len();
+            data.extend_from_slice(bytes);
+            header.insert(
+                name.to_string(),
+                serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
+            );
+        }
+        let header = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend(header);
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn weights_lose_their_prefix_and_keep_their_values() {
+        let values: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let ids: Vec<u8> = [0i64, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let file = safetensors_file(&[
+            ("bert.pooler.dense.bias", "F32", vec![2], values),
+            ("bert.embeddings.position_ids", "I64", vec![1, 2], ids),
+        ]);
+        let params = parse_weights(&file).unwrap();
+        assert_eq!(params.get("pooler.dense.bias", &[2]).unwrap(), &[1.5, -2.0]);
+        assert!(!params.contains("embeddings.position_ids"));
+        assert!(params.get("pooler.dense.bias", &[3]).unwrap_err().to_string().contains("pooler.dense.bias"));
+    }
+
+    #[test]
+    fn a_vocab_file_makes_a_bert_tokenizer() {
+        let dir = std::env::temp_dir().join(format!("mpcformer-vocab-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\nworld\n##s\n!\n").unwrap();
+        let tokenizer = load_tokenizer(&dir, 16).unwrap();
+        let ids = tokenizer.encode("Hello worlds! Xyz", true).unwrap().get_ids().to_vec();
+        assert_eq!(ids, [2, 4, 5, 6, 7, 1, 3]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_weights_are_refused_with_a_reason() {
+        let half = safetensors_file(&[("x", "F16", vec![1], vec![0, 0])]);
+        assert!(parse_weights(&half).unwrap_err().to_string().contains("`x` is F16"));
+        assert!(parse_weights(b"\x08\x00\x00\x00\x00\x00\x00\x00{}").is_err());
+        assert!(parse_weights(&[0xff; 16]).is_err());
+        assert!(parse_weights(&[]).is_err());
+    }
+}
