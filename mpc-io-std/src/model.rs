@@ -74,10 +74,10 @@ pub fn parse_config(json: &[u8]) -> Result<BertConfig, LoadError> {
     if config.hidden_act != "gelu" {
         return Err(LoadError::Unsupported { field: "hidden_act", value: config.hidden_act.clone() });
     }
-    if let Some(kind) = value.get("position_embedding_type").and_then(|v| v.as_str()) {
-        if kind != "absolute" {
-            return Err(LoadError::Unsupported { field: "position_embedding_type", value: kind.to_string() });
-        }
+    if let Some(kind) = value.get("position_embedding_type").and_then(|v| v.as_str())
+        && kind != "absolute"
+    {
+        return Err(LoadError::Unsupported { field: "position_embedding_type", value: kind.to_string() });
     }
     config.validate().map_err(|e| LoadError::Config(e.to_string()))?;
     Ok(config)
