@@ -144,6 +144,7 @@ pub fn run(
                 truncation: Truncation::Local,
                 layers: None,
                 progress,
+                seed: None,
             })
             .map_err(InferError::Launch)?;
             let (p0, p1) = (&run.p0.output, &run.p1.output);

@@ -22,6 +22,26 @@ pub type ThreadedTransport = Metered<ChannelTransport>;
 /// A threaded party's protocol engine, borrowing its context.
 pub type ThreadedParty<'a> = Party<u64, &'a mut ThreadedTransport, &'a mut DealerClient<ThreadedTransport>>;
 
+/// The randomness of `role`'s process or thread: from the OS, or (insecure, reproducible) from
+/// `seed` on a stream per party.
+pub fn party_rng(seed: Option<[u8; 32]>, who: PartyId) -> Result<Prg, LaunchError> {
+    match seed {
+        Some(seed) => {
+            let mut rng = <Prg as rand_core::SeedableRng>::from_seed(seed);
+            rng.set_stream(who.index() as u64);
+            Ok(rng)
+        }
+        None => crate::os_rng().map_err(|_| LaunchError::Entropy),
+    }
+}
+
+/// A 32-byte seed from a number (for `--insecure-seed`).
+pub fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes
+}
+
 /// Settings of a threaded run.
 #[derive(Clone, Copy, Debug)]
 pub struct LaunchOptions {
@@ -41,38 +61,27 @@ impl Default for LaunchOptions {
 impl LaunchOptions {
     /// Reproducible randomness from `seed` (see [`LaunchOptions::insecure_seed`]).
     pub fn seeded(seed: u64) -> Self {
-        let mut bytes = [0u8; 32];
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-        Self { insecure_seed: Some(bytes), ..Self::default() }
-    }
-
-    fn rng(&self, stream: u64) -> Result<Prg, LaunchError> {
-        match self.insecure_seed {
-            Some(seed) => {
-                let mut rng = <Prg as rand_core::SeedableRng>::from_seed(seed);
-                rng.set_stream(stream);
-                Ok(rng)
-            }
-            None => crate::os_rng().map_err(|_| LaunchError::Entropy),
-        }
+        Self { insecure_seed: Some(seed_bytes(seed)), ..Self::default() }
     }
 }
 
-/// What one party's thread works with.
-pub struct PartyContext {
+/// What one party works with, over transport `T` (channels for threads, TCP + TLS for
+/// processes).
+pub struct PartyContext<T: mpc_core::Transport = ChannelTransport> {
     /// This party's role.
     pub role: Role,
     /// The metered link to the other computing party.
-    pub peer: ThreadedTransport,
+    pub peer: Metered<T>,
     /// This party's client of the dealer (its transport is metered apart).
-    pub dealer: DealerClient<ThreadedTransport>,
+    pub dealer: DealerClient<Metered<T>>,
     /// A cryptographic RNG seeded by the OS.
     pub rng: Prg,
 }
 
-impl PartyContext {
+impl<T: mpc_core::Transport> PartyContext<T> {
     /// Opens the two-party session (P0 sends the pairwise input seed to P1).
-    pub fn party(&mut self) -> Result<ThreadedParty<'_>, Error> {
+    #[allow(clippy::type_complexity)]
+    pub fn party(&mut self) -> Result<Party<u64, &mut Metered<T>, &mut DealerClient<Metered<T>>>, Error> {
         Party::setup(self.role, &mut self.peer, &mut self.dealer, &mut self.rng)
     }
 }
@@ -155,9 +164,9 @@ where
     let (p0_d, d_p0) = ChannelTransport::pair(PartyId::P0, PartyId::Dealer);
     let (p1_d, d_p1) = ChannelTransport::pair(PartyId::P1, PartyId::Dealer);
     let mut dealer_link = d_p0.join(d_p1).with_timeout(options.timeout);
-    let rng0 = options.rng(0)?;
-    let rng1 = options.rng(1)?;
-    let mut dealer_rng = options.rng(2)?;
+    let rng0 = party_rng(options.insecure_seed, PartyId::P0)?;
+    let rng1 = party_rng(options.insecure_seed, PartyId::P1)?;
+    let mut dealer_rng = party_rng(options.insecure_seed, PartyId::Dealer)?;
     let start = Instant::now();
 
     let run_party = |role: Role, peer: ChannelTransport, dealer: ChannelTransport, rng: Prg| {

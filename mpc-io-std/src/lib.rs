@@ -4,6 +4,8 @@
 //! people.
 //!
 //! - [`channel`]: an in-memory [`Transport`](mpc_core::Transport) over std channels;
+//! - [`tcp`]: TCP + mutual TLS between processes, with certificates per role;
+//! - [`network`]: the dealer and the parties as processes over [`tcp`];
 //! - [`launcher`]: runs P0, P1 and the dealer in threads and returns outputs and metering;
 //! - [`accuracy`]: the table of numerical functions behind `mpcformer accuracy`;
 //! - [`bench`]: the benchmarks behind `mpcformer bench`;
@@ -19,6 +21,8 @@ pub mod demo;
 pub mod infer;
 pub mod launcher;
 pub mod model;
+pub mod network;
+pub mod tcp;
 
 pub use channel::{ChannelError, ChannelTransport};
 pub use launcher::{LaunchError, LaunchOptions, PartyContext, PartyOutcome, ThreadedRun, run_threaded};

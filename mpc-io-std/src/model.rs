@@ -167,6 +167,37 @@ pub fn load(dir: &Path) -> Result<Checkpoint, LoadError> {
     Ok(Checkpoint { config, params, tokenizer })
 }
 
+/// What the data owner needs of a checkpoint: its public configuration and its tokenizer, never
+/// its weights. The head comes from `num_labels` in config.json, or else from the classifier's
+/// shape in the safetensors header when the file is at hand (the header only, no tensor data).
+pub fn load_public(dir: &Path) -> Result<Checkpoint, LoadError> {
+    let mut config = parse_config(&read(&dir.join("config.json"))?)?;
+    let weights = dir.join("model.safetensors");
+    if config.num_labels.is_none() && weights.exists() {
+        let mut file = std::fs::File::open(&weights).map_err(|error| LoadError::Io { path: weights.clone(), error })?;
+        let mut len = [0u8; 8];
+        std::io::Read::read_exact(&mut file, &mut len)
+            .map_err(|error| LoadError::Io { path: weights.clone(), error })?;
+        let len = u64::from_le_bytes(len);
+        if len > 100 << 20 {
+            return Err(LoadError::Weights(format!("header of {len} bytes")));
+        }
+        let mut header = vec![0u8; len as usize];
+        std::io::Read::read_exact(&mut file, &mut header)
+            .map_err(|error| LoadError::Io { path: weights.clone(), error })?;
+        let header: serde_json::Value =
+            serde_json::from_slice(&header).map_err(|e| LoadError::Weights(e.to_string()))?;
+        let classifier = ["classifier.weight", "bert.classifier.weight", "roberta.classifier.weight"]
+            .iter()
+            .find_map(|name| header.get(*name))
+            .and_then(|t| t.get("shape")?.get(0)?.as_u64());
+        config.num_labels = classifier.map(|rows| rows as usize);
+    }
+    let max = config.max_position_embeddings - config.position_offset();
+    let tokenizer = load_tokenizer(dir, max)?;
+    Ok(Checkpoint { config, params: Params::new(), tokenizer })
+}
+
 impl Checkpoint {
     /// Token ids of `text` (with the special tokens), as the data owner computes them.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, LoadError> {

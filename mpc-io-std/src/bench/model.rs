@@ -22,7 +22,7 @@ use mpc_nn::{Backend, Plain, Secure, WeightMode};
 use mpc_transformer::{BertConfig, Bucket, Encoder, Observer, Params, Preset, Unobserved};
 use serde::Serialize;
 
-use crate::launcher::{LaunchError, LaunchOptions, ThreadedTransport, run_threaded};
+use crate::launcher::{LaunchError, LaunchOptions, PartyContext, run_threaded};
 
 /// What to benchmark.
 #[derive(Clone, Debug)]
@@ -169,6 +169,8 @@ pub struct PrivateJob<'a> {
     pub layers: Option<usize>,
     /// Show P1's progress per layer on stderr.
     pub progress: bool,
+    /// Reproducible randomness (insecure: tests only).
+    pub seed: Option<u64>,
 }
 
 /// Shows layer progress on stderr.
@@ -196,43 +198,50 @@ impl<X: Transport, P: mpc_core::Preprocessing<u64>> Observer<Secure<&mut Metered
     }
 }
 
-/// Runs P0, P1 and the dealer in threads: load, plan, offline, online (see the module docs).
+/// One party's side of a private inference over any transport: load, plan, offline, online
+/// (see the module docs).
+pub fn private_party<T: Transport>(ctx: &mut PartyContext<T>, job: &PrivateJob<'_>) -> Result<PartyReport, Error> {
+    let role = ctx.role;
+    let staged = Staged::<&mut DealerClient<Metered<T>>, u64>::new(&mut ctx.dealer);
+    let party = Party::setup(role, &mut ctx.peer, staged, &mut ctx.rng)?.with_truncation(job.truncation);
+    let mut b = Secure::new(party).with_weight_mode(job.weights);
+    let dealer_stats = |b: &Secure<_, Staged<&mut DealerClient<Metered<T>>, u64>>| {
+        b.party().preprocessing().live().transport().stats()
+    };
+
+    let (t, s) = (Instant::now(), b.party().transport().stats());
+    let model = Encoder::load(&mut b, job.config, job.preset, (role == Role::P0).then_some(job.params), job.layers)
+        .map_err(to_error)?;
+    let load = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
+
+    let my_tokens = (role == Role::P1).then_some(job.tokens);
+    b.party_mut().preprocessing_mut().record();
+    model.forward(&mut b, my_tokens, job.mask, &mut Unobserved).map_err(to_error)?;
+    let plan = b.party_mut().preprocessing_mut().take_plan();
+
+    // Barriers (one opening each, not counted) start both parties' clocks together.
+    b.reveal(&[0])?;
+    let (t, s) = (Instant::now(), dealer_stats(&b));
+    b.prepare_offline(&plan)?;
+    let offline = (t.elapsed().as_secs_f64(), dealer_stats(&b).since(&s));
+
+    let mut meter = BucketMeter::default();
+    b.reveal(&[0])?;
+    let (t, s) = (Instant::now(), b.party().transport().stats());
+    let mut observer = Progress { meter: &mut meter, show: job.progress && role == Role::P1 };
+    let out = model.forward(&mut b, my_tokens, job.mask, &mut observer).map_err(to_error)?;
+    let output = b.reveal(&out)?;
+    let online = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
+    Ok(PartyReport { output, load, offline, online, buckets: meter.totals })
+}
+
+/// Runs P0, P1 and the dealer in threads (see [`private_party`]).
 pub fn run_private(job: PrivateJob<'_>) -> Result<crate::launcher::ThreadedRun<PartyReport>, LaunchError> {
-    let PrivateJob { config, params, tokens: toks, mask, preset, weights, truncation, layers, progress } = job;
-    run_threaded(LaunchOptions::default(), |ctx| -> Result<PartyReport, Error> {
-        let role = ctx.role;
-        let staged = Staged::<&mut DealerClient<ThreadedTransport>, u64>::new(&mut ctx.dealer);
-        let party = Party::setup(role, &mut ctx.peer, staged, &mut ctx.rng)?.with_truncation(truncation);
-        let mut b = Secure::new(party).with_weight_mode(weights);
-        let dealer_stats = |b: &Secure<_, Staged<&mut DealerClient<ThreadedTransport>, u64>>| {
-            b.party().preprocessing().live().transport().stats()
-        };
-
-        let (t, s) = (Instant::now(), b.party().transport().stats());
-        let model =
-            Encoder::load(&mut b, config, preset, (role == Role::P0).then_some(params), layers).map_err(to_error)?;
-        let load = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
-
-        let my_tokens = (role == Role::P1).then_some(toks);
-        b.party_mut().preprocessing_mut().record();
-        model.forward(&mut b, my_tokens, mask, &mut Unobserved).map_err(to_error)?;
-        let plan = b.party_mut().preprocessing_mut().take_plan();
-
-        // Barriers (one opening each, not counted) start both parties' clocks together.
-        b.reveal(&[0])?;
-        let (t, s) = (Instant::now(), dealer_stats(&b));
-        b.prepare_offline(&plan)?;
-        let offline = (t.elapsed().as_secs_f64(), dealer_stats(&b).since(&s));
-
-        let mut meter = BucketMeter::default();
-        b.reveal(&[0])?;
-        let (t, s) = (Instant::now(), b.party().transport().stats());
-        let mut observer = Progress { meter: &mut meter, show: progress && role == Role::P1 };
-        let out = model.forward(&mut b, my_tokens, mask, &mut observer).map_err(to_error)?;
-        let output = b.reveal(&out)?;
-        let online = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
-        Ok(PartyReport { output, load, offline, online, buckets: meter.totals })
-    })
+    let options = match job.seed {
+        Some(seed) => LaunchOptions::seeded(seed),
+        None => LaunchOptions::default(),
+    };
+    run_threaded(options, |ctx| private_party(ctx, &job))
 }
 
 /// Runs the benchmark.
@@ -251,6 +260,7 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         truncation: bench.truncation,
         layers: bench.layers,
         progress: false,
+        seed: None,
     })?;
 
     // Plaintext: the same model in f32 (timed), and in f64 (the accuracy reference).

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mpc_core::Transport;
 use mpc_core::protocol::Truncation;
 use mpc_io_std::accuracy;
 use mpc_io_std::bench::gemm;
@@ -56,6 +57,46 @@ enum Command {
         /// Print one JSON line instead of a report.
         #[arg(long)]
         json: bool,
+    },
+    /// Makes a test CA and a certificate per role (p0, p1, dealer) in a directory.
+    Certs {
+        /// Where to write ca.pem, <role>.pem and <role>.key.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Runs the dealer as a process: waits for P0 and P1 over TCP + TLS.
+    Dealer {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Runs P0 (the model owner) or P1 (the data owner) as a process over TCP + TLS.
+    Party {
+        /// p0 or p1.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The dealer's address.
+        #[arg(long)]
+        dealer: std::net::SocketAddr,
+        /// P0: the address to listen on for P1. P1: P0's address.
+        #[arg(long)]
+        peer: std::net::SocketAddr,
+        /// The checkpoint directory: P0 reads the weights, P1 only config.json and the tokenizer.
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// P1's text.
+        #[arg(long)]
+        text: Option<String>,
+        /// Approximations.
+        #[arg(long, default_value = "gelu+softmax")]
+        preset: String,
+        /// How P0's weights are held.
+        #[arg(long, value_enum, default_value_t = WeightsArg::Owner)]
+        weights: WeightsArg,
+        #[command(flatten)]
+        net: NetArgs,
     },
     /// Every numerical function and comparison computed by the real protocol over threads,
     /// against f64: errors, rounds and bytes.
@@ -118,6 +159,41 @@ struct ModelArgs {
     /// Print one JSON line.
     #[arg(long)]
     json: bool,
+}
+
+/// Settings shared by the networked processes.
+#[derive(clap::Args, Debug)]
+struct NetArgs {
+    /// The directory of ca.pem and the role certificates (`mpcformer certs`).
+    #[arg(long)]
+    certs: std::path::PathBuf,
+    /// Seconds to wait for connections and handshakes.
+    #[arg(long, default_value_t = 30.0)]
+    connect_timeout: f64,
+    /// Seconds to wait for any one message.
+    #[arg(long, default_value_t = 300.0)]
+    read_timeout: f64,
+    /// Derive all randomness from this number: reproducible runs for tests. INSECURE.
+    #[arg(long)]
+    insecure_seed: Option<u64>,
+}
+
+impl NetArgs {
+    fn options(&self) -> mpc_io_std::tcp::TcpOptions {
+        mpc_io_std::tcp::TcpOptions {
+            connect_timeout: std::time::Duration::from_secs_f64(self.connect_timeout),
+            read_timeout: std::time::Duration::from_secs_f64(self.read_timeout),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RoleArg {
+    /// The model owner.
+    P0,
+    /// The data owner.
+    P1,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -235,6 +311,114 @@ fn infer(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+fn party(
+    role: RoleArg,
+    dealer: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+    dir: &std::path::Path,
+    text: Option<&str>,
+    preset: &str,
+    weights: WeightsArg,
+    net: &NetArgs,
+) -> ExitCode {
+    use mpc_core::transport::Role;
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("mpcformer party: {e}");
+        ExitCode::FAILURE
+    };
+    let Some(preset) = Preset::parse(preset) else { return fail(&format!("unknown preset `{preset}`")) };
+    let role = match role {
+        RoleArg::P0 => Role::P0,
+        RoleArg::P1 => Role::P1,
+    };
+    let checkpoint = match role {
+        Role::P0 => mpc_io_std::model::load(dir),
+        Role::P1 => mpc_io_std::model::load_public(dir),
+    };
+    let checkpoint = match checkpoint {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    // The text is P1's; P0 learns only its length (public, as the sequence length).
+    let tokens = match (role, text) {
+        (Role::P1, Some(t)) => match checkpoint.tokenize(t) {
+            Ok(tokens) => tokens,
+            Err(e) => return fail(&e),
+        },
+        (Role::P1, None) => return fail(&"P1 needs --text"),
+        (Role::P0, _) => Vec::new(),
+    };
+    let endpoints = mpc_io_std::network::Endpoints { dealer, peer };
+    let mut ctx =
+        match mpc_io_std::network::connect_party(role, endpoints, &net.certs, net.insecure_seed, net.options()) {
+            Ok(ctx) => ctx,
+            Err(e) => return fail(&e),
+        };
+    // P1 tells P0 the public sequence length.
+    let seq = match exchange_length(&mut ctx, tokens.len()) {
+        Ok(seq) => seq,
+        Err(e) => return fail(&e),
+    };
+    let tokens = if role == Role::P1 { tokens } else { vec![0; seq] };
+    let mask = vec![1.0; seq];
+    let job = model::PrivateJob {
+        config: &checkpoint.config,
+        params: &checkpoint.params,
+        tokens: &tokens,
+        mask: &mask,
+        preset,
+        weights: weights.into(),
+        truncation: Truncation::Local,
+        layers: None,
+        progress: false,
+        seed: net.insecure_seed,
+    };
+    let report = match model::private_party(&mut ctx, &job) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    if role == Role::P0
+        && let Err(e) = ctx.dealer.finish()
+    {
+        return fail(&e);
+    }
+    let line = serde_json::json!({
+        "role": format!("{role}"),
+        "tokens": seq,
+        "output": report.output,
+        "online_s": report.online.0,
+        "offline_s": report.offline.0,
+        "online_bytes_sent": report.online.1.bytes_sent,
+        "rounds": report.online.1.rounds,
+    });
+    println!("{line}");
+    ExitCode::SUCCESS
+}
+
+/// P1 sends the (public) number of tokens to P0.
+fn exchange_length<T: Transport>(
+    ctx: &mut mpc_io_std::launcher::PartyContext<T>,
+    len: usize,
+) -> Result<usize, mpc_core::Error> {
+    use mpc_core::transport::{PartyId, Role};
+    match ctx.role {
+        Role::P1 => {
+            ctx.peer.send(PartyId::P0, &(len as u64).to_le_bytes()).map_err(mpc_core::Error::transport)?;
+            Ok(len)
+        }
+        Role::P0 => {
+            let mut buf = [0u8; 8];
+            ctx.peer.recv(PartyId::P1, &mut buf).map_err(mpc_core::Error::transport)?;
+            let len = u64::from_le_bytes(buf);
+            usize::try_from(len)
+                .ok()
+                .filter(|&l| l > 0 && l <= 1 << 16)
+                .ok_or(mpc_core::Error::Malformed("sequence length"))
+        }
+    }
+}
+
 fn bench_model(args: ModelArgs) -> ExitCode {
     let Some(config) = BertConfig::named(&args.config) else {
         eprintln!("mpcformer bench: unknown configuration `{}` (bert-base, bert-large, minilm)", args.config);
@@ -338,6 +522,31 @@ fn main() -> ExitCode {
         }
         Command::Infer { model, text, setting, preset, weights, json } => {
             infer(&model, &text, setting, &preset, weights, json)
+        }
+        Command::Certs { out } => match mpc_io_std::tcp::make_certs(&out) {
+            Ok(()) => {
+                println!("{}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mpcformer certs: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Dealer { listen, net } => {
+            match mpc_io_std::network::run_dealer(listen, &net.certs, net.insecure_seed, net.options()) {
+                Ok(stats) => {
+                    println!("{}", serde_json::to_string(&stats).expect("serialisable"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mpcformer dealer: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Party { role, dealer, peer, model, text, preset, weights, net } => {
+            party(role, dealer, peer, &model, text.as_deref(), &preset, weights, &net)
         }
         Command::Demo { preset, weights, json } => {
             let Some(preset) = Preset::parse(&preset) else {

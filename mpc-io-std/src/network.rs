@@ -1,0 +1,101 @@
+//! The network setting: P0, P1 and the dealer as processes over TCP + mutual TLS.
+//!
+//! Topology: the dealer listens for both parties; P0 listens for P1; P1 connects to both. Every
+//! connection authenticates both ends by the session CA and the roles the certificates name.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use mpc_core::Error;
+use mpc_core::preprocessing::{Dealer, DealerClient, DealerStats};
+use mpc_core::transport::{Metered, PartyId, Role};
+
+use crate::launcher::{PartyContext, party_rng, seed_bytes};
+use crate::tcp::{Identity, TcpError, TcpOptions, TcpTransport, listen};
+
+/// Why a networked party or dealer stopped.
+#[derive(Debug)]
+pub enum NetError {
+    /// Setting up a link failed.
+    Link(TcpError),
+    /// The protocol failed.
+    Protocol(Error),
+    /// The OS gave no randomness.
+    Entropy,
+}
+
+impl std::fmt::Display for NetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetError::Link(e) => write!(f, "link: {e}"),
+            NetError::Protocol(e) => write!(f, "protocol: {e}"),
+            NetError::Entropy => f.write_str("no randomness from the operating system"),
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+impl From<TcpError> for NetError {
+    fn from(e: TcpError) -> Self {
+        NetError::Link(e)
+    }
+}
+
+impl From<Error> for NetError {
+    fn from(e: Error) -> Self {
+        NetError::Protocol(e)
+    }
+}
+
+/// Serves the dealer: waits for P0 and P1, hands out seeds and P0's corrections until P0 ends.
+pub fn run_dealer(
+    listen_on: SocketAddr,
+    certs: &Path,
+    seed: Option<u64>,
+    options: TcpOptions,
+) -> Result<DealerStats, NetError> {
+    let identity = Identity::load(certs, PartyId::Dealer)?;
+    let listener = listen(listen_on)?;
+    let mut transport = TcpTransport::new(options);
+    for _ in 0..2 {
+        transport.accept(&identity, &listener, &[PartyId::P0, PartyId::P1])?;
+    }
+    let mut rng = party_rng(seed.map(seed_bytes), PartyId::Dealer).map_err(|_| NetError::Entropy)?;
+    Ok(Dealer::<u64>::new(&mut rng).serve(&mut transport)?)
+}
+
+/// Where a computing party finds the others.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoints {
+    /// The dealer's address.
+    pub dealer: SocketAddr,
+    /// P0: where to listen for P1. P1: where P0 listens.
+    pub peer: SocketAddr,
+}
+
+/// Connects a computing party to the dealer and to its peer, ready for [`private_party`].
+///
+/// [`private_party`]: crate::bench::model::private_party
+pub fn connect_party(
+    role: Role,
+    endpoints: Endpoints,
+    certs: &Path,
+    seed: Option<u64>,
+    options: TcpOptions,
+) -> Result<PartyContext<TcpTransport>, NetError> {
+    let identity = Identity::load(certs, role.id())?;
+    let mut dealer = TcpTransport::new(options);
+    dealer.connect(&identity, PartyId::Dealer, endpoints.dealer)?;
+    let mut peer = TcpTransport::new(options);
+    match role {
+        Role::P0 => {
+            let listener = listen(endpoints.peer)?;
+            peer.accept(&identity, &listener, &[PartyId::P1])?;
+        }
+        Role::P1 => peer.connect(&identity, PartyId::P0, endpoints.peer)?,
+    }
+    let rng = party_rng(seed.map(seed_bytes), role.id()).map_err(|_| NetError::Entropy)?;
+    let dealer = DealerClient::connect(role, Metered::new(dealer))?;
+    Ok(PartyContext { role, peer: Metered::new(peer), dealer, rng })
+}

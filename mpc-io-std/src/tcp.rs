@@ -1,0 +1,421 @@
+//! TCP + mutual TLS (rustls, ring provider) between the parties and the dealer.
+//!
+//! Each link is one TLS 1.3 connection; both ends present certificates from the session's CA,
+//! and a certificate names its holder's role (`p0`, `p1`, `dealer`) as its DNS name, so a party
+//! cannot claim another's role. Messages are framed with a little-endian u64 length, checked
+//! against a limit before anything is allocated.
+//!
+//! After the handshake each link runs a reader and a writer thread around the shared TLS state
+//! (encryption and decryption happen under a lock, socket I/O outside it), so that a send never
+//! waits for the peer to read: both parties of a round send before they receive. A dead peer
+//! ends in [`ErrorKind::Disconnected`], a silent one in [`ErrorKind::TimedOut`].
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use mpc_core::transport::{self, ErrorKind, ErrorType, PartyId, Transport};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection};
+
+/// Why a link could not be set up or used.
+#[derive(Debug)]
+pub struct TcpError {
+    /// What went wrong, for generic code.
+    pub kind: ErrorKind,
+    /// The peer, where known.
+    pub peer: Option<PartyId>,
+    /// What happened, for people.
+    pub detail: String,
+}
+
+impl TcpError {
+    fn new(kind: ErrorKind, peer: Option<PartyId>, detail: impl Into<String>) -> Self {
+        Self { kind, peer, detail: detail.into() }
+    }
+}
+
+impl std::fmt::Display for TcpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.peer {
+            Some(p) => write!(f, "{} (peer {p}): {}", self.kind, self.detail),
+            None => write!(f, "{}: {}", self.kind, self.detail),
+        }
+    }
+}
+
+impl std::error::Error for TcpError {}
+
+impl transport::Error for TcpError {
+    fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+/// Timeouts and limits of a link.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpOptions {
+    /// How long to wait for a connection, a handshake, or an accepted peer.
+    pub connect_timeout: Duration,
+    /// How long to wait for a message.
+    pub read_timeout: Duration,
+    /// The largest message accepted.
+    pub max_message: u64,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        Self { connect_timeout: Duration::from_secs(30), read_timeout: Duration::from_secs(300), max_message: 1 << 32 }
+    }
+}
+
+/// A party's TLS identity: the session's CA and its own certificate and key.
+#[derive(Debug)]
+pub struct Identity {
+    role: PartyId,
+    ca: CertificateDer<'static>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+fn io_error(kind: ErrorKind, detail: String) -> TcpError {
+    TcpError::new(kind, None, detail)
+}
+
+impl Identity {
+    /// Reads `ca.pem`, `<role>.pem` and `<role>.key` from `dir` (as written by [`make_certs`]).
+    pub fn load(dir: &Path, role: PartyId) -> Result<Self, TcpError> {
+        let file = |name: String| dir.join(name);
+        let bad = |what: &Path, e: &dyn std::fmt::Display| {
+            io_error(ErrorKind::Unauthenticated, format!("{}: {e}", what.display()))
+        };
+        let ca_path = file("ca.pem".into());
+        let ca = CertificateDer::from_pem_file(&ca_path).map_err(|e| bad(&ca_path, &e))?;
+        let cert_path = file(format!("{}.pem", role.name()));
+        let chain = CertificateDer::pem_file_iter(&cert_path)
+            .map_err(|e| bad(&cert_path, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(&cert_path, &e))?;
+        let key_path = file(format!("{}.key", role.name()));
+        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| bad(&key_path, &e))?;
+        Ok(Self { role, ca, chain, key })
+    }
+
+    fn roots(&self) -> Result<Arc<RootCertStore>, TcpError> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.clone()).map_err(|e| io_error(ErrorKind::Unauthenticated, format!("CA certificate: {e}")))?;
+        Ok(Arc::new(roots))
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    fn client_config(&self) -> Result<Arc<ClientConfig>, TcpError> {
+        let config = ClientConfig::builder_with_provider(Self::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| io_error(ErrorKind::Other, e.to_string()))?
+            .with_root_certificates(self.roots()?)
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| io_error(ErrorKind::Unauthenticated, format!("own certificate: {e}")))?;
+        Ok(Arc::new(config))
+    }
+
+    fn server_config(&self) -> Result<Arc<ServerConfig>, TcpError> {
+        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, Self::provider())
+            .build()
+            .map_err(|e| io_error(ErrorKind::Unauthenticated, e.to_string()))?;
+        let config = ServerConfig::builder_with_provider(Self::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| io_error(ErrorKind::Other, e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| io_error(ErrorKind::Unauthenticated, format!("own certificate: {e}")))?;
+        Ok(Arc::new(config))
+    }
+}
+
+/// Writes a test CA and a certificate and key per role (`p0`, `p1`, `dealer`, each naming its
+/// role as DNS name) into `dir`: `ca.pem`, `<role>.pem`, `<role>.key`. The CA's key is not kept.
+pub fn make_certs(dir: &Path) -> Result<(), TcpError> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let fail = |e: &dyn std::fmt::Display| io_error(ErrorKind::Other, e.to_string());
+    std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+    let ca_key = KeyPair::generate().map_err(|e| fail(&e))?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| fail(&e))?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "mpcformer test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(|e| fail(&e))?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).map_err(|e| fail(&e))?;
+    for role in [PartyId::P0, PartyId::P1, PartyId::Dealer] {
+        let key = KeyPair::generate().map_err(|e| fail(&e))?;
+        let mut params = CertificateParams::new(vec![role.name().to_string()]).map_err(|e| fail(&e))?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, role.name());
+        let cert = params.signed_by(&key, &issuer).map_err(|e| fail(&e))?;
+        std::fs::write(dir.join(format!("{}.pem", role.name())), cert.pem()).map_err(|e| fail(&e))?;
+        std::fs::write(dir.join(format!("{}.key", role.name())), key.serialize_pem()).map_err(|e| fail(&e))?;
+    }
+    Ok(())
+}
+
+type Incoming = Result<Vec<u8>, (ErrorKind, String)>;
+
+struct Link {
+    outgoing: Sender<Vec<u8>>,
+    incoming: Receiver<Incoming>,
+}
+
+/// One party's TLS links to its peers.
+pub struct TcpTransport {
+    links: BTreeMap<PartyId, Link>,
+    options: TcpOptions,
+}
+
+impl std::fmt::Debug for TcpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpTransport").field("peers", &self.links.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+fn handshake(conn: &mut Connection, tcp: &mut TcpStream, peer: Option<PartyId>) -> Result<(), TcpError> {
+    while conn.is_handshaking() {
+        conn.complete_io(tcp).map_err(|e| {
+            let kind = match e.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ErrorKind::TimedOut,
+                std::io::ErrorKind::InvalidData => ErrorKind::Unauthenticated,
+                _ => ErrorKind::Disconnected,
+            };
+            TcpError::new(kind, peer, format!("TLS handshake: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// The role a verified peer certificate names (its DNS name).
+fn certified_role(conn: &Connection) -> Option<PartyId> {
+    let cert = conn.peer_certificates()?.first()?;
+    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
+    [PartyId::P0, PartyId::P1, PartyId::Dealer].into_iter().find(|role| {
+        ServerName::try_from(role.name()).is_ok_and(|name| cert.verify_is_valid_for_subject_name(&name).is_ok())
+    })
+}
+
+fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptions) -> Result<Link, TcpError> {
+    tcp.set_read_timeout(None)
+        .and_then(|_| tcp.set_write_timeout(None))
+        .and_then(|_| tcp.set_nodelay(true))
+        .map_err(|e| TcpError::new(ErrorKind::Other, Some(peer), e.to_string()))?;
+    let mut reader_tcp = tcp.try_clone().map_err(|e| TcpError::new(ErrorKind::Other, Some(peer), e.to_string()))?;
+    let mut writer_tcp = tcp;
+    let conn = Arc::new(Mutex::new(conn));
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>();
+    let (in_tx, in_rx) = mpsc::channel::<Incoming>();
+
+    let reader_conn = conn.clone();
+    thread::spawn(move || {
+        let mut plain: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match reader_tcp.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = in_tx.send(Err((ErrorKind::Disconnected, "connection closed".into())));
+                    return;
+                }
+                Ok(n) => n,
+            };
+            let mut fed = &buf[..n];
+            let mut guard = match reader_conn.lock() {
+                Ok(g) => g,
+                Err(_) => return,
+            };
+            while !fed.is_empty() {
+                let step = guard.read_tls(&mut fed).and_then(|_| {
+                    guard.process_new_packets().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                });
+                if let Err(e) = step {
+                    let _ = in_tx.send(Err((ErrorKind::Malformed, format!("TLS: {e}"))));
+                    return;
+                }
+                let mut chunk = [0u8; 1 << 14];
+                loop {
+                    match guard.reader().read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(k) => plain.extend_from_slice(&chunk[..k]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            let _ = in_tx.send(Err((ErrorKind::Disconnected, e.to_string())));
+                            return;
+                        }
+                    }
+                }
+            }
+            drop(guard);
+            // Complete frames: a little-endian u64 length, then the message.
+            loop {
+                if plain.len() < 8 {
+                    break;
+                }
+                let len = u64::from_le_bytes(plain[..8].try_into().expect("eight bytes"));
+                if len > options.max_message {
+                    let _ = in_tx.send(Err((ErrorKind::TooLarge, format!("frame of {len} bytes"))));
+                    return;
+                }
+                let len = len as usize;
+                if plain.len() < 8 + len {
+                    break;
+                }
+                let msg = plain[8..8 + len].to_vec();
+                plain.drain(..8 + len);
+                if in_tx.send(Ok(msg)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+
+    thread::spawn(move || {
+        for msg in out_rx {
+            let mut wire = Vec::with_capacity(msg.len() + msg.len() / 1000 + 64);
+            {
+                let Ok(mut guard) = conn.lock() else { return };
+                let header = (msg.len() as u64).to_le_bytes();
+                let frame = header.iter().chain(msg.iter()).copied().collect::<Vec<u8>>();
+                for chunk in frame.chunks(1 << 14) {
+                    if guard.writer().write_all(chunk).is_err() {
+                        return;
+                    }
+                    while guard.wants_write() {
+                        if guard.write_tls(&mut wire).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if writer_tcp.write_all(&wire).is_err() {
+                return;
+            }
+        }
+    });
+
+    Ok(Link { outgoing: out_tx, incoming: in_rx })
+}
+
+/// Opens a listening socket.
+pub fn listen(addr: SocketAddr) -> Result<TcpListener, TcpError> {
+    TcpListener::bind(addr).map_err(|e| io_error(ErrorKind::Other, format!("listen on {addr}: {e}")))
+}
+
+impl TcpTransport {
+    /// No links yet.
+    pub fn new(options: TcpOptions) -> Self {
+        Self { links: BTreeMap::new(), options }
+    }
+
+    /// Connects to `peer` at `addr` and authenticates it (its certificate must name `peer`).
+    pub fn connect(&mut self, identity: &Identity, peer: PartyId, addr: SocketAddr) -> Result<(), TcpError> {
+        let mut tcp = TcpStream::connect_timeout(&addr, self.options.connect_timeout)
+            .map_err(|e| TcpError::new(ErrorKind::Disconnected, Some(peer), format!("connect to {addr}: {e}")))?;
+        let _ = tcp.set_read_timeout(Some(self.options.connect_timeout));
+        let _ = tcp.set_write_timeout(Some(self.options.connect_timeout));
+        let name = ServerName::try_from(peer.name().to_string())
+            .map_err(|e| TcpError::new(ErrorKind::Other, Some(peer), e.to_string()))?;
+        let client = ClientConnection::new(identity.client_config()?, name)
+            .map_err(|e| TcpError::new(ErrorKind::Other, Some(peer), e.to_string()))?;
+        let mut conn = Connection::from(client);
+        handshake(&mut conn, &mut tcp, Some(peer))?;
+        let link = start_link(conn, tcp, peer, self.options)?;
+        self.links.insert(peer, link);
+        Ok(())
+    }
+
+    /// Accepts one peer on `listener`, which must present a certificate naming one of `expected`
+    /// (and not one already linked). Returns its role.
+    pub fn accept(
+        &mut self,
+        identity: &Identity,
+        listener: &TcpListener,
+        expected: &[PartyId],
+    ) -> Result<PartyId, TcpError> {
+        let (mut tcp, from) = accept_with_timeout(listener, self.options.connect_timeout)?;
+        let _ = tcp.set_read_timeout(Some(self.options.connect_timeout));
+        let _ = tcp.set_write_timeout(Some(self.options.connect_timeout));
+        let server =
+            ServerConnection::new(identity.server_config()?).map_err(|e| io_error(ErrorKind::Other, e.to_string()))?;
+        let mut conn = Connection::from(server);
+        handshake(&mut conn, &mut tcp, None)?;
+        let role = certified_role(&conn)
+            .filter(|r| expected.contains(r) && !self.links.contains_key(r) && *r != identity.role)
+            .ok_or_else(|| {
+                io_error(
+                    ErrorKind::Unauthenticated,
+                    format!("peer at {from} holds no certificate for an expected role"),
+                )
+            })?;
+        let link = start_link(conn, tcp, role, self.options)?;
+        self.links.insert(role, link);
+        Ok(role)
+    }
+}
+
+fn accept_with_timeout(listener: &TcpListener, timeout: Duration) -> Result<(TcpStream, SocketAddr), TcpError> {
+    listener.set_nonblocking(true).map_err(|e| io_error(ErrorKind::Other, e.to_string()))?;
+    let start = std::time::Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((tcp, from)) => {
+                tcp.set_nonblocking(false).map_err(|e| io_error(ErrorKind::Other, e.to_string()))?;
+                return Ok((tcp, from));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if start.elapsed() > timeout {
+                    return Err(io_error(ErrorKind::TimedOut, "no peer connected in time".into()));
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(io_error(ErrorKind::Other, e.to_string())),
+        }
+    }
+}
+
+impl ErrorType for TcpTransport {
+    type Error = TcpError;
+}
+
+impl Transport for TcpTransport {
+    fn send(&mut self, to: PartyId, msg: &[u8]) -> Result<(), TcpError> {
+        if msg.len() as u64 > self.options.max_message {
+            return Err(TcpError::new(ErrorKind::TooLarge, Some(to), format!("{} bytes", msg.len())));
+        }
+        let link = self.links.get(&to).ok_or_else(|| TcpError::new(ErrorKind::UnknownPeer, Some(to), "no link"))?;
+        link.outgoing.send(msg.to_vec()).map_err(|_| TcpError::new(ErrorKind::Disconnected, Some(to), "link closed"))
+    }
+
+    fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), TcpError> {
+        let link = self.links.get(&from).ok_or_else(|| TcpError::new(ErrorKind::UnknownPeer, Some(from), "no link"))?;
+        match link.incoming.recv_timeout(self.options.read_timeout) {
+            Ok(Ok(msg)) if msg.len() == buf.len() => {
+                buf.copy_from_slice(&msg);
+                Ok(())
+            }
+            Ok(Ok(msg)) => Err(TcpError::new(
+                ErrorKind::LengthMismatch,
+                Some(from),
+                format!("expected {} bytes, got {}", buf.len(), msg.len()),
+            )),
+            Ok(Err((kind, detail))) => Err(TcpError::new(kind, Some(from), detail)),
+            Err(RecvTimeoutError::Timeout) => Err(TcpError::new(ErrorKind::TimedOut, Some(from), "no message in time")),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(TcpError::new(ErrorKind::Disconnected, Some(from), "link closed"))
+            }
+        }
+    }
+}

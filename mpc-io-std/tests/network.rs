@@ -1,0 +1,144 @@
+//! The network setting: three processes on 127.0.0.1 over TCP + mutual TLS.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use mpc_core::protocol::Truncation;
+use mpc_io_std::bench::model::{PrivateJob, run_private};
+use mpc_nn::WeightMode;
+use mpc_transformer::{BertConfig, Params, Preset};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mpcformer");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mpcformer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A small BERT checkpoint on disk: config.json, model.safetensors, vocab.txt.
+fn write_checkpoint(dir: &Path) -> (BertConfig, Params) {
+    let words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "private", "inference", "over", "the", "network", "works", "."];
+    std::fs::write(dir.join("vocab.txt"), words.join("\n")).unwrap();
+    let config = BertConfig { num_labels: Some(2), ..BertConfig::tiny(2, 32, 4, words.len()) };
+    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    let params = Params::random_with_std(&config, 3, 0.1);
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
+        .iter()
+        .map(|(name, p)| {
+            (format!("bert.{name}"), p.shape.clone(), p.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+    (config, params)
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn mpcformer")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+const TEXT: &str = "private inference over the network works.";
+
+/// Runs dealer, P0 and P1 as processes; returns their outputs.
+fn three_processes(dir: &Path, certs_p1: &Path, certs: &Path, seed: &str) -> [Output; 3] {
+    let (dealer_addr, p0_addr) = (free_addr().to_string(), free_addr().to_string());
+    let model = dir.to_str().unwrap();
+    let common = |c: &Path| {
+        vec![
+            "--certs".to_string(),
+            c.to_str().unwrap().to_string(),
+            "--connect-timeout".into(),
+            "5".into(),
+            "--read-timeout".into(),
+            "10".into(),
+            "--insecure-seed".into(),
+            seed.to_string(),
+        ]
+    };
+    let mut dealer_args = vec!["dealer".to_string(), "--listen".into(), dealer_addr.clone()];
+    dealer_args.extend(common(certs));
+    let dealer = spawn(&dealer_args.iter().map(String::as_str).collect::<Vec<_>>());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut p0_args = vec!["party", "--role", "p0", "--dealer", &dealer_addr, "--peer", &p0_addr, "--model", model]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
+    p0_args.extend(common(certs));
+    let p0 = spawn(&p0_args.iter().map(String::as_str).collect::<Vec<_>>());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut p1_args =
+        vec!["party", "--role", "p1", "--dealer", &dealer_addr, "--peer", &p0_addr, "--model", model, "--text", TEXT]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>();
+    p1_args.extend(common(certs_p1));
+    let p1 = spawn(&p1_args.iter().map(String::as_str).collect::<Vec<_>>());
+    [dealer.wait_with_output().unwrap(), p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap()]
+}
+
+fn certs(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    let out = Command::new(BIN).args(["certs", "--out", dir.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+#[test]
+fn three_processes_over_tls_compute_what_threads_compute() {
+    let dir = temp_dir("net-model");
+    let (config, params) = write_checkpoint(&dir);
+    let certs = certs("net-certs");
+    let [dealer, p0, p1] = three_processes(&dir, &certs, &certs, "9");
+    for (who, out) in [("dealer", &dealer), ("p0", &p0), ("p1", &p1)] {
+        assert!(out.status.success(), "{who} failed: {}", text(out));
+    }
+    let line: serde_json::Value = serde_json::from_slice(&p1.stdout).unwrap();
+    let network: Vec<f64> = serde_json::from_value(line["output"].clone()).unwrap();
+
+    // The same job over threads, from the same seed: the very same shares, the very same output.
+    let checkpoint = mpc_io_std::model::load(&dir).unwrap();
+    let tokens = checkpoint.tokenize(TEXT).unwrap();
+    let mask = vec![1.0; tokens.len()];
+    let run = run_private(PrivateJob {
+        config: &config,
+        params: &params,
+        tokens: &tokens,
+        mask: &mask,
+        preset: Preset::parse("gelu+softmax").unwrap(),
+        weights: WeightMode::Owner,
+        truncation: Truncation::Local,
+        layers: None,
+        progress: false,
+        seed: Some(9),
+    })
+    .unwrap();
+    assert_eq!(network, run.p1.output.output);
+    assert_eq!(network.len(), 2, "two logits");
+}
+
+#[test]
+fn a_party_with_another_cas_certificate_is_refused() {
+    let dir = temp_dir("net-model-2");
+    write_checkpoint(&dir);
+    let (good, rogue) = (certs("net-good"), certs("net-rogue"));
+    let [dealer, p0, p1] = three_processes(&dir, &rogue, &good, "1");
+    assert!(!p1.status.success(), "the rogue P1 must fail");
+    assert!(text(&p1).contains("TLS handshake") || text(&p1).contains("not authenticated"), "{}", text(&p1));
+    assert!(!p0.status.success() && !dealer.status.success(), "the others stop with an error");
+}
