@@ -59,36 +59,18 @@ const TEXT: &str = "private inference over the network works.";
 fn three_processes(dir: &Path, certs_p1: &Path, certs: &Path, seed: &str) -> [Output; 3] {
     let (dealer_addr, p0_addr) = (free_addr().to_string(), free_addr().to_string());
     let model = dir.to_str().unwrap();
-    let common = |c: &Path| {
-        vec![
-            "--certs".to_string(),
-            c.to_str().unwrap().to_string(),
-            "--connect-timeout".into(),
-            "5".into(),
-            "--read-timeout".into(),
-            "10".into(),
-            "--insecure-seed".into(),
-            seed.to_string(),
-        ]
+    let run = |args: &[&str], certs: &Path| {
+        let certs = certs.to_str().unwrap();
+        let common = ["--certs", certs, "--connect-timeout", "5", "--read-timeout", "10", "--insecure-seed", seed];
+        spawn(&[args, &common[..]].concat())
     };
-    let mut dealer_args = vec!["dealer".to_string(), "--listen".into(), dealer_addr.clone()];
-    dealer_args.extend(common(certs));
-    let dealer = spawn(&dealer_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let dealer = run(&["dealer", "--listen", &dealer_addr], certs);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let mut p0_args = vec!["party", "--role", "p0", "--dealer", &dealer_addr, "--peer", &p0_addr, "--model", model]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>();
-    p0_args.extend(common(certs));
-    let p0 = spawn(&p0_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let p0 = run(&["party", "--role", "p0", "--dealer", &dealer_addr, "--peer", &p0_addr, "--model", model], certs);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let mut p1_args =
-        vec!["party", "--role", "p1", "--dealer", &dealer_addr, "--peer", &p0_addr, "--model", model, "--text", TEXT]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>();
-    p1_args.extend(common(certs_p1));
-    let p1 = spawn(&p1_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let p1_args =
+        ["party", "--role", "p1", "--dealer", &dealer_addr, "--peer", &p0_addr, "--model", model, "--text", TEXT];
+    let p1 = run(&p1_args, certs_p1);
     [dealer.wait_with_output().unwrap(), p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap()]
 }
 
