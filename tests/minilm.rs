@@ -73,3 +73,17 @@ fn the_simulation_predicts_the_threaded_traffic_of_the_real_model() {
     assert_eq!(threaded.rounds, simulated.rounds + 1);
     assert!(threaded.cosine >= 0.999 && simulated.cosine >= 0.999);
 }
+
+#[test]
+fn the_tcp_setting_runs_minilm_over_tls() {
+    let Some(dir) = minilm() else { return };
+    let checkpoint = model::load(&dir).expect("load MiniLM");
+    let preset = Preset::parse("gelu+softmax").unwrap();
+    let tcp = infer::run(&checkpoint, SENTENCES[2], Setting::Tcp, preset, WeightMode::Owner, false).expect("tcp");
+    let threads =
+        infer::run(&checkpoint, SENTENCES[2], Setting::Threaded, preset, WeightMode::Owner, false).expect("threads");
+    assert!(tcp.cosine >= 0.999, "cosine {}", tcp.cosine);
+    // Same protocol, same messages: the traffic is identical, only the randomness differs.
+    assert_eq!((tcp.online_bytes, tcp.rounds), (threads.online_bytes, threads.rounds));
+    assert!(infer::cosine(&tcp.private, &threads.private) >= 0.9999);
+}

@@ -20,6 +20,8 @@ pub enum Setting {
     Simulated,
     /// P0, P1 and the dealer as threads over channels.
     Threaded,
+    /// P0, P1 and the dealer over TCP + mutual TLS on loopback (threads of this process).
+    Tcp,
 }
 
 impl Setting {
@@ -29,6 +31,7 @@ impl Setting {
             Setting::Plain => "plain",
             Setting::Simulated => "simulated",
             Setting::Threaded => "threaded",
+            Setting::Tcp => "tcp",
         }
     }
 }
@@ -77,6 +80,8 @@ pub enum InferError {
     Model(mpc_transformer::ModelError),
     /// The parties failed.
     Launch(crate::launcher::LaunchError),
+    /// The networked parties failed.
+    Network(crate::network::NetError),
 }
 
 impl std::fmt::Display for InferError {
@@ -85,6 +90,7 @@ impl std::fmt::Display for InferError {
             InferError::Load(e) => write!(f, "{e}"),
             InferError::Model(e) => write!(f, "{e}"),
             InferError::Launch(e) => write!(f, "{e}"),
+            InferError::Network(e) => write!(f, "{e}"),
         }
     }
 }
@@ -133,8 +139,8 @@ pub fn run(
             let out = fixed.reveal(&out).map_err(|e| InferError::Model(e.into()))?;
             (out, seconds, 0.0, bytes, 0, ledger.rounds())
         }
-        Setting::Threaded => {
-            let run = run_private(PrivateJob {
+        Setting::Threaded | Setting::Tcp => {
+            let job = PrivateJob {
                 config,
                 params: &checkpoint.params,
                 tokens: &tokens,
@@ -145,9 +151,14 @@ pub fn run(
                 layers: None,
                 progress,
                 seed: None,
-            })
-            .map_err(InferError::Launch)?;
-            let (p0, p1) = (&run.p0.output, &run.p1.output);
+            };
+            let [p0, p1] = if setting == Setting::Tcp {
+                crate::network::run_loopback(&job, crate::tcp::TcpOptions::default()).map_err(InferError::Network)?
+            } else {
+                let run = run_private(job).map_err(InferError::Launch)?;
+                [run.p0.output, run.p1.output]
+            };
+            let (p0, p1) = (&p0, &p1);
             (
                 p1.output.clone(),
                 p0.online.0.max(p1.online.0),

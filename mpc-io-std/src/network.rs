@@ -99,3 +99,45 @@ pub fn connect_party(
     let dealer = DealerClient::connect(role, Metered::new(dealer))?;
     Ok(PartyContext { role, peer: Metered::new(peer), dealer, rng })
 }
+
+/// Runs the dealer, P0 and P1 as threads of this process, but over TCP + TLS on loopback with
+/// fresh certificates: the network setting's code paths, from one command.
+pub fn run_loopback(
+    job: &crate::bench::model::PrivateJob<'_>,
+    options: TcpOptions,
+) -> Result<[crate::bench::model::PartyReport; 2], NetError> {
+    let certs = std::env::temp_dir().join(format!("mpcformer-loopback-{}", std::process::id()));
+    crate::tcp::make_certs(&certs)?;
+    let free = || -> Result<SocketAddr, NetError> {
+        let l = listen(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        l.local_addr().map_err(|e| NetError::Link(TcpError::new_other(e.to_string())))
+    };
+    let endpoints = Endpoints { dealer: free()?, peer: free()? };
+    let result = std::thread::scope(|s| {
+        let dealer = s.spawn(|| run_dealer(endpoints.dealer, &certs, job.seed, options));
+        let run = |role: Role| {
+            let certs = &certs;
+            move || -> Result<crate::bench::model::PartyReport, NetError> {
+                let mut ctx = connect_party(role, endpoints, certs, job.seed, options)?;
+                let report = crate::bench::model::private_party(&mut ctx, job)?;
+                if role == Role::P0 {
+                    ctx.dealer.finish()?;
+                }
+                Ok(report)
+            }
+        };
+        let p0 = s.spawn(run(Role::P0));
+        let p1 = s.spawn(run(Role::P1));
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<_, NetError>>| {
+            h.join().unwrap_or(Err(NetError::Protocol(Error::Malformed("a party panicked"))))
+        };
+        let (r0, r1) = (join(p0), join(p1));
+        let rd = dealer.join().unwrap_or(Err(NetError::Protocol(Error::Malformed("the dealer panicked"))));
+        match (r0, r1, rd) {
+            (Ok(a), Ok(b), Ok(_)) => Ok([a, b]),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+        }
+    });
+    let _ = std::fs::remove_dir_all(&certs);
+    result
+}

@@ -37,6 +37,10 @@ pub struct TcpError {
 }
 
 impl TcpError {
+    pub(crate) fn new_other(detail: String) -> Self {
+        Self::new(ErrorKind::Other, None, detail)
+    }
+
     fn new(kind: ErrorKind, peer: Option<PartyId>, detail: impl Into<String>) -> Self {
         Self { kind, peer, detail: detail.into() }
     }
@@ -320,10 +324,19 @@ impl TcpTransport {
         Self { links: BTreeMap::new(), options }
     }
 
-    /// Connects to `peer` at `addr` and authenticates it (its certificate must name `peer`).
+    /// Connects to `peer` at `addr` (retrying until the connect timeout, so that processes may
+    /// start in any order) and authenticates it (its certificate must name `peer`).
     pub fn connect(&mut self, identity: &Identity, peer: PartyId, addr: SocketAddr) -> Result<(), TcpError> {
-        let mut tcp = TcpStream::connect_timeout(&addr, self.options.connect_timeout)
-            .map_err(|e| TcpError::new(ErrorKind::Disconnected, Some(peer), format!("connect to {addr}: {e}")))?;
+        let deadline = std::time::Instant::now() + self.options.connect_timeout;
+        let mut tcp = loop {
+            match TcpStream::connect_timeout(&addr, self.options.connect_timeout) {
+                Ok(tcp) => break tcp,
+                Err(_) if std::time::Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+                Err(e) => {
+                    return Err(TcpError::new(ErrorKind::Disconnected, Some(peer), format!("connect to {addr}: {e}")));
+                }
+            }
+        };
         let _ = tcp.set_read_timeout(Some(self.options.connect_timeout));
         let _ = tcp.set_write_timeout(Some(self.options.connect_timeout));
         let name = ServerName::try_from(peer.name().to_string())

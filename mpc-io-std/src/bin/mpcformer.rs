@@ -204,6 +204,8 @@ enum SettingArg {
     Simulated,
     /// P0, P1 and the dealer as threads.
     Threaded,
+    /// P0, P1 and the dealer over TCP + TLS on loopback.
+    Tcp,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -263,6 +265,7 @@ fn infer(
         SettingArg::Plain => infer::Setting::Plain,
         SettingArg::Simulated => infer::Setting::Simulated,
         SettingArg::Threaded => infer::Setting::Threaded,
+        SettingArg::Tcp => infer::Setting::Tcp,
     };
     let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     match infer::run(&checkpoint, text, setting, preset, weights.into(), progress) {
