@@ -23,6 +23,7 @@ pub fn settings(preset: Preset, weights: WeightMode) -> ModelBench {
         weights,
         truncation: Truncation::Local,
         seed: 7,
+        net: None,
     }
 }
 

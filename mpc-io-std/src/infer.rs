@@ -151,6 +151,7 @@ pub fn run(
                 layers: None,
                 progress,
                 seed: None,
+                online_hook: None,
             };
             let [p0, p1] = if setting == Setting::Tcp {
                 crate::network::run_loopback(&job, crate::tcp::TcpOptions::default()).map_err(InferError::Network)?

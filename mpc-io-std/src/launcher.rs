@@ -65,23 +65,23 @@ impl LaunchOptions {
     }
 }
 
-/// What one party works with, over transport `T` (channels for threads, TCP + TLS for
-/// processes).
-pub struct PartyContext<T: mpc_core::Transport = ChannelTransport> {
+/// What one party works with: its link to the peer over transport `T` and to the dealer over
+/// `D` (channels for threads, TCP + TLS for processes).
+pub struct PartyContext<T: mpc_core::Transport = ChannelTransport, D: mpc_core::Transport = T> {
     /// This party's role.
     pub role: Role,
     /// The metered link to the other computing party.
     pub peer: Metered<T>,
     /// This party's client of the dealer (its transport is metered apart).
-    pub dealer: DealerClient<Metered<T>>,
+    pub dealer: DealerClient<Metered<D>>,
     /// A cryptographic RNG seeded by the OS.
     pub rng: Prg,
 }
 
-impl<T: mpc_core::Transport> PartyContext<T> {
+impl<T: mpc_core::Transport, D: mpc_core::Transport> PartyContext<T, D> {
     /// Opens the two-party session (P0 sends the pairwise input seed to P1).
     #[allow(clippy::type_complexity)]
-    pub fn party(&mut self) -> Result<Party<u64, &mut Metered<T>, &mut DealerClient<Metered<T>>>, Error> {
+    pub fn party(&mut self) -> Result<Party<u64, &mut Metered<T>, &mut DealerClient<Metered<D>>>, Error> {
         Party::setup(self.role, &mut self.peer, &mut self.dealer, &mut self.rng)
     }
 }
@@ -160,6 +160,18 @@ where
     O: Send,
     F: Fn(&mut PartyContext) -> Result<O, Error> + Sync,
 {
+    run_threaded_over(options, |t| t, program)
+}
+
+/// [`run_threaded`] with each party's link to its peer wrapped by `wrap` (a shaping decorator,
+/// say); the dealer links stay plain channels.
+pub fn run_threaded_over<T, O, W, F>(options: LaunchOptions, wrap: W, program: F) -> Result<ThreadedRun<O>, LaunchError>
+where
+    T: mpc_core::Transport + Send,
+    O: Send,
+    W: Fn(ChannelTransport) -> T + Sync,
+    F: Fn(&mut PartyContext<T, ChannelTransport>) -> Result<O, Error> + Sync,
+{
     let (p0_p1, p1_p0) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
     let (p0_d, d_p0) = ChannelTransport::pair(PartyId::P0, PartyId::Dealer);
     let (p1_d, d_p1) = ChannelTransport::pair(PartyId::P1, PartyId::Dealer);
@@ -172,7 +184,8 @@ where
     let run_party = |role: Role, peer: ChannelTransport, dealer: ChannelTransport, rng: Prg| {
         let t0 = Instant::now();
         let client = DealerClient::connect(role, metered(dealer, options.timeout))?;
-        let mut ctx = PartyContext { role, peer: metered(peer, options.timeout), dealer: client, rng };
+        let peer = Metered::new(wrap(peer.with_timeout(options.timeout)));
+        let mut ctx = PartyContext { role, peer, dealer: client, rng };
         let output = program(&mut ctx)?;
         let PartyContext { peer, dealer, .. } = ctx;
         let dealer_link = dealer.finish()?;

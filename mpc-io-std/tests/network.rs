@@ -108,6 +108,7 @@ fn three_processes_over_tls_compute_what_threads_compute() {
         layers: None,
         progress: false,
         seed: Some(9),
+        online_hook: None,
     })
     .unwrap();
     assert_eq!(network, run.p1.output.output);

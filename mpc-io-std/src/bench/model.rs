@@ -22,7 +22,11 @@ use mpc_nn::{Backend, Plain, Secure, WeightMode};
 use mpc_transformer::{BertConfig, Bucket, Encoder, Observer, Params, Preset, Unobserved};
 use serde::Serialize;
 
-use crate::launcher::{LaunchError, LaunchOptions, PartyContext, run_threaded};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::launcher::{LaunchError, LaunchOptions, PartyContext, run_threaded, run_threaded_over};
+use crate::shaping::{NetworkProfile, Shaped};
 
 /// What to benchmark.
 #[derive(Clone, Debug)]
@@ -43,6 +47,8 @@ pub struct ModelBench {
     pub truncation: Truncation,
     /// Seed of the random weights and tokens.
     pub seed: u64,
+    /// Also project the online time to this network and measure it through a shaping decorator.
+    pub net: Option<NetworkProfile>,
 }
 
 /// Cost of one bucket of stages, over the online phase.
@@ -99,6 +105,13 @@ pub struct ModelReport {
     pub load_bytes: u64,
     /// Online cost per bucket (`embed`, `linear`, `softmax`, `activation`, `norm`).
     pub buckets: BTreeMap<&'static str, BucketCost>,
+    /// The network of `--net`, if any.
+    pub net: Option<NetworkProfile>,
+    /// Online time projected to that network: online_s + rounds × RTT + busier direction's bytes
+    /// / bandwidth.
+    pub projected_s: Option<f64>,
+    /// Online time measured through the shaping decorator for that network.
+    pub shaped_s: Option<f64>,
 }
 
 /// Times and meters the buckets of one party's forward pass.
@@ -149,7 +162,7 @@ fn to_error(e: mpc_transformer::ModelError) -> Error {
 }
 
 /// What a private inference runs: the model (at P0), the tokens (at P1) and the settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct PrivateJob<'a> {
     /// The public shape.
     pub config: &'a BertConfig,
@@ -171,6 +184,8 @@ pub struct PrivateJob<'a> {
     pub progress: bool,
     /// Reproducible randomness (insecure: tests only).
     pub seed: Option<u64>,
+    /// Called by each party right before its online phase (to switch network shaping on, say).
+    pub online_hook: Option<&'a (dyn Fn() + Sync)>,
 }
 
 /// Shows layer progress on stderr.
@@ -200,12 +215,15 @@ impl<X: Transport, P: mpc_core::Preprocessing<u64>> Observer<Secure<&mut Metered
 
 /// One party's side of a private inference over any transport: load, plan, offline, online
 /// (see the module docs).
-pub fn private_party<T: Transport>(ctx: &mut PartyContext<T>, job: &PrivateJob<'_>) -> Result<PartyReport, Error> {
+pub fn private_party<T: Transport, D: Transport>(
+    ctx: &mut PartyContext<T, D>,
+    job: &PrivateJob<'_>,
+) -> Result<PartyReport, Error> {
     let role = ctx.role;
-    let staged = Staged::<&mut DealerClient<Metered<T>>, u64>::new(&mut ctx.dealer);
+    let staged = Staged::<&mut DealerClient<Metered<D>>, u64>::new(&mut ctx.dealer);
     let party = Party::setup(role, &mut ctx.peer, staged, &mut ctx.rng)?.with_truncation(job.truncation);
     let mut b = Secure::new(party).with_weight_mode(job.weights);
-    let dealer_stats = |b: &Secure<_, Staged<&mut DealerClient<Metered<T>>, u64>>| {
+    let dealer_stats = |b: &Secure<_, Staged<&mut DealerClient<Metered<D>>, u64>>| {
         b.party().preprocessing().live().transport().stats()
     };
 
@@ -227,6 +245,9 @@ pub fn private_party<T: Transport>(ctx: &mut PartyContext<T>, job: &PrivateJob<'
 
     let mut meter = BucketMeter::default();
     b.reveal(&[0])?;
+    if let Some(hook) = job.online_hook {
+        hook();
+    }
     let (t, s) = (Instant::now(), b.party().transport().stats());
     let mut observer = Progress { meter: &mut meter, show: job.progress && role == Role::P1 };
     let out = model.forward(&mut b, my_tokens, job.mask, &mut observer).map_err(to_error)?;
@@ -237,11 +258,25 @@ pub fn private_party<T: Transport>(ctx: &mut PartyContext<T>, job: &PrivateJob<'
 
 /// Runs P0, P1 and the dealer in threads (see [`private_party`]).
 pub fn run_private(job: PrivateJob<'_>) -> Result<crate::launcher::ThreadedRun<PartyReport>, LaunchError> {
-    let options = match job.seed {
+    run_threaded(launch_options(&job), |ctx| private_party(ctx, &job))
+}
+
+fn launch_options(job: &PrivateJob<'_>) -> LaunchOptions {
+    match job.seed {
         Some(seed) => LaunchOptions::seeded(seed),
         None => LaunchOptions::default(),
-    };
-    run_threaded(options, |ctx| private_party(ctx, &job))
+    }
+}
+
+/// [`run_private`] with the parties' link shaped to `profile` during the online phase.
+pub fn run_private_shaped(
+    job: PrivateJob<'_>,
+    profile: NetworkProfile,
+) -> Result<crate::launcher::ThreadedRun<PartyReport>, LaunchError> {
+    let on = Arc::new(AtomicBool::new(false));
+    let switch_on = || on.store(true, Ordering::Relaxed);
+    let job = PrivateJob { online_hook: Some(&switch_on), ..job };
+    run_threaded_over(launch_options(&job), |t| Shaped::new(t, profile, on.clone()), |ctx| private_party(ctx, &job))
 }
 
 /// Runs the benchmark.
@@ -250,7 +285,7 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
     let params = Params::random(config, bench.seed);
     let toks = tokens(config, bench.seq, bench.seed);
     let mask = vec![1.0; bench.seq];
-    let run = run_private(PrivateJob {
+    let job = PrivateJob {
         config,
         params: &params,
         tokens: &toks,
@@ -261,7 +296,9 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         layers: bench.layers,
         progress: false,
         seed: None,
-    })?;
+        online_hook: None,
+    };
+    let run = run_private(job)?;
 
     // Plaintext: the same model in f32 (timed), and in f64 (the accuracy reference).
     let mut fast = Plain::<f32>::new();
@@ -285,6 +322,16 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         })
         .collect();
     let online_s = p0.online.0.max(p1.online.0);
+    let rounds = p0.online.1.rounds.max(p1.online.1.rounds);
+    let (projected_s, shaped_s) = match bench.net {
+        None => (None, None),
+        Some(profile) => {
+            let busiest = p0.online.1.bytes_sent.max(p1.online.1.bytes_sent);
+            let shaped = run_private_shaped(job, profile)?;
+            let shaped_s = shaped.p0.output.online.0.max(shaped.p1.output.online.0);
+            (Some(profile.project(online_s, rounds, busiest)), Some(shaped_s))
+        }
+    };
     Ok(ModelReport {
         config: bench.config_name.clone(),
         seq: bench.seq,
@@ -302,12 +349,15 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         online_ratio: online_s / plaintext_s,
         online_bytes: both(&p0.online.1, &p1.online.1),
         offline_bytes: p0.offline.1.bytes_received + p0.offline.1.bytes_sent + p1.offline.1.bytes_received,
-        rounds: p0.online.1.rounds.max(p1.online.1.rounds),
+        rounds,
         max_abs_err,
         private: p1.output.clone(),
         plaintext: reference.clone(),
         load_s: p0.load.0.max(p1.load.0),
         load_bytes: both(&p0.load.1, &p1.load.1),
         buckets,
+        net: bench.net,
+        projected_s,
+        shaped_s,
     })
 }

@@ -156,6 +156,10 @@ struct ModelArgs {
     /// Truncation after products at the session precision.
     #[arg(long, value_enum, default_value_t = TruncationArg::Local)]
     truncation: TruncationArg,
+    /// Also project the online time to `lan` (1 Gbps, 0.5 ms) or `wan` (100 Mbps, 40 ms) and
+    /// measure it through a shaping decorator.
+    #[arg(long)]
+    net: Option<String>,
     /// Print one JSON line.
     #[arg(long)]
     json: bool,
@@ -376,6 +380,7 @@ fn party(
         layers: None,
         progress: false,
         seed: net.insecure_seed,
+        online_hook: None,
     };
     let report = match model::private_party(&mut ctx, &job) {
         Ok(r) => r,
@@ -440,6 +445,14 @@ fn bench_model(args: ModelArgs) -> ExitCode {
         weights: args.weights.into(),
         truncation: args.truncation.into(),
         seed: 1,
+        net: match args.net.as_deref().map(mpc_io_std::shaping::NetworkProfile::named) {
+            None => None,
+            Some(Some(profile)) => Some(profile),
+            Some(None) => {
+                eprintln!("mpcformer bench: unknown network `{}` (lan, wan)", args.net.unwrap_or_default());
+                return ExitCode::FAILURE;
+            }
+        },
     };
     match model::run(&bench) {
         Ok(r) if args.json => {
@@ -462,6 +475,16 @@ fn bench_model(args: ModelArgs) -> ExitCode {
             println!("  offline {:.3} s, {:.1} MB", r.offline_s, r.offline_bytes as f64 / 1e6);
             println!("  load    {:.3} s, {:.1} MB (once per model)", r.load_s, r.load_bytes as f64 / 1e6);
             println!("  max |private - plaintext| = {:.2e}", r.max_abs_err);
+            if let (Some(net), Some(projected), Some(shaped)) = (r.net, r.projected_s, r.shaped_s) {
+                println!(
+                    "  on {} ({:.0} Mbps, {} ms RTT): projected {:.3} s, shaped {:.3} s",
+                    net.name,
+                    net.bandwidth_bps / 1e6,
+                    net.rtt_s * 1e3,
+                    projected,
+                    shaped
+                );
+            }
             for (name, c) in &r.buckets {
                 println!(
                     "  {:<10} {:>8.3} s {:>10.1} MB {:>6} rounds",
