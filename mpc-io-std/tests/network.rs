@@ -125,3 +125,24 @@ fn a_party_with_another_cas_certificate_is_refused() {
     assert!(text(&p1).contains("TLS handshake") || text(&p1).contains("not authenticated"), "{}", text(&p1));
     assert!(!p0.status.success() && !dealer.status.success(), "the others stop with an error");
 }
+
+#[test]
+fn when_a_party_never_comes_the_others_stop_with_an_error() {
+    let dir = temp_dir("net-model-3");
+    write_checkpoint(&dir);
+    let certs = certs("net-certs-3");
+    let (dealer_addr, p0_addr) = (free_addr().to_string(), free_addr().to_string());
+    let c = certs.to_str().unwrap();
+    let timeouts = ["--certs", c, "--connect-timeout", "2", "--read-timeout", "2"];
+    let started = std::time::Instant::now();
+    let dealer = spawn(&[&["dealer", "--listen", &dealer_addr][..], &timeouts].concat());
+    let model = dir.to_str().unwrap();
+    let p0 = spawn(
+        &[&["party", "--role", "p0", "--dealer", &dealer_addr, "--peer", &p0_addr, "--model", model][..], &timeouts]
+            .concat(),
+    );
+    let (dealer, p0) = (dealer.wait_with_output().unwrap(), p0.wait_with_output().unwrap());
+    assert!(!dealer.status.success() && !p0.status.success());
+    assert!(text(&p0).contains("timed out") || text(&p0).contains("no peer"), "{}", text(&p0));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "no hang");
+}
