@@ -174,8 +174,21 @@ pub fn make_certs(dir: &Path) -> Result<(), TcpError> {
 type Incoming = Result<Vec<u8>, (ErrorKind, String)>;
 
 struct Link {
-    outgoing: Sender<Vec<u8>>,
+    outgoing: Option<Sender<Vec<u8>>>,
     incoming: Receiver<Incoming>,
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Link {
+    /// Delivers what was sent before the link goes: closes the outgoing queue and waits for the
+    /// writer to put the rest on the wire (bounded by the socket's write timeout), so that a
+    /// party that sends its last message and exits does not lose it.
+    fn drop(&mut self) {
+        drop(self.outgoing.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 /// One party's TLS links to its peers.
@@ -228,46 +241,42 @@ fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptio
     thread::spawn(move || {
         let mut plain: Vec<u8> = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
+        // The handshake may already have pulled the peer's first records into the TLS state, so
+        // each turn first drains what the state holds, and only then waits on the socket.
+        let mut fed: &[u8] = &[];
         loop {
-            let n = match reader_tcp.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    let _ = in_tx.send(Err((ErrorKind::Disconnected, "connection closed".into())));
-                    return;
-                }
-                Ok(n) => n,
-            };
-            let mut fed = &buf[..n];
-            let mut guard = match reader_conn.lock() {
-                Ok(g) => g,
-                Err(_) => return,
-            };
-            while !fed.is_empty() {
-                let step = guard.read_tls(&mut fed).and_then(|_| {
-                    guard.process_new_packets().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-                });
-                if let Err(e) = step {
-                    let _ = in_tx.send(Err((ErrorKind::Malformed, format!("TLS: {e}"))));
-                    return;
-                }
-                let mut chunk = [0u8; 1 << 14];
+            {
+                let Ok(mut guard) = reader_conn.lock() else { return };
                 loop {
-                    match guard.reader().read(&mut chunk) {
-                        Ok(0) => break,
-                        Ok(k) => plain.extend_from_slice(&chunk[..k]),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            let _ = in_tx.send(Err((ErrorKind::Disconnected, e.to_string())));
-                            return;
+                    if !fed.is_empty()
+                        && let Err(e) = guard.read_tls(&mut fed)
+                    {
+                        let _ = in_tx.send(Err((ErrorKind::Malformed, format!("TLS: {e}"))));
+                        return;
+                    }
+                    if let Err(e) = guard.process_new_packets() {
+                        let _ = in_tx.send(Err((ErrorKind::Malformed, format!("TLS: {e}"))));
+                        return;
+                    }
+                    let mut chunk = [0u8; 1 << 14];
+                    loop {
+                        match guard.reader().read(&mut chunk) {
+                            Ok(0) => break,
+                            Ok(k) => plain.extend_from_slice(&chunk[..k]),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(e) => {
+                                let _ = in_tx.send(Err((ErrorKind::Disconnected, e.to_string())));
+                                return;
+                            }
                         }
+                    }
+                    if fed.is_empty() {
+                        break;
                     }
                 }
             }
-            drop(guard);
             // Complete frames: a little-endian u64 length, then the message.
-            loop {
-                if plain.len() < 8 {
-                    break;
-                }
+            while plain.len() >= 8 {
                 let len = u64::from_le_bytes(plain[..8].try_into().expect("eight bytes"));
                 if len > options.max_message {
                     let _ = in_tx.send(Err((ErrorKind::TooLarge, format!("frame of {len} bytes"))));
@@ -283,10 +292,18 @@ fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptio
                     return;
                 }
             }
+            let n = match reader_tcp.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = in_tx.send(Err((ErrorKind::Disconnected, "connection closed".into())));
+                    return;
+                }
+                Ok(n) => n,
+            };
+            fed = &buf[..n];
         }
     });
 
-    thread::spawn(move || {
+    let writer = thread::spawn(move || {
         for msg in out_rx {
             let mut wire = Vec::with_capacity(msg.len() + msg.len() / 1000 + 64);
             {
@@ -308,9 +325,10 @@ fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptio
                 return;
             }
         }
+        let _ = writer_tcp.flush();
     });
 
-    Ok(Link { outgoing: out_tx, incoming: in_rx })
+    Ok(Link { outgoing: Some(out_tx), incoming: in_rx, writer: Some(writer) })
 }
 
 /// Opens a listening socket.
@@ -409,7 +427,8 @@ impl Transport for TcpTransport {
             return Err(TcpError::new(ErrorKind::TooLarge, Some(to), format!("{} bytes", msg.len())));
         }
         let link = self.links.get(&to).ok_or_else(|| TcpError::new(ErrorKind::UnknownPeer, Some(to), "no link"))?;
-        link.outgoing.send(msg.to_vec()).map_err(|_| TcpError::new(ErrorKind::Disconnected, Some(to), "link closed"))
+        let queue = link.outgoing.as_ref().ok_or_else(|| TcpError::new(ErrorKind::Disconnected, Some(to), "closed"))?;
+        queue.send(msg.to_vec()).map_err(|_| TcpError::new(ErrorKind::Disconnected, Some(to), "link closed"))
     }
 
     fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), TcpError> {
