@@ -102,6 +102,9 @@ pub fn parse_weights(bytes: &[u8]) -> Result<Params, LoadError> {
     Ok(params)
 }
 
+/// The tokenizer type of a [`Checkpoint`] (Hugging Face `tokenizers`).
+pub type TextTokenizer = Tokenizer;
+
 /// A tokenizer with padding off (MiniLM's `tokenizer.json` pads to 128) and truncation at `max`.
 pub fn load_tokenizer(dir: &Path, max: usize) -> Result<Tokenizer, LoadError> {
     let json = dir.join("tokenizer.json");
@@ -266,6 +269,24 @@ mod tests {
         let ids = tokenizer.encode("Hello worlds! Xyz", true).unwrap().get_ids().to_vec();
         assert_eq!(ids, [2, 4, 5, 6, 7, 1, 3]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_files_never_panic_the_parsers(bytes: Vec<u8>) {
+            let _ = parse_config(&bytes);
+            let _ = parse_weights(&bytes);
+        }
+
+        #[test]
+        fn safetensors_headers_with_lying_offsets_are_refused(len in 0u64..64, shape in 0usize..1_000_000) {
+            let header = format!(r#"{{"w":{{"dtype":"F32","shape":[{shape}],"data_offsets":[0,{len}]}}}}"#);
+            let mut file = (header.len() as u64).to_le_bytes().to_vec();
+            file.extend(header.as_bytes());
+            file.extend(vec![0u8; len as usize]);
+            let parsed = parse_weights(&file);
+            proptest::prop_assert_eq!(parsed.is_ok(), shape * 4 == len as usize);
+        }
     }
 
     #[test]
