@@ -5,9 +5,13 @@
 //! transport has its own error type, and generic code reacts to its [`ErrorKind`].
 
 mod meter;
+#[cfg(feature = "alloc")]
+mod record;
 mod replay;
 
 pub use meter::{CommStats, FlightCounter, Metered};
+#[cfg(feature = "alloc")]
+pub use record::Recorded;
 pub use replay::Replay;
 
 /// The three participants of a session.
