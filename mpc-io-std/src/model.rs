@@ -41,6 +41,46 @@ pub enum LoadError {
     },
     /// The tokenizer could not be built.
     Tokenizer(String),
+    /// The checkpoint declares more than the configured limit.
+    TooLarge {
+        /// What is too large.
+        what: &'static str,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Limits checked before anything of a checkpoint is loaded.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadLimits {
+    /// The largest number of parameters a configuration may declare.
+    pub max_parameters: u64,
+    /// The largest safetensors file read.
+    pub max_file_bytes: u64,
+}
+
+impl Default for LoadLimits {
+    /// 2^31 parameters (8 GiB of f32), files of 16 GiB.
+    fn default() -> Self {
+        Self { max_parameters: 1 << 31, max_file_bytes: 16 << 30 }
+    }
+}
+
+/// The parameters a BERT-family configuration declares, pooler included (saturating, for hostile
+/// values).
+pub fn declared_parameters(c: &BertConfig) -> u64 {
+    let (h, i, v) = (c.hidden_size as u64, c.intermediate_size as u64, c.vocab_size as u64);
+    let per_layer = (4u64.saturating_mul(h).saturating_mul(h))
+        .saturating_add(2u64.saturating_mul(h).saturating_mul(i))
+        .saturating_add(9u64.saturating_mul(h))
+        .saturating_add(i);
+    let embeddings =
+        (v.saturating_add(c.max_position_embeddings as u64).saturating_add(c.type_vocab_size as u64)).saturating_mul(h);
+    // The embeddings' LayerNorm (2h) and the pooler (h² + h) complete the count.
+    let rest = h.saturating_mul(h).saturating_add(3u64.saturating_mul(h));
+    embeddings.saturating_add(per_layer.saturating_mul(c.num_hidden_layers as u64)).saturating_add(rest)
 }
 
 impl fmt::Display for LoadError {
@@ -54,6 +94,7 @@ impl fmt::Display for LoadError {
                 write!(f, "model.safetensors: tensor `{name}` is {dtype}, expected F32")
             }
             LoadError::Tokenizer(e) => write!(f, "tokenizer: {e}"),
+            LoadError::TooLarge { what, size, limit } => write!(f, "{what} is {size}, above the limit of {limit}"),
         }
     }
 }
@@ -160,10 +201,29 @@ impl fmt::Debug for Checkpoint {
     }
 }
 
-/// Loads a checkpoint directory.
+/// Loads a checkpoint directory within the default [`LoadLimits`].
 pub fn load(dir: &Path) -> Result<Checkpoint, LoadError> {
+    load_within(dir, LoadLimits::default())
+}
+
+/// Loads a checkpoint directory, refusing one whose configuration or weight file exceeds
+/// `limits` before reading the weights.
+pub fn load_within(dir: &Path, limits: LoadLimits) -> Result<Checkpoint, LoadError> {
     let mut config = parse_config(&read(&dir.join("config.json"))?)?;
-    let params = parse_weights(&read(&dir.join("model.safetensors"))?)?;
+    let declared = declared_parameters(&config);
+    if declared > limits.max_parameters {
+        return Err(LoadError::TooLarge {
+            what: "the declared parameter count",
+            size: declared,
+            limit: limits.max_parameters,
+        });
+    }
+    let weights = dir.join("model.safetensors");
+    let size = std::fs::metadata(&weights).map_err(|error| LoadError::Io { path: weights.clone(), error })?.len();
+    if size > limits.max_file_bytes {
+        return Err(LoadError::TooLarge { what: "model.safetensors", size, limit: limits.max_file_bytes });
+    }
+    let params = parse_weights(&read(&weights)?)?;
     config.num_labels = params.iter().find(|(n, _)| n.as_str() == "classifier.weight").map(|(_, p)| p.shape[0]);
     let max = config.max_position_embeddings - config.position_offset();
     let tokenizer = load_tokenizer(dir, max)?;
@@ -268,6 +328,26 @@ mod tests {
         let tokenizer = load_tokenizer(&dir, 16).unwrap();
         let ids = tokenizer.encode("Hello worlds! Xyz", true).unwrap().get_ids().to_vec();
         assert_eq!(ids, [2, 4, 5, 6, 7, 1, 3]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn declared_sizes_beyond_the_limits_are_refused_before_loading() {
+        let dir = std::env::temp_dir().join(format!("mpcformer-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A huge declared model, and no weight file at all: the refusal comes first.
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"hidden_size": 65536, "num_attention_heads": 16, "intermediate_size": 262144}"#,
+        )
+        .unwrap();
+        let err = load(&dir).unwrap_err();
+        assert!(matches!(err, LoadError::TooLarge { what: "the declared parameter count", .. }), "{err}");
+        assert_eq!(declared_parameters(&BertConfig::bert_base()), 109_482_240, "BERT-base, pooler included");
+        std::fs::write(dir.join("config.json"), r#"{"hidden_size": 32, "num_attention_heads": 4}"#).unwrap();
+        std::fs::write(dir.join("model.safetensors"), [0u8; 64]).unwrap();
+        let tight = LoadLimits { max_file_bytes: 63, ..LoadLimits::default() };
+        assert!(matches!(load_within(&dir, tight).unwrap_err(), LoadError::TooLarge { what: "model.safetensors", .. }));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -146,3 +146,19 @@ fn when_a_party_never_comes_the_others_stop_with_an_error() {
     assert!(text(&p0).contains("timed out") || text(&p0).contains("no peer"), "{}", text(&p0));
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "no hang");
 }
+
+#[test]
+fn a_party_claiming_another_role_is_refused() {
+    let dir = temp_dir("net-model-4");
+    write_checkpoint(&dir);
+    let good = certs("net-certs-4");
+    // P1 presents P0's certificate and key (valid, from the right CA, but naming p0).
+    let impostor = temp_dir("net-impostor");
+    std::fs::copy(good.join("ca.pem"), impostor.join("ca.pem")).unwrap();
+    std::fs::copy(good.join("p0.pem"), impostor.join("p1.pem")).unwrap();
+    std::fs::copy(good.join("p0.key"), impostor.join("p1.key")).unwrap();
+    let [dealer, p0, p1] = three_processes(&dir, &impostor, &good, "2");
+    assert!(!p1.status.success() && !p0.status.success() && !dealer.status.success());
+    let all = format!("{}{}{}", text(&dealer), text(&p0), text(&p1));
+    assert!(all.contains("no certificate for an expected role"), "{all}");
+}
