@@ -9,7 +9,7 @@
 //! - [`shaping`]: a latency and bandwidth decorator, and the network projection;
 //! - [`launcher`]: runs P0, P1 and the dealer in threads and returns outputs and metering;
 //! - [`accuracy`]: the table of numerical functions behind `mpcformer accuracy`;
-//! - [`bench`]: the benchmarks behind `mpcformer bench`;
+//! - [`bench`](mod@bench): the benchmarks behind `mpcformer bench`;
 //! - [`demo`]: the private inference behind `mpcformer demo`;
 //! - [`model`]: Hugging Face checkpoints (config.json, safetensors, tokenizer);
 //! - [`infer`]: a checkpoint on a text in any setting, behind `mpcformer infer`.

@@ -196,7 +196,7 @@ pub trait Backend {
         count: usize,
         vocab: usize,
     ) -> Result<Self::Vector>;
-    /// Bits [x < 0].
+    /// Bits `[x < 0]`.
     fn ltz(&mut self, x: &[Self::Elem]) -> Result<Self::Vector>;
     /// Exact products `bit · value`, all pairs in one round.
     fn mul_bits(&mut self, pairs: &[Pair<'_, Self::Elem>]) -> Result<Vec<Self::Vector>>;

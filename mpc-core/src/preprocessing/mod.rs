@@ -186,8 +186,8 @@ pub struct AndTriples<R: Ring> {
 /// One party's material for `n` less-than-zero comparisons.
 ///
 /// A uniform mask r hides x in the opening c = x + 2^(k-2) + r. The dealer knows r, so it can
-/// hand out, for each 4-bit digit of r mod 2^(k-2), XOR-shared truth tables of [v < digit] and
-/// [v == digit] for the 16 values v: read at the public digits of c, they give the digit
+/// hand out, for each 4-bit digit of r mod 2^(k-2), XOR-shared truth tables of `[v < digit]` and
+/// `[v == digit]` for the 16 values v: read at the public digits of c, they give the digit
 /// comparisons without any message.
 #[derive(Debug)]
 pub struct LtzMaterial<R: Ring> {

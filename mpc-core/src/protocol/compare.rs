@@ -77,7 +77,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         Ok(split_like(z, pairs.iter().map(|(x, _)| x.len())))
     }
 
-    /// Arithmetic shares of [x < 0] (0 or 1) for each element, valid for |x| < 2^(k-2).
+    /// Arithmetic shares of `[x < 0]` (0 or 1) for each element, valid for |x| < 2^(k-2).
     /// Six rounds (see the module docs).
     pub fn ltz(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
         let n = x.len();
@@ -170,7 +170,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         ))
     }
 
-    /// ReLU(x) = x · (1 - [x < 0]): seven rounds; exact (no truncation: the factor is a bit).
+    /// ReLU(x) = x · (1 - `[x < 0]`): seven rounds; exact (no truncation: the factor is a bit).
     pub fn relu(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
         let negative = self.ltz(x)?;
         let xb = self.mul_many_ring(&[(x, &negative)])?.pop().expect("one product");

@@ -60,7 +60,7 @@ enum Command {
     },
     /// Makes a test CA and a certificate per role (p0, p1, dealer) in a directory.
     Certs {
-        /// Where to write ca.pem, <role>.pem and <role>.key.
+        /// Where to write `ca.pem`, `<role>.pem` and `<role>.key`.
         #[arg(long)]
         out: std::path::PathBuf,
     },
