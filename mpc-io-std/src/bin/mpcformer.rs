@@ -26,12 +26,8 @@ enum Command {
     /// A private inference end to end over threads: a MiniLM-shaped classifier (random weights)
     /// at P0, 32 tokens at P1; the result beside the plaintext one, time and bytes.
     Demo {
-        /// Approximations.
-        #[arg(long, default_value = "gelu+softmax")]
-        preset: String,
-        /// How P0's weights are held.
-        #[arg(long, value_enum, default_value_t = WeightsArg::Owner)]
-        weights: WeightsArg,
+        #[command(flatten)]
+        model_choice: ModelChoice,
         /// Print one JSON line instead of a report.
         #[arg(long)]
         json: bool,
@@ -48,12 +44,8 @@ enum Command {
         /// Where the computation runs.
         #[arg(long, value_enum, default_value_t = SettingArg::Threaded)]
         setting: SettingArg,
-        /// Approximations.
-        #[arg(long, default_value = "gelu+softmax")]
-        preset: String,
-        /// How P0's weights are held.
-        #[arg(long, value_enum, default_value_t = WeightsArg::Owner)]
-        weights: WeightsArg,
+        #[command(flatten)]
+        model_choice: ModelChoice,
         /// Print one JSON line instead of a report.
         #[arg(long)]
         json: bool,
@@ -89,12 +81,8 @@ enum Command {
         /// P1's text.
         #[arg(long)]
         text: Option<String>,
-        /// Approximations.
-        #[arg(long, default_value = "gelu+softmax")]
-        preset: String,
-        /// How P0's weights are held.
-        #[arg(long, value_enum, default_value_t = WeightsArg::Owner)]
-        weights: WeightsArg,
+        #[command(flatten)]
+        model_choice: ModelChoice,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -133,6 +121,24 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1.0)]
         seconds: f64,
     },
+}
+
+/// The approximations and weight mode of a private inference.
+#[derive(clap::Args, Debug)]
+struct ModelChoice {
+    /// Approximations: gelu+softmax, quad+2quad, quad+2relu, gelu+2quad, quad+softmax.
+    #[arg(long, default_value = "gelu+softmax")]
+    preset: String,
+    /// How P0's weights are held.
+    #[arg(long, value_enum, default_value_t = WeightsArg::Owner)]
+    weights: WeightsArg,
+}
+
+impl ModelChoice {
+    /// The preset, or a message naming the unknown one.
+    fn preset(&self) -> Result<Preset, String> {
+        Preset::parse(&self.preset).ok_or_else(|| format!("unknown preset `{}`", self.preset))
+    }
 }
 
 /// The model benchmark's settings.
@@ -246,17 +252,13 @@ impl From<TruncationArg> for Truncation {
     }
 }
 
-fn infer(
-    dir: &std::path::Path,
-    text: &str,
-    setting: SettingArg,
-    preset: &str,
-    weights: WeightsArg,
-    json: bool,
-) -> ExitCode {
-    let Some(preset) = Preset::parse(preset) else {
-        eprintln!("mpcformer infer: unknown preset `{preset}`");
-        return ExitCode::FAILURE;
+fn infer(dir: &std::path::Path, text: &str, setting: SettingArg, choice: &ModelChoice, json: bool) -> ExitCode {
+    let (preset, weights) = match choice.preset() {
+        Ok(p) => (p, choice.weights),
+        Err(e) => {
+            eprintln!("mpcformer infer: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let checkpoint = match mpc_io_std::model::load(dir) {
         Ok(c) => c,
@@ -318,15 +320,12 @@ fn infer(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn party(
     role: RoleArg,
-    dealer: std::net::SocketAddr,
-    peer: std::net::SocketAddr,
+    endpoints: mpc_io_std::network::Endpoints,
     dir: &std::path::Path,
     text: Option<&str>,
-    preset: &str,
-    weights: WeightsArg,
+    choice: &ModelChoice,
     net: &NetArgs,
 ) -> ExitCode {
     use mpc_core::transport::Role;
@@ -334,7 +333,10 @@ fn party(
         eprintln!("mpcformer party: {e}");
         ExitCode::FAILURE
     };
-    let Some(preset) = Preset::parse(preset) else { return fail(&format!("unknown preset `{preset}`")) };
+    let (preset, weights) = match choice.preset() {
+        Ok(p) => (p, choice.weights),
+        Err(e) => return fail(&e),
+    };
     let role = match role {
         RoleArg::P0 => Role::P0,
         RoleArg::P1 => Role::P1,
@@ -356,7 +358,6 @@ fn party(
         (Role::P1, None) => return fail(&"P1 needs --text"),
         (Role::P0, _) => Vec::new(),
     };
-    let endpoints = mpc_io_std::network::Endpoints { dealer, peer };
     let mut ctx =
         match mpc_io_std::network::connect_party(role, endpoints, &net.certs, net.insecure_seed, net.options()) {
             Ok(ctx) => ctx,
@@ -546,8 +547,8 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Infer { model, text, setting, preset, weights, json } => {
-            infer(&model, &text, setting, &preset, weights, json)
+        Command::Infer { model, text, setting, model_choice, json } => {
+            infer(&model, &text, setting, &model_choice, json)
         }
         Command::Certs { out } => match mpc_io_std::tcp::make_certs(&out) {
             Ok(()) => {
@@ -571,15 +572,19 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Party { role, dealer, peer, model, text, preset, weights, net } => {
-            party(role, dealer, peer, &model, text.as_deref(), &preset, weights, &net)
+        Command::Party { role, dealer, peer, model, text, model_choice, net } => {
+            let endpoints = mpc_io_std::network::Endpoints { dealer, peer };
+            party(role, endpoints, &model, text.as_deref(), &model_choice, &net)
         }
-        Command::Demo { preset, weights, json } => {
-            let Some(preset) = Preset::parse(&preset) else {
-                eprintln!("mpcformer demo: unknown preset `{preset}`");
-                return ExitCode::FAILURE;
+        Command::Demo { model_choice, json } => {
+            let preset = match model_choice.preset() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("mpcformer demo: {e}");
+                    return ExitCode::FAILURE;
+                }
             };
-            match demo::run(preset, weights.into()) {
+            match demo::run(preset, model_choice.weights.into()) {
                 Ok(r) if json => {
                     println!("{}", serde_json::to_string(&r).expect("serialisable"));
                     ExitCode::SUCCESS
