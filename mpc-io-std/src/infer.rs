@@ -115,80 +115,126 @@ pub fn run(
     progress: bool,
 ) -> Result<InferReport, InferError> {
     let tokens = checkpoint.tokenize(text).map_err(InferError::Load)?;
-    let mask = vec![1.0; tokens.len()];
-    let config = &checkpoint.config;
+    Runner::new(checkpoint, setting, preset, weights)?.run(&tokens, progress)
+}
 
-    let mut plain = Plain::<f64>::new();
-    let model = Encoder::load(&mut plain, config, preset, Some(&checkpoint.params), None).map_err(InferError::Model)?;
-    let t = Instant::now();
-    let plaintext = model.forward(&mut plain, Some(&tokens), &mask, &mut Unobserved).map_err(InferError::Model)?;
-    let plaintext_s = t.elapsed().as_secs_f64();
+/// A checkpoint loaded once for many inferences in one setting: the plaintext reference model,
+/// and the simulated one when the setting is simulated (the threaded and TCP settings load the
+/// model in each party, per inference, as two separate machines would).
+pub struct Runner<'a> {
+    checkpoint: &'a Checkpoint,
+    setting: Setting,
+    preset: Preset,
+    weights: WeightMode,
+    plain: (Plain<f64>, Encoder<Plain<f64>>),
+    fixed: Option<(Fixed, Encoder<Fixed>)>,
+}
 
-    let (private, online_s, offline_s, online_bytes, offline_bytes, rounds) = match setting {
-        Setting::Plain => (plaintext.clone(), plaintext_s, 0.0, 0, 0, 0),
-        Setting::Simulated => {
-            let mut fixed = Fixed::default().with_weight_mode(weights);
-            let model =
-                Encoder::load(&mut fixed, config, preset, Some(&checkpoint.params), None).map_err(InferError::Model)?;
-            fixed.reset_ledger();
-            let t = Instant::now();
-            let out = model.forward(&mut fixed, Some(&tokens), &mask, &mut Unobserved).map_err(InferError::Model)?;
-            let seconds = t.elapsed().as_secs_f64();
-            let ledger = *fixed.ledger();
-            let bytes = ledger.stats(Role::P0).bytes_sent + ledger.stats(Role::P1).bytes_sent;
-            let out = fixed.reveal(&out).map_err(|e| InferError::Model(e.into()))?;
-            (out, seconds, 0.0, bytes, 0, ledger.rounds())
-        }
-        Setting::Threaded | Setting::Tcp => {
-            let job = PrivateJob {
-                config,
-                params: &checkpoint.params,
-                tokens: &tokens,
-                mask: &mask,
-                preset,
-                weights,
-                truncation: Truncation::Local,
-                layers: None,
-                progress,
-                seed: None,
-                online_hook: None,
-            };
-            let [p0, p1] = if setting == Setting::Tcp {
-                crate::network::run_loopback(&job, crate::tcp::TcpOptions::default()).map_err(InferError::Network)?
-            } else {
-                let run = run_private(job).map_err(InferError::Launch)?;
-                [run.p0.output, run.p1.output]
-            };
-            let (p0, p1) = (&p0, &p1);
-            (
-                p1.output.clone(),
-                p0.online.0.max(p1.online.0),
-                p0.offline.0.max(p1.offline.0),
-                p0.online.1.bytes_sent + p1.online.1.bytes_sent,
-                p0.offline.1.bytes_received + p0.offline.1.bytes_sent + p1.offline.1.bytes_received,
-                p0.online.1.rounds.max(p1.online.1.rounds),
-            )
-        }
-    };
-    let max_abs_err = private.iter().zip(&plaintext).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    Ok(InferReport {
-        setting: setting.name(),
-        preset: preset.name(),
-        weights: weights.name(),
-        head: match model.head() {
-            Head::Classifier { .. } => "classifier",
-            Head::MeanPool => "mean-pool",
-        },
-        tokens: tokens.len(),
-        cosine: cosine(&private, &plaintext),
-        private,
-        plaintext,
-        max_abs_err,
-        online_s,
-        offline_s,
-        plaintext_s,
-        online_bytes,
-        offline_bytes,
-        rounds,
-    })
+impl std::fmt::Debug for Runner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("setting", &self.setting).field("preset", &self.preset).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Runner<'a> {
+    /// Loads `checkpoint` for `setting` with `preset` and `weights`.
+    pub fn new(
+        checkpoint: &'a Checkpoint,
+        setting: Setting,
+        preset: Preset,
+        weights: WeightMode,
+    ) -> Result<Self, InferError> {
+        let config = &checkpoint.config;
+        let mut plain = Plain::<f64>::new();
+        let model =
+            Encoder::load(&mut plain, config, preset, Some(&checkpoint.params), None).map_err(InferError::Model)?;
+        let fixed = match setting {
+            Setting::Simulated => {
+                let mut fixed = Fixed::default().with_weight_mode(weights);
+                let model = Encoder::load(&mut fixed, config, preset, Some(&checkpoint.params), None)
+                    .map_err(InferError::Model)?;
+                Some((fixed, model))
+            }
+            _ => None,
+        };
+        Ok(Self { checkpoint, setting, preset, weights, plain: (plain, model), fixed })
+    }
+
+    /// One inference on `tokens` (the data owner's token ids).
+    pub fn run(&mut self, tokens: &[u32], progress: bool) -> Result<InferReport, InferError> {
+        let mask = vec![1.0; tokens.len()];
+        let (config, preset, weights) = (&self.checkpoint.config, self.preset, self.weights);
+        let (plain, model) = &mut self.plain;
+        let t = Instant::now();
+        let plaintext = model.forward(plain, Some(tokens), &mask, &mut Unobserved).map_err(InferError::Model)?;
+        let plaintext_s = t.elapsed().as_secs_f64();
+        let head = model.head();
+
+        let (private, online_s, offline_s, online_bytes, offline_bytes, rounds) = match (self.setting, &mut self.fixed)
+        {
+            (Setting::Plain, _) => (plaintext.clone(), plaintext_s, 0.0, 0, 0, 0),
+            (Setting::Simulated, Some((fixed, model))) => {
+                fixed.reset_ledger();
+                let t = Instant::now();
+                let out = model.forward(fixed, Some(tokens), &mask, &mut Unobserved).map_err(InferError::Model)?;
+                let seconds = t.elapsed().as_secs_f64();
+                let ledger = *fixed.ledger();
+                let bytes = ledger.stats(Role::P0).bytes_sent + ledger.stats(Role::P1).bytes_sent;
+                let out = fixed.reveal(&out).map_err(|e| InferError::Model(e.into()))?;
+                (out, seconds, 0.0, bytes, 0, ledger.rounds())
+            }
+            (setting, _) => {
+                let job = PrivateJob {
+                    config,
+                    params: &self.checkpoint.params,
+                    tokens,
+                    mask: &mask,
+                    preset,
+                    weights,
+                    truncation: Truncation::Local,
+                    layers: None,
+                    progress,
+                    seed: None,
+                    online_hook: None,
+                };
+                let [p0, p1] = if setting == Setting::Tcp {
+                    crate::network::run_loopback(&job, crate::tcp::TcpOptions::default())
+                        .map_err(InferError::Network)?
+                } else {
+                    let run = run_private(job).map_err(InferError::Launch)?;
+                    [run.p0.output, run.p1.output]
+                };
+                let (p0, p1) = (&p0, &p1);
+                (
+                    p1.output.clone(),
+                    p0.online.0.max(p1.online.0),
+                    p0.offline.0.max(p1.offline.0),
+                    p0.online.1.bytes_sent + p1.online.1.bytes_sent,
+                    p0.offline.1.bytes_received + p0.offline.1.bytes_sent + p1.offline.1.bytes_received,
+                    p0.online.1.rounds.max(p1.online.1.rounds),
+                )
+            }
+        };
+        let max_abs_err = private.iter().zip(&plaintext).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        Ok(InferReport {
+            setting: self.setting.name(),
+            preset: preset.name(),
+            weights: weights.name(),
+            head: match head {
+                Head::Classifier { .. } => "classifier",
+                Head::MeanPool => "mean-pool",
+            },
+            tokens: tokens.len(),
+            cosine: cosine(&private, &plaintext),
+            private,
+            plaintext,
+            max_abs_err,
+            online_s,
+            offline_s,
+            plaintext_s,
+            online_bytes,
+            offline_bytes,
+            rounds,
+        })
+    }
 }

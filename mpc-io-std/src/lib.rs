@@ -12,13 +12,17 @@
 //! - [`bench`](mod@bench): the benchmarks behind `mpcformer bench`;
 //! - [`demo`]: the private inference behind `mpcformer demo`;
 //! - [`model`]: Hugging Face checkpoints (config.json, safetensors, tokenizer);
-//! - [`infer`]: a checkpoint on a text in any setting, behind `mpcformer infer`.
+//! - [`dataset`]: the sentiment corpus and its fixed-seed split;
+//! - [`infer`]: a checkpoint on a text in any setting, behind `mpcformer infer`;
+//! - [`eval`]: a classifier's accuracy on the test split in any setting, behind `mpcformer eval`.
 #![forbid(unsafe_code)]
 
 pub mod accuracy;
 pub mod bench;
 pub mod channel;
+pub mod dataset;
 pub mod demo;
+pub mod eval;
 pub mod infer;
 pub mod launcher;
 pub mod model;

