@@ -3,8 +3,9 @@
 //! Fetch it with `scripts/fetch-assets.sh minilm` (the tests run the script themselves, and skip
 //! with a message only when fetching is impossible).
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 use mpc_io_std::infer::{self, Setting};
 use mpc_io_std::model;
@@ -12,17 +13,7 @@ use mpc_nn::WeightMode;
 use mpc_transformer::Preset;
 
 fn minilm() -> Option<PathBuf> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-assets.sh");
-    match Command::new("bash").arg(script).arg("minilm").output() {
-        Ok(out) if out.status.success() => {
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            stdout.lines().last().map(|l| PathBuf::from(l.trim()))
-        }
-        other => {
-            eprintln!("SKIPPED: MiniLM could not be fetched ({other:?}); run `scripts/fetch-assets.sh minilm`");
-            None
-        }
-    }
+    common::asset("minilm")
 }
 
 const SENTENCES: [&str; 5] = [

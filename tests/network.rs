@@ -162,3 +162,36 @@ fn a_party_claiming_another_role_is_refused() {
     let all = format!("{}{}{}", text(&dealer), text(&p0), text(&p1));
     assert!(all.contains("no certificate for an expected role"), "{all}");
 }
+
+#[test]
+fn an_expired_certificate_is_refused() {
+    let dir = temp_dir("net-model-5");
+    write_checkpoint(&dir);
+    let certs = temp_dir("net-certs-expired");
+    let expired = mpc_io_std::tcp::Validity { not_before: (2000, 1, 1), not_after: (2001, 1, 1) };
+    mpc_io_std::tcp::make_certs_with(&certs, |role| {
+        if role == mpc_core::transport::PartyId::P1 { expired } else { mpc_io_std::tcp::Validity::default() }
+    })
+    .unwrap();
+    let [dealer, p0, p1] = three_processes(&dir, &certs, &certs, "3");
+    assert!(!p1.status.success() && !p0.status.success() && !dealer.status.success());
+    let all = format!("{}{}{}", text(&dealer), text(&p0), text(&p1));
+    assert!(all.contains("Expired") || all.contains("expired"), "{all}");
+}
+
+#[test]
+fn many_inferences_over_one_set_of_connections_agree() {
+    let (config, params, tokens) = mpc_io_std::soak::small_model();
+    let r = mpc_io_std::soak::run(&config, &params, Preset::ALL[1], &tokens, 25).unwrap();
+    assert_eq!(r.inferences, 25);
+    assert_eq!(r.changed_predictions, 0, "{r:?}");
+    assert!(r.max_deviation < 1e-3, "only the last fixed-point bits move: {r:?}");
+    // And they are what plaintext computes.
+    let mut plain = mpc_nn::Plain::<f64>::new();
+    let model = mpc_transformer::Encoder::load(&mut plain, &config, Preset::ALL[1], Some(&params), None).unwrap();
+    let mask = vec![1.0; tokens.len()];
+    let expected = model.forward(&mut plain, Some(&tokens), &mask, &mut mpc_transformer::Unobserved).unwrap();
+    for (a, b) in r.first_output.iter().zip(&expected) {
+        assert!((a - b).abs() < 1e-2, "{:?} vs {expected:?}", r.first_output);
+    }
+}

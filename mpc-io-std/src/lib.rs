@@ -6,6 +6,7 @@
 //! - [`channel`]: an in-memory [`Transport`](mpc_core::Transport) over std channels;
 //! - [`tcp`]: TCP + mutual TLS between processes, with certificates per role;
 //! - [`network`]: the dealer and the parties as processes over [`tcp`];
+//! - [`soak`]: many inferences over one set of TLS connections, behind `mpcformer soak`;
 //! - [`shaping`]: a latency and bandwidth decorator, and the network projection;
 //! - [`launcher`]: runs P0, P1 and the dealer in threads and returns outputs and metering;
 //! - [`accuracy`]: the table of numerical functions behind `mpcformer accuracy`;
@@ -28,6 +29,7 @@ pub mod launcher;
 pub mod model;
 pub mod network;
 pub mod shaping;
+pub mod soak;
 pub mod tcp;
 
 pub use channel::{ChannelError, ChannelTransport};

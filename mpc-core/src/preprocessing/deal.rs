@@ -362,13 +362,27 @@ impl MaskIds {
 /// The dealer's view: both parties' PRGs, and every matmul mask B in the clear.
 pub(crate) struct DealerState<R: Ring> {
     prgs: [Prg; 2],
-    /// Every mask B in the clear: (rows, columns, owned by P0, B).
+    /// Every live mask B in the clear: (rows, columns, owned by P0, B); the mask with identity
+    /// `released + i` is at index i.
     masks: Vec<(usize, usize, bool, Shares<R>)>,
+    /// Masks released so far (identities keep counting).
+    released: MaskId,
 }
 
 impl<R: Ring> DealerState<R> {
     pub fn new(prg_p0: Prg, prg_p1: Prg) -> Self {
-        Self { prgs: [prg_p0, prg_p1], masks: Vec::new() }
+        Self { prgs: [prg_p0, prg_p1], masks: Vec::new(), released: 0 }
+    }
+
+    /// Forgets every mask made so far (the model they masked is gone): a long session's memory
+    /// stays flat. Triples asking for a released mask are refused.
+    pub fn release_masks(&mut self) {
+        self.released += self.masks.len() as MaskId;
+        self.masks.clear();
+    }
+
+    fn mask_index(&self, mask: MaskId) -> Option<usize> {
+        usize::try_from(mask.checked_sub(self.released)?).ok()
     }
 
     /// Deals `request`, which must have been validated: advances both PRGs exactly as the
@@ -380,7 +394,7 @@ impl<R: Ring> DealerState<R> {
             _ => None,
         };
         if let Some((k, n, mask, owned)) = triple {
-            match self.masks.get(mask as usize) {
+            match self.mask_index(mask).and_then(|i| self.masks.get(i)) {
                 Some((mk, mn, mo, _)) if (*mk, *mn, *mo) == (k, n, owned) => {}
                 _ => return Err(Error::MaterialMismatch),
             }
@@ -414,7 +428,7 @@ impl<R: Ring> DealerState<R> {
                 self.masks.push((k, n, matches!(request, Request::OwnedMask { .. }), b));
             }
             Request::MatmulTriple { m, k, n, mask } | Request::OwnedTriple { m, k, n, mask } => {
-                let b = &self.masks[mask as usize].3;
+                let b = &self.masks[self.mask_index(mask).ok_or(Error::MaterialMismatch)?].3;
                 let mut c = Shares::zeros(m * n);
                 R::gemm_acc(m, k, n, &secret[0], b, &mut c);
                 p0.correlated[0] = c;

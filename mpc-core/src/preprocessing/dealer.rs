@@ -74,6 +74,10 @@ impl<R: Ring> Dealer<R> {
             if count == 0 {
                 return Ok(stats);
             }
+            if count == RELEASE_MASKS {
+                self.state.release_masks();
+                continue;
+            }
             let count = usize::try_from(count).ok().filter(|&c| c <= MAX_BATCH).ok_or(Error::TooLarge)?;
             let mut headers = vec![0u8; count * HEADER_LEN];
             transport.recv(PartyId::P0, &mut headers).map_err(Error::transport)?;
@@ -102,6 +106,10 @@ impl<R: Ring> core::fmt::Debug for Dealer<R> {
     }
 }
 
+/// The batch count that asks the dealer to release its masks (0 ends the session; real batches
+/// are at most `MAX_BATCH`).
+const RELEASE_MASKS: u64 = u64::MAX;
+
 /// A party's side of the trusted dealer: a [`Preprocessing`] provider.
 pub struct DealerClient<T: Transport> {
     role: Role,
@@ -116,6 +124,16 @@ impl<T: Transport> DealerClient<T> {
         let mut seed = Seed::from_bytes([0u8; Seed::LEN]);
         transport.recv(PartyId::Dealer, &mut seed.0).map_err(Error::transport)?;
         Ok(Self { role, transport, prg: seed.prg(streams::DEALER), masks: deal::MaskIds::default() })
+    }
+
+    /// Tells the dealer to forget every matmul mask made so far (P0; P1 has nothing to say):
+    /// call it when the model they masked is dropped, so that many inferences over one session
+    /// keep the dealer's memory flat. One 8-byte message.
+    pub fn release_masks(&mut self) -> Result<(), Error> {
+        if self.role == Role::P0 {
+            self.transport.send(PartyId::Dealer, &RELEASE_MASKS.to_le_bytes()).map_err(Error::transport)?;
+        }
+        Ok(())
     }
 
     /// Ends the dealer's session (P0; P1 has nothing to end) and returns the transport.

@@ -269,3 +269,20 @@ fn owned_masks_stay_with_p0_and_triples_with_p1() {
     // A shared mask's triple cannot be asked for under an owned mask's identity.
     assert_eq!(p0.matmul_triple(m, k, n, b0.id).unwrap_err(), Error::MaterialMismatch);
 }
+
+#[test]
+fn released_masks_are_forgotten_and_later_ones_still_work() {
+    use crate::share::Prg;
+    use rand_core::SeedableRng;
+    let mut state = deal::DealerState::<u64>::new(Prg::seed_from_u64(1), Prg::seed_from_u64(2));
+    let (k, n) = (3, 2);
+    state.deal(&Request::MatmulMask { k, n }).unwrap();
+    state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 0 }).unwrap();
+    state.release_masks();
+    // Mask 0 is gone: a triple for it is refused, not served with another mask.
+    assert_eq!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 0 }).err(), Some(Error::MaterialMismatch));
+    // Identities keep counting: the next mask is 1, and it serves triples.
+    state.deal(&Request::MatmulMask { k, n }).unwrap();
+    assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 1 }).is_ok());
+    assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 2 }).is_err());
+}

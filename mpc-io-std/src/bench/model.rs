@@ -253,7 +253,11 @@ pub fn private_party<T: Transport, D: Transport>(
     let out = model.forward(&mut b, my_tokens, job.mask, &mut observer).map_err(to_error)?;
     let output = b.reveal(&out)?;
     let online = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
-    Ok(PartyReport { output, load, offline, online, buckets: meter.totals })
+    let buckets = meter.totals;
+    // The weights' masks die with the model: the dealer may forget them (a long session stays flat).
+    drop((model, b));
+    ctx.dealer.release_masks()?;
+    Ok(PartyReport { output, load, offline, online, buckets })
 }
 
 /// Runs P0, P1 and the dealer in threads (see [`private_party`]).

@@ -1,0 +1,271 @@
+//! Adversarial peers over real TCP + TLS: an honest P0 (and dealer) against a P1 that sends
+//! wrong-length, oversized, duplicated, reordered or garbage messages, stalls, or disconnects in
+//! the middle of the inference; and honest parties against a dealer that dies mid-session.
+//!
+//! Every case must end in a typed error within the timeouts: no panic, no hang, and no result.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mpc_core::Transport;
+use mpc_core::protocol::Truncation;
+use mpc_core::transport::{Error as _, ErrorKind, ErrorType, Metered, PartyId, Role};
+use mpc_io_std::bench::model::{PartyReport, PrivateJob, private_party};
+use mpc_io_std::launcher::PartyContext;
+use mpc_io_std::network::{Endpoints, NetError, connect_party, run_dealer};
+use mpc_io_std::tcp::{Identity, TcpOptions, TcpTransport, listen, make_certs};
+use mpc_nn::WeightMode;
+use mpc_transformer::Preset;
+
+/// What the malicious P1 does to its outgoing messages.
+#[derive(Clone, Copy, Debug)]
+enum Attack {
+    /// Replace message `at` by a few bytes.
+    WrongLength { at: usize },
+    /// Replace message `at` by one above P0's frame limit.
+    Oversized { at: usize },
+    /// Send message `at` twice.
+    Duplicate { at: usize },
+    /// Swap messages `at` and `at + 1`.
+    Reorder { at: usize },
+    /// Close the connection instead of sending message `at`.
+    Disconnect { at: usize },
+    /// Sleep past P0's read timeout before sending message `at`.
+    Stall { at: usize },
+}
+
+/// P1's link to P0, with the attack applied to what it sends.
+struct Malicious<T> {
+    inner: Option<T>,
+    attack: Attack,
+    sent: usize,
+    held: Option<Vec<u8>>,
+}
+
+impl<T: Transport> ErrorType for Malicious<T> {
+    type Error = ErrorKind;
+}
+
+impl<T: Transport> Transport for Malicious<T> {
+    fn send(&mut self, to: PartyId, msg: &[u8]) -> Result<(), ErrorKind> {
+        let index = self.sent;
+        self.sent += 1;
+        let inner = self.inner.as_mut().ok_or(ErrorKind::Disconnected)?;
+        let mut send = |m: &[u8]| inner.send(to, m).map_err(|e| e.kind());
+        match self.attack {
+            Attack::WrongLength { at } if at == index => send(&[1, 2, 3]),
+            Attack::Oversized { at } if at == index => send(&vec![0u8; 2 << 20]),
+            Attack::Duplicate { at } if at == index => {
+                send(msg)?;
+                send(msg)
+            }
+            Attack::Reorder { at } if at == index => {
+                self.held = Some(msg.to_vec());
+                Ok(())
+            }
+            Attack::Reorder { at } if at + 1 == index => {
+                send(msg)?;
+                send(&self.held.take().expect("held message"))
+            }
+            Attack::Disconnect { at } if at == index => {
+                // Dropping the transport closes the TLS connection.
+                self.inner = None;
+                Err(ErrorKind::Disconnected)
+            }
+            Attack::Stall { at } if at == index => {
+                std::thread::sleep(TIMEOUT * 3);
+                send(msg)
+            }
+            _ => send(msg),
+        }
+    }
+
+    fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), ErrorKind> {
+        self.inner.as_mut().ok_or(ErrorKind::Disconnected)?.recv(from, buf).map_err(|e| e.kind())
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_millis(1500);
+
+fn options() -> TcpOptions {
+    TcpOptions { connect_timeout: Duration::from_secs(5), read_timeout: TIMEOUT, max_message: 1 << 20 }
+}
+
+fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+fn certs(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mpcformer-adv-{name}-{}", std::process::id()));
+    make_certs(&dir).unwrap();
+    dir
+}
+
+/// Runs the small soak model with an honest P0 and dealer against `p1`; returns P0's and the
+/// dealer's results and how long P0 took.
+fn honest_p0_against(
+    certs: &Path,
+    p1: impl FnOnce(Endpoints) -> Result<(), String> + Send,
+) -> (Result<PartyReport, NetError>, bool, Duration) {
+    let (config, params, tokens) = mpc_io_std::soak::small_model();
+    let mask = vec![1.0; tokens.len()];
+    let job = PrivateJob {
+        config: &config,
+        params: &params,
+        tokens: &tokens,
+        mask: &mask,
+        preset: Preset::parse("quad+2quad").unwrap(),
+        weights: WeightMode::Owner,
+        truncation: Truncation::Local,
+        layers: None,
+        progress: false,
+        seed: Some(5),
+        online_hook: None,
+    };
+    let endpoints = Endpoints { dealer: free_addr(), peer: free_addr() };
+    std::thread::scope(|s| {
+        let dealer = s.spawn(|| run_dealer(endpoints.dealer, certs, Some(5), options()));
+        let job = &job;
+        let p0 = s.spawn(move || {
+            let started = Instant::now();
+            let result = connect_party(Role::P0, endpoints, certs, Some(5), options())
+                .and_then(|mut ctx| Ok(private_party(&mut ctx, job)?));
+            (result, started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = p1(endpoints);
+        let (result, took) = p0.join().expect("P0 does not panic");
+        let dealer_ok = dealer.join().expect("the dealer does not panic").is_ok();
+        (result, dealer_ok, took)
+    })
+}
+
+/// A P1 that follows the protocol except for `attack`.
+fn malicious_p1(certs: &Path, endpoints: Endpoints, attack: Attack) -> Result<(), String> {
+    let (config, params, tokens) = mpc_io_std::soak::small_model();
+    let mask = vec![1.0; tokens.len()];
+    let job = PrivateJob {
+        config: &config,
+        params: &params,
+        tokens: &tokens,
+        mask: &mask,
+        preset: Preset::parse("quad+2quad").unwrap(),
+        weights: WeightMode::Owner,
+        truncation: Truncation::Local,
+        layers: None,
+        progress: false,
+        seed: Some(5),
+        online_hook: None,
+    };
+    // P1's own limit is far above P0's, so that P0's limit is the one tested.
+    let loose = TcpOptions { max_message: 1 << 32, ..options() };
+    let ctx = connect_party(Role::P1, endpoints, certs, Some(5), loose).map_err(|e| e.to_string())?;
+    let PartyContext { role, peer, dealer, rng } = ctx;
+    let peer = Malicious { inner: Some(peer), attack, sent: 0, held: None };
+    let mut ctx = PartyContext { role, peer: Metered::new(peer), dealer, rng };
+    private_party(&mut ctx, &job).map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_misbehaving_peer_ends_the_honest_party_in_a_typed_error() {
+    let certs = certs("peers");
+    let cases = [
+        (Attack::WrongLength { at: 0 }, ErrorKind::LengthMismatch),
+        (Attack::WrongLength { at: 40 }, ErrorKind::LengthMismatch),
+        (Attack::Oversized { at: 10 }, ErrorKind::TooLarge),
+        (Attack::Duplicate { at: 5 }, ErrorKind::LengthMismatch),
+        (Attack::Reorder { at: 20 }, ErrorKind::LengthMismatch),
+        (Attack::Disconnect { at: 30 }, ErrorKind::Disconnected),
+        (Attack::Stall { at: 15 }, ErrorKind::TimedOut),
+    ];
+    for (attack, expected) in cases {
+        let (result, dealer_ok, took) = honest_p0_against(&certs, |e| malicious_p1(&certs, e, attack));
+        match result {
+            Err(NetError::Protocol(mpc_core::Error::Transport(kind))) => {
+                assert_eq!(kind, expected, "{attack:?}")
+            }
+            other => panic!("{attack:?}: expected a {expected:?} error, got {other:?}"),
+        }
+        assert!(!dealer_ok, "{attack:?}: the dealer sees P0 leave and stops with an error");
+        assert!(took < TIMEOUT * 4, "{attack:?}: P0 stopped after {took:?}");
+    }
+    std::fs::remove_dir_all(&certs).unwrap();
+}
+
+#[test]
+fn garbage_instead_of_tls_is_refused_at_the_handshake() {
+    let certs = certs("garbage");
+    let (result, _, took) = honest_p0_against(&certs, |e| {
+        use std::io::Write;
+        let mut socket = std::net::TcpStream::connect(e.peer).map_err(|e| e.to_string())?;
+        let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        socket.write_all(&garbage).map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(())
+    });
+    assert!(matches!(result, Err(NetError::Link(_))), "{result:?}");
+    assert!(took < TIMEOUT * 4 + Duration::from_secs(5), "{took:?}");
+    std::fs::remove_dir_all(&certs).unwrap();
+}
+
+/// Values that would be computed on duplicated or reordered messages of equal lengths are
+/// wrong, not detected: the semi-honest model trusts the peer to follow the protocol (a
+/// malicious peer can always falsify its shares). What a transport *can* see, it refuses.
+#[test]
+fn a_dealer_dying_mid_session_ends_both_parties_in_errors() {
+    let certs = certs("dealer");
+    let endpoints = Endpoints { dealer: free_addr(), peer: free_addr() };
+    let (config, params, tokens) = mpc_io_std::soak::small_model();
+    let mask = vec![1.0; tokens.len()];
+    let job = PrivateJob {
+        config: &config,
+        params: &params,
+        tokens: &tokens,
+        mask: &mask,
+        preset: Preset::ALL[0],
+        weights: WeightMode::Owner,
+        truncation: Truncation::Local,
+        layers: None,
+        progress: false,
+        seed: None,
+        online_hook: None,
+    };
+    let started = Instant::now();
+    let [r0, r1] = std::thread::scope(|s| {
+        // The dealer hands out seeds, takes P0's first batch of requests, and dies.
+        let certs = &certs;
+        s.spawn(move || {
+            let identity = Identity::load(certs, PartyId::Dealer).unwrap();
+            let listener = listen(endpoints.dealer).unwrap();
+            let mut transport = TcpTransport::new(options());
+            for _ in 0..2 {
+                transport.accept(&identity, &listener, &[PartyId::P0, PartyId::P1]).unwrap();
+            }
+            transport.send(PartyId::P0, &[7u8; 32]).unwrap();
+            transport.send(PartyId::P1, &[9u8; 32]).unwrap();
+            let mut count = [0u8; 8];
+            let _ = transport.recv(PartyId::P0, &mut count);
+            drop(transport);
+        });
+        let job = &job;
+        let party = |role: Role| {
+            move || -> Result<PartyReport, NetError> {
+                let mut ctx = connect_party(role, endpoints, certs, None, options())?;
+                Ok(private_party(&mut ctx, job)?)
+            }
+        };
+        let p0 = s.spawn(party(Role::P0));
+        let p1 = s.spawn(party(Role::P1));
+        [p0.join().expect("P0 does not panic"), p1.join().expect("P1 does not panic")]
+    });
+    let kind = |r: &Result<PartyReport, NetError>| match r {
+        Err(NetError::Protocol(mpc_core::Error::Transport(kind))) => Some(*kind),
+        _ => None,
+    };
+    assert_eq!(kind(&r0), Some(ErrorKind::Disconnected), "P0 waits on the dead dealer: {r0:?}");
+    assert!(matches!(kind(&r1), Some(ErrorKind::Disconnected | ErrorKind::TimedOut)), "P1 loses P0: {r1:?}");
+    assert!(started.elapsed() < TIMEOUT * 4, "no hang: {:?}", started.elapsed());
+    std::fs::remove_dir_all(&certs).unwrap();
+}
