@@ -38,7 +38,7 @@ const TAG_OWNED_TRIPLE: u64 = 9;
 const TAG_BROADCAST: u64 = 10;
 
 /// At most this many random and this many correlated parts per material.
-const MAX_PARTS: usize = 3;
+pub(crate) const MAX_PARTS: usize = 3;
 
 /// How the parties' shares of a part combine into its secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl Request {
         let ok = |x: Option<usize>| matches!(x, Some(v) if v <= max_elements);
         let fits = match *self {
             Request::Beaver { n } | Request::Square { n } => ok(Some(n)),
-            Request::Trunc { n, frac_bits } => ok(Some(n)) && frac_bits + 2 < R::BITS,
+            Request::Trunc { n, frac_bits } => ok(Some(n)) && frac_bits < R::BITS.saturating_sub(2),
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => ok(k.checked_mul(n)),
             Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => {
                 ok(k.checked_mul(n)) && ok(m.checked_mul(k)) && ok(m.checked_mul(n))

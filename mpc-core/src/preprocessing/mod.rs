@@ -14,6 +14,7 @@
 pub(crate) mod deal;
 mod dealer;
 mod store;
+mod stored;
 mod test_dealer;
 #[cfg(test)]
 mod tests;

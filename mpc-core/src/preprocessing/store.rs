@@ -13,7 +13,7 @@ use crate::ring::Ring;
 /// program yields [`Error::MaterialMismatch`], never wrong results.
 #[derive(Debug)]
 pub struct Store<R: Ring> {
-    queue: VecDeque<(Request, Material<R>)>,
+    pub(super) queue: VecDeque<(Request, Material<R>)>,
 }
 
 impl<R: Ring> Default for Store<R> {

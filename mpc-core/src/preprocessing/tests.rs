@@ -286,3 +286,82 @@ fn released_masks_are_forgotten_and_later_ones_still_work() {
     assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 1 }).is_ok());
     assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 2 }).is_err());
 }
+
+/// One request of every kind (two masks, with triples for each).
+fn every_request() -> Vec<Request> {
+    vec![
+        Request::Beaver { n: 5 },
+        Request::Square { n: 3 },
+        Request::Trunc { n: 4, frac_bits: 12 },
+        Request::MatmulMask { k: 3, n: 2 },
+        Request::MatmulTriple { m: 2, k: 3, n: 2, mask: 0 },
+        Request::OwnedMask { k: 2, n: 4 },
+        Request::OwnedTriple { m: 3, k: 2, n: 4, mask: 1 },
+        Request::Broadcast { rows: 2, len: 3, per_row: true },
+        Request::And { words: 2 },
+        Request::Ltz { n: 3 },
+    ]
+}
+
+#[test]
+fn stored_material_reads_back_as_it_was_written_at_both_parties() {
+    let (mut p0, mut p1) = pair::<u64>(12);
+    for dealer in [&mut p0, &mut p1] {
+        let mut store = Store::<u64>::new();
+        store.fill(dealer, &every_request()).unwrap();
+        let bytes = store.to_bytes();
+        let read = Store::<u64>::from_bytes(&bytes, 1 << 20).unwrap();
+        assert_eq!(read.len(), every_request().len());
+        assert_eq!(*read.to_bytes(), *bytes, "the format is canonical");
+        // Every prefix is refused, as is one byte more; nothing panics.
+        for cut in 0..bytes.len() {
+            assert!(Store::<u64>::from_bytes(&bytes[..cut], 1 << 20).is_err(), "prefix of {cut} bytes");
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(Store::<u64>::from_bytes(&longer, 1 << 20).is_err());
+        assert!(Store::<u32>::from_bytes(&bytes, 1 << 20).is_err(), "another ring");
+        assert!(Store::<u64>::from_bytes(&bytes, 2).is_err(), "requests above the limit");
+    }
+    // A store read back serves the program it was made for.
+    let mut store = Store::<u64>::new();
+    store.fill(&mut p0, &[Request::Beaver { n: 2 }]).unwrap();
+    let mut read = Store::<u64>::from_bytes(&store.to_bytes(), 1 << 20).unwrap();
+    assert_eq!(read.beaver(2).unwrap().c.len(), 2);
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic_the_store_reader(bytes: Vec<u8>, tweak in 0usize..4096, value: u8) {
+        let _ = Store::<u64>::from_bytes(&bytes, 1 << 12);
+        // Valid material with one byte changed: refused or read, never a panic.
+        let (mut p0, _) = pair::<u64>(13);
+        let mut store = Store::<u64>::new();
+        store.fill(&mut p0, &every_request()).unwrap();
+        let mut valid = store.to_bytes().to_vec();
+        let at = tweak % valid.len();
+        valid[at] = value;
+        if let Ok(read) = Store::<u64>::from_bytes(&valid, 1 << 12) {
+            prop_assert_eq!(read.to_bytes().to_vec(), valid);
+        }
+    }
+}
+
+/// Found by the `stored_material` fuzz target: a truncation request whose shift overflowed the
+/// check `frac_bits + 2 < BITS` (a panic in debug builds; in release, a dealer accepting a shift
+/// by 2^32 − 1 bits).
+#[test]
+fn regression_truncation_by_a_huge_shift_is_refused() {
+    let mut header = [0u8; 40];
+    header[..8].copy_from_slice(&3u64.to_le_bytes());
+    for frac_bits in [u32::MAX, u32::MAX - 1, 64, 62] {
+        header[16..24].copy_from_slice(&u64::from(frac_bits).to_le_bytes());
+        assert_eq!(Request::decode::<u64>(&header, 1 << 10).err(), Some(Error::TooLarge), "{frac_bits}");
+    }
+    header[16..24].copy_from_slice(&61u64.to_le_bytes());
+    assert!(Request::decode::<u64>(&header, 1 << 10).is_ok());
+    let artifact = b"MPCSTOR1@\0\0\0R\xcaZ\xb0ZZZZ\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\xff\xff\xff\xff";
+    let mut stored = artifact.to_vec();
+    stored.resize(80, 0);
+    assert!(Store::<u64>::from_bytes(&stored, 1 << 10).is_err());
+}

@@ -1,0 +1,143 @@
+//! A [`Store`] as bytes: material made in advance (on a bigger machine, or before a device ships)
+//! and read back where it is consumed, the constrained setting's preprocessing.
+//!
+//! Format (little-endian): `MPCSTOR1`, the ring's bits (u32), the entry count (u64), then per
+//! entry the request's 40-byte header, the mask identity (u64), the absorbed flag (u8), and each
+//! part of the request's layout (random parts, then correlated ones) as a length (u64) and that
+//! many ring elements. Reading checks every length against the request before allocating.
+
+use alloc::vec::Vec;
+
+use heapless::Vec as Parts2;
+use zeroize::Zeroizing;
+
+use super::deal::{self, HEADER_LEN, MAX_PARTS, Parts, Sharing};
+use super::{MaskId, Material, Request, Store};
+use crate::error::Error;
+use crate::ring::Ring;
+use crate::share::Shares;
+
+const MAGIC: &[u8; 8] = b"MPCSTOR1";
+
+/// The parts of `material` in the order [`deal::into_material`] consumes them, its mask identity
+/// and whether its product was absorbed.
+fn parts_of<R: Ring>(material: &Material<R>) -> (Vec<&[R]>, Vec<&[R]>, MaskId, bool) {
+    match material {
+        Material::Beaver(t) | Material::Broadcast(t) => {
+            (alloc::vec![&t.a[..], &t.b[..]], alloc::vec![&t.c[..]], 0, false)
+        }
+        Material::And(t) => (alloc::vec![&t.a[..], &t.b[..]], alloc::vec![&t.c[..]], 0, false),
+        Material::Square(p) => (alloc::vec![&p.r[..]], alloc::vec![&p.r2[..]], 0, false),
+        Material::Trunc(p) => (alloc::vec![&p.r[..]], alloc::vec![&p.r_hi[..], &p.r_msb[..]], 0, false),
+        Material::MatmulMask(m) | Material::OwnedMask(m) => (alloc::vec![&m.b[..]], alloc::vec![], m.id, false),
+        Material::MatmulTriple(t) | Material::OwnedTriple(t) => {
+            (alloc::vec![&t.a[..]], alloc::vec![&t.c[..]], 0, t.absorbed)
+        }
+        Material::Ltz(l) => {
+            (alloc::vec![&l.r[..], &l.b2a_bits[..]], alloc::vec![&l.tables[..], &l.r_high[..], &l.b2a[..]], 0, false)
+        }
+    }
+}
+
+/// A bounds-checked reader over untrusted bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if n > self.bytes.len() {
+            return Err(Error::Malformed("stored material ends early"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64, Error> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("eight bytes")))
+    }
+}
+
+impl<R: Ring> Store<R> {
+    /// The store's unconsumed material as bytes (secret: zeroized when dropped).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::new());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&R::BITS.to_le_bytes());
+        out.extend_from_slice(&(self.queue.len() as u64).to_le_bytes());
+        for (request, material) in &self.queue {
+            let (random, correlated, id, absorbed) = parts_of(material);
+            out.extend_from_slice(&request.encode());
+            out.extend_from_slice(&id.to_le_bytes());
+            out.push(u8::from(absorbed));
+            for part in random.iter().chain(&correlated) {
+                out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                for x in part.iter() {
+                    out.extend_from_slice(&bytemuck::bytes_of(&x.native_to_le())[..R::BYTES]);
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads material written by [`Store::to_bytes`], refusing anything malformed: a wrong ring,
+    /// a request above `max_elements` per part, a part whose length does not fit its request, a
+    /// truncated or over-long input.
+    pub fn from_bytes(bytes: &[u8], max_elements: usize) -> Result<Self, Error> {
+        let mut r = Reader { bytes };
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err(Error::Malformed("not stored material"));
+        }
+        if r.take(4)? != R::BITS.to_le_bytes() {
+            return Err(Error::Malformed("stored material of another ring"));
+        }
+        let count = r.u64()?;
+        let mut store = Store::new();
+        for _ in 0..count {
+            let request = Request::decode::<R>(r.take(HEADER_LEN)?, max_elements)?;
+            let id = r.u64()?;
+            let absorbed = match r.take(1)?[0] {
+                0 => false,
+                1 => true,
+                _ => return Err(Error::Malformed("stored absorbed flag")),
+            };
+            // Only masks have identities and only triples absorb: anything else is not ours.
+            let is_mask = matches!(request, Request::MatmulMask { .. } | Request::OwnedMask { .. });
+            let is_triple = matches!(request, Request::MatmulTriple { .. } | Request::OwnedTriple { .. });
+            if (id != 0 && !is_mask) || (absorbed && !is_triple) {
+                return Err(Error::Malformed("stored identity or flag on the wrong material"));
+            }
+            let layout = request.layout::<R>();
+            let mut read_parts = |shapes: &[(usize, Sharing)]| -> Result<Parts2<Shares<R>, MAX_PARTS>, Error> {
+                let mut parts = Parts2::new();
+                for &(len, sharing) in shapes {
+                    let stored = r.u64()?;
+                    // A part one party owns is empty at the other.
+                    let fits = stored == len as u64 || (stored == 0 && matches!(sharing, Sharing::Owned(_)));
+                    if !fits {
+                        return Err(Error::Malformed("stored part of the wrong length"));
+                    }
+                    let raw = r.take(stored as usize * R::BYTES)?;
+                    let values = raw
+                        .chunks_exact(R::BYTES)
+                        .map(|b| bytemuck::pod_read_unaligned::<R>(b).le_to_native())
+                        .collect();
+                    parts.push(Shares::from_vec(values)).map_err(|_| Error::Malformed("too many parts"))?;
+                }
+                Ok(parts)
+            };
+            let random = read_parts(&layout.random)?;
+            let correlated = read_parts(&layout.correlated)?;
+            let mut material = deal::into_material(&request, Parts { random, correlated }, id);
+            if let Material::MatmulTriple(t) | Material::OwnedTriple(t) = &mut material {
+                t.absorbed = absorbed;
+            }
+            store.queue.push_back((request, material));
+        }
+        if !r.bytes.is_empty() {
+            return Err(Error::Malformed("bytes after the stored material"));
+        }
+        Ok(store)
+    }
+}
