@@ -36,4 +36,3 @@ for model in quad+2quad quad+2relu; do
   $bin eval --model "$out/$model" --data "$data" --setting simulated --json | tee -a "$out/eval.jsonl"
   $bin eval --model "$out/$model" --data "$data" --setting threaded --limit "$threaded" --json | tee -a "$out/eval.jsonl"
 done
-$bin eval --model "$out/teacher" --data "$data" --setting threaded --limit "$threaded" --json | tee -a "$out/eval.jsonl"

@@ -251,14 +251,15 @@ pub struct StageReport {
     pub last_loss: f64,
     /// Dev accuracy after each epoch.
     pub dev_accuracy: Vec<f64>,
-    /// Training examples per second (this run).
+    /// Training examples per second (over every run of the stage, dev evaluations included).
     pub examples_per_s: f64,
-    /// Seconds (this run).
+    /// Seconds of training (over every run of the stage).
     pub seconds: f64,
 }
 
 /// The resume record of a stage, beside `<name>.safetensors` (weights and optimiser moments).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct Resume {
     /// Steps of the stage and examples per step: a record of another configuration is refused.
     total: usize,
@@ -267,6 +268,9 @@ struct Resume {
     losses: Vec<f64>,
     dev_accuracy: Vec<f64>,
     best_dev: Option<f64>,
+    /// Training examples seen and seconds spent, over every run of the stage.
+    examples: usize,
+    seconds: f64,
 }
 
 /// How a stage reports and saves its progress.
@@ -391,6 +395,8 @@ pub fn train(
     let bar = progress_bar(run.progress, total as u64, &stage.name);
     bar.set_position(resume.step as u64);
     let started = Instant::now();
+    // Time not yet added to the record's total.
+    let mut run_started = started;
     let (mut seen, mut recent) = (0usize, Vec::new());
     let stop_at = run.max_steps.map_or(total, |m| total.min(resume.step.saturating_add(m)));
     let mut batches: Vec<Vec<usize>> = Vec::new();
@@ -416,6 +422,7 @@ pub fn train(
         opt.step(model, &grads, stage.lr * stage.schedule.factor(resume.step, total))?;
         resume.step += 1;
         resume.losses.push(value);
+        resume.examples += indices.len();
         recent.push(value);
         seen += indices.len();
         let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -441,6 +448,8 @@ pub fn train(
             }
         }
         if epoch_done || resume.step % run.save_every.max(1) == 0 || resume.step == stop_at {
+            resume.seconds += run_started.elapsed().as_secs_f64();
+            run_started = Instant::now();
             save_state(&run.resume_dir, &stage.name, model, &opt, best.as_ref(), &resume)?;
         }
     }
@@ -451,7 +460,7 @@ pub fn train(
     if let Some(best) = &best {
         model.load_params(best)?;
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = resume.seconds + run_started.elapsed().as_secs_f64();
     let tenth = (resume.losses.len() / 10).max(1);
     Ok(StageReport {
         name: stage.name.clone(),
@@ -459,7 +468,7 @@ pub fn train(
         first_loss: mean(&resume.losses[..tenth.min(resume.losses.len())]),
         last_loss: mean(&resume.losses[resume.losses.len().saturating_sub(tenth)..]),
         dev_accuracy: resume.dev_accuracy,
-        examples_per_s: seen as f64 / seconds.max(1e-9),
+        examples_per_s: resume.examples as f64 / seconds.max(1e-9),
         seconds,
     })
 }
