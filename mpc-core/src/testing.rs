@@ -75,8 +75,12 @@ mod tests {
     #[test]
     fn hostile_dealer_scripts_end_in_typed_errors() {
         // A batch count beyond the limit, a truncated header batch, an oversized request.
-        let too_many = message(&u64::MAX.to_le_bytes());
+        // (u64::MAX is the control message that releases the masks: it is served.)
+        let too_many = message(&(u64::MAX - 1).to_le_bytes());
         assert_eq!(replay_dealer_session(&too_many), Err(Error::TooLarge));
+        let mut release = message(&u64::MAX.to_le_bytes());
+        release.extend(message(&0u64.to_le_bytes()));
+        assert_eq!(replay_dealer_session(&release), Ok(0));
         let mut cut = message(&3u64.to_le_bytes());
         cut.extend(message(&Request::Beaver { n: 4 }.encode()));
         assert_eq!(replay_dealer_session(&cut), Err(Error::Transport(ErrorKind::LengthMismatch)));
