@@ -130,7 +130,9 @@ impl Request {
                 ok(k.checked_mul(n)) && ok(m.checked_mul(k)) && ok(m.checked_mul(n))
             }
             Request::And { words } => ok(Some(words)),
-            Request::Broadcast { rows, len, .. } => ok(rows.checked_mul(len)),
+            // Each factor alone too: the short vector has `rows` or `len` entries even when the
+            // matrix is empty.
+            Request::Broadcast { rows, len, .. } => ok(rows.checked_mul(len)) && ok(Some(rows)) && ok(Some(len)),
             Request::Ltz { n } => ok(n.checked_mul(ltz_table_words::<R>())),
         };
         if fits { Ok(()) } else { Err(Error::TooLarge) }

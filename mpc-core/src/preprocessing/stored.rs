@@ -118,7 +118,8 @@ impl<R: Ring> Store<R> {
                     if !fits {
                         return Err(Error::Malformed("stored part of the wrong length"));
                     }
-                    let raw = r.take(stored as usize * R::BYTES)?;
+                    let bytes = usize::try_from(stored).ok().and_then(|n| n.checked_mul(R::BYTES));
+                    let raw = r.take(bytes.ok_or(Error::TooLarge)?)?;
                     let values = raw
                         .chunks_exact(R::BYTES)
                         .map(|b| bytemuck::pod_read_unaligned::<R>(b).le_to_native())

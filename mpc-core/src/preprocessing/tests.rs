@@ -365,3 +365,21 @@ fn regression_truncation_by_a_huge_shift_is_refused() {
     stored.resize(80, 0);
     assert!(Store::<u64>::from_bytes(&stored, 1 << 10).is_err());
 }
+
+/// Found by the `stored_material` fuzz target in CI: a broadcast request for an empty matrix
+/// (0 rows) with a vector of 2^56 entries passed the size check, which bounded only rows × len;
+/// the dealer would have tried to allocate the vector.
+#[test]
+fn regression_an_empty_broadcast_with_a_huge_vector_is_refused() {
+    for (rows, len) in [(0usize, 1usize << 56), (1 << 56, 0)] {
+        for per_row in [false, true] {
+            let header = Request::Broadcast { rows, len, per_row }.encode();
+            assert_eq!(Request::decode::<u64>(&header, 1 << 20).err(), Some(Error::TooLarge), "{rows} {len}");
+        }
+    }
+    let mut artifact = b"MPCSTOR1@\0\0\0\0\x03\0\0\0\0\0\x01\x0a".to_vec();
+    artifact.resize(0x5a, 0);
+    artifact[0x2b] = 0x63;
+    artifact[0x54] = 0x63;
+    assert!(Store::<u64>::from_bytes(&artifact, 1 << 20).is_err());
+}
