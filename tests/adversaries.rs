@@ -9,13 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mpc_core::Transport;
-use mpc_core::protocol::Truncation;
 use mpc_core::transport::{Error as _, ErrorKind, ErrorType, Metered, PartyId, Role};
 use mpc_io_std::bench::model::{PartyReport, PrivateJob, private_party};
 use mpc_io_std::launcher::PartyContext;
 use mpc_io_std::network::{Endpoints, NetError, connect_party, run_dealer};
 use mpc_io_std::tcp::{Identity, TcpOptions, TcpTransport, listen, make_certs};
-use mpc_nn::WeightMode;
 use mpc_transformer::Preset;
 
 /// What the malicious P1 does to its outgoing messages.
@@ -112,17 +110,8 @@ fn honest_p0_against(
     let (config, params, tokens) = mpc_io_std::soak::small_model();
     let mask = vec![1.0; tokens.len()];
     let job = PrivateJob {
-        config: &config,
-        params: &params,
-        tokens: &tokens,
-        mask: &mask,
-        preset: Preset::parse("quad+2quad").unwrap(),
-        weights: WeightMode::Owner,
-        truncation: Truncation::Local,
-        layers: None,
-        progress: false,
         seed: Some(5),
-        online_hook: None,
+        ..PrivateJob::new(&config, &params, &tokens, &mask, Preset::parse("quad+2quad").unwrap())
     };
     let endpoints = Endpoints { dealer: free_addr(), peer: free_addr() };
     std::thread::scope(|s| {
@@ -147,17 +136,8 @@ fn malicious_p1(certs: &Path, endpoints: Endpoints, attack: Attack) -> Result<()
     let (config, params, tokens) = mpc_io_std::soak::small_model();
     let mask = vec![1.0; tokens.len()];
     let job = PrivateJob {
-        config: &config,
-        params: &params,
-        tokens: &tokens,
-        mask: &mask,
-        preset: Preset::parse("quad+2quad").unwrap(),
-        weights: WeightMode::Owner,
-        truncation: Truncation::Local,
-        layers: None,
-        progress: false,
         seed: Some(5),
-        online_hook: None,
+        ..PrivateJob::new(&config, &params, &tokens, &mask, Preset::parse("quad+2quad").unwrap())
     };
     // P1's own limit is far above P0's, so that P0's limit is the one tested.
     let loose = TcpOptions { max_message: 1 << 32, ..options() };
@@ -219,19 +199,7 @@ fn a_dealer_dying_mid_session_ends_both_parties_in_errors() {
     let endpoints = Endpoints { dealer: free_addr(), peer: free_addr() };
     let (config, params, tokens) = mpc_io_std::soak::small_model();
     let mask = vec![1.0; tokens.len()];
-    let job = PrivateJob {
-        config: &config,
-        params: &params,
-        tokens: &tokens,
-        mask: &mask,
-        preset: Preset::ALL[0],
-        weights: WeightMode::Owner,
-        truncation: Truncation::Local,
-        layers: None,
-        progress: false,
-        seed: None,
-        online_hook: None,
-    };
+    let job = PrivateJob::new(&config, &params, &tokens, &mask, Preset::ALL[0]);
     let started = Instant::now();
     let [r0, r1] = std::thread::scope(|s| {
         // The dealer hands out seeds, takes P0's first batch of requests, and dies.

@@ -255,6 +255,19 @@ fn finish(
     Ok(report)
 }
 
+/// Training on the gold labels: warm-up 10 % then linear decay, the best dev epoch kept.
+fn labels_stage(name: &str, stage: StageSettings, opts: &Options) -> Stage {
+    Stage {
+        name: name.into(),
+        objective: Objective::Labels,
+        epochs: stage.epochs,
+        lr: stage.lr,
+        schedule: Schedule::WarmupLinear(0.1),
+        batch: opts.batch,
+        keep_best: true,
+    }
+}
+
 /// Fine-tunes a teacher: the base checkpoint (e.g. MiniLM) with its pooler and a new 2-label
 /// classifier, on the gold labels (AdamW, warm-up 10 % then linear decay; the best dev epoch is
 /// kept). Writes the teacher to `out`.
@@ -273,15 +286,7 @@ pub fn finetune_teacher(
         model.freeze(["embeddings.word_embeddings.weight"]);
     }
     let data = sets(&checkpoint, data, opts)?;
-    let teacher = Stage {
-        name: "teacher".into(),
-        objective: Objective::Labels,
-        epochs: stage.epochs,
-        lr: stage.lr,
-        schedule: Schedule::WarmupLinear(0.1),
-        batch: opts.batch,
-        keep_best: true,
-    };
+    let teacher = labels_stage("teacher", stage, opts);
     let report = train::train(&model, None, &data.train, &data.dev, &teacher, &run_settings(out, opts))?;
     finish("teacher", &model, base, out, vec![report], &data)
 }
@@ -361,15 +366,7 @@ pub fn train_on_labels(
     opts: &Options,
 ) -> Result<Report> {
     let (_, student, sets) = teacher_and_student(teacher_dir, preset, data, opts)?;
-    let labels = Stage {
-        name: "labels".into(),
-        objective: Objective::Labels,
-        epochs: stage.epochs,
-        lr: stage.lr,
-        schedule: Schedule::WarmupLinear(0.1),
-        batch: opts.batch,
-        keep_best: true,
-    };
+    let labels = labels_stage("labels", stage, opts);
     let report = train::train(&student, None, &sets.train, &sets.dev, &labels, &run_settings(out, opts))?;
     finish("labels-only", &student, teacher_dir, out, vec![report], &sets)
 }

@@ -3,8 +3,6 @@
 
 use std::time::Instant;
 
-use mpc_core::protocol::Truncation;
-use mpc_nn::WeightMode;
 use mpc_transformer::{BertConfig, Params, Preset};
 use serde::Serialize;
 
@@ -52,19 +50,7 @@ pub fn run(
     inferences: usize,
 ) -> Result<SoakReport, NetError> {
     let mask = vec![1.0; tokens.len()];
-    let job = PrivateJob {
-        config,
-        params,
-        tokens,
-        mask: &mask,
-        preset,
-        weights: WeightMode::Owner,
-        truncation: Truncation::Local,
-        layers: None,
-        progress: false,
-        seed: None,
-        online_hook: None,
-    };
+    let job = PrivateJob::new(config, params, tokens, &mask, preset);
     let rss_start = resident_bytes().unwrap_or(0);
     let warm_at = (inferences / 10).max(1);
     let (mut first, mut rss_warm, mut max_deviation, mut changed, mut bytes) = (Vec::new(), 0, 0f64, 0, 0);

@@ -188,6 +188,26 @@ pub struct PrivateJob<'a> {
     pub online_hook: Option<&'a (dyn Fn() + Sync)>,
 }
 
+impl<'a> PrivateJob<'a> {
+    /// A job with the defaults: owner weights, local truncation, every layer, no progress, OS
+    /// randomness, no hook.
+    pub fn new(config: &'a BertConfig, params: &'a Params, tokens: &'a [u32], mask: &'a [f64], preset: Preset) -> Self {
+        Self {
+            config,
+            params,
+            tokens,
+            mask,
+            preset,
+            weights: WeightMode::Owner,
+            truncation: Truncation::Local,
+            layers: None,
+            progress: false,
+            seed: None,
+            online_hook: None,
+        }
+    }
+}
+
 /// Shows layer progress on stderr.
 struct Progress<'a> {
     meter: &'a mut BucketMeter,
