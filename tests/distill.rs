@@ -73,6 +73,8 @@ fn a_small_pipeline_trains_exports_and_runs_under_mpc() {
         assert!(r.max_abs_logit_err < 0.05, "{r:?}");
         assert!(r.agreement_with_plain >= 0.8, "{r:?}");
         assert_eq!(r.n, n);
+        assert_eq!(r.disagreements.len(), ((1.0 - r.agreement_with_plain) * n as f64).round() as usize);
+        assert!(r.worst_example < n);
     }
     let tcp = infer::run(&checkpoint, &data.test[0].text, Setting::Tcp, quad, WeightMode::Owner, false).unwrap();
     assert!(tcp.max_abs_err < 0.05, "{tcp:?}");

@@ -33,6 +33,10 @@ pub struct EvalReport {
     pub plain_accuracy: f64,
     /// Largest |logit in the setting − plaintext logit| over all examples.
     pub max_abs_logit_err: f64,
+    /// Index (in the evaluated examples) of the example with that largest error.
+    pub worst_example: usize,
+    /// Indices of the examples whose prediction differs from the plaintext one.
+    pub disagreements: Vec<usize>,
     /// Mean online seconds per example (plaintext seconds in the plain setting).
     pub online_s_per_example: f64,
     /// Mean online bytes per example (both parties; predicted in the simulated setting).
@@ -77,6 +81,7 @@ pub fn evaluate(
     };
     let (mut correct, mut plain_correct, mut agree) = (0usize, 0usize, 0usize);
     let (mut max_err, mut online_s, mut online_bytes) = (0f64, 0f64, 0f64);
+    let (mut worst_example, mut disagreements) = (0, Vec::new());
     for (i, example) in examples.iter().enumerate() {
         let tokens = checkpoint.tokenize(&example.text).map_err(InferError::Load)?;
         let r = runner.run(&tokens, false)?;
@@ -84,7 +89,12 @@ pub fn evaluate(
         correct += usize::from(private == example.label);
         plain_correct += usize::from(plain == example.label);
         agree += usize::from(private == plain);
-        max_err = max_err.max(r.max_abs_err);
+        if private != plain {
+            disagreements.push(i);
+        }
+        if r.max_abs_err > max_err {
+            (max_err, worst_example) = (r.max_abs_err, i);
+        }
         online_s += r.online_s;
         online_bytes += r.online_bytes as f64;
         bar.set_message(format!(
@@ -106,6 +116,8 @@ pub fn evaluate(
         agreement_with_plain: agree as f64 / n,
         plain_accuracy: plain_correct as f64 / n,
         max_abs_logit_err: max_err,
+        worst_example,
+        disagreements,
         online_s_per_example: online_s / n,
         online_bytes_per_example: online_bytes / n,
         seconds: started.elapsed().as_secs_f64(),
