@@ -392,7 +392,7 @@ pub fn train(
         Some((resume, best)) => (resume, best),
         None => (Resume { total, batch: stage.batch, ..Resume::default() }, None),
     };
-    let bar = progress_bar(run.progress, total as u64, &stage.name);
+    let bar = mpc_io_std::progress_bar(run.progress, total as u64, &stage.name);
     bar.set_position(resume.step as u64);
     let started = Instant::now();
     // Time not yet added to the record's total.
@@ -471,18 +471,6 @@ pub fn train(
         examples_per_s: resume.examples as f64 / seconds.max(1e-9),
         seconds,
     })
-}
-
-fn progress_bar(show: bool, total: u64, name: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.set_prefix(name.to_string());
-    bar
 }
 
 #[cfg(test)]

@@ -45,8 +45,8 @@ pub struct EvalReport {
     pub seconds: f64,
 }
 
-fn argmax(xs: &[f64]) -> usize {
-    // Ties (and NaN) resolve to the first label, deterministically.
+/// The index of the largest value; ties (and NaN) resolve to the first, deterministically.
+pub(crate) fn argmax(xs: &[f64]) -> usize {
     let mut best = 0;
     for (i, &x) in xs.iter().enumerate() {
         if x > xs[best] {
@@ -68,17 +68,7 @@ pub fn evaluate(
 ) -> Result<EvalReport, InferError> {
     let started = Instant::now();
     let mut runner = Runner::new(checkpoint, setting, preset, weights)?;
-    let bar = if progress {
-        let bar = indicatif::ProgressBar::new(examples.len() as u64);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("eval [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
-        {
-            bar.set_style(style);
-        }
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = crate::progress_bar(progress, examples.len() as u64, "eval");
     let (mut correct, mut plain_correct, mut agree) = (0usize, 0usize, 0usize);
     let (mut max_err, mut online_s, mut online_bytes) = (0f64, 0f64, 0f64);
     let (mut worst_example, mut disagreements) = (0, Vec::new());

@@ -51,3 +51,17 @@ fn zeroize_bytes(b: &mut [u8]) {
     }
     std::hint::black_box(b);
 }
+
+/// A progress bar of `total` steps labelled `prefix` (elapsed time, bar, count, message), or a
+/// hidden one when `show` is false: the one style of every long-running command.
+pub fn progress_bar(show: bool, total: u64, prefix: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(prefix.to_string());
+    bar
+}

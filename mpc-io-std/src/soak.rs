@@ -7,6 +7,7 @@ use mpc_transformer::{BertConfig, Params, Preset};
 use serde::Serialize;
 
 use crate::bench::model::PrivateJob;
+use crate::eval::argmax;
 use crate::network::{NetError, resident_bytes, run_loopback_repeated};
 use crate::tcp::TcpOptions;
 
@@ -34,10 +35,6 @@ pub struct SoakReport {
     pub changed_predictions: usize,
     /// Online bytes both parties sent, per inference.
     pub online_bytes_per_inference: u64,
-}
-
-fn argmax(v: &[f64]) -> usize {
-    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
 }
 
 /// Runs `inferences` inferences of the model `config`/`params` on `tokens` over loopback TCP +
