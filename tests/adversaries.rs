@@ -108,10 +108,9 @@ fn honest_p0_against(
     p1: impl FnOnce(Endpoints) -> Result<(), String> + Send,
 ) -> (Result<PartyReport, NetError>, bool, Duration) {
     let (config, params, tokens) = mpc_io_std::soak::small_model();
-    let mask = vec![1.0; tokens.len()];
     let job = PrivateJob {
         seed: Some(5),
-        ..PrivateJob::new(&config, &params, &tokens, &mask, Preset::parse("quad+2quad").unwrap())
+        ..PrivateJob::new(&config, &params, &tokens, Preset::parse("quad+2quad").unwrap())
     };
     let endpoints = Endpoints { dealer: free_addr(), peer: free_addr() };
     std::thread::scope(|s| {
@@ -134,10 +133,9 @@ fn honest_p0_against(
 /// A P1 that follows the protocol except for `attack`.
 fn malicious_p1(certs: &Path, endpoints: Endpoints, attack: Attack) -> Result<(), String> {
     let (config, params, tokens) = mpc_io_std::soak::small_model();
-    let mask = vec![1.0; tokens.len()];
     let job = PrivateJob {
         seed: Some(5),
-        ..PrivateJob::new(&config, &params, &tokens, &mask, Preset::parse("quad+2quad").unwrap())
+        ..PrivateJob::new(&config, &params, &tokens, Preset::parse("quad+2quad").unwrap())
     };
     // P1's own limit is far above P0's, so that P0's limit is the one tested.
     let loose = TcpOptions { max_message: 1 << 32, ..options() };
@@ -198,8 +196,7 @@ fn a_dealer_dying_mid_session_ends_both_parties_in_errors() {
     let certs = certs("dealer");
     let endpoints = Endpoints { dealer: free_addr(), peer: free_addr() };
     let (config, params, tokens) = mpc_io_std::soak::small_model();
-    let mask = vec![1.0; tokens.len()];
-    let job = PrivateJob::new(&config, &params, &tokens, &mask, Preset::ALL[0]);
+    let job = PrivateJob::new(&config, &params, &tokens, Preset::ALL[0]);
     let started = Instant::now();
     let [r0, r1] = std::thread::scope(|s| {
         // The dealer hands out seeds, takes P0's first batch of requests, and dies.

@@ -169,6 +169,19 @@ impl Seed {
         &self.0
     }
 
+    /// A seed derived from this one and `words`, by a PRF cascade: each word keys the next seed
+    /// as ChaCha12's first 32 bytes on the stream numbered by the word (a GGM-style chain, a PRF
+    /// on fixed-length inputs when ChaCha12 is one). Different word lists give independent seeds.
+    pub fn derive(&self, words: &[u64]) -> Seed {
+        let mut key = Seed(self.0);
+        for &w in words {
+            let mut rng = ChaCha12Rng::from_seed(key.0);
+            rng.set_stream(w);
+            rng.fill_bytes(&mut key.0);
+        }
+        key
+    }
+
     /// The ChaCha12 generator this seed keys, on an independent `stream`.
     pub fn prg(&self, stream: u64) -> Prg {
         let mut rng = ChaCha12Rng::from_seed(self.0);
@@ -204,8 +217,10 @@ pub type Prg = ChaCha12Rng;
 pub(crate) mod streams {
     /// Pairwise masks for inputs (zero-sharing).
     pub const INPUT: u64 = 1;
-    /// Dealer-derived correlated randomness.
+    /// Dealer-derived correlated randomness (the generator of one request's seed).
     pub const DEALER: u64 = 2;
+    /// Domain tag, first word of the PRF input that keys one request's material.
+    pub const MATERIAL: u64 = 3;
 }
 
 /// Pseudo-random zero-sharing between P0 and P1: both hold the same seed and draw the same masks

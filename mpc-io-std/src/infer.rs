@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use mpc_core::protocol::Truncation;
 use mpc_core::transport::Role;
 use mpc_nn::{Backend, Fixed, Plain, WeightMode};
 use mpc_transformer::{Encoder, Head, Preset, Unobserved};
@@ -185,17 +184,9 @@ impl<'a> Runner<'a> {
             }
             (setting, _) => {
                 let job = PrivateJob {
-                    config,
-                    params: &self.checkpoint.params,
-                    tokens,
-                    mask: &mask,
-                    preset,
                     weights,
-                    truncation: Truncation::Local,
-                    layers: None,
                     progress,
-                    seed: None,
-                    online_hook: None,
+                    ..PrivateJob::new(config, &self.checkpoint.params, tokens, preset)
                 };
                 let [p0, p1] = if setting == Setting::Tcp {
                     crate::network::run_loopback(&job, crate::tcp::TcpOptions::default())
@@ -206,11 +197,17 @@ impl<'a> Runner<'a> {
                 };
                 let (p0, p1) = (&p0, &p1);
                 (
-                    p1.output.clone(),
+                    p1.output.clone().ok_or(InferError::Launch(crate::LaunchError::Failed {
+                        party: mpc_core::transport::PartyId::P1,
+                        error: mpc_core::Error::MaterialMismatch,
+                    }))?,
                     p0.online.0.max(p1.online.0),
-                    p0.offline.0.max(p1.offline.0),
+                    (p0.offline.0 + p0.on_demand.0).max(p1.offline.0 + p1.on_demand.0),
                     p0.online.1.bytes_sent + p1.online.1.bytes_sent,
-                    p0.offline.1.bytes_received + p0.offline.1.bytes_sent + p1.offline.1.bytes_received,
+                    [p0.offline.1, p0.on_demand.1, p1.offline.1, p1.on_demand.1]
+                        .iter()
+                        .map(|s| s.bytes_received + s.bytes_sent)
+                        .sum(),
                     p0.online.1.rounds.max(p1.online.1.rounds),
                 )
             }

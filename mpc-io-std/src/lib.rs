@@ -35,6 +35,30 @@ pub mod tcp;
 pub use channel::{ChannelError, ChannelTransport};
 pub use launcher::{LaunchError, LaunchOptions, PartyContext, PartyOutcome, ThreadedRun, run_threaded};
 
+/// A byte figure of this process's `/proc/self/status` (Linux), such as `VmRSS:`.
+fn status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// This process's resident memory in bytes, if known.
+pub fn resident_bytes() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// This process's peak resident memory in bytes (the kernel's high-water mark), 0 if unknown.
+pub fn peak_rss_bytes() -> u64 {
+    status_bytes("VmHWM:").unwrap_or(0)
+}
+
+/// Nanoseconds since the first call: the monotonic clock sessions time their phases with.
+pub fn clock_nanos() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+}
+
 /// A cryptographic RNG keyed from the operating system's entropy.
 pub fn os_rng() -> Result<mpc_core::share::Prg, getrandom::Error> {
     use rand_core::SeedableRng;

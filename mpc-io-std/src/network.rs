@@ -109,8 +109,11 @@ pub fn run_loopback(
     run_loopback_repeated(job, options, 1, |_, _| {})
 }
 
-/// [`run_loopback`] with `repeats` inferences back to back over the same three connections
-/// (one TLS session per link); `observe` sees P1's report after each. Returns the last reports.
+/// [`run_loopback`] with `repeats` inferences back to back over one [`Session`] on the same
+/// three connections (one TLS session per link, the model loaded once); `observe` sees P1's
+/// report after each. Returns the last reports.
+///
+/// [`Session`]: mpc_transformer::Session
 pub fn run_loopback_repeated(
     job: &crate::bench::model::PrivateJob<'_>,
     options: TcpOptions,
@@ -133,22 +136,13 @@ pub fn run_loopback_repeated(
         let certs = &certs;
         let p0 = s.spawn(move || -> Result<PartyReport, NetError> {
             let mut ctx = connect_party(Role::P0, endpoints, certs, job.seed, options)?;
-            let mut last = None;
-            for _ in 0..repeats.max(1) {
-                last = Some(crate::bench::model::private_party(&mut ctx, job)?);
-            }
+            let last = crate::bench::model::private_queries(&mut ctx, job, repeats, |_, _| {})?;
             ctx.dealer.finish()?;
-            Ok(last.expect("at least one inference"))
+            Ok(last)
         });
         let p1 = s.spawn(move || -> Result<PartyReport, NetError> {
             let mut ctx = connect_party(Role::P1, endpoints, certs, job.seed, options)?;
-            let mut last = None;
-            for i in 0..repeats.max(1) {
-                let report = crate::bench::model::private_party(&mut ctx, job)?;
-                observe(i, &report);
-                last = Some(report);
-            }
-            Ok(last.expect("at least one inference"))
+            Ok(crate::bench::model::private_queries(&mut ctx, job, repeats, observe)?)
         });
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<_, NetError>>| {
             h.join().unwrap_or(Err(NetError::Protocol(Error::Malformed("a party panicked"))))
@@ -162,12 +156,4 @@ pub fn run_loopback_repeated(
     });
     let _ = std::fs::remove_dir_all(certs);
     result
-}
-
-/// This process's resident memory in bytes (Linux `/proc/self/status`), if known.
-pub fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }

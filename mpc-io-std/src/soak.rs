@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::bench::model::PrivateJob;
 use crate::eval::argmax;
-use crate::network::{NetError, resident_bytes, run_loopback_repeated};
+use crate::network::{NetError, run_loopback_repeated};
+use crate::resident_bytes;
 use crate::tcp::TcpOptions;
 
 /// The `soak --json` line.
@@ -46,21 +47,20 @@ pub fn run(
     tokens: &[u32],
     inferences: usize,
 ) -> Result<SoakReport, NetError> {
-    let mask = vec![1.0; tokens.len()];
-    let job = PrivateJob::new(config, params, tokens, &mask, preset);
+    let job = PrivateJob::new(config, params, tokens, preset);
     let rss_start = resident_bytes().unwrap_or(0);
     let warm_at = (inferences / 10).max(1);
     let (mut first, mut rss_warm, mut max_deviation, mut changed, mut bytes) = (Vec::new(), 0, 0f64, 0, 0);
     let started = Instant::now();
     run_loopback_repeated(&job, TcpOptions::default(), inferences, |i, report| {
-        let out = &report.output;
+        let out = report.output.as_deref().unwrap_or_default();
         if i == 0 {
-            first = out.clone();
+            first = out.to_vec();
             bytes = report.online.1.bytes_sent + report.online.1.bytes_received;
         }
         let deviation = out.iter().zip(&first).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         max_deviation = max_deviation.max(if out.len() == first.len() { deviation } else { f64::INFINITY });
-        changed += usize::from(argmax(out) != argmax(&first));
+        changed += usize::from(out.is_empty() || argmax(out) != argmax(&first));
         if i + 1 == warm_at {
             rss_warm = resident_bytes().unwrap_or(0);
         }

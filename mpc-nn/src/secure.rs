@@ -1,11 +1,9 @@
 //! One real party of the two-party computation, over any transport.
 
-use alloc::collections::BTreeMap;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use mpc_core::preprocessing::{MaskId, Material, Plan, Preprocessing, Staged};
-use mpc_core::protocol::{OwnedMatrix, PreparedMatrix, Truncation, absorb};
+use mpc_core::preprocessing::Preprocessing;
+use mpc_core::protocol::{OwnedMatrix, PreparedMatrix, Truncation};
 use mpc_core::share::Shares;
 use mpc_core::transport::{Role, Transport};
 use mpc_core::{Error, FixedPoint, Party};
@@ -21,25 +19,6 @@ use crate::backend::{Backend, Broadcast, Matmul, Pair, Product, Result, WeightMo
 pub struct Secure<T: Transport, P: Preprocessing<u64>> {
     party: Party<u64, T, P>,
     weights: WeightMode,
-    /// The opened mask F of every loaded weight, by mask: what the offline phase multiplies
-    /// the triples' A by.
-    opened: BTreeMap<MaskId, (usize, usize, Opened)>,
-}
-
-/// An opened weight mask F, as its matrix keeps it.
-#[derive(Debug)]
-enum Opened {
-    Shared(Arc<Vec<u64>>),
-    Owned(Arc<Shares<u64>>),
-}
-
-impl Opened {
-    fn values(&self) -> &[u64] {
-        match self {
-            Opened::Shared(f) => f,
-            Opened::Owned(f) => f,
-        }
-    }
 }
 
 /// A weight matrix prepared under the session's [`WeightMode`].
@@ -62,7 +41,7 @@ pub enum SecureWeight {
 impl<T: Transport, P: Preprocessing<u64>> Secure<T, P> {
     /// Computes through `party`, with secret-shared weights.
     pub fn new(party: Party<u64, T, P>) -> Self {
-        Self { party, weights: WeightMode::Shared, opened: BTreeMap::new() }
+        Self { party, weights: WeightMode::Shared }
     }
 
     /// Sets how weights are held (both parties must agree).
@@ -97,21 +76,6 @@ impl<T: Transport, P: Preprocessing<u64>> Secure<T, P> {
 
     fn truncation_for(&self, p: Product) -> Truncation {
         p.truncation(self.frac_bits(), self.party.truncation())
-    }
-}
-
-impl<T: Transport, L: Preprocessing<u64>> Secure<T, Staged<L, u64>> {
-    /// The offline phase of one inference: the dealer's material for `plan`, and every product
-    /// that needs no input (A · F for the triples of the loaded weights), made ahead.
-    pub fn prepare_offline(&mut self, plan: &Plan) -> Result<()> {
-        let opened = &self.opened;
-        self.party.preprocessing_mut().fill_with(plan, |material| match material {
-            Material::MatmulTriple(t) | Material::OwnedTriple(t) => match opened.get(&t.mask) {
-                Some((k, n, f)) => absorb(t, *k, *n, f.values()),
-                None => Ok(()),
-            },
-            _ => Ok(()),
-        })
     }
 }
 
@@ -212,18 +176,12 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         match self.weights {
             WeightMode::Shared => {
                 let shares = self.party.input_fixed(Role::P0, w, k * n)?;
-                let prepared = self.party.prepare_matrix(&shares, k, n)?;
-                self.opened.insert(prepared.mask(), (k, n, Opened::Shared(prepared.opened().clone())));
-                Ok(SecureWeight::Shared(prepared))
+                Ok(SecureWeight::Shared(self.party.prepare_matrix(&shares, k, n)?))
             }
             WeightMode::Owner => {
                 let fixed = self.party.fixed_point();
                 let encoded: Option<Vec<u64>> = w.map(|w| fixed.encode_vec(w));
-                let owned = self.party.prepare_owned(encoded.as_deref(), k, n)?;
-                if let Some(f) = owned.opened(self.party.role()) {
-                    self.opened.insert(owned.mask(), (k, n, Opened::Owned(f.clone())));
-                }
-                Ok(SecureWeight::Owned(owned))
+                Ok(SecureWeight::Owned(self.party.prepare_owned(encoded.as_deref(), k, n)?))
             }
         }
     }
@@ -241,9 +199,6 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
                 let share = self.party.input_fixed(Role::P0, w, vocab * width)?;
                 let mine = self.is_p0().then_some(&share[..]);
                 let owned = self.party.prepare_owned(mine, vocab, width)?;
-                if let Some(f) = owned.opened(self.party.role()) {
-                    self.opened.insert(owned.mask(), (vocab, width, Opened::Owned(f.clone())));
-                }
                 let share = if self.is_p0() { Shares::zeros(0) } else { share };
                 Ok(SecureWeight::Table { share, owned })
             }

@@ -6,7 +6,9 @@
 //!
 //! - [`BertConfig`]: the shape, with Hugging Face's `config.json` names;
 //! - [`Params`]: the model owner's named tensors (filled from safetensors on the std side);
-//! - [`Encoder`]: weights prepared in a backend, and the forward pass.
+//! - [`Encoder`]: weights prepared in a backend, and the forward pass;
+//! - [`Session`]: the private-inference procedure every setting uses (handshake, load once,
+//!   infer many, reveal to the data owner, material in bounded memory).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -16,9 +18,13 @@ pub mod config;
 pub mod encoder;
 pub mod params;
 pub mod preset;
+pub mod session;
 
 pub use config::BertConfig;
 pub use encoder::{Bucket, Encoder, Head, ModelError, Observer, Unobserved};
 pub use mpc_nn as nn;
 pub use params::{Param, ParamError, Params};
 pub use preset::{Activation, Normaliser, Preset};
+pub use session::{
+    Inference, Link, Phase, Provider, Reveal, Session, SessionBackend, SessionError, SessionObserver, SessionOptions,
+};

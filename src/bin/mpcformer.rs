@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use mpc_core::Transport;
 use mpc_core::protocol::Truncation;
 use mpc_io_std::accuracy;
 use mpc_io_std::bench::gemm;
@@ -208,7 +207,7 @@ struct ModelArgs {
     #[arg(long)]
     layers: Option<usize>,
     /// Truncation after products at the session precision.
-    #[arg(long, value_enum, default_value_t = TruncationArg::Local)]
+    #[arg(long, value_enum, default_value_t = TruncationArg::Dealer)]
     truncation: TruncationArg,
     /// Also project the online time to `lan` (1 Gbps, 0.5 ms) or `wan` (100 Mbps, 40 ms) and
     /// measure it through a shaping decorator.
@@ -526,25 +525,11 @@ fn party(
             Ok(ctx) => ctx,
             Err(e) => return fail(&e),
         };
-    // P1 tells P0 the public sequence length.
-    let seq = match exchange_length(&mut ctx, tokens.len()) {
-        Ok(seq) => seq,
-        Err(e) => return fail(&e),
-    };
-    let tokens = if role == Role::P1 { tokens } else { vec![0; seq] };
-    let mask = vec![1.0; seq];
+    // The session sends the (public) length from P1 to P0, bounded, before anything else.
     let job = model::PrivateJob {
-        config: &checkpoint.config,
-        params: &checkpoint.params,
-        tokens: &tokens,
-        mask: &mask,
-        preset,
         weights: weights.into(),
-        truncation: Truncation::Local,
-        layers: None,
-        progress: false,
         seed: net.insecure_seed,
-        online_hook: None,
+        ..model::PrivateJob::new(&checkpoint.config, &checkpoint.params, &tokens, preset)
     };
     let report = match model::private_party(&mut ctx, &job) {
         Ok(r) => r,
@@ -557,38 +542,17 @@ fn party(
     }
     let line = serde_json::json!({
         "role": format!("{role}"),
-        "tokens": seq,
+        "tokens": report.tokens,
         "output": report.output,
         "online_s": report.online.0,
-        "offline_s": report.offline.0,
+        "offline_s": report.offline.0 + report.on_demand.0,
         "online_bytes_sent": report.online.1.bytes_sent,
         "rounds": report.online.1.rounds,
+        "peak_material_bytes": 8 * report.peak_material_elements,
+        "peak_rss_bytes": mpc_io_std::peak_rss_bytes(),
     });
     println!("{line}");
     ExitCode::SUCCESS
-}
-
-/// P1 sends the (public) number of tokens to P0.
-fn exchange_length<T: Transport>(
-    ctx: &mut mpc_io_std::launcher::PartyContext<T>,
-    len: usize,
-) -> Result<usize, mpc_core::Error> {
-    use mpc_core::transport::{PartyId, Role};
-    match ctx.role {
-        Role::P1 => {
-            ctx.peer.send(PartyId::P0, &(len as u64).to_le_bytes()).map_err(mpc_core::Error::transport)?;
-            Ok(len)
-        }
-        Role::P0 => {
-            let mut buf = [0u8; 8];
-            ctx.peer.recv(PartyId::P1, &mut buf).map_err(mpc_core::Error::transport)?;
-            let len = u64::from_le_bytes(buf);
-            usize::try_from(len)
-                .ok()
-                .filter(|&l| l > 0 && l <= 1 << 16)
-                .ok_or(mpc_core::Error::Malformed("sequence length"))
-        }
-    }
 }
 
 fn bench_model(args: ModelArgs) -> ExitCode {

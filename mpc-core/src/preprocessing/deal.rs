@@ -12,7 +12,7 @@ use heapless::Vec as Parts2;
 use super::{MaskId, Material, Request};
 use crate::error::Error;
 use crate::ring::{self, Ring};
-use crate::share::{Prg, Shares};
+use crate::share::{Prg, Seed, Shares, streams};
 use crate::transport::Role;
 
 /// The default bound on the ring elements of one part of one request, 2^28 (2 GiB of u64):
@@ -119,8 +119,25 @@ pub(crate) const fn ltz_table_words<R: Ring>() -> usize {
 }
 
 impl Request {
-    /// Checks that every part holds at most `max_elements` and the shift fits the ring.
+    /// Whether a dimension of the request is zero. Such requests are refused: they would make
+    /// material with nothing random in it (a zero-k triple's C = A · B is 0, so its correction
+    /// would be P1's share itself).
+    pub fn is_empty(&self) -> bool {
+        match *self {
+            Request::Beaver { n } | Request::Square { n } | Request::Trunc { n, .. } | Request::Ltz { n } => n == 0,
+            Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => k == 0 || n == 0,
+            Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => m == 0 || k == 0 || n == 0,
+            Request::And { words } => words == 0,
+            Request::Broadcast { rows, len, .. } => rows == 0 || len == 0,
+        }
+    }
+
+    /// Checks that the request is not empty ([`Request::is_empty`]), every part holds at most
+    /// `max_elements`, and the shift fits the ring.
     pub fn validate<R: Ring>(&self, max_elements: usize) -> Result<(), Error> {
+        if self.is_empty() {
+            return Err(Error::Malformed("zero-sized request"));
+        }
         let ok = |x: Option<usize>| matches!(x, Some(v) if v <= max_elements);
         let fits = match *self {
             Request::Beaver { n } | Request::Square { n } => ok(Some(n)),
@@ -346,11 +363,45 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
     }
 }
 
+/// The generator of each request's material: request i with header h is drawn from the seed
+/// PRF(seed, i, h), so that material is bound to the request it answers. P1 derives it from the
+/// header *it* expects; the dealer derives P1's part from the header P0 sent. A P0 that sends
+/// other headers (a zero-k triple, a reshaped or reordered request) gets corrections computed
+/// from PRF values P1 never uses: the inference breaks, and P1's masks stay hidden.
+pub(crate) struct RequestKeys {
+    seed: Seed,
+    next: u64,
+}
+
+impl RequestKeys {
+    pub fn new(seed: Seed) -> Self {
+        Self { seed, next: 0 }
+    }
+
+    /// The generator of the next request's material (advances the request index).
+    pub fn prg(&mut self, request: &Request) -> Prg {
+        let header = request.encode();
+        let mut words = [0u64; 2 + HEADER_LEN / 8];
+        words[0] = streams::MATERIAL;
+        words[1] = self.next;
+        for (w, chunk) in words[2..].iter_mut().zip(header.chunks_exact(8)) {
+            *w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+        }
+        self.next += 1;
+        self.seed.derive(&words).prg(streams::DEALER)
+    }
+}
+
 /// Hands out matmul mask identities in request order, as the dealer numbers its masks.
 #[derive(Debug, Default)]
 pub(crate) struct MaskIds(MaskId);
 
 impl MaskIds {
+    /// The identity the next mask will get.
+    pub fn next(&self) -> MaskId {
+        self.0
+    }
+
     /// The identity a new mask made for `request` gets (advancing only for masks).
     pub fn assign(&mut self, request: &Request) -> MaskId {
         let id = self.0;
@@ -361,30 +412,37 @@ impl MaskIds {
     }
 }
 
-/// The dealer's view: both parties' PRGs, and every matmul mask B in the clear.
+/// The dealer's view: both parties' request keys, and every live matmul mask B in the clear.
 pub(crate) struct DealerState<R: Ring> {
-    prgs: [Prg; 2],
-    /// Every live mask B in the clear: (rows, columns, owned by P0, B); the mask with identity
-    /// `released + i` is at index i.
-    masks: Vec<(usize, usize, bool, Shares<R>)>,
-    /// Masks released so far (identities keep counting).
-    released: MaskId,
+    keys: [RequestKeys; 2],
+    /// Every live mask B in the clear, by identity: (rows, columns, owned by P0, B).
+    masks: alloc::collections::BTreeMap<MaskId, (usize, usize, bool, Shares<R>)>,
+    /// The identity the next mask gets (identities keep counting across releases, as the
+    /// parties' [`MaskIds`] do).
+    next_mask: MaskIds,
 }
 
 impl<R: Ring> DealerState<R> {
-    pub fn new(prg_p0: Prg, prg_p1: Prg) -> Self {
-        Self { prgs: [prg_p0, prg_p1], masks: Vec::new(), released: 0 }
+    pub fn new(seeds: [Seed; 2]) -> Self {
+        let [s0, s1] = seeds;
+        Self {
+            keys: [RequestKeys::new(s0), RequestKeys::new(s1)],
+            masks: alloc::collections::BTreeMap::new(),
+            next_mask: MaskIds::default(),
+        }
     }
 
-    /// Forgets every mask made so far (the model they masked is gone): a long session's memory
-    /// stays flat. Triples asking for a released mask are refused.
-    pub fn release_masks(&mut self) {
-        self.released += self.masks.len() as MaskId;
-        self.masks.clear();
+    /// Forgets every mask whose identity is `from` or later (a model, or one inference's
+    /// products, is gone): a long session's memory stays flat. Triples asking for a released
+    /// mask are refused.
+    pub fn release_masks_from(&mut self, from: MaskId) {
+        drop(self.masks.split_off(&from));
     }
 
-    fn mask_index(&self, mask: MaskId) -> Option<usize> {
-        usize::try_from(mask.checked_sub(self.released)?).ok()
+    /// Masks held.
+    #[cfg(test)]
+    pub fn live_masks(&self) -> usize {
+        self.masks.len()
     }
 
     /// Deals `request`, which must have been validated: advances both PRGs exactly as the
@@ -396,15 +454,15 @@ impl<R: Ring> DealerState<R> {
             _ => None,
         };
         if let Some((k, n, mask, owned)) = triple {
-            match self.mask_index(mask).and_then(|i| self.masks.get(i)) {
+            match self.masks.get(&mask) {
                 Some((mk, mn, mo, _)) if (*mk, *mn, *mo) == (k, n, owned) => {}
                 _ => return Err(Error::MaterialMismatch),
             }
         }
         let layout = request.layout::<R>();
-        let [prg0, prg1] = &mut self.prgs;
-        let mut p0 = draw::<R>(Role::P0, request, prg0);
-        let p1 = draw::<R>(Role::P1, request, prg1);
+        let [keys0, keys1] = &mut self.keys;
+        let mut p0 = draw::<R>(Role::P0, request, &mut keys0.prg(request));
+        let p1 = draw::<R>(Role::P1, request, &mut keys1.prg(request));
         let secret: Parts2<Shares<R>, MAX_PARTS> = p0
             .random
             .iter()
@@ -427,10 +485,11 @@ impl<R: Ring> DealerState<R> {
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => {
                 let mut secret = secret;
                 let b = secret.pop().expect("mask part");
-                self.masks.push((k, n, matches!(request, Request::OwnedMask { .. }), b));
+                let id = self.next_mask.assign(request);
+                self.masks.insert(id, (k, n, matches!(request, Request::OwnedMask { .. }), b));
             }
             Request::MatmulTriple { m, k, n, mask } | Request::OwnedTriple { m, k, n, mask } => {
-                let b = &self.masks[self.mask_index(mask).ok_or(Error::MaterialMismatch)?].3;
+                let b = &self.masks.get(&mask).ok_or(Error::MaterialMismatch)?.3;
                 let mut c = Shares::zeros(m * n);
                 R::gemm_acc(m, k, n, &secret[0], b, &mut c);
                 p0.correlated[0] = c;

@@ -10,11 +10,11 @@ use alloc::vec::Vec;
 
 use rand_core::CryptoRng;
 
-use super::deal::{self, DealerState, HEADER_LEN};
-use super::{Material, Preprocessing, Request};
+use super::deal::{self, DealerState, HEADER_LEN, RequestKeys};
+use super::{MaskId, Material, Preprocessing, Request};
 use crate::error::Error;
 use crate::ring::Ring;
-use crate::share::{Prg, Seed, streams};
+use crate::share::Seed;
 use crate::transport::{PartyId, Role, Transport};
 use crate::wire;
 
@@ -48,7 +48,7 @@ impl<R: Ring> Dealer<R> {
 
     /// A dealer with given seeds (for reproducible tests).
     pub fn from_seeds(seeds: [Seed; 2]) -> Self {
-        let state = DealerState::new(seeds[0].prg(streams::DEALER), seeds[1].prg(streams::DEALER));
+        let state = DealerState::new(seeds.clone());
         Self { seeds, state, max_request_elements: deal::MAX_REQUEST_ELEMENTS }
     }
 
@@ -75,7 +75,9 @@ impl<R: Ring> Dealer<R> {
                 return Ok(stats);
             }
             if count == RELEASE_MASKS {
-                self.state.release_masks();
+                let mut from = [0u8; 8];
+                transport.recv(PartyId::P0, &mut from).map_err(Error::transport)?;
+                self.state.release_masks_from(u64::from_le_bytes(from));
                 continue;
             }
             let count = usize::try_from(count).ok().filter(|&c| c <= MAX_BATCH).ok_or(Error::TooLarge)?;
@@ -106,15 +108,15 @@ impl<R: Ring> core::fmt::Debug for Dealer<R> {
     }
 }
 
-/// The batch count that asks the dealer to release its masks (0 ends the session; real batches
-/// are at most `MAX_BATCH`).
+/// The batch count that asks the dealer to release masks, followed by the first identity to
+/// release (0 ends the session; real batches are at most `MAX_BATCH`).
 const RELEASE_MASKS: u64 = u64::MAX;
 
 /// A party's side of the trusted dealer: a [`Preprocessing`] provider.
 pub struct DealerClient<T: Transport> {
     role: Role,
     transport: T,
-    prg: Prg,
+    keys: RequestKeys,
     masks: deal::MaskIds,
 }
 
@@ -123,17 +125,7 @@ impl<T: Transport> DealerClient<T> {
     pub fn connect(role: Role, mut transport: T) -> Result<Self, Error> {
         let mut seed = Seed::from_bytes([0u8; Seed::LEN]);
         transport.recv(PartyId::Dealer, &mut seed.0).map_err(Error::transport)?;
-        Ok(Self { role, transport, prg: seed.prg(streams::DEALER), masks: deal::MaskIds::default() })
-    }
-
-    /// Tells the dealer to forget every matmul mask made so far (P0; P1 has nothing to say):
-    /// call it when the model they masked is dropped, so that many inferences over one session
-    /// keep the dealer's memory flat. One 8-byte message.
-    pub fn release_masks(&mut self) -> Result<(), Error> {
-        if self.role == Role::P0 {
-            self.transport.send(PartyId::Dealer, &RELEASE_MASKS.to_le_bytes()).map_err(Error::transport)?;
-        }
-        Ok(())
+        Ok(Self { role, transport, keys: RequestKeys::new(seed), masks: deal::MaskIds::default() })
     }
 
     /// Ends the dealer's session (P0; P1 has nothing to end) and returns the transport.
@@ -147,6 +139,21 @@ impl<T: Transport> DealerClient<T> {
     /// The transport to the dealer (for its metering).
     pub fn transport(&self) -> &T {
         &self.transport
+    }
+}
+
+impl<T: Transport> super::MaskRelease for DealerClient<T> {
+    fn next_mask_id(&self) -> MaskId {
+        self.masks.next()
+    }
+
+    /// P0 tells the dealer (two 8-byte messages); P1 has nothing to say.
+    fn release_masks_from(&mut self, from: MaskId) -> Result<(), Error> {
+        if self.role == Role::P0 {
+            self.transport.send(PartyId::Dealer, &RELEASE_MASKS.to_le_bytes()).map_err(Error::transport)?;
+            self.transport.send(PartyId::Dealer, &from.to_le_bytes()).map_err(Error::transport)?;
+        }
+        Ok(())
     }
 }
 
@@ -170,7 +177,7 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
             self.transport.send(PartyId::Dealer, &count).map_err(Error::transport)?;
             self.transport.send(PartyId::Dealer, &headers).map_err(Error::transport)?;
         }
-        let mut parts: Vec<_> = requests.iter().map(|r| deal::draw::<R>(self.role, r, &mut self.prg)).collect();
+        let mut parts: Vec<_> = requests.iter().map(|r| deal::draw::<R>(self.role, r, &mut self.keys.prg(r))).collect();
         if self.role == Role::P0 {
             let total: usize = requests.iter().map(|r| r.correction_len::<R>()).sum();
             if total > 0 {

@@ -27,7 +27,7 @@ use crate::share::Shares;
 
 pub use deal::MAX_REQUEST_ELEMENTS;
 pub use dealer::{Dealer, DealerClient, DealerStats};
-pub use store::{Plan, Staged, Store};
+pub use store::{Clock, DEFAULT_BUDGET, DEFAULT_CHUNK, Pipeline, PipelineStats, Plan, Store};
 pub use test_dealer::TestDealer;
 
 /// Identifies a matmul mask (the reusable B side of matmul triples) within a session.
@@ -243,6 +243,11 @@ pub trait Preprocessing<R: Ring> {
     fn materials(&mut self, requests: &[Request]) -> Result<Vec<Material<R>>, Error> {
         requests.iter().map(|r| self.material(r)).collect()
     }
+
+    /// Told the opened mask F = W - B of a loaded weight (public to this party), so that a
+    /// provider making material ahead can fold the input-free product A · F into that mask's
+    /// triples ([`MatmulTriple::absorbed`]). Providers that make nothing ahead ignore it.
+    fn opened_mask(&mut self, _mask: MaskId, _k: usize, _n: usize, _f: alloc::sync::Arc<Shares<R>>) {}
 }
 
 impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
@@ -251,6 +256,28 @@ impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
     }
     fn materials(&mut self, requests: &[Request]) -> Result<Vec<Material<R>>, Error> {
         P::materials(self, requests)
+    }
+    fn opened_mask(&mut self, mask: MaskId, k: usize, n: usize, f: alloc::sync::Arc<Shares<R>>) {
+        P::opened_mask(self, mask, k, n, f)
+    }
+}
+
+/// A provider that hands out matmul masks and can have them forgotten: what a long session
+/// needs to keep the dealer's memory flat across models and inferences.
+pub trait MaskRelease {
+    /// The identity the next mask made through this provider gets.
+    fn next_mask_id(&self) -> MaskId;
+    /// Forgets every mask whose identity is `from` or later (tells the dealer, where there is
+    /// one).
+    fn release_masks_from(&mut self, from: MaskId) -> Result<(), Error>;
+}
+
+impl<P: MaskRelease + ?Sized> MaskRelease for &mut P {
+    fn next_mask_id(&self) -> MaskId {
+        P::next_mask_id(self)
+    }
+    fn release_masks_from(&mut self, from: MaskId) -> Result<(), Error> {
+        P::release_masks_from(self, from)
     }
 }
 

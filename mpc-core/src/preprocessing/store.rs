@@ -1,11 +1,16 @@
-//! Material made ahead of time, and the recorder that learns which material a program needs.
+//! Material made ahead of time: a [`Store`] consumed in order, and the [`Pipeline`] that plans a
+//! program from its shapes, then makes its material in bounded chunks, ahead or on demand.
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use super::deal::{self, Parts};
 use super::{MaskId, Material, Preprocessing, Request};
 use crate::error::Error;
 use crate::ring::Ring;
+use crate::share::Shares;
+use crate::transport::Role;
 
 /// A queue of material made in the offline phase and consumed, in order, in the online phase.
 ///
@@ -58,13 +63,11 @@ impl<R: Ring> Preprocessing<R> for Store<R> {
     }
 }
 
-/// The offline plan of a program: the requests it makes, in order, and the identities the live
-/// provider gave the masks it created.
+/// The material plan of a program: the requests it makes, in order. Shapes only: a plan holds no
+/// value, and the masks the program creates carry provisional identities, renamed when made.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     requests: Vec<Request>,
-    /// (index in `requests`, identity at recording) of each mask request.
-    masks: Vec<(usize, MaskId)>,
 }
 
 impl Plan {
@@ -72,23 +75,20 @@ impl Plan {
     pub fn requests(&self) -> &[Request] {
         &self.requests
     }
+
+    /// Ring elements of material one party holds for the whole plan (an upper bound).
+    pub fn elements<R: Ring>(&self) -> usize {
+        self.requests.iter().map(elements::<R>).sum()
+    }
 }
 
-/// A store in front of a live provider: material made ahead is consumed first, anything else is
-/// asked of the provider on the spot. While recording, the requests that reach the provider are
-/// noted, so that one run of a program yields the plan of its offline phase:
-///
-/// 1. `record()`, run the program once (material comes live), `take_plan()`;
-/// 2. offline: `fill(&plan)` makes every piece in two round trips with the dealer;
-/// 3. online: run the program again; it consumes the store and never waits for the dealer.
-///
-/// Masks created by the program get new identities when the plan is filled; the plan's triples
-/// are renamed to match, so the online run finds them under the identities it is handed.
-#[derive(Debug)]
-pub struct Staged<P, R: Ring> {
-    live: P,
-    store: Store<R>,
-    plan: Option<Plan>,
+/// Masks created while planning get identities from here up, far above any real one.
+const PROVISIONAL: MaskId = 1 << 62;
+
+/// Ring elements of one party's material for `request` (random and correlated parts).
+fn elements<R: Ring>(request: &Request) -> usize {
+    let layout = request.layout::<R>();
+    layout.random.iter().chain(layout.correlated.iter()).map(|(len, _)| len).sum()
 }
 
 fn mask_id<R: Ring>(m: &Material<R>) -> Option<MaskId> {
@@ -98,94 +98,293 @@ fn mask_id<R: Ring>(m: &Material<R>) -> Option<MaskId> {
     }
 }
 
-fn renamed(request: &Request, names: &alloc::collections::BTreeMap<MaskId, MaskId>) -> Request {
+fn renamed(request: &Request, names: &BTreeMap<MaskId, MaskId>) -> Request {
+    let rename = |mask: MaskId| names.get(&mask).copied().unwrap_or(mask);
     match *request {
-        Request::MatmulTriple { m, k, n, mask } => {
-            Request::MatmulTriple { m, k, n, mask: names.get(&mask).copied().unwrap_or(mask) }
-        }
-        Request::OwnedTriple { m, k, n, mask } => {
-            Request::OwnedTriple { m, k, n, mask: names.get(&mask).copied().unwrap_or(mask) }
-        }
+        Request::MatmulTriple { m, k, n, mask } => Request::MatmulTriple { m, k, n, mask: rename(mask) },
+        Request::OwnedTriple { m, k, n, mask } => Request::OwnedTriple { m, k, n, mask: rename(mask) },
         other => other,
     }
 }
 
-impl<P: Preprocessing<R>, R: Ring> Staged<P, R> {
-    /// An empty store in front of `live`.
-    pub fn new(live: P) -> Self {
-        Self { live, store: Store::new(), plan: None }
-    }
+/// What the pipeline is doing.
+#[derive(Debug)]
+enum Mode {
+    /// Material comes live from the provider (loading a model, say).
+    Live,
+    /// A rehearsal on shapes: every request is noted and answered with zeros.
+    Planning { plan: Plan, next_mask: MaskId },
+    /// A plan is being run: its material is made in chunks, ahead or when the store runs dry.
+    Running { plan: Arc<Plan>, made: usize, names: BTreeMap<MaskId, MaskId> },
+}
 
-    /// Starts noting the requests that reach the live provider.
-    pub fn record(&mut self) {
-        self.plan = Some(Plan::default());
-    }
+/// Counters of a pipeline's offline work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Chunks made.
+    pub chunks: u64,
+    /// Chunks made on demand, because the store ran dry while the program ran.
+    pub chunks_on_demand: u64,
+    /// Ring elements of material made.
+    pub elements: u64,
+    /// The most ring elements held in the store at once.
+    pub peak_elements: u64,
+    /// Nanoseconds spent making material on demand (when a clock is set).
+    pub on_demand_nanos: u64,
+}
 
-    /// Stops recording and returns the plan.
-    pub fn take_plan(&mut self) -> Plan {
-        self.plan.take().unwrap_or_default()
-    }
+/// A monotonic clock in nanoseconds (the std side passes one; no_std integrators may).
+pub type Clock = fn() -> u64;
 
-    /// Makes the material of `plan` with the live provider, ahead of its use: the masks first
-    /// (to learn their new identities), then everything else.
-    pub fn fill(&mut self, plan: &Plan) -> Result<(), Error> {
-        self.fill_with(plan, |_| Ok(()))
-    }
+/// The material of a program, from its plan to its consumption, in bounded memory.
+///
+/// 1. **Plan from shapes**: [`Pipeline::start_planning`], run the program on a transport that
+///    carries nothing (every request is answered with zeros, no provider is asked),
+///    [`Pipeline::finish_planning`]. The plan depends on shapes only: cache it.
+/// 2. **Offline**: [`Pipeline::run`] the plan, then [`Pipeline::fill_ahead`] makes its material
+///    in chunks of at most `chunk` ring elements until `budget` elements are held.
+/// 3. **Online**: run the program; it consumes the store in order (each piece checked against the
+///    request it answers), and a dry store is refilled with the next chunk on the spot, so a
+///    program whose material exceeds the budget still runs with at most budget + chunk held.
+/// 4. [`Pipeline::finish_run`] checks the plan was consumed exactly.
+///
+/// Triples for a registered weight mask ([`Preprocessing::opened_mask`]) get their input-free
+/// product A · F folded in as they are made. Outside a run, requests go to the live provider.
+pub struct Pipeline<P, R: Ring> {
+    live: P,
+    role: Role,
+    mode: Mode,
+    store: Store<R>,
+    stored_elements: usize,
+    budget: usize,
+    chunk: usize,
+    /// The opened F of each registered weight mask: (rows, columns, F).
+    opened: BTreeMap<MaskId, (usize, usize, Arc<Shares<R>>)>,
+    clock: Option<Clock>,
+    stats: PipelineStats,
+}
 
-    /// [`Staged::fill`], passing each piece of material to `offline_work` before storing it
-    /// (to compute the products that need no input, say).
-    pub fn fill_with(
-        &mut self,
-        plan: &Plan,
-        mut offline_work: impl FnMut(&mut Material<R>) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let mask_requests: Vec<Request> = plan.masks.iter().map(|&(i, _)| plan.requests[i]).collect();
-        let masks = self.live.materials(&mask_requests)?;
-        let mut names = alloc::collections::BTreeMap::new();
-        for (&(_, old), made) in plan.masks.iter().zip(&masks) {
-            names.insert(old, mask_id(made).ok_or(Error::MaterialMismatch)?);
+impl<P, R: Ring> core::fmt::Debug for Pipeline<P, R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pipeline").field("role", &self.role).field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+/// Default budget: 2^27 ring elements (1 GiB of u64) held ahead: all of a BERT-base inference
+/// at 128 tokens, so that its online phase never waits for the dealer; longer inputs stream.
+pub const DEFAULT_BUDGET: usize = 1 << 27;
+/// Default chunk: 2^23 ring elements (64 MiB of u64) per batch to the dealer.
+pub const DEFAULT_CHUNK: usize = 1 << 23;
+
+impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
+    /// An empty pipeline in front of `live`, for `role`, with the default budget and chunk.
+    pub fn new(live: P, role: Role) -> Self {
+        Self {
+            live,
+            role,
+            mode: Mode::Live,
+            store: Store::new(),
+            stored_elements: 0,
+            budget: DEFAULT_BUDGET,
+            chunk: DEFAULT_CHUNK,
+            opened: BTreeMap::new(),
+            clock: None,
+            stats: PipelineStats::default(),
         }
-        let is_mask: Vec<bool> = {
-            let mut v = alloc::vec![false; plan.requests.len()];
-            plan.masks.iter().for_each(|&(i, _)| v[i] = true);
-            v
-        };
-        let others: Vec<Request> =
-            plan.requests.iter().zip(&is_mask).filter(|(_, m)| !**m).map(|(r, _)| renamed(r, &names)).collect();
-        let mut made_others = self.live.materials(&others)?.into_iter().zip(others);
-        let mut made_masks = masks.into_iter().zip(mask_requests);
-        for &mask in &is_mask {
-            let (mut material, request) =
-                if mask { made_masks.next() } else { made_others.next() }.ok_or(Error::MaterialExhausted)?;
-            offline_work(&mut material)?;
-            self.store.queue.push_back((request, material));
+    }
+
+    /// Holds at most `budget` ring elements ahead, made in chunks of at most `chunk` (a single
+    /// request larger than a chunk is made alone).
+    pub fn with_budget(mut self, budget: usize, chunk: usize) -> Self {
+        self.budget = budget;
+        self.chunk = chunk.max(1);
+        self
+    }
+
+    /// Times on-demand chunks with `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Starts a rehearsal: requests are noted and answered with zeros until
+    /// [`Pipeline::finish_planning`].
+    pub fn start_planning(&mut self) {
+        self.mode = Mode::Planning { plan: Plan::default(), next_mask: PROVISIONAL };
+    }
+
+    /// Ends the rehearsal and returns its plan.
+    pub fn finish_planning(&mut self) -> Plan {
+        match core::mem::replace(&mut self.mode, Mode::Live) {
+            Mode::Planning { plan, .. } => plan,
+            other => {
+                self.mode = other;
+                Plan::default()
+            }
         }
+    }
+
+    /// Runs `plan` next: its material is made by [`Pipeline::fill_ahead`] and on demand.
+    /// Material left from an earlier run is dropped.
+    pub fn run(&mut self, plan: Arc<Plan>) {
+        self.store = Store::new();
+        self.stored_elements = 0;
+        self.mode = Mode::Running { plan, made: 0, names: BTreeMap::new() };
+    }
+
+    /// Makes chunks of the running plan until the budget is held or the plan is all made.
+    pub fn fill_ahead(&mut self) -> Result<(), Error> {
+        while self.stored_elements < self.budget && self.fill_chunk()? {}
         Ok(())
     }
 
-    /// Material made ahead and not yet consumed.
-    pub fn stored(&self) -> usize {
-        self.store.len()
+    /// Ends the run: every piece of the plan was made and consumed, or
+    /// [`Error::MaterialMismatch`].
+    pub fn finish_run(&mut self) -> Result<(), Error> {
+        let done = match &self.mode {
+            Mode::Running { plan, made, .. } => *made == plan.requests.len() && self.store.is_empty(),
+            _ => true,
+        };
+        self.mode = Mode::Live;
+        self.store = Store::new();
+        self.stored_elements = 0;
+        if done { Ok(()) } else { Err(Error::MaterialMismatch) }
+    }
+
+    /// Forgets the opened masks registered with identity `from` or later.
+    pub fn forget_opened_from(&mut self, from: MaskId) {
+        drop(self.opened.split_off(&from));
+    }
+
+    /// The offline counters so far.
+    pub fn stats(&self) -> PipelineStats {
+        self.stats
     }
 
     /// The live provider.
     pub fn live(&self) -> &P {
         &self.live
     }
+
+    /// Unwraps the live provider.
+    pub fn into_live(self) -> P {
+        self.live
+    }
+
+    /// The live provider, mutably.
+    pub fn live_mut(&mut self) -> &mut P {
+        &mut self.live
+    }
+
+    /// Makes the next chunk of the running plan; `false` when there is nothing left to make.
+    /// The chunk's masks are made first (one batch, to learn their identities), then the rest
+    /// (a second batch), with every triple renamed to its mask's real identity.
+    fn fill_chunk(&mut self) -> Result<bool, Error> {
+        let Mode::Running { plan, made, names } = &mut self.mode else { return Ok(false) };
+        let start = *made;
+        if start == plan.requests.len() {
+            return Ok(false);
+        }
+        let mut end = start;
+        let mut size = 0;
+        while end < plan.requests.len() && (end == start || size + elements::<R>(&plan.requests[end]) <= self.chunk) {
+            size += elements::<R>(&plan.requests[end]);
+            end += 1;
+        }
+        let chunk = &plan.requests[start..end];
+        let is_mask = |r: &Request| matches!(r, Request::MatmulMask { .. } | Request::OwnedMask { .. });
+        let mask_requests: Vec<Request> = chunk.iter().copied().filter(is_mask).collect();
+        let mut masks = self.live.materials(&mask_requests)?.into_iter();
+        // Planned masks were numbered in order from PROVISIONAL: the i-th mask of the plan.
+        let mut provisional = PROVISIONAL + chunk_masks_before(plan, start);
+        let mut ordered: Vec<Option<(Request, Material<R>)>> = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            if is_mask(r) {
+                let m = masks.next().ok_or(Error::MaterialExhausted)?;
+                names.insert(provisional, mask_id(&m).ok_or(Error::MaterialMismatch)?);
+                provisional += 1;
+                ordered.push(Some((*r, m)));
+            } else {
+                ordered.push(None);
+            }
+        }
+        let others: Vec<Request> = chunk.iter().filter(|r| !is_mask(r)).map(|r| renamed(r, names)).collect();
+        let mut made_others = self.live.materials(&others)?.into_iter().zip(others);
+        for slot in ordered {
+            let (request, mut material) = match slot {
+                Some(mask) => mask,
+                None => {
+                    let (m, r) = made_others.next().ok_or(Error::MaterialExhausted)?;
+                    (r, m)
+                }
+            };
+            if let Material::MatmulTriple(t) | Material::OwnedTriple(t) = &mut material
+                && let Some((k, n, f)) = self.opened.get(&t.mask)
+            {
+                crate::protocol::absorb(t, *k, *n, f)?;
+            }
+            self.store.queue.push_back((request, material));
+        }
+        *made = end;
+        self.stored_elements += size;
+        self.stats.chunks += 1;
+        self.stats.elements += size as u64;
+        self.stats.peak_elements = self.stats.peak_elements.max(self.stored_elements as u64);
+        Ok(true)
+    }
 }
 
-impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Staged<P, R> {
+/// Masks among the first `end` requests of `plan`.
+fn chunk_masks_before(plan: &Plan, end: usize) -> MaskId {
+    plan.requests[..end].iter().filter(|r| matches!(r, Request::MatmulMask { .. } | Request::OwnedMask { .. })).count()
+        as MaskId
+}
+
+/// Zero material of the right shapes for `role` (a rehearsal's answer).
+fn zeros<R: Ring>(role: Role, request: &Request, mask: MaskId) -> Material<R> {
+    let layout = request.layout::<R>();
+    let mut parts = Parts { random: heapless::Vec::new(), correlated: heapless::Vec::new() };
+    for &(len, sharing) in &layout.random {
+        let len = if matches!(sharing, deal::Sharing::Owned(owner) if owner != role) { 0 } else { len };
+        let _ = parts.random.push(Shares::zeros(len));
+    }
+    for &(len, _) in &layout.correlated {
+        let _ = parts.correlated.push(Shares::zeros(len));
+    }
+    deal::into_material(request, parts, mask)
+}
+
+impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
     fn material(&mut self, request: &Request) -> Result<Material<R>, Error> {
-        if !self.store.is_empty() {
-            return self.store.material(request);
-        }
-        let made = self.live.material(request)?;
-        if let Some(plan) = &mut self.plan {
-            if let Some(id) = mask_id(&made) {
-                plan.masks.push((plan.requests.len(), id));
+        match &mut self.mode {
+            Mode::Live => return self.live.material(request),
+            Mode::Planning { plan, next_mask } => {
+                request.validate::<R>(deal::MAX_REQUEST_ELEMENTS)?;
+                let id = *next_mask;
+                if matches!(request, Request::MatmulMask { .. } | Request::OwnedMask { .. }) {
+                    *next_mask += 1;
+                }
+                plan.requests.push(*request);
+                return Ok(zeros(self.role, request, id));
             }
-            plan.requests.push(*request);
+            Mode::Running { .. } => {}
         }
-        Ok(made)
+        if self.store.is_empty() {
+            let start = self.clock.map(|c| c());
+            if !self.fill_chunk()? {
+                return Err(Error::MaterialExhausted);
+            }
+            self.stats.chunks_on_demand += 1;
+            if let (Some(start), Some(clock)) = (start, self.clock) {
+                self.stats.on_demand_nanos += clock().saturating_sub(start);
+            }
+        }
+        let material = self.store.material(request)?;
+        self.stored_elements = self.stored_elements.saturating_sub(elements::<R>(request));
+        Ok(material)
+    }
+
+    fn opened_mask(&mut self, mask: MaskId, k: usize, n: usize, f: Arc<Shares<R>>) {
+        self.opened.insert(mask, (k, n, f));
     }
 }

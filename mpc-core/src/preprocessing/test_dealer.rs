@@ -1,10 +1,10 @@
 //! An insecure, communication-free stand-in for the dealer.
 
-use super::deal::{self, DealerState};
+use super::deal::{self, DealerState, RequestKeys};
 use super::{Material, Preprocessing, Request};
 use crate::error::Error;
 use crate::ring::Ring;
-use crate::share::{Prg, Seed, streams};
+use crate::share::Seed;
 use crate::transport::Role;
 
 /// Generators are a few hundred bytes: both sides live on the heap.
@@ -12,7 +12,7 @@ enum Side<R: Ring> {
     /// P0 runs the dealer's logic itself (so it knows P1's material: insecure).
     P0(alloc::boxed::Box<DealerState<R>>),
     /// P1 draws from its seed exactly as with the real dealer.
-    P1(alloc::boxed::Box<Prg>),
+    P1(alloc::boxed::Box<RequestKeys>),
 }
 
 /// **Insecure** test double of the dealer: both parties hold the dealer's seeds and derive the
@@ -28,11 +28,11 @@ impl<R: Ring> TestDealer<R> {
     /// The provider of `role`, from the seeds the real dealer would hand out.
     pub fn new(role: Role, seeds: [Seed; 2]) -> Self {
         let side = match role {
-            Role::P0 => Side::P0(alloc::boxed::Box::new(DealerState::new(
-                seeds[0].prg(streams::DEALER),
-                seeds[1].prg(streams::DEALER),
-            ))),
-            Role::P1 => Side::P1(alloc::boxed::Box::new(seeds[1].prg(streams::DEALER))),
+            Role::P0 => Side::P0(alloc::boxed::Box::new(DealerState::new(seeds))),
+            Role::P1 => {
+                let [_, s1] = seeds;
+                Side::P1(alloc::boxed::Box::new(RequestKeys::new(s1)))
+            }
         };
         Self { side, masks: deal::MaskIds::default() }
     }
@@ -48,12 +48,24 @@ impl<R: Ring> TestDealer<R> {
     }
 }
 
+impl<R: Ring> super::MaskRelease for TestDealer<R> {
+    fn next_mask_id(&self) -> super::MaskId {
+        self.masks.next()
+    }
+    fn release_masks_from(&mut self, from: super::MaskId) -> Result<(), Error> {
+        if let Side::P0(state) = &mut self.side {
+            state.release_masks_from(from);
+        }
+        Ok(())
+    }
+}
+
 impl<R: Ring> Preprocessing<R> for TestDealer<R> {
     fn material(&mut self, request: &Request) -> Result<Material<R>, Error> {
         request.validate::<R>(deal::MAX_REQUEST_ELEMENTS)?;
         let parts = match &mut self.side {
             Side::P0(state) => state.deal(request)?,
-            Side::P1(prg) => deal::draw(Role::P1, request, prg),
+            Side::P1(keys) => deal::draw(Role::P1, request, &mut keys.prg(request)),
         };
         Ok(deal::into_material(request, parts, self.masks.assign(request)))
     }

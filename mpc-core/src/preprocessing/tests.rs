@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::ring::Ring;
 use crate::share::reconstruct_additive;
+use crate::transport::Role;
 
 fn open<R: Ring>(x: &[R], y: &[R]) -> Vec<R> {
     reconstruct_additive(&[x, y])
@@ -122,12 +123,36 @@ fn each_partys_part_alone_is_uniform() {
 fn request_headers_round_trip() {
     for r in [
         Request::Beaver { n: 5 },
-        Request::Square { n: 0 },
+        Request::Square { n: 3 },
         Request::Trunc { n: 9, frac_bits: 16 },
         Request::MatmulMask { k: 768, n: 3072 },
         Request::MatmulTriple { m: 128, k: 768, n: 3072, mask: 41 },
     ] {
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Ok(r));
+    }
+}
+
+#[test]
+fn zero_sized_requests_are_refused_by_every_provider() {
+    let empty = [
+        Request::Beaver { n: 0 },
+        Request::Square { n: 0 },
+        Request::Trunc { n: 0, frac_bits: 16 },
+        Request::MatmulMask { k: 0, n: 4 },
+        Request::MatmulTriple { m: 4, k: 0, n: 4, mask: 0 },
+        Request::OwnedTriple { m: 4, k: 0, n: 4, mask: 0 },
+        Request::OwnedMask { k: 4, n: 0 },
+        Request::And { words: 0 },
+        Request::Broadcast { rows: 0, len: 4, per_row: true },
+        Request::Ltz { n: 0 },
+    ];
+    let zero_sized = Some(Error::Malformed("zero-sized request"));
+    for r in empty {
+        assert!(r.is_empty(), "{r:?}");
+        assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS).err(), zero_sized, "{r:?}");
+        let (mut p0, mut p1) = TestDealer::<u64>::pair([3; 32]);
+        assert_eq!(p0.material(&r).err(), zero_sized, "{r:?}");
+        assert_eq!(p1.material(&r).err(), zero_sized, "{r:?}");
     }
 }
 
@@ -162,48 +187,61 @@ fn store_serves_in_order_and_refuses_other_programs() {
 }
 
 #[test]
-fn staged_provider_learns_the_plan_then_serves_it_from_the_store() {
-    let (p0, p0_twin) = (pair::<u64>(7).0, pair::<u64>(7).0);
-    let mut staged = Staged::new(p0);
-    staged.record();
-    let live = staged.beaver(2).unwrap();
-    let _ = staged.matmul_mask(2, 3).unwrap();
-    let plan = staged.take_plan();
-    assert_eq!(plan.requests(), [Request::Beaver { n: 2 }, Request::MatmulMask { k: 2, n: 3 }]);
-    // Offline: the plan's material, made ahead; online: served in order, without the provider.
-    staged.fill(&plan).unwrap();
-    assert_eq!(staged.stored(), 2);
-    let stored = staged.beaver(2).unwrap();
-    assert_eq!(staged.matmul_mask(2, 3).unwrap().id, 1, "the second mask of the session");
-    assert_eq!(staged.stored(), 0);
-    // Filled material continues the provider's stream (masks first), unlike the live material.
-    let mut twin = Staged::new(p0_twin);
-    let _ = (twin.beaver(2).unwrap(), twin.matmul_mask(2, 3).unwrap(), twin.matmul_mask(2, 3).unwrap());
-    assert_eq!(&twin.beaver(2).unwrap().c[..], &stored.c[..]);
-    assert_ne!(&live.c[..], &stored.c[..]);
+fn a_pipeline_plans_from_shapes_without_asking_its_provider() {
+    let (p0, _) = pair::<u64>(7);
+    let mut pipeline = Pipeline::new(p0, Role::P0);
+    pipeline.start_planning();
+    let rehearsed = pipeline.beaver(2).unwrap();
+    let mask = pipeline.matmul_mask(2, 3).unwrap();
+    let triple = pipeline.matmul_triple(4, 2, 3, mask.id).unwrap();
+    let plan = pipeline.finish_planning();
+    assert!(rehearsed.c.iter().chain(triple.a.iter()).all(|&x| x == 0), "a rehearsal gets zeros");
+    assert_eq!(triple.a.len(), 8);
+    assert_eq!(pipeline.live().next_mask_id(), 0, "the provider made nothing");
+    assert_eq!(plan.requests()[..2], [Request::Beaver { n: 2 }, Request::MatmulMask { k: 2, n: 3 }]);
+    assert_eq!(plan.elements::<u64>(), 3 * 2 + 6 + (8 + 12));
+    // Offline then online: served from the store, each piece checked against its request.
+    pipeline.run(alloc::sync::Arc::new(plan));
+    pipeline.fill_ahead().unwrap();
+    assert_eq!(pipeline.stats().chunks, 1);
+    assert_eq!(pipeline.square(2).unwrap_err(), Error::MaterialMismatch, "another program is refused");
 }
 
 #[test]
-fn a_filled_plan_renames_its_masks_for_the_online_run() {
+fn a_pipeline_streams_in_chunks_renames_masks_and_checks_the_whole_plan_ran() {
     let (p0, p1) = pair::<u64>(10);
-    let (mut s0, mut s1) = (Staged::new(p0), Staged::new(p1));
-    for s in [&mut s0, &mut s1] {
-        s.record();
+    let program = |s: &mut Pipeline<TestDealer<u64>, u64>| {
+        let _ = s.beaver(5).unwrap();
         let mask = s.matmul_mask(2, 2).unwrap();
-        let _ = s.matmul_triple(3, 2, 2, mask.id).unwrap();
+        let triple = s.matmul_triple(3, 2, 2, mask.id).unwrap();
+        (mask, triple)
+    };
+    // A budget of nothing and chunks of one element: every request is made on demand.
+    let (mut s0, mut s1) =
+        (Pipeline::new(p0, Role::P0).with_budget(0, 1), Pipeline::new(p1, Role::P1).with_budget(0, 1));
+    let mut plans = [&mut s0, &mut s1].map(|s| {
+        s.start_planning();
+        program(s);
+        alloc::sync::Arc::new(s.finish_planning())
+    });
+    assert_eq!(plans[0], plans[1]);
+    for (s, plan) in [&mut s0, &mut s1].into_iter().zip(plans.iter_mut()) {
+        s.run(plan.clone());
+        s.fill_ahead().unwrap();
     }
-    let plan = s0.take_plan();
-    assert_eq!(plan, s1.take_plan());
-    s0.fill(&plan).unwrap();
-    s1.fill(&plan).unwrap();
-    // Online: the new mask (identity 1) and its triple, consistent across the parties.
-    let (m0, m1) = (s0.matmul_mask(2, 2).unwrap(), s1.matmul_mask(2, 2).unwrap());
-    assert_eq!((m0.id, m1.id), (1, 1));
-    let (t0, t1) = (s0.matmul_triple(3, 2, 2, 1).unwrap(), s1.matmul_triple(3, 2, 2, 1).unwrap());
+    let ((m0, t0), (m1, t1)) = (program(&mut s0), program(&mut s1));
+    assert_eq!((m0.id, m1.id), (0, 0), "the provisional identity became the real one");
     let (a, b, c) = (open(&t0.a, &t1.a), open(&m0.b, &m1.b), open(&t0.c, &t1.c));
     let mut expect = vec![0u64; 6];
     crate::gemm::gemm_naive(3, 2, 2, &a, &b, &mut expect);
-    assert_eq!(c, expect);
+    assert_eq!(c, expect, "the triple made in another chunk fits its mask");
+    assert_eq!(s0.stats().chunks_on_demand, 3);
+    assert_eq!(s0.stats().peak_elements, 15, "one request's material at a time (the largest, 3 × 5)");
+    s0.finish_run().unwrap();
+    // A run that stops early is refused.
+    s1.run(plans[1].clone());
+    let _ = s1.beaver(5).unwrap();
+    assert_eq!(s1.finish_run(), Err(Error::MaterialMismatch));
 }
 
 proptest! {
@@ -272,19 +310,24 @@ fn owned_masks_stay_with_p0_and_triples_with_p1() {
 
 #[test]
 fn released_masks_are_forgotten_and_later_ones_still_work() {
-    use crate::share::Prg;
-    use rand_core::SeedableRng;
-    let mut state = deal::DealerState::<u64>::new(Prg::seed_from_u64(1), Prg::seed_from_u64(2));
+    use crate::share::Seed;
+    let mut state = deal::DealerState::<u64>::new([Seed::from_bytes([1; 32]), Seed::from_bytes([2; 32])]);
     let (k, n) = (3, 2);
+    // A model's mask (0), then an inference's (1).
     state.deal(&Request::MatmulMask { k, n }).unwrap();
-    state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 0 }).unwrap();
-    state.release_masks();
-    // Mask 0 is gone: a triple for it is refused, not served with another mask.
-    assert_eq!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 0 }).err(), Some(Error::MaterialMismatch));
-    // Identities keep counting: the next mask is 1, and it serves triples.
     state.deal(&Request::MatmulMask { k, n }).unwrap();
-    assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 1 }).is_ok());
-    assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 2 }).is_err());
+    state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 1 }).unwrap();
+    state.release_masks_from(1);
+    assert_eq!(state.live_masks(), 1, "the model's mask stays");
+    // Mask 1 is gone: a triple for it is refused, not served with another mask.
+    assert_eq!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 1 }).err(), Some(Error::MaterialMismatch));
+    assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 0 }).is_ok());
+    // Identities keep counting: the next mask is 2, and it serves triples.
+    state.deal(&Request::MatmulMask { k, n }).unwrap();
+    assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 2 }).is_ok());
+    state.release_masks_from(0);
+    assert_eq!(state.live_masks(), 0);
+    assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 0 }).is_err());
 }
 
 /// One request of every kind (two masks, with triples for each).
@@ -354,6 +397,7 @@ proptest! {
 fn regression_truncation_by_a_huge_shift_is_refused() {
     let mut header = [0u8; 40];
     header[..8].copy_from_slice(&3u64.to_le_bytes());
+    header[8..16].copy_from_slice(&1u64.to_le_bytes());
     for frac_bits in [u32::MAX, u32::MAX - 1, 64, 62] {
         header[16..24].copy_from_slice(&u64::from(frac_bits).to_le_bytes());
         assert_eq!(Request::decode::<u64>(&header, 1 << 10).err(), Some(Error::TooLarge), "{frac_bits}");
@@ -374,7 +418,8 @@ fn regression_an_empty_broadcast_with_a_huge_vector_is_refused() {
     for (rows, len) in [(0usize, 1usize << 56), (1 << 56, 0)] {
         for per_row in [false, true] {
             let header = Request::Broadcast { rows, len, per_row }.encode();
-            assert_eq!(Request::decode::<u64>(&header, 1 << 20).err(), Some(Error::TooLarge), "{rows} {len}");
+            let refused = Request::decode::<u64>(&header, 1 << 20).err();
+            assert_eq!(refused, Some(Error::Malformed("zero-sized request")), "{rows} {len}");
         }
     }
     let mut artifact = b"MPCSTOR1@\0\0\0\0\x03\0\0\0\0\0\x01\x0a".to_vec();
@@ -382,4 +427,48 @@ fn regression_an_empty_broadcast_with_a_huge_vector_is_refused() {
     artifact[0x2b] = 0x63;
     artifact[0x54] = 0x63;
     assert!(Store::<u64>::from_bytes(&artifact, 1 << 20).is_err());
+}
+
+/// A P0 that sends the dealer other headers than the program's (reordered, reshaped) receives
+/// corrections computed from PRF values that P1 never uses: nothing P0 sees equals any word of
+/// P1's real material, and the material no longer correlates (the inference would be garbage).
+#[test]
+fn material_is_bound_to_the_request_p1_expects() {
+    use crate::share::Seed;
+    use crate::transport::Role;
+    use deal::{DealerState, RequestKeys};
+    let seeds = || [Seed::from_bytes([7; 32]), Seed::from_bytes([8; 32])];
+    let (m, k, n) = (4, 6, 5);
+    let honest = [Request::OwnedMask { k, n }, Request::OwnedTriple { m, k, n, mask: 0 }, Request::Beaver { n: 16 }];
+    // P1 derives its parts for the requests it expects.
+    let [_, s1] = seeds();
+    let mut keys1 = RequestKeys::new(s1);
+    let p1: Vec<deal::Parts<u64>> = honest.iter().map(|r| deal::draw(Role::P1, r, &mut keys1.prg(r))).collect();
+    let p1_words: alloc::collections::BTreeSet<u64> =
+        p1.iter().flat_map(|p| p.random.iter().chain(p.correlated.iter())).flat_map(|s| s.iter().copied()).collect();
+
+    // The honest P0's view matches P1's material: C = A · B.
+    let mut dealer = DealerState::<u64>::new(seeds());
+    let b = dealer.deal(&honest[0]).unwrap().random[0].clone();
+    let c0 = dealer.deal(&honest[1]).unwrap().correlated[0].clone();
+    let mut expect = vec![0u64; m * n];
+    crate::gemm::gemm_naive(m, k, n, &p1[1].random[0], &b, &mut expect);
+    assert_eq!(open(&c0, &p1[1].correlated[0]), expect, "honest headers: the triple correlates");
+
+    // A hostile P0 swaps the last two requests, then asks for a zero-k triple.
+    let mut dealer = DealerState::<u64>::new(seeds());
+    let mut seen: Vec<u64> = Vec::new();
+    for r in [honest[0], honest[2], honest[1]] {
+        let parts = dealer.deal(&r).unwrap();
+        seen.extend(parts.random.iter().chain(parts.correlated.iter()).flat_map(|s| s.iter().copied()));
+    }
+    assert!(seen.iter().all(|w| !p1_words.contains(w)), "no word of P1's material reaches P0");
+    let zero_k = Request::OwnedTriple { m, k: 0, n, mask: 0 };
+    assert_eq!(zero_k.validate::<u64>(MAX_REQUEST_ELEMENTS), Err(Error::Malformed("zero-sized request")));
+    // Under the hostile order, P0's triple share no longer fits P1's: C ≠ A · B.
+    let mut dealer = DealerState::<u64>::new(seeds());
+    dealer.deal(&honest[0]).unwrap();
+    dealer.deal(&honest[2]).unwrap();
+    let c0 = dealer.deal(&honest[1]).unwrap().correlated[0].clone();
+    assert_ne!(open(&c0, &p1[1].correlated[0]), expect, "reordered headers: the triple is garbage");
 }

@@ -46,16 +46,26 @@ mod compare;
 pub mod cost;
 
 /// How a product's extra f fractional bits are removed.
+///
+/// The default is [`Truncation::Dealer`]: its result is wrong for no element whose value is in
+/// range, so an inference's chance of a wrong element is 0, not merely below 2^-40. Local
+/// truncation cannot reach 2^-40 at all in Z_2^64 with f = 16: one element of magnitude 1 fails
+/// with probability 2^-31, and a BERT-base inference truncates about 2^27 elements.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Truncation {
     /// Each party shifts its own share (SecureML; CrypTen's 2-party method). No communication.
     /// The result is within 1 ulp of x / 2^f, except with probability about |x| / 2^(k-1) per
     /// element (x read at 2f fractional bits, k = ring bits), when the shares wrap around the
-    /// ring and the result is garbage: 2^-29 for a product of magnitude 4 at f = 16 in Z_2^64.
-    #[default]
+    /// ring and the result is garbage: 2^-29 for a product of magnitude 4 at f = 16 in Z_2^64,
+    /// so that a 12-layer BERT-base inference (about 2^27 truncated elements of magnitude up
+    /// to a few units) returns garbage a few times in a hundred. An explicit option only, for
+    /// measurements and for small programs whose failure probability the caller has bounded.
     Local,
-    /// Opens x + r for a dealer pair (r, r >> f, msb r): one round, n elements, and the result is
-    /// always within 1 ulp of x / 2^f for |x| < 2^(k-2).
+    /// Opens x + 2^(k-2) + r for a dealer pair (r, r >> f, msb r): one round, n elements each
+    /// way. The opening is uniform whatever x, and the result is always within 1 ulp of
+    /// x / 2^f for |x| < 2^(k-2) (values below 2^30 in magnitude at f = 16): the only wrap,
+    /// of x + 2^(k-2) + r past 2^k, is exactly the one that msb(r) and msb(c) tell apart.
+    #[default]
     Dealer,
 }
 
@@ -72,8 +82,8 @@ pub struct PreparedMatrix<R: Ring> {
     mask: MaskId,
     k: usize,
     n: usize,
-    /// The public F = W - B (shared with the registry of input-free products).
-    f: Arc<Vec<R>>,
+    /// The public F = W - B (shared with the provider, for the input-free products).
+    f: Arc<Shares<R>>,
     /// This party's share of B, plus F at P0: the right operand of E · (B + F).
     b_eff: Shares<R>,
 }
@@ -84,7 +94,7 @@ impl<R: Ring> PreparedMatrix<R> {
         self.mask
     }
     /// The opened F = W - B: with a triple's A, the product A · F needs no input.
-    pub fn opened(&self) -> &Arc<Vec<R>> {
+    pub fn opened(&self) -> &Arc<Shares<R>> {
         &self.f
     }
     /// Rows of W.
@@ -218,6 +228,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// The link to the peer.
     pub fn transport(&self) -> &T {
         &self.transport
+    }
+
+    /// The link to the peer, mutably (for messages of a procedure around the protocol: a
+    /// handshake, a length).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
     }
 
     /// The source of correlated randomness.
@@ -573,11 +589,16 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             .collect();
         let refs: Vec<&[R]> = masked.iter().map(|v| v.as_slice()).collect();
         let opened = self.open_many(&refs)?;
-        Ok(opened
+        let prepared: Vec<PreparedMatrix<R>> = opened
             .into_iter()
             .zip(&masks)
             .map(|(f, mask)| self.prepared_from(mask.id, mask.k, mask.n, f, &mask.b))
-            .collect())
+            .collect();
+        // The provider may fold A · F into this matrix's triples as it makes them.
+        for w in &prepared {
+            self.preprocessing.opened_mask(w.mask, w.k, w.n, w.f.clone());
+        }
+        Ok(prepared)
     }
 
     fn prepared_from(&self, mask: MaskId, k: usize, n: usize, f: Vec<R>, b: &[R]) -> PreparedMatrix<R> {
@@ -585,7 +606,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if self.is_p0() {
             ring::add_assign(&mut b_eff, &f);
         }
-        PreparedMatrix { mask, k, n, f: Arc::new(f), b_eff }
+        PreparedMatrix { mask, k, n, f: Arc::new(Shares::from_vec(f)), b_eff }
     }
 
     /// Fixed-point product X (m×k, secret) · W (prepared): one round opening X - A only.
@@ -632,7 +653,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             (Role::P1, None) => {
                 let mut f = Shares::zeros(k * n);
                 wire::recv(&mut self.transport, peer, &mut f)?;
-                Arc::new(f)
+                let f = Arc::new(f);
+                // The provider may fold A · F into this matrix's triples as it makes them.
+                self.preprocessing.opened_mask(mask.id, k, n, f.clone());
+                f
             }
             _ => return Err(Error::ShapeMismatch),
         };

@@ -14,12 +14,15 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use mpc_core::preprocessing::{DealerClient, Staged};
+use mpc_core::Error;
+use mpc_core::preprocessing::DealerClient;
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::{CommStats, Metered, Role, Transport};
-use mpc_core::{Error, Party};
-use mpc_nn::{Backend, Plain, Secure, WeightMode};
-use mpc_transformer::{BertConfig, Bucket, Encoder, Observer, Params, Preset, Unobserved};
+use mpc_nn::{Plain, WeightMode};
+use mpc_transformer::{
+    BertConfig, Bucket, Encoder, Observer, Params, Phase, Preset, Reveal, Session, SessionBackend, SessionError,
+    SessionObserver, SessionOptions, Unobserved,
+};
 use serde::Serialize;
 
 use std::sync::Arc;
@@ -81,8 +84,11 @@ pub struct ModelReport {
     pub online_s: f64,
     /// Online wall time of P0 and of P1.
     pub online_s_by_party: [f64; 2],
-    /// Offline wall time (dealer material for one inference).
+    /// Offline wall time (dealer material for one inference: made ahead, and made on demand
+    /// within the online phase when it exceeds the budget).
     pub offline_s: f64,
+    /// The part of `offline_s` made on demand within the online phase.
+    pub on_demand_s: f64,
     /// Plaintext time of the same model, `Plain<f32>`, one thread.
     pub plaintext_s: f64,
     /// `online_s / plaintext_s`.
@@ -91,6 +97,11 @@ pub struct ModelReport {
     pub online_bytes: u64,
     /// Bytes the dealer sent and P0 sent the dealer for one inference.
     pub offline_bytes: u64,
+    /// The most material one party held at once, in bytes.
+    pub peak_material_bytes: u64,
+    /// Peak resident memory of this process (P0, P1, the dealer and the plaintext reference
+    /// together, in threads), from the kernel's VmHWM.
+    pub peak_rss_bytes: u64,
     /// Online rounds (the larger of the two parties' counts).
     pub rounds: u64,
     /// Largest |private - plaintext f64 with the same approximations| over the outputs.
@@ -114,22 +125,62 @@ pub struct ModelReport {
     pub shaped_s: Option<f64>,
 }
 
-/// Times and meters the buckets of one party's forward pass.
-#[derive(Default)]
-struct BucketMeter {
+/// The backend of a session over the launcher's metered links.
+type Backend<'a, X, D> = SessionBackend<&'a mut Metered<X>, &'a mut DealerClient<Metered<D>>>;
+
+/// Times and meters one party's session: each phase (load, offline, online) and, within the
+/// online phase, each bucket of stages; shows P1's progress per layer on stderr if asked.
+struct SessionMeter<'h> {
     open: Option<(Instant, CommStats)>,
-    totals: BTreeMap<Bucket, (f64, CommStats)>,
+    buckets: BTreeMap<Bucket, (f64, CommStats)>,
+    phase_open: Option<(Instant, CommStats, CommStats)>,
+    phases: BTreeMap<Phase, (f64, CommStats, CommStats)>,
+    show_progress: bool,
+    online_hook: Option<&'h (dyn Fn() + Sync)>,
 }
 
-impl<X: Transport, P: mpc_core::Preprocessing<u64>> Observer<Secure<&mut Metered<X>, P>> for BucketMeter {
-    fn enter(&mut self, b: &Secure<&mut Metered<X>, P>, _bucket: Bucket) {
-        self.open = Some((Instant::now(), b.party().transport().stats()));
+fn peer_stats<X: Transport, D: Transport>(b: &Backend<'_, X, D>) -> CommStats {
+    b.party().transport().inner().stats()
+}
+
+fn dealer_stats<X: Transport, D: Transport>(b: &Backend<'_, X, D>) -> CommStats {
+    b.party().preprocessing().live().transport().stats()
+}
+
+impl<'a, X: Transport, D: Transport> Observer<Backend<'a, X, D>> for SessionMeter<'_> {
+    fn enter(&mut self, b: &Backend<'a, X, D>, _bucket: Bucket) {
+        self.open = Some((Instant::now(), peer_stats(b)));
     }
-    fn leave(&mut self, b: &Secure<&mut Metered<X>, P>, bucket: Bucket) {
+    fn leave(&mut self, b: &Backend<'a, X, D>, bucket: Bucket) {
         if let Some((start, stats)) = self.open.take() {
-            let entry = self.totals.entry(bucket).or_default();
+            let entry = self.buckets.entry(bucket).or_default();
             entry.0 += start.elapsed().as_secs_f64();
-            entry.1 = entry.1.plus(&b.party().transport().stats().since(&stats));
+            entry.1 = entry.1.plus(&peer_stats(b).since(&stats));
+        }
+    }
+    fn layer_done(&mut self, index: usize, total: usize) {
+        if self.show_progress {
+            let done = index + 1;
+            let bar: String = (0..total).map(|i| if i < done { '#' } else { '.' }).collect();
+            eprint!("\r  private inference [{bar}] layer {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+impl<'a, X: Transport, D: Transport> SessionObserver<Backend<'a, X, D>> for SessionMeter<'_> {
+    fn phase_start(&mut self, b: &Backend<'a, X, D>, phase: Phase) {
+        if let (Phase::Online, Some(hook)) = (phase, self.online_hook) {
+            hook();
+        }
+        self.phase_open = Some((Instant::now(), peer_stats(b), dealer_stats(b)));
+    }
+    fn phase_end(&mut self, b: &Backend<'a, X, D>, phase: Phase) {
+        if let Some((start, peer, dealer)) = self.phase_open.take() {
+            let entry = (start.elapsed().as_secs_f64(), peer_stats(b).since(&peer), dealer_stats(b).since(&dealer));
+            self.phases.insert(phase, entry);
         }
     }
 }
@@ -137,26 +188,36 @@ impl<X: Transport, P: mpc_core::Preprocessing<u64>> Observer<Secure<&mut Metered
 /// One party's view of a private inference.
 #[derive(Clone, Debug)]
 pub struct PartyReport {
-    /// The revealed output.
-    pub output: Vec<f64>,
+    /// The revealed output (P1's; P0's too only when revealed to both).
+    pub output: Option<Vec<f64>>,
     /// Model load: seconds and traffic with the peer.
     pub load: (f64, CommStats),
-    /// Offline phase: seconds and traffic with the dealer.
+    /// Offline phase: seconds and traffic with the dealer (material made ahead).
     pub offline: (f64, CommStats),
-    /// Online phase: seconds and traffic with the peer.
+    /// Online phase: seconds (less the material made on demand) and traffic with the peer.
     pub online: (f64, CommStats),
+    /// Material made on demand during the online phase: seconds and traffic with the dealer.
+    pub on_demand: (f64, CommStats),
     /// Online cost per bucket: seconds and traffic with the peer.
     pub buckets: BTreeMap<Bucket, (f64, CommStats)>,
+    /// The most ring elements of material held at once.
+    pub peak_material_elements: u64,
+    /// Tokens of the query.
+    pub tokens: usize,
 }
 
 fn tokens(config: &BertConfig, seq: usize, seed: u64) -> Vec<u32> {
     (0..seq as u64).map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % config.vocab_size as u64) as u32).collect()
 }
 
-fn to_error(e: mpc_transformer::ModelError) -> Error {
+/// A session error as the launcher reports it.
+pub fn to_error(e: SessionError) -> Error {
     match e {
-        mpc_transformer::ModelError::Backend(e) => e,
-        mpc_transformer::ModelError::Token(_) | mpc_transformer::ModelError::TooLong { .. } => Error::ShapeMismatch,
+        SessionError::Protocol(e) => e,
+        SessionError::Model(mpc_transformer::ModelError::Token(_)) | SessionError::TooLong { .. } => {
+            Error::ShapeMismatch
+        }
+        SessionError::Mismatch { .. } => Error::Malformed("the parties' public parameters differ"),
         _ => Error::Malformed("model"),
     }
 }
@@ -170,14 +231,14 @@ pub struct PrivateJob<'a> {
     pub params: &'a Params,
     /// P1's token ids.
     pub tokens: &'a [u32],
-    /// The public attention mask.
-    pub mask: &'a [f64],
     /// Approximations.
     pub preset: Preset,
     /// How P0's weights are held.
     pub weights: WeightMode,
     /// Truncation at the session precision.
     pub truncation: Truncation,
+    /// Who learns the output.
+    pub reveal: Reveal,
     /// Layers to run (default: all).
     pub layers: Option<usize>,
     /// Show P1's progress per layer on stderr.
@@ -189,95 +250,88 @@ pub struct PrivateJob<'a> {
 }
 
 impl<'a> PrivateJob<'a> {
-    /// A job with the defaults: owner weights, local truncation, every layer, no progress, OS
-    /// randomness, no hook.
-    pub fn new(config: &'a BertConfig, params: &'a Params, tokens: &'a [u32], mask: &'a [f64], preset: Preset) -> Self {
+    /// A job with the defaults: owner weights, dealer truncation, output to P1 only, every
+    /// layer, no progress, OS randomness, no hook.
+    pub fn new(config: &'a BertConfig, params: &'a Params, tokens: &'a [u32], preset: Preset) -> Self {
         Self {
             config,
             params,
             tokens,
-            mask,
             preset,
             weights: WeightMode::Owner,
-            truncation: Truncation::Local,
+            truncation: Truncation::default(),
+            reveal: Reveal::DataOwner,
             layers: None,
             progress: false,
             seed: None,
             online_hook: None,
         }
     }
-}
 
-/// Shows layer progress on stderr.
-struct Progress<'a> {
-    meter: &'a mut BucketMeter,
-    show: bool,
-}
-
-impl<X: Transport, P: mpc_core::Preprocessing<u64>> Observer<Secure<&mut Metered<X>, P>> for Progress<'_> {
-    fn enter(&mut self, b: &Secure<&mut Metered<X>, P>, bucket: Bucket) {
-        self.meter.enter(b, bucket);
-    }
-    fn leave(&mut self, b: &Secure<&mut Metered<X>, P>, bucket: Bucket) {
-        self.meter.leave(b, bucket);
-    }
-    fn layer_done(&mut self, index: usize, total: usize) {
-        if self.show {
-            let done = index + 1;
-            let bar: String = (0..total).map(|i| if i < done { '#' } else { '.' }).collect();
-            eprint!("\r  private inference [{bar}] layer {done}/{total}");
-            if done == total {
-                eprintln!();
-            }
-        }
+    /// The session options of this job.
+    pub fn options(&self) -> SessionOptions {
+        SessionOptions::default()
+            .weights(self.weights)
+            .truncation(self.truncation)
+            .reveal(self.reveal)
+            .clock(crate::clock_nanos)
     }
 }
 
-/// One party's side of a private inference over any transport: load, plan, offline, online
-/// (see the module docs).
+/// One party's side of a private inference over any transport, through a [`Session`]: connect,
+/// load, one inference, close.
 pub fn private_party<T: Transport, D: Transport>(
     ctx: &mut PartyContext<T, D>,
     job: &PrivateJob<'_>,
 ) -> Result<PartyReport, Error> {
+    private_queries(ctx, job, 1, |_, _| {})
+}
+
+/// `queries` private inferences of `job` over one [`Session`]: the model is loaded once, each
+/// length planned once; `observe` sees this party's report after each query. Returns the last.
+pub fn private_queries<T: Transport, D: Transport>(
+    ctx: &mut PartyContext<T, D>,
+    job: &PrivateJob<'_>,
+    queries: usize,
+    mut observe: impl FnMut(usize, &PartyReport),
+) -> Result<PartyReport, Error> {
     let role = ctx.role;
-    let staged = Staged::<&mut DealerClient<Metered<D>>, u64>::new(&mut ctx.dealer);
-    let party = Party::setup(role, &mut ctx.peer, staged, &mut ctx.rng)?.with_truncation(job.truncation);
-    let mut b = Secure::new(party).with_weight_mode(job.weights);
-    let dealer_stats = |b: &Secure<_, Staged<&mut DealerClient<Metered<D>>, u64>>| {
-        b.party().preprocessing().live().transport().stats()
+    let mut session =
+        Session::connect(role, &mut ctx.peer, &mut ctx.dealer, &mut ctx.rng, job.options()).map_err(to_error)?;
+    let meter = || SessionMeter {
+        open: None,
+        buckets: BTreeMap::new(),
+        phase_open: None,
+        phases: BTreeMap::new(),
+        show_progress: job.progress && role == Role::P1,
+        online_hook: job.online_hook,
     };
-
-    let (t, s) = (Instant::now(), b.party().transport().stats());
-    let model = Encoder::load(&mut b, job.config, job.preset, (role == Role::P0).then_some(job.params), job.layers)
-        .map_err(to_error)?;
-    let load = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
-
-    let my_tokens = (role == Role::P1).then_some(job.tokens);
-    b.party_mut().preprocessing_mut().record();
-    model.forward(&mut b, my_tokens, job.mask, &mut Unobserved).map_err(to_error)?;
-    let plan = b.party_mut().preprocessing_mut().take_plan();
-
-    // Barriers (one opening each, not counted) start both parties' clocks together.
-    b.reveal(&[0])?;
-    let (t, s) = (Instant::now(), dealer_stats(&b));
-    b.prepare_offline(&plan)?;
-    let offline = (t.elapsed().as_secs_f64(), dealer_stats(&b).since(&s));
-
-    let mut meter = BucketMeter::default();
-    b.reveal(&[0])?;
-    if let Some(hook) = job.online_hook {
-        hook();
+    let mut loading = meter();
+    let params = (role == Role::P0).then_some(job.params);
+    session.load_observed(job.config, job.preset, params, job.layers, &mut loading).map_err(to_error)?;
+    let load = loading.phases.get(&Phase::Load).copied().unwrap_or_default();
+    let mut last = None;
+    for query in 0..queries.max(1) {
+        let mut meter = meter();
+        let inference = session.infer((role == Role::P1).then_some(job.tokens), &mut meter).map_err(to_error)?;
+        let phase = |p: Phase| meter.phases.get(&p).copied().unwrap_or_default();
+        let (offline, online) = (phase(Phase::Offline), phase(Phase::Online));
+        let on_demand_s = inference.on_demand_nanos as f64 * 1e-9;
+        let report = PartyReport {
+            output: inference.output,
+            load: (load.0, load.1),
+            offline: (offline.0, offline.2),
+            online: ((online.0 - on_demand_s).max(0.0), online.1),
+            on_demand: (on_demand_s, online.2),
+            buckets: meter.buckets,
+            peak_material_elements: inference.material.peak_elements,
+            tokens: inference.tokens,
+        };
+        observe(query, &report);
+        last = Some(report);
     }
-    let (t, s) = (Instant::now(), b.party().transport().stats());
-    let mut observer = Progress { meter: &mut meter, show: job.progress && role == Role::P1 };
-    let out = model.forward(&mut b, my_tokens, job.mask, &mut observer).map_err(to_error)?;
-    let output = b.reveal(&out)?;
-    let online = (t.elapsed().as_secs_f64(), b.party().transport().stats().since(&s));
-    let buckets = meter.totals;
-    // The weights' masks die with the model: the dealer may forget them (a long session stays flat).
-    drop((model, b));
-    ctx.dealer.release_masks()?;
-    Ok(PartyReport { output, load, offline, online, buckets })
+    session.close().map_err(to_error)?;
+    Ok(last.expect("at least one query"))
 }
 
 /// Runs P0, P1 and the dealer in threads (see [`private_party`]).
@@ -310,17 +364,10 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
     let toks = tokens(config, bench.seq, bench.seed);
     let mask = vec![1.0; bench.seq];
     let job = PrivateJob {
-        config,
-        params: &params,
-        tokens: &toks,
-        mask: &mask,
-        preset: bench.preset,
         weights: bench.weights,
         truncation: bench.truncation,
         layers: bench.layers,
-        progress: false,
-        seed: None,
-        online_hook: None,
+        ..PrivateJob::new(config, &params, &toks, bench.preset)
     };
     let run = run_private(job)?;
 
@@ -335,7 +382,17 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
     let reference = model.forward(&mut exact, Some(&toks), &mask, &mut Unobserved).expect("plain forward");
 
     let (p0, p1) = (&run.p0.output, &run.p1.output);
-    let max_abs_err = p1.output.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let private = p1.output.clone().unwrap_or_default();
+    // NaN-aware: a NaN (or a missing output) is the worst error, never dropped.
+    let max_abs_err = if private.len() != reference.len() {
+        f64::INFINITY
+    } else {
+        private
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, |m, e| if e.is_nan() { f64::INFINITY } else { m.max(e) })
+    };
     let both = |a: &CommStats, b: &CommStats| a.bytes_sent + b.bytes_sent;
     let buckets = Bucket::ALL
         .iter()
@@ -368,14 +425,20 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         },
         online_s,
         online_s_by_party: [p0.online.0, p1.online.0],
-        offline_s: p0.offline.0.max(p1.offline.0),
+        offline_s: (p0.offline.0 + p0.on_demand.0).max(p1.offline.0 + p1.on_demand.0),
+        on_demand_s: p0.on_demand.0.max(p1.on_demand.0),
         plaintext_s,
         online_ratio: online_s / plaintext_s,
         online_bytes: both(&p0.online.1, &p1.online.1),
-        offline_bytes: p0.offline.1.bytes_received + p0.offline.1.bytes_sent + p1.offline.1.bytes_received,
+        offline_bytes: [p0.offline.1, p0.on_demand.1, p1.offline.1, p1.on_demand.1]
+            .iter()
+            .map(|s| s.bytes_received + s.bytes_sent)
+            .sum(),
+        peak_material_bytes: 8 * p0.peak_material_elements.max(p1.peak_material_elements),
+        peak_rss_bytes: crate::peak_rss_bytes(),
         rounds,
         max_abs_err,
-        private: p1.output.clone(),
+        private,
         plaintext: reference.clone(),
         load_s: p0.load.0.max(p1.load.0),
         load_bytes: both(&p0.load.1, &p1.load.1),
