@@ -8,6 +8,10 @@
 //! that two parties who both send before they receive never block each other (the contract of
 //! `mpc_core::Transport`).
 //!
+//! Its material comes from the insecure `TestDealer` (P0 derives P1's material too), because the
+//! example shows the transport alone, between two cores with no third party to run a dealer;
+//! `examples/private_bert.rs` runs a whole `Session` with the real dealer.
+//!
 //! ```sh
 //! cargo run --release --example shared_memory_transport
 //! ```

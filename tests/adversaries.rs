@@ -86,6 +86,9 @@ impl<T: Transport> Transport for Malicious<T> {
 
 const TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// Material in batches of 2^16 ring elements (512 KiB), within the links' 1 MiB message limit.
+const SMALL_CHUNKS: (usize, usize) = (1 << 20, 1 << 16);
+
 fn options() -> TcpOptions {
     TcpOptions { connect_timeout: Duration::from_secs(5), read_timeout: TIMEOUT, max_message: 1 << 20 }
 }
@@ -110,6 +113,7 @@ fn honest_p0_against(
     let (config, params, tokens) = mpc_io_std::soak::small_model();
     let job = PrivateJob {
         seed: Some(5),
+        material: SMALL_CHUNKS,
         ..PrivateJob::new(&config, &params, &tokens, Preset::parse("quad+2quad").unwrap())
     };
     let endpoints = Endpoints { dealer: free_addr(), peer: free_addr() };
@@ -135,6 +139,7 @@ fn malicious_p1(certs: &Path, endpoints: Endpoints, attack: Attack) -> Result<()
     let (config, params, tokens) = mpc_io_std::soak::small_model();
     let job = PrivateJob {
         seed: Some(5),
+        material: SMALL_CHUNKS,
         ..PrivateJob::new(&config, &params, &tokens, Preset::parse("quad+2quad").unwrap())
     };
     // P1's own limit is far above P0's, so that P0's limit is the one tested.
@@ -150,7 +155,7 @@ fn malicious_p1(certs: &Path, endpoints: Endpoints, attack: Attack) -> Result<()
 fn every_misbehaving_peer_ends_the_honest_party_in_a_typed_error() {
     let certs = certs("peers");
     let cases = [
-        (Attack::WrongLength { at: 0 }, ErrorKind::LengthMismatch),
+        (Attack::WrongLength { at: 2 }, ErrorKind::LengthMismatch),
         (Attack::WrongLength { at: 40 }, ErrorKind::LengthMismatch),
         (Attack::Oversized { at: 10 }, ErrorKind::TooLarge),
         (Attack::Duplicate { at: 5 }, ErrorKind::LengthMismatch),
@@ -158,6 +163,11 @@ fn every_misbehaving_peer_ends_the_honest_party_in_a_typed_error() {
         (Attack::Disconnect { at: 30 }, ErrorKind::Disconnected),
         (Attack::Stall { at: 15 }, ErrorKind::TimedOut),
     ];
+    // P1's first message is its handshake: a wrong length there is another protocol version.
+    let (result, dealer_ok, _) = honest_p0_against(&certs, |e| malicious_p1(&certs, e, Attack::WrongLength { at: 0 }));
+    let handshake = mpc_core::Error::Malformed("the parties' public parameters differ");
+    assert!(matches!(result, Err(NetError::Protocol(e)) if e == handshake), "{result:?}");
+    assert!(!dealer_ok);
     for (attack, expected) in cases {
         let (result, dealer_ok, took) = honest_p0_against(&certs, |e| malicious_p1(&certs, e, attack));
         match result {

@@ -63,6 +63,16 @@ impl core::fmt::Display for ModelError {
     }
 }
 
+impl core::error::Error for ModelError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ModelError::Param(e) => Some(e),
+            ModelError::Backend(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// The stages whose cost is reported apart, as MPCFormer reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Bucket {

@@ -46,6 +46,8 @@ impl core::fmt::Display for ParamError {
     }
 }
 
+impl core::error::Error for ParamError {}
+
 /// A map from Hugging Face parameter names (`encoder.layer.0.attention.self.query.weight`, ...,
 /// without the `bert.` prefix) to tensors. The std side fills it from safetensors.
 #[derive(Clone, Debug, Default, PartialEq)]

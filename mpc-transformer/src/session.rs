@@ -252,6 +252,7 @@ impl core::error::Error for SessionError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             SessionError::Protocol(e) => Some(e),
+            SessionError::Model(e) => Some(e),
             _ => None,
         }
     }

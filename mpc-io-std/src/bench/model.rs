@@ -239,6 +239,8 @@ pub struct PrivateJob<'a> {
     pub truncation: Truncation,
     /// Who learns the output.
     pub reveal: Reveal,
+    /// Material held ahead and made per batch, in ring elements.
+    pub material: (usize, usize),
     /// Layers to run (default: all).
     pub layers: Option<usize>,
     /// Show P1's progress per layer on stderr.
@@ -261,6 +263,7 @@ impl<'a> PrivateJob<'a> {
             weights: WeightMode::Owner,
             truncation: Truncation::default(),
             reveal: Reveal::DataOwner,
+            material: (mpc_core::preprocessing::DEFAULT_BUDGET, mpc_core::preprocessing::DEFAULT_CHUNK),
             layers: None,
             progress: false,
             seed: None,
@@ -274,6 +277,7 @@ impl<'a> PrivateJob<'a> {
             .weights(self.weights)
             .truncation(self.truncation)
             .reveal(self.reveal)
+            .material(self.material.0, self.material.1)
             .clock(crate::clock_nanos)
     }
 }
