@@ -20,10 +20,13 @@ use mpc_core::transport::{ErrorKind, ErrorType, PartyId, Role, Transport};
 use mpc_nn::{Backend, Plain};
 use mpc_transformer::{BertConfig, Encoder, Params, Preset, Session, SessionOptions, Unobserved};
 
+/// A link to one peer: where our messages go, where theirs come from.
+type Link = (Sender<Vec<u8>>, Receiver<Vec<u8>>);
+
 /// The integrator's transport: one channel pair per peer, a timeout on every receive.
 #[derive(Default)]
 struct Mailbox {
-    links: BTreeMap<PartyId, (Sender<Vec<u8>>, Receiver<Vec<u8>>)>,
+    links: BTreeMap<PartyId, Link>,
 }
 
 impl Mailbox {

@@ -73,7 +73,9 @@ fn a_store_filled_for_another_program_is_refused() {
 fn material_made_offline_is_consumed_online() {
     let run = run_threaded(LaunchOptions::seeded(4), |ctx| {
         let mut store = Store::<u64>::new();
-        store.fill(&mut ctx.dealer, &[Request::Beaver { n: 3 }, Request::Square { n: 3 }])?;
+        // Each product, then its (default, dealer) truncation.
+        let trunc = Request::Trunc { n: 3, frac_bits: 16 };
+        store.fill(&mut ctx.dealer, &[Request::Beaver { n: 3 }, trunc, Request::Square { n: 3 }, trunc])?;
         let offline = ctx.dealer.transport().stats();
         let mut party = Party::setup(ctx.role, &mut ctx.peer, &mut store, &mut ctx.rng)?;
         let x = party.input_fixed(Role::P0, (ctx.role == Role::P0).then_some(&[1.5, -2.0, 0.25][..]), 3)?;
