@@ -132,6 +132,11 @@ impl Request {
         }
     }
 
+    /// Whether the request makes a matmul mask (which gets an identity that triples name).
+    pub fn is_mask(&self) -> bool {
+        matches!(self, Request::MatmulMask { .. } | Request::OwnedMask { .. })
+    }
+
     /// Checks that the request is not empty ([`Request::is_empty`]), every part holds at most
     /// `max_elements`, and the shift fits the ring.
     pub fn validate<R: Ring>(&self, max_elements: usize) -> Result<(), Error> {
@@ -196,9 +201,9 @@ impl Request {
         }
     }
 
-    /// The fixed-length header P0 sends to the dealer: five little-endian u64 words.
-    pub fn encode(&self) -> [u8; HEADER_LEN] {
-        let words: [u64; 5] = match *self {
+    /// The header's five words: a tag, then the sizes (and a mask identity).
+    pub(crate) fn words(&self) -> [u64; HEADER_LEN / 8] {
+        match *self {
             Request::Beaver { n } => [TAG_BEAVER, n as u64, 0, 0, 0],
             Request::Square { n } => [TAG_SQUARE, n as u64, 0, 0, 0],
             Request::Trunc { n, frac_bits } => [TAG_TRUNC, n as u64, frac_bits as u64, 0, 0],
@@ -209,9 +214,13 @@ impl Request {
             Request::Broadcast { rows, len, per_row } => [TAG_BROADCAST, rows as u64, len as u64, per_row as u64, 0],
             Request::OwnedMask { k, n } => [TAG_OWNED_MASK, k as u64, n as u64, 0, 0],
             Request::OwnedTriple { m, k, n, mask } => [TAG_OWNED_TRIPLE, m as u64, k as u64, n as u64, mask],
-        };
+        }
+    }
+
+    /// The fixed-length header P0 sends to the dealer: five little-endian u64 words.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
-        for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
+        for (chunk, w) in out.chunks_exact_mut(8).zip(self.words()) {
             chunk.copy_from_slice(&w.to_le_bytes());
         }
         out
@@ -263,26 +272,39 @@ fn uniform<R: Ring>(prg: &mut Prg, n: usize) -> Shares<R> {
     s
 }
 
-/// Draws `role`'s parts of `request` from its PRG. P0's correlated parts are left at zero, for
-/// the dealer's correction to fill.
-pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Prg) -> Parts<R> {
+/// `role`'s parts of `request` in the request's layout, each made by `part(length, correlated)`;
+/// a part owned by the other party is empty.
+fn shaped<R: Ring>(role: Role, request: &Request, mut part: impl FnMut(usize, bool) -> Shares<R>) -> Parts<R> {
     let layout = request.layout::<R>();
     let mut out = Parts { random: Parts2::new(), correlated: Parts2::new() };
     for &(len, sharing) in &layout.random {
-        let part = match sharing {
+        let made = match sharing {
             Owned(owner) if owner != role => Shares::zeros(0),
-            _ => uniform(prg, len),
+            _ => part(len, false),
         };
-        let _ = out.random.push(part);
+        let _ = out.random.push(made);
     }
     for &(len, _) in &layout.correlated {
-        let part = match role {
-            Role::P1 => uniform(prg, len),
-            Role::P0 => Shares::zeros(len),
-        };
-        let _ = out.correlated.push(part);
+        let _ = out.correlated.push(part(len, true));
     }
     out
+}
+
+/// Draws `role`'s parts of `request` from its PRG. P0's correlated parts are left at zero, for
+/// the dealer's correction to fill.
+pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Prg) -> Parts<R> {
+    shaped(
+        role,
+        request,
+        |len, correlated| {
+            if correlated && role == Role::P0 { Shares::zeros(len) } else { uniform(prg, len) }
+        },
+    )
+}
+
+/// `role`'s parts of `request`, all zero (a rehearsal's answer).
+pub(crate) fn zeros<R: Ring>(role: Role, request: &Request) -> Parts<R> {
+    shaped(role, request, |len, _| Shares::zeros(len))
 }
 
 /// Fills P0's correlated parts from a flat correction vector.
@@ -380,13 +402,10 @@ impl RequestKeys {
 
     /// The generator of the next request's material (advances the request index).
     pub fn prg(&mut self, request: &Request) -> Prg {
-        let header = request.encode();
         let mut words = [0u64; 2 + HEADER_LEN / 8];
         words[0] = streams::MATERIAL;
         words[1] = self.next;
-        for (w, chunk) in words[2..].iter_mut().zip(header.chunks_exact(8)) {
-            *w = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
-        }
+        words[2..].copy_from_slice(&request.words());
         self.next += 1;
         self.seed.derive(&words).prg(streams::DEALER)
     }
@@ -405,7 +424,7 @@ impl MaskIds {
     /// The identity a new mask made for `request` gets (advancing only for masks).
     pub fn assign(&mut self, request: &Request) -> MaskId {
         let id = self.0;
-        if matches!(request, Request::MatmulMask { .. } | Request::OwnedMask { .. }) {
+        if request.is_mask() {
             self.0 += 1;
         }
         id

@@ -5,7 +5,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::deal::{self, Parts};
+use super::deal;
 use super::{MaskId, Material, Preprocessing, Request};
 use crate::error::Error;
 use crate::ring::Ring;
@@ -115,7 +115,9 @@ enum Mode {
     /// A rehearsal on shapes: every request is noted and answered with zeros.
     Planning { plan: Plan, next_mask: MaskId },
     /// A plan is being run: its material is made in chunks, ahead or when the store runs dry.
-    Running { plan: Arc<Plan>, made: usize, names: BTreeMap<MaskId, MaskId> },
+    /// `provisional` is the planned identity of the next mask to make; `names` maps planned
+    /// identities to the real ones.
+    Running { plan: Arc<Plan>, made: usize, provisional: MaskId, names: BTreeMap<MaskId, MaskId> },
 }
 
 /// Counters of a pipeline's offline work.
@@ -229,7 +231,7 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
     pub fn run(&mut self, plan: Arc<Plan>) {
         self.store = Store::new();
         self.stored_elements = 0;
-        self.mode = Mode::Running { plan, made: 0, names: BTreeMap::new() };
+        self.mode = Mode::Running { plan, made: 0, provisional: PROVISIONAL, names: BTreeMap::new() };
     }
 
     /// Makes chunks of the running plan until the budget is held or the plan is all made.
@@ -280,7 +282,7 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
     /// The chunk's masks are made first (one batch, to learn their identities), then the rest
     /// (a second batch), with every triple renamed to its mask's real identity.
     fn fill_chunk(&mut self) -> Result<bool, Error> {
-        let Mode::Running { plan, made, names } = &mut self.mode else { return Ok(false) };
+        let Mode::Running { plan, made, provisional, names } = &mut self.mode else { return Ok(false) };
         let start = *made;
         if start == plan.requests.len() {
             return Ok(false);
@@ -292,23 +294,21 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
             end += 1;
         }
         let chunk = &plan.requests[start..end];
-        let is_mask = |r: &Request| matches!(r, Request::MatmulMask { .. } | Request::OwnedMask { .. });
-        let mask_requests: Vec<Request> = chunk.iter().copied().filter(is_mask).collect();
+        let mask_requests: Vec<Request> = chunk.iter().copied().filter(Request::is_mask).collect();
         let mut masks = self.live.materials(&mask_requests)?.into_iter();
-        // Planned masks were numbered in order from PROVISIONAL: the i-th mask of the plan.
-        let mut provisional = PROVISIONAL + chunk_masks_before(plan, start);
         let mut ordered: Vec<Option<(Request, Material<R>)>> = Vec::with_capacity(chunk.len());
         for r in chunk {
-            if is_mask(r) {
+            if r.is_mask() {
+                // Planned masks were numbered in plan order from PROVISIONAL.
                 let m = masks.next().ok_or(Error::MaterialExhausted)?;
-                names.insert(provisional, mask_id(&m).ok_or(Error::MaterialMismatch)?);
-                provisional += 1;
+                names.insert(*provisional, mask_id(&m).ok_or(Error::MaterialMismatch)?);
+                *provisional += 1;
                 ordered.push(Some((*r, m)));
             } else {
                 ordered.push(None);
             }
         }
-        let others: Vec<Request> = chunk.iter().filter(|r| !is_mask(r)).map(|r| renamed(r, names)).collect();
+        let others: Vec<Request> = chunk.iter().filter(|r| !r.is_mask()).map(|r| renamed(r, names)).collect();
         let mut made_others = self.live.materials(&others)?.into_iter().zip(others);
         for slot in ordered {
             let (request, mut material) = match slot {
@@ -334,26 +334,6 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
     }
 }
 
-/// Masks among the first `end` requests of `plan`.
-fn chunk_masks_before(plan: &Plan, end: usize) -> MaskId {
-    plan.requests[..end].iter().filter(|r| matches!(r, Request::MatmulMask { .. } | Request::OwnedMask { .. })).count()
-        as MaskId
-}
-
-/// Zero material of the right shapes for `role` (a rehearsal's answer).
-fn zeros<R: Ring>(role: Role, request: &Request, mask: MaskId) -> Material<R> {
-    let layout = request.layout::<R>();
-    let mut parts = Parts { random: heapless::Vec::new(), correlated: heapless::Vec::new() };
-    for &(len, sharing) in &layout.random {
-        let len = if matches!(sharing, deal::Sharing::Owned(owner) if owner != role) { 0 } else { len };
-        let _ = parts.random.push(Shares::zeros(len));
-    }
-    for &(len, _) in &layout.correlated {
-        let _ = parts.correlated.push(Shares::zeros(len));
-    }
-    deal::into_material(request, parts, mask)
-}
-
 impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
     fn material(&mut self, request: &Request) -> Result<Material<R>, Error> {
         match &mut self.mode {
@@ -361,11 +341,11 @@ impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
             Mode::Planning { plan, next_mask } => {
                 request.validate::<R>(deal::MAX_REQUEST_ELEMENTS)?;
                 let id = *next_mask;
-                if matches!(request, Request::MatmulMask { .. } | Request::OwnedMask { .. }) {
+                if request.is_mask() {
                     *next_mask += 1;
                 }
                 plan.requests.push(*request);
-                return Ok(zeros(self.role, request, id));
+                return Ok(deal::into_material(request, deal::zeros(self.role, request), id));
             }
             Mode::Running { .. } => {}
         }

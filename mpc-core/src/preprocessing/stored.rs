@@ -103,7 +103,7 @@ impl<R: Ring> Store<R> {
                 _ => return Err(Error::Malformed("stored absorbed flag")),
             };
             // Only masks have identities and only triples absorb: anything else is not ours.
-            let is_mask = matches!(request, Request::MatmulMask { .. } | Request::OwnedMask { .. });
+            let is_mask = request.is_mask();
             let is_triple = matches!(request, Request::MatmulTriple { .. } | Request::OwnedTriple { .. });
             if (id != 0 && !is_mask) || (absorbed && !is_triple) {
                 return Err(Error::Malformed("stored identity or flag on the wrong material"));
