@@ -5,6 +5,7 @@
 use mpc_core::transport::Role;
 use mpc_io_std::bench::model::{PrivateJob, run_private};
 use mpc_io_std::launcher::{LaunchOptions, run_threaded};
+use mpc_io_std::max_abs_diff as max_diff;
 use mpc_nn::{Backend, Plain, WeightMode};
 use mpc_transformer::{BertConfig, Encoder, Params, Preset, Reveal, Session, SessionError, SessionOptions, Unobserved};
 
@@ -20,14 +21,6 @@ fn plain(config: &BertConfig, params: &Params, preset: Preset, tokens: &[u32]) -
     let model = Encoder::load(&mut b, config, preset, Some(params), None).unwrap();
     let out = model.forward(&mut b, Some(tokens), &vec![1.0; tokens.len()], &mut Unobserved).unwrap();
     b.reveal(&out).unwrap()
-}
-
-/// Largest |a - b|, with a NaN or a length mismatch as infinity (never dropped).
-fn max_diff(a: &[f64], b: &[f64]) -> f64 {
-    if a.len() != b.len() {
-        return f64::INFINITY;
-    }
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, |m, e| if e.is_nan() { f64::INFINITY } else { m.max(e) })
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::Role;
 use mpc_io_std::launcher::{LaunchOptions, run_threaded};
+use mpc_io_std::max_abs_diff as max_diff;
 use mpc_nn::{Backend, Plain, Secure, WeightMode};
 use mpc_transformer::{BertConfig, Encoder, Params, Preset, Unobserved};
 
@@ -41,11 +42,6 @@ fn secure(config: &BertConfig, params: &Params, preset: Preset, weights: WeightM
     .expect("threaded run");
     assert_eq!(run.p0.output, run.p1.output);
     run.p0.output
-}
-
-fn max_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 #[test]

@@ -202,17 +202,14 @@ impl<'a> Runner<'a> {
                         error: mpc_core::Error::MaterialMismatch,
                     }))?,
                     p0.online.0.max(p1.online.0),
-                    (p0.offline.0 + p0.on_demand.0).max(p1.offline.0 + p1.on_demand.0),
+                    p0.offline_seconds().max(p1.offline_seconds()),
                     p0.online.1.bytes_sent + p1.online.1.bytes_sent,
-                    [p0.offline.1, p0.on_demand.1, p1.offline.1, p1.on_demand.1]
-                        .iter()
-                        .map(|s| s.bytes_received + s.bytes_sent)
-                        .sum(),
+                    p0.dealer_bytes() + p1.dealer_bytes(),
                     p0.online.1.rounds.max(p1.online.1.rounds),
                 )
             }
         };
-        let max_abs_err = private.iter().zip(&plaintext).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let max_abs_err = crate::max_abs_diff(&private, &plaintext);
         Ok(InferReport {
             setting: self.setting.name(),
             preset: preset.name(),

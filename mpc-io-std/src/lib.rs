@@ -35,6 +35,15 @@ pub mod tcp;
 pub use channel::{ChannelError, ChannelTransport};
 pub use launcher::{LaunchError, LaunchOptions, PartyContext, PartyOutcome, ThreadedRun, run_threaded};
 
+/// The largest |a - b| over two outputs; a NaN or a length mismatch is infinity, never dropped
+/// (`f64::max` would ignore a NaN).
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, |m, e| if e.is_nan() { f64::INFINITY } else { m.max(e) })
+}
+
 /// A byte figure of this process's `/proc/self/status` (Linux), such as `VmRSS:`.
 fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -58,8 +58,7 @@ pub fn run(
             first = out.to_vec();
             bytes = report.online.1.bytes_sent + report.online.1.bytes_received;
         }
-        let deviation = out.iter().zip(&first).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        max_deviation = max_deviation.max(if out.len() == first.len() { deviation } else { f64::INFINITY });
+        max_deviation = max_deviation.max(crate::max_abs_diff(out, &first));
         changed += usize::from(out.is_empty() || argmax(out) != argmax(&first));
         if i + 1 == warm_at {
             rss_warm = resident_bytes().unwrap_or(0);

@@ -292,10 +292,9 @@ pub struct Inference {
     pub planned: bool,
     /// Nanoseconds of material made ahead (the offline phase), by the session's clock.
     pub offline_nanos: u64,
-    /// Nanoseconds of the online phase, less the material made on demand within it.
+    /// Nanoseconds of the online phase, less the material made on demand within it
+    /// (`material.on_demand_nanos`).
     pub online_nanos: u64,
-    /// Nanoseconds of material made on demand during the online phase.
-    pub on_demand_nanos: u64,
     /// The material pipeline's counters for this inference.
     pub material: PipelineStats,
 }
@@ -604,21 +603,13 @@ impl<T: Transport, D: Provider> Session<T, D> {
         // This inference's masks (attention products) die with it.
         self.pipeline_mut().live_mut().release_masks_from(first_inference_mask)?;
         ran?;
-        let after = self.pipeline().stats();
-        let material = PipelineStats {
-            chunks: after.chunks - before.chunks,
-            chunks_on_demand: after.chunks_on_demand - before.chunks_on_demand,
-            elements: after.elements - before.elements,
-            peak_elements: after.peak_elements,
-            on_demand_nanos: after.on_demand_nanos - before.on_demand_nanos,
-        };
+        let material = self.pipeline().stats().since(&before);
         let inference = Inference {
             output,
             tokens: seq,
             planned,
             offline_nanos,
             online_nanos: elapsed.saturating_sub(material.on_demand_nanos),
-            on_demand_nanos: material.on_demand_nanos,
             material,
         };
         Ok((inference, planned.then_some((seq, plan))))

@@ -545,7 +545,7 @@ fn party(
         "tokens": report.tokens,
         "output": report.output,
         "online_s": report.online.0,
-        "offline_s": report.offline.0 + report.on_demand.0,
+        "offline_s": report.offline_seconds(),
         "online_bytes_sent": report.online.1.bytes_sent,
         "rounds": report.online.1.rounds,
         "peak_material_bytes": 8 * report.peak_material_elements,

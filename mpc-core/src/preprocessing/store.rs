@@ -135,6 +135,19 @@ pub struct PipelineStats {
     pub on_demand_nanos: u64,
 }
 
+impl PipelineStats {
+    /// The counters since `earlier` (the peak stays the all-time peak).
+    pub fn since(&self, earlier: &PipelineStats) -> PipelineStats {
+        PipelineStats {
+            chunks: self.chunks - earlier.chunks,
+            chunks_on_demand: self.chunks_on_demand - earlier.chunks_on_demand,
+            elements: self.elements - earlier.elements,
+            peak_elements: self.peak_elements,
+            on_demand_nanos: self.on_demand_nanos - earlier.on_demand_nanos,
+        }
+    }
+}
+
 /// A monotonic clock in nanoseconds (the std side passes one; no_std integrators may).
 pub type Clock = fn() -> u64;
 

@@ -206,6 +206,18 @@ pub struct PartyReport {
     pub tokens: usize,
 }
 
+impl PartyReport {
+    /// Seconds of dealer material for the inference: made ahead, and made on demand.
+    pub fn offline_seconds(&self) -> f64 {
+        self.offline.0 + self.on_demand.0
+    }
+
+    /// Bytes this party exchanged with the dealer for the inference, both ways.
+    pub fn dealer_bytes(&self) -> u64 {
+        [self.offline.1, self.on_demand.1].iter().map(|s| s.bytes_received + s.bytes_sent).sum()
+    }
+}
+
 fn tokens(config: &BertConfig, seq: usize, seed: u64) -> Vec<u32> {
     (0..seq as u64).map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % config.vocab_size as u64) as u32).collect()
 }
@@ -320,7 +332,7 @@ pub fn private_queries<T: Transport, D: Transport>(
         let inference = session.infer((role == Role::P1).then_some(job.tokens), &mut meter).map_err(to_error)?;
         let phase = |p: Phase| meter.phases.get(&p).copied().unwrap_or_default();
         let (offline, online) = (phase(Phase::Offline), phase(Phase::Online));
-        let on_demand_s = inference.on_demand_nanos as f64 * 1e-9;
+        let on_demand_s = inference.material.on_demand_nanos as f64 * 1e-9;
         let report = PartyReport {
             output: inference.output,
             load: (load.0, load.1),
@@ -387,16 +399,8 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
 
     let (p0, p1) = (&run.p0.output, &run.p1.output);
     let private = p1.output.clone().unwrap_or_default();
-    // NaN-aware: a NaN (or a missing output) is the worst error, never dropped.
-    let max_abs_err = if private.len() != reference.len() {
-        f64::INFINITY
-    } else {
-        private
-            .iter()
-            .zip(&reference)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, |m, e| if e.is_nan() { f64::INFINITY } else { m.max(e) })
-    };
+    // A missing output has another length: the worst error, like a NaN.
+    let max_abs_err = crate::max_abs_diff(&private, &reference);
     let both = |a: &CommStats, b: &CommStats| a.bytes_sent + b.bytes_sent;
     let buckets = Bucket::ALL
         .iter()
@@ -429,15 +433,12 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         },
         online_s,
         online_s_by_party: [p0.online.0, p1.online.0],
-        offline_s: (p0.offline.0 + p0.on_demand.0).max(p1.offline.0 + p1.on_demand.0),
+        offline_s: p0.offline_seconds().max(p1.offline_seconds()),
         on_demand_s: p0.on_demand.0.max(p1.on_demand.0),
         plaintext_s,
         online_ratio: online_s / plaintext_s,
         online_bytes: both(&p0.online.1, &p1.online.1),
-        offline_bytes: [p0.offline.1, p0.on_demand.1, p1.offline.1, p1.on_demand.1]
-            .iter()
-            .map(|s| s.bytes_received + s.bytes_sent)
-            .sum(),
+        offline_bytes: p0.dealer_bytes() + p1.dealer_bytes(),
         peak_material_bytes: 8 * p0.peak_material_elements.max(p1.peak_material_elements),
         peak_rss_bytes: crate::peak_rss_bytes(),
         rounds,
