@@ -81,6 +81,8 @@ pub enum InferError {
     Launch(crate::launcher::LaunchError),
     /// The networked parties failed.
     Network(crate::network::NetError),
+    /// The parties finished, but the data owner (P1) received no output.
+    NoOutput,
 }
 
 impl std::fmt::Display for InferError {
@@ -90,6 +92,7 @@ impl std::fmt::Display for InferError {
             InferError::Model(e) => write!(f, "{e}"),
             InferError::Launch(e) => write!(f, "{e}"),
             InferError::Network(e) => write!(f, "{e}"),
+            InferError::NoOutput => f.write_str("the data owner (P1) received no output"),
         }
     }
 }
@@ -197,10 +200,7 @@ impl<'a> Runner<'a> {
                 };
                 let (p0, p1) = (&p0, &p1);
                 (
-                    p1.output.clone().ok_or(InferError::Launch(crate::LaunchError::Failed {
-                        party: mpc_core::transport::PartyId::P1,
-                        error: mpc_core::Error::MaterialMismatch,
-                    }))?,
+                    p1.output.clone().ok_or(InferError::NoOutput)?,
                     p0.online.0.max(p1.online.0),
                     p0.offline_seconds().max(p1.offline_seconds()),
                     p0.online.1.bytes_sent + p1.online.1.bytes_sent,
