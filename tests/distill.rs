@@ -11,7 +11,7 @@ mod common;
 use mpc_distill::{Options, StageSettings};
 use mpc_io_std::dataset::load_sentiment;
 use mpc_io_std::eval::evaluate;
-use mpc_io_std::infer::{self, Setting};
+use mpc_io_std::infer::{self, ModelChoice, Setting};
 use mpc_nn::WeightMode;
 use mpc_transformer::Preset;
 
@@ -63,20 +63,43 @@ fn a_small_pipeline_trains_exports_and_runs_under_mpc() {
     assert_eq!((checkpoint.config.num_hidden_layers, checkpoint.config.num_labels), (1, Some(2)));
 
     // The MPC engine's plaintext model is the trained model: the same test accuracy as candle's.
-    let plain = evaluate(&checkpoint, "student", &data.test, Setting::Plain, quad, WeightMode::Owner, false).unwrap();
+    let plain = evaluate(
+        &checkpoint,
+        "student",
+        &data.test,
+        Setting::Plain,
+        ModelChoice::new(quad).with_weights(WeightMode::Owner),
+        false,
+    )
+    .unwrap();
     assert_eq!(plain.n, data.test.len());
     assert!((plain.accuracy - student.test_accuracy).abs() <= 2.0 / plain.n as f64, "{plain:?} vs {student:?}");
 
     // Under MPC the predictions follow the plaintext ones.
     for (setting, n) in [(Setting::Simulated, 24), (Setting::Threaded, 6)] {
-        let r = evaluate(&checkpoint, "student", &data.test[..n], setting, quad, WeightMode::Owner, false).unwrap();
+        let r = evaluate(
+            &checkpoint,
+            "student",
+            &data.test[..n],
+            setting,
+            ModelChoice::new(quad).with_weights(WeightMode::Owner),
+            false,
+        )
+        .unwrap();
         assert!(r.max_abs_logit_err < 0.05, "{r:?}");
         assert!(r.agreement_with_plain >= 0.8, "{r:?}");
         assert_eq!(r.n, n);
         assert_eq!(r.disagreements.len(), ((1.0 - r.agreement_with_plain) * n as f64).round() as usize);
         assert!(r.worst_example < n);
     }
-    let tcp = infer::run(&checkpoint, &data.test[0].text, Setting::Tcp, quad, WeightMode::Owner, false).unwrap();
+    let tcp = infer::run(
+        &checkpoint,
+        &data.test[0].text,
+        Setting::Tcp,
+        ModelChoice::new(quad).with_weights(WeightMode::Owner),
+        false,
+    )
+    .unwrap();
     assert!(tcp.max_abs_err < 0.05, "{tcp:?}");
 
     // `mpcformer eval --json` prints the fields other tools read.

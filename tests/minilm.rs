@@ -7,7 +7,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use mpc_io_std::infer::{self, Setting};
+use mpc_io_std::infer::{self, ModelChoice, Setting};
 use mpc_io_std::model;
 use mpc_nn::WeightMode;
 use mpc_transformer::Preset;
@@ -41,7 +41,14 @@ fn private_sentence_embeddings_match_plaintext() {
     let checkpoint = model::load(&dir).expect("load MiniLM");
     let preset = Preset::parse("gelu+softmax").unwrap();
     for text in SENTENCES {
-        let r = infer::run(&checkpoint, text, Setting::Threaded, preset, WeightMode::Owner, false).expect("infer");
+        let r = infer::run(
+            &checkpoint,
+            text,
+            Setting::Threaded,
+            ModelChoice::new(preset).with_weights(WeightMode::Owner),
+            false,
+        )
+        .expect("infer");
         assert_eq!(r.private.len(), 384);
         assert!(r.cosine >= 0.999, "{text}: cosine {}", r.cosine);
         println!(
@@ -57,8 +64,22 @@ fn the_simulation_predicts_the_threaded_traffic_of_the_real_model() {
     let checkpoint = model::load(&dir).expect("load MiniLM");
     let preset = Preset::parse("quad+2quad").unwrap();
     let text = SENTENCES[1];
-    let simulated = infer::run(&checkpoint, text, Setting::Simulated, preset, WeightMode::Shared, false).unwrap();
-    let threaded = infer::run(&checkpoint, text, Setting::Threaded, preset, WeightMode::Shared, false).unwrap();
+    let simulated = infer::run(
+        &checkpoint,
+        text,
+        Setting::Simulated,
+        ModelChoice::new(preset).with_weights(WeightMode::Shared),
+        false,
+    )
+    .unwrap();
+    let threaded = infer::run(
+        &checkpoint,
+        text,
+        Setting::Threaded,
+        ModelChoice::new(preset).with_weights(WeightMode::Shared),
+        false,
+    )
+    .unwrap();
     // The threaded run also reveals the output to P1: P0 sends its 384 shares, P1 nothing.
     assert_eq!(threaded.online_bytes, simulated.online_bytes + 384 * 8);
     assert_eq!(threaded.rounds, simulated.rounds + 1);
@@ -70,9 +91,22 @@ fn the_tcp_setting_runs_minilm_over_tls() {
     let Some(dir) = minilm() else { return };
     let checkpoint = model::load(&dir).expect("load MiniLM");
     let preset = Preset::parse("gelu+softmax").unwrap();
-    let tcp = infer::run(&checkpoint, SENTENCES[2], Setting::Tcp, preset, WeightMode::Owner, false).expect("tcp");
-    let threads =
-        infer::run(&checkpoint, SENTENCES[2], Setting::Threaded, preset, WeightMode::Owner, false).expect("threads");
+    let tcp = infer::run(
+        &checkpoint,
+        SENTENCES[2],
+        Setting::Tcp,
+        ModelChoice::new(preset).with_weights(WeightMode::Owner),
+        false,
+    )
+    .expect("tcp");
+    let threads = infer::run(
+        &checkpoint,
+        SENTENCES[2],
+        Setting::Threaded,
+        ModelChoice::new(preset).with_weights(WeightMode::Owner),
+        false,
+    )
+    .expect("threads");
     assert!(tcp.cosine >= 0.999, "cosine {}", tcp.cosine);
     // Same protocol, same messages: the traffic is identical, only the randomness differs.
     assert_eq!((tcp.online_bytes, tcp.rounds), (threads.online_bytes, threads.rounds));

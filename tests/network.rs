@@ -23,23 +23,10 @@ fn free_addr() -> SocketAddr {
 /// A small BERT checkpoint on disk: config.json, model.safetensors, vocab.txt.
 fn write_checkpoint(dir: &Path) -> (BertConfig, Params) {
     let words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "private", "inference", "over", "the", "network", "works", "."];
-    std::fs::write(dir.join("vocab.txt"), words.join("\n")).unwrap();
     let config = BertConfig { num_labels: Some(2), ..BertConfig::tiny(2, 32, 4, words.len()) };
-    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
     let params = Params::random_with_std(&config, 3, 0.1);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
-        .iter()
-        .map(|(name, p)| {
-            (format!("bert.{name}"), p.shape.clone(), p.data.iter().flat_map(|v| v.to_le_bytes()).collect())
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+    let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    mpc_io_std::model::write_checkpoint(dir, &config, &params, None, &words).unwrap();
     (config, params)
 }
 

@@ -3,11 +3,14 @@
 //! bounded queries, streamed material, and many queries over one session.
 
 use mpc_core::transport::Role;
+use mpc_core::transport::Transport;
 use mpc_io_std::bench::model::{PrivateJob, run_private};
 use mpc_io_std::launcher::{LaunchOptions, run_threaded};
 use mpc_io_std::max_abs_diff as max_diff;
 use mpc_nn::{Backend, Plain, WeightMode};
-use mpc_transformer::{BertConfig, Encoder, Params, Preset, Reveal, Session, SessionError, SessionOptions, Unobserved};
+use mpc_transformer::{
+    BertConfig, Encoder, Params, Preset, Provider, Reveal, Session, SessionError, SessionOptions, Unobserved,
+};
 
 fn model(labels: Option<usize>) -> (BertConfig, Params, Vec<u32>) {
     let config = BertConfig { num_labels: labels, ..BertConfig::tiny(2, 64, 4, 100) };
@@ -21,6 +24,18 @@ fn plain(config: &BertConfig, params: &Params, preset: Preset, tokens: &[u32]) -
     let model = Encoder::load(&mut b, config, preset, Some(params), None).unwrap();
     let out = model.forward(&mut b, Some(tokens), &vec![1.0; tokens.len()], &mut Unobserved).unwrap();
     b.reveal(&out).unwrap()
+}
+
+/// Ends a session as the protocol does: P1 closes (telling P0 there are no more queries); P0's
+/// next `infer` sees the end, then P0 closes.
+fn end<T: Transport, D: Provider>(mut session: Session<T, D>) -> Result<(), SessionError> {
+    if session.role() == Role::P0 {
+        match session.infer(None, &mut Unobserved) {
+            Err(SessionError::Ended) => {}
+            other => panic!("P0 expected the end of the session, got {other:?}"),
+        }
+    }
+    session.close().map(drop)
 }
 
 #[test]
@@ -74,7 +89,7 @@ fn pair_run(p0: Choice, p1: Choice, tokens: &[u32]) -> [Result<Option<Vec<f64>>,
             let mine = (ctx.role == Role::P0).then_some(&params);
             session.load(config, *preset, mine, *layers)?;
             let out = session.infer((ctx.role == Role::P1).then_some(tokens), &mut Unobserved)?;
-            session.close()?;
+            end(session)?;
             Ok(out.output)
         })();
         Ok(result)
@@ -93,11 +108,13 @@ fn the_handshake_refuses_each_mismatched_parameter_by_name() {
     let base = SessionOptions::default();
     let same = (base, config.clone(), preset, None);
     // Session parameters.
-    let session_cases: [(SessionOptions, &str); 4] = [
+    let session_cases: [(SessionOptions, &str); 6] = [
         (base.weights(WeightMode::Shared), "weight mode"),
         (base.truncation(mpc_core::protocol::Truncation::Local), "truncation"),
         (base.max_tokens(64), "max tokens"),
         (base.reveal(Reveal::Both), "reveal"),
+        (base.material(base.material_budget / 2, base.material_chunk), "material budget"),
+        (base.material(base.material_budget, base.material_chunk / 2), "material chunk"),
     ];
     for (options, field) in session_cases {
         for results in [
@@ -151,6 +168,7 @@ fn streamed_material_gives_the_same_answer_and_holds_one_chunk() {
     let (config, params, tokens) = model(Some(2));
     let preset = Preset::parse("gelu+softmax").unwrap();
     let reference = plain(&config, &params, preset, &tokens);
+    let mut sent = Vec::new();
     for (budget, chunk) in [(0, 1 << 12), (1 << 30, 1 << 20)] {
         let run = run_threaded(LaunchOptions::seeded(7), |ctx| {
             let options = SessionOptions::default().material(budget, chunk);
@@ -161,13 +179,15 @@ fn streamed_material_gives_the_same_answer_and_holds_one_chunk() {
             let out = session
                 .infer((ctx.role == Role::P1).then_some(&tokens[..]), &mut Unobserved)
                 .map_err(mpc_io_std::bench::model::to_error)?;
-            session.close().map_err(mpc_io_std::bench::model::to_error)?;
-            Ok(out)
+            end(session).map_err(mpc_io_std::bench::model::to_error)?;
+            Ok((out, ctx.peer.stats()))
         })
         .expect("run");
-        let (p0, p1) = (run.p0.output, run.p1.output);
+        let ((p0, p0_link), (p1, p1_link)) = (run.p0.output, run.p1.output);
         let err = max_diff(p1.output.as_ref().unwrap(), &reference);
         assert!(err <= 1e-2, "budget {budget}: error {err}");
+        // Both pipelines refill at the same steps, and the parties meet after each refill.
+        assert_eq!(p0.material.chunks_on_demand, p1.material.chunks_on_demand);
         if budget == 0 {
             assert!(p0.material.chunks_on_demand > 10, "streamed: {:?}", p0.material);
             // One chunk, or one request larger than a chunk (the largest comparison), at a time.
@@ -175,7 +195,12 @@ fn streamed_material_gives_the_same_answer_and_holds_one_chunk() {
         } else {
             assert_eq!(p0.material.chunks_on_demand, 0, "all made ahead: the online phase never waits");
         }
+        sent.push((p0.material.chunks_on_demand, p0_link.bytes_sent, p1_link.bytes_sent));
     }
+    // The meetings are one byte each way per refill; nothing else of the protocol changes.
+    let (meetings, streamed_p0, streamed_p1) = sent[0];
+    assert_eq!(streamed_p0 - sent[1].1, meetings);
+    assert_eq!(streamed_p1 - sent[1].2, meetings);
 }
 
 #[test]
@@ -199,7 +224,7 @@ fn fifty_queries_over_one_session_agree_and_plan_once() {
             rss.push(mpc_io_std::resident_bytes().unwrap_or(0));
         }
         assert_eq!(session.planned_lengths(), vec![tokens.len()]);
-        session.close().map_err(to_error)?;
+        end(session).map_err(to_error)?;
         Ok((outputs, rss))
     })
     .expect("run");

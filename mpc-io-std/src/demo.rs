@@ -5,31 +5,30 @@
 //! encoder on secret shares with the dealer's material made in an offline phase; the logits are
 //! revealed and printed beside the plaintext model's.
 
-use mpc_core::protocol::Truncation;
-use mpc_nn::WeightMode;
-use mpc_transformer::{BertConfig, Preset};
+use mpc_transformer::BertConfig;
 
 use crate::bench::model::{self, ModelBench, ModelReport};
+use crate::infer::ModelChoice;
 use crate::launcher::LaunchError;
 
 /// The demo's settings.
-pub fn settings(preset: Preset, weights: WeightMode) -> ModelBench {
+pub fn settings(choice: ModelChoice) -> ModelBench {
     ModelBench {
         config_name: String::from("minilm (random weights, 2 labels)"),
         config: BertConfig { num_labels: Some(2), ..BertConfig::minilm_l6() },
         seq: 32,
         layers: None,
-        preset,
-        weights,
-        truncation: Truncation::Local,
+        preset: choice.preset,
+        weights: choice.weights,
+        truncation: choice.truncation,
         seed: 7,
         net: None,
     }
 }
 
 /// Runs the demo.
-pub fn run(preset: Preset, weights: WeightMode) -> Result<ModelReport, LaunchError> {
-    model::run(&settings(preset, weights))
+pub fn run(choice: ModelChoice) -> Result<ModelReport, LaunchError> {
+    model::run(&settings(choice))
 }
 
 /// Class probabilities from logits.

@@ -3,12 +3,10 @@
 
 use std::time::Instant;
 
-use mpc_nn::WeightMode;
-use mpc_transformer::Preset;
 use serde::Serialize;
 
 use crate::dataset::Example;
-use crate::infer::{InferError, Runner, Setting};
+use crate::infer::{InferError, ModelChoice, Runner, Setting};
 use crate::model::Checkpoint;
 
 /// The `eval --json` line.
@@ -62,27 +60,30 @@ pub fn evaluate(
     name: &str,
     examples: &[Example],
     setting: Setting,
-    preset: Preset,
-    weights: WeightMode,
+    choice: ModelChoice,
     progress: bool,
 ) -> Result<EvalReport, InferError> {
     let started = Instant::now();
-    let mut runner = Runner::new(checkpoint, setting, preset, weights)?;
+    let (preset, weights) = (choice.preset, choice.weights);
+    let mut runner = Runner::new(checkpoint, setting, choice)?;
     let bar = crate::progress_bar(progress, examples.len() as u64, "eval");
     let (mut correct, mut plain_correct, mut agree) = (0usize, 0usize, 0usize);
     let (mut max_err, mut online_s, mut online_bytes) = (0f64, 0f64, 0f64);
     let (mut worst_example, mut disagreements) = (0, Vec::new());
-    for (i, example) in examples.iter().enumerate() {
-        let tokens = checkpoint.tokenize(&example.text).map_err(InferError::Load)?;
-        let r = runner.run(&tokens, false)?;
+    let queries = examples
+        .iter()
+        .map(|e| checkpoint.tokenize(&e.text).map_err(InferError::Load))
+        .collect::<Result<Vec<_>, _>>()?;
+    runner.run_many(&queries, |i, r| {
         let (private, plain) = (argmax(&r.private), argmax(&r.plaintext));
-        correct += usize::from(private == example.label);
-        plain_correct += usize::from(plain == example.label);
+        let label = examples[i].label;
+        correct += usize::from(private == label);
+        plain_correct += usize::from(plain == label);
         agree += usize::from(private == plain);
         if private != plain {
             disagreements.push(i);
         }
-        if r.max_abs_err > max_err {
+        if r.max_abs_err > max_err || r.max_abs_err.is_nan() {
             (max_err, worst_example) = (r.max_abs_err, i);
         }
         online_s += r.online_s;
@@ -93,7 +94,7 @@ pub fn evaluate(
             agree as f64 / (i + 1) as f64
         ));
         bar.inc(1);
-    }
+    })?;
     bar.finish_and_clear();
     let n = examples.len().max(1) as f64;
     Ok(EvalReport {

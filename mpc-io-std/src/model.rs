@@ -290,6 +290,62 @@ impl Checkpoint {
     }
 }
 
+/// Writes a checkpoint folder that [`load`] reads back: `config.json` (with `preset` as
+/// [`PRESET_FIELD`] when given), `model.safetensors` (F32, names under `bert.`) and `vocab.txt`
+/// (`words`, one per line).
+pub fn write_checkpoint(
+    dir: &Path,
+    config: &BertConfig,
+    params: &Params,
+    preset: Option<Preset>,
+    words: &[String],
+) -> Result<(), LoadError> {
+    let io = |path: PathBuf| move |error| LoadError::Io { path, error };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let mut json = serde_json::to_value(config).map_err(|e| LoadError::Config(e.to_string()))?;
+    if let (Some(preset), Some(map)) = (preset, json.as_object_mut()) {
+        map.insert(PRESET_FIELD.into(), preset.name().into());
+    }
+    let path = dir.join("config.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&json).expect("a JSON value")).map_err(io(path))?;
+    let path = dir.join("vocab.txt");
+    std::fs::write(&path, words.join("\n")).map_err(io(path))?;
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
+        .iter()
+        .map(|(name, p)| {
+            (format!("bert.{name}"), p.shape.clone(), p.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, shape, data)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| LoadError::Weights(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors"))
+        .map_err(|e| LoadError::Weights(e.to_string()))
+}
+
+/// A checkpoint of `config`'s shape with random weights (normal, standard deviation `std`,
+/// from `seed`) and a vocabulary of `[PAD]`, `[UNK]`, `[CLS]`, `[SEP]`, then `w4`, `w5`, ...:
+/// for trying the commands and measuring memory and time at full scale without a download.
+pub fn write_random_checkpoint(
+    dir: &Path,
+    config: &BertConfig,
+    preset: Option<Preset>,
+    seed: u64,
+    std: f32,
+) -> Result<(), LoadError> {
+    let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
+    let words: Vec<String> = (0..config.vocab_size.max(specials.len()))
+        .map(|i| specials.get(i).map_or_else(|| format!("w{i}"), |s| s.to_string()))
+        .collect();
+    let params = Params::random_with_std(config, seed, std);
+    write_checkpoint(dir, config, &params, preset, &words)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

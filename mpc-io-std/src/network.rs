@@ -106,18 +106,18 @@ pub fn run_loopback(
     job: &crate::bench::model::PrivateJob<'_>,
     options: TcpOptions,
 ) -> Result<[crate::bench::model::PartyReport; 2], NetError> {
-    run_loopback_repeated(job, options, 1, |_, _| {})
+    run_loopback_queries(job, options, &[job.tokens], |_, _| {})
 }
 
-/// [`run_loopback`] with `repeats` inferences back to back over one [`Session`] on the same
+/// [`run_loopback`] with P1 asking `queries` back to back over one [`Session`] on the same
 /// three connections (one TLS session per link, the model loaded once); `observe` sees P1's
 /// report after each. Returns the last reports.
 ///
 /// [`Session`]: mpc_transformer::Session
-pub fn run_loopback_repeated(
+pub fn run_loopback_queries(
     job: &crate::bench::model::PrivateJob<'_>,
     options: TcpOptions,
-    repeats: usize,
+    queries: &[&[u32]],
     mut observe: impl FnMut(usize, &crate::bench::model::PartyReport) + Send,
 ) -> Result<[crate::bench::model::PartyReport; 2], NetError> {
     use crate::bench::model::PartyReport;
@@ -136,13 +136,13 @@ pub fn run_loopback_repeated(
         let certs = &certs;
         let p0 = s.spawn(move || -> Result<PartyReport, NetError> {
             let mut ctx = connect_party(Role::P0, endpoints, certs, job.seed, options)?;
-            let last = crate::bench::model::private_queries(&mut ctx, job, repeats, |_, _| {})?;
+            let last = crate::bench::model::private_queries(&mut ctx, job, queries, |_, _| {})?;
             ctx.dealer.finish()?;
             Ok(last)
         });
         let p1 = s.spawn(move || -> Result<PartyReport, NetError> {
             let mut ctx = connect_party(Role::P1, endpoints, certs, job.seed, options)?;
-            Ok(crate::bench::model::private_queries(&mut ctx, job, repeats, observe)?)
+            Ok(crate::bench::model::private_queries(&mut ctx, job, queries, observe)?)
         });
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<_, NetError>>| {
             h.join().unwrap_or(Err(NetError::Protocol(Error::Malformed("a party panicked"))))

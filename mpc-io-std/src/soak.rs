@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::bench::model::PrivateJob;
 use crate::eval::argmax;
-use crate::network::{NetError, run_loopback_repeated};
+use crate::network::{NetError, run_loopback_queries};
 use crate::resident_bytes;
 use crate::tcp::TcpOptions;
 
@@ -52,7 +52,8 @@ pub fn run(
     let warm_at = (inferences / 10).max(1);
     let (mut first, mut rss_warm, mut max_deviation, mut changed, mut bytes) = (Vec::new(), 0, 0f64, 0, 0);
     let started = Instant::now();
-    run_loopback_repeated(&job, TcpOptions::default(), inferences, |i, report| {
+    let queries = vec![tokens; inferences.max(1)];
+    run_loopback_queries(&job, TcpOptions::default(), &queries, |i, report| {
         let out = report.output.as_deref().unwrap_or_default();
         if i == 0 {
             first = out.to_vec();

@@ -6,7 +6,8 @@
 //! infer     P1 sends its token count (bounded); plan from shapes (cached per length);
 //!           offline: material ahead, up to a budget; online: the forward pass, material made
 //!           on demand in bounded chunks past the budget; reveal to P1 (or both); release
-//! close     ends the dealer's session
+//! close     P1 tells P0 the session is over (P0's `infer` returns `SessionError::Ended`);
+//!           both release the model's masks at the dealer
 //! ```
 //!
 //! # Example
@@ -18,7 +19,7 @@
 //! use mpc_io_std::{ChannelTransport, os_rng};
 //! use mpc_nn::core::preprocessing::{Dealer, DealerClient};
 //! use mpc_nn::core::transport::{PartyId, Role};
-//! use mpc_transformer::{BertConfig, Params, Preset, Session, SessionOptions, Unobserved};
+//! use mpc_transformer::{BertConfig, Params, Preset, Session, SessionError, SessionOptions, Unobserved};
 //!
 //! let config = BertConfig::tiny(1, 8, 2, 20);
 //! let params = Params::random(&config, 1);
@@ -33,18 +34,29 @@
 //!         let options = SessionOptions::default();
 //!         let mut session = Session::connect(Role::P0, p0, dealer, &mut os_rng().unwrap(), options).unwrap();
 //!         session.load(&config, preset, Some(&params), None).unwrap();
-//!         let answer = session.infer(None, &mut Unobserved).unwrap();
+//!         // P0 answers P1's queries until P1 ends the session.
+//!         let mut learned = Vec::new();
+//!         loop {
+//!             match session.infer(None, &mut Unobserved) {
+//!                 Ok(answer) => learned.push(answer.output),
+//!                 Err(SessionError::Ended) => break,
+//!                 Err(e) => panic!("{e}"),
+//!             }
+//!         }
 //!         let (_, dealer) = session.close().unwrap();
 //!         dealer.finish().unwrap();
-//!         answer.output
+//!         learned
 //!     });
 //!     let dealer = DealerClient::connect(Role::P1, p1_dealer).unwrap();
 //!     let options = SessionOptions::default();
 //!     let mut session = Session::connect(Role::P1, p1, dealer, &mut os_rng().unwrap(), options).unwrap();
 //!     session.load(&config, preset, None, None).unwrap();
-//!     let answer = session.infer(Some(&[2, 7, 11]), &mut Unobserved).unwrap();
-//!     assert_eq!(answer.output.unwrap().len(), 8, "P1 gets the sentence embedding");
-//!     assert_eq!(owner.join().unwrap(), None, "P0 learns nothing of it");
+//!     for text in [&[2, 7, 11][..], &[2, 5, 3]] {
+//!         let answer = session.infer(Some(text), &mut Unobserved).unwrap();
+//!         assert_eq!(answer.output.unwrap().len(), 8, "P1 gets the sentence embedding");
+//!     }
+//!     session.close().unwrap();
+//!     assert_eq!(owner.join().unwrap(), vec![None, None], "P0 learns nothing of it");
 //! });
 //! ```
 
@@ -66,7 +78,10 @@ use crate::params::Params;
 use crate::preset::Preset;
 
 /// The version of the session protocol, the first field of the handshake.
-pub const PROTOCOL_VERSION: u64 = 1;
+pub const PROTOCOL_VERSION: u64 = 2;
+
+/// The length P1 sends in place of a query's to end the session.
+const END_OF_SESSION: u64 = u64::MAX;
 
 /// A link to the peer that can be switched off: while off, sends go nowhere and receives read
 /// zeros. The session rehearses a forward pass on it to learn its plan from shapes alone.
@@ -131,9 +146,10 @@ pub struct SessionOptions {
     pub max_tokens: usize,
     /// Who learns the output (both must agree).
     pub reveal: Reveal,
-    /// Ring elements of material held ahead at most (local).
+    /// Ring elements of material held ahead at most (both must agree: the parties refill at
+    /// the same step and meet there, so that neither's online time counts the other's refill).
     pub material_budget: usize,
-    /// Ring elements per batch of material (local).
+    /// Ring elements per batch of material (both must agree).
     pub material_chunk: usize,
     /// A monotonic clock in nanoseconds, to time the phases (local; `None`: times are 0).
     pub clock: Option<Clock>,
@@ -214,6 +230,8 @@ pub enum SessionError {
     },
     /// `infer` before `load`.
     NoModel,
+    /// P0's `infer`: the data owner ended the session (no more queries).
+    Ended,
     /// The wrong party passed the model's parameters or the tokens.
     WrongRole(&'static str),
 }
@@ -243,6 +261,7 @@ impl core::fmt::Display for SessionError {
             }
             SessionError::TooLong { tokens, max } => write!(f, "{tokens} tokens, the session takes at most {max}"),
             SessionError::NoModel => f.write_str("no model is loaded"),
+            SessionError::Ended => f.write_str("the data owner ended the session"),
             SessionError::WrongRole(what) => write!(f, "{what}"),
         }
     }
@@ -338,6 +357,8 @@ fn session_fields(options: &SessionOptions) -> Fields {
         ("truncation", matches!(options.truncation, Truncation::Dealer) as u64),
         ("max tokens", options.max_tokens as u64),
         ("reveal", matches!(options.reveal, Reveal::Both) as u64),
+        ("material budget", options.material_budget as u64),
+        ("material chunk", options.material_chunk as u64),
     ]
 }
 
@@ -522,6 +543,9 @@ impl<T: Transport, D: Provider> Session<T, D> {
                 let mut len = [0u8; 8];
                 link.recv(PartyId::P1, &mut len).map_err(Error::transport)?;
                 let len = u64::from_le_bytes(len);
+                if len == END_OF_SESSION {
+                    return Err(SessionError::Ended);
+                }
                 let ok = (1..=max as u64).contains(&len);
                 let answer: u64 = if ok { 0 } else { max as u64 };
                 link.send(PartyId::P1, &answer.to_le_bytes()).map_err(Error::transport)?;
@@ -635,10 +659,16 @@ impl<T: Transport, D: Provider> Session<T, D> {
         }
     }
 
-    /// Ends the session: unloads the model (the dealer forgets its masks). Returns the peer's
-    /// transport and the provider (end the dealer's session with
+    /// Ends the session: at P1, tells P0 there are no more queries (P0's waiting
+    /// [`Session::infer`] returns [`SessionError::Ended`]); at both, unloads the model (the
+    /// dealer forgets its masks). Returns the peer's transport and the provider (end the
+    /// dealer's session with
     /// [`DealerClient::finish`](mpc_nn::core::preprocessing::DealerClient::finish)).
     pub fn close(mut self) -> Result<(T, D), SessionError> {
+        if self.role() == Role::P1 {
+            let link = self.backend.party_mut().transport_mut();
+            link.send(PartyId::P0, &END_OF_SESSION.to_le_bytes()).map_err(Error::transport)?;
+        }
         self.unload()?;
         let (link, pipeline) = self.backend.into_party().into_parts();
         Ok((link.inner, pipeline.into_live()))

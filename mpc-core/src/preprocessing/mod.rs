@@ -248,6 +248,17 @@ pub trait Preprocessing<R: Ring> {
     /// provider making material ahead can fold the input-free product A · F into that mask's
     /// triples ([`MatmulTriple::absorbed`]). Providers that make nothing ahead ignore it.
     fn opened_mask(&mut self, _mask: MaskId, _k: usize, _n: usize, _f: alloc::sync::Arc<Shares<R>>) {}
+
+    /// Whether material was made on demand, while a program ran, since the last call. Both
+    /// parties' pipelines refill at the same request (same plan, budget and chunk), and the
+    /// party then meets its peer before going on ([`Preprocessing::refill_met`]), so that
+    /// neither party's online clock counts the other's refill as waiting.
+    fn refilled(&mut self) -> bool {
+        false
+    }
+
+    /// The meeting after a refill is over (a pipeline's refill time ends here).
+    fn refill_met(&mut self) {}
 }
 
 impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
@@ -259,6 +270,12 @@ impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
     }
     fn opened_mask(&mut self, mask: MaskId, k: usize, n: usize, f: alloc::sync::Arc<Shares<R>>) {
         P::opened_mask(self, mask, k, n, f)
+    }
+    fn refilled(&mut self) -> bool {
+        P::refilled(self)
+    }
+    fn refill_met(&mut self) {
+        P::refill_met(self)
     }
 }
 

@@ -176,6 +176,8 @@ pub struct Pipeline<P, R: Ring> {
     /// The opened F of each registered weight mask: (rows, columns, F).
     opened: BTreeMap<MaskId, (usize, usize, Arc<Shares<R>>)>,
     clock: Option<Clock>,
+    /// An on-demand refill whose meeting with the peer is pending: its start (clock reading).
+    refill_started: Option<u64>,
     stats: PipelineStats,
 }
 
@@ -185,11 +187,13 @@ impl<P, R: Ring> core::fmt::Debug for Pipeline<P, R> {
     }
 }
 
-/// Default budget: 2^27 ring elements (1 GiB of u64) held ahead: all of a BERT-base inference
-/// at 128 tokens, so that its online phase never waits for the dealer; longer inputs stream.
-pub const DEFAULT_BUDGET: usize = 1 << 27;
-/// Default chunk: 2^23 ring elements (64 MiB of u64) per batch to the dealer.
-pub const DEFAULT_CHUNK: usize = 1 << 23;
+/// Default budget: 2^25 ring elements (256 MiB of u64) held ahead, per party. A BERT-base
+/// inference at 128 tokens needs about four times that: the rest is made on demand, in chunks,
+/// while it runs (both parties refill at the same step and meet there). Raise it to make a whole
+/// query's material ahead; lower it on small machines.
+pub const DEFAULT_BUDGET: usize = 1 << 25;
+/// Default chunk: 2^22 ring elements (32 MiB of u64) per batch to the dealer.
+pub const DEFAULT_CHUNK: usize = 1 << 22;
 
 impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
     /// An empty pipeline in front of `live`, for `role`, with the default budget and chunk.
@@ -204,6 +208,7 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
             chunk: DEFAULT_CHUNK,
             opened: BTreeMap::new(),
             clock: None,
+            refill_started: None,
             stats: PipelineStats::default(),
         }
     }
@@ -363,14 +368,13 @@ impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
             Mode::Running { .. } => {}
         }
         if self.store.is_empty() {
-            let start = self.clock.map(|c| c());
+            let start = self.clock.map_or(0, |c| c());
             if !self.fill_chunk()? {
                 return Err(Error::MaterialExhausted);
             }
             self.stats.chunks_on_demand += 1;
-            if let (Some(start), Some(clock)) = (start, self.clock) {
-                self.stats.on_demand_nanos += clock().saturating_sub(start);
-            }
+            // Timed until the parties have met (`refill_met`): the peer's refill is waiting too.
+            self.refill_started = Some(start);
         }
         let material = self.store.material(request)?;
         self.stored_elements = self.stored_elements.saturating_sub(elements::<R>(request));
@@ -379,5 +383,16 @@ impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
 
     fn opened_mask(&mut self, mask: MaskId, k: usize, n: usize, f: Arc<Shares<R>>) {
         self.opened.insert(mask, (k, n, f));
+    }
+
+    fn refilled(&mut self) -> bool {
+        self.refill_started.is_some()
+    }
+
+    fn refill_met(&mut self) {
+        if let (Some(start), Some(clock)) = (self.refill_started.take(), self.clock) {
+            self.stats.on_demand_nanos += clock().saturating_sub(start);
+        }
+        self.refill_started = None;
     }
 }

@@ -58,7 +58,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             return Err(Error::ShapeMismatch);
         }
         let total: usize = pairs.iter().map(|(x, _)| x.len()).sum();
-        let t = self.preprocessing.and_triples(total)?;
+        let t = self.material(|p| p.and_triples(total))?;
         let xs = pairs.iter().flat_map(|(x, _)| x.iter());
         let ys = pairs.iter().flat_map(|(_, y)| y.iter());
         let mut d = Shares::zeros(total);
@@ -81,7 +81,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// Six rounds (see the module docs).
     pub fn ltz(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
         let n = x.len();
-        let mat = self.preprocessing.ltz(n)?;
+        let mat = self.material(|p| p.ltz(n))?;
         if mat.n != n {
             return Err(Error::MaterialMismatch);
         }

@@ -259,6 +259,19 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         self.role == Role::P0
     }
 
+    /// Takes material from the provider; when the provider had to make it on demand, meets
+    /// the peer (one byte each way) before going on, at the same step at both parties.
+    pub(crate) fn material<M>(&mut self, get: impl FnOnce(&mut P) -> Result<M, Error>) -> Result<M, Error> {
+        let material = get(&mut self.preprocessing)?;
+        if self.preprocessing.refilled() {
+            let peer = self.peer();
+            self.transport.send(peer, &[0]).map_err(Error::transport)?;
+            self.transport.recv(peer, &mut [0]).map_err(Error::transport)?;
+            self.preprocessing.refill_met();
+        }
+        Ok(material)
+    }
+
     // ---------------------------------------------------------------- input and output
 
     /// Secret-shares `n` values owned by `owner`, without any message: the owner passes
@@ -406,7 +419,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// the low bits (error in [0, 1] ulp). Valid for |x| < 2^(k-2).
     fn truncate_dealer(&mut self, zs: Vec<Shares<R>>, f: u32) -> Result<Vec<Shares<R>>, Error> {
         let total: usize = zs.iter().map(|z| z.len()).sum();
-        let pairs = self.preprocessing.trunc(total, f)?;
+        let pairs = self.material(|p| p.trunc(total, f))?;
         let shift = R::ONE.shl(R::BITS - 2);
         let mut masked = Shares::zeros(total);
         let flat = zs.iter().flat_map(|z| z.iter());
@@ -444,7 +457,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             return Err(Error::ShapeMismatch);
         }
         let total: usize = pairs.iter().map(|(x, _)| x.len()).sum();
-        let t = self.preprocessing.beaver(total)?;
+        let t = self.material(|p| p.beaver(total))?;
         let mut e = Shares::zeros(total);
         let mut f = Shares::zeros(total);
         let xs = pairs.iter().flat_map(|(x, _)| x.iter());
@@ -473,7 +486,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         }
         let triples = items
             .iter()
-            .map(|&(_, _, rows, len, per_row)| self.preprocessing.broadcast_triples(rows, len, per_row))
+            .map(|&(_, _, rows, len, per_row)| self.material(|p| p.broadcast_triples(rows, len, per_row)))
             .collect::<Result<Vec<_>, _>>()?;
         let mut masked: Vec<Vec<R>> = Vec::with_capacity(2 * items.len());
         for (&(x, y, ..), t) in items.iter().zip(&triples) {
@@ -507,7 +520,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 
     /// Elementwise ring square (no truncation).
     pub fn square_ring(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
-        let pairs = self.preprocessing.square(x.len())?;
+        let pairs = self.material(|p| p.square(x.len()))?;
         let masked: Vec<R> = x.iter().zip(pairs.r.iter()).map(|(x, r)| x.wrapping_sub(r)).collect();
         let e = self.open(&masked)?;
         let two = R::ONE.wrapping_add(&R::ONE);
@@ -549,8 +562,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         }
         let mut material = Vec::with_capacity(products.len());
         for &(_, _, m, k, n) in products {
-            let mask = self.preprocessing.matmul_mask(k, n)?;
-            let triple = self.preprocessing.matmul_triple(m, k, n, mask.id)?;
+            let mask = self.material(|p| p.matmul_mask(k, n))?;
+            let triple = self.material(|p| p.matmul_triple(m, k, n, mask.id))?;
             material.push((mask, triple));
         }
         let mut masked: Vec<Vec<R>> = Vec::with_capacity(2 * products.len());
@@ -581,7 +594,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if ws.iter().any(|(w, k, n)| w.len() != k * n) {
             return Err(Error::ShapeMismatch);
         }
-        let masks = ws.iter().map(|&(_, k, n)| self.preprocessing.matmul_mask(k, n)).collect::<Result<Vec<_>, _>>()?;
+        let masks =
+            ws.iter().map(|&(_, k, n)| self.material(|p| p.matmul_mask(k, n))).collect::<Result<Vec<_>, _>>()?;
         let masked: Vec<Vec<R>> = ws
             .iter()
             .zip(&masks)
@@ -620,7 +634,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if x.len() != m * w.k {
             return Err(Error::ShapeMismatch);
         }
-        let triple = self.preprocessing.matmul_triple(m, w.k, w.n, w.mask)?;
+        let triple = self.material(|p| p.matmul_triple(m, w.k, w.n, w.mask))?;
         let e: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
         let e = self.open(&e)?;
         Ok(self.combine(&e, &triple.a, triple.c, triple.absorbed, w, m))
@@ -642,7 +656,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// products with secret activations: P0 sends F = W - B for a mask B that only it knows
     /// (one message of kn elements, once per loaded model). P1 learns nothing: B is uniform.
     pub fn prepare_owned(&mut self, w: Option<&[R]>, k: usize, n: usize) -> Result<OwnedMatrix<R>, Error> {
-        let mask = self.preprocessing.owned_mask(k, n)?;
+        let mask = self.material(|p| p.owned_mask(k, n))?;
         let peer = self.peer();
         let held = match (self.role, w) {
             (Role::P0, Some(w)) if w.len() == k * n && mask.b.len() == k * n => {
@@ -676,7 +690,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if x.len() != m * w.k {
             return Err(Error::ShapeMismatch);
         }
-        let triple = self.preprocessing.owned_triple(m, w.k, w.n, w.mask)?;
+        let triple = self.material(|p| p.owned_triple(m, w.k, w.n, w.mask))?;
         let peer = self.peer();
         let mut z = triple.c;
         match self.role {

@@ -147,6 +147,19 @@ fn dealer_stats<X: Transport, D: Transport>(b: &Backend<'_, X, D>) -> CommStats 
     b.party().preprocessing().live().transport().stats()
 }
 
+impl<'h> SessionMeter<'h> {
+    fn new(meters: Meters<'h>, role: Role) -> Self {
+        SessionMeter {
+            open: None,
+            buckets: BTreeMap::new(),
+            phase_open: None,
+            phases: BTreeMap::new(),
+            show_progress: meters.progress && role == Role::P1,
+            online_hook: meters.online_hook,
+        }
+    }
+}
+
 impl<'a, X: Transport, D: Transport> Observer<Backend<'a, X, D>> for SessionMeter<'_> {
     fn enter(&mut self, b: &Backend<'a, X, D>, _bucket: Bucket) {
         self.open = Some((Instant::now(), peer_stats(b)));
@@ -283,6 +296,11 @@ impl<'a> PrivateJob<'a> {
         }
     }
 
+    /// The meters' behaviour this job asks for.
+    pub fn meters(&self) -> Meters<'a> {
+        Meters { progress: self.progress, online_hook: self.online_hook }
+    }
+
     /// The session options of this job.
     pub fn options(&self) -> SessionOptions {
         SessionOptions::default()
@@ -300,54 +318,135 @@ pub fn private_party<T: Transport, D: Transport>(
     ctx: &mut PartyContext<T, D>,
     job: &PrivateJob<'_>,
 ) -> Result<PartyReport, Error> {
-    private_queries(ctx, job, 1, |_, _| {})
+    private_queries(ctx, job, &[job.tokens], |_, _| {})
 }
 
-/// `queries` private inferences of `job` over one [`Session`]: the model is loaded once, each
-/// length planned once; `observe` sees this party's report after each query. Returns the last.
+/// Private inferences over one [`Session`]: the model is loaded once, each length planned once.
+/// P1 asks `queries` in order, then ends the session; P0 (which ignores `queries`) answers until
+/// then. `observe` sees this party's report after each query. Returns the last.
 pub fn private_queries<T: Transport, D: Transport>(
     ctx: &mut PartyContext<T, D>,
     job: &PrivateJob<'_>,
-    queries: usize,
-    mut observe: impl FnMut(usize, &PartyReport),
+    queries: &[&[u32]],
+    observe: impl FnMut(usize, &PartyReport),
 ) -> Result<PartyReport, Error> {
-    let role = ctx.role;
-    let mut session =
-        Session::connect(role, &mut ctx.peer, &mut ctx.dealer, &mut ctx.rng, job.options()).map_err(to_error)?;
-    let meter = || SessionMeter {
-        open: None,
-        buckets: BTreeMap::new(),
-        phase_open: None,
-        phases: BTreeMap::new(),
-        show_progress: job.progress && role == Role::P1,
-        online_hook: job.online_hook,
-    };
-    let mut loading = meter();
-    let params = (role == Role::P0).then_some(job.params);
-    session.load_observed(job.config, job.preset, params, job.layers, &mut loading).map_err(to_error)?;
-    let load = loading.phases.get(&Phase::Load).copied().unwrap_or_default();
-    let mut last = None;
-    for query in 0..queries.max(1) {
-        let mut meter = meter();
-        let inference = session.infer((role == Role::P1).then_some(job.tokens), &mut meter).map_err(to_error)?;
-        let phase = |p: Phase| meter.phases.get(&p).copied().unwrap_or_default();
-        let (offline, online) = (phase(Phase::Offline), phase(Phase::Online));
-        let on_demand_s = inference.material.on_demand_nanos as f64 * 1e-9;
-        let report = PartyReport {
-            output: inference.output,
-            load: (load.0, load.1),
-            offline: (offline.0, offline.2),
-            online: ((online.0 - on_demand_s).max(0.0), online.1),
-            on_demand: (on_demand_s, online.2),
-            buckets: meter.buckets,
-            peak_material_elements: inference.material.peak_elements,
-            tokens: inference.tokens,
-        };
-        observe(query, &report);
-        last = Some(report);
+    let mut session = PartySession::open(ctx, job)?;
+    let last = session.answer(queries, job.meters(), observe)?;
+    session.close()?;
+    Ok(last)
+}
+
+/// What a party's meters do besides measuring: show P1's progress, call a hook at the online
+/// phase's start.
+#[derive(Clone, Copy, Default)]
+pub struct Meters<'h> {
+    /// Show P1's progress per layer on stderr.
+    pub progress: bool,
+    /// Called by each party right before its online phase.
+    pub online_hook: Option<&'h (dyn Fn() + Sync)>,
+}
+
+impl std::fmt::Debug for Meters<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meters").field("progress", &self.progress).finish_non_exhaustive()
     }
-    session.close().map_err(to_error)?;
-    Ok(last.expect("at least one query"))
+}
+
+/// One party's metered [`Session`] with the model loaded: [`PartySession::open`] connects and
+/// loads (the job's parameters are not needed after it: P0 may drop them),
+/// [`PartySession::answer`] runs queries, [`PartySession::close`] ends it.
+pub struct PartySession<'c, T: Transport, D: Transport> {
+    session: Session<&'c mut Metered<T>, &'c mut DealerClient<Metered<D>>>,
+    load: (f64, CommStats),
+}
+
+impl<T: Transport, D: Transport> std::fmt::Debug for PartySession<'_, T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartySession").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
+impl<'c, T: Transport, D: Transport> PartySession<'c, T, D> {
+    /// Connects over `ctx` and loads `job`'s model (its weights at P0).
+    pub fn open(ctx: &'c mut PartyContext<T, D>, job: &PrivateJob<'_>) -> Result<Self, Error> {
+        let role = ctx.role;
+        let mut session =
+            Session::connect(role, &mut ctx.peer, &mut ctx.dealer, &mut ctx.rng, job.options()).map_err(to_error)?;
+        let mut loading = SessionMeter::new(Meters::default(), role);
+        let params = (role == Role::P0).then_some(job.params);
+        session.load_observed(job.config, job.preset, params, job.layers, &mut loading).map_err(to_error)?;
+        let load = loading.phases.get(&Phase::Load).copied().unwrap_or_default();
+        Ok(Self { session, load: (load.0, load.1) })
+    }
+
+    /// Runs the session's queries: P1 asks `queries` in order; P0 answers until P1 ends the
+    /// session ([`PartySession::close`] at P1). `observe` sees this party's report after each.
+    /// Returns the last.
+    pub fn answer(
+        &mut self,
+        queries: &[&[u32]],
+        meters: Meters<'_>,
+        mut observe: impl FnMut(usize, &PartyReport),
+    ) -> Result<PartyReport, Error> {
+        let role = self.session.role();
+        let mut last = None;
+        for index in 0.. {
+            let tokens = match role {
+                Role::P0 => None,
+                Role::P1 if index < queries.len() => Some(queries[index]),
+                Role::P1 => break,
+            };
+            let mut meter = SessionMeter::new(meters, role);
+            let inference = match self.session.infer(tokens, &mut meter) {
+                Ok(inference) => inference,
+                Err(SessionError::Ended) => break,
+                Err(e) => return Err(to_error(e)),
+            };
+            let phase = |p: Phase| meter.phases.get(&p).copied().unwrap_or_default();
+            let (offline, online) = (phase(Phase::Offline), phase(Phase::Online));
+            let on_demand_s = inference.material.on_demand_nanos as f64 * 1e-9;
+            // The meetings after on-demand refills are no step of the protocol.
+            let mut online_stats = online.1;
+            online_stats.rounds = online_stats.rounds.saturating_sub(inference.material.chunks_on_demand);
+            let report = PartyReport {
+                output: inference.output,
+                load: self.load,
+                offline: (offline.0, offline.2),
+                online: ((online.0 - on_demand_s).max(0.0), online_stats),
+                on_demand: (on_demand_s, online.2),
+                buckets: meter.buckets,
+                peak_material_elements: inference.material.peak_elements,
+                tokens: inference.tokens,
+            };
+            observe(index, &report);
+            last = Some(report);
+        }
+        last.ok_or(Error::Malformed("the session ended before any query"))
+    }
+
+    /// Ends the session (at P1, tells P0 there are no more queries).
+    pub fn close(self) -> Result<(), Error> {
+        self.session.close().map(drop).map_err(to_error)
+    }
+}
+
+/// Runs P0, P1 and the dealer in threads, P1 asking `queries` over one session (see
+/// [`private_queries`]); `observe` sees P1's report after each query.
+pub fn run_private_queries(
+    job: &PrivateJob<'_>,
+    queries: &[&[u32]],
+    observe: impl FnMut(usize, &PartyReport) + Send,
+) -> Result<crate::launcher::ThreadedRun<PartyReport>, LaunchError> {
+    let observe = std::sync::Mutex::new(observe);
+    run_threaded(launch_options(job), |ctx| {
+        let role = ctx.role;
+        let see = |i: usize, r: &PartyReport| {
+            if role == Role::P1 {
+                (observe.lock().expect("observer"))(i, r)
+            }
+        };
+        private_queries(ctx, job, queries, see)
+    })
 }
 
 /// Runs P0, P1 and the dealer in threads (see [`private_party`]).

@@ -1,0 +1,199 @@
+//! What each command runs: it reads the arguments, calls the library's task, and hands the
+//! result to [`crate::render`]. Failures come back as errors; `main` prints them and exits 1.
+
+use std::error::Error;
+use std::path::Path;
+use std::process::ExitCode;
+
+use mpc_core::transport::Role;
+use mpc_io_std::bench::gemm;
+use mpc_io_std::bench::model::{self, ModelBench};
+use mpc_io_std::infer::{self, ModelChoice};
+use mpc_io_std::{accuracy, demo};
+use mpc_transformer::{BertConfig, Preset};
+
+use crate::args::{self, BenchArgs, BenchCommand, Command, NetArgs, RoleArg, SettingArg};
+use crate::render;
+
+/// A command's failure, printed as `mpcformer <command>: <error>`.
+pub type Failure = Box<dyn Error>;
+
+/// Runs `command`: its exit code, or its failure.
+pub fn run(command: Command) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Demo { choice, json } => {
+            let report = demo::run(model_choice(&choice, None))?;
+            render::demo(&report, json);
+        }
+        Command::Infer { model, text, setting, choice, json } => infer(&model, &text, setting, &choice, json)?,
+        Command::Eval { model, setting, limit, data, choice, json } => {
+            eval(&model, setting, limit, data.as_deref(), &choice, json)?
+        }
+        #[cfg(feature = "distill")]
+        Command::Distill { what } => return Ok(mpc_distill::cli::run(what)),
+        Command::Soak { inferences, model, text, json } => {
+            return soak(inferences, model.as_deref().zip(text.as_deref()), json);
+        }
+        Command::Checkpoint { config, labels, preset, seed, out } => {
+            let shape = BertConfig { num_labels: labels, ..config.config() };
+            mpc_io_std::model::write_random_checkpoint(&out, &shape, preset.map(Preset::from), seed, 0.02)?;
+            println!("{}", out.display());
+        }
+        Command::Certs { out } => {
+            mpc_io_std::tcp::make_certs(&out)?;
+            println!("{}", out.display());
+        }
+        Command::Dealer { listen, net } => {
+            let stats = mpc_io_std::network::run_dealer(listen, &net.certs, net.insecure_seed, net.options())?;
+            render::json(&stats);
+        }
+        Command::Party { role, dealer, peer, model, text, choice, net } => {
+            let endpoints = mpc_io_std::network::Endpoints { dealer, peer };
+            party(role, endpoints, &model, text.as_deref(), &choice, &net)?
+        }
+        Command::Accuracy { json, truncation, only } => {
+            let unknown: Vec<&String> =
+                only.iter().filter(|o| !accuracy::SPECS.iter().any(|s| s.function == o.as_str())).collect();
+            if !unknown.is_empty() {
+                let valid: Vec<&str> = accuracy::SPECS.iter().map(|s| s.function).collect();
+                return Err(format!("unknown function {unknown:?}; the functions are {}", valid.join(", ")).into());
+            }
+            if !json {
+                render::accuracy_header();
+            }
+            for spec in accuracy::SPECS.iter().filter(|s| only.is_empty() || only.iter().any(|o| o == s.function)) {
+                let report =
+                    accuracy::measure(spec, truncation.into(), None).map_err(|e| format!("{}: {e}", spec.function))?;
+                render::accuracy(&report, json);
+            }
+        }
+        Command::Bench { what: None, model } => bench_model(model)?,
+        Command::Bench { what: Some(BenchCommand::Gemm { json, seconds }), .. } => {
+            if !json {
+                render::gemm_header();
+            }
+            for (m, k, n) in gemm::BERT_BASE_SHAPES {
+                render::gemm(&gemm::measure(m, k, n, seconds), json);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The library's choice from the arguments, the preset defaulting to `default`.
+fn model_choice(choice: &args::ModelChoice, default: Option<Preset>) -> ModelChoice {
+    ModelChoice {
+        preset: choice.preset_or(default),
+        weights: choice.weights.into(),
+        truncation: choice.truncation.into(),
+    }
+}
+
+fn infer(dir: &Path, text: &str, setting: SettingArg, choice: &args::ModelChoice, json: bool) -> Result<(), Failure> {
+    let checkpoint = mpc_io_std::model::load(dir)?;
+    let choice = model_choice(choice, checkpoint.preset);
+    let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report = infer::run(&checkpoint, text, setting.into(), choice, progress)?;
+    render::infer(dir, &report, json);
+    Ok(())
+}
+
+fn eval(
+    dir: &Path,
+    setting: SettingArg,
+    limit: Option<usize>,
+    data: Option<&Path>,
+    choice: &args::ModelChoice,
+    json: bool,
+) -> Result<(), Failure> {
+    let checkpoint = mpc_io_std::model::load(dir)?;
+    if checkpoint.config.num_labels.is_none() {
+        return Err("the checkpoint has no classifier (classifier.weight)".into());
+    }
+    let choice = model_choice(choice, checkpoint.preset);
+    let corpus = data.map_or_else(mpc_io_std::dataset::default_corpus_dir, Path::to_path_buf);
+    let splits = mpc_io_std::dataset::load_sentiment(&corpus)?;
+    let test = &splits.test[..limit.unwrap_or(usize::MAX).min(splits.test.len())];
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let name = dir.display().to_string();
+    let report = mpc_io_std::eval::evaluate(&checkpoint, &name, test, setting.into(), choice, progress)?;
+    render::eval(&report, json);
+    Ok(())
+}
+
+/// A failed soak (a prediction changed) exits 1 with or without `--json`.
+fn soak(inferences: usize, model: Option<(&Path, &str)>, json: bool) -> Result<ExitCode, Failure> {
+    let (config, params, tokens, preset) = match model {
+        Some((dir, text)) => {
+            let checkpoint = mpc_io_std::model::load(dir)?;
+            let tokens = checkpoint.tokenize(text)?;
+            let preset = checkpoint.preset.unwrap_or(Preset::ALL[0]);
+            (checkpoint.config, checkpoint.params, tokens, preset)
+        }
+        None => {
+            let (config, params, tokens) = mpc_io_std::soak::small_model();
+            (config, params, tokens, Preset::ALL[0])
+        }
+    };
+    let report = mpc_io_std::soak::run(&config, &params, preset, &tokens, inferences)?;
+    render::soak(&report, json);
+    Ok(if report.changed_predictions > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn party(
+    role: RoleArg,
+    endpoints: mpc_io_std::network::Endpoints,
+    dir: &Path,
+    text: Option<&str>,
+    choice: &args::ModelChoice,
+    net: &NetArgs,
+) -> Result<(), Failure> {
+    let role = Role::from(role);
+    let mut checkpoint = match role {
+        Role::P0 => mpc_io_std::model::load(dir)?,
+        Role::P1 => mpc_io_std::model::load_public(dir)?,
+    };
+    // The preset is public (both parties run the same approximations): config.json names it.
+    let choice = model_choice(choice, checkpoint.preset);
+    // The text is P1's; P0 learns only its length (public, as the sequence length).
+    let tokens = match (role, text) {
+        (Role::P1, Some(t)) => checkpoint.tokenize(t)?,
+        (Role::P1, None) => return Err("P1 needs --text".into()),
+        (Role::P0, _) => Vec::new(),
+    };
+    let mut ctx = mpc_io_std::network::connect_party(role, endpoints, &net.certs, net.insecure_seed, net.options())?;
+    let params = std::mem::take(&mut checkpoint.params);
+    let job = model::PrivateJob {
+        weights: choice.weights,
+        truncation: choice.truncation,
+        seed: net.insecure_seed,
+        ..model::PrivateJob::new(&checkpoint.config, &params, &tokens, choice.preset)
+    };
+    let mut session = model::PartySession::open(&mut ctx, &job)?;
+    // Loaded: the session holds the weights as it computes with them; the f32 copy can go.
+    drop(params);
+    let report = session.answer(&[&tokens], model::Meters::default(), |_, _| {})?;
+    session.close()?;
+    if role == Role::P0 {
+        ctx.dealer.finish()?;
+    }
+    render::party(role, &report);
+    Ok(())
+}
+
+fn bench_model(args: BenchArgs) -> Result<(), Failure> {
+    let choice = model_choice(&args.choice, Preset::parse("quad+2quad"));
+    let bench = ModelBench {
+        config_name: args.config.name().to_string(),
+        config: args.config.config(),
+        seq: args.seq,
+        layers: args.layers,
+        preset: choice.preset,
+        weights: choice.weights,
+        truncation: choice.truncation,
+        seed: 1,
+        net: args.net.map(Into::into),
+    };
+    render::bench(&model::run(&bench)?, args.json);
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! The `mpcformer` command line: its arguments ([`args`]), what each command runs
+//! ([`dispatch`]), and how results are printed ([`render`]).
+#![forbid(unsafe_code)]
+
+mod args;
+mod dispatch;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let name = cli.command.name();
+    match dispatch::run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mpcformer {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
