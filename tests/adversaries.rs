@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use mpc_core::Transport;
 use mpc_core::transport::{Error as _, ErrorKind, ErrorType, Metered, PartyId, Role};
-use mpc_io_std::bench::model::{PartyReport, PrivateJob, private_party};
-use mpc_io_std::launcher::PartyContext;
-use mpc_io_std::network::{Endpoints, NetError, connect_party, run_dealer};
-use mpc_io_std::tcp::{Identity, TcpOptions, TcpTransport, listen, make_certs};
+use mpc_io_std::run::network::{Endpoints, NetError, connect_party, run_dealer};
+use mpc_io_std::run::threads::PartyContext;
+use mpc_io_std::run::{PartyReport, PrivateJob, private_party};
+use mpc_io_std::transport::tcp::{Identity, TcpOptions, TcpTransport, listen, make_certs};
 use mpc_transformer::Preset;
 
 /// What the malicious P1 does to its outgoing messages.
@@ -110,7 +110,7 @@ fn honest_p0_against(
     certs: &Path,
     p1: impl FnOnce(Endpoints) -> Result<(), String> + Send,
 ) -> (Result<PartyReport, NetError>, bool, Duration) {
-    let (config, params, tokens) = mpc_io_std::soak::small_model();
+    let (config, params, tokens) = mpc_io_std::tasks::soak::small_model();
     let job = PrivateJob {
         seed: Some(5),
         material: SMALL_CHUNKS,
@@ -136,7 +136,7 @@ fn honest_p0_against(
 
 /// A P1 that follows the protocol except for `attack`.
 fn malicious_p1(certs: &Path, endpoints: Endpoints, attack: Attack) -> Result<(), String> {
-    let (config, params, tokens) = mpc_io_std::soak::small_model();
+    let (config, params, tokens) = mpc_io_std::tasks::soak::small_model();
     let job = PrivateJob {
         seed: Some(5),
         material: SMALL_CHUNKS,
@@ -205,7 +205,7 @@ fn garbage_instead_of_tls_is_refused_at_the_handshake() {
 fn a_dealer_dying_mid_session_ends_both_parties_in_errors() {
     let certs = certs("dealer");
     let endpoints = Endpoints { dealer: free_addr(), peer: free_addr() };
-    let (config, params, tokens) = mpc_io_std::soak::small_model();
+    let (config, params, tokens) = mpc_io_std::tasks::soak::small_model();
     let job = PrivateJob::new(&config, &params, &tokens, Preset::ALL[0]);
     let started = Instant::now();
     let [r0, r1] = std::thread::scope(|s| {

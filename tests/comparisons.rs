@@ -19,7 +19,7 @@ fn edge_values() -> Vec<u64> {
 
 fn private<O: Send>(
     values: &[u64],
-    op: impl Fn(&mut mpc_io_std::launcher::ThreadedParty<'_>, &[u64]) -> Result<O, mpc_core::Error> + Sync,
+    op: impl Fn(&mut mpc_io_std::run::threads::ThreadedParty<'_>, &[u64]) -> Result<O, mpc_core::Error> + Sync,
 ) -> O {
     let run = threaded(17, Truncation::Local, |party, role| {
         let x = party.input(Role::P1, (role == Role::P1).then_some(values), values.len())?;

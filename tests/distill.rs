@@ -10,8 +10,8 @@ mod common;
 
 use mpc_distill::{Options, StageSettings};
 use mpc_io_std::dataset::load_sentiment;
-use mpc_io_std::eval::evaluate;
-use mpc_io_std::infer::{self, ModelChoice, Setting};
+use mpc_io_std::tasks::eval::evaluate;
+use mpc_io_std::tasks::infer::{self, ModelChoice, Setting};
 use mpc_nn::WeightMode;
 use mpc_transformer::Preset;
 
@@ -58,7 +58,7 @@ fn a_small_pipeline_trains_exports_and_runs_under_mpc() {
     assert_eq!(student.stages.len(), 2);
 
     // The export loads as a checkpoint that names its preset.
-    let checkpoint = mpc_io_std::model::load(&out.join("student")).expect("exported student");
+    let checkpoint = mpc_io_std::checkpoint::load(&out.join("student")).expect("exported student");
     assert_eq!(checkpoint.preset, Some(quad));
     assert_eq!((checkpoint.config.num_hidden_layers, checkpoint.config.num_labels), (1, Some(2)));
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use mpc_core::preprocessing::{Request, Store};
 use mpc_core::transport::{ErrorKind, PartyId, Role};
 use mpc_core::{Error, Party};
-use mpc_io_std::launcher::{LaunchError, LaunchOptions, run_threaded};
+use mpc_io_std::run::threads::{LaunchError, LaunchOptions, run_threaded};
 
 #[test]
 fn a_failing_party_ends_the_run_with_its_error() {

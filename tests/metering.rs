@@ -11,7 +11,7 @@ use mpc_core::transport::{CommStats, Role};
 fn cost_of(
     n: usize,
     truncation: Truncation,
-    step: impl Fn(&mut mpc_io_std::launcher::ThreadedParty<'_>, &[u64], &[u64]) -> Result<(), mpc_core::Error> + Sync,
+    step: impl Fn(&mut mpc_io_std::run::threads::ThreadedParty<'_>, &[u64], &[u64]) -> Result<(), mpc_core::Error> + Sync,
 ) -> [CommStats; 2] {
     let run = threaded(21, truncation, |party, role| {
         let values = vec![3u64 << 16; n];
@@ -28,7 +28,7 @@ fn cost_of(
 /// An opening that ends any flight in progress (the session's seed, say), so that the next
 /// step's rounds are counted from a clean start: a message that needs nothing received could
 /// otherwise travel in the same flight as the one before it.
-fn barrier(party: &mut mpc_io_std::launcher::ThreadedParty<'_>) -> Result<(), mpc_core::Error> {
+fn barrier(party: &mut mpc_io_std::run::threads::ThreadedParty<'_>) -> Result<(), mpc_core::Error> {
     party.open(&[0u64]).map(drop)
 }
 

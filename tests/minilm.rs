@@ -7,8 +7,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use mpc_io_std::infer::{self, ModelChoice, Setting};
-use mpc_io_std::model;
+use mpc_io_std::checkpoint;
+use mpc_io_std::tasks::infer::{self, ModelChoice, Setting};
 use mpc_nn::WeightMode;
 use mpc_transformer::Preset;
 
@@ -27,7 +27,7 @@ const SENTENCES: [&str; 5] = [
 #[test]
 fn the_checkpoint_loads_with_its_shape_and_tokenizer() {
     let Some(dir) = minilm() else { return };
-    let checkpoint = model::load(&dir).expect("load MiniLM");
+    let checkpoint = checkpoint::load(&dir).expect("load MiniLM");
     let c = &checkpoint.config;
     assert_eq!((c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size), (6, 384, 12, 1536));
     assert_eq!(c.num_labels, None, "no classification head: a sentence encoder");
@@ -38,7 +38,7 @@ fn the_checkpoint_loads_with_its_shape_and_tokenizer() {
 #[test]
 fn private_sentence_embeddings_match_plaintext() {
     let Some(dir) = minilm() else { return };
-    let checkpoint = model::load(&dir).expect("load MiniLM");
+    let checkpoint = checkpoint::load(&dir).expect("load MiniLM");
     let preset = Preset::parse("gelu+softmax").unwrap();
     for text in SENTENCES {
         let r = infer::run(
@@ -61,7 +61,7 @@ fn private_sentence_embeddings_match_plaintext() {
 #[test]
 fn the_simulation_predicts_the_threaded_traffic_of_the_real_model() {
     let Some(dir) = minilm() else { return };
-    let checkpoint = model::load(&dir).expect("load MiniLM");
+    let checkpoint = checkpoint::load(&dir).expect("load MiniLM");
     let preset = Preset::parse("quad+2quad").unwrap();
     let text = SENTENCES[1];
     let simulated = infer::run(
@@ -89,7 +89,7 @@ fn the_simulation_predicts_the_threaded_traffic_of_the_real_model() {
 #[test]
 fn the_tcp_setting_runs_minilm_over_tls() {
     let Some(dir) = minilm() else { return };
-    let checkpoint = model::load(&dir).expect("load MiniLM");
+    let checkpoint = checkpoint::load(&dir).expect("load MiniLM");
     let preset = Preset::parse("gelu+softmax").unwrap();
     let tcp = infer::run(
         &checkpoint,

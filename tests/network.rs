@@ -4,7 +4,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use mpc_io_std::bench::model::{PrivateJob, run_private};
+use mpc_io_std::run::{PrivateJob, run_private};
 use mpc_transformer::{BertConfig, Params, Preset};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mpcformer");
@@ -26,7 +26,7 @@ fn write_checkpoint(dir: &Path) -> (BertConfig, Params) {
     let config = BertConfig { num_labels: Some(2), ..BertConfig::tiny(2, 32, 4, words.len()) };
     let params = Params::random_with_std(&config, 3, 0.1);
     let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
-    mpc_io_std::model::write_checkpoint(dir, &config, &params, None, &words).unwrap();
+    mpc_io_std::checkpoint::write_checkpoint(dir, &config, &params, None, &words).unwrap();
     (config, params)
 }
 
@@ -79,7 +79,7 @@ fn three_processes_over_tls_compute_what_threads_compute() {
     let network: Vec<f64> = serde_json::from_value(line["output"].clone()).unwrap();
 
     // The same job over threads, from the same seed: the very same shares, the very same output.
-    let checkpoint = mpc_io_std::model::load(&dir).unwrap();
+    let checkpoint = mpc_io_std::checkpoint::load(&dir).unwrap();
     let tokens = checkpoint.tokenize(TEXT).unwrap();
     let run = run_private(PrivateJob {
         seed: Some(9),
@@ -143,9 +143,9 @@ fn an_expired_certificate_is_refused() {
     let dir = temp_dir("net-model-5");
     write_checkpoint(&dir);
     let certs = temp_dir("net-certs-expired");
-    let expired = mpc_io_std::tcp::Validity { not_before: (2000, 1, 1), not_after: (2001, 1, 1) };
-    mpc_io_std::tcp::make_certs_with(&certs, |role| {
-        if role == mpc_core::transport::PartyId::P1 { expired } else { mpc_io_std::tcp::Validity::default() }
+    let expired = mpc_io_std::transport::tcp::Validity { not_before: (2000, 1, 1), not_after: (2001, 1, 1) };
+    mpc_io_std::transport::tcp::make_certs_with(&certs, |role| {
+        if role == mpc_core::transport::PartyId::P1 { expired } else { mpc_io_std::transport::tcp::Validity::default() }
     })
     .unwrap();
     let [dealer, p0, p1] = three_processes(&dir, &certs, &certs, "3");
@@ -156,8 +156,8 @@ fn an_expired_certificate_is_refused() {
 
 #[test]
 fn many_inferences_over_one_set_of_connections_agree() {
-    let (config, params, tokens) = mpc_io_std::soak::small_model();
-    let r = mpc_io_std::soak::run(&config, &params, Preset::ALL[1], &tokens, 25).unwrap();
+    let (config, params, tokens) = mpc_io_std::tasks::soak::small_model();
+    let r = mpc_io_std::tasks::soak::run(&config, &params, Preset::ALL[1], &tokens, 25).unwrap();
     assert_eq!(r.inferences, 25);
     assert_eq!(r.changed_predictions, 0, "{r:?}");
     assert!(r.max_deviation < 1e-3, "only the last fixed-point bits move: {r:?}");

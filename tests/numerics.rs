@@ -3,7 +3,7 @@
 //! the simulated setting (which runs the same algorithm).
 
 use mpc_core::protocol::Truncation;
-use mpc_io_std::accuracy::{self, SPECS};
+use mpc_io_std::tasks::accuracy::{self, SPECS};
 use mpc_nn::{Backend, Fixed};
 
 #[test]

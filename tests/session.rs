@@ -2,15 +2,15 @@
 //! output revealed to the data owner only, a handshake that names every mismatched parameter,
 //! bounded queries, streamed material, and many queries over one session.
 
+mod common;
+
+use common::end_session;
 use mpc_core::transport::Role;
-use mpc_core::transport::Transport;
-use mpc_io_std::bench::model::{PrivateJob, run_private};
-use mpc_io_std::launcher::{LaunchOptions, run_threaded};
 use mpc_io_std::max_abs_diff as max_diff;
+use mpc_io_std::run::threads::{LaunchOptions, run_threaded};
+use mpc_io_std::run::{PrivateJob, run_private};
 use mpc_nn::{Backend, Plain, WeightMode};
-use mpc_transformer::{
-    BertConfig, Encoder, Params, Preset, Provider, Reveal, Session, SessionError, SessionOptions, Unobserved,
-};
+use mpc_transformer::{BertConfig, Encoder, Params, Preset, Reveal, Session, SessionError, SessionOptions, Unobserved};
 
 fn model(labels: Option<usize>) -> (BertConfig, Params, Vec<u32>) {
     let config = BertConfig { num_labels: labels, ..BertConfig::tiny(2, 64, 4, 100) };
@@ -24,18 +24,6 @@ fn plain(config: &BertConfig, params: &Params, preset: Preset, tokens: &[u32]) -
     let model = Encoder::load(&mut b, config, preset, Some(params), None).unwrap();
     let out = model.forward(&mut b, Some(tokens), &vec![1.0; tokens.len()], &mut Unobserved).unwrap();
     b.reveal(&out).unwrap()
-}
-
-/// Ends a session as the protocol does: P1 closes (telling P0 there are no more queries); P0's
-/// next `infer` sees the end, then P0 closes.
-fn end<T: Transport, D: Provider>(mut session: Session<T, D>) -> Result<(), SessionError> {
-    if session.role() == Role::P0 {
-        match session.infer(None, &mut Unobserved) {
-            Err(SessionError::Ended) => {}
-            other => panic!("P0 expected the end of the session, got {other:?}"),
-        }
-    }
-    session.close().map(drop)
 }
 
 #[test]
@@ -89,7 +77,7 @@ fn pair_run(p0: Choice, p1: Choice, tokens: &[u32]) -> [Result<Option<Vec<f64>>,
             let mine = (ctx.role == Role::P0).then_some(&params);
             session.load(config, *preset, mine, *layers)?;
             let out = session.infer((ctx.role == Role::P1).then_some(tokens), &mut Unobserved)?;
-            end(session)?;
+            end_session(session)?;
             Ok(out.output)
         })();
         Ok(result)
@@ -173,13 +161,13 @@ fn streamed_material_gives_the_same_answer_and_holds_one_chunk() {
         let run = run_threaded(LaunchOptions::seeded(7), |ctx| {
             let options = SessionOptions::default().material(budget, chunk);
             let mut session = Session::connect(ctx.role, &mut ctx.peer, &mut ctx.dealer, &mut ctx.rng, options)
-                .map_err(mpc_io_std::bench::model::to_error)?;
+                .map_err(mpc_io_std::run::to_error)?;
             let mine = (ctx.role == Role::P0).then_some(&params);
-            session.load(&config, preset, mine, None).map_err(mpc_io_std::bench::model::to_error)?;
+            session.load(&config, preset, mine, None).map_err(mpc_io_std::run::to_error)?;
             let out = session
                 .infer((ctx.role == Role::P1).then_some(&tokens[..]), &mut Unobserved)
-                .map_err(mpc_io_std::bench::model::to_error)?;
-            end(session).map_err(mpc_io_std::bench::model::to_error)?;
+                .map_err(mpc_io_std::run::to_error)?;
+            end_session(session).map_err(mpc_io_std::run::to_error)?;
             Ok((out, ctx.peer.stats()))
         })
         .expect("run");
@@ -210,7 +198,7 @@ fn fifty_queries_over_one_session_agree_and_plan_once() {
     let reference = plain(&config, &params, preset, &tokens);
     let argmax = |v: &[f64]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
     let run = run_threaded(LaunchOptions::seeded(8), |ctx| {
-        let to_error = mpc_io_std::bench::model::to_error;
+        let to_error = mpc_io_std::run::to_error;
         let options = SessionOptions::default();
         let mut session =
             Session::connect(ctx.role, &mut ctx.peer, &mut ctx.dealer, &mut ctx.rng, options).map_err(to_error)?;
@@ -224,7 +212,7 @@ fn fifty_queries_over_one_session_agree_and_plan_once() {
             rss.push(mpc_io_std::resident_bytes().unwrap_or(0));
         }
         assert_eq!(session.planned_lengths(), vec![tokens.len()]);
-        end(session).map_err(to_error)?;
+        end_session(session).map_err(to_error)?;
         Ok((outputs, rss))
     })
     .expect("run");

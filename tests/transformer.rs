@@ -3,8 +3,8 @@
 
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::Role;
-use mpc_io_std::launcher::{LaunchOptions, run_threaded};
 use mpc_io_std::max_abs_diff as max_diff;
+use mpc_io_std::run::threads::{LaunchOptions, run_threaded};
 use mpc_nn::{Backend, Plain, Secure, WeightMode};
 use mpc_transformer::{BertConfig, Encoder, Params, Preset, Unobserved};
 

@@ -4,6 +4,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = mpc_io_std::model::parse_config(data);
-    let _ = mpc_io_std::model::parse_weights(data);
+    let _ = mpc_io_std::checkpoint::parse_config(data);
+    let _ = mpc_io_std::checkpoint::parse_weights(data);
 });

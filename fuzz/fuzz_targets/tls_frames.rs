@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mpc_io_std::tcp::FrameDecoder;
+use mpc_io_std::transport::tcp::FrameDecoder;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cut, stream)) = data.split_first() else { return };

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mpc_io_std::model::{TextTokenizer, load_tokenizer};
+use mpc_io_std::checkpoint::{TextTokenizer, load_tokenizer};
 
 fn tokenizer() -> &'static TextTokenizer {
     static T: OnceLock<TextTokenizer> = OnceLock::new();

@@ -23,8 +23,8 @@ pub mod train;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use mpc_io_std::checkpoint::{Checkpoint, LoadError, PRESET_FIELD};
 use mpc_io_std::dataset::{Example, LABELS, Splits};
-use mpc_io_std::model::{Checkpoint, LoadError, PRESET_FIELD};
 pub use mpc_transformer::Params;
 use mpc_transformer::{Activation, BertConfig, Preset};
 use serde::Serialize;
@@ -278,7 +278,7 @@ pub fn finetune_teacher(
     stage: StageSettings,
     opts: &Options,
 ) -> Result<Report> {
-    let checkpoint = mpc_io_std::model::load(base)?;
+    let checkpoint = mpc_io_std::checkpoint::load(base)?;
     let config = depth(&checkpoint.config, opts);
     let preset = checkpoint.preset.unwrap_or(Preset::ALL[0]);
     let mut model = Classifier::new(&config, preset, &checkpoint.params, LABELS.len(), opts.seed)?;
@@ -299,7 +299,7 @@ fn teacher_and_student(
     data: &Splits,
     opts: &Options,
 ) -> Result<(Classifier, Classifier, Sets)> {
-    let checkpoint = mpc_io_std::model::load(teacher_dir)?;
+    let checkpoint = mpc_io_std::checkpoint::load(teacher_dir)?;
     let labels = checkpoint.config.num_labels.unwrap_or(LABELS.len());
     let teacher_preset = checkpoint.preset.unwrap_or(Preset::ALL[0]);
     let mut teacher = Classifier::new(&checkpoint.config, teacher_preset, &checkpoint.params, labels, opts.seed)?;

@@ -3,37 +3,24 @@
 //! The std side of mpcformer: what connects the `no_std` engine to threads, sockets, files and
 //! people.
 //!
-//! - [`channel`]: an in-memory [`Transport`](mpc_core::Transport) over std channels;
-//! - [`tcp`]: TCP + mutual TLS between processes, with certificates per role;
-//! - [`network`]: the dealer and the parties as processes over [`tcp`];
-//! - [`soak`]: many inferences over one set of TLS connections, behind `mpcformer soak`;
-//! - [`shaping`]: a latency and bandwidth decorator, and the network projection;
-//! - [`launcher`]: runs P0, P1 and the dealer in threads and returns outputs and metering;
-//! - [`accuracy`]: the table of numerical functions behind `mpcformer accuracy`;
-//! - [`bench`](mod@bench): the benchmarks behind `mpcformer bench`;
-//! - [`demo`]: the private inference behind `mpcformer demo`;
-//! - [`model`]: Hugging Face checkpoints (config.json, safetensors, tokenizer);
+//! - [`transport`]: in-memory channels, TCP + mutual TLS with certificates per role, and a
+//!   latency and bandwidth decorator with the network projection;
+//! - [`run`]: one party's metered session over any transport, and the three roles run together
+//!   in threads ([`run::threads`]) or as TLS-connected parties ([`run::network`]);
+//! - [`checkpoint`]: Hugging Face checkpoints (config.json, safetensors, tokenizer);
 //! - [`dataset`]: the sentiment corpus and its fixed-seed split;
-//! - [`infer`]: a checkpoint on a text in any setting, behind `mpcformer infer`;
-//! - [`eval`]: a classifier's accuracy on the test split in any setting, behind `mpcformer eval`.
+//! - [`tasks`]: what the commands compute (`bench`, `demo`, `infer`, `eval`, `soak`, `accuracy`,
+//!   the GEMM benchmark), each returning a report that serialises to the command's JSON line.
 #![forbid(unsafe_code)]
 
-pub mod accuracy;
-pub mod bench;
-pub mod channel;
+pub mod checkpoint;
 pub mod dataset;
-pub mod demo;
-pub mod eval;
-pub mod infer;
-pub mod launcher;
-pub mod model;
-pub mod network;
-pub mod shaping;
-pub mod soak;
-pub mod tcp;
+pub mod run;
+pub mod tasks;
+pub mod transport;
 
-pub use channel::{ChannelError, ChannelTransport};
-pub use launcher::{LaunchError, LaunchOptions, PartyContext, PartyOutcome, ThreadedRun, run_threaded};
+pub use run::threads::{LaunchError, LaunchOptions, PartyContext, PartyOutcome, ThreadedRun, run_threaded};
+pub use transport::channel::{ChannelError, ChannelTransport};
 
 /// The largest |a - b| over two outputs; a NaN or a length mismatch is infinity, never dropped
 /// (`f64::max` would ignore a NaN).

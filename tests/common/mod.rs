@@ -4,7 +4,7 @@
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::Role;
 use mpc_core::{Error, FixedPoint, Ring};
-use mpc_io_std::launcher::{LaunchOptions, ThreadedParty, ThreadedRun, run_threaded};
+use mpc_io_std::run::threads::{LaunchOptions, ThreadedParty, ThreadedRun, run_threaded};
 
 /// Runs `program` at P0 and P1 over threads with a real dealer, reproducibly from `seed`.
 pub fn threaded<O: Send>(
@@ -18,6 +18,20 @@ pub fn threaded<O: Send>(
         program(&mut party, role)
     })
     .expect("threaded run")
+}
+
+/// Ends a session as the protocol does: P1 closes (telling P0 there are no more queries); P0's
+/// next `infer` sees the end, then P0 closes.
+pub fn end_session<T: mpc_core::Transport, D: mpc_transformer::Provider>(
+    mut session: mpc_transformer::Session<T, D>,
+) -> Result<(), mpc_transformer::SessionError> {
+    if session.role() == Role::P0 {
+        match session.infer(None, &mut mpc_transformer::Unobserved) {
+            Err(mpc_transformer::SessionError::Ended) => {}
+            other => panic!("P0 expected the end of the session, got {other:?}"),
+        }
+    }
+    session.close().map(drop)
 }
 
 /// The fixed-point format of the tests.

@@ -112,7 +112,7 @@ pub enum Request {
 }
 
 /// One party's shares of `n` Beaver triples.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct BeaverTriples<R: Ring> {
     /// Shares of a.
     pub a: Shares<R>,
@@ -123,7 +123,7 @@ pub struct BeaverTriples<R: Ring> {
 }
 
 /// One party's shares of `n` square pairs.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SquarePairs<R: Ring> {
     /// Shares of r.
     pub r: Shares<R>,
@@ -132,7 +132,7 @@ pub struct SquarePairs<R: Ring> {
 }
 
 /// One party's shares of `n` truncation pairs.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TruncPairs<R: Ring> {
     /// Shares of a uniform r.
     pub r: Shares<R>,
@@ -145,7 +145,7 @@ pub struct TruncPairs<R: Ring> {
 }
 
 /// One party's share of a matmul mask B (`k × n`, row-major).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MatmulMask<R: Ring> {
     /// The mask's identity within the session.
     pub id: MaskId,
@@ -158,7 +158,7 @@ pub struct MatmulMask<R: Ring> {
 }
 
 /// One party's shares of a matmul triple for a mask B: A (`m × k`) and C = A · B (`m × n`).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MatmulTriple<R: Ring> {
     /// The mask this triple belongs to.
     pub mask: MaskId,
@@ -174,7 +174,7 @@ pub struct MatmulTriple<R: Ring> {
 }
 
 /// One party's XOR shares of AND triples on packed bits.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct AndTriples<R: Ring> {
     /// Shares of a.
     pub a: Shares<R>,
@@ -190,7 +190,7 @@ pub struct AndTriples<R: Ring> {
 /// hand out, for each 4-bit digit of r mod 2^(k-2), XOR-shared truth tables of `[v < digit]` and
 /// `[v == digit]` for the 16 values v: read at the public digits of c, they give the digit
 /// comparisons without any message.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LtzMaterial<R: Ring> {
     /// Number of comparisons.
     pub n: usize,
@@ -207,7 +207,7 @@ pub struct LtzMaterial<R: Ring> {
 }
 
 /// Correlated randomness for one [`Request`], as held by one party.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Material<R: Ring> {
     /// Answer to [`Request::Beaver`].
     Beaver(BeaverTriples<R>),

@@ -11,7 +11,7 @@ mod replay;
 
 pub use meter::{CommStats, FlightCounter, Metered};
 #[cfg(feature = "alloc")]
-pub use record::Recorded;
+pub use record::{Direction, Recorded};
 pub use replay::Replay;
 
 /// The three participants of a session.

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::Role;
-use mpc_io_std::infer::Setting;
-use mpc_io_std::shaping::NetworkProfile;
+use mpc_io_std::tasks::infer::Setting;
+use mpc_io_std::transport::shaping::NetworkProfile;
 use mpc_nn::WeightMode;
 use mpc_transformer::{BertConfig, Preset};
 
@@ -268,8 +268,8 @@ pub struct NetArgs {
 
 impl NetArgs {
     /// The transport's options.
-    pub fn options(&self) -> mpc_io_std::tcp::TcpOptions {
-        mpc_io_std::tcp::TcpOptions {
+    pub fn options(&self) -> mpc_io_std::transport::tcp::TcpOptions {
+        mpc_io_std::transport::tcp::TcpOptions {
             connect_timeout: std::time::Duration::from_secs_f64(self.connect_timeout),
             read_timeout: std::time::Duration::from_secs_f64(self.read_timeout),
             ..Default::default()

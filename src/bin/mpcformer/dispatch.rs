@@ -6,10 +6,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use mpc_core::transport::Role;
-use mpc_io_std::bench::gemm;
-use mpc_io_std::bench::model::{self, ModelBench};
-use mpc_io_std::infer::{self, ModelChoice};
-use mpc_io_std::{accuracy, demo};
+use mpc_io_std::run::{Meters, PartySession, PrivateJob};
+use mpc_io_std::tasks::bench::{self, ModelBench};
+use mpc_io_std::tasks::gemm;
+use mpc_io_std::tasks::infer::{self, ModelChoice};
+use mpc_io_std::tasks::{accuracy, demo};
 use mpc_transformer::{BertConfig, Preset};
 
 use crate::args::{self, BenchArgs, BenchCommand, Command, NetArgs, RoleArg, SettingArg};
@@ -36,19 +37,19 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
         }
         Command::Checkpoint { config, labels, preset, seed, out } => {
             let shape = BertConfig { num_labels: labels, ..config.config() };
-            mpc_io_std::model::write_random_checkpoint(&out, &shape, preset.map(Preset::from), seed, 0.02)?;
+            mpc_io_std::checkpoint::write_random_checkpoint(&out, &shape, preset.map(Preset::from), seed, 0.02)?;
             println!("{}", out.display());
         }
         Command::Certs { out } => {
-            mpc_io_std::tcp::make_certs(&out)?;
+            mpc_io_std::transport::tcp::make_certs(&out)?;
             println!("{}", out.display());
         }
         Command::Dealer { listen, net } => {
-            let stats = mpc_io_std::network::run_dealer(listen, &net.certs, net.insecure_seed, net.options())?;
+            let stats = mpc_io_std::run::network::run_dealer(listen, &net.certs, net.insecure_seed, net.options())?;
             render::json(&stats);
         }
         Command::Party { role, dealer, peer, model, text, choice, net } => {
-            let endpoints = mpc_io_std::network::Endpoints { dealer, peer };
+            let endpoints = mpc_io_std::run::network::Endpoints { dealer, peer };
             party(role, endpoints, &model, text.as_deref(), &choice, &net)?
         }
         Command::Accuracy { json, truncation, only } => {
@@ -90,7 +91,7 @@ fn model_choice(choice: &args::ModelChoice, default: Option<Preset>) -> ModelCho
 }
 
 fn infer(dir: &Path, text: &str, setting: SettingArg, choice: &args::ModelChoice, json: bool) -> Result<(), Failure> {
-    let checkpoint = mpc_io_std::model::load(dir)?;
+    let checkpoint = mpc_io_std::checkpoint::load(dir)?;
     let choice = model_choice(choice, checkpoint.preset);
     let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = infer::run(&checkpoint, text, setting.into(), choice, progress)?;
@@ -106,7 +107,7 @@ fn eval(
     choice: &args::ModelChoice,
     json: bool,
 ) -> Result<(), Failure> {
-    let checkpoint = mpc_io_std::model::load(dir)?;
+    let checkpoint = mpc_io_std::checkpoint::load(dir)?;
     if checkpoint.config.num_labels.is_none() {
         return Err("the checkpoint has no classifier (classifier.weight)".into());
     }
@@ -116,7 +117,7 @@ fn eval(
     let test = &splits.test[..limit.unwrap_or(usize::MAX).min(splits.test.len())];
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let name = dir.display().to_string();
-    let report = mpc_io_std::eval::evaluate(&checkpoint, &name, test, setting.into(), choice, progress)?;
+    let report = mpc_io_std::tasks::eval::evaluate(&checkpoint, &name, test, setting.into(), choice, progress)?;
     render::eval(&report, json);
     Ok(())
 }
@@ -125,24 +126,24 @@ fn eval(
 fn soak(inferences: usize, model: Option<(&Path, &str)>, json: bool) -> Result<ExitCode, Failure> {
     let (config, params, tokens, preset) = match model {
         Some((dir, text)) => {
-            let checkpoint = mpc_io_std::model::load(dir)?;
+            let checkpoint = mpc_io_std::checkpoint::load(dir)?;
             let tokens = checkpoint.tokenize(text)?;
             let preset = checkpoint.preset.unwrap_or(Preset::ALL[0]);
             (checkpoint.config, checkpoint.params, tokens, preset)
         }
         None => {
-            let (config, params, tokens) = mpc_io_std::soak::small_model();
+            let (config, params, tokens) = mpc_io_std::tasks::soak::small_model();
             (config, params, tokens, Preset::ALL[0])
         }
     };
-    let report = mpc_io_std::soak::run(&config, &params, preset, &tokens, inferences)?;
+    let report = mpc_io_std::tasks::soak::run(&config, &params, preset, &tokens, inferences)?;
     render::soak(&report, json);
     Ok(if report.changed_predictions > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn party(
     role: RoleArg,
-    endpoints: mpc_io_std::network::Endpoints,
+    endpoints: mpc_io_std::run::network::Endpoints,
     dir: &Path,
     text: Option<&str>,
     choice: &args::ModelChoice,
@@ -150,8 +151,8 @@ fn party(
 ) -> Result<(), Failure> {
     let role = Role::from(role);
     let mut checkpoint = match role {
-        Role::P0 => mpc_io_std::model::load(dir)?,
-        Role::P1 => mpc_io_std::model::load_public(dir)?,
+        Role::P0 => mpc_io_std::checkpoint::load(dir)?,
+        Role::P1 => mpc_io_std::checkpoint::load_public(dir)?,
     };
     // The preset is public (both parties run the same approximations): config.json names it.
     let choice = model_choice(choice, checkpoint.preset);
@@ -161,18 +162,19 @@ fn party(
         (Role::P1, None) => return Err("P1 needs --text".into()),
         (Role::P0, _) => Vec::new(),
     };
-    let mut ctx = mpc_io_std::network::connect_party(role, endpoints, &net.certs, net.insecure_seed, net.options())?;
+    let mut ctx =
+        mpc_io_std::run::network::connect_party(role, endpoints, &net.certs, net.insecure_seed, net.options())?;
     let params = std::mem::take(&mut checkpoint.params);
-    let job = model::PrivateJob {
+    let job = PrivateJob {
         weights: choice.weights,
         truncation: choice.truncation,
         seed: net.insecure_seed,
-        ..model::PrivateJob::new(&checkpoint.config, &params, &tokens, choice.preset)
+        ..PrivateJob::new(&checkpoint.config, &params, &tokens, choice.preset)
     };
-    let mut session = model::PartySession::open(&mut ctx, &job)?;
+    let mut session = PartySession::open(&mut ctx, &job)?;
     // Loaded: the session holds the weights as it computes with them; the f32 copy can go.
     drop(params);
-    let report = session.answer(&[&tokens], model::Meters::default(), |_, _| {})?;
+    let report = session.answer(&[&tokens], Meters::default(), |_, _| {})?;
     session.close()?;
     if role == Role::P0 {
         ctx.dealer.finish()?;
@@ -194,6 +196,6 @@ fn bench_model(args: BenchArgs) -> Result<(), Failure> {
         seed: 1,
         net: args.net.map(Into::into),
     };
-    render::bench(&model::run(&bench)?, args.json);
+    render::bench(&bench::run(&bench)?, args.json);
     Ok(())
 }

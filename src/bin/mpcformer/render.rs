@@ -4,13 +4,14 @@
 use std::path::Path;
 
 use mpc_core::transport::Role;
-use mpc_io_std::accuracy::AccuracyRow;
-use mpc_io_std::bench::gemm::GemmReport;
-use mpc_io_std::bench::model::{ModelReport, PartyReport};
-use mpc_io_std::demo;
-use mpc_io_std::eval::EvalReport;
-use mpc_io_std::infer::InferReport;
-use mpc_io_std::soak::SoakReport;
+use mpc_io_std::run::PartyReport;
+use mpc_io_std::tasks::accuracy::AccuracyRow;
+use mpc_io_std::tasks::bench::ModelReport;
+use mpc_io_std::tasks::demo;
+use mpc_io_std::tasks::eval::EvalReport;
+use mpc_io_std::tasks::gemm::GemmReport;
+use mpc_io_std::tasks::infer::InferReport;
+use mpc_io_std::tasks::soak::SoakReport;
 
 /// Prints `value` as one JSON line.
 pub fn json(value: &impl serde::Serialize) {

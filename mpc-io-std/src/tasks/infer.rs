@@ -8,8 +8,8 @@ use mpc_nn::{Backend, Fixed, Plain, WeightMode};
 use mpc_transformer::{Encoder, Head, Preset, Unobserved};
 use serde::Serialize;
 
-use crate::bench::model::{PrivateJob, run_private};
-use crate::model::Checkpoint;
+use crate::checkpoint::Checkpoint;
+use crate::run::{PrivateJob, run_private};
 
 /// Where the computation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,13 +100,13 @@ pub struct InferReport {
 #[derive(Debug)]
 pub enum InferError {
     /// The text could not be tokenized.
-    Load(crate::model::LoadError),
+    Load(crate::checkpoint::LoadError),
     /// The model could not run.
     Model(mpc_transformer::ModelError),
     /// The parties failed.
-    Launch(crate::launcher::LaunchError),
+    Launch(crate::run::threads::LaunchError),
     /// The networked parties failed.
-    Network(crate::network::NetError),
+    Network(crate::run::network::NetError),
     /// The parties finished, but the data owner (P1) received no output.
     NoOutput,
 }
@@ -200,7 +200,7 @@ impl<'a> Runner<'a> {
             (setting, _) => {
                 let job = PrivateJob { progress, ..self.job(tokens) };
                 let [p0, p1] = if setting == Setting::Tcp {
-                    crate::network::run_loopback(&job, crate::tcp::TcpOptions::default())
+                    crate::run::network::run_loopback(&job, crate::transport::tcp::TcpOptions::default())
                         .map_err(InferError::Network)?
                 } else {
                     let run = run_private(job).map_err(InferError::Launch)?;
@@ -243,7 +243,7 @@ impl<'a> Runner<'a> {
         let job = self.job(first);
         let mut reports = Vec::with_capacity(queries.len());
         let mut failure = None;
-        let observe = |i: usize, p1: &crate::bench::model::PartyReport| {
+        let observe = |i: usize, p1: &crate::run::PartyReport| {
             let (Some(private), Some((plaintext, plaintext_s))) = (p1.output.clone(), references.get(i).cloned())
             else {
                 failure.get_or_insert(InferError::NoOutput);
@@ -261,10 +261,15 @@ impl<'a> Runner<'a> {
             reports.push(report);
         };
         if self.setting == Setting::Tcp {
-            crate::network::run_loopback_queries(&job, crate::tcp::TcpOptions::default(), &refs, observe)
-                .map_err(InferError::Network)?;
+            crate::run::network::run_loopback_queries(
+                &job,
+                crate::transport::tcp::TcpOptions::default(),
+                &refs,
+                observe,
+            )
+            .map_err(InferError::Network)?;
         } else {
-            crate::bench::model::run_private_queries(&job, &refs, observe).map_err(InferError::Launch)?;
+            crate::run::run_private_queries(&job, &refs, observe).map_err(InferError::Launch)?;
         }
         match failure {
             Some(e) => Err(e),

@@ -10,8 +10,8 @@ use mpc_core::Error;
 use mpc_core::preprocessing::{Dealer, DealerClient, DealerStats};
 use mpc_core::transport::{Metered, PartyId, Role};
 
-use crate::launcher::{PartyContext, party_rng, seed_bytes};
-use crate::tcp::{Identity, TcpError, TcpOptions, TcpTransport, listen};
+use crate::run::threads::{PartyContext, party_rng, seed_bytes};
+use crate::transport::tcp::{Identity, TcpError, TcpOptions, TcpTransport, listen};
 
 /// Why a networked party or dealer stopped.
 #[derive(Debug)]
@@ -76,7 +76,7 @@ pub struct Endpoints {
 
 /// Connects a computing party to the dealer and to its peer, ready for [`private_party`].
 ///
-/// [`private_party`]: crate::bench::model::private_party
+/// [`private_party`]: crate::run::private_party
 pub fn connect_party(
     role: Role,
     endpoints: Endpoints,
@@ -103,9 +103,9 @@ pub fn connect_party(
 /// Runs the dealer, P0 and P1 as threads of this process, but over TCP + TLS on loopback with
 /// fresh certificates: the network setting's code paths, from one command.
 pub fn run_loopback(
-    job: &crate::bench::model::PrivateJob<'_>,
+    job: &crate::run::PrivateJob<'_>,
     options: TcpOptions,
-) -> Result<[crate::bench::model::PartyReport; 2], NetError> {
+) -> Result<[crate::run::PartyReport; 2], NetError> {
     run_loopback_queries(job, options, &[job.tokens], |_, _| {})
 }
 
@@ -115,16 +115,16 @@ pub fn run_loopback(
 ///
 /// [`Session`]: mpc_transformer::Session
 pub fn run_loopback_queries(
-    job: &crate::bench::model::PrivateJob<'_>,
+    job: &crate::run::PrivateJob<'_>,
     options: TcpOptions,
     queries: &[&[u32]],
-    mut observe: impl FnMut(usize, &crate::bench::model::PartyReport) + Send,
-) -> Result<[crate::bench::model::PartyReport; 2], NetError> {
-    use crate::bench::model::PartyReport;
+    mut observe: impl FnMut(usize, &crate::run::PartyReport) + Send,
+) -> Result<[crate::run::PartyReport; 2], NetError> {
+    use crate::run::PartyReport;
     static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let session = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let certs = std::env::temp_dir().join(format!("mpcformer-loopback-{}-{session}", std::process::id()));
-    crate::tcp::make_certs(&certs)?;
+    crate::transport::tcp::make_certs(&certs)?;
     let free = || -> Result<SocketAddr, NetError> {
         let l = listen(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         l.local_addr().map_err(|e| NetError::Link(TcpError::new_other(e.to_string())))
@@ -136,13 +136,13 @@ pub fn run_loopback_queries(
         let certs = &certs;
         let p0 = s.spawn(move || -> Result<PartyReport, NetError> {
             let mut ctx = connect_party(Role::P0, endpoints, certs, job.seed, options)?;
-            let last = crate::bench::model::private_queries(&mut ctx, job, queries, |_, _| {})?;
+            let last = crate::run::private_queries(&mut ctx, job, queries, |_, _| {})?;
             ctx.dealer.finish()?;
             Ok(last)
         });
         let p1 = s.spawn(move || -> Result<PartyReport, NetError> {
             let mut ctx = connect_party(Role::P1, endpoints, certs, job.seed, options)?;
-            Ok(crate::bench::model::private_queries(&mut ctx, job, queries, observe)?)
+            Ok(crate::run::private_queries(&mut ctx, job, queries, observe)?)
         });
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<_, NetError>>| {
             h.join().unwrap_or(Err(NetError::Protocol(Error::Malformed("a party panicked"))))

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::checkpoint::Checkpoint;
 use crate::dataset::Example;
-use crate::infer::{InferError, ModelChoice, Runner, Setting};
-use crate::model::Checkpoint;
+use crate::tasks::infer::{InferError, ModelChoice, Runner, Setting};
 
 /// The `eval --json` line.
 #[derive(Clone, Debug, Serialize)]

@@ -96,7 +96,7 @@ impl<T: Transport> Transport for Shaped<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::ChannelTransport;
+    use crate::transport::channel::ChannelTransport;
 
     #[test]
     fn projection_adds_round_trips_and_transfer_time() {

@@ -6,11 +6,11 @@ use std::time::Instant;
 use mpc_transformer::{BertConfig, Params, Preset};
 use serde::Serialize;
 
-use crate::bench::model::PrivateJob;
-use crate::eval::argmax;
-use crate::network::{NetError, run_loopback_queries};
 use crate::resident_bytes;
-use crate::tcp::TcpOptions;
+use crate::run::PrivateJob;
+use crate::run::network::{NetError, run_loopback_queries};
+use crate::tasks::eval::argmax;
+use crate::transport::tcp::TcpOptions;
 
 /// The `soak --json` line.
 #[derive(Clone, Debug, Serialize)]

@@ -13,17 +13,14 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use mpc_core::transport::{self, ErrorKind, ErrorType, PartyId, Transport};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, Connection, ServerConnection};
 
 /// Why a link could not be set up or used.
 #[derive(Debug)]
@@ -63,6 +60,10 @@ impl transport::Error for TcpError {
     }
 }
 
+fn io_error(kind: ErrorKind, detail: String) -> TcpError {
+    TcpError::new(kind, None, detail)
+}
+
 /// Timeouts and limits of a link.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpOptions {
@@ -81,172 +82,13 @@ impl Default for TcpOptions {
 }
 
 /// A party's TLS identity: the session's CA and its own certificate and key.
-#[derive(Debug)]
-pub struct Identity {
-    role: PartyId,
-    ca: CertificateDer<'static>,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-}
+mod frame;
+mod tls;
 
-fn io_error(kind: ErrorKind, detail: String) -> TcpError {
-    TcpError::new(kind, None, detail)
-}
-
-impl Identity {
-    /// Reads `ca.pem`, `<role>.pem` and `<role>.key` from `dir` (as written by [`make_certs`]).
-    pub fn load(dir: &Path, role: PartyId) -> Result<Self, TcpError> {
-        let file = |name: String| dir.join(name);
-        let bad = |what: &Path, e: &dyn std::fmt::Display| {
-            io_error(ErrorKind::Unauthenticated, format!("{}: {e}", what.display()))
-        };
-        let ca_path = file("ca.pem".into());
-        let ca = CertificateDer::from_pem_file(&ca_path).map_err(|e| bad(&ca_path, &e))?;
-        let cert_path = file(format!("{}.pem", role.name()));
-        let chain = CertificateDer::pem_file_iter(&cert_path)
-            .map_err(|e| bad(&cert_path, &e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(&cert_path, &e))?;
-        let key_path = file(format!("{}.key", role.name()));
-        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| bad(&key_path, &e))?;
-        Ok(Self { role, ca, chain, key })
-    }
-
-    fn roots(&self) -> Result<Arc<RootCertStore>, TcpError> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.clone()).map_err(|e| io_error(ErrorKind::Unauthenticated, format!("CA certificate: {e}")))?;
-        Ok(Arc::new(roots))
-    }
-
-    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-        Arc::new(rustls::crypto::ring::default_provider())
-    }
-
-    fn client_config(&self) -> Result<Arc<ClientConfig>, TcpError> {
-        let config = ClientConfig::builder_with_provider(Self::provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| io_error(ErrorKind::Other, e.to_string()))?
-            .with_root_certificates(self.roots()?)
-            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| io_error(ErrorKind::Unauthenticated, format!("own certificate: {e}")))?;
-        Ok(Arc::new(config))
-    }
-
-    fn server_config(&self) -> Result<Arc<ServerConfig>, TcpError> {
-        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, Self::provider())
-            .build()
-            .map_err(|e| io_error(ErrorKind::Unauthenticated, e.to_string()))?;
-        let config = ServerConfig::builder_with_provider(Self::provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| io_error(ErrorKind::Other, e.to_string()))?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| io_error(ErrorKind::Unauthenticated, format!("own certificate: {e}")))?;
-        Ok(Arc::new(config))
-    }
-}
-
-/// Writes a test CA and a certificate and key per role (`p0`, `p1`, `dealer`, each naming its
-/// role as DNS name) into `dir`: `ca.pem`, `<role>.pem`, `<role>.key`. The CA's key is not kept.
-pub fn make_certs(dir: &Path) -> Result<(), TcpError> {
-    make_certs_with(dir, |_| Validity::default())
-}
-
-/// When a certificate is valid: from `not_before` to `not_after`, each (year, month, day) UTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Validity {
-    /// The first day.
-    pub not_before: (i32, u8, u8),
-    /// The last day.
-    pub not_after: (i32, u8, u8),
-}
-
-impl Default for Validity {
-    /// 2024-01-01 to 2124-01-01: test certificates that do not expire during a test.
-    fn default() -> Self {
-        Self { not_before: (2024, 1, 1), not_after: (2124, 1, 1) }
-    }
-}
-
-/// [`make_certs`] with each role's certificate valid over `validity(role)` (an expired one, to
-/// test that it is refused).
-pub fn make_certs_with(dir: &Path, validity: impl Fn(PartyId) -> Validity) -> Result<(), TcpError> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose, date_time_ymd};
-    let fail = |e: &dyn std::fmt::Display| io_error(ErrorKind::Other, e.to_string());
-    std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-    let ca_key = KeyPair::generate().map_err(|e| fail(&e))?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| fail(&e))?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "mpcformer test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(|e| fail(&e))?;
-    let issuer = Issuer::new(ca_params, ca_key);
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).map_err(|e| fail(&e))?;
-    for role in [PartyId::P0, PartyId::P1, PartyId::Dealer] {
-        let key = KeyPair::generate().map_err(|e| fail(&e))?;
-        let mut params = CertificateParams::new(vec![role.name().to_string()]).map_err(|e| fail(&e))?;
-        params.distinguished_name.push(rcgen::DnType::CommonName, role.name());
-        let Validity { not_before: (y0, m0, d0), not_after: (y1, m1, d1) } = validity(role);
-        params.not_before = date_time_ymd(y0, m0, d0);
-        params.not_after = date_time_ymd(y1, m1, d1);
-        let cert = params.signed_by(&key, &issuer).map_err(|e| fail(&e))?;
-        std::fs::write(dir.join(format!("{}.pem", role.name())), cert.pem()).map_err(|e| fail(&e))?;
-        std::fs::write(dir.join(format!("{}.key", role.name())), key.serialize_pem()).map_err(|e| fail(&e))?;
-    }
-    Ok(())
-}
-
-type Incoming = Result<Vec<u8>, (ErrorKind, String)>;
-
-/// Cuts a byte stream into messages framed by a little-endian u64 length, refusing any frame
-/// longer than the limit before allocating it.
-#[derive(Debug)]
-pub struct FrameDecoder {
-    pending: Vec<u8>,
-    max_message: u64,
-}
-
-impl FrameDecoder {
-    /// A decoder accepting messages of at most `max_message` bytes.
-    pub fn new(max_message: u64) -> Self {
-        Self { pending: Vec::new(), max_message }
-    }
-
-    /// Appends received bytes and returns the messages they complete, or the frame that is too
-    /// large.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, (ErrorKind, String)> {
-        self.pending.extend_from_slice(bytes);
-        let mut out = Vec::new();
-        let mut start = 0;
-        while self.pending.len() - start >= 8 {
-            let len = u64::from_le_bytes(self.pending[start..start + 8].try_into().expect("eight bytes"));
-            if len > self.max_message {
-                return Err((ErrorKind::TooLarge, format!("frame of {len} bytes")));
-            }
-            let len = len as usize;
-            if self.pending.len() - start - 8 < len {
-                break;
-            }
-            out.push(self.pending[start + 8..start + 8 + len].to_vec());
-            start += 8 + len;
-        }
-        self.pending.drain(..start);
-        Ok(out)
-    }
-
-    /// Bytes held for an incomplete frame.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
-    }
-}
-
-/// The frame of one message.
-pub fn frame(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + msg.len());
-    out.extend_from_slice(&(msg.len() as u64).to_le_bytes());
-    out.extend_from_slice(msg);
-    out
-}
+use frame::Incoming;
+pub use frame::{FrameDecoder, frame};
+pub use tls::{Identity, Validity, make_certs, make_certs_with};
+use tls::{certified_role, handshake};
 
 struct Link {
     outgoing: Option<Sender<Vec<u8>>>,
@@ -276,29 +118,6 @@ impl std::fmt::Debug for TcpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpTransport").field("peers", &self.links.keys().collect::<Vec<_>>()).finish()
     }
-}
-
-fn handshake(conn: &mut Connection, tcp: &mut TcpStream, peer: Option<PartyId>) -> Result<(), TcpError> {
-    while conn.is_handshaking() {
-        conn.complete_io(tcp).map_err(|e| {
-            let kind = match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ErrorKind::TimedOut,
-                std::io::ErrorKind::InvalidData => ErrorKind::Unauthenticated,
-                _ => ErrorKind::Disconnected,
-            };
-            TcpError::new(kind, peer, format!("TLS handshake: {e}"))
-        })?;
-    }
-    Ok(())
-}
-
-/// The role a verified peer certificate names (its DNS name).
-fn certified_role(conn: &Connection) -> Option<PartyId> {
-    let cert = conn.peer_certificates()?.first()?;
-    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
-    [PartyId::P0, PartyId::P1, PartyId::Dealer].into_iter().find(|role| {
-        ServerName::try_from(role.name()).is_ok_and(|name| cert.verify_is_valid_for_subject_name(&name).is_ok())
-    })
 }
 
 fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptions) -> Result<Link, TcpError> {
@@ -531,45 +350,5 @@ impl Transport for TcpTransport {
                 Err(TcpError::new(ErrorKind::Disconnected, Some(from), "link closed"))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_split_anywhere_come_out_whole() {
-        let stream: Vec<u8> = [frame(b"first"), frame(b""), frame(&[7u8; 300])].concat();
-        for cut in [1, 7, 8, 9, 13, 100, stream.len()] {
-            let mut d = FrameDecoder::new(1 << 20);
-            let mut got = Vec::new();
-            for chunk in stream.chunks(cut) {
-                got.extend(d.push(chunk).unwrap());
-            }
-            assert_eq!(got, vec![b"first".to_vec(), vec![], vec![7u8; 300]], "cut {cut}");
-            assert_eq!(d.pending(), 0);
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_streams_never_panic_the_decoder(stream: Vec<u8>, cut in 1usize..64) {
-            let mut d = FrameDecoder::new(1 << 12);
-            for chunk in stream.chunks(cut) {
-                if d.push(chunk).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn oversized_frames_are_refused_before_allocation() {
-        let mut d = FrameDecoder::new(16);
-        let err = d.push(&u64::MAX.to_le_bytes()).unwrap_err();
-        assert_eq!(err.0, ErrorKind::TooLarge);
-        assert_eq!(FrameDecoder::new(16).push(&frame(&[0; 17])).unwrap_err().0, ErrorKind::TooLarge);
-        assert_eq!(FrameDecoder::new(16).push(&frame(&[0; 16])).unwrap().len(), 1);
     }
 }

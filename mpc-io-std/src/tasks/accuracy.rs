@@ -7,7 +7,7 @@ use mpc_core::transport::{CommStats, Role};
 use mpc_nn::{Backend, Plain, Secure};
 use serde::Serialize;
 
-use crate::launcher::{LaunchError, LaunchOptions, run_threaded};
+use crate::run::threads::{LaunchError, LaunchOptions, run_threaded};
 
 /// One line of the table.
 #[derive(Clone, Debug, Serialize)]

@@ -14,7 +14,7 @@ use mpc_core::share::Prg;
 use mpc_core::transport::{CommStats, ErrorKind, Metered, PartyId, Role};
 use mpc_core::{Error, Party};
 
-use crate::channel::ChannelTransport;
+use crate::transport::channel::ChannelTransport;
 
 /// The transport type of a threaded party (to its peer, or to the dealer).
 pub type ThreadedTransport = Metered<ChannelTransport>;

@@ -7,9 +7,9 @@
 
 use mpc_transformer::BertConfig;
 
-use crate::bench::model::{self, ModelBench, ModelReport};
-use crate::infer::ModelChoice;
-use crate::launcher::LaunchError;
+use crate::run::threads::LaunchError;
+use crate::tasks::bench::{self, ModelBench, ModelReport};
+use crate::tasks::infer::ModelChoice;
 
 /// The demo's settings.
 pub fn settings(choice: ModelChoice) -> ModelBench {
@@ -28,7 +28,7 @@ pub fn settings(choice: ModelChoice) -> ModelBench {
 
 /// Runs the demo.
 pub fn run(choice: ModelChoice) -> Result<ModelReport, LaunchError> {
-    model::run(&settings(choice))
+    bench::run(&settings(choice))
 }
 
 /// Class probabilities from logits.

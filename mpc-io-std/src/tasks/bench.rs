@@ -1,0 +1,200 @@
+//! `mpcformer bench`: a BERT-class encoder on random weights, P0, P1 and the dealer in threads,
+//! through one [`Session`](mpc_transformer::Session) per party.
+//!
+//! Phases, each timed and metered apart: **load** (P0's weights enter the computation once),
+//! **offline** (the dealer's material made ahead, up to the budget, and the input-free products),
+//! **online** (the inference proper, less the material made on demand within it, which is
+//! reported as `on_demand_s`). The plaintext time is the same model in `Plain<f32>`
+//! (matrixmultiply's sgemm), on one thread like each party, in the same run.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use mpc_core::protocol::Truncation;
+use mpc_core::transport::CommStats;
+use mpc_nn::{Plain, WeightMode};
+use mpc_transformer::{BertConfig, Bucket, Encoder, Params, Preset, Unobserved};
+use serde::Serialize;
+
+use crate::run::threads::LaunchError;
+use crate::run::{PrivateJob, run_private, run_private_shaped};
+use crate::transport::shaping::NetworkProfile;
+
+/// What to benchmark.
+#[derive(Clone, Debug)]
+pub struct ModelBench {
+    /// The configuration's name (`bert-base`, ...), for the report.
+    pub config_name: String,
+    /// The shape.
+    pub config: BertConfig,
+    /// Tokens.
+    pub seq: usize,
+    /// Layers to run (default: all).
+    pub layers: Option<usize>,
+    /// Approximations.
+    pub preset: Preset,
+    /// How P0's weights are held.
+    pub weights: WeightMode,
+    /// Truncation at the session precision.
+    pub truncation: Truncation,
+    /// Seed of the random weights and tokens.
+    pub seed: u64,
+    /// Also project the online time to this network and measure it through a shaping decorator.
+    pub net: Option<NetworkProfile>,
+}
+
+/// Cost of one bucket of stages, over the online phase.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct BucketCost {
+    /// Seconds (P0's wall time inside the bucket).
+    pub seconds: f64,
+    /// Bytes both parties sent.
+    pub bytes: u64,
+    /// Rounds (the larger of the two parties' counts).
+    pub rounds: u64,
+}
+
+/// The benchmark's JSON line.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelReport {
+    /// Configuration name.
+    pub config: String,
+    /// Tokens.
+    pub seq: usize,
+    /// Layers run.
+    pub layers: usize,
+    /// Preset name.
+    pub preset: String,
+    /// `shared` or `owner`.
+    pub weights: &'static str,
+    /// `local` or `dealer`.
+    pub truncation: &'static str,
+    /// Online wall time (the slower party).
+    pub online_s: f64,
+    /// Online wall time of P0 and of P1.
+    pub online_s_by_party: [f64; 2],
+    /// Offline wall time (dealer material for one inference: made ahead, and made on demand
+    /// within the online phase when it exceeds the budget).
+    pub offline_s: f64,
+    /// The part of `offline_s` made on demand within the online phase.
+    pub on_demand_s: f64,
+    /// Plaintext time of the same model, `Plain<f32>`, one thread.
+    pub plaintext_s: f64,
+    /// `online_s / plaintext_s`.
+    pub online_ratio: f64,
+    /// Bytes both parties sent each other online.
+    pub online_bytes: u64,
+    /// Bytes the dealer sent and P0 sent the dealer for one inference.
+    pub offline_bytes: u64,
+    /// The most material one party held at once, in bytes.
+    pub peak_material_bytes: u64,
+    /// Peak resident memory of this process (P0, P1, the dealer and the plaintext reference
+    /// together, in threads), from the kernel's VmHWM.
+    pub peak_rss_bytes: u64,
+    /// Online rounds (the larger of the two parties' counts).
+    pub rounds: u64,
+    /// Largest |private - plaintext f64 with the same approximations| over the outputs.
+    pub max_abs_err: f64,
+    /// The private output, revealed (logits, or the sentence embedding).
+    pub private: Vec<f64>,
+    /// The same output in plaintext f64 with the same approximations.
+    pub plaintext: Vec<f64>,
+    /// Model load: seconds.
+    pub load_s: f64,
+    /// Model load: bytes both parties sent each other.
+    pub load_bytes: u64,
+    /// Online cost per bucket (`embed`, `linear`, `softmax`, `activation`, `norm`).
+    pub buckets: BTreeMap<&'static str, BucketCost>,
+    /// The network of `--net`, if any.
+    pub net: Option<NetworkProfile>,
+    /// Online time projected to that network: online_s + rounds × RTT + busier direction's bytes
+    /// / bandwidth.
+    pub projected_s: Option<f64>,
+    /// Online time measured through the shaping decorator for that network.
+    pub shaped_s: Option<f64>,
+}
+
+fn tokens(config: &BertConfig, seq: usize, seed: u64) -> Vec<u32> {
+    (0..seq as u64).map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % config.vocab_size as u64) as u32).collect()
+}
+
+/// Runs the benchmark.
+pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
+    let config = &bench.config;
+    let params = Params::random(config, bench.seed);
+    let toks = tokens(config, bench.seq, bench.seed);
+    let mask = vec![1.0; bench.seq];
+    let job = PrivateJob {
+        weights: bench.weights,
+        truncation: bench.truncation,
+        layers: bench.layers,
+        ..PrivateJob::new(config, &params, &toks, bench.preset)
+    };
+    let run = run_private(job)?;
+
+    // Plaintext: the same model in f32 (timed), and in f64 (the accuracy reference).
+    let mut fast = Plain::<f32>::new();
+    let model = Encoder::load(&mut fast, config, bench.preset, Some(&params), bench.layers).expect("plain load");
+    let t = Instant::now();
+    let _ = model.forward(&mut fast, Some(&toks), &mask, &mut Unobserved).expect("plain forward");
+    let plaintext_s = t.elapsed().as_secs_f64();
+    let mut exact = Plain::<f64>::new();
+    let model = Encoder::load(&mut exact, config, bench.preset, Some(&params), bench.layers).expect("plain load");
+    let reference = model.forward(&mut exact, Some(&toks), &mask, &mut Unobserved).expect("plain forward");
+
+    let (p0, p1) = (&run.p0.output, &run.p1.output);
+    let private = p1.output.clone().unwrap_or_default();
+    // A missing output has another length: the worst error, like a NaN.
+    let max_abs_err = crate::max_abs_diff(&private, &reference);
+    let both = |a: &CommStats, b: &CommStats| a.bytes_sent + b.bytes_sent;
+    let buckets = Bucket::ALL
+        .iter()
+        .map(|bucket| {
+            let (s0, c0) = p0.buckets.get(bucket).copied().unwrap_or_default();
+            let (_, c1) = p1.buckets.get(bucket).copied().unwrap_or_default();
+            (bucket.name(), BucketCost { seconds: s0, bytes: both(&c0, &c1), rounds: c0.rounds.max(c1.rounds) })
+        })
+        .collect();
+    let online_s = p0.online.0.max(p1.online.0);
+    let rounds = p0.online.1.rounds.max(p1.online.1.rounds);
+    let (projected_s, shaped_s) = match bench.net {
+        None => (None, None),
+        Some(profile) => {
+            let busiest = p0.online.1.bytes_sent.max(p1.online.1.bytes_sent);
+            let shaped = run_private_shaped(job, profile)?;
+            let shaped_s = shaped.p0.output.online.0.max(shaped.p1.output.online.0);
+            (Some(profile.project(online_s, rounds, busiest)), Some(shaped_s))
+        }
+    };
+    Ok(ModelReport {
+        config: bench.config_name.clone(),
+        seq: bench.seq,
+        layers: bench.layers.unwrap_or(config.num_hidden_layers).min(config.num_hidden_layers),
+        preset: bench.preset.name().to_string(),
+        weights: bench.weights.name(),
+        truncation: match bench.truncation {
+            Truncation::Local => "local",
+            Truncation::Dealer => "dealer",
+        },
+        online_s,
+        online_s_by_party: [p0.online.0, p1.online.0],
+        offline_s: p0.offline_seconds().max(p1.offline_seconds()),
+        on_demand_s: p0.on_demand.0.max(p1.on_demand.0),
+        plaintext_s,
+        online_ratio: online_s / plaintext_s,
+        online_bytes: both(&p0.online.1, &p1.online.1),
+        offline_bytes: p0.dealer_bytes() + p1.dealer_bytes(),
+        peak_material_bytes: 8 * p0.peak_material_elements.max(p1.peak_material_elements),
+        peak_rss_bytes: crate::peak_rss_bytes(),
+        rounds,
+        max_abs_err,
+        private,
+        plaintext: reference.clone(),
+        load_s: p0.load.0.max(p1.load.0),
+        load_bytes: both(&p0.load.1, &p1.load.1),
+        buckets,
+        net: bench.net,
+        projected_s,
+        shaped_s,
+    })
+}

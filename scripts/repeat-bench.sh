@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs `mpcformer bench ... --json` N times and prints the distribution of each figure: median,
+# minimum and maximum of the online, offline and load seconds, bytes, rounds, the largest error
+# and the peak resident memory, with the CPU model. A failed run counts (and is printed).
+#   scripts/repeat-bench.sh N [bench arguments...]
+#   scripts/repeat-bench.sh 20 --config bert-base --seq 128 --preset quad+2quad --weights owner
+set -euo pipefail
+runs=$1
+shift
+bin=${MPCFORMER:-target/release/mpcformer}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for i in $(seq "$runs"); do
+  if ! "$bin" bench "$@" --json >>"$out"; then
+    echo "run $i failed" >&2
+  fi
+done
+python3 - "$out" "$runs" "$*" <<'PY'
+import json, statistics, sys, platform
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+runs, args = int(sys.argv[2]), sys.argv[3]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+print(f"{args}: {len(lines)} of {runs} runs succeeded; CPU {cpu}")
+def row(name, key, scale=1.0, unit=""):
+    v = [l[key] * scale for l in lines if l.get(key) is not None]
+    if v:
+        print(f"  {name:<14} median {statistics.median(v):10.4g}{unit}  min {min(v):10.4g}{unit}  max {max(v):10.4g}{unit}")
+row("online", "online_s", unit=" s")
+row("offline", "offline_s", unit=" s")
+row("on demand", "on_demand_s", unit=" s")
+row("load", "load_s", unit=" s")
+row("plaintext", "plaintext_s", unit=" s")
+row("online ratio", "online_ratio", unit="x")
+row("online bytes", "online_bytes", 1e-6, " MB")
+row("offline bytes", "offline_bytes", 1e-6, " MB")
+row("load bytes", "load_bytes", 1e-6, " MB")
+row("rounds", "rounds")
+row("max abs err", "max_abs_err")
+row("peak rss", "peak_rss_bytes", 1e-9, " GB")
+bad = [l["max_abs_err"] for l in lines if not l["max_abs_err"] <= 1e-2]
+print(f"  runs with max_abs_err above 1e-2: {len(bad) + runs - len(lines)}")
+PY
