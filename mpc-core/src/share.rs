@@ -74,9 +74,16 @@ impl<R: Ring> core::fmt::Debug for Shares<R> {
     }
 }
 
+impl<R: Ring> Zeroize for Shares<R> {
+    /// Overwrites every value (and the spare capacity) with zeros and empties the container.
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
 impl<R: Ring> Drop for Shares<R> {
     fn drop(&mut self) {
-        self.0.zeroize();
+        self.zeroize();
     }
 }
 
@@ -306,18 +313,32 @@ mod tests {
     }
 
     #[test]
-    fn seeds_compare_in_constant_time_and_hide_in_debug() {
+    fn seeds_compare_through_subtle_at_every_byte_and_hide_in_debug() {
+        // Equality is subtle's `ct_eq` (no early exit on the first differing byte): it agrees
+        // with the bytes whichever byte differs.
         let a = Seed::from_bytes([1u8; 32]);
-        let b = Seed::from_bytes([2u8; 32]);
         assert_eq!(a, a.clone());
-        assert_ne!(a, b);
+        assert_eq!(a.ct_eq(&a.clone()).unwrap_u8(), 1);
+        for i in 0..32 {
+            let mut bytes = [1u8; 32];
+            bytes[i] ^= 0x80;
+            let b = Seed::from_bytes(bytes);
+            assert_ne!(a, b, "byte {i}");
+            assert_eq!(a.ct_eq(&b).unwrap_u8(), 0, "byte {i}");
+        }
         assert_eq!(alloc::format!("{a:?}"), "Seed(..)");
     }
 
     #[test]
-    fn shares_wipe_on_into_vec_and_hide_in_debug() {
-        let s = Shares::from_vec(alloc::vec![5u64, 6, 7]);
+    fn shares_wipe_themselves_on_drop_and_hide_in_debug() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<Shares<u64>>();
+        let mut s = Shares::from_vec(alloc::vec![5u64, 6, 7]);
         assert_eq!(alloc::format!("{s:?}"), "Shares(len = 3)");
-        assert_eq!(s.into_vec(), alloc::vec![5, 6, 7]);
+        // Drop runs exactly this wipe.
+        s.zeroize();
+        assert!(s.is_empty(), "wiped shares hold nothing");
+        // Handing the values over leaves nothing behind to wipe twice.
+        assert_eq!(Shares::from_vec(alloc::vec![5u64, 6, 7]).into_vec(), alloc::vec![5, 6, 7]);
     }
 }

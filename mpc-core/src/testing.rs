@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::preprocessing::{Dealer, TestDealer};
 use crate::protocol::{Party, Truncation};
 use crate::share::Seed;
-use crate::transport::{Replay, Role};
+use crate::transport::{Replay, Role, Transport};
 
 /// The largest request the dealer harness accepts (keeps fuzzing within memory limits).
 pub const HARNESS_MAX_REQUEST_ELEMENTS: usize = 1 << 16;
@@ -25,11 +25,16 @@ pub fn replay_dealer_session(script: &[u8]) -> Result<u64, Error> {
 /// matmul, dealer truncation and a reveal. Returns what was opened.
 pub fn replay_party_session(script: &[u8]) -> Result<Vec<u64>, Error> {
     let (&first, script) = script.split_first().ok_or(Error::Malformed("empty script"))?;
+    party_program(first, &mut Replay::new(script))
+}
+
+/// The program of [`replay_party_session`] over any transport (`first` picks the role and the
+/// truncation).
+fn party_program<T: Transport>(first: u8, transport: &mut T) -> Result<Vec<u64>, Error> {
     let role = if first & 1 == 0 { Role::P0 } else { Role::P1 };
     let (p0, p1) = TestDealer::<u64>::pair([3; 32]);
     let provider = if role == Role::P0 { p0 } else { p1 };
-    let mut replay = Replay::new(script);
-    let mut party = Party::with_seed(role, &mut replay, provider, &Seed::from_bytes([4; 32]))
+    let mut party = Party::with_seed(role, transport, provider, &Seed::from_bytes([4; 32]))
         .with_truncation(if first & 2 == 0 { Truncation::Local } else { Truncation::Dealer });
     let own = [1u64 << 16, 2 << 16, 3 << 16, 4 << 16, 5 << 16, 6 << 16];
     let x = party.input(role, Some(&own), 6)?;
@@ -113,14 +118,57 @@ mod tests {
         }
 
         #[test]
-        fn well_framed_random_messages_never_panic(role: u8, payloads: Vec<Vec<u64>>) {
-            // Messages of plausible lengths reach deep into the program.
-            let mut script = vec![role];
-            for p in &payloads {
-                let bytes: Vec<u8> = p.iter().flat_map(|x| x.to_le_bytes()).collect();
+        fn well_framed_random_messages_reach_the_end(first: u8, seed: u64, fault in proptest::option::of(0usize..40)) {
+            // Messages of the lengths the program expects, with random contents, run it to the
+            // end; one message of another length stops it there with a typed error.
+            let lengths = expected_lengths(first);
+            let mut state = seed | 1;
+            let mut script = vec![first];
+            for (i, &len) in lengths.iter().enumerate() {
+                let len = if fault == Some(i) { len + 8 } else { len };
+                let bytes: Vec<u8> = (0..len).map(|_| next(&mut state) as u8).collect();
                 script.extend(message(&bytes));
             }
-            let _ = replay_party_session(&script);
+            let result = replay_party_session(&script);
+            match fault {
+                Some(i) if i < lengths.len() => {
+                    prop_assert_eq!(result, Err(Error::Transport(ErrorKind::LengthMismatch)));
+                }
+                _ => prop_assert!(result.is_ok(), "{:?}", result),
+            }
         }
+    }
+
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// A peer that answers every receive with bytes of the length asked, noting the lengths.
+    struct Stretchy(Vec<usize>);
+
+    impl crate::transport::ErrorType for Stretchy {
+        type Error = ErrorKind;
+    }
+
+    impl Transport for Stretchy {
+        fn send(&mut self, _to: crate::transport::PartyId, _msg: &[u8]) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+        fn recv(&mut self, _from: crate::transport::PartyId, buf: &mut [u8]) -> Result<(), ErrorKind> {
+            buf.fill(0x5A);
+            self.0.push(buf.len());
+            Ok(())
+        }
+    }
+
+    /// The length of every message the program receives at the role and truncation of `first`.
+    fn expected_lengths(first: u8) -> Vec<usize> {
+        let mut peer = Stretchy(Vec::new());
+        party_program(first, &mut peer).expect("the program runs against a compliant peer");
+        assert!(peer.0.len() >= 5, "the program receives at every step");
+        peer.0
     }
 }

@@ -32,7 +32,7 @@ pub enum LoadError {
     },
     /// The safetensors file is malformed.
     Weights(String),
-    /// A tensor has a dtype other than F32.
+    /// A tensor has a dtype other than F32, F16 or BF16.
     Dtype {
         /// The tensor.
         name: String,
@@ -91,7 +91,7 @@ impl fmt::Display for LoadError {
             LoadError::Unsupported { field, value } => write!(f, "config.json: `{field}` = {value} is not supported"),
             LoadError::Weights(e) => write!(f, "model.safetensors: {e}"),
             LoadError::Dtype { name, dtype } => {
-                write!(f, "model.safetensors: tensor `{name}` is {dtype}, expected F32")
+                write!(f, "model.safetensors: tensor `{name}` is {dtype}, expected F32, F16 or BF16")
             }
             LoadError::Tokenizer(e) => write!(f, "tokenizer: {e}"),
             LoadError::TooLarge { what, size, limit } => write!(f, "{what} is {size}, above the limit of {limit}"),
@@ -119,6 +119,19 @@ pub fn parse_preset(json: &[u8]) -> Result<Option<Preset>, LoadError> {
             .map(Some)
             .ok_or_else(|| LoadError::Unsupported { field: PRESET_FIELD, value: v.to_string() }),
     }
+}
+
+/// The class names `config.json` gives in `id2label` (`{"0": "NEGATIVE", "1": "POSITIVE"}`), in
+/// class order; `None` when absent, or when it does not name every class from 0 up exactly once.
+pub fn parse_label_names(json: &[u8]) -> Option<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let map = value.get("id2label")?.as_object()?;
+    let mut names = vec![None; map.len()];
+    for (id, name) in map {
+        let slot = names.get_mut(id.parse::<usize>().ok()?)?;
+        *slot = Some(name.as_str()?.to_string());
+    }
+    names.into_iter().collect()
 }
 
 /// Parses and checks a `config.json`.
@@ -153,11 +166,42 @@ pub fn parse_weights(bytes: &[u8]) -> Result<Params, LoadError> {
                 let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
                 params.insert(short, view.shape().to_vec(), data);
             }
+            // Half-precision checkpoints are widened at load time (exactly: every f16 and bf16
+            // value is an f32 value).
+            Dtype::F16 => {
+                let data = view.data().chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect();
+                params.insert(short, view.shape().to_vec(), data);
+            }
+            Dtype::BF16 => {
+                let data = view
+                    .data()
+                    .chunks_exact(2)
+                    .map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16));
+                params.insert(short, view.shape().to_vec(), data.collect());
+            }
             Dtype::I64 | Dtype::I32 if short.ends_with("position_ids") || short.ends_with("token_type_ids") => {}
             other => return Err(LoadError::Dtype { name: name.to_string(), dtype: format!("{other:?}") }),
         }
     }
     Ok(params)
+}
+
+/// IEEE half precision to single, exactly (subnormals, infinities and NaN included).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exponent = u32::from((h >> 10) & 0x1f);
+    let mantissa = u32::from(h & 0x3ff);
+    let bits = match (exponent, mantissa) {
+        (0, 0) => sign,
+        // Subnormal: value = mantissa · 2^-24, exact in f32.
+        (0, m) => {
+            let magnitude = m as f32 / 16_777_216.0;
+            return if sign != 0 { -magnitude } else { magnitude };
+        }
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
 }
 
 /// The tokenizer type of a [`Checkpoint`] (Hugging Face `tokenizers`).
@@ -169,7 +213,7 @@ pub fn load_tokenizer(dir: &Path, max: usize) -> Result<Tokenizer, LoadError> {
     let mut tokenizer = if json.exists() {
         Tokenizer::from_file(&json).map_err(|e| LoadError::Tokenizer(e.to_string()))?
     } else {
-        word_piece(&dir.join("vocab.txt"))?
+        word_piece(&dir.join("vocab.txt"), lower_case(dir)?)?
     };
     tokenizer.with_padding(None);
     let truncation = tokenizers::TruncationParams { max_length: max, ..Default::default() };
@@ -177,8 +221,23 @@ pub fn load_tokenizer(dir: &Path, max: usize) -> Result<Tokenizer, LoadError> {
     Ok(tokenizer)
 }
 
-/// BERT's uncased WordPiece tokenizer from a `vocab.txt`.
-fn word_piece(vocab: &Path) -> Result<Tokenizer, LoadError> {
+/// Whether `tokenizer_config.json` asks for lower-casing (`do_lower_case`, true when absent: BERT's
+/// uncased default).
+fn lower_case(dir: &Path) -> Result<bool, LoadError> {
+    let path = dir.join("tokenizer_config.json");
+    if !path.exists() {
+        return Ok(true);
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&read(&path)?).map_err(|e| LoadError::Tokenizer(format!("{}: {e}", path.display())))?;
+    match json.get("do_lower_case") {
+        None => Ok(true),
+        Some(v) => v.as_bool().ok_or_else(|| LoadError::Tokenizer(format!("do_lower_case is {v}, not a boolean"))),
+    }
+}
+
+/// BERT's WordPiece tokenizer from a `vocab.txt`, lower-casing (and stripping accents) if asked.
+fn word_piece(vocab: &Path, lower_case: bool) -> Result<Tokenizer, LoadError> {
     use tokenizers::Model;
     use tokenizers::models::wordpiece::WordPiece;
     use tokenizers::normalizers::bert::BertNormalizer;
@@ -194,7 +253,7 @@ fn word_piece(vocab: &Path) -> Result<Tokenizer, LoadError> {
     let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
     let mut tokenizer = Tokenizer::new(model);
     tokenizer
-        .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
+        .with_normalizer(Some(BertNormalizer::new(true, true, None, lower_case)))
         .map_err(|e| LoadError::Tokenizer(e.to_string()))?;
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
     tokenizer.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
@@ -212,6 +271,8 @@ pub struct Checkpoint {
     pub tokenizer: Tokenizer,
     /// The preset the model was trained for ([`PRESET_FIELD`]), if config.json names one.
     pub preset: Option<Preset>,
+    /// The class names (config.json's `id2label`), when it gives one per class.
+    pub label_names: Option<Vec<String>>,
 }
 
 impl fmt::Debug for Checkpoint {
@@ -239,6 +300,14 @@ pub fn load_within(dir: &Path, limits: LoadLimits) -> Result<Checkpoint, LoadErr
         });
     }
     let weights = dir.join("model.safetensors");
+    if !weights.exists() && dir.join("pytorch_model.bin").exists() {
+        return Err(LoadError::Weights(format!(
+            "{} has only pytorch_model.bin (a pickle, which this loader does not execute); convert it once with \
+             `python3 -c \"import torch, safetensors.torch as st; st.save_file({{k: v.contiguous() for k, v in \
+             torch.load('pytorch_model.bin', map_location='cpu').items()}}, 'model.safetensors')\"` in that folder",
+            dir.display()
+        )));
+    }
     let size = std::fs::metadata(&weights).map_err(|error| LoadError::Io { path: weights.clone(), error })?.len();
     if size > limits.max_file_bytes {
         return Err(LoadError::TooLarge { what: "model.safetensors", size, limit: limits.max_file_bytes });
@@ -247,7 +316,8 @@ pub fn load_within(dir: &Path, limits: LoadLimits) -> Result<Checkpoint, LoadErr
     config.num_labels = params.iter().find(|(n, _)| n.as_str() == "classifier.weight").map(|(_, p)| p.shape[0]);
     let max = config.max_position_embeddings - config.position_offset();
     let tokenizer = load_tokenizer(dir, max)?;
-    Ok(Checkpoint { config, params, tokenizer, preset })
+    let label_names = parse_label_names(&json).filter(|names| Some(names.len()) == config.num_labels);
+    Ok(Checkpoint { config, params, tokenizer, preset, label_names })
 }
 
 /// What the data owner needs of a checkpoint: its public configuration and its tokenizer, never
@@ -279,10 +349,16 @@ pub fn load_public(dir: &Path) -> Result<Checkpoint, LoadError> {
     }
     let max = config.max_position_embeddings - config.position_offset();
     let tokenizer = load_tokenizer(dir, max)?;
-    Ok(Checkpoint { config, params: Params::new(), tokenizer, preset })
+    let label_names = parse_label_names(&json).filter(|names| Some(names.len()) == config.num_labels);
+    Ok(Checkpoint { config, params: Params::new(), tokenizer, preset, label_names })
 }
 
 impl Checkpoint {
+    /// The name of class `index` (config.json's `id2label`), else the index itself.
+    pub fn label_name(&self, index: usize) -> String {
+        self.label_names.as_ref().and_then(|names| names.get(index).cloned()).unwrap_or_else(|| index.to_string())
+    }
+
     /// Token ids of `text` (with the special tokens), as the data owner computes them.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, LoadError> {
         let encoding = self.tokenizer.encode(text, true).map_err(|e| LoadError::Tokenizer(e.to_string()))?;
@@ -303,8 +379,15 @@ pub fn write_checkpoint(
     let io = |path: PathBuf| move |error| LoadError::Io { path, error };
     std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
     let mut json = serde_json::to_value(config).map_err(|e| LoadError::Config(e.to_string()))?;
-    if let (Some(preset), Some(map)) = (preset, json.as_object_mut()) {
-        map.insert(PRESET_FIELD.into(), preset.name().into());
+    if let Some(map) = json.as_object_mut() {
+        if let Some(preset) = preset {
+            map.insert(PRESET_FIELD.into(), preset.name().into());
+        }
+        // Hugging Face's default class names.
+        if let Some(labels) = config.num_labels {
+            let names = (0..labels).map(|i| (i.to_string(), serde_json::Value::from(format!("LABEL_{i}"))));
+            map.insert("id2label".into(), names.collect());
+        }
     }
     let path = dir.join("config.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&json).expect("a JSON value")).map_err(io(path))?;
@@ -440,20 +523,79 @@ mod tests {
         }
 
         #[test]
-        fn safetensors_headers_with_lying_offsets_are_refused(len in 0u64..64, shape in 0usize..1_000_000) {
+        fn safetensors_headers_with_lying_offsets_are_refused(
+            shape in proptest::prop_oneof![0usize..16, 16usize..1_000_000],
+            lie in -5i64..4,
+        ) {
+            // Offsets that match the shape (lie = 0, about one case in nine) are accepted; any
+            // other length, short or long, is refused.
+            let len = (4 * shape as i64 + lie).clamp(0, 64) as u64;
             let header = format!(r#"{{"w":{{"dtype":"F32","shape":[{shape}],"data_offsets":[0,{len}]}}}}"#);
             let mut file = (header.len() as u64).to_le_bytes().to_vec();
             file.extend(header.as_bytes());
             file.extend(vec![0u8; len as usize]);
             let parsed = parse_weights(&file);
-            proptest::prop_assert_eq!(parsed.is_ok(), shape * 4 == len as usize);
+            proptest::prop_assert_eq!(parsed.is_ok(), shape * 4 == len as usize, "{:?}", parsed.err());
         }
     }
 
     #[test]
+    fn label_names_come_from_id2label_in_class_order() {
+        let json = br#"{"id2label": {"1": "POSITIVE", "0": "NEGATIVE"}}"#;
+        assert_eq!(parse_label_names(json), Some(vec!["NEGATIVE".to_string(), "POSITIVE".to_string()]));
+        assert_eq!(parse_label_names(br#"{"id2label": {"0": "A", "2": "C"}}"#), None, "a gap");
+        assert_eq!(parse_label_names(br#"{"id2label": {"x": "A"}}"#), None);
+        assert_eq!(parse_label_names(b"{}"), None);
+    }
+
+    #[test]
+    fn half_precision_tensors_widen_exactly() {
+        // f16: 1, -2, 0.5, the largest normal 65504, the smallest subnormal 2^-24, -0, inf.
+        let f16: [u16; 7] = [0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x8000, 0x7c00];
+        let bytes: Vec<u8> = f16.iter().flat_map(|h| h.to_le_bytes()).collect();
+        let params = parse_weights(&safetensors_file(&[("bert.h", "F16", vec![7], bytes)])).unwrap();
+        let got = params.get("h", &[7]).unwrap();
+        assert_eq!(&got[..6], &[1.0, -2.0, 0.5, 65504.0, 2f32.powi(-24), -0.0]);
+        assert!(got[6].is_infinite() && got[5].is_sign_negative());
+        assert!(f16_to_f32(0x7e00).is_nan());
+        // bf16: the top half of an f32.
+        let bf16: Vec<u8> =
+            [1.5f32, -3.25, 1e30].iter().flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes()).collect();
+        let params = parse_weights(&safetensors_file(&[("b", "BF16", vec![3], bf16)])).unwrap();
+        let got = params.get("b", &[3]).unwrap();
+        assert_eq!(&got[..2], &[1.5, -3.25]);
+        assert!((got[2] / 1e30 - 1.0).abs() < 1e-2);
+    }
+
+    #[test]
+    fn the_vocabulary_fallback_honours_do_lower_case() {
+        let dir = std::env::temp_dir().join(format!("mpcformer-cased-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\nHello\nhello\n").unwrap();
+        let ids = |dir: &Path| load_tokenizer(dir, 16).unwrap().encode("Hello", true).unwrap().get_ids().to_vec();
+        assert_eq!(ids(&dir), [2, 5, 3], "uncased by default");
+        std::fs::write(dir.join("tokenizer_config.json"), r#"{"do_lower_case": false}"#).unwrap();
+        assert_eq!(ids(&dir), [2, 4, 3], "cased when the config says so");
+        std::fs::write(dir.join("tokenizer_config.json"), r#"{"do_lower_case": "no"}"#).unwrap();
+        assert!(load_tokenizer(&dir, 16).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_with_only_pytorch_weights_says_how_to_convert() {
+        let dir = std::env::temp_dir().join(format!("mpcformer-pickle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), "{}").unwrap();
+        std::fs::write(dir.join("pytorch_model.bin"), [0u8; 16]).unwrap();
+        let err = load(&dir).unwrap_err().to_string();
+        assert!(err.contains("pytorch_model.bin") && err.contains("safetensors"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn bad_weights_are_refused_with_a_reason() {
-        let half = safetensors_file(&[("x", "F16", vec![1], vec![0, 0])]);
-        assert!(parse_weights(&half).unwrap_err().to_string().contains("`x` is F16"));
+        let double = safetensors_file(&[("x", "F64", vec![1], vec![0; 8])]);
+        assert!(parse_weights(&double).unwrap_err().to_string().contains("`x` is F64"));
         assert!(parse_weights(b"\x08\x00\x00\x00\x00\x00\x00\x00{}").is_err());
         assert!(parse_weights(&[0xff; 16]).is_err());
         assert!(parse_weights(&[]).is_err());

@@ -231,7 +231,7 @@ pub trait Backend {
         let dropped = self.mul_bits(&[(&negative, x)])?.pop().expect("one product");
         Ok(self.sub(x, &dropped))
     }
-    /// e^x, accurate on [-128, 0] (absolute error below 1e-4); clipped below -128.
+    /// e^x, accurate on [-128, 0] (absolute error below 8e-5 on [-64, 0]); clipped below -128.
     fn exp(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::exp(self, x)
     }
@@ -244,35 +244,39 @@ pub trait Backend {
     fn inv_sqrt(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::inv_sqrt(self, x)
     }
-    /// erf(x) on all reals (absolute error below 1e-3).
+    /// erf(x) on all reals (absolute error below 7.5e-4 on [-10, 10]).
     fn erf(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::erf(self, x)
     }
-    /// GeLU (erf form) on all reals (absolute error below 1e-3).
+    /// GeLU (erf form) on all reals (absolute error below 8e-4 on [-8, 8], 6.5e-4 on [-1e3, 1e3]).
     fn gelu(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::gelu(self, x)
     }
-    /// tanh on all reals (absolute error below 2e-3).
+    /// tanh on all reals (absolute error below 2.2e-4 on [-10, 10]).
     fn tanh(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::tanh(self, x)
     }
-    /// The logistic sigmoid on all reals.
+    /// The logistic sigmoid on all reals (absolute error below 1.1e-4 on [-20, 20]).
     fn sigmoid(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::sigmoid(self, x)
     }
-    /// MPCFormer's Quad, 0.125x² + 0.25x + 0.5 (GeLU's replacement).
+    /// MPCFormer's Quad, 0.125x² + 0.25x + 0.5 (GeLU's replacement; absolute error below 1e-4 on
+    /// [-10, 10]).
     fn quad(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::quad(self, x)
     }
-    /// Softmax of each row (`rows × len`), with a public 0/1 mask over the row's entries.
+    /// Softmax of each row (`rows × len`), with a public 0/1 mask over the row's entries (absolute
+    /// error below 9e-5 on rows of up to 512 entries in [-50, 50]).
     fn softmax(&mut self, x: &[Self::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Self::Vector> {
         numerics::softmax(self, x, rows, len, mask)
     }
-    /// MPCFormer's 2Quad of each row: m·(x + 5)² / Σ m·(x + 5)².
+    /// MPCFormer's 2Quad of each row: m·(x + 5)² / Σ m·(x + 5)² (absolute error below 4.5e-5 on
+    /// rows of up to 512 entries in [-50, 50]).
     fn two_quad(&mut self, x: &[Self::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Self::Vector> {
         numerics::two_quad(self, x, rows, len, mask)
     }
-    /// MPCFormer's 2ReLU of each row: m·relu(x) / Σ m·relu(x).
+    /// MPCFormer's 2ReLU of each row: m·relu(x) / Σ m·relu(x) (absolute error below 4.5e-5 on rows
+    /// of up to 512 entries in [-50, 50], where each row has a positive entry).
     fn two_relu(&mut self, x: &[Self::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Self::Vector> {
         numerics::two_relu(self, x, rows, len, mask)
     }

@@ -128,6 +128,26 @@ mod tests {
         assert_eq!(c, expect);
     }
 
+    /// Every kernel this CPU runs, not only the selected one, against the naive loop.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[test]
+    fn every_kernel_this_cpu_runs_matches_the_naive_loop() {
+        let kernels = x86::supported();
+        std::println!("kernels on this CPU: {:?} (selected: {})", kernels, kernel_name());
+        assert!(kernels.contains(&x86::Kernel::Portable));
+        for kernel in kernels {
+            for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (4, 24, 24), (5, 25, 23), (65, 257, 385), (7, 513, 30), (0, 4, 4)]
+            {
+                let (a, b, c0) = matrices::<u64>(m, k, n, (m * 31 + k * 7 + n) as u64);
+                let mut fast = c0.clone();
+                let mut naive = c0;
+                assert!(x86::gemm_acc_with(kernel, m, k, n, &a, &b, &mut fast), "{kernel:?} is supported");
+                gemm_naive(m, k, n, &a, &b, &mut naive);
+                assert_eq!(fast, naive, "{kernel:?}, {m}x{k}·{k}x{n}");
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]

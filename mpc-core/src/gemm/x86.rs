@@ -8,6 +8,7 @@
 #![allow(unsafe_code)]
 
 use std::sync::OnceLock;
+use std::vec::Vec;
 
 use super::portable::{self, MR, NR, Tile};
 
@@ -29,32 +30,51 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// Whether this CPU runs the kernel.
+    fn available(self) -> bool {
+        match self {
+            Kernel::Avx512 => {
+                std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512dq")
+                    && std::is_x86_feature_detected!("avx512vl")
+            }
+            Kernel::Avx2 => std::is_x86_feature_detected!("avx2"),
+            Kernel::Portable => true,
+        }
+    }
+}
+
+/// Every kernel this CPU runs, widest first (for tests that check each one).
+pub(crate) fn supported() -> Vec<Kernel> {
+    [Kernel::Avx512, Kernel::Avx2, Kernel::Portable].into_iter().filter(|k| k.available()).collect()
+}
+
 /// The widest kernel this CPU runs, detected once.
 pub(crate) fn selected() -> Kernel {
     static SELECTED: OnceLock<Kernel> = OnceLock::new();
-    *SELECTED.get_or_init(|| {
-        if std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512dq")
-            && std::is_x86_feature_detected!("avx512vl")
-        {
-            Kernel::Avx512
-        } else if std::is_x86_feature_detected!("avx2") {
-            Kernel::Avx2
-        } else {
-            Kernel::Portable
-        }
-    })
+    *SELECTED.get_or_init(|| supported()[0])
 }
 
 pub(crate) fn gemm_acc_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
-    match selected() {
-        // SAFETY: `selected()` returned Avx512 only after detecting avx512f, avx512dq and avx512vl
-        // on this CPU, which are exactly the features `gemm_avx512` is compiled for.
+    gemm_acc_with(selected(), m, k, n, a, b, c);
+}
+
+/// `c += a · b` with `kernel`; `false`, and nothing computed, when this CPU cannot run it.
+pub(crate) fn gemm_acc_with(kernel: Kernel, m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) -> bool {
+    if kernel != selected() && !kernel.available() {
+        return false;
+    }
+    match kernel {
+        // SAFETY: Avx512 is either `selected()`, which picks it only after detecting avx512f,
+        // avx512dq and avx512vl, or was just checked by `available()` for the same features,
+        // exactly those `gemm_avx512` is compiled for.
         Kernel::Avx512 => unsafe { gemm_avx512(m, k, n, a, b, c) },
-        // SAFETY: `selected()` returned Avx2 only after detecting avx2 on this CPU.
+        // SAFETY: as above, avx2 was detected on this CPU.
         Kernel::Avx2 => unsafe { gemm_avx2(m, k, n, a, b, c) },
         Kernel::Portable => portable::gemm_acc(m, k, n, a, b, c),
     }
+    true
 }
 
 #[target_feature(enable = "avx512f,avx512dq,avx512vl")]

@@ -1,4 +1,4 @@
-//! Running private inferences: one party's metered [`Session`](mpc_transformer::Session) over
+//! Running private inferences: one party's metered [`Session`] over
 //! any transport ([`PartySession`]), and the three roles together in threads ([`threads`]) or
 //! as TLS-connected parties ([`network`]).
 

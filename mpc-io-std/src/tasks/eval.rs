@@ -35,6 +35,9 @@ pub struct EvalReport {
     pub worst_example: usize,
     /// Indices of the examples whose prediction differs from the plaintext one.
     pub disagreements: Vec<usize>,
+    /// How many examples were predicted as each class in the setting, by class name
+    /// (config.json's `id2label`, else the class index).
+    pub predicted: std::collections::BTreeMap<String, usize>,
     /// Mean online seconds per example (plaintext seconds in the plain setting).
     pub online_s_per_example: f64,
     /// Mean online bytes per example (both parties; predicted in the simulated setting).
@@ -70,6 +73,7 @@ pub fn evaluate(
     let (mut correct, mut plain_correct, mut agree) = (0usize, 0usize, 0usize);
     let (mut max_err, mut online_s, mut online_bytes) = (0f64, 0f64, 0f64);
     let (mut worst_example, mut disagreements) = (0, Vec::new());
+    let mut predicted = std::collections::BTreeMap::new();
     let queries = examples
         .iter()
         .map(|e| checkpoint.tokenize(&e.text).map_err(InferError::Load))
@@ -77,6 +81,7 @@ pub fn evaluate(
     runner.run_many(&queries, |i, r| {
         let (private, plain) = (argmax(&r.private), argmax(&r.plaintext));
         let label = examples[i].label;
+        *predicted.entry(checkpoint.label_name(private)).or_insert(0) += 1;
         correct += usize::from(private == label);
         plain_correct += usize::from(plain == label);
         agree += usize::from(private == plain);
@@ -109,6 +114,7 @@ pub fn evaluate(
         max_abs_logit_err: max_err,
         worst_example,
         disagreements,
+        predicted,
         online_s_per_example: online_s / n,
         online_bytes_per_example: online_bytes / n,
         seconds: started.elapsed().as_secs_f64(),

@@ -74,6 +74,8 @@ pub struct InferReport {
     pub head: &'static str,
     /// Tokens of the text.
     pub tokens: usize,
+    /// A classifier's predicted class: its name (config.json's `id2label`), else its index.
+    pub label: Option<String>,
     /// The output computed in the setting (logits, or the sentence embedding).
     pub private: Vec<f64>,
     /// The same output from the plaintext f64 model with the same approximations.
@@ -305,6 +307,10 @@ impl<'a> Runner<'a> {
                 Head::MeanPool => "mean-pool",
             },
             tokens,
+            label: match self.plain.1.head() {
+                Head::Classifier { .. } => Some(self.checkpoint.label_name(crate::tasks::eval::argmax(&private))),
+                Head::MeanPool => None,
+            },
             cosine: cosine(&private, &plaintext),
             max_abs_err: crate::max_abs_diff(&private, &plaintext),
             private,

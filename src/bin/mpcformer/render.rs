@@ -63,6 +63,9 @@ pub fn infer(dir: &Path, r: &InferReport, as_json: bool) {
             format!("sentence embedding ({} values, norm {norm:.4}) starts {:.5?}", v.len(), &v[..4.min(v.len())])
         }
     };
+    if let Some(label) = &r.label {
+        println!("  predicted class: {label}");
+    }
     println!("  private:   {}", show(&r.private));
     println!("  plaintext: {}", show(&r.plaintext));
     println!("  max |private - plaintext| = {:.2e}, cosine {:.6}", r.max_abs_err, r.cosine);
@@ -85,6 +88,8 @@ pub fn eval(r: &EvalReport, as_json: bool) {
     println!("  plaintext accuracy     {:.4}", r.plain_accuracy);
     println!("  agreement with plain   {:.4}", r.agreement_with_plain);
     println!("  max |logit error|      {:.2e}", r.max_abs_logit_err);
+    let predicted: Vec<String> = r.predicted.iter().map(|(name, n)| format!("{name} {n}")).collect();
+    println!("  predicted              {}", predicted.join(", "));
     println!(
         "  per example: {:.3} s online, {:.1} MB; {:.1} s in all",
         r.online_s_per_example,

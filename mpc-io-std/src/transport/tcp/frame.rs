@@ -87,9 +87,12 @@ mod tests {
 
     #[test]
     fn oversized_frames_are_refused_before_allocation() {
+        // A header announcing 2^64 - 1 bytes is refused from its eight bytes alone: nothing of
+        // the announced size is reserved (the decoder holds only what it was given).
         let mut d = FrameDecoder::new(16);
         let err = d.push(&u64::MAX.to_le_bytes()).unwrap_err();
         assert_eq!(err.0, ErrorKind::TooLarge);
+        assert!(d.pending() <= 8 && d.pending.capacity() < 64, "{} bytes held", d.pending());
         assert_eq!(FrameDecoder::new(16).push(&frame(&[0; 17])).unwrap_err().0, ErrorKind::TooLarge);
         assert_eq!(FrameDecoder::new(16).push(&frame(&[0; 16])).unwrap().len(), 1);
     }
