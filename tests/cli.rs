@@ -47,3 +47,66 @@ fn a_written_checkpoint_runs_privately_and_names_its_class() {
     assert!(line["max_abs_err"].as_f64().unwrap() <= 1e-2, "{line}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs a command that prints JSON lines; returns them.
+fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = run(args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: {e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn bench_prints_its_fields() {
+    let lines = json_lines(&["bench", "--config", "minilm", "--layers", "1", "--seq", "8", "--json"]);
+    let r = &lines[0];
+    for field in ["online_s", "offline_s", "on_demand_s", "load_s", "plaintext_s", "online_ratio"] {
+        assert!(r[field].as_f64().is_some_and(|v| v >= 0.0), "{field}: {r}");
+    }
+    for field in ["online_bytes", "offline_bytes", "rounds", "peak_material_bytes", "peak_rss_bytes"] {
+        assert!(r[field].as_u64().is_some_and(|v| v > 0), "{field}: {r}");
+    }
+    assert_eq!((r["config"].as_str(), r["seq"].as_u64(), r["layers"].as_u64()), (Some("minilm"), Some(8), Some(1)));
+    assert_eq!(
+        (r["preset"].as_str(), r["weights"].as_str(), r["truncation"].as_str()),
+        (Some("quad+2quad"), Some("owner"), Some("dealer"))
+    );
+    assert!(r["max_abs_err"].as_f64().unwrap() <= 1e-2, "{r}");
+    let buckets = r["buckets"].as_object().expect("buckets");
+    for bucket in ["embed", "linear", "softmax", "activation", "norm"] {
+        assert!(buckets[bucket]["bytes"].as_u64().is_some(), "{bucket}");
+    }
+}
+
+#[test]
+fn accuracy_prints_one_line_per_function_asked() {
+    let lines = json_lines(&["accuracy", "--only", "quad", "--only", "ltz", "--json"]);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["function"], "quad");
+    assert!(lines[0]["max_abs_err"].as_f64().unwrap() <= 1e-4, "{}", lines[0]);
+    assert_eq!(lines[1]["function"], "ltz");
+    assert_eq!(lines[1]["max_abs_err"].as_f64(), Some(0.0), "comparisons are exact");
+    assert!(lines[1]["rounds"].as_u64().is_some_and(|r| r > 0));
+}
+
+#[test]
+fn soak_prints_its_fields_and_keeps_its_predictions() {
+    let lines = json_lines(&["soak", "--inferences", "3", "--json"]);
+    let r = &lines[0];
+    assert_eq!(r["inferences"], 3);
+    assert_eq!(r["changed_predictions"], 0);
+    assert!(r["max_deviation"].as_f64().unwrap() < 1e-3, "{r}");
+    assert!(r["rss_end_bytes"].as_u64().is_some_and(|b| b > 0), "{r}");
+}
+
+#[test]
+fn demo_prints_a_private_answer_beside_plaintext() {
+    let lines = json_lines(&["demo", "--json"]);
+    let r = &lines[0];
+    assert_eq!(r["private"].as_array().map(Vec::len), Some(2), "two logits");
+    assert!(r["max_abs_err"].as_f64().unwrap() <= 1e-2, "{r}");
+    assert_eq!(r["truncation"], "dealer", "the demo runs the default truncation");
+    assert!(r["online_bytes"].as_u64().is_some_and(|b| b > 0));
+}

@@ -160,6 +160,11 @@ fn many_inferences_over_one_set_of_connections_agree() {
     let r = mpc_io_std::tasks::soak::run(&config, &params, Preset::ALL[1], &tokens, 25).unwrap();
     assert_eq!(r.inferences, 25);
     assert_eq!(r.changed_predictions, 0, "{r:?}");
+    // Resident memory is measured (Linux), and flat once warm: later inferences add less than
+    // 16 MiB (each one moves about a megabyte of material, released after it).
+    assert!(r.rss_warm_bytes > 0 && r.rss_end_bytes > 0, "resident memory unmeasured: {r:?}");
+    let growth = r.rss_end_bytes.saturating_sub(r.rss_warm_bytes);
+    assert!(growth < 16 << 20, "grew {growth} bytes after warming up: {r:?}");
     assert!(r.max_deviation < 1e-3, "only the last fixed-point bits move: {r:?}");
     // And they are what plaintext computes.
     let mut plain = mpc_nn::Plain::<f64>::new();

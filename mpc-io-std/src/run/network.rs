@@ -3,7 +3,7 @@
 //! Topology: the dealer listens for both parties; P0 listens for P1; P1 connects to both. Every
 //! connection authenticates both ends by the session CA and the roles the certificates name.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
 use mpc_core::Error;
@@ -55,8 +55,18 @@ pub fn run_dealer(
     seed: Option<u64>,
     options: TcpOptions,
 ) -> Result<DealerStats, NetError> {
+    run_dealer_on(listen(listen_on)?, certs, seed, options)
+}
+
+/// [`run_dealer`] on a listener already bound (no window in which another process could take
+/// the port).
+pub fn run_dealer_on(
+    listener: TcpListener,
+    certs: &Path,
+    seed: Option<u64>,
+    options: TcpOptions,
+) -> Result<DealerStats, NetError> {
     let identity = Identity::load(certs, PartyId::Dealer)?;
-    let listener = listen(listen_on)?;
     let mut transport = TcpTransport::new(options);
     for _ in 0..2 {
         transport.accept(&identity, &listener, &[PartyId::P0, PartyId::P1])?;
@@ -84,16 +94,41 @@ pub fn connect_party(
     seed: Option<u64>,
     options: TcpOptions,
 ) -> Result<PartyContext<TcpTransport>, NetError> {
+    let peer = match role {
+        Role::P0 => Peer::Listen(listen(endpoints.peer)?),
+        Role::P1 => Peer::Connect(endpoints.peer),
+    };
+    connect_party_with(role, endpoints.dealer, peer, certs, seed, options)
+}
+
+/// How a computing party reaches its peer: P0 accepts on a bound listener, P1 connects.
+#[derive(Debug)]
+pub enum Peer {
+    /// Accept the peer on this listener (P0).
+    Listen(TcpListener),
+    /// Connect to the peer at this address (P1).
+    Connect(SocketAddr),
+}
+
+/// [`connect_party`] with P0's listener bound by the caller (no bind, drop and re-bind race).
+pub fn connect_party_with(
+    role: Role,
+    dealer_at: SocketAddr,
+    peer_at: Peer,
+    certs: &Path,
+    seed: Option<u64>,
+    options: TcpOptions,
+) -> Result<PartyContext<TcpTransport>, NetError> {
     let identity = Identity::load(certs, role.id())?;
     let mut dealer = TcpTransport::new(options);
-    dealer.connect(&identity, PartyId::Dealer, endpoints.dealer)?;
+    dealer.connect(&identity, PartyId::Dealer, dealer_at)?;
     let mut peer = TcpTransport::new(options);
-    match role {
-        Role::P0 => {
-            let listener = listen(endpoints.peer)?;
+    match (role, peer_at) {
+        (Role::P0, Peer::Listen(listener)) => {
             peer.accept(&identity, &listener, &[PartyId::P1])?;
         }
-        Role::P1 => peer.connect(&identity, PartyId::P0, endpoints.peer)?,
+        (Role::P1, Peer::Connect(addr)) => peer.connect(&identity, PartyId::P0, addr)?,
+        _ => return Err(NetError::Protocol(Error::Malformed("P0 listens for its peer, P1 connects"))),
     }
     let rng = party_rng(seed.map(seed_bytes), role.id()).map_err(|_| NetError::Entropy)?;
     let dealer = DealerClient::connect(role, Metered::new(dealer))?;
@@ -121,27 +156,32 @@ pub fn run_loopback_queries(
     mut observe: impl FnMut(usize, &crate::run::PartyReport) + Send,
 ) -> Result<[crate::run::PartyReport; 2], NetError> {
     use crate::run::PartyReport;
-    static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let session = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let certs = std::env::temp_dir().join(format!("mpcformer-loopback-{}-{session}", std::process::id()));
+    // A fresh directory of our own (create_dir fails on an existing one), made 0700 with the keys
+    // 0600 inside by make_certs.
+    let mut tag = [0u8; 8];
+    getrandom::fill(&mut tag).map_err(|_| NetError::Entropy)?;
+    let tag = u64::from_le_bytes(tag);
+    let certs = std::env::temp_dir().join(format!("mpcformer-loopback-{}-{tag:016x}", std::process::id()));
+    std::fs::create_dir(&certs)
+        .map_err(|e| NetError::Link(TcpError::new_other(format!("{}: {e}", certs.display()))))?;
     crate::transport::tcp::make_certs(&certs)?;
-    let free = || -> Result<SocketAddr, NetError> {
-        let l = listen(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        l.local_addr().map_err(|e| NetError::Link(TcpError::new_other(e.to_string())))
-    };
-    let endpoints = Endpoints { dealer: free()?, peer: free()? };
+    // Both listeners stay bound from here until their owner accepts on them.
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (dealer_listener, p0_listener) = (listen(loopback)?, listen(loopback)?);
+    let address = |l: &TcpListener| l.local_addr().map_err(|e| NetError::Link(TcpError::new_other(e.to_string())));
+    let (dealer_at, p0_at) = (address(&dealer_listener)?, address(&p0_listener)?);
     let observe = &mut observe;
     let result = std::thread::scope(|s| {
-        let dealer = s.spawn(|| run_dealer(endpoints.dealer, &certs, job.seed, options));
+        let dealer = s.spawn(|| run_dealer_on(dealer_listener, &certs, job.seed, options));
         let certs = &certs;
         let p0 = s.spawn(move || -> Result<PartyReport, NetError> {
-            let mut ctx = connect_party(Role::P0, endpoints, certs, job.seed, options)?;
+            let mut ctx = connect_party_with(Role::P0, dealer_at, Peer::Listen(p0_listener), certs, job.seed, options)?;
             let last = crate::run::private_queries(&mut ctx, job, queries, |_, _| {})?;
             ctx.dealer.finish()?;
             Ok(last)
         });
         let p1 = s.spawn(move || -> Result<PartyReport, NetError> {
-            let mut ctx = connect_party(Role::P1, endpoints, certs, job.seed, options)?;
+            let mut ctx = connect_party_with(Role::P1, dealer_at, Peer::Connect(p0_at), certs, job.seed, options)?;
             Ok(crate::run::private_queries(&mut ctx, job, queries, observe)?)
         });
         let join = |h: std::thread::ScopedJoinHandle<'_, Result<_, NetError>>| {
