@@ -22,6 +22,7 @@ pub struct FixedPoint {
 
 /// Why a real could not be encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The input was NaN or infinite.
     NotFinite,

@@ -11,12 +11,30 @@
 //!   [`export`], which writes a checkpoint `mpcformer infer` and `mpcformer eval` load with the
 //!   matching preset.
 //!
-//! - [`cli`]: `mpcformer distill`.
+//! Everything runs on the CPU; `mpcformer distill` is the command line over it.
 //!
-//! Everything runs on the CPU.
+//! ## Example
+//!
+//! Distil a quad+2quad student from a fine-tuned teacher (stage 1 on hidden states and attention
+//! scores, stage 2 on the teacher's logits):
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! use mpc_distill::{Options, StageSettings, distil};
+//! use mpc_io_std::dataset::load_sentiment;
+//! use mpc_transformer::Preset;
+//!
+//! let data = load_sentiment(Path::new("corpus"))?;
+//! let quad = Preset::parse("quad+2quad").unwrap();
+//! let (stage1, stage2) = (StageSettings { epochs: 1, lr: 1e-4 }, StageSettings { epochs: 1, lr: 5e-5 });
+//! let out = Path::new("runs/quad+2quad");
+//! let report = distil(Path::new("runs/teacher"), quad, &data, out, stage1, stage2, &Options::default())?;
+//! println!("{report:?}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
-pub mod cli;
 pub mod model;
 pub mod train;
 
@@ -34,6 +52,7 @@ use train::{Encoded, Objective, Run, Schedule, Stage, StageReport};
 
 /// Why training failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// A tensor operation failed.
     Candle(candle_core::Error),

@@ -13,6 +13,7 @@ use tokenizers::Tokenizer;
 
 /// Why a checkpoint could not be loaded.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LoadError {
     /// A file could not be read.
     Io {

@@ -38,6 +38,7 @@ pub struct Splits {
 
 /// Why the corpus could not be read.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum DataError {
     /// The file could not be read.
     Io {

@@ -11,6 +11,22 @@
 //! - [`dataset`]: the sentiment corpus and its fixed-seed split;
 //! - [`tasks`]: what the commands compute (`bench`, `demo`, `infer`, `eval`, `soak`, `accuracy`,
 //!   the GEMM benchmark), each returning a report that serialises to the command's JSON line.
+//!
+//! ## Example
+//!
+//! A private inference with P0, P1 and the real dealer in threads:
+//!
+//! ```
+//! use mpc_io_std::run::{PrivateJob, run_private};
+//! use mpc_transformer::{BertConfig, Params, Preset};
+//!
+//! let config = BertConfig { num_labels: Some(2), ..BertConfig::tiny(1, 16, 2, 30) };
+//! let params = Params::random(&config, 1);
+//! let job = PrivateJob::new(&config, &params, &[2, 9, 4, 3], Preset::parse("quad+2quad").unwrap());
+//! let run = run_private(job).unwrap();
+//! assert_eq!(run.p0.output.output, None, "the model owner learns nothing of the answer");
+//! assert_eq!(run.p1.output.output.unwrap().len(), 2, "the data owner gets the logits");
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;

@@ -21,6 +21,7 @@ use crate::preset::Preset;
 
 /// Why a model could not be loaded or run.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ModelError {
     /// The configuration is unusable.
     Config(&'static str),

@@ -9,6 +9,24 @@
 //! - [`Encoder`]: weights prepared in a backend, and the forward pass;
 //! - [`Session`]: the private-inference procedure every setting uses (handshake, load once,
 //!   infer many, reveal to the data owner, material in bounded memory).
+//!
+//! ## Example
+//!
+//! The encoder in plaintext; the same [`Encoder`] computes under MPC through a [`Session`]
+//! (see its example):
+//!
+//! ```
+//! use mpc_transformer::{BertConfig, Encoder, Params, Preset, Unobserved};
+//! use mpc_transformer::nn::Plain;
+//!
+//! let config = BertConfig::tiny(2, 16, 2, 30);
+//! let params = Params::random(&config, 1);
+//! let preset = Preset::parse("quad+2quad").unwrap();
+//! let mut plain = Plain::<f64>::new();
+//! let model = Encoder::load(&mut plain, &config, preset, Some(&params), None).unwrap();
+//! let embedding = model.forward(&mut plain, Some(&[2, 5, 7, 3]), &[1.0; 4], &mut Unobserved).unwrap();
+//! assert_eq!(embedding.len(), 16, "a sentence embedding (no classifier in this configuration)");
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 

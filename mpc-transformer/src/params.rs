@@ -21,6 +21,7 @@ pub struct Param {
 
 /// Why a parameter could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParamError {
     /// No tensor of that name.
     Missing(String),

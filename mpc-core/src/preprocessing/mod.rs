@@ -35,6 +35,7 @@ pub type MaskId = u64;
 
 /// A request for correlated randomness. Sizes are public: both parties and the dealer know them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum Request {
     /// `n` elementwise Beaver triples (a, b, c = a ⊙ b).
     Beaver {
@@ -208,6 +209,7 @@ pub struct LtzMaterial<R: Ring> {
 
 /// Correlated randomness for one [`Request`], as held by one party.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Material<R: Ring> {
     /// Answer to [`Request::Beaver`].
     Beaver(BeaverTriples<R>),

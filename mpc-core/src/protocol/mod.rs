@@ -52,6 +52,7 @@ pub mod cost;
 /// truncation cannot reach 2^-40 at all in Z_2^64 with f = 16: one element of magnitude 1 fails
 /// with probability 2^-31, and a BERT-base inference truncates about 2^27 elements.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum Truncation {
     /// Each party shifts its own share (SecureML; CrypTen's 2-party method). No communication.
     /// The result is within 1 ulp of x / 2^f, except with probability about |x| / 2^(k-1) per
@@ -67,6 +68,16 @@ pub enum Truncation {
     /// of x + 2^(k-2) + r past 2^k, is exactly the one that msb(r) and msb(c) tell apart.
     #[default]
     Dealer,
+}
+
+impl Truncation {
+    /// The method's name in reports and on the command line: `local` or `dealer`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Truncation::Local => "local",
+            Truncation::Dealer => "dealer",
+        }
+    }
 }
 
 /// The operands of a secret matrix product: X (m × k), Y (k × n), m, k, n.

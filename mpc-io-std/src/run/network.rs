@@ -15,6 +15,7 @@ use crate::transport::tcp::{Identity, TcpError, TcpOptions, TcpTransport, listen
 
 /// Why a networked party or dealer stopped.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum NetError {
     /// Setting up a link failed.
     Link(TcpError),

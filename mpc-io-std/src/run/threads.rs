@@ -121,6 +121,7 @@ impl<O> ThreadedRun<O> {
 
 /// Why a threaded run failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LaunchError {
     /// A party or the dealer returned an error.
     Failed {

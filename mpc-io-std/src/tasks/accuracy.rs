@@ -309,9 +309,6 @@ pub fn measure(spec: &Spec, truncation: Truncation, seed: Option<u64>) -> Result
         rounds,
         bytes_per_element: bytes as f64 / elements as f64,
         elements,
-        truncation: match truncation {
-            Truncation::Local => "local",
-            Truncation::Dealer => "dealer",
-        },
+        truncation: truncation.name(),
     })
 }

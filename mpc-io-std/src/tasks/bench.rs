@@ -172,10 +172,7 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         layers: bench.layers.unwrap_or(config.num_hidden_layers).min(config.num_hidden_layers),
         preset: bench.preset.name().to_string(),
         weights: bench.weights.name(),
-        truncation: match bench.truncation {
-            Truncation::Local => "local",
-            Truncation::Dealer => "dealer",
-        },
+        truncation: bench.truncation.name(),
         online_s,
         online_s_by_party: [p0.online.0, p1.online.0],
         offline_s: p0.offline_seconds().max(p1.offline_seconds()),

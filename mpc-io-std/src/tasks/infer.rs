@@ -13,6 +13,7 @@ use crate::run::{PrivateJob, run_private};
 
 /// Where the computation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Setting {
     /// Plaintext f64.
     Plain,
@@ -100,6 +101,7 @@ pub struct InferReport {
 
 /// Why an inference failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum InferError {
     /// The text could not be tokenized.
     Load(crate::checkpoint::LoadError),

@@ -74,7 +74,7 @@ pub enum Command {
     #[cfg(feature = "distill")]
     Distill {
         #[command(subcommand)]
-        what: mpc_distill::cli::DistillCommand,
+        what: crate::distill::DistillCommand,
     },
     /// Many private inferences back to back over one set of TCP + TLS connections (loopback):
     /// the results must stay the same and the resident memory flat.

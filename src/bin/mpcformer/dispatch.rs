@@ -31,7 +31,7 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
             eval(&model, setting, limit, data.as_deref(), &choice, json)?
         }
         #[cfg(feature = "distill")]
-        Command::Distill { what } => return Ok(mpc_distill::cli::run(what)),
+        Command::Distill { what } => return Ok(crate::distill::run(what)),
         Command::Soak { inferences, model, text, json } => {
             return soak(inferences, model.as_deref().zip(text.as_deref()), json);
         }

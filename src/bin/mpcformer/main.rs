@@ -4,6 +4,8 @@
 
 mod args;
 mod dispatch;
+#[cfg(feature = "distill")]
+mod distill;
 mod render;
 
 use std::process::ExitCode;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use mpc_transformer::Preset;
 
-use crate::{Options, Report, StageSettings};
+use mpc_distill::{Options, Report, StageSettings};
 
 /// What to train.
 #[derive(Subcommand, Debug)]
@@ -174,14 +174,14 @@ pub fn run(command: DistillCommand) -> ExitCode {
     let parse = |name: &str| Preset::parse(name).ok_or_else(|| format!("unknown preset `{name}`"));
     let result = match &command {
         DistillCommand::Teacher { base, epochs, lr, common } => {
-            crate::finetune_teacher(base, &data, &common.out, StageSettings { epochs: *epochs, lr: *lr }, &opts)
+            mpc_distill::finetune_teacher(base, &data, &common.out, StageSettings { epochs: *epochs, lr: *lr }, &opts)
         }
         DistillCommand::Student { teacher, preset, stage1_epochs, stage1_lr, stage2_epochs, stage2_lr, common } => {
             let preset = match parse(preset) {
                 Ok(p) => p,
                 Err(e) => return fail(&e),
             };
-            crate::distil(
+            mpc_distill::distil(
                 teacher,
                 preset,
                 &data,
@@ -196,7 +196,7 @@ pub fn run(command: DistillCommand) -> ExitCode {
                 Ok(p) => p,
                 Err(e) => return fail(&e),
             };
-            crate::train_on_labels(
+            mpc_distill::train_on_labels(
                 teacher,
                 preset,
                 &data,
@@ -211,7 +211,7 @@ pub fn run(command: DistillCommand) -> ExitCode {
             print(&report, common.json);
             ExitCode::SUCCESS
         }
-        Err(e @ crate::Error::Paused { .. }) => {
+        Err(e @ mpc_distill::Error::Paused { .. }) => {
             eprintln!("mpcformer distill: {e}");
             ExitCode::from(3)
         }
