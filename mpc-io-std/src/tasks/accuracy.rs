@@ -29,6 +29,9 @@ pub struct AccuracyRow {
     pub elements: usize,
     /// The session's truncation method.
     pub truncation: &'static str,
+    /// Each input element and its |private - f64| (for plots; not in the JSON line).
+    #[serde(skip)]
+    pub errors: Vec<(f64, f64)>,
 }
 
 /// References smaller than this (2^-6, a thousand units of the last place at 16 fractional
@@ -288,14 +291,22 @@ pub fn reference(spec: &Spec) -> Vec<Vec<f64>> {
 /// Runs one function over threads with the real dealer; returns its table line.
 pub fn measure(spec: &Spec, truncation: Truncation, seed: Option<u64>) -> Result<AccuracyRow, LaunchError> {
     let run = run_secure(spec, truncation, seed)?;
-    let mut max_abs = 0.0f64;
-    let mut max_rel = 0.0f64;
-    for (got, expect) in run.outputs.iter().zip(reference(spec)) {
-        for (g, e) in got.iter().zip(&expect) {
-            max_abs = max_abs.max((g - e).abs());
-            if e.abs() >= REL_FLOOR {
-                max_rel = max_rel.max(((g - e) / e).abs());
+    // A NaN is the worst error, never dropped (`f64::max` would ignore it).
+    let worse = |m: f64, e: f64| if e.is_nan() { f64::INFINITY } else { m.max(e) };
+    let (mut max_abs, mut max_rel, mut errors) = (0.0f64, 0.0f64, Vec::new());
+    for ((got, expect), input) in run.outputs.iter().zip(reference(spec)).zip(spec.inputs()) {
+        if got.len() != expect.len() {
+            max_abs = f64::INFINITY;
+        }
+        // Elementwise and row-normalising functions: plotted against their input; a reduction
+        // (max of a row): against its row's index.
+        let elementwise = got.len() == input.len();
+        for (i, (g, e)) in got.iter().zip(&expect).enumerate() {
+            max_abs = worse(max_abs, (g - e).abs());
+            if e.abs() >= REL_FLOOR || e.is_nan() {
+                max_rel = worse(max_rel, ((g - e) / e).abs());
             }
+            errors.push((if elementwise { input[i] } else { i as f64 }, (g - e).abs()));
         }
     }
     let rounds = run.costs.iter().map(|(p0, p1)| p0.rounds.max(p1.rounds)).max().unwrap_or(0);
@@ -310,5 +321,6 @@ pub fn measure(spec: &Spec, truncation: Truncation, seed: Option<u64>) -> Result
         bytes_per_element: bytes as f64 / elements as f64,
         elements,
         truncation: truncation.name(),
+        errors,
     })
 }

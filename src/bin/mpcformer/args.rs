@@ -52,12 +52,19 @@ pub enum Command {
     /// A classifier's accuracy on the sentiment test split, computed in a setting, and its
     /// agreement with the plaintext predictions.
     Eval {
-        /// The checkpoint directory (e.g. `mpcformer distill ... --out`).
+        /// The checkpoint directory (e.g. `mpcformer distill ... --out`); repeat to compare models.
+        #[arg(long, required_unless_present = "from")]
+        model: Vec<PathBuf>,
+        /// Where the computation runs (threaded and tcp: one session for the whole split); repeat
+        /// to compare settings.
+        #[arg(long, value_enum, default_values_t = [SettingArg::Plain])]
+        setting: Vec<SettingArg>,
+        /// Also draw accuracy per model and setting into this SVG file.
         #[arg(long)]
-        model: PathBuf,
-        /// Where the computation runs (threaded and tcp: one session for the whole split).
-        #[arg(long, value_enum, default_value_t = SettingArg::Plain)]
-        setting: SettingArg,
+        plot: Option<PathBuf>,
+        /// Draw (with --plot) the `eval --json` lines saved in this file instead of evaluating.
+        #[arg(long, requires = "plot", conflicts_with = "model")]
+        from: Option<PathBuf>,
         /// Evaluate the first N test examples only.
         #[arg(long)]
         limit: Option<usize>,
@@ -159,6 +166,9 @@ pub enum Command {
         /// Only these functions (default: all; an unknown name is an error that lists them).
         #[arg(long)]
         only: Vec<String>,
+        /// Also draw each function's error against its input into this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Benchmarks that print numbers: by default a BERT-class encoder on random weights with
     /// P0, P1 and the dealer in threads; `bench gemm` for the GEMM kernels.
@@ -209,21 +219,24 @@ pub enum BenchCommand {
 #[derive(clap::Args, Debug)]
 pub struct ModelChoice {
     /// Approximations [default: the checkpoint's `mpcformer_preset`, else gelu+softmax; for
-    /// `bench`, quad+2quad].
+    /// `bench`, quad+2quad]. `bench` takes it more than once (one run per preset).
     #[arg(long, value_enum)]
-    pub preset: Option<PresetArg>,
-    /// How P0's weights are held.
-    #[arg(long, value_enum, default_value_t = WeightsArg::Owner)]
-    pub weights: WeightsArg,
+    pub preset: Vec<PresetArg>,
+    /// How P0's weights are held. `bench` takes it more than once (one run per mode).
+    #[arg(long, value_enum, default_values_t = [WeightsArg::Owner])]
+    pub weights: Vec<WeightsArg>,
     /// Truncation after products at the session precision.
     #[arg(long, value_enum, default_value_t = TruncationArg::Dealer)]
     pub truncation: TruncationArg,
 }
 
 impl ModelChoice {
-    /// The preset asked for, else `default` (a checkpoint's), else gelu+softmax.
-    pub fn preset_or(&self, default: Option<Preset>) -> Preset {
-        self.preset.map(Preset::from).or(default).unwrap_or(Preset::ALL[0])
+    /// The presets asked for, else `default` (a checkpoint's), else gelu+softmax.
+    pub fn presets_or(&self, default: Option<Preset>) -> Vec<Preset> {
+        match self.preset.as_slice() {
+            [] => vec![default.unwrap_or(Preset::ALL[0])],
+            asked => asked.iter().map(|&p| Preset::from(p)).collect(),
+        }
     }
 }
 
@@ -244,9 +257,12 @@ pub struct BenchArgs {
     /// Also project the online time to a network and measure it through a shaping decorator.
     #[arg(long, value_enum)]
     pub net: Option<NetArg>,
-    /// Print one JSON line.
+    /// Print one JSON line per run.
     #[arg(long)]
     pub json: bool,
+    /// Also draw each run's online seconds and bytes per bucket into this SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// Settings shared by the networked processes.

@@ -14,7 +14,7 @@ use mpc_io_std::tasks::{accuracy, demo};
 use mpc_transformer::{BertConfig, Preset};
 
 use crate::args::{self, BenchArgs, BenchCommand, Command, NetArgs, RoleArg, SettingArg};
-use crate::render;
+use crate::{plot, render};
 
 /// A command's failure, printed as `mpcformer <command>: <error>`.
 pub type Failure = Box<dyn Error>;
@@ -23,12 +23,31 @@ pub type Failure = Box<dyn Error>;
 pub fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Demo { choice, json } => {
-            let report = demo::run(model_choice(&choice, None))?;
+            let report = demo::run(model_choice(&choice, None)?)?;
             render::demo(&report, json);
         }
         Command::Infer { model, text, setting, choice, json } => infer(&model, &text, setting, &choice, json)?,
-        Command::Eval { model, setting, limit, data, choice, json } => {
-            eval(&model, setting, limit, data.as_deref(), &choice, json)?
+        Command::Eval { model, setting, limit, data, choice, json, plot, from } => {
+            let mut bars = Vec::new();
+            if let Some(saved) = from {
+                let text = std::fs::read_to_string(&saved).map_err(|e| format!("{}: {e}", saved.display()))?;
+                for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+                    let value: serde_json::Value =
+                        serde_json::from_str(line).map_err(|e| format!("{} line {}: {e}", saved.display(), i + 1))?;
+                    bars.push(
+                        plot::EvalBar::from_json(&value)
+                            .ok_or_else(|| format!("{} line {}: not an `eval --json` line", saved.display(), i + 1))?,
+                    );
+                }
+            }
+            for dir in &model {
+                for &setting in &setting {
+                    bars.push(plot::EvalBar::from(&eval(dir, setting, limit, data.as_deref(), &choice, json)?));
+                }
+            }
+            if let Some(path) = plot {
+                plot::eval(&path, &bars)?;
+            }
         }
         #[cfg(feature = "distill")]
         Command::Distill { what } => return Ok(crate::distill::run(what)),
@@ -52,7 +71,7 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
             let endpoints = mpc_io_std::run::network::Endpoints { dealer, peer };
             party(role, endpoints, &model, text.as_deref(), &choice, &net)?
         }
-        Command::Accuracy { json, truncation, only } => {
+        Command::Accuracy { json, truncation, only, plot } => {
             let unknown: Vec<&String> =
                 only.iter().filter(|o| !accuracy::SPECS.iter().any(|s| s.function == o.as_str())).collect();
             if !unknown.is_empty() {
@@ -62,10 +81,15 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
             if !json {
                 render::accuracy_header();
             }
+            let mut rows = Vec::new();
             for spec in accuracy::SPECS.iter().filter(|s| only.is_empty() || only.iter().any(|o| o == s.function)) {
-                let report =
+                let row =
                     accuracy::measure(spec, truncation.into(), None).map_err(|e| format!("{}: {e}", spec.function))?;
-                render::accuracy(&report, json);
+                render::accuracy(&row, json);
+                rows.push(row);
+            }
+            if let Some(path) = plot {
+                plot::accuracy(&path, &rows)?;
             }
         }
         Command::Bench { what: None, model } => bench_model(model)?,
@@ -81,18 +105,30 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The library's choice from the arguments, the preset defaulting to `default`.
-fn model_choice(choice: &args::ModelChoice, default: Option<Preset>) -> ModelChoice {
-    ModelChoice {
-        preset: choice.preset_or(default),
-        weights: choice.weights.into(),
-        truncation: choice.truncation.into(),
+/// The library's choices from the arguments (one per preset and weight mode asked), the preset
+/// defaulting to `default`.
+fn model_choices(choice: &args::ModelChoice, default: Option<Preset>) -> Vec<ModelChoice> {
+    let mut choices = Vec::new();
+    for preset in choice.presets_or(default) {
+        for &weights in &choice.weights {
+            choices.push(ModelChoice { preset, weights: weights.into(), truncation: choice.truncation.into() });
+        }
+    }
+    choices
+}
+
+/// The one choice of a command that runs one model: more than one preset or weight mode is
+/// an error (only `bench` compares).
+fn model_choice(choice: &args::ModelChoice, default: Option<Preset>) -> Result<ModelChoice, Failure> {
+    match model_choices(choice, default).as_slice() {
+        [one] => Ok(*one),
+        _ => Err("one --preset and one --weights here (bench takes several)".into()),
     }
 }
 
 fn infer(dir: &Path, text: &str, setting: SettingArg, choice: &args::ModelChoice, json: bool) -> Result<(), Failure> {
     let checkpoint = mpc_io_std::checkpoint::load(dir)?;
-    let choice = model_choice(choice, checkpoint.preset);
+    let choice = model_choice(choice, checkpoint.preset)?;
     let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = infer::run(&checkpoint, text, setting.into(), choice, progress)?;
     render::infer(dir, &report, json);
@@ -106,12 +142,12 @@ fn eval(
     data: Option<&Path>,
     choice: &args::ModelChoice,
     json: bool,
-) -> Result<(), Failure> {
+) -> Result<mpc_io_std::tasks::eval::EvalReport, Failure> {
     let checkpoint = mpc_io_std::checkpoint::load(dir)?;
     if checkpoint.config.num_labels.is_none() {
-        return Err("the checkpoint has no classifier (classifier.weight)".into());
+        return Err(format!("{}: the checkpoint has no classifier (classifier.weight)", dir.display()).into());
     }
-    let choice = model_choice(choice, checkpoint.preset);
+    let choice = model_choice(choice, checkpoint.preset)?;
     let corpus = data.map_or_else(mpc_io_std::dataset::default_corpus_dir, Path::to_path_buf);
     let splits = mpc_io_std::dataset::load_sentiment(&corpus)?;
     let test = &splits.test[..limit.unwrap_or(usize::MAX).min(splits.test.len())];
@@ -119,7 +155,7 @@ fn eval(
     let name = dir.display().to_string();
     let report = mpc_io_std::tasks::eval::evaluate(&checkpoint, &name, test, setting.into(), choice, progress)?;
     render::eval(&report, json);
-    Ok(())
+    Ok(report)
 }
 
 /// A failed soak (a prediction changed) exits 1 with or without `--json`.
@@ -155,7 +191,7 @@ fn party(
         Role::P1 => mpc_io_std::checkpoint::load_public(dir)?,
     };
     // The preset is public (both parties run the same approximations): config.json names it.
-    let choice = model_choice(choice, checkpoint.preset);
+    let choice = model_choice(choice, checkpoint.preset)?;
     // The text is P1's; P0 learns only its length (public, as the sequence length).
     let tokens = match (role, text) {
         (Role::P1, Some(t)) => checkpoint.tokenize(t)?,
@@ -183,19 +219,27 @@ fn party(
     Ok(())
 }
 
+/// One run per preset and weight mode asked, each printed as it ends; then the plot, if asked.
 fn bench_model(args: BenchArgs) -> Result<(), Failure> {
-    let choice = model_choice(&args.choice, Preset::parse("quad+2quad"));
-    let bench = ModelBench {
-        config_name: args.config.name().to_string(),
-        config: args.config.config(),
-        seq: args.seq,
-        layers: args.layers,
-        preset: choice.preset,
-        weights: choice.weights,
-        truncation: choice.truncation,
-        seed: 1,
-        net: args.net.map(Into::into),
-    };
-    render::bench(&bench::run(&bench)?, args.json);
+    let mut reports = Vec::new();
+    for choice in model_choices(&args.choice, Preset::parse("quad+2quad")) {
+        let bench = ModelBench {
+            config_name: args.config.name().to_string(),
+            config: args.config.config(),
+            seq: args.seq,
+            layers: args.layers,
+            preset: choice.preset,
+            weights: choice.weights,
+            truncation: choice.truncation,
+            seed: 1,
+            net: args.net.map(Into::into),
+        };
+        let report = bench::run(&bench)?;
+        render::bench(&report, args.json);
+        reports.push(report);
+    }
+    if let Some(path) = &args.plot {
+        plot::bench(path, &reports)?;
+    }
     Ok(())
 }

@@ -1,11 +1,12 @@
 //! The `mpcformer` command line: its arguments ([`args`]), what each command runs
-//! ([`dispatch`]), and how results are printed ([`render`]).
+//! ([`dispatch`]), and how results are printed ([`render`]) and drawn ([`plot`]).
 #![forbid(unsafe_code)]
 
 mod args;
 mod dispatch;
 #[cfg(feature = "distill")]
 mod distill;
+mod plot;
 mod render;
 
 use std::process::ExitCode;
