@@ -110,3 +110,33 @@ fn demo_prints_a_private_answer_beside_plaintext() {
     assert_eq!(r["truncation"], "dealer", "the demo runs the default truncation");
     assert!(r["online_bytes"].as_u64().is_some_and(|b| b > 0));
 }
+
+/// Reads an SVG the CLI drew; checks it is one and names what it shows.
+fn svg(path: &std::path::Path, must_name: &[&str]) {
+    let text = std::fs::read_to_string(path).expect("the SVG file");
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "not an SVG document");
+    for name in must_name {
+        assert!(text.contains(name), "the picture does not name {name}");
+    }
+}
+
+#[test]
+fn the_plots_are_drawn() {
+    let dir = std::env::temp_dir().join(format!("mpcformer-plots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let bench = file("bench.svg");
+    let args = ["bench", "--config", "minilm", "--layers", "1", "--seq", "8", "--json", "--plot", &bench];
+    let lines = json_lines(&[&args[..], &["--preset", "quad+2quad", "--preset", "quad+2relu"]].concat());
+    assert_eq!(lines.len(), 2, "one run per preset");
+    svg(dir.join("bench.svg").as_path(), &["quad+2quad owner", "quad+2relu owner", "linear", "softmax"]);
+    let accuracy = file("accuracy.svg");
+    json_lines(&["accuracy", "--only", "exp", "--only", "2quad", "--json", "--plot", &accuracy]);
+    svg(dir.join("accuracy.svg").as_path(), &["exp on", "2quad on"]);
+    let saved = concat!(env!("CARGO_MANIFEST_DIR"), "/results/distillation-eval.jsonl");
+    let eval = file("eval.svg");
+    let out = run(&["eval", "--from", saved, "--plot", &eval]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    svg(dir.join("eval.svg").as_path(), &["quad+2quad, simulated", "agreement with plaintext"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -39,6 +39,8 @@ impl core::fmt::Display for EncodeError {
     }
 }
 
+impl core::error::Error for EncodeError {}
+
 impl Default for FixedPoint {
     fn default() -> Self {
         Self::new(Self::DEFAULT_FRAC_BITS)

@@ -112,7 +112,16 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Candle(e) => Some(e),
+            Error::Load(e) => Some(e),
+            Error::Io { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 impl From<candle_core::Error> for Error {
     fn from(e: candle_core::Error) -> Self {

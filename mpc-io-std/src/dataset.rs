@@ -67,7 +67,14 @@ impl fmt::Display for DataError {
     }
 }
 
-impl std::error::Error for DataError {}
+impl std::error::Error for DataError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DataError::Io { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// Splits CSV text (RFC 4180: quoted fields, doubled quotes, CRLF or LF) into rows of fields,
 /// each with the line it starts on.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use mpc_core::preprocessing::DealerClient;
+use mpc_core::preprocessing::{DealerClient, PipelineStats};
 use mpc_core::transport::{CommStats, Metered, Transport};
 use mpc_transformer::{Bucket, Observer, Phase, SessionBackend, SessionObserver};
 
@@ -17,7 +17,7 @@ type Backend<'a, X, D> = SessionBackend<&'a mut Metered<X>, &'a mut DealerClient
 /// Times and meters one party's session: each phase (load, offline, online) and, within the
 /// online phase, each bucket of stages; shows P1's progress per layer on stderr if asked.
 pub(super) struct SessionMeter<'h> {
-    open: Option<(Instant, CommStats)>,
+    open: Option<(Instant, CommStats, PipelineStats)>,
     pub(super) buckets: BTreeMap<Bucket, (f64, CommStats)>,
     phase_open: Option<(Instant, CommStats, CommStats)>,
     pub(super) phases: BTreeMap<Phase, (f64, CommStats, CommStats)>,
@@ -27,6 +27,10 @@ pub(super) struct SessionMeter<'h> {
 
 fn peer_stats<X: Transport, D: Transport>(b: &Backend<'_, X, D>) -> CommStats {
     b.party().transport().inner().stats()
+}
+
+fn material_stats<X: Transport, D: Transport>(b: &Backend<'_, X, D>) -> PipelineStats {
+    b.party().preprocessing().stats()
 }
 
 fn dealer_stats<X: Transport, D: Transport>(b: &Backend<'_, X, D>) -> CommStats {
@@ -48,13 +52,18 @@ impl<'h> SessionMeter<'h> {
 
 impl<'a, X: Transport, D: Transport> Observer<Backend<'a, X, D>> for SessionMeter<'_> {
     fn enter(&mut self, b: &Backend<'a, X, D>, _bucket: Bucket) {
-        self.open = Some((Instant::now(), peer_stats(b)));
+        self.open = Some((Instant::now(), peer_stats(b), material_stats(b)));
     }
     fn leave(&mut self, b: &Backend<'a, X, D>, bucket: Bucket) {
-        if let Some((start, stats)) = self.open.take() {
+        if let Some((start, stats, material)) = self.open.take() {
+            // Material made on demand inside the bucket, and the meetings after it, are offline
+            // work: neither its time nor its rounds count as the bucket's.
+            let refills = material_stats(b).since(&material);
+            let mut traffic = peer_stats(b).since(&stats);
+            traffic.rounds = traffic.rounds.saturating_sub(refills.chunks_on_demand);
             let entry = self.buckets.entry(bucket).or_default();
-            entry.0 += start.elapsed().as_secs_f64();
-            entry.1 = entry.1.plus(&peer_stats(b).since(&stats));
+            entry.0 += (start.elapsed().as_secs_f64() - refills.on_demand_nanos as f64 * 1e-9).max(0.0);
+            entry.1 = entry.1.plus(&traffic);
         }
     }
     fn layer_done(&mut self, index: usize, total: usize) {

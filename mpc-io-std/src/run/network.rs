@@ -35,7 +35,15 @@ impl std::fmt::Display for NetError {
     }
 }
 
-impl std::error::Error for NetError {}
+impl std::error::Error for NetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NetError::Link(e) => Some(e),
+            NetError::Protocol(e) => Some(e),
+            NetError::Entropy => None,
+        }
+    }
+}
 
 impl From<TcpError> for NetError {
     fn from(e: TcpError) -> Self {

@@ -146,7 +146,14 @@ impl std::fmt::Display for LaunchError {
     }
 }
 
-impl std::error::Error for LaunchError {}
+impl std::error::Error for LaunchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LaunchError::Failed { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 fn metered(t: ChannelTransport, timeout: Duration) -> ThreadedTransport {
     Metered::new(t.with_timeout(timeout))

@@ -127,7 +127,17 @@ impl std::fmt::Display for InferError {
     }
 }
 
-impl std::error::Error for InferError {}
+impl std::error::Error for InferError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InferError::Load(e) => Some(e),
+            InferError::Model(e) => Some(e),
+            InferError::Launch(e) => Some(e),
+            InferError::Network(e) => Some(e),
+            InferError::NoOutput => None,
+        }
+    }
+}
 
 /// The cosine similarity of two vectors (0 when either is zero).
 pub fn cosine(a: &[f64], b: &[f64]) -> f64 {

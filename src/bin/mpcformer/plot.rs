@@ -31,7 +31,7 @@ const PALETTE: [RGBColor; 6] = [
 /// Online seconds and bytes per bucket, one stacked bar per benchmark (preset and weight mode),
 /// side by side.
 pub fn bench(path: &Path, reports: &[ModelReport]) -> Result<()> {
-    let root = SVGBackend::new(path, (1000, 460)).into_drawing_area();
+    let root = SVGBackend::new(path, (400 + 360 * reports.len().max(1) as u32, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(fail)?;
     let title = reports.first().map_or(String::new(), |r| {
         format!("{}, {} tokens, {} layers: online cost per bucket", r.config, r.seq, r.layers)
@@ -50,12 +50,13 @@ pub fn bench(path: &Path, reports: &[ModelReport]) -> Result<()> {
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..reports.len()).into_segmented(), 0.0..top * 1.15 + 1e-9)
+            .build_cartesian_2d((0..reports.len()).into_segmented(), 0.0..top * 1.4 + 1e-9)
             .map_err(fail)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .y_desc(*unit)
+            .x_label_style(("sans-serif", 12))
             .x_label_formatter(&|x| match x {
                 SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
                 _ => String::new(),
@@ -79,7 +80,13 @@ pub fn bench(path: &Path, reports: &[ModelReport]) -> Result<()> {
                 .label(*bucket)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(fail)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(fail)?;
     }
     root.present().map_err(fail)
 }
