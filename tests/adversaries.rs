@@ -95,7 +95,10 @@ const PATIENT: Duration = Duration::from_secs(10);
 const SMALL_CHUNKS: (usize, usize) = (1 << 20, 1 << 16);
 
 fn options(read_timeout: Duration) -> TcpOptions {
-    TcpOptions { connect_timeout: Duration::from_secs(5), read_timeout, max_message: 1 << 20 }
+    let mut options = TcpOptions::default();
+    (options.connect_timeout, options.read_timeout, options.max_message) =
+        (Duration::from_secs(5), read_timeout, 1 << 20);
+    options
 }
 
 /// A listener on a free loopback port, kept bound until its owner accepts on it.
@@ -152,7 +155,8 @@ fn malicious_p1(certs: &Path, endpoints: Endpoints, attack: Attack, read_timeout
         ..PrivateJob::new(&config, &params, &tokens, Preset::parse("quad+2quad").unwrap())
     };
     // P1's own limit is far above P0's, so that P0's limit is the one tested.
-    let loose = TcpOptions { max_message: 1 << 32, ..options(read_timeout) };
+    let mut loose = options(read_timeout);
+    loose.max_message = 1 << 32;
     let ctx = connect_party(Role::P1, endpoints, certs, Some(5), loose).map_err(|e| e.to_string())?;
     let PartyContext { role, peer, dealer, rng } = ctx;
     let peer = Malicious { inner: Some(peer), attack, sent: 0, held: None };

@@ -27,15 +27,9 @@ fn a_small_pipeline_trains_exports_and_runs_under_mpc() {
     assert!(data.test.len() > 2000 && data.train.len() > 18000, "about 23k labelled tweets, split 80/10/10");
     let out = std::env::temp_dir().join(format!("mpcformer-distill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let opts = Options {
-        batch: 16,
-        max_len: 64,
-        train_limit: Some(256),
-        dev_limit: Some(64),
-        layers: Some(1),
-        progress: false,
-        ..Options::default()
-    };
+    let mut opts = Options::default();
+    (opts.batch, opts.max_len, opts.train_limit, opts.dev_limit) = (16, 64, Some(256), Some(64));
+    (opts.layers, opts.progress) = (Some(1), false);
     let teacher = mpc_distill::finetune_teacher(
         &minilm,
         &data,

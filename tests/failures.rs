@@ -34,7 +34,8 @@ fn a_failing_party_ends_the_run_with_its_error() {
 
 #[test]
 fn a_silent_peer_times_out() {
-    let options = LaunchOptions { timeout: Duration::from_millis(200), ..LaunchOptions::seeded(2) };
+    let mut options = LaunchOptions::seeded(2);
+    options.timeout = Duration::from_millis(200);
     let result = run_threaded(options, |ctx| {
         let role = ctx.role;
         let mut party = ctx.party()?;

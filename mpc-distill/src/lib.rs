@@ -140,6 +140,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Settings shared by every pipeline.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Options {
     /// Tokens per text at most (longer texts are truncated), as in MPCFormer's GLUE runs.
     pub max_len: usize,

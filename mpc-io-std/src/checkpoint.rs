@@ -55,6 +55,7 @@ pub enum LoadError {
 
 /// Limits checked before anything of a checkpoint is loaded.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct LoadLimits {
     /// The largest number of parameters a configuration may declare.
     pub max_parameters: u64,

@@ -44,6 +44,7 @@ pub fn seed_bytes(seed: u64) -> [u8; 32] {
 
 /// Settings of a threaded run.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct LaunchOptions {
     /// Receive timeout of every link.
     pub timeout: Duration,

@@ -285,11 +285,10 @@ pub struct NetArgs {
 impl NetArgs {
     /// The transport's options.
     pub fn options(&self) -> mpc_io_std::transport::tcp::TcpOptions {
-        mpc_io_std::transport::tcp::TcpOptions {
-            connect_timeout: std::time::Duration::from_secs_f64(self.connect_timeout),
-            read_timeout: std::time::Duration::from_secs_f64(self.read_timeout),
-            ..Default::default()
-        }
+        let mut options = mpc_io_std::transport::tcp::TcpOptions::default();
+        options.connect_timeout = std::time::Duration::from_secs_f64(self.connect_timeout);
+        options.read_timeout = std::time::Duration::from_secs_f64(self.read_timeout);
+        options
     }
 }
 

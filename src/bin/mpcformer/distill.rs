@@ -117,18 +117,18 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     fn options(&self) -> Options {
-        Options {
-            max_len: self.max_len,
-            batch: self.batch,
-            train_limit: self.train_limit,
-            dev_limit: self.dev_limit,
-            layers: self.layers,
-            freeze_word_embeddings: !self.train_word_embeddings,
-            progress: !self.json || std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            save_every: self.save_every,
-            seed: self.seed,
-            max_steps: self.max_steps,
-        }
+        let mut options = Options::default();
+        options.max_len = self.max_len;
+        options.batch = self.batch;
+        options.train_limit = self.train_limit;
+        options.dev_limit = self.dev_limit;
+        options.layers = self.layers;
+        options.freeze_word_embeddings = !self.train_word_embeddings;
+        options.progress = !self.json || std::io::IsTerminal::is_terminal(&std::io::stderr());
+        options.save_every = self.save_every;
+        options.seed = self.seed;
+        options.max_steps = self.max_steps;
+        options
     }
 }
 

@@ -66,6 +66,7 @@ fn io_error(kind: ErrorKind, detail: String) -> TcpError {
 
 /// Timeouts and limits of a link.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct TcpOptions {
     /// How long to wait for a connection, a handshake, or an accepted peer.
     pub connect_timeout: Duration,
