@@ -13,7 +13,7 @@ use mpc_core::transport::{Error as _, ErrorKind, ErrorType, Metered, PartyId, Ro
 use mpc_io_std::run::network::{Endpoints, NetError, Peer, connect_party, connect_party_with, run_dealer_on};
 use mpc_io_std::run::threads::PartyContext;
 use mpc_io_std::run::{PartyReport, PrivateJob, private_party};
-use mpc_io_std::transport::tcp::{Identity, TcpOptions, TcpTransport, listen, make_certs};
+use mpc_io_std::transport::tcp::{Identity, TcpOptions, TcpTransport, listen_loopback, make_certs};
 use mpc_transformer::Preset;
 
 /// What the malicious P1 does to its outgoing messages.
@@ -103,9 +103,7 @@ fn options(read_timeout: Duration) -> TcpOptions {
 
 /// A listener on a free loopback port, kept bound until its owner accepts on it.
 fn bound() -> (TcpListener, SocketAddr) {
-    let listener = listen(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-    let addr = listener.local_addr().unwrap();
-    (listener, addr)
+    listen_loopback().unwrap()
 }
 
 fn certs(name: &str) -> PathBuf {

@@ -44,7 +44,13 @@ pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     if a.len() != b.len() {
         return f64::INFINITY;
     }
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, |m, e| if e.is_nan() { f64::INFINITY } else { m.max(e) })
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, worse_error)
+}
+
+/// The larger of a worst error so far and a new one, a NaN counting as infinite (`f64::max`
+/// would drop it): the fold step of every error maximum.
+pub fn worse_error(worst: f64, error: f64) -> f64 {
+    if error.is_nan() { f64::INFINITY } else { worst.max(error) }
 }
 
 /// A byte figure of this process's `/proc/self/status` (Linux), such as `VmRSS:`.

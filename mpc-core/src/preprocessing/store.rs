@@ -393,6 +393,5 @@ impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
         if let (Some(start), Some(clock)) = (self.refill_started.take(), self.clock) {
             self.stats.on_demand_nanos += clock().saturating_sub(start);
         }
-        self.refill_started = None;
     }
 }

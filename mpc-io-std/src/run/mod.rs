@@ -198,7 +198,8 @@ impl<'c, T: Transport, D: Transport> PartySession<'c, T, D> {
                 output: inference.output,
                 load: self.load,
                 offline: (offline.0, offline.2),
-                online: ((online.0 - on_demand_s).max(0.0), online_stats),
+                // The session's online time already leaves out the material made on demand.
+                online: (inference.online_nanos as f64 * 1e-9, online_stats),
                 on_demand: (on_demand_s, online.2),
                 buckets: meter.buckets,
                 peak_material_elements: inference.material.peak_elements,

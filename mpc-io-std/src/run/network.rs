@@ -11,7 +11,7 @@ use mpc_core::preprocessing::{Dealer, DealerClient, DealerStats};
 use mpc_core::transport::{Metered, PartyId, Role};
 
 use crate::run::threads::{PartyContext, party_rng, seed_bytes};
-use crate::transport::tcp::{Identity, TcpError, TcpOptions, TcpTransport, listen};
+use crate::transport::tcp::{Identity, TcpError, TcpOptions, TcpTransport, listen, listen_loopback};
 
 /// Why a networked party or dealer stopped.
 #[derive(Debug)]
@@ -175,10 +175,7 @@ pub fn run_loopback_queries(
         .map_err(|e| NetError::Link(TcpError::new_other(format!("{}: {e}", certs.display()))))?;
     crate::transport::tcp::make_certs(&certs)?;
     // Both listeners stay bound from here until their owner accepts on them.
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let (dealer_listener, p0_listener) = (listen(loopback)?, listen(loopback)?);
-    let address = |l: &TcpListener| l.local_addr().map_err(|e| NetError::Link(TcpError::new_other(e.to_string())));
-    let (dealer_at, p0_at) = (address(&dealer_listener)?, address(&p0_listener)?);
+    let ((dealer_listener, dealer_at), (p0_listener, p0_at)) = (listen_loopback()?, listen_loopback()?);
     let observe = &mut observe;
     let result = std::thread::scope(|s| {
         let dealer = s.spawn(|| run_dealer_on(dealer_listener, &certs, job.seed, options));

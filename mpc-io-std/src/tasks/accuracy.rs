@@ -291,10 +291,10 @@ pub fn reference(spec: &Spec) -> Vec<Vec<f64>> {
 /// Runs one function over threads with the real dealer; returns its table line.
 pub fn measure(spec: &Spec, truncation: Truncation, seed: Option<u64>) -> Result<AccuracyRow, LaunchError> {
     let run = run_secure(spec, truncation, seed)?;
-    // A NaN is the worst error, never dropped (`f64::max` would ignore it).
-    let worse = |m: f64, e: f64| if e.is_nan() { f64::INFINITY } else { m.max(e) };
+    let worse = crate::worse_error;
+    let inputs = spec.inputs();
     let (mut max_abs, mut max_rel, mut errors) = (0.0f64, 0.0f64, Vec::new());
-    for ((got, expect), input) in run.outputs.iter().zip(reference(spec)).zip(spec.inputs()) {
+    for ((got, expect), input) in run.outputs.iter().zip(reference(spec)).zip(&inputs) {
         if got.len() != expect.len() {
             max_abs = f64::INFINITY;
         }
@@ -311,7 +311,7 @@ pub fn measure(spec: &Spec, truncation: Truncation, seed: Option<u64>) -> Result
     }
     let rounds = run.costs.iter().map(|(p0, p1)| p0.rounds.max(p1.rounds)).max().unwrap_or(0);
     let bytes: u64 = run.costs.iter().map(|(p0, p1)| p0.bytes_sent + p1.bytes_sent).sum();
-    let elements: usize = spec.inputs().iter().map(Vec::len).sum();
+    let elements: usize = inputs.iter().map(Vec::len).sum();
     Ok(AccuracyRow {
         function: spec.function,
         domain: spec.domain,

@@ -238,6 +238,14 @@ pub fn listen(addr: SocketAddr) -> Result<TcpListener, TcpError> {
     TcpListener::bind(addr).map_err(|e| io_error(ErrorKind::Other, format!("listen on {addr}: {e}")))
 }
 
+/// A listener on a free loopback port, and its address: bound from here until accepted on, so
+/// that no other process can take the port in between (no bind, drop, re-bind race).
+pub fn listen_loopback() -> Result<(TcpListener, SocketAddr), TcpError> {
+    let listener = listen(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let addr = listener.local_addr().map_err(|e| io_error(ErrorKind::Other, e.to_string()))?;
+    Ok((listener, addr))
+}
+
 impl TcpTransport {
     /// No links yet.
     pub fn new(options: TcpOptions) -> Self {
