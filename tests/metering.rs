@@ -175,3 +175,37 @@ fn owned_matmul_is_one_way() {
     assert_eq!(p1_mul, CommStats { bytes_sent: 800, messages_sent: 1, rounds: 1, ..CommStats::default() });
     assert_eq!(p0_mul, CommStats { bytes_received: 800, messages_received: 1, ..CommStats::default() });
 }
+
+#[test]
+fn owned_matmul_carries_its_dealer_truncation_one_way_and_answers_with_bits() {
+    // 5x20 · 20x5 with W owned by P0: P1 sends X1 - A (100 elements) and its masked share of
+    // the product (25) in one message; P0 answers with the 25 most significant bits (one word).
+    let w: Vec<u64> = vec![1 << 16; 100];
+    let run = threaded(23, Truncation::Dealer, |party, role| {
+        let x = party.input(Role::P1, (role == Role::P1).then_some(&[2u64 << 16; 100][..]), 100)?;
+        let owned = party.prepare_owned((role == Role::P0).then_some(&w[..]), 20, 5)?;
+        barrier(party)?;
+        let before = party.transport().stats();
+        party.matmul_owned(&x, 5, &owned)?;
+        Ok(party.transport().stats().since(&before))
+    });
+    let one_way = |sent: u64, received: u64, rounds: u64| CommStats {
+        bytes_sent: sent,
+        bytes_received: received,
+        messages_sent: u64::from(sent > 0),
+        messages_received: u64::from(received > 0),
+        rounds,
+    };
+    assert_eq!(run.p1.output, one_way(8 * 125, 8, 1));
+    assert_eq!(run.p0.output, one_way(8, 8 * 125, 1));
+}
+
+#[test]
+fn truncation_then_square_is_one_exchange() {
+    for stats in cost_of(100, Truncation::Dealer, |p, x, _| {
+        p.truncate_square_many(vec![mpc_core::share::Shares::from_vec(x.to_vec())], 16, 1 << 16, Truncation::Dealer)
+            .map(drop)
+    }) {
+        assert_eq!(stats, exchange(100));
+    }
+}

@@ -178,3 +178,62 @@ proptest! {
         }
     }
 }
+
+/// The ring values (t + offset)² for the two truncations t of `z` by 16 bits that are within
+/// 1 ulp of it (floor and floor + 1).
+fn squares_of_truncations(z: i64, offset: u64) -> [u64; 2] {
+    let t = (z >> 16) as u64;
+    [t.wrapping_add(offset), t.wrapping_add(1).wrapping_add(offset)].map(|v| v.wrapping_mul(v))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// A truncation followed by a square of the shifted result, fused into one opening: exactly
+    /// the square of a within-1-ulp truncation, for products up to 2^61 in the ring (the dealer
+    /// method's range edge) and for both methods.
+    #[test]
+    fn truncate_then_square_is_the_square_of_the_truncation(seed: u64, len in 1usize..300, scale in 8u32..62) {
+        let bound = (1u64 << scale) as f64;
+        let z: Vec<i64> = reals(seed, len, 1.0).iter().map(|r| (r * bound) as i64).collect();
+        let offset = FP.encode(if seed % 2 == 0 { 5.0 } else { -1.0 });
+        for truncation in [Truncation::Dealer, Truncation::Local] {
+            let ring: Vec<u64> = z.iter().map(|&v| v as u64).collect();
+            let run = threaded(seed, truncation, |party, role| {
+                let zs = party.input(Role::P0, (role == Role::P0).then_some(&ring[..]), len)?;
+                let sq = party.truncate_square_many(vec![zs], 16, offset, truncation)?;
+                party.open(&sq[0])
+            });
+            // Local truncation wraps with probability |z| / 2^63: only small products are held to it.
+            if truncation == Truncation::Local && scale > 40 {
+                continue;
+            }
+            for (got, &z) in run.p0.output.iter().zip(&z) {
+                prop_assert!(squares_of_truncations(z, offset).contains(got), "z = {z}: got {got}");
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_truncation_of_owner_weight_products_never_fails_where_local_truncation_does() {
+    // Products near 2^27 sit at 2^59 in the ring: local truncation fails for about 1 in 16
+    // elements; the owner-weight product's fused dealer truncation for none.
+    let (m, k, n) = (40, 1, 50);
+    let x = reals(13, m * k, 8_192.0);
+    let w = vec![16_384.0; k * n];
+    let expect = exact_matmul(&x, &w, m, k, n);
+    let w_enc: Vec<u64> = FP.encode_vec(&w);
+    let bad = |truncation| {
+        let run = threaded(13, truncation, |party, role| {
+            let xs = party.input_fixed(Role::P1, (role == Role::P1).then_some(&x[..]), m * k)?;
+            let owned = party.prepare_owned((role == Role::P0).then_some(&w_enc[..]), k, n)?;
+            let z = party.matmul_owned(&xs, m, &owned)?;
+            party.open(&z)
+        });
+        run.p0.output.iter().zip(&expect).filter(|(g, e)| ulps(**g, **e) > 1).count()
+    };
+    let local = bad(Truncation::Local);
+    assert!(local > 20, "local truncation should fail often at this magnitude, failed {local} times");
+    assert_eq!(bad(Truncation::Dealer), 0);
+}

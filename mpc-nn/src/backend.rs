@@ -182,6 +182,11 @@ pub trait Backend {
     fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<Self::Weight>;
     /// `x · W` for secret x (`m × k`) at the session precision.
     fn linear(&mut self, x: &[Self::Elem], m: usize, w: &Self::Weight) -> Result<Self::Vector>;
+    /// `x · W` left at the product's double precision (2f fractional bits, not truncated), for
+    /// a caller that fuses the truncation into what follows ([`Backend::square_truncated`]).
+    fn linear_wide(&mut self, x: &[Self::Elem], m: usize, w: &Self::Weight) -> Result<Self::Vector>;
+    /// Matrix products of secret operands left at double precision (see [`Backend::linear_wide`]).
+    fn matmul_many_wide(&mut self, products: &[Matmul<'_, Self::Elem>]) -> Result<Vec<Self::Vector>>;
     /// Prepares the model owner's `vocab × width` embedding table for [`Backend::lookup`].
     fn load_table(&mut self, w: Option<&[f64]>, vocab: usize, width: usize) -> Result<Self::Weight> {
         self.load_weight(w, vocab, width)
@@ -224,6 +229,16 @@ pub trait Backend {
     /// Matrix product of secret `a` (m×k) and `b` (k×n) at the session precision.
     fn matmul(&mut self, a: &[Self::Elem], b: &[Self::Elem], m: usize, k: usize, n: usize) -> Result<Self::Vector> {
         Ok(self.matmul_many(&[(a, b, m, k, n)])?.pop().expect("one product"))
+    }
+    /// `(y + c)²` for y = `z` truncated to the session precision, where `z` is a product at double
+    /// precision ([`Backend::linear_wide`]); the square is truncated as `p` says (its operands at
+    /// the session precision). Under MPC with dealer truncation the square needs no message of
+    /// its own: it is read off the truncation's opening.
+    fn square_truncated(&mut self, z: &[Self::Elem], c: f64, p: Product) -> Result<Self::Vector> {
+        let f = self.frac_bits();
+        let y = self.reduce(z, f)?;
+        let shifted = self.add_scalar(&y, c, f);
+        self.square(&shifted, p)
     }
     /// ReLU: `x · (1 - [x < 0])`.
     fn relu(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {

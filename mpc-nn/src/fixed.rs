@@ -54,7 +54,7 @@ impl Fixed {
 
     fn truncate_cost(&mut self, n: usize, p: Product) {
         let method = p.truncation(self.frac_bits(), self.truncation);
-        cost::truncate::<u64>(&mut self.ledger, n, method);
+        cost::truncate::<u64>(&mut self.ledger, n, p.shift().unwrap_or(0), method);
     }
 }
 
@@ -127,7 +127,7 @@ impl Backend for Fixed {
         a.chunks(len.max(1)).map(|r| r.iter().fold(0u64, |s, &v| s.wrapping_add(v))).collect()
     }
     fn reduce(&mut self, a: &[u64], bits: u32) -> Result<Vec<u64>> {
-        cost::truncate::<u64>(&mut self.ledger, a.len(), self.truncation);
+        cost::truncate::<u64>(&mut self.ledger, a.len(), bits, self.truncation);
         let half = half_unit(bits);
         Ok(a.iter().map(|x| x.wrapping_add(half).shr_arith(bits)).collect())
     }
@@ -169,23 +169,14 @@ impl Backend for Fixed {
     }
     fn mul_public(&mut self, x: &[u64], c: &[f64]) -> Result<Vec<u64>> {
         let f = self.frac_bits();
-        cost::truncate::<u64>(&mut self.ledger, x.len(), self.truncation);
+        cost::truncate::<u64>(&mut self.ledger, x.len(), f, self.truncation);
         Ok(x.iter().zip(c).map(|(&v, &c)| v.wrapping_mul(encode(c, f)).shr_arith(f)).collect())
     }
     fn matmul_many(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Vec<u64>>> {
         let f = self.frac_bits();
-        cost::matmul::<u64>(&mut self.ledger, products.iter().map(|p| p.2 * p.3 + p.3 * p.4).sum());
-        let outputs = products.iter().map(|p| p.2 * p.4).sum();
-        cost::truncate::<u64>(&mut self.ledger, outputs, self.truncation);
-        products
-            .iter()
-            .map(|&(a, b, m, k, n)| {
-                if a.len() != m * k || b.len() != k * n {
-                    return Err(Error::ShapeMismatch);
-                }
-                Ok(fixed_product(a, b, m, k, n, f))
-            })
-            .collect()
+        let wide = self.matmul_many_wide(products)?;
+        cost::truncate::<u64>(&mut self.ledger, wide.iter().map(Vec::len).sum(), f, self.truncation);
+        Ok(wide.into_iter().map(|v| v.into_iter().map(|x| x.shr_arith(f)).collect()).collect())
     }
     fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<Self::Weight> {
         match self.weights {
@@ -203,11 +194,49 @@ impl Backend for Fixed {
             return Err(Error::ShapeMismatch);
         }
         match self.weights {
+            WeightMode::Shared => {
+                cost::matmul_prepared::<u64>(&mut self.ledger, m, *k);
+                let f = self.frac_bits();
+                cost::truncate::<u64>(&mut self.ledger, m * n, f, self.truncation);
+            }
+            WeightMode::Owner => cost::matmul_owned_truncated::<u64>(&mut self.ledger, m, *k, *n, self.truncation),
+        }
+        Ok(fixed_product(x, data, m, *k, *n, self.frac_bits()))
+    }
+    fn linear_wide(&mut self, x: &[u64], m: usize, w: &Self::Weight) -> Result<Vec<u64>> {
+        let (k, n, data) = w;
+        if x.len() != m * k {
+            return Err(Error::ShapeMismatch);
+        }
+        match self.weights {
             WeightMode::Shared => cost::matmul_prepared::<u64>(&mut self.ledger, m, *k),
             WeightMode::Owner => cost::matmul_owned::<u64>(&mut self.ledger, m, *k),
         }
-        cost::truncate::<u64>(&mut self.ledger, m * n, self.truncation);
-        Ok(fixed_product(x, data, m, *k, *n, self.frac_bits()))
+        Ok(fixed_product(x, data, m, *k, *n, 0))
+    }
+    fn matmul_many_wide(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Vec<u64>>> {
+        cost::matmul::<u64>(&mut self.ledger, products.iter().map(|p| p.2 * p.3 + p.3 * p.4).sum());
+        products
+            .iter()
+            .map(|&(a, b, m, k, n)| {
+                if a.len() != m * k || b.len() != k * n {
+                    return Err(Error::ShapeMismatch);
+                }
+                Ok(fixed_product(a, b, m, k, n, 0))
+            })
+            .collect()
+    }
+    fn square_truncated(&mut self, z: &[u64], c: f64, p: Product) -> Result<Vec<u64>> {
+        let (f, shift) = (self.frac_bits(), p.shift()?);
+        cost::truncate_square::<u64>(&mut self.ledger, z.len(), f, self.truncation);
+        self.truncate_cost(z.len(), p);
+        let (half, c) = (half_unit(f), encode(c, f));
+        Ok(z.iter()
+            .map(|x| {
+                let y = x.wrapping_add(half).shr_arith(f).wrapping_add(c);
+                y.wrapping_mul(y).shr_arith(shift)
+            })
+            .collect())
     }
     fn lookup(
         &mut self,

@@ -51,6 +51,16 @@ impl<B: Backend> Linear<B> {
         let y = b.add(&y, &broadcast_values(&self.bias, rows, self.outputs, false));
         matrix::<B>(rows, self.outputs, y)
     }
+
+    /// `x · W + b` left at double precision (not truncated), for an activation that fuses the
+    /// truncation into its own step ([`Activation::apply_to_product`]).
+    pub fn forward_wide(&self, b: &mut B, x: &Matrix<B>) -> Result<Matrix<B>> {
+        check_cols::<B>(x, self.inputs)?;
+        let (rows, f) = (x.rows(), b.frac_bits());
+        let y = b.linear_wide(x.data(), rows, &self.weight)?;
+        let bias = b.extend(&broadcast_values(&self.bias, rows, self.outputs, false), f, 0);
+        matrix::<B>(rows, self.outputs, b.add(&y, &bias))
+    }
 }
 
 /// LayerNorm over each row: (x - mean) · γ / √(var + ε) + β, with a real mean and variance
@@ -80,12 +90,18 @@ impl<B: Backend> LayerNorm<B> {
         let inv_h = alloc::vec![1.0 / h as f64; rows];
         let mean = b.mul_public(&b.sum_rows(x.data(), rows, h), &inv_h)?;
         let centred = b.sub(x.data(), &broadcast_values(&mean, rows, h, true));
-        let squares = b.square(&centred, Product::at(f))?;
-        let scaled = b.mul_broadcast_many(&[(&centred, &self.gamma, rows, h, false)], Product::at(f))?.remove(0);
-        let variance = b.mul_public(&b.sum_rows(&squares, rows, h), &inv_h)?;
+        // The squares and (x - mean)·γ stay at 2f bits (exact ring products, no truncation): the
+        // squares are truncated only once summed (`rows` elements, not `rows·h`), and (x - mean)·γ
+        // once multiplied by 1/σ, by 2f at once. Both values are far below the ring's range.
+        let wide = Product { a: f, b: f, out: 2 * f, pow2: 0 };
+        let squares = b.square(&centred, wide)?;
+        let scaled = b.mul_broadcast_many(&[(&centred, &self.gamma, rows, h, false)], wide)?.remove(0);
+        let sums = b.reduce(&b.sum_rows(&squares, rows, h), f)?;
+        let variance = b.mul_public(&sums, &inv_h)?;
         let variance = b.add_scalar(&variance, self.eps, f);
         let inv_std = b.inv_sqrt(&variance)?;
-        let y = b.mul_broadcast_many(&[(&scaled, &inv_std, rows, h, true)], Product::at(f))?.remove(0);
+        let narrow = Product { a: 2 * f, b: f, out: f, pow2: 0 };
+        let y = b.mul_broadcast_many(&[(&scaled, &inv_std, rows, h, true)], narrow)?.remove(0);
         matrix::<B>(rows, h, b.add(&y, &broadcast_values(&self.beta, rows, h, false)))
     }
 }
@@ -132,6 +148,24 @@ impl Activation {
         };
         matrix::<B>(x.rows(), x.cols(), y)
     }
+
+    /// Whether [`Activation::apply_to_product`] saves over a truncated product and
+    /// [`Activation::apply`]: Quad's square is read off the truncation's opening.
+    pub fn reads_product(self) -> bool {
+        self == Activation::Quad
+    }
+
+    /// Applies the activation to a product at double precision ([`Linear::forward_wide`]):
+    /// Quad reads its square off the truncation's opening; the others truncate first.
+    pub fn apply_to_product<B: Backend>(self, b: &mut B, z: &Matrix<B>) -> Result<Matrix<B>> {
+        match self {
+            Activation::Quad => matrix::<B>(z.rows(), z.cols(), crate::numerics::quad_of_product(b, z.data())?),
+            _ => {
+                let y = b.reduce(z.data(), b.frac_bits())?;
+                self.apply(b, &matrix::<B>(z.rows(), z.cols(), y)?)
+            }
+        }
+    }
 }
 
 /// How attention scores become weights.
@@ -161,6 +195,26 @@ impl Normaliser {
             Normaliser::TwoRelu => b.two_relu(scores, rows, len, mask),
         }
     }
+
+    /// Normalises scores given as products at double precision ([`MultiHead::scores_wide`]):
+    /// 2Quad reads its squares off the truncation's opening; the others truncate first.
+    pub fn apply_to_product<B: Backend>(
+        self,
+        b: &mut B,
+        scores: &[B::Elem],
+        len: usize,
+        mask: Option<&[f64]>,
+    ) -> Result<B::Vector> {
+        match self {
+            Normaliser::TwoQuad => {
+                crate::numerics::two_quad_of_product(b, scores, scores.len() / len.max(1), len, mask)
+            }
+            _ => {
+                let y = b.reduce(scores, b.frac_bits())?;
+                self.apply(b, &y, len, mask)
+            }
+        }
+    }
 }
 
 /// Multi-head self-attention's products, around the normaliser: from the fused Q|K|V
@@ -185,6 +239,13 @@ impl MultiHead {
 
     /// The scores Q·Kᵀ of every head, stacked (`heads·seq` rows of `seq`), and the values.
     pub fn scores<B: Backend>(&self, b: &mut B, qkv: &Matrix<B>) -> Result<(B::Vector, HeadValues<B::Vector>)> {
+        let (wide, values) = self.scores_wide(b, qkv)?;
+        Ok((b.reduce(&wide, b.frac_bits())?, values))
+    }
+
+    /// The scores at double precision (not truncated), for a normaliser that fuses the
+    /// truncation into its own step ([`Normaliser::apply_to_product`]), and the values.
+    pub fn scores_wide<B: Backend>(&self, b: &mut B, qkv: &Matrix<B>) -> Result<(B::Vector, HeadValues<B::Vector>)> {
         check_cols::<B>(qkv, 3 * self.width())?;
         let (seq, d, h) = (qkv.rows(), self.head_dim, self.width());
         let columns = |start: usize| -> Vec<B::Elem> {
@@ -202,7 +263,7 @@ impl MultiHead {
             values.push(b.wrap(columns(2 * h + head * d)));
         }
         let products: Vec<_> = (0..self.heads).map(|i| (&queries[i][..], &keys_t[i][..], seq, d, seq)).collect();
-        let scores: Vec<B::Elem> = b.matmul_many(&products)?.iter().flat_map(|s| s.iter().copied()).collect();
+        let scores: Vec<B::Elem> = b.matmul_many_wide(&products)?.iter().flat_map(|s| s.iter().copied()).collect();
         Ok((b.wrap(scores), HeadValues(values)))
     }
 

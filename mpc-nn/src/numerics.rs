@@ -261,10 +261,24 @@ pub fn tanh<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> 
 /// Quad(x) = 0.125x² + 0.25x + 0.5 = (x + 1)²/8 + 0.375: one square, one truncation.
 pub fn quad<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
-    let shifted = b.add_scalar(x, 1.0, f);
+    let shifted = b.add_scalar(x, QUAD_SHIFT, f);
     let eighth_square = b.square(&shifted, Product::at(f).scaled(-3))?;
     Ok(b.add_scalar(&eighth_square, 0.375, f))
 }
+
+/// Quad of a product `z` at double precision ([`Backend::linear_wide`]): its truncation and the
+/// square share one opening ([`Backend::square_truncated`]).
+pub fn quad_of_product<B: Backend + ?Sized>(b: &mut B, z: &[B::Elem]) -> Result<B::Vector> {
+    let f = b.frac_bits();
+    let eighth_square = b.square_truncated(z, QUAD_SHIFT, Product::at(f).scaled(-3))?;
+    Ok(b.add_scalar(&eighth_square, 0.375, f))
+}
+
+/// Quad's square is of x + 1.
+const QUAD_SHIFT: f64 = 1.0;
+
+/// 2Quad's square is of x + 5.
+const TWO_QUAD_SHIFT: f64 = 5.0;
 
 /// Applies a public 0/1 mask: masked entries become exactly 0 (a local step on shares too).
 fn apply_mask<B: Backend + ?Sized>(b: &B, x: B::Vector, mask: Option<&[f64]>) -> Result<B::Vector> {
@@ -344,8 +358,34 @@ pub fn two_quad<B: Backend + ?Sized>(
 ) -> Result<B::Vector> {
     check_rows::<B>(x, rows, len)?;
     let f = b.frac_bits();
-    let shifted = b.add_scalar(x, 5.0, f);
+    let shifted = b.add_scalar(x, TWO_QUAD_SHIFT, f);
     let q = b.square(&shifted, Product::at(f))?;
+    normalise_two_quad(b, q, rows, len, mask)
+}
+
+/// 2Quad of each row of scores given as products at double precision
+/// ([`Backend::matmul_many_wide`]): their truncation and the square share one opening.
+pub fn two_quad_of_product<B: Backend + ?Sized>(
+    b: &mut B,
+    z: &[B::Elem],
+    rows: usize,
+    len: usize,
+    mask: Option<&[f64]>,
+) -> Result<B::Vector> {
+    check_rows::<B>(z, rows, len)?;
+    let f = b.frac_bits();
+    let q = b.square_truncated(z, TWO_QUAD_SHIFT, Product::at(f))?;
+    normalise_two_quad(b, q, rows, len, mask)
+}
+
+/// 2Quad after its squares: mask, then divide by the row sums.
+fn normalise_two_quad<B: Backend + ?Sized>(
+    b: &mut B,
+    q: B::Vector,
+    rows: usize,
+    len: usize,
+    mask: Option<&[f64]>,
+) -> Result<B::Vector> {
     let q = apply_mask(b, q, mask)?;
     normalise_rows(b, &q, rows, len, ceil_log2(len) + 5)
 }

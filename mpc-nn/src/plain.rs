@@ -173,6 +173,12 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
     fn linear(&mut self, x: &[F], m: usize, w: &Self::Weight) -> Result<Vec<F>> {
         gemm(x, &w.2, m, w.0, w.1)
     }
+    fn linear_wide(&mut self, x: &[F], m: usize, w: &Self::Weight) -> Result<Vec<F>> {
+        self.linear(x, m, w)
+    }
+    fn matmul_many_wide(&mut self, products: &[Matmul<'_, F>]) -> Result<Vec<Vec<F>>> {
+        self.matmul_many(products)
+    }
     fn lookup(
         &mut self,
         table: &Self::Weight,

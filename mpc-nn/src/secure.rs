@@ -192,6 +192,22 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
             SecureWeight::Table { .. } => Err(Error::MaterialMismatch),
         }
     }
+    fn linear_wide(&mut self, x: &[u64], m: usize, w: &SecureWeight) -> Result<Shares<u64>> {
+        match w {
+            SecureWeight::Shared(w) => self.party.matmul_prepared_ring(x, m, w),
+            SecureWeight::Owned(w) => self.party.matmul_owned_ring(x, m, w),
+            SecureWeight::Table { .. } => Err(Error::MaterialMismatch),
+        }
+    }
+    fn matmul_many_wide(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Shares<u64>>> {
+        self.party.matmul_many_ring(products)
+    }
+    fn square_truncated(&mut self, z: &[u64], c: f64, p: Product) -> Result<Shares<u64>> {
+        let (f, shift, method) = (self.frac_bits(), p.shift()?, self.truncation_for(p));
+        let z = alloc::vec![Shares::from_vec(z.to_vec())];
+        let squares = self.party.truncate_square_many(z, f, encode(c, f), self.party.truncation())?;
+        Ok(self.party.truncate_many_by(squares, shift, method)?.pop().expect("one"))
+    }
     fn load_table(&mut self, w: Option<&[f64]>, vocab: usize, width: usize) -> Result<SecureWeight> {
         match self.weights {
             WeightMode::Owner => self.load_weight(w, vocab, width),

@@ -390,12 +390,12 @@ impl<B: Backend> Encoder<B> {
         let heads = MultiHead { heads: self.config.num_attention_heads, head_dim: self.config.head_dim() };
         observer.enter(b, Bucket::Linear);
         let qkv = layer.qkv.forward(b, x)?;
-        let (scores, values) = heads.scores(b, &qkv)?;
+        let (scores, values) = heads.scores_wide(b, &qkv)?;
         observer.leave(b, Bucket::Linear);
 
         observer.enter(b, Bucket::Softmax);
         let key_mask: Vec<f64> = (0..heads.heads * seq).flat_map(|_| mask.iter().copied()).collect();
-        let probs = self.preset.attention.apply(b, &scores, seq, Some(&key_mask))?;
+        let probs = self.preset.attention.apply_to_product(b, &scores, seq, Some(&key_mask))?;
         observer.leave(b, Bucket::Softmax);
 
         observer.enter(b, Bucket::Linear);
@@ -408,10 +408,14 @@ impl<B: Backend> Encoder<B> {
         observer.leave(b, Bucket::Norm);
 
         observer.enter(b, Bucket::Linear);
-        let inner = layer.ffn_in.forward(b, &x)?;
+        // Quad takes the product before its truncation and fuses the two; the others would only
+        // trade the owner-weight product's one-way truncation for an exchange.
+        let fused = self.preset.activation.reads_product();
+        let inner = if fused { layer.ffn_in.forward_wide(b, &x)? } else { layer.ffn_in.forward(b, &x)? };
         observer.leave(b, Bucket::Linear);
         observer.enter(b, Bucket::Activation);
-        let activated = self.preset.activation.apply(b, &inner)?;
+        let activation = self.preset.activation;
+        let activated = if fused { activation.apply_to_product(b, &inner)? } else { activation.apply(b, &inner)? };
         observer.leave(b, Bucket::Activation);
         observer.enter(b, Bucket::Linear);
         let outer = layer.ffn_out.forward(b, &activated)?;

@@ -36,9 +36,10 @@ const TAG_LTZ: u64 = 7;
 const TAG_OWNED_MASK: u64 = 8;
 const TAG_OWNED_TRIPLE: u64 = 9;
 const TAG_BROADCAST: u64 = 10;
+const TAG_TRUNC_SQUARE: u64 = 11;
 
 /// At most this many random and this many correlated parts per material.
-pub(crate) const MAX_PARTS: usize = 3;
+pub(crate) const MAX_PARTS: usize = 4;
 
 /// How the parties' shares of a part combine into its secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +125,11 @@ impl Request {
     /// would be P1's share itself).
     pub fn is_empty(&self) -> bool {
         match *self {
-            Request::Beaver { n } | Request::Square { n } | Request::Trunc { n, .. } | Request::Ltz { n } => n == 0,
+            Request::Beaver { n }
+            | Request::Square { n }
+            | Request::Trunc { n, .. }
+            | Request::TruncSquare { n, .. }
+            | Request::Ltz { n } => n == 0,
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => k == 0 || n == 0,
             Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => m == 0 || k == 0 || n == 0,
             Request::And { words } => words == 0,
@@ -147,6 +152,8 @@ impl Request {
         let fits = match *self {
             Request::Beaver { n } | Request::Square { n } => ok(Some(n)),
             Request::Trunc { n, frac_bits } => ok(Some(n)) && frac_bits < R::BITS.saturating_sub(2),
+            // The square is local only while q² = 2^(2(k-f)) vanishes in the ring.
+            Request::TruncSquare { n, frac_bits } => ok(Some(n)) && frac_bits <= R::BITS / 2,
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => ok(k.checked_mul(n)),
             Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => {
                 ok(k.checked_mul(n)) && ok(m.checked_mul(k)) && ok(m.checked_mul(n))
@@ -174,6 +181,10 @@ impl Request {
             Request::Trunc { n, .. } => {
                 Layout { random: parts(&[(n, Additive)]), correlated: parts(&[(n, Additive), (n, Additive)]) }
             }
+            Request::TruncSquare { n, .. } => Layout {
+                random: parts(&[(n, Additive)]),
+                correlated: parts(&[(n, Additive), (n, Additive), (n, Additive), (n, Additive)]),
+            },
             Request::MatmulMask { k, n } => Layout { random: parts(&[(k * n, Additive)]), correlated: parts(&[]) },
             Request::MatmulTriple { m, k, n, .. } => {
                 Layout { random: parts(&[(m * k, Additive)]), correlated: parts(&[(m * n, Additive)]) }
@@ -207,6 +218,7 @@ impl Request {
             Request::Beaver { n } => [TAG_BEAVER, n as u64, 0, 0, 0],
             Request::Square { n } => [TAG_SQUARE, n as u64, 0, 0, 0],
             Request::Trunc { n, frac_bits } => [TAG_TRUNC, n as u64, frac_bits as u64, 0, 0],
+            Request::TruncSquare { n, frac_bits } => [TAG_TRUNC_SQUARE, n as u64, frac_bits as u64, 0, 0],
             Request::MatmulMask { k, n } => [TAG_MASK, k as u64, n as u64, 0, 0],
             Request::MatmulTriple { m, k, n, mask } => [TAG_TRIPLE, m as u64, k as u64, n as u64, mask],
             Request::And { words } => [TAG_AND, words as u64, 0, 0, 0],
@@ -241,6 +253,10 @@ impl Request {
             TAG_BEAVER if unused_zero(&w[2..]) => Request::Beaver { n: size(w[1])? },
             TAG_SQUARE if unused_zero(&w[2..]) => Request::Square { n: size(w[1])? },
             TAG_TRUNC if unused_zero(&w[3..]) => Request::Trunc {
+                n: size(w[1])?,
+                frac_bits: u32::try_from(w[2]).map_err(|_| Error::Malformed("truncation shift"))?,
+            },
+            TAG_TRUNC_SQUARE if unused_zero(&w[3..]) => Request::TruncSquare {
                 n: size(w[1])?,
                 frac_bits: u32::try_from(w[2]).map_err(|_| Error::Malformed("truncation shift"))?,
             },
@@ -345,6 +361,16 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             r_hi: next(&mut correlated),
             r_msb: next(&mut correlated),
             frac_bits,
+        }),
+        Request::TruncSquare { frac_bits, .. } => Material::TruncSquare(super::TruncSquarePairs {
+            trunc: super::TruncPairs {
+                r: next(&mut random),
+                r_hi: next(&mut correlated),
+                r_msb: next(&mut correlated),
+                frac_bits,
+            },
+            r_hi_sq: next(&mut correlated),
+            msb_r_hi: next(&mut correlated),
         }),
         Request::MatmulMask { k, n } => {
             Material::MatmulMask(super::MatmulMask { id: mask_id, k, n, b: next(&mut random) })
@@ -500,6 +526,13 @@ impl<R: Ring> DealerState<R> {
             Request::Trunc { frac_bits, .. } => {
                 p0.correlated[0] = Shares::from_vec(secret[0].iter().map(|r| r.shr_logical(frac_bits)).collect());
                 p0.correlated[1] = Shares::from_vec(secret[0].iter().map(|r| r.msb()).collect());
+            }
+            Request::TruncSquare { frac_bits, .. } => {
+                let hi = |r: &R| r.shr_logical(frac_bits);
+                p0.correlated[0] = Shares::from_vec(secret[0].iter().map(hi).collect());
+                p0.correlated[1] = Shares::from_vec(secret[0].iter().map(|r| r.msb()).collect());
+                p0.correlated[2] = Shares::from_vec(secret[0].iter().map(|r| hi(r).wrapping_mul(&hi(r))).collect());
+                p0.correlated[3] = Shares::from_vec(secret[0].iter().map(|r| r.msb().wrapping_mul(&hi(r))).collect());
             }
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => {
                 let mut secret = secret;

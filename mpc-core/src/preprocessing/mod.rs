@@ -54,6 +54,14 @@ pub enum Request {
         /// Bits to shift away.
         frac_bits: u32,
     },
+    /// `n` truncation pairs that also square the truncated value locally: the pairs of
+    /// [`Request::Trunc`] plus (r >> f)² and msb(r) · (r >> f) (see [`TruncSquarePairs`]).
+    TruncSquare {
+        /// Number of pairs.
+        n: usize,
+        /// Bits to shift away.
+        frac_bits: u32,
+    },
     /// A `k × n` matmul mask B, reusable by any number of matmul triples.
     MatmulMask {
         /// Rows of B.
@@ -145,6 +153,21 @@ pub struct TruncPairs<R: Ring> {
     pub frac_bits: u32,
 }
 
+/// One party's shares of `n` truncation pairs with the products that square the result.
+///
+/// After the truncation's opening c, the result is y = p + q·msb(r) - (r >> f) with p and q
+/// public (see [`Party::truncate_square_many`](crate::Party::truncate_square_many)), so that
+/// (y + a)² for a public a is linear in these shares: q² vanishes in the ring when f <= k/2.
+#[derive(Clone, Debug)]
+pub struct TruncSquarePairs<R: Ring> {
+    /// The truncation pairs.
+    pub trunc: TruncPairs<R>,
+    /// Shares of (r >> f)².
+    pub r_hi_sq: Shares<R>,
+    /// Shares of msb(r) · (r >> f).
+    pub msb_r_hi: Shares<R>,
+}
+
 /// One party's share of a matmul mask B (`k × n`, row-major).
 #[derive(Clone, Debug)]
 pub struct MatmulMask<R: Ring> {
@@ -217,6 +240,8 @@ pub enum Material<R: Ring> {
     Square(SquarePairs<R>),
     /// Answer to [`Request::Trunc`].
     Trunc(TruncPairs<R>),
+    /// Answer to [`Request::TruncSquare`].
+    TruncSquare(TruncSquarePairs<R>),
     /// Answer to [`Request::MatmulMask`].
     MatmulMask(MatmulMask<R>),
     /// Answer to [`Request::MatmulTriple`].
@@ -320,6 +345,13 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
     fn trunc(&mut self, n: usize, frac_bits: u32) -> Result<TruncPairs<R>, Error> {
         match self.material(&Request::Trunc { n, frac_bits })? {
             Material::Trunc(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// `n` truncation pairs with their squaring products, for a shift of `frac_bits`.
+    fn trunc_square(&mut self, n: usize, frac_bits: u32) -> Result<TruncSquarePairs<R>, Error> {
+        match self.material(&Request::TruncSquare { n, frac_bits })? {
+            Material::TruncSquare(t) => Ok(t),
             _ => Err(Error::MaterialMismatch),
         }
     }

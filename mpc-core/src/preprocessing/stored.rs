@@ -29,6 +29,12 @@ fn parts_of<R: Ring>(material: &Material<R>) -> (Vec<&[R]>, Vec<&[R]>, MaskId, b
         Material::And(t) => (alloc::vec![&t.a[..], &t.b[..]], alloc::vec![&t.c[..]], 0, false),
         Material::Square(p) => (alloc::vec![&p.r[..]], alloc::vec![&p.r2[..]], 0, false),
         Material::Trunc(p) => (alloc::vec![&p.r[..]], alloc::vec![&p.r_hi[..], &p.r_msb[..]], 0, false),
+        Material::TruncSquare(p) => (
+            alloc::vec![&p.trunc.r[..]],
+            alloc::vec![&p.trunc.r_hi[..], &p.trunc.r_msb[..], &p.r_hi_sq[..], &p.msb_r_hi[..]],
+            0,
+            false,
+        ),
         Material::MatmulMask(m) | Material::OwnedMask(m) => (alloc::vec![&m.b[..]], alloc::vec![], m.id, false),
         Material::MatmulTriple(t) | Material::OwnedTriple(t) => {
             (alloc::vec![&t.a[..]], alloc::vec![&t.c[..]], 0, t.absorbed)

@@ -17,7 +17,8 @@ use alloc::vec::Vec;
 
 use super::{Party, split_like};
 use crate::error::Error;
-use crate::preprocessing::deal::{DIGIT_BITS, ltz_digits, ltz_table_words, words_for_bits};
+pub(crate) use crate::preprocessing::deal::words_for_bits;
+use crate::preprocessing::deal::{DIGIT_BITS, ltz_digits, ltz_table_words};
 use crate::preprocessing::{Preprocessing, PreprocessingExt};
 use crate::ring::{self, Ring};
 use crate::share::Shares;
@@ -30,12 +31,12 @@ struct Node<R: Ring> {
     eq: Shares<R>,
 }
 
-fn set_bit<R: Ring>(words: &mut [R], i: usize, bit: R) {
+pub(crate) fn set_bit<R: Ring>(words: &mut [R], i: usize, bit: R) {
     let bits = R::BITS as usize;
     words[i / bits] = words[i / bits] ^ bit.shl((i % bits) as u32);
 }
 
-fn get_bit<R: Ring>(words: &[R], i: usize) -> R {
+pub(crate) fn get_bit<R: Ring>(words: &[R], i: usize) -> R {
     let bits = R::BITS as usize;
     words[i / bits].shr_logical((i % bits) as u32) & R::ONE
 }

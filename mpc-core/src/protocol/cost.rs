@@ -46,10 +46,22 @@ pub fn open<R: Ring>(m: &mut CommModel, n: usize) {
     m.exchange::<R>(n);
 }
 
-/// Truncation of `n` elements.
-pub fn truncate<R: Ring>(m: &mut CommModel, n: usize, method: Truncation) {
-    if method == Truncation::Dealer {
+/// Truncation of `n` elements by `bits` (a shift by 0 is no step at all).
+pub fn truncate<R: Ring>(m: &mut CommModel, n: usize, bits: u32, method: Truncation) {
+    if method == Truncation::Dealer && bits > 0 {
         m.exchange::<R>(n);
+    }
+}
+
+/// Truncation of `n` elements by `bits`, followed by a square with a public offset
+/// ([`Party::truncate_square_many`](super::Party::truncate_square_many); before the square's
+/// own truncation): with dealer pairs the square is local.
+pub fn truncate_square<R: Ring>(m: &mut CommModel, n: usize, bits: u32, method: Truncation) {
+    if method == Truncation::Dealer && bits <= R::BITS / 2 {
+        m.exchange::<R>(n);
+    } else {
+        truncate::<R>(m, n, bits, method);
+        square::<R>(m, n);
     }
 }
 
@@ -91,6 +103,20 @@ pub fn matmul_prepared<R: Ring>(m: &mut CommModel, rows: usize, k: usize) {
 /// A product X (m×k) · W with P0's own W: P1's masked share, one way (before truncation).
 pub fn matmul_owned<R: Ring>(m: &mut CommModel, rows: usize, k: usize) {
     m.one_way::<R>(Role::P1, rows * k);
+}
+
+/// A fixed-point product X (m×k) · W with P0's own W, truncated
+/// ([`Party::matmul_owned`](super::Party::matmul_owned)): with dealer pairs, P1's masked share
+/// and its masked share of the product go one way together, and P0 answers with the opening's
+/// most significant bits, packed.
+pub fn matmul_owned_truncated<R: Ring>(m: &mut CommModel, rows: usize, k: usize, n: usize, method: Truncation) {
+    match method {
+        Truncation::Dealer => {
+            m.one_way::<R>(Role::P1, rows * k + rows * n);
+            m.one_way::<R>(Role::P0, words_for_bits::<R>(rows * n));
+        }
+        Truncation::Local => matmul_owned::<R>(m, rows, k),
+    }
 }
 
 /// Less-than-zero of `n` elements: the masked opening, one exchange of AND gates per level of

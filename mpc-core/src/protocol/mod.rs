@@ -12,9 +12,11 @@
 //! | [`Party::square`] | 1 | n |
 //! | [`Party::matmul`] (m×k · k×n) | 1 | mk + kn |
 //! | [`Party::matmul_prepared`] | 1 | mk (W - B was opened once by [`Party::prepare_matrix`]) |
-//! | [`Party::matmul_owned`] (W known to P0) | 1 | mk by P1 only (F = W - B sent once by [`Party::prepare_owned`]) |
+//! | [`Party::matmul_owned_ring`] (W known to P0) | 1 | mk by P1 only (F = W - B sent once by [`Party::prepare_owned`]) |
+//! | [`Party::matmul_owned`], its dealer truncation included | 2 one-way | mk + mn by P1, mn/64 by P0 |
 //! | truncation, [`Truncation::Local`] | 0 | 0 |
 //! | truncation, [`Truncation::Dealer`] | 1 | n |
+//! | [`Party::truncate_square_many`] (dealer truncation, then a local square) | 1 | n |
 //!
 //! | [`Party::ltz`] (x < 0) | 6 | 8n + ~7n/8 (digit tables from the dealer, packed bits) |
 //! | [`Party::relu`] | 7 | ltz + 2n |
@@ -413,6 +415,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if bits + 2 >= R::BITS {
             return Err(Error::TooLarge);
         }
+        if bits == 0 {
+            return Ok(zs);
+        }
         match method {
             Truncation::Local => Ok(zs
                 .into_iter()
@@ -431,22 +436,55 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     fn truncate_dealer(&mut self, zs: Vec<Shares<R>>, f: u32) -> Result<Vec<Shares<R>>, Error> {
         let total: usize = zs.iter().map(|z| z.len()).sum();
         let pairs = self.material(|p| p.trunc(total, f))?;
-        let shift = R::ONE.shl(R::BITS - 2);
-        let mut masked = Shares::zeros(total);
-        let flat = zs.iter().flat_map(|z| z.iter());
-        for ((m, x), r) in masked.iter_mut().zip(flat).zip(pairs.r.iter()) {
-            *m = x.wrapping_add(r);
-        }
-        self.add_public_scalar(&mut masked, shift);
-        let c = self.open(&masked)?;
-        let unshift = R::ONE.shl(R::BITS - 2 - f);
+        let c = self.open(&truncation_opening(&zs, &pairs.r, self.is_p0()))?;
         let p0 = self.is_p0();
-        let t = (0..total).map(|j| {
-            let wrap_factor = (R::ONE.wrapping_sub(&c[j].msb())).shl(R::BITS - f);
-            let v = pairs.r_msb[j].wrapping_mul(&wrap_factor).wrapping_sub(&pairs.r_hi[j]);
-            if p0 { v.wrapping_add(&c[j].shr_logical(f)).wrapping_sub(&unshift) } else { v }
-        });
+        let t = (0..total).map(|j| truncated_share(p0, f, c[j], c[j].msb(), pairs.r_hi[j], pairs.r_msb[j]));
         Ok(split_like(t, zs.iter().map(|z| z.len())))
+    }
+
+    /// Truncates ring products by `bits` and squares them shifted by a public `offset` (ring
+    /// encoded at the truncated precision): (x >> bits + offset)², a ring value at twice that
+    /// precision (no truncation). With [`Truncation::Dealer`] the square costs no message:
+    /// after the opening c, the truncation's result is y = p + q·msb(r) - (r >> f) with
+    /// p = c >> f - 2^(k-2-f) and q = (1 - msb c)·2^(k-f) public, so that, writing P = p +
+    /// offset and h = r >> f,
+    ///
+    /// (y + offset)² = P² - 2P·h + h² + 2Pq·msb(r) - 2q·msb(r)·h   (q² = 0 in Z_2^k for f <= k/2)
+    ///
+    /// is linear in the dealer's shares of h, msb(r), h² and msb(r)·h: one round and n elements
+    /// each way instead of two rounds and 2n. With local truncation, a Beaver square follows.
+    pub fn truncate_square_many(
+        &mut self,
+        zs: Vec<Shares<R>>,
+        bits: u32,
+        offset: R,
+        method: Truncation,
+    ) -> Result<Vec<Shares<R>>, Error> {
+        if method == Truncation::Local || bits > R::BITS / 2 {
+            let lens: Vec<usize> = zs.iter().map(|z| z.len()).collect();
+            let truncated = self.truncate_many_by(zs, bits, method)?;
+            let mut y = Shares::from_vec(truncated.iter().flat_map(|t| t.iter().copied()).collect());
+            self.add_public_scalar(&mut y, offset);
+            return Ok(split_like(self.square_ring(&y)?.iter().copied(), lens.into_iter()));
+        }
+        let total: usize = zs.iter().map(|z| z.len()).sum();
+        let pairs = self.material(|p| p.trunc_square(total, bits))?;
+        let t = &pairs.trunc;
+        let c = self.open(&truncation_opening(&zs, &t.r, self.is_p0()))?;
+        let unshift = R::ONE.shl(R::BITS - 2 - bits);
+        let two = R::ONE.wrapping_add(&R::ONE);
+        let p0 = self.is_p0();
+        let squares = (0..total).map(|j| {
+            let public = c[j].shr_logical(bits).wrapping_sub(&unshift).wrapping_add(&offset);
+            let q = R::ONE.wrapping_sub(&c[j].msb()).shl(R::BITS - bits);
+            let two_p = two.wrapping_mul(&public);
+            let share = pairs.r_hi_sq[j]
+                .wrapping_sub(&two_p.wrapping_mul(&t.r_hi[j]))
+                .wrapping_add(&two_p.wrapping_mul(&q).wrapping_mul(&t.r_msb[j]))
+                .wrapping_sub(&two.wrapping_mul(&q).wrapping_mul(&pairs.msb_r_hi[j]));
+            if p0 { share.wrapping_add(&public.wrapping_mul(&public)) } else { share }
+        });
+        Ok(split_like(squares, zs.iter().map(|z| z.len())))
     }
 
     // ---------------------------------------------------------------- multiplication
@@ -691,9 +729,64 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// Fixed-point product X (m×k, secret) · W (owned by P0): P1 sends X1 - A once (one-way,
     /// mk elements); P0 computes (X0 + X1 - A) · W + C0 and P1 computes A · F + C1, one local
     /// GEMM each, with C = A · B from the dealer. Then truncation.
+    ///
+    /// With [`Truncation::Dealer`] the truncation rides on the same message: P1's share of the
+    /// product, A · F + C1, needs no input, so P1 sends it masked by its share of the
+    /// truncation mask together with X1 - A; P0 alone forms the opening c and sends back only
+    /// msb(c), packed (n/8 bytes where the exchange of c costs 16n). P0 learns c, as it would
+    /// from the exchange; P1 learns less than it did.
     pub fn matmul_owned(&mut self, x: &[R], m: usize, w: &OwnedMatrix<R>) -> Result<Shares<R>, Error> {
-        let z = self.matmul_owned_ring(x, m, w)?;
-        self.truncate(z)
+        if self.truncation == Truncation::Local {
+            let z = self.matmul_owned_ring(x, m, w)?;
+            return self.truncate(z);
+        }
+        if x.len() != m * w.k {
+            return Err(Error::ShapeMismatch);
+        }
+        let f = self.fixed.frac_bits();
+        let triple = self.material(|p| p.owned_triple(m, w.k, w.n, w.mask))?;
+        let pairs = self.material(|p| p.trunc(m * w.n, f))?;
+        let peer = self.peer();
+        let mut z = triple.c;
+        let words = compare::words_for_bits::<R>(m * w.n);
+        let mut msb = Shares::zeros(words);
+        let shares = match self.role {
+            Role::P0 => {
+                let mut received = Shares::zeros(m * w.k + m * w.n);
+                wire::recv(&mut self.transport, peer, &mut received)?;
+                let (masked, theirs) = received.split_at_mut(m * w.k);
+                ring::add_assign(masked, x);
+                R::gemm_acc(m, w.k, w.n, masked, &w.held, &mut z);
+                ring::add_assign(&mut z, theirs);
+                let c = truncation_opening(&[z], &pairs.r, true);
+                for (i, c) in c.iter().enumerate() {
+                    compare::set_bit(&mut msb, i, c.msb());
+                }
+                wire::send(&mut self.transport, peer, &[&msb])?;
+                (0..c.len())
+                    .map(|j| truncated_share(true, f, c[j], c[j].msb(), pairs.r_hi[j], pairs.r_msb[j]))
+                    .collect()
+            }
+            Role::P1 => {
+                if triple.a.len() != m * w.k {
+                    return Err(Error::MaterialMismatch);
+                }
+                let masked: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
+                if !triple.absorbed {
+                    R::gemm_acc(m, w.k, w.n, &triple.a, &w.held, &mut z);
+                }
+                let mine = truncation_opening(&[z], &pairs.r, false);
+                wire::send(&mut self.transport, peer, &[&masked, &mine])?;
+                wire::recv(&mut self.transport, peer, &mut msb)?;
+                (0..m * w.n)
+                    .map(|j| {
+                        let bit = compare::get_bit(&msb, j);
+                        truncated_share(false, f, R::ZERO, bit, pairs.r_hi[j], pairs.r_msb[j])
+                    })
+                    .collect()
+            }
+        };
+        Ok(Shares::from_vec(shares))
     }
 
     /// Ring product X · W with an owned W (no truncation).
@@ -753,6 +846,21 @@ pub(crate) fn split_like<R: Ring>(
     lens: impl Iterator<Item = usize>,
 ) -> Vec<Shares<R>> {
     lens.map(|len| Shares::from_vec(flat.by_ref().take(len).collect())).collect()
+}
+
+/// This party's share of the truncation opening c = x + 2^(k-2) + r of the flattened `zs`.
+fn truncation_opening<R: Ring>(zs: &[Shares<R>], r: &[R], p0: bool) -> Shares<R> {
+    let shift = if p0 { R::ONE.shl(R::BITS - 2) } else { R::ZERO };
+    let flat = zs.iter().flat_map(|z| z.iter());
+    Shares::from_vec(flat.zip(r).map(|(x, r)| x.wrapping_add(r).wrapping_add(&shift)).collect())
+}
+
+/// One party's share of x >> f after the truncation opening c: msb(r)·(1 - msb c)·2^(k-f) -
+/// (r >> f), plus the public c >> f - 2^(k-2-f) at P0 (only P0 reads `c`; P1 needs its msb).
+fn truncated_share<R: Ring>(p0: bool, f: u32, c: R, c_msb: R, r_hi: R, r_msb: R) -> R {
+    let wrap_factor = R::ONE.wrapping_sub(&c_msb).shl(R::BITS - f);
+    let v = r_msb.wrapping_mul(&wrap_factor).wrapping_sub(&r_hi);
+    if p0 { v.wrapping_add(&c.shr_logical(f)).wrapping_sub(&R::ONE.shl(R::BITS - 2 - f)) } else { v }
 }
 
 /// Local truncation of one party's share by `f` bits (SecureML): P0 shifts its share, P1 shifts
