@@ -6,13 +6,16 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mpc_core::Transport;
 use mpc_core::transport::{Error as _, ErrorKind, ErrorType, Metered, PartyId, Role};
-use mpc_io_std::run::network::{Endpoints, NetError, Peer, connect_party, connect_party_with, run_dealer_on};
+use mpc_io_std::run::network::{Endpoints, NetError, Peer, connect_party, connect_party_with};
 use mpc_io_std::run::threads::PartyContext;
 use mpc_io_std::run::{PartyReport, PrivateJob, private_party};
+use mpc_io_std::service::dealer::{DealerServiceOptions, DealerServiceStats, serve_dealer};
 use mpc_io_std::transport::tcp::{Identity, TcpOptions, TcpTransport, listen_loopback, make_certs};
 use mpc_transformer::Preset;
 
@@ -102,6 +105,21 @@ fn options(read_timeout: Duration) -> TcpOptions {
 }
 
 /// A listener on a free loopback port, kept bound until its owner accepts on it.
+/// The dealer service on `listener` until `stop`, logging into `log`.
+fn dealer_service(
+    listener: TcpListener,
+    certs: &Path,
+    read_timeout: Duration,
+    stop: &AtomicBool,
+    log: &Arc<Mutex<Vec<serde_json::Value>>>,
+) -> Result<DealerServiceStats, NetError> {
+    let mut options = DealerServiceOptions::default();
+    options.tcp = self::options(read_timeout);
+    options.insecure_seed = Some(mpc_io_std::run::threads::seed_bytes(5));
+    let log = log.clone();
+    serve_dealer(listener, certs, options, stop, Arc::new(move |line| log.lock().unwrap().push(line)))
+}
+
 fn bound() -> (TcpListener, SocketAddr) {
     listen_loopback().unwrap()
 }
@@ -127,8 +145,10 @@ fn honest_p0_against(
     };
     let ((dealer_listener, dealer_at), (p0_listener, p0_at)) = (bound(), bound());
     let endpoints = Endpoints { dealer: dealer_at, peer: p0_at };
+    let (stop, log) = (AtomicBool::new(false), Arc::new(Mutex::new(Vec::new())));
     std::thread::scope(|s| {
-        let dealer = s.spawn(|| run_dealer_on(dealer_listener, certs, Some(5), options(read_timeout)));
+        let (stop, log) = (&stop, &log);
+        let dealer = s.spawn(move || dealer_service(dealer_listener, certs, read_timeout, stop, log));
         let job = &job;
         let p0 = s.spawn(move || {
             let started = Instant::now();
@@ -139,7 +159,9 @@ fn honest_p0_against(
         });
         let _ = p1(endpoints);
         let (result, took) = p0.join().expect("P0 does not panic");
-        let dealer_ok = dealer.join().expect("the dealer does not panic").is_ok();
+        stop.store(true, Ordering::Relaxed);
+        let stats = dealer.join().expect("the dealer does not panic").expect("the dealer service runs");
+        let dealer_ok = stats.sessions == 1 && stats.failed == 0;
         (result, dealer_ok, took)
     })
 }
@@ -238,19 +260,39 @@ fn garbage_instead_of_tls_is_refused_at_the_handshake() {
 }
 
 #[test]
-fn garbage_instead_of_tls_is_refused_by_the_dealer() {
+fn garbage_instead_of_tls_is_refused_by_the_dealer_which_keeps_serving() {
     let certs = certs("garbage-dealer");
-    let (listener, addr) = bound();
-    let result = std::thread::scope(|s| {
-        let certs = &certs;
-        let dealer = s.spawn(move || run_dealer_on(listener, certs, Some(5), options(PATIENT)));
-        send_garbage(addr).expect("the garbage reaches the dealer's port");
-        dealer.join().expect("the dealer does not panic")
+    let ((dealer_listener, dealer_at), (p0_listener, p0_at)) = (bound(), bound());
+    let (config, params, tokens) = mpc_io_std::tasks::soak::small_model();
+    let job = PrivateJob { material: SMALL_CHUNKS, ..PrivateJob::new(&config, &params, &tokens, Preset::ALL[1]) };
+    let (stop, log) = (AtomicBool::new(false), Arc::new(Mutex::new(Vec::new())));
+    let (stats, [r0, r1]) = std::thread::scope(|s| {
+        let (certs, stop, log) = (&certs, &stop, &log);
+        let dealer = s.spawn(move || dealer_service(dealer_listener, certs, PATIENT, stop, log));
+        send_garbage(dealer_at).expect("the garbage reaches the dealer's port");
+        // Then an honest session through the same dealer.
+        let job = &job;
+        let party = |role: Role, peer: Peer| {
+            move || -> Result<PartyReport, NetError> {
+                let mut ctx = connect_party_with(role, dealer_at, peer, certs, None, options(PATIENT))?;
+                let report = private_party(&mut ctx, job)?;
+                if role == Role::P0 {
+                    ctx.dealer.finish()?;
+                }
+                Ok(report)
+            }
+        };
+        let p0 = s.spawn(party(Role::P0, Peer::Listen(p0_listener)));
+        let p1 = s.spawn(party(Role::P1, Peer::Connect(p0_at)));
+        let results = [p0.join().expect("P0 does not panic"), p1.join().expect("P1 does not panic")];
+        stop.store(true, Ordering::Relaxed);
+        (dealer.join().expect("the dealer does not panic").expect("the dealer service runs"), results)
     });
-    match &result {
-        Err(e) => assert!(refused_handshake(e), "the dealer refused for another reason: {e}"),
-        Ok(_) => panic!("the dealer served garbage"),
-    }
+    assert!(r0.is_ok() && r1.is_ok(), "{r0:?} {r1:?} {:?}", log.lock().unwrap());
+    assert_eq!((stats.sessions, stats.failed, stats.refused), (1, 0, 1), "{stats:?}");
+    let log = log.lock().unwrap();
+    let refusal = log.iter().find(|l| l["event"] == "refused").expect("a refusal logged");
+    assert!(refusal["error"].as_str().unwrap().contains("TLS handshake: received corrupt"), "{refusal}");
     std::fs::remove_dir_all(&certs).unwrap();
 }
 
@@ -271,7 +313,9 @@ fn a_dealer_dying_mid_session_ends_both_parties_in_errors() {
             let identity = Identity::load(certs, PartyId::Dealer).unwrap();
             let mut transport = TcpTransport::new(options(PATIENT));
             for _ in 0..2 {
-                transport.accept(&identity, &dealer_listener, &[PartyId::P0, PartyId::P1]).unwrap();
+                let role = transport.accept(&identity, &dealer_listener, &[PartyId::P0, PartyId::P1]).unwrap();
+                let mut join = [0u8; 16];
+                transport.recv(role, &mut join).unwrap();
             }
             transport.send(PartyId::P0, &[7u8; 32]).unwrap();
             transport.send(PartyId::P1, &[9u8; 32]).unwrap();

@@ -1,23 +1,17 @@
 //! The network setting: three processes on 127.0.0.1 over TCP + mutual TLS.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use common::processes::{Listening, arg, certs, spawn, temp_dir, text, wait_within};
 use mpc_io_std::run::{PrivateJob, run_private};
 use mpc_transformer::{BertConfig, Params, Preset};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mpcformer");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mpcformer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 /// A small BERT checkpoint on disk: config.json, model.safetensors, vocab.txt.
@@ -30,40 +24,56 @@ fn write_checkpoint(dir: &Path) -> (BertConfig, Params) {
     (config, params)
 }
 
-fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn mpcformer")
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 const TEXT: &str = "private inference over the network works.";
 
-/// Runs dealer, P0 and P1 as processes; returns their outputs.
-fn three_processes(dir: &Path, certs_p1: &Path, certs: &Path, seed: &str) -> [Output; 3] {
-    let (dealer_addr, p0_addr) = (free_addr().to_string(), free_addr().to_string());
-    let model = dir.to_str().unwrap();
-    let run = |args: &[&str], certs: &Path| {
-        let certs = certs.to_str().unwrap();
-        let common = ["--certs", certs, "--connect-timeout", "5", "--read-timeout", "10", "--insecure-seed", seed];
-        spawn(&[args, &common[..]].concat())
+/// Runs the dealer, P0 and P1 as processes, each server on a port of its own
+/// choosing; returns P0's and P1's outputs and the dealer's log (the dealer keeps serving
+/// whatever the parties do, so it is stopped after them).
+fn three_processes(dir: &Path, certs_p1: &Path, certs: &Path, seed: &str) -> (Output, Output, Vec<String>) {
+    let common = |certs: &Path| {
+        let c = arg(certs).to_string();
+        vec![
+            "--certs".to_string(),
+            c,
+            "--connect-timeout".into(),
+            "5".into(),
+            "--read-timeout".into(),
+            "10".into(),
+            "--insecure-seed".into(),
+            seed.to_string(),
+        ]
     };
-    let dealer = run(&["dealer", "--listen", &dealer_addr], certs);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let p0 = run(&["party", "--role", "p0", "--dealer", &dealer_addr, "--peer", &p0_addr, "--model", model], certs);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let p1_args =
-        ["party", "--role", "p1", "--dealer", &dealer_addr, "--peer", &p0_addr, "--model", model, "--text", TEXT];
-    let p1 = run(&p1_args, certs_p1);
-    [dealer.wait_with_output().unwrap(), p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap()]
-}
-
-fn certs(name: &str) -> PathBuf {
-    let dir = temp_dir(name);
-    let out = Command::new(BIN).args(["certs", "--out", dir.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    dir
+    let with = |args: &[&str], certs: &Path| -> Vec<String> {
+        args.iter().map(|a| a.to_string()).chain(common(certs)).collect()
+    };
+    let dealer = Listening::spawn(&refs(&with(&["dealer", "--listen", "127.0.0.1:0"], certs)));
+    let model = arg(dir);
+    let p0_args =
+        with(&["party", "--role", "p0", "--dealer", &dealer.address, "--peer", "127.0.0.1:0", "--model", model], certs);
+    let p0 = Listening::spawn(&refs(&p0_args));
+    let p1_args = with(
+        &[
+            "party",
+            "--role",
+            "p1",
+            "--dealer",
+            &dealer.address,
+            "--peer",
+            &p0.address,
+            "--model",
+            model,
+            "--text",
+            TEXT,
+        ],
+        certs_p1,
+    );
+    let p1 = spawn(&refs(&p1_args));
+    let (p1, _) = wait_within(p1, Duration::from_secs(120));
+    let (status, lines, stderr) = p0.wait();
+    let p0 = Output { status, stdout: lines.join("\n").into_bytes(), stderr: stderr.into_bytes() };
+    dealer.signal("-TERM");
+    let (_, log, _) = dealer.wait();
+    (p0, p1, log)
 }
 
 #[test]
@@ -71,10 +81,11 @@ fn three_processes_over_tls_compute_what_threads_compute() {
     let dir = temp_dir("net-model");
     let (config, params) = write_checkpoint(&dir);
     let certs = certs("net-certs");
-    let [dealer, p0, p1] = three_processes(&dir, &certs, &certs, "9");
-    for (who, out) in [("dealer", &dealer), ("p0", &p0), ("p1", &p1)] {
+    let (p0, p1, dealer_log) = three_processes(&dir, &certs, &certs, "9");
+    for (who, out) in [("p0", &p0), ("p1", &p1)] {
         assert!(out.status.success(), "{who} failed: {}", text(out));
     }
+    assert!(dealer_log.iter().any(|l| l.contains(r#""event":"session""#) && !l.contains("error")), "{dealer_log:?}");
     let line: serde_json::Value = serde_json::from_slice(&p1.stdout).unwrap();
     let network: Vec<f64> = serde_json::from_value(line["output"].clone()).unwrap();
 
@@ -95,10 +106,10 @@ fn a_party_with_another_cas_certificate_is_refused() {
     let dir = temp_dir("net-model-2");
     write_checkpoint(&dir);
     let (good, rogue) = (certs("net-good"), certs("net-rogue"));
-    let [dealer, p0, p1] = three_processes(&dir, &rogue, &good, "1");
+    let (p0, p1, _) = three_processes(&dir, &rogue, &good, "1");
     assert!(!p1.status.success(), "the rogue P1 must fail");
     assert!(text(&p1).contains("TLS handshake") || text(&p1).contains("not authenticated"), "{}", text(&p1));
-    assert!(!p0.status.success() && !dealer.status.success(), "the others stop with an error");
+    assert!(!p0.status.success(), "P0 stops with an error");
 }
 
 #[test]
@@ -106,20 +117,22 @@ fn when_a_party_never_comes_the_others_stop_with_an_error() {
     let dir = temp_dir("net-model-3");
     write_checkpoint(&dir);
     let certs = certs("net-certs-3");
-    let (dealer_addr, p0_addr) = (free_addr().to_string(), free_addr().to_string());
-    let c = certs.to_str().unwrap();
+    let c = arg(&certs);
     let timeouts = ["--certs", c, "--connect-timeout", "2", "--read-timeout", "2"];
     let started = std::time::Instant::now();
-    let dealer = spawn(&[&["dealer", "--listen", &dealer_addr][..], &timeouts].concat());
-    let model = dir.to_str().unwrap();
-    let p0 = spawn(
-        &[&["party", "--role", "p0", "--dealer", &dealer_addr, "--peer", &p0_addr, "--model", model][..], &timeouts]
-            .concat(),
+    let dealer = Listening::spawn(&[&["dealer", "--listen", "127.0.0.1:0"][..], &timeouts].concat());
+    let model = arg(&dir);
+    let p0 = Listening::spawn(
+        &[
+            &["party", "--role", "p0", "--dealer", &dealer.address, "--peer", "127.0.0.1:0", "--model", model][..],
+            &timeouts,
+        ]
+        .concat(),
     );
-    let (dealer, p0) = (dealer.wait_with_output().unwrap(), p0.wait_with_output().unwrap());
-    assert!(!dealer.status.success() && !p0.status.success());
-    assert!(text(&p0).contains("timed out") || text(&p0).contains("no peer"), "{}", text(&p0));
-    assert!(started.elapsed() < std::time::Duration::from_secs(30), "no hang");
+    let (status, lines, stderr) = p0.wait();
+    assert!(!status.success(), "{lines:?}");
+    assert!(stderr.contains("timed out") || stderr.contains("no peer"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30), "no hang");
 }
 
 #[test]
@@ -132,9 +145,9 @@ fn a_party_claiming_another_role_is_refused() {
     std::fs::copy(good.join("ca.pem"), impostor.join("ca.pem")).unwrap();
     std::fs::copy(good.join("p0.pem"), impostor.join("p1.pem")).unwrap();
     std::fs::copy(good.join("p0.key"), impostor.join("p1.key")).unwrap();
-    let [dealer, p0, p1] = three_processes(&dir, &impostor, &good, "2");
-    assert!(!p1.status.success() && !p0.status.success() && !dealer.status.success());
-    let all = format!("{}{}{}", text(&dealer), text(&p0), text(&p1));
+    let (p0, p1, _) = three_processes(&dir, &impostor, &good, "2");
+    assert!(!p1.status.success() && !p0.status.success());
+    let all = format!("{}{}", text(&p0), text(&p1));
     assert!(all.contains("no certificate for an expected role"), "{all}");
 }
 
@@ -148,9 +161,9 @@ fn an_expired_certificate_is_refused() {
         if role == mpc_core::transport::PartyId::P1 { expired } else { mpc_io_std::transport::tcp::Validity::default() }
     })
     .unwrap();
-    let [dealer, p0, p1] = three_processes(&dir, &certs, &certs, "3");
-    assert!(!p1.status.success() && !p0.status.success() && !dealer.status.success());
-    let all = format!("{}{}{}", text(&dealer), text(&p0), text(&p1));
+    let (p0, p1, _) = three_processes(&dir, &certs, &certs, "3");
+    assert!(!p1.status.success() && !p0.status.success());
+    let all = format!("{}{}", text(&p0), text(&p1));
     assert!(all.contains("Expired") || all.contains("expired"), "{all}");
 }
 

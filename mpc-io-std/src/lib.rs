@@ -32,6 +32,7 @@
 pub mod checkpoint;
 pub mod dataset;
 pub mod run;
+pub mod service;
 pub mod tasks;
 pub mod transport;
 

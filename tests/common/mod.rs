@@ -1,6 +1,8 @@
 //! Shared helpers of the cross-crate tests.
 #![allow(dead_code)]
 
+pub mod processes;
+
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::Role;
 use mpc_core::{Error, FixedPoint, Ring};

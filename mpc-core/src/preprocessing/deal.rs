@@ -465,6 +465,10 @@ pub(crate) struct DealerState<R: Ring> {
     /// The identity the next mask gets (identities keep counting across releases, as the
     /// parties' [`MaskIds`] do).
     next_mask: MaskIds,
+    /// Ring elements of the masks held.
+    mask_elements: usize,
+    /// The most mask elements held at once (a P0 that asks for masks without end is refused).
+    max_mask_elements: usize,
 }
 
 impl<R: Ring> DealerState<R> {
@@ -474,14 +478,27 @@ impl<R: Ring> DealerState<R> {
             keys: [RequestKeys::new(s0), RequestKeys::new(s1)],
             masks: alloc::collections::BTreeMap::new(),
             next_mask: MaskIds::default(),
+            mask_elements: 0,
+            max_mask_elements: usize::MAX,
         }
+    }
+
+    /// Refuses a mask that would make the masks held exceed `max` ring elements.
+    pub fn limit_masks(&mut self, max: usize) {
+        self.max_mask_elements = max;
+    }
+
+    /// Ring elements of the masks held.
+    pub fn mask_elements(&self) -> usize {
+        self.mask_elements
     }
 
     /// Forgets every mask whose identity is `from` or later (a model, or one inference's
     /// products, is gone): a long session's memory stays flat. Triples asking for a released
     /// mask are refused.
     pub fn release_masks_from(&mut self, from: MaskId) {
-        drop(self.masks.split_off(&from));
+        let released: usize = self.masks.split_off(&from).values().map(|m| m.3.len()).sum();
+        self.mask_elements -= released;
     }
 
     /// Masks held.
@@ -498,6 +515,11 @@ impl<R: Ring> DealerState<R> {
             Request::OwnedTriple { k, n, mask, .. } => Some((k, n, mask, true)),
             _ => None,
         };
+        if let Request::MatmulMask { k, n } | Request::OwnedMask { k, n } = *request
+            && self.mask_elements.saturating_add(k.saturating_mul(n)) > self.max_mask_elements
+        {
+            return Err(Error::TooLarge);
+        }
         if let Some((k, n, mask, owned)) = triple {
             match self.masks.get(&mask) {
                 Some((mk, mn, mo, _)) if (*mk, *mn, *mo) == (k, n, owned) => {}
@@ -538,6 +560,7 @@ impl<R: Ring> DealerState<R> {
                 let mut secret = secret;
                 let b = secret.pop().expect("mask part");
                 let id = self.next_mask.assign(request);
+                self.mask_elements += b.len();
                 self.masks.insert(id, (k, n, matches!(request, Request::OwnedMask { .. }), b));
             }
             Request::MatmulTriple { m, k, n, mask } | Request::OwnedTriple { m, k, n, mask } => {

@@ -37,7 +37,13 @@ pub struct Dealer<R: Ring> {
     seeds: [Seed; 2],
     state: DealerState<R>,
     max_request_elements: usize,
+    max_held_elements: usize,
 }
+
+/// The default bound on what one session makes the dealer hold at once, in ring elements: the
+/// weight masks of the loaded models plus one batch's correction. 2^29 (4 GiB of u64) holds
+/// BERT-large's masks in the shared-weight mode with room for its largest batch.
+pub const DEFAULT_MAX_HELD_ELEMENTS: usize = 1 << 29;
 
 impl<R: Ring> Dealer<R> {
     /// A dealer with fresh seeds for P0 and P1.
@@ -48,8 +54,23 @@ impl<R: Ring> Dealer<R> {
 
     /// A dealer with given seeds (for reproducible tests).
     pub fn from_seeds(seeds: [Seed; 2]) -> Self {
-        let state = DealerState::new(seeds.clone());
-        Self { seeds, state, max_request_elements: deal::MAX_REQUEST_ELEMENTS }
+        let mut state = DealerState::new(seeds.clone());
+        state.limit_masks(DEFAULT_MAX_HELD_ELEMENTS);
+        Self {
+            seeds,
+            state,
+            max_request_elements: deal::MAX_REQUEST_ELEMENTS,
+            max_held_elements: DEFAULT_MAX_HELD_ELEMENTS,
+        }
+    }
+
+    /// Bounds what the session makes the dealer hold at once: its weight masks plus one batch's
+    /// correction, in ring elements (default [`DEFAULT_MAX_HELD_ELEMENTS`]). A session past it
+    /// ends in [`Error::TooLarge`]; a dealer serving many sessions bounds each this way.
+    pub fn with_max_held_elements(mut self, max: usize) -> Self {
+        self.max_held_elements = max;
+        self.state.limit_masks(max);
+        self
     }
 
     /// Refuses requests with a part larger than `max` ring elements (default
@@ -86,6 +107,15 @@ impl<R: Ring> Dealer<R> {
             let mut correction: Vec<R> = Vec::new();
             for header in headers.chunks_exact(HEADER_LEN) {
                 let request = Request::decode::<R>(header, self.max_request_elements)?;
+                if correction
+                    .len()
+                    .saturating_add(request.correction_len::<R>())
+                    .saturating_add(self.state.mask_elements())
+                    > self.max_held_elements
+                {
+                    zeroize::Zeroize::zeroize(&mut correction);
+                    return Err(Error::TooLarge);
+                }
                 let parts = self.state.deal(&request)?;
                 for part in parts.correlated.iter() {
                     correction.extend_from_slice(part);

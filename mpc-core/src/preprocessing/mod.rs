@@ -26,7 +26,7 @@ use crate::ring::Ring;
 use crate::share::Shares;
 
 pub use deal::MAX_REQUEST_ELEMENTS;
-pub use dealer::{Dealer, DealerClient, DealerStats};
+pub use dealer::{DEFAULT_MAX_HELD_ELEMENTS, Dealer, DealerClient, DealerStats};
 pub use store::{Clock, DEFAULT_BUDGET, DEFAULT_CHUNK, Pipeline, PipelineStats, Plan, Store};
 pub use test_dealer::TestDealer;
 

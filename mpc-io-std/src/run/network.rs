@@ -1,16 +1,22 @@
 //! The network setting: P0, P1 and the dealer as processes over TCP + mutual TLS.
 //!
 //! Topology: the dealer listens for both parties; P0 listens for P1; P1 connects to both. Every
-//! connection authenticates both ends by the session CA and the roles the certificates name.
+//! connection authenticates both ends by the session CA and the roles the certificates name. The
+//! dealer is the many-session service of [`service::dealer`]: the parties join it with the
+//! identifier P1 drew for their session.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
 use mpc_core::Error;
-use mpc_core::preprocessing::{Dealer, DealerClient, DealerStats};
-use mpc_core::transport::{Metered, PartyId, Role};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use mpc_core::preprocessing::DealerClient;
+use mpc_core::transport::{Metered, PartyId, Role, Transport};
 
 use crate::run::threads::{PartyContext, party_rng, seed_bytes};
+use crate::service::dealer::{DealerServiceOptions, serve_dealer};
+use crate::service::{self, SessionId};
 use crate::transport::tcp::{Identity, TcpError, TcpOptions, TcpTransport, listen, listen_loopback};
 
 /// Why a networked party or dealer stopped.
@@ -23,6 +29,8 @@ pub enum NetError {
     Protocol(Error),
     /// The OS gave no randomness.
     Entropy,
+    /// The server has no free session slot (or is stopping): try again later.
+    Busy,
 }
 
 impl std::fmt::Display for NetError {
@@ -31,6 +39,7 @@ impl std::fmt::Display for NetError {
             NetError::Link(e) => write!(f, "link: {e}"),
             NetError::Protocol(e) => write!(f, "protocol: {e}"),
             NetError::Entropy => f.write_str("no randomness from the operating system"),
+            NetError::Busy => f.write_str("the server is busy: every session slot is taken"),
         }
     }
 }
@@ -40,7 +49,7 @@ impl std::error::Error for NetError {
         match self {
             NetError::Link(e) => Some(e),
             NetError::Protocol(e) => Some(e),
-            NetError::Entropy => None,
+            NetError::Entropy | NetError::Busy => None,
         }
     }
 }
@@ -55,33 +64,6 @@ impl From<Error> for NetError {
     fn from(e: Error) -> Self {
         NetError::Protocol(e)
     }
-}
-
-/// Serves the dealer: waits for P0 and P1, hands out seeds and P0's corrections until P0 ends.
-pub fn run_dealer(
-    listen_on: SocketAddr,
-    certs: &Path,
-    seed: Option<u64>,
-    options: TcpOptions,
-) -> Result<DealerStats, NetError> {
-    run_dealer_on(listen(listen_on)?, certs, seed, options)
-}
-
-/// [`run_dealer`] on a listener already bound (no window in which another process could take
-/// the port).
-pub fn run_dealer_on(
-    listener: TcpListener,
-    certs: &Path,
-    seed: Option<u64>,
-    options: TcpOptions,
-) -> Result<DealerStats, NetError> {
-    let identity = Identity::load(certs, PartyId::Dealer)?;
-    let mut transport = TcpTransport::new(options);
-    for _ in 0..2 {
-        transport.accept(&identity, &listener, &[PartyId::P0, PartyId::P1])?;
-    }
-    let mut rng = party_rng(seed.map(seed_bytes), PartyId::Dealer).map_err(|_| NetError::Entropy)?;
-    Ok(Dealer::<u64>::new(&mut rng).serve(&mut transport)?)
 }
 
 /// Where a computing party finds the others.
@@ -120,6 +102,9 @@ pub enum Peer {
 }
 
 /// [`connect_party`] with P0's listener bound by the caller (no bind, drop and re-bind race).
+///
+/// P1 connects to P0 and says hello with a fresh [`SessionId`]; P0 admits it; both then join
+/// the dealer with that identifier (see [`service`](crate::service)).
 pub fn connect_party_with(
     role: Role,
     dealer_at: SocketAddr,
@@ -129,19 +114,37 @@ pub fn connect_party_with(
     options: TcpOptions,
 ) -> Result<PartyContext<TcpTransport>, NetError> {
     let identity = Identity::load(certs, role.id())?;
-    let mut dealer = TcpTransport::new(options);
-    dealer.connect(&identity, PartyId::Dealer, dealer_at)?;
     let mut peer = TcpTransport::new(options);
-    match (role, peer_at) {
+    let id = match (role, peer_at) {
         (Role::P0, Peer::Listen(listener)) => {
             peer.accept(&identity, &listener, &[PartyId::P1])?;
+            let id = SessionId::recv(&mut peer, PartyId::P1)?;
+            peer.send(PartyId::P1, &[service::ADMITTED])?;
+            id
         }
-        (Role::P1, Peer::Connect(addr)) => peer.connect(&identity, PartyId::P0, addr)?,
+        (Role::P1, Peer::Connect(addr)) => {
+            peer.connect(&identity, PartyId::P0, addr)?;
+            service::client::hello(&mut peer)?
+        }
         _ => return Err(NetError::Protocol(Error::Malformed("P0 listens for its peer, P1 connects"))),
-    }
+    };
+    let dealer = join_dealer(&identity, role, dealer_at, id, options)?;
     let rng = party_rng(seed.map(seed_bytes), role.id()).map_err(|_| NetError::Entropy)?;
-    let dealer = DealerClient::connect(role, Metered::new(dealer))?;
     Ok(PartyContext { role, peer: Metered::new(peer), dealer, rng })
+}
+
+/// Connects `role` to the dealer at `dealer_at` and joins session `id` there.
+pub fn join_dealer(
+    identity: &Identity,
+    role: Role,
+    dealer_at: SocketAddr,
+    id: SessionId,
+    options: TcpOptions,
+) -> Result<DealerClient<Metered<TcpTransport>>, NetError> {
+    let mut dealer = TcpTransport::new(options);
+    dealer.connect(identity, PartyId::Dealer, dealer_at)?;
+    dealer.send(PartyId::Dealer, id.as_bytes())?;
+    Ok(DealerClient::connect(role, Metered::new(dealer))?)
 }
 
 /// Runs the dealer, P0 and P1 as threads of this process, but over TCP + TLS on loopback with
@@ -177,9 +180,15 @@ pub fn run_loopback_queries(
     // Both listeners stay bound from here until their owner accepts on them.
     let ((dealer_listener, dealer_at), (p0_listener, p0_at)) = (listen_loopback()?, listen_loopback()?);
     let observe = &mut observe;
+    let stop = AtomicBool::new(false);
+    let dealer_options = DealerServiceOptions {
+        tcp: options,
+        insecure_seed: job.seed.map(seed_bytes),
+        ..DealerServiceOptions::default()
+    };
     let result = std::thread::scope(|s| {
-        let dealer = s.spawn(|| run_dealer_on(dealer_listener, &certs, job.seed, options));
-        let certs = &certs;
+        let (certs, stop) = (&certs, &stop);
+        let dealer = s.spawn(move || serve_dealer(dealer_listener, certs, dealer_options, stop, service::quiet()));
         let p0 = s.spawn(move || -> Result<PartyReport, NetError> {
             let mut ctx = connect_party_with(Role::P0, dealer_at, Peer::Listen(p0_listener), certs, job.seed, options)?;
             let last = crate::run::private_queries(&mut ctx, job, queries, |_, _| {})?;
@@ -194,9 +203,14 @@ pub fn run_loopback_queries(
             h.join().unwrap_or(Err(NetError::Protocol(Error::Malformed("a party panicked"))))
         };
         let (r0, r1) = (join(p0), join(p1));
+        stop.store(true, Ordering::Relaxed);
         let rd = dealer.join().unwrap_or(Err(NetError::Protocol(Error::Malformed("the dealer panicked"))));
+        let rd = rd.and_then(|stats| match stats.failed {
+            0 => Ok(()),
+            _ => Err(NetError::Protocol(Error::Malformed("the dealer's session failed"))),
+        });
         match (r0, r1, rd) {
-            (Ok(a), Ok(b), Ok(_)) => Ok([a, b]),
+            (Ok(a), Ok(b), Ok(())) => Ok([a, b]),
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
         }
     });

@@ -47,7 +47,7 @@ pub struct EvalReport {
 }
 
 /// The index of the largest value; ties (and NaN) resolve to the first, deterministically.
-pub(crate) fn argmax(xs: &[f64]) -> usize {
+pub fn argmax(xs: &[f64]) -> usize {
     let mut best = 0;
     for (i, &x) in xs.iter().enumerate() {
         if x > xs[best] {

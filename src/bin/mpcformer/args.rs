@@ -124,11 +124,65 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Runs the dealer as a process: waits for P0 and P1 over TCP + TLS.
+    /// Runs the dealer as a process over TCP + TLS: serves many P0-P1 sessions at once, each
+    /// keyed by the identifier both parties present, until SIGINT or SIGTERM.
     Dealer {
         /// Address to listen on.
         #[arg(long)]
         listen: SocketAddr,
+        /// Sessions served at once.
+        #[arg(long, default_value_t = 16)]
+        max_sessions: usize,
+        /// Serve this many sessions, then stop (default: until stopped).
+        #[arg(long)]
+        sessions: Option<u64>,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// The model owner's server: P0 for many clients over TCP + TLS, each a session of any
+    /// number of queries, until SIGINT or SIGTERM (then the queries in progress finish). One JSON
+    /// line per query and per session on stdout.
+    Serve {
+        /// The checkpoint directory (read once).
+        #[arg(long)]
+        model: PathBuf,
+        /// Address to listen on for clients.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The dealer's address.
+        #[arg(long)]
+        dealer: SocketAddr,
+        /// Sessions served at once; past it a client is told the server is busy.
+        #[arg(long, default_value_t = 4)]
+        max_sessions: usize,
+        #[command(flatten)]
+        choice: ModelChoice,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// The data owner's client: P1 for one session with a server, reading only config.json and
+    /// the tokenizer; with --file, one query per line.
+    Query {
+        /// The server's address.
+        #[arg(long)]
+        server: SocketAddr,
+        /// The dealer's address.
+        #[arg(long)]
+        dealer: SocketAddr,
+        /// The directory of the model's config.json and tokenizer (no weights needed).
+        #[arg(long)]
+        model: PathBuf,
+        /// One text.
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        text: Option<String>,
+        /// A file of texts, one per line (empty lines skipped).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// One JSON line per query.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        choice: ModelChoice,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -194,6 +248,8 @@ impl Command {
             Command::Checkpoint { .. } => "checkpoint",
             Command::Certs { .. } => "certs",
             Command::Dealer { .. } => "dealer",
+            Command::Serve { .. } => "serve",
+            Command::Query { .. } => "query",
             Command::Party { .. } => "party",
             Command::Accuracy { .. } => "accuracy",
             Command::Bench { .. } => "bench",
@@ -277,7 +333,8 @@ pub struct NetArgs {
     /// Seconds to wait for any one message.
     #[arg(long, default_value_t = 300.0)]
     pub read_timeout: f64,
-    /// Derive all randomness from this number: reproducible runs for tests. INSECURE.
+    /// Derive all randomness from this number: reproducible runs for tests. INSECURE: refused
+    /// unless every address is loopback, and by `serve` and `query`.
     #[arg(long)]
     pub insecure_seed: Option<u64>,
 }
@@ -289,6 +346,17 @@ impl NetArgs {
         options.connect_timeout = std::time::Duration::from_secs_f64(self.connect_timeout);
         options.read_timeout = std::time::Duration::from_secs_f64(self.read_timeout);
         options
+    }
+
+    /// Refuses `--insecure-seed` unless every address is loopback: whoever knows the seed knows
+    /// every share, so it must never leave one machine.
+    pub fn check_seed(&self, addresses: &[SocketAddr]) -> Result<(), String> {
+        match self.insecure_seed {
+            Some(_) if addresses.iter().any(|a| !a.ip().is_loopback()) => {
+                Err("--insecure-seed is for tests on one machine: every address must be loopback".into())
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -2,11 +2,18 @@
 //! result to [`crate::render`]. Failures come back as errors; `main` prints them and exits 1.
 
 use std::error::Error;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use mpc_core::transport::Role;
+use mpc_io_std::run::network::Peer;
 use mpc_io_std::run::{Meters, PartySession, PrivateJob};
+use mpc_io_std::service::client::{QueryOptions, ServiceAddresses};
+use mpc_io_std::service::dealer::DealerServiceOptions;
+use mpc_io_std::service::server::{ServeOptions, ServedModel};
 use mpc_io_std::tasks::bench::{self, ModelBench};
 use mpc_io_std::tasks::gemm;
 use mpc_io_std::tasks::infer::{self, ModelChoice};
@@ -63,11 +70,23 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
             mpc_io_std::transport::tcp::make_certs(&out)?;
             println!("{}", out.display());
         }
-        Command::Dealer { listen, net } => {
-            let stats = mpc_io_std::run::network::run_dealer(listen, &net.certs, net.insecure_seed, net.options())?;
-            render::json(&stats);
+        Command::Dealer { listen, max_sessions, sessions, net } => dealer(listen, max_sessions, sessions, &net)?,
+        Command::Serve { model, listen, dealer, max_sessions, choice, net } => {
+            serve(&model, listen, dealer, max_sessions, &choice, &net)?
+        }
+        Command::Query { server, dealer, model, text, file, json, choice, net } => {
+            let texts = match (text, file) {
+                (Some(t), _) => vec![t],
+                (None, Some(f)) => {
+                    let all = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+                    all.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+                }
+                (None, None) => return Err("--text or --file".into()),
+            };
+            query(server, dealer, &model, &texts, json, &choice, &net)?
         }
         Command::Party { role, dealer, peer, model, text, choice, net } => {
+            net.check_seed(&[dealer, peer])?;
             let endpoints = mpc_io_std::run::network::Endpoints { dealer, peer };
             party(role, endpoints, &model, text.as_deref(), &choice, &net)?
         }
@@ -198,8 +217,23 @@ fn party(
         (Role::P1, None) => return Err("P1 needs --text".into()),
         (Role::P0, _) => Vec::new(),
     };
-    let mut ctx =
-        mpc_io_std::run::network::connect_party(role, endpoints, &net.certs, net.insecure_seed, net.options())?;
+    // P0 binds first and says where (a port of 0 takes a free one): P1 may connect from then on.
+    let peer = match role {
+        Role::P0 => {
+            let listener = mpc_io_std::transport::tcp::listen(endpoints.peer)?;
+            stdout_log()(serde_json::json!({"event": "listening", "address": listener.local_addr()?.to_string()}));
+            Peer::Listen(listener)
+        }
+        Role::P1 => Peer::Connect(endpoints.peer),
+    };
+    let mut ctx = mpc_io_std::run::network::connect_party_with(
+        role,
+        endpoints.dealer,
+        peer,
+        &net.certs,
+        net.insecure_seed,
+        net.options(),
+    )?;
     let params = std::mem::take(&mut checkpoint.params);
     let job = PrivateJob {
         weights: choice.weights,
@@ -216,6 +250,110 @@ fn party(
         ctx.dealer.finish()?;
     }
     render::party(role, &report);
+    Ok(())
+}
+
+/// A flag that SIGINT and SIGTERM set: a server stops accepting and finishes its work.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+/// JSON log lines on stdout, one per event, flushed as they come.
+fn stdout_log() -> mpc_io_std::service::Log {
+    Arc::new(|line| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    })
+}
+
+fn dealer(listen: SocketAddr, max_sessions: usize, sessions: Option<u64>, net: &NetArgs) -> Result<(), Failure> {
+    net.check_seed(&[listen])?;
+    let stop = stop_on_signals()?;
+    let mut options = DealerServiceOptions::default();
+    options.max_sessions = max_sessions;
+    options.tcp = net.options();
+    options.insecure_seed = net.insecure_seed.map(mpc_io_std::run::threads::seed_bytes);
+    options.sessions = sessions;
+    let listener = mpc_io_std::transport::tcp::listen(listen)?;
+    let stats = mpc_io_std::service::dealer::serve_dealer(listener, &net.certs, options, &stop, stdout_log())?;
+    render::json(&serde_json::json!({"event": "stopped", "sessions": stats.sessions, "failed": stats.failed,
+        "refused": stats.refused}));
+    if stats.failed > 0 && sessions.is_some() {
+        return Err(format!("{} of {} sessions failed", stats.failed, stats.sessions).into());
+    }
+    Ok(())
+}
+
+fn serve(
+    dir: &Path,
+    listen: SocketAddr,
+    dealer: SocketAddr,
+    max_sessions: usize,
+    choice: &args::ModelChoice,
+    net: &NetArgs,
+) -> Result<(), Failure> {
+    if net.insecure_seed.is_some() {
+        return Err("--insecure-seed is not for a server".into());
+    }
+    let checkpoint = mpc_io_std::checkpoint::load(dir)?;
+    let choice = model_choice(choice, checkpoint.preset)?;
+    let model = Arc::new(ServedModel {
+        config: checkpoint.config,
+        params: checkpoint.params,
+        preset: choice.preset,
+        weights: choice.weights,
+        truncation: choice.truncation,
+    });
+    let stop = stop_on_signals()?;
+    let mut options = ServeOptions::default();
+    options.max_sessions = max_sessions;
+    options.tcp = net.options();
+    let listener = mpc_io_std::transport::tcp::listen(listen)?;
+    let log = stdout_log();
+    log(serde_json::json!({"event": "listening", "address": listener.local_addr()?.to_string(),
+        "preset": choice.preset.name(), "weights": choice.weights.name(), "max_sessions": max_sessions}));
+    let stats = mpc_io_std::service::server::serve(listener, dealer, &net.certs, model, options, stop, log)?;
+    render::json(&serde_json::json!({"event": "stopped", "sessions": stats.sessions, "failed": stats.failed,
+        "queries": stats.queries, "busy": stats.busy, "refused": stats.refused}));
+    Ok(())
+}
+
+fn query(
+    server: SocketAddr,
+    dealer: SocketAddr,
+    dir: &Path,
+    texts: &[String],
+    json: bool,
+    choice: &args::ModelChoice,
+    net: &NetArgs,
+) -> Result<(), Failure> {
+    if net.insecure_seed.is_some() {
+        return Err("--insecure-seed is not for a client".into());
+    }
+    let checkpoint = mpc_io_std::checkpoint::load_public(dir)?;
+    let choice = model_choice(choice, checkpoint.preset)?;
+    let tokens = texts.iter().map(|t| checkpoint.tokenize(t)).collect::<Result<Vec<_>, _>>()?;
+    let queries: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
+    let mut options = QueryOptions::default();
+    options.weights = choice.weights;
+    options.truncation = choice.truncation;
+    options.tcp = net.options();
+    let at = ServiceAddresses { server, dealer };
+    mpc_io_std::service::client::query_session(
+        at,
+        &net.certs,
+        &checkpoint.config,
+        choice.preset,
+        options,
+        &queries,
+        |i, r| render::query(&checkpoint, i, &texts[i], r, json),
+    )?;
     Ok(())
 }
 

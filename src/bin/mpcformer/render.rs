@@ -130,6 +130,47 @@ pub fn party(role: Role, report: &PartyReport) {
     }));
 }
 
+/// One answered query of `mpcformer query`: the label and class probabilities of a classifier,
+/// or the embedding's size and first values; with `as_json`, one line with at least
+/// `text_index`, `tokens`, `output`, `label` (classifiers), `online_s` and `online_bytes`.
+pub fn query(
+    checkpoint: &mpc_io_std::checkpoint::Checkpoint,
+    index: usize,
+    text: &str,
+    r: &PartyReport,
+    as_json: bool,
+) {
+    let output = r.output.clone().unwrap_or_default();
+    let classifier = checkpoint.config.num_labels.is_some();
+    let label = classifier.then(|| checkpoint.label_name(mpc_io_std::tasks::eval::argmax(&output)));
+    let online_bytes = r.online.1.bytes_sent + r.online.1.bytes_received;
+    if as_json {
+        let probabilities = classifier.then(|| demo::probabilities(&output));
+        return json(&serde_json::json!({
+            "text_index": index, "tokens": r.tokens, "output": output, "label": label,
+            "probabilities": probabilities, "online_s": r.online.0, "online_bytes": online_bytes,
+            "rounds": r.online.1.rounds, "offline_s": r.offline_seconds(),
+        }));
+    }
+    println!("[{index}] {text}");
+    match label {
+        Some(label) => {
+            let named: Vec<String> = demo::probabilities(&output)
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("{} {p:.4}", checkpoint.label_name(i)))
+                .collect();
+            println!("  {label}  ({})", named.join(", "));
+        }
+        None => {
+            let norm = output.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let head: Vec<String> = output.iter().take(4).map(|v| format!("{v:.4}")).collect();
+            println!("  embedding of {} values, norm {norm:.4}: [{}, ...]", output.len(), head.join(", "));
+        }
+    }
+    println!("  {} tokens, online {:.3} s, {:.1} MB", r.tokens, r.online.0, online_bytes as f64 / 1e6);
+}
+
 pub fn accuracy_header() {
     println!(
         "{:<11} {:<32} {:>11} {:>11} {:>7} {:>10}",

@@ -72,15 +72,28 @@ pub struct TcpOptions {
     pub connect_timeout: Duration,
     /// How long to wait for a message.
     pub read_timeout: Duration,
+    /// How long one write to the socket may block (a peer that stops reading ends the link in an
+    /// error after this long, also when the link is dropped).
+    pub write_timeout: Duration,
     /// The largest message accepted.
     pub max_message: u64,
 }
 
 impl Default for TcpOptions {
     fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(30), read_timeout: Duration::from_secs(300), max_message: 1 << 32 }
+        Self {
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(300),
+            write_timeout: Duration::from_secs(60),
+            max_message: 1 << 32,
+        }
     }
 }
+
+/// Messages received but not yet taken by the protocol, per link: past this the reader stops
+/// reading from the socket (TCP then holds the peer back), so that a peer that sends ahead
+/// cannot grow our memory beyond this many messages of at most `max_message` bytes.
+const INCOMING_QUEUE: usize = 16;
 
 /// A party's TLS identity: the session's CA and its own certificate and key.
 mod frame;
@@ -123,14 +136,14 @@ impl std::fmt::Debug for TcpTransport {
 
 fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptions) -> Result<Link, TcpError> {
     tcp.set_read_timeout(None)
-        .and_then(|_| tcp.set_write_timeout(None))
+        .and_then(|_| tcp.set_write_timeout(Some(options.write_timeout)))
         .and_then(|_| tcp.set_nodelay(true))
         .map_err(|e| TcpError::new(ErrorKind::Other, Some(peer), e.to_string()))?;
     let mut reader_tcp = tcp.try_clone().map_err(|e| TcpError::new(ErrorKind::Other, Some(peer), e.to_string()))?;
     let mut writer_tcp = tcp;
     let conn = Arc::new(Mutex::new(conn));
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>();
-    let (in_tx, in_rx) = mpsc::channel::<Incoming>();
+    let (in_tx, in_rx) = mpsc::sync_channel::<Incoming>(INCOMING_QUEUE);
 
     let reader_conn = conn.clone();
     thread::spawn(move || {
@@ -286,7 +299,19 @@ impl TcpTransport {
         listener: &TcpListener,
         expected: &[PartyId],
     ) -> Result<PartyId, TcpError> {
-        let (mut tcp, from) = accept_with_timeout(listener, self.options.connect_timeout)?;
+        let (tcp, from) = accept_with_timeout(listener, self.options.connect_timeout)?;
+        self.accept_stream(identity, tcp, from, expected)
+    }
+
+    /// [`TcpTransport::accept`] on a connection already accepted (by a server's accept loop,
+    /// which hands each connection to its own thread): the TLS handshake and the role check.
+    pub fn accept_stream(
+        &mut self,
+        identity: &Identity,
+        mut tcp: TcpStream,
+        from: SocketAddr,
+        expected: &[PartyId],
+    ) -> Result<PartyId, TcpError> {
         let _ = tcp.set_read_timeout(Some(self.options.connect_timeout));
         let _ = tcp.set_write_timeout(Some(self.options.connect_timeout));
         let server =
@@ -304,6 +329,29 @@ impl TcpTransport {
         let link = start_link(conn, tcp, role, self.options)?;
         self.links.insert(role, link);
         Ok(role)
+    }
+}
+
+impl TcpTransport {
+    /// Takes over the links of `other` (to peers not linked here): a server that accepted two
+    /// parties separately serves them as one transport.
+    pub fn join(&mut self, mut other: TcpTransport) -> Result<(), TcpError> {
+        if let Some(peer) = other.links.keys().find(|p| self.links.contains_key(p)) {
+            return Err(TcpError::new(ErrorKind::Other, Some(*peer), "already linked"));
+        }
+        self.links.append(&mut other.links);
+        Ok(())
+    }
+
+    /// The peers linked.
+    pub fn peers(&self) -> impl Iterator<Item = PartyId> + '_ {
+        self.links.keys().copied()
+    }
+
+    /// Changes the timeouts and limits for what follows (a server waits for a short hello, then
+    /// for the protocol's longer steps).
+    pub fn set_options(&mut self, options: TcpOptions) {
+        self.options = options;
     }
 }
 
