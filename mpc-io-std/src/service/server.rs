@@ -142,6 +142,7 @@ pub fn serve(
                 return;
             };
             counters.sessions.fetch_add(1, Ordering::Relaxed);
+            log(json!({"event": "admitted", "time": now(), "session": id.tag()}));
             peer.set_options(options.tcp);
             let result = peer
                 .send(PartyId::P1, &[ADMITTED])
