@@ -102,9 +102,11 @@ def main():
     ap.add_argument("--queries", type=int, default=25)
     ap.add_argument("--preset", default=None, help="default: the checkpoint's")
     ap.add_argument("--bin", default=os.environ.get("MPCFORMER", "target/release/mpcformer"))
+    ap.add_argument("--ahead", action="store_true", help="serve --ahead and query --ahead")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     preset = ["--preset", a.preset] if a.preset else []
+    ahead = ["--ahead"] if a.ahead else []
     work = tempfile.mkdtemp(prefix="mpcformer-loadtest-")
     certs = os.path.join(work, "certs")
     subprocess.run([a.bin, "certs", "--out", certs], check=True, stdout=subprocess.DEVNULL)
@@ -119,7 +121,7 @@ def main():
 
     dealer = Server([a.bin, "dealer", "--listen", "127.0.0.1:0", "--certs", certs])
     server = Server([a.bin, "serve", "--model", a.model, "--listen", "127.0.0.1:0", "--dealer", dealer.address,
-                     "--certs", certs, "--max-sessions", str(a.clients)] + preset)
+                     "--certs", certs, "--max-sessions", str(a.clients)] + preset + ahead)
 
     def run_clients(groups):
         """Runs one client per group of text indices, concurrently; returns wall seconds, answers,
@@ -133,7 +135,7 @@ def main():
                 f.write("\n".join(texts[i] for i in indices))
             procs.append((indices, subprocess.Popen(
                 [a.bin, "query", "--server", server.address, "--dealer", dealer.address, "--model", a.model,
-                 "--file", path, "--certs", certs, "--json"] + preset,
+                 "--file", path, "--certs", certs, "--json"] + preset + ahead,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
         start = time.time()
         failures = []
@@ -182,7 +184,7 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                platform.processor())
     result = {
-        "cpu": cpu, "clients": a.clients, "queries_per_client": a.queries,
+        "cpu": cpu, "clients": a.clients, "queries_per_client": a.queries, "ahead": a.ahead,
         "answers": len(cos), "expected_answers": len(texts), "failures": one_fail + many_fail,
         "min_cosine": min(cos) if cos else None, "agree": sum(c >= 0.999 for c in cos),
         "one_client_qps": a.queries / one_wall, "many_clients_qps": len(texts) / many_wall,

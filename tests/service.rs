@@ -43,13 +43,14 @@ fn dealer(certs: &Path, at: &str) -> Listening {
     Listening::spawn(&[&["dealer", "--listen", at, "--certs", arg(certs)][..], &TIMEOUTS].concat())
 }
 
-/// A server of `model` with at most `max` sessions.
+/// A server of `model` with at most `max` sessions, making each session's next material while it
+/// is idle (`--ahead`, as the clients do).
 fn server(model: &Path, certs: &Path, dealer: &str, max: usize) -> Listening {
     let max = max.to_string();
     Listening::spawn(
         &[
             &["serve", "--model", arg(model), "--listen", "127.0.0.1:0", "--dealer", dealer, "--max-sessions", &max][..],
-            &["--certs", arg(certs), "--preset", "quad+2quad"],
+            &["--certs", arg(certs), "--preset", "quad+2quad", "--ahead"],
             &TIMEOUTS,
         ]
         .concat(),
@@ -61,7 +62,7 @@ fn client(model: &Path, certs: &Path, server: &Listening, dealer: &str, file: &P
     spawn(
         &[
             &["query", "--server", &server.address, "--dealer", dealer, "--model", arg(model), "--file", arg(file)][..],
-            &["--certs", arg(certs), "--preset", "quad+2quad", "--json"],
+            &["--certs", arg(certs), "--preset", "quad+2quad", "--json", "--ahead"],
             &TIMEOUTS,
         ]
         .concat(),

@@ -96,13 +96,14 @@ fn the_handshake_refuses_each_mismatched_parameter_by_name() {
     let base = SessionOptions::default();
     let same = (base, config.clone(), preset, None);
     // Session parameters.
-    let session_cases: [(SessionOptions, &str); 6] = [
+    let session_cases: [(SessionOptions, &str); 7] = [
         (base.weights(WeightMode::Shared), "weight mode"),
         (base.truncation(mpc_core::protocol::Truncation::Local), "truncation"),
         (base.max_tokens(64), "max tokens"),
         (base.reveal(Reveal::Both), "reveal"),
         (base.material(base.material_budget / 2, base.material_chunk), "material budget"),
         (base.material(base.material_budget, base.material_chunk / 2), "material chunk"),
+        (base.ahead(true), "material made ahead"),
     ];
     for (options, field) in session_cases {
         for results in [
@@ -226,4 +227,41 @@ fn fifty_queries_over_one_session_agree_and_plan_once() {
     // Flat memory: from the 10th query on, the process grows by less than 16 MiB.
     let growth = rss[49].saturating_sub(rss[9]);
     assert!(growth < 16 << 20, "grew {growth} bytes over 40 queries");
+}
+
+#[test]
+fn material_made_while_idle_serves_the_next_query_of_that_length_and_is_dropped_for_another() {
+    let (config, params, _) = model(Some(2));
+    let preset = Preset::parse("quad+2quad").unwrap();
+    let short: Vec<u32> = (0..9u32).map(|i| (i * 13 + 5) % 100).collect();
+    let long: Vec<u32> = (0..15u32).map(|i| (i * 29 + 3) % 100).collect();
+    // Lengths: a first query, one of the same length (served from the material made while
+    // idle), one of another length (that material dropped), then the first length again.
+    let queries = [&short, &short, &long, &long, &short];
+    let run = run_threaded(LaunchOptions::seeded(12), |ctx| {
+        let to_error = mpc_io_std::run::to_error;
+        let options = SessionOptions::default().ahead(true).clock(mpc_io_std::clock_nanos);
+        let mut session =
+            Session::connect(ctx.role, &mut ctx.peer, &mut ctx.dealer, &mut ctx.rng, options).map_err(to_error)?;
+        session.load(&config, preset, (ctx.role == Role::P0).then_some(&params), None).map_err(to_error)?;
+        let mut seen = Vec::new();
+        for q in queries {
+            let out = session.infer((ctx.role == Role::P1).then_some(&q[..]), &mut Unobserved).map_err(to_error)?;
+            seen.push((out.output, out.ahead_nanos > 0, out.material.chunks));
+            session.prepare_next().map_err(to_error)?;
+        }
+        end_session(session).map_err(to_error)?;
+        Ok(seen)
+    })
+    .expect("run");
+    let seen = run.p1.output;
+    let ahead: Vec<bool> = seen.iter().map(|s| s.1).collect();
+    assert_eq!(ahead, [false, true, false, true, false], "material made ahead is used only for its length");
+    // A query served from the material made ahead makes no chunk of its own (it fits the budget).
+    assert_eq!(seen[1].2, 0);
+    assert!(seen[0].2 > 0);
+    for (q, (out, _, _)) in queries.iter().zip(&seen) {
+        let err = max_diff(out.as_ref().unwrap(), &plain(&config, &params, preset, q));
+        assert!(err <= 1e-2, "error {err}");
+    }
 }

@@ -153,6 +153,9 @@ pub struct SessionOptions {
     pub material_chunk: usize,
     /// A monotonic clock in nanoseconds, to time the phases (local; `None`: times are 0).
     pub clock: Option<Clock>,
+    /// Make the next query's material while the session is idle ([`Session::prepare_next`];
+    /// both must agree).
+    pub ahead: bool,
 }
 
 impl Default for SessionOptions {
@@ -166,6 +169,7 @@ impl Default for SessionOptions {
             material_budget: mpc_nn::core::preprocessing::DEFAULT_BUDGET,
             material_chunk: mpc_nn::core::preprocessing::DEFAULT_CHUNK,
             clock: None,
+            ahead: false,
         }
     }
 }
@@ -200,6 +204,11 @@ impl SessionOptions {
     /// Sets the clock that times the phases.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = Some(clock);
+        self
+    }
+    /// Makes the next query's material while the session is idle ([`Session::prepare_next`]).
+    pub fn ahead(mut self, ahead: bool) -> Self {
+        self.ahead = ahead;
         self
     }
 }
@@ -309,8 +318,12 @@ pub struct Inference {
     pub tokens: usize,
     /// Whether this length's plan was made for this query (the first of its length).
     pub planned: bool,
-    /// Nanoseconds of material made ahead (the offline phase), by the session's clock.
+    /// Nanoseconds of material made ahead (the offline phase), by the session's clock: 0 when
+    /// it was made while the session was idle ([`Inference::ahead_nanos`]).
     pub offline_nanos: u64,
+    /// Nanoseconds of material made while the session was idle, before the query came
+    /// ([`Session::prepare_next`]); 0 when it was not.
+    pub ahead_nanos: u64,
     /// Nanoseconds of the online phase, less the material made on demand within it
     /// (`material.on_demand_nanos`).
     pub online_nanos: u64,
@@ -326,11 +339,22 @@ struct Model<T: Transport, D: Provider> {
     first_mask: MaskId,
 }
 
+/// Material made while the session was idle, for a next query of `tokens` tokens.
+struct Prepared {
+    tokens: usize,
+    /// The first mask it made (released if the query that comes has another length).
+    first_mask: MaskId,
+    nanos: u64,
+}
+
 /// One party's side of a private-inference session (see the module docs).
 pub struct Session<T: Transport, D: Provider> {
     backend: SessionBackend<T, D>,
     options: SessionOptions,
     model: Option<Model<T, D>>,
+    /// The last query's length.
+    last_tokens: Option<usize>,
+    prepared: Option<Prepared>,
 }
 
 impl<T: Transport, D: Provider> core::fmt::Debug for Session<T, D> {
@@ -359,6 +383,7 @@ fn session_fields(options: &SessionOptions) -> Fields {
         ("reveal", matches!(options.reveal, Reveal::Both) as u64),
         ("material budget", options.material_budget as u64),
         ("material chunk", options.material_chunk as u64),
+        ("material made ahead", options.ahead as u64),
     ]
 }
 
@@ -406,7 +431,7 @@ impl<T: Transport, D: Provider> Session<T, D> {
             .with_truncation(options.truncation)
             .with_fixed_point(FixedPoint::new(options.frac_bits));
         let backend = Secure::new(party).with_weight_mode(options.weights);
-        let mut session = Self { backend, options, model: None };
+        let mut session = Self { backend, options, model: None, last_tokens: None, prepared: None };
         session.handshake(&session_fields(&options))?;
         Ok(session)
     }
@@ -502,6 +527,8 @@ impl<T: Transport, D: Provider> Session<T, D> {
 
     /// Drops the loaded model, if any, and tells the dealer to forget its masks.
     pub fn unload(&mut self) -> Result<(), SessionError> {
+        self.drop_prepared()?;
+        self.last_tokens = None;
         if let Some(model) = self.model.take() {
             drop(model.encoder);
             let pipeline = self.pipeline_mut();
@@ -558,6 +585,38 @@ impl<T: Transport, D: Provider> Session<T, D> {
         }
     }
 
+    /// With [`SessionOptions::ahead`], makes the offline material of a next query of the last
+    /// query's length now, while the session is idle: that query then costs its online phase
+    /// (and the material past the budget, made on demand). A query of another length drops it
+    /// (its masks are released; its material is made again). Both parties must call it after
+    /// the same queries (P1's material requests stay in step with P0's); it talks to the dealer
+    /// only, never to the peer. Without the option, or before the first query, it does nothing.
+    pub fn prepare_next(&mut self) -> Result<(), SessionError> {
+        let (Some(tokens), true, None) = (self.last_tokens, self.options.ahead, &self.prepared) else {
+            return Ok(());
+        };
+        let Some(plan) = self.model.as_ref().and_then(|m| m.plans.get(&tokens)).cloned() else {
+            return Ok(());
+        };
+        let first_mask = self.pipeline().live().next_mask_id();
+        let start = self.now();
+        self.pipeline_mut().run(plan);
+        self.pipeline_mut().fill_ahead()?;
+        let nanos = self.now().saturating_sub(start);
+        self.prepared = Some(Prepared { tokens, first_mask, nanos });
+        Ok(())
+    }
+
+    /// Drops material made ahead, releasing its masks.
+    fn drop_prepared(&mut self) -> Result<(), SessionError> {
+        if let Some(prepared) = self.prepared.take() {
+            let pipeline = self.pipeline_mut();
+            pipeline.abandon_run();
+            pipeline.live_mut().release_masks_from(prepared.first_mask)?;
+        }
+        Ok(())
+    }
+
     /// One private inference: `tokens` at P1 (the data owner), `None` at P0. The output goes
     /// to P1 only unless the session reveals to both ([`Reveal`]).
     pub fn infer(
@@ -587,6 +646,14 @@ impl<T: Transport, D: Provider> Session<T, D> {
     ) -> Result<(Inference, Option<(usize, Arc<Plan>)>), SessionError> {
         let config = model.encoder.config();
         let seq = self.exchange_length(tokens, config.max_position_embeddings - config.position_offset())?;
+        let prepared = match self.prepared.take() {
+            Some(p) if p.tokens == seq => Some(p),
+            other => {
+                self.prepared = other;
+                self.drop_prepared()?;
+                None
+            }
+        };
         let mask = vec![1.0; seq];
         // The rehearsal's stand-in tokens: any valid ids do, the plan depends on shapes only.
         let stand_in = vec![0u32; seq];
@@ -604,13 +671,18 @@ impl<T: Transport, D: Provider> Session<T, D> {
                 (Arc::new(plan), true)
             }
         };
-        let first_inference_mask = self.pipeline().live().next_mask_id();
         let before = self.pipeline().stats();
-
         observer.phase_start(&self.backend, Phase::Offline);
         let start = self.now();
-        self.pipeline_mut().run(plan.clone());
-        self.pipeline_mut().fill_ahead()?;
+        let (first_inference_mask, ahead_nanos) = match prepared {
+            Some(p) => (p.first_mask, p.nanos),
+            None => {
+                let first = self.pipeline().live().next_mask_id();
+                self.pipeline_mut().run(plan.clone());
+                self.pipeline_mut().fill_ahead()?;
+                (first, 0)
+            }
+        };
         let offline_nanos = self.now().saturating_sub(start);
         observer.phase_end(&self.backend, Phase::Offline);
 
@@ -628,11 +700,13 @@ impl<T: Transport, D: Provider> Session<T, D> {
         self.pipeline_mut().live_mut().release_masks_from(first_inference_mask)?;
         ran?;
         let material = self.pipeline().stats().since(&before);
+        self.last_tokens = Some(seq);
         let inference = Inference {
             output,
             tokens: seq,
             planned,
             offline_nanos,
+            ahead_nanos,
             online_nanos: elapsed.saturating_sub(material.on_demand_nanos),
             material,
         };

@@ -271,6 +271,14 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
         if done { Ok(()) } else { Err(Error::MaterialMismatch) }
     }
 
+    /// Drops the running plan and the material made for it (a run made ahead for a query that
+    /// did not come). The masks it made stay with the provider until released.
+    pub fn abandon_run(&mut self) {
+        self.mode = Mode::Live;
+        self.store = Store::new();
+        self.stored_elements = 0;
+    }
+
     /// Forgets the opened masks registered with identity `from` or later.
     pub fn forget_opened_from(&mut self, from: MaskId) {
         drop(self.opened.split_off(&from));

@@ -106,6 +106,9 @@ pub struct PartyReport {
     pub online: (f64, CommStats),
     /// Material made on demand during the online phase: seconds and traffic with the dealer.
     pub on_demand: (f64, CommStats),
+    /// Seconds of material made while the session was idle, before the query came (with
+    /// [`SessionOptions::ahead`](mpc_transformer::SessionOptions::ahead)); not in `offline`.
+    pub ahead_s: f64,
     /// Online cost per bucket: seconds and traffic with the peer.
     pub buckets: BTreeMap<Bucket, (f64, CommStats)>,
     /// The most ring elements of material held at once.

@@ -60,6 +60,8 @@ pub struct PrivateJob<'a> {
     pub seed: Option<u64>,
     /// Called by each party right before its online phase (to switch network shaping on, say).
     pub online_hook: Option<&'a (dyn Fn() + Sync)>,
+    /// Make the next query's material while the session is idle (both parties must agree).
+    pub ahead: bool,
 }
 
 impl<'a> PrivateJob<'a> {
@@ -79,6 +81,7 @@ impl<'a> PrivateJob<'a> {
             progress: false,
             seed: None,
             online_hook: None,
+            ahead: false,
         }
     }
 
@@ -94,6 +97,7 @@ impl<'a> PrivateJob<'a> {
             .truncation(self.truncation)
             .reveal(self.reveal)
             .material(self.material.0, self.material.1)
+            .ahead(self.ahead)
             .clock(crate::clock_nanos)
     }
 }
@@ -201,12 +205,17 @@ impl<'c, T: Transport, D: Transport> PartySession<'c, T, D> {
                 // The session's online time already leaves out the material made on demand.
                 online: (inference.online_nanos as f64 * 1e-9, online_stats),
                 on_demand: (on_demand_s, online.2),
+                ahead_s: inference.ahead_nanos as f64 * 1e-9,
                 buckets: meter.buckets,
                 peak_material_elements: inference.material.peak_elements,
                 tokens: inference.tokens,
             };
             observe(index, &report);
             last = Some(report);
+            // The answer is out: make the next query's material while the peer is away (a
+            // no-op without `ahead`). Both parties do it after every query, the last too: P0
+            // cannot know which is last, and P1's material requests must stay in step with P0's.
+            self.session.prepare_next().map_err(to_error)?;
         }
         last.ok_or(Error::Malformed("the session ended before any query"))
     }

@@ -27,6 +27,8 @@ pub struct QueryOptions {
     pub material: (usize, usize),
     /// Timeouts and limits of every link.
     pub tcp: TcpOptions,
+    /// Make the next query's material while the session is idle (as the server does).
+    pub ahead: bool,
 }
 
 impl Default for QueryOptions {
@@ -36,6 +38,7 @@ impl Default for QueryOptions {
             truncation: Truncation::default(),
             material: (mpc_core::preprocessing::DEFAULT_BUDGET, mpc_core::preprocessing::DEFAULT_CHUNK),
             tcp: TcpOptions::default(),
+            ahead: false,
         }
     }
 }
@@ -89,6 +92,7 @@ pub fn query_session(
         weights: options.weights,
         truncation: options.truncation,
         material: options.material,
+        ahead: options.ahead,
         ..PrivateJob::new(config, &none, &[], preset)
     };
     let mut session = PartySession::open(&mut ctx, &job)?;

@@ -52,6 +52,8 @@ pub struct ServeOptions {
     pub material: (usize, usize),
     /// Timeouts and limits of every link.
     pub tcp: TcpOptions,
+    /// Make each session's next query material while it is idle (clients must ask the same).
+    pub ahead: bool,
 }
 
 impl Default for ServeOptions {
@@ -61,6 +63,7 @@ impl Default for ServeOptions {
             max_handshakes: 32,
             material: (mpc_core::preprocessing::DEFAULT_BUDGET, mpc_core::preprocessing::DEFAULT_CHUNK),
             tcp: TcpOptions::default(),
+            ahead: false,
         }
     }
 }
@@ -196,6 +199,7 @@ fn serve_session(
         weights: model.weights,
         truncation: model.truncation,
         material: options.material,
+        ahead: options.ahead,
         ..PrivateJob::new(&model.config, &model.params, &[], model.preset)
     };
     let mut session = PartySession::open(&mut ctx, &job).map_err(|e| fail(0)(e.into()))?;
@@ -207,7 +211,7 @@ fn serve_session(
         log(json!({
             "event": "query", "time": now(), "session": id.tag(), "query": index, "tokens": report.tokens,
             "online_s": report.online.0, "online_bytes": report.online.1.bytes_sent + report.online.1.bytes_received,
-            "rounds": report.online.1.rounds, "offline_s": report.offline.0,
+            "rounds": report.online.1.rounds, "offline_s": report.offline.0, "ahead_s": report.ahead_s,
         }));
     });
     let result = result.and_then(|_| session.close());

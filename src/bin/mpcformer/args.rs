@@ -155,6 +155,10 @@ pub enum Command {
         /// Sessions served at once; past it a client is told the server is busy.
         #[arg(long, default_value_t = 4)]
         max_sessions: usize,
+        /// Make each session's next query material while it is idle, for a query of the last
+        /// length (clients must pass --ahead too).
+        #[arg(long)]
+        ahead: bool,
         #[command(flatten)]
         choice: ModelChoice,
         #[command(flatten)]
@@ -181,6 +185,9 @@ pub enum Command {
         /// One JSON line per query.
         #[arg(long)]
         json: bool,
+        /// The server makes material ahead (`serve --ahead`): do the same.
+        #[arg(long)]
+        ahead: bool,
         #[command(flatten)]
         choice: ModelChoice,
         #[command(flatten)]

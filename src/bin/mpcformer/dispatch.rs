@@ -71,10 +71,10 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
             println!("{}", out.display());
         }
         Command::Dealer { listen, max_sessions, sessions, net } => dealer(listen, max_sessions, sessions, &net)?,
-        Command::Serve { model, listen, dealer, max_sessions, choice, net } => {
-            serve(&model, listen, dealer, max_sessions, &choice, &net)?
+        Command::Serve { model, listen, dealer, max_sessions, ahead, choice, net } => {
+            serve(&model, listen, dealer, max_sessions, ahead, &choice, &net)?
         }
-        Command::Query { server, dealer, model, text, file, json, choice, net } => {
+        Command::Query { server, dealer, model, text, file, json, ahead, choice, net } => {
             let texts = match (text, file) {
                 (Some(t), _) => vec![t],
                 (None, Some(f)) => {
@@ -83,7 +83,7 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
                 }
                 (None, None) => return Err("--text or --file".into()),
             };
-            query(server, dealer, &model, &texts, json, &choice, &net)?
+            query(ServiceAddresses { server, dealer }, &model, &texts, json, ahead, &choice, &net)?
         }
         Command::Party { role, dealer, peer, model, text, choice, net } => {
             net.check_seed(&[dealer, peer])?;
@@ -295,6 +295,7 @@ fn serve(
     listen: SocketAddr,
     dealer: SocketAddr,
     max_sessions: usize,
+    ahead: bool,
     choice: &args::ModelChoice,
     net: &NetArgs,
 ) -> Result<(), Failure> {
@@ -314,6 +315,7 @@ fn serve(
     let mut options = ServeOptions::default();
     options.max_sessions = max_sessions;
     options.tcp = net.options();
+    options.ahead = ahead;
     let listener = mpc_io_std::transport::tcp::listen(listen)?;
     let log = stdout_log();
     log(serde_json::json!({"event": "listening", "address": listener.local_addr()?.to_string(),
@@ -325,11 +327,11 @@ fn serve(
 }
 
 fn query(
-    server: SocketAddr,
-    dealer: SocketAddr,
+    at: ServiceAddresses,
     dir: &Path,
     texts: &[String],
     json: bool,
+    ahead: bool,
     choice: &args::ModelChoice,
     net: &NetArgs,
 ) -> Result<(), Failure> {
@@ -344,7 +346,7 @@ fn query(
     options.weights = choice.weights;
     options.truncation = choice.truncation;
     options.tcp = net.options();
-    let at = ServiceAddresses { server, dealer };
+    options.ahead = ahead;
     mpc_io_std::service::client::query_session(
         at,
         &net.certs,

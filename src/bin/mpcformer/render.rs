@@ -149,7 +149,7 @@ pub fn query(
         return json(&serde_json::json!({
             "text_index": index, "tokens": r.tokens, "output": output, "label": label,
             "probabilities": probabilities, "online_s": r.online.0, "online_bytes": online_bytes,
-            "rounds": r.online.1.rounds, "offline_s": r.offline_seconds(),
+            "rounds": r.online.1.rounds, "offline_s": r.offline_seconds(), "ahead_s": r.ahead_s,
         }));
     }
     println!("[{index}] {text}");
