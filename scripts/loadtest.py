@@ -84,8 +84,11 @@ class Server:
                 self.lines.append(value)
 
     def queries(self):
+        return self.events("query")
+
+    def events(self, kind):
         with self.lock:
-            return [l for l in self.lines if l.get("event") == "query"]
+            return [l for l in self.lines if l.get("event") == kind]
 
     def stop(self):
         self.proc.terminate()
@@ -152,6 +155,11 @@ def main():
 
     # Warm-up and the one-client rate: one client, M queries.
     one_wall, one_answers, one_fail, one_busy = run_clients([list(range(a.queries))])
+    # The server ends a session after the client has gone (with --ahead, after making material
+    # the next query would have used): wait for it, so that its slot is free for the next phase.
+    deadline = time.time() + 120
+    while not server.events("session") and time.time() < deadline:
+        time.sleep(0.1)
     rss_warm, rss_last, rss_samples = None, None, []
     done = threading.Event()
 
