@@ -140,3 +140,23 @@ fn the_plots_are_drawn() {
     svg(dir.join("eval.svg").as_path(), &["quad+2quad, simulated", "agreement with plaintext"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_gemm_reports_each_shape_on_one_thread_and_on_the_threads_asked() {
+    let lines = json_lines(&["bench", "gemm", "--json", "--seconds", "0.02", "--threads", "2"]);
+    assert_eq!(lines.len(), 3, "BERT-base's three shapes: {lines:?}");
+    for line in &lines {
+        assert_eq!(line["threads"], 2, "{line}");
+        for field in ["u64_gmacs", "f64_gmacs", "u64_gmacs_threads", "thread_speedup"] {
+            assert!(line[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {line}");
+        }
+        assert!(["avx512", "avx2", "portable"].contains(&line["kernel"].as_str().unwrap()), "{line}");
+    }
+}
+
+#[test]
+fn insecure_seeds_never_leave_loopback() {
+    let out = run(&["dealer", "--listen", "0.0.0.0:0", "--certs", "/nonexistent", "--insecure-seed", "1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
+}

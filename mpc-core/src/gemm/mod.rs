@@ -51,8 +51,20 @@ pub fn kernel_name() -> &'static str {
     }
 }
 
-/// The u64 entry point used by `impl Ring for u64`.
+/// The u64 entry point used by `impl Ring for u64`: on [`threads`] threads when the product is
+/// large enough to pay for them.
 pub(crate) fn gemm_acc_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
+    #[cfg(feature = "std")]
+    {
+        gemm_acc_u64_on(threads(), m, k, n, a, b, c)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        single_thread_u64(m, k, n, a, b, c)
+    }
+}
+
+fn single_thread_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     {
         x86::gemm_acc_u64(m, k, n, a, b, c)
@@ -61,6 +73,59 @@ pub(crate) fn gemm_acc_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c
     {
         portable::gemm_acc(m, k, n, a, b, c)
     }
+}
+
+/// Threads each GEMM of this process may use (1 unless [`set_threads`] said otherwise).
+#[cfg(feature = "std")]
+static THREADS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(1);
+
+/// Products smaller than this many multiply-accumulates stay on the calling thread (a thread's
+/// start costs about what a 2^20-MAC product takes).
+#[cfg(feature = "std")]
+const MIN_PARALLEL_MACS: usize = 1 << 21;
+
+/// Lets every u64 GEMM of this process use up to `threads` threads (at least 1). A party that
+/// has cores of its own (the deployment case: one party per machine) gives it their number;
+/// in-process settings that run both parties on the same cores leave it at 1.
+#[cfg(feature = "std")]
+pub fn set_threads(threads: usize) {
+    THREADS.store(threads.max(1), core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Threads each u64 GEMM may use ([`set_threads`]; 1 without `std`).
+pub fn threads() -> usize {
+    #[cfg(feature = "std")]
+    {
+        THREADS.load(core::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        1
+    }
+}
+
+/// `c += a · b` in u64 on up to `threads` threads: the rows of `a` and `c` are cut into one band
+/// per thread (each band a product of its own, on the CPU's kernel), the last on the calling
+/// thread.
+#[cfg(feature = "std")]
+pub fn gemm_acc_u64_on(threads: usize, m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
+    let threads = threads.min(m.div_ceil(4)).max(1);
+    if threads == 1 || m * k * n < MIN_PARALLEL_MACS {
+        return single_thread_u64(m, k, n, a, b, c);
+    }
+    // Bands of whole 4-row register tiles, as even as possible.
+    let band = m.div_ceil(threads).next_multiple_of(4);
+    std::thread::scope(|scope| {
+        let mut rows = c[..m * n].chunks_mut(band * n).zip(a[..m * k].chunks(band * k)).peekable();
+        while let Some((c_band, a_band)) = rows.next() {
+            let band_rows = c_band.len() / n.max(1);
+            if rows.peek().is_some() {
+                scope.spawn(move || single_thread_u64(band_rows, k, n, a_band, b, c_band));
+            } else {
+                single_thread_u64(band_rows, k, n, a_band, b, c_band);
+            }
+        }
+    });
 }
 
 #[cfg(test)]
@@ -115,6 +180,20 @@ mod tests {
         ] {
             check::<u64>(m, k, n, (m * 1000 + k * 10 + n) as u64);
             check::<u32>(m, k, n, (m + k + n) as u64);
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn products_on_several_threads_match_the_naive_loop() {
+        // Large enough to be cut into bands, with rows that do not divide evenly.
+        for &(m, k, n, threads) in &[(130, 131, 129, 2), (129, 257, 70, 3), (9, 1024, 300, 4), (128, 768, 64, 8)] {
+            let (a, b, c0) = matrices::<u64>(m, k, n, (m + 3 * k + 7 * n) as u64);
+            let mut banded = c0.clone();
+            let mut naive = c0;
+            gemm_acc_u64_on(threads, m, k, n, &a, &b, &mut banded);
+            gemm_naive(m, k, n, &a, &b, &mut naive);
+            assert_eq!(banded, naive, "{threads} threads, {m}x{k}·{k}x{n}");
         }
     }
 

@@ -12,16 +12,20 @@ use serde::Serialize;
 pub struct GemmReport {
     /// `MxK·KxN`.
     pub shape: String,
-    /// Wrapping u64 multiply-accumulates per second, in billions.
+    /// Wrapping u64 multiply-accumulates per second on one thread, in billions.
     pub u64_gmacs: f64,
-    /// f64 multiply-accumulates per second (matrixmultiply's dgemm), in billions.
+    /// f64 multiply-accumulates per second on one thread (matrixmultiply's dgemm), in billions.
     pub f64_gmacs: f64,
     /// `u64_gmacs / f64_gmacs`.
     pub ratio: f64,
     /// The u64 kernel in use (`avx512`, `avx2` or `portable`).
     pub kernel: &'static str,
-    /// Threads used by both GEMMs.
+    /// Threads of the parallel u64 measurement.
     pub threads: usize,
+    /// Wrapping u64 multiply-accumulates per second on `threads` threads, in billions.
+    pub u64_gmacs_threads: f64,
+    /// `u64_gmacs_threads / u64_gmacs`.
+    pub thread_speedup: f64,
 }
 
 /// The shapes of BERT-base's linear layers at 128 tokens.
@@ -41,8 +45,8 @@ fn best_time(min_seconds: f64, mut f: impl FnMut()) -> f64 {
     best
 }
 
-/// Measures one shape, single-threaded.
-pub fn measure(m: usize, k: usize, n: usize, min_seconds: f64) -> GemmReport {
+/// Measures one shape: u64 and f64 on one thread, and u64 on `threads` threads.
+pub fn measure(m: usize, k: usize, n: usize, min_seconds: f64, threads: usize) -> GemmReport {
     // Benchmark data needs no entropy: a fixed seed keeps runs comparable.
     let mut rng =
         <mpc_core::share::Prg as rand_core::SeedableRng>::seed_from_u64(m as u64 ^ (k as u64) << 20 ^ (n as u64) << 40);
@@ -50,7 +54,14 @@ pub fn measure(m: usize, k: usize, n: usize, min_seconds: f64) -> GemmReport {
     let a = draw(m * k);
     let b = draw(k * n);
     let mut c = vec![0u64; m * n];
-    let t_u64 = best_time(min_seconds, || mpc_core::gemm::gemm(m, k, n, &a, &b, &mut c));
+    let mut u64_on = |threads: usize| {
+        best_time(min_seconds, || {
+            c.fill(0);
+            mpc_core::gemm::gemm_acc_u64_on(threads, m, k, n, &a, &b, &mut c)
+        })
+    };
+    let t_u64 = u64_on(1);
+    let t_threads = u64_on(threads);
     std::hint::black_box(&c);
 
     let af: Vec<f64> = a.iter().map(|&x| (x >> 40) as f64).collect();
@@ -67,7 +78,9 @@ pub fn measure(m: usize, k: usize, n: usize, min_seconds: f64) -> GemmReport {
         f64_gmacs,
         ratio: u64_gmacs / f64_gmacs,
         kernel: mpc_core::gemm::kernel_name(),
-        threads: 1,
+        threads,
+        u64_gmacs_threads: macs / t_threads / 1e9,
+        thread_speedup: t_u64 / t_threads,
     }
 }
 

@@ -18,6 +18,10 @@ use mpc_transformer::{BertConfig, Preset};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Threads for this process's matrix products (each party's, when several run in it). Give
+    /// a party its own cores' count; in-process settings share the same cores.
+    #[arg(long, global = true, default_value_t = 1)]
+    pub threads: usize,
 }
 
 #[derive(Subcommand, Debug)]

@@ -117,7 +117,7 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
                 render::gemm_header();
             }
             for (m, k, n) in gemm::BERT_BASE_SHAPES {
-                render::gemm(&gemm::measure(m, k, n, seconds), json);
+                render::gemm(&gemm::measure(m, k, n, seconds, mpc_core::gemm::threads()), json);
             }
         }
     }

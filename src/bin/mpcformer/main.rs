@@ -15,6 +15,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    mpc_core::gemm::set_threads(cli.threads);
     let name = cli.command.name();
     match dispatch::run(cli.command) {
         Ok(code) => code,

@@ -189,14 +189,20 @@ pub fn accuracy(r: &AccuracyRow, as_json: bool) {
 }
 
 pub fn gemm_header() {
-    println!("{:<20} {:>10} {:>10} {:>7}  kernel", "shape", "u64 Gmac/s", "f64 Gmac/s", "ratio");
+    println!(
+        "{:<20} {:>10} {:>10} {:>7}  {:<8} {:>14} {:>8}",
+        "shape", "u64 Gmac/s", "f64 Gmac/s", "ratio", "kernel", "u64, threads", "speedup"
+    );
 }
 
 pub fn gemm(r: &GemmReport, as_json: bool) {
     if as_json {
         return json(r);
     }
-    println!("{:<20} {:>10.2} {:>10.2} {:>7.2}  {}", r.shape, r.u64_gmacs, r.f64_gmacs, r.ratio, r.kernel);
+    println!(
+        "{:<20} {:>10.2} {:>10.2} {:>7.2}  {:<8} {:>9.2} ({:>2}) {:>7.2}x",
+        r.shape, r.u64_gmacs, r.f64_gmacs, r.ratio, r.kernel, r.u64_gmacs_threads, r.threads, r.thread_speedup
+    );
 }
 
 pub fn bench(r: &ModelReport, as_json: bool) {
