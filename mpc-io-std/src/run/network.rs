@@ -104,7 +104,7 @@ pub enum Peer {
 /// [`connect_party`] with P0's listener bound by the caller (no bind, drop and re-bind race).
 ///
 /// P1 connects to P0 and says hello with a fresh [`SessionId`]; P0 admits it; both then join
-/// the dealer with that identifier (see [`service`](crate::service)).
+/// the dealer with that identifier (see [`service`]).
 pub fn connect_party_with(
     role: Role,
     dealer_at: SocketAddr,

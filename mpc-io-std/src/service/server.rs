@@ -3,7 +3,7 @@
 //! The checkpoint is read once; each admitted client gets a thread that connects to the dealer,
 //! loads the model into its session (the weight masks are the session's own) and answers the
 //! client's queries until the client ends the session. At most `max_sessions` sessions run at
-//! once; a client past that is told [`BUSY`](super::BUSY) at once. A connection that fails TLS
+//! once; a client past that is told [`BUSY`] at once. A connection that fails TLS
 //! or says no hello in time is dropped without touching the accept loop. When stopped, the
 //! server refuses new clients and returns once no query is in progress.
 
