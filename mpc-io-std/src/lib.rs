@@ -7,6 +7,8 @@
 //!   latency and bandwidth decorator with the network projection;
 //! - [`run`]: one party's metered session over any transport, and the three roles run together
 //!   in threads ([`run::threads`]) or as TLS-connected parties ([`run::network`]);
+//! - [`service`]: private inference as a service: a dealer for many sessions, the model owner's
+//!   server and the data owner's client (`mpcformer dealer`, `serve`, `query`);
 //! - [`checkpoint`]: Hugging Face checkpoints (config.json, safetensors, tokenizer);
 //! - [`dataset`]: the sentiment corpus and its fixed-seed split;
 //! - [`tasks`]: what the commands compute (`bench`, `demo`, `infer`, `eval`, `soak`, `accuracy`,
