@@ -6,53 +6,77 @@ use mpc_core::transport::ErrorKind;
 pub(super) type Incoming = Result<Vec<u8>, (ErrorKind, String)>;
 
 /// Cuts a byte stream into messages framed by a little-endian u64 length, refusing any frame
-/// longer than the limit before allocating it.
+/// longer than the limit before allocating it. A message's bytes are copied once, into the
+/// buffer that is handed out whole; the buffer grows as bytes arrive (never to a size the peer
+/// only announced).
 #[derive(Debug)]
 pub struct FrameDecoder {
-    pending: Vec<u8>,
+    header: [u8; 8],
+    header_len: usize,
+    /// The length of the message being received, once its header is complete.
+    expected: Option<usize>,
+    body: Vec<u8>,
     max_message: u64,
 }
 
 impl FrameDecoder {
     /// A decoder accepting messages of at most `max_message` bytes.
     pub fn new(max_message: u64) -> Self {
-        Self { pending: Vec::new(), max_message }
+        Self { header: [0; 8], header_len: 0, expected: None, body: Vec::new(), max_message }
     }
 
     /// Appends received bytes and returns the messages they complete, or the frame that is too
     /// large.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, (ErrorKind, String)> {
-        self.pending.extend_from_slice(bytes);
         let mut out = Vec::new();
-        let mut start = 0;
-        while self.pending.len() - start >= 8 {
-            let len = u64::from_le_bytes(self.pending[start..start + 8].try_into().expect("eight bytes"));
-            if len > self.max_message {
-                return Err((ErrorKind::TooLarge, format!("frame of {len} bytes")));
-            }
-            let len = len as usize;
-            if self.pending.len() - start - 8 < len {
-                break;
-            }
-            out.push(self.pending[start + 8..start + 8 + len].to_vec());
-            start += 8 + len;
-        }
-        self.pending.drain(..start);
+        self.push_into(bytes, &mut out)?;
         Ok(out)
+    }
+
+    /// [`FrameDecoder::push`], appending the completed messages to `out`.
+    pub fn push_into(&mut self, mut bytes: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), (ErrorKind, String)> {
+        loop {
+            let Some(len) = self.expected else {
+                let take = (8 - self.header_len).min(bytes.len());
+                self.header[self.header_len..self.header_len + take].copy_from_slice(&bytes[..take]);
+                self.header_len += take;
+                bytes = &bytes[take..];
+                if self.header_len < 8 {
+                    return Ok(());
+                }
+                let len = u64::from_le_bytes(self.header);
+                if len > self.max_message {
+                    return Err((ErrorKind::TooLarge, format!("frame of {len} bytes")));
+                }
+                self.header_len = 0;
+                self.expected = Some(len as usize);
+                continue;
+            };
+            let take = (len - self.body.len()).min(bytes.len());
+            self.body.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.body.len() < len {
+                return Ok(());
+            }
+            out.push(std::mem::take(&mut self.body));
+            self.expected = None;
+        }
     }
 
     /// Bytes held for an incomplete frame.
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.header_len + self.body.len()
     }
 }
 
-/// The frame of one message.
+/// The 8-byte header of a message of `len` bytes.
+pub fn header(len: usize) -> [u8; 8] {
+    (len as u64).to_le_bytes()
+}
+
+/// The frame of one message (its header, then its bytes).
 pub fn frame(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + msg.len());
-    out.extend_from_slice(&(msg.len() as u64).to_le_bytes());
-    out.extend_from_slice(msg);
-    out
+    [&header(msg.len())[..], msg].concat()
 }
 
 #[cfg(test)]
@@ -92,7 +116,7 @@ mod tests {
         let mut d = FrameDecoder::new(16);
         let err = d.push(&u64::MAX.to_le_bytes()).unwrap_err();
         assert_eq!(err.0, ErrorKind::TooLarge);
-        assert!(d.pending() <= 8 && d.pending.capacity() < 64, "{} bytes held", d.pending());
+        assert!(d.pending() <= 8 && d.body.capacity() < 64, "{} bytes held", d.pending());
         assert_eq!(FrameDecoder::new(16).push(&frame(&[0; 17])).unwrap_err().0, ErrorKind::TooLarge);
         assert_eq!(FrameDecoder::new(16).push(&frame(&[0; 16])).unwrap().len(), 1);
     }

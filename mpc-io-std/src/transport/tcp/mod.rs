@@ -100,7 +100,7 @@ mod frame;
 mod tls;
 
 use frame::Incoming;
-pub use frame::{FrameDecoder, frame};
+pub use frame::{FrameDecoder, frame, header};
 pub use tls::{Identity, Validity, make_certs, make_certs_with};
 use tls::{certified_role, handshake};
 
@@ -148,10 +148,12 @@ fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptio
     let reader_conn = conn.clone();
     thread::spawn(move || {
         let mut frames = FrameDecoder::new(options.max_message);
-        let mut plain: Vec<u8> = Vec::new();
+        let mut ready: Vec<Vec<u8>> = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
         // The handshake may already have pulled the peer's first records into the TLS state, so
-        // each turn first drains what the state holds, and only then waits on the socket.
+        // each turn first drains what the state holds, and only then waits on the socket. The
+        // decrypted bytes go straight into the message they belong to; the messages they
+        // complete are handed over after the lock is released.
         let mut fed: &[u8] = &[];
         loop {
             {
@@ -171,7 +173,12 @@ fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptio
                     loop {
                         match guard.reader().read(&mut chunk) {
                             Ok(0) => break,
-                            Ok(k) => plain.extend_from_slice(&chunk[..k]),
+                            Ok(k) => {
+                                if let Err(e) = frames.push_into(&chunk[..k], &mut ready) {
+                                    let _ = in_tx.send(Err(e));
+                                    return;
+                                }
+                            }
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                             Err(e) => {
                                 let _ = in_tx.send(Err((ErrorKind::Disconnected, e.to_string())));
@@ -184,20 +191,11 @@ fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptio
                     }
                 }
             }
-            match frames.push(&plain) {
-                Ok(messages) => {
-                    for msg in messages {
-                        if in_tx.send(Ok(msg)).is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(e) => {
-                    let _ = in_tx.send(Err(e));
+            for msg in ready.drain(..) {
+                if in_tx.send(Ok(msg)).is_err() {
                     return;
                 }
             }
-            plain.clear();
             let n = match reader_tcp.read(&mut buf) {
                 Ok(0) | Err(_) => {
                     let _ = in_tx.send(Err((ErrorKind::Disconnected, "connection closed".into())));
@@ -214,7 +212,8 @@ fn start_link(conn: Connection, tcp: TcpStream, peer: PartyId, options: TcpOptio
             let mut wire = Vec::with_capacity(msg.len() + msg.len() / 1000 + 64);
             {
                 let Ok(mut guard) = conn.lock() else { return };
-                for chunk in frame(&msg).chunks(1 << 14) {
+                let head = header(msg.len());
+                for chunk in std::iter::once(&head[..]).chain(msg.chunks(1 << 14)) {
                     if guard.writer().write_all(chunk).is_err() {
                         return;
                     }
