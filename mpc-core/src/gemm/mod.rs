@@ -174,6 +174,8 @@ mod tests {
             (5, 25, 23),
             (65, 257, 385),
             (7, 513, 30),
+            (32, 300, 49),
+            (33, 300, 49),
             (130, 3, 770),
             (0, 4, 4),
             (4, 0, 4),
@@ -215,8 +217,16 @@ mod tests {
         std::println!("kernels on this CPU: {:?} (selected: {})", kernels, kernel_name());
         assert!(kernels.contains(&x86::Kernel::Portable));
         for kernel in kernels {
-            for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (4, 24, 24), (5, 25, 23), (65, 257, 385), (7, 513, 30), (0, 4, 4)]
-            {
+            for &(m, k, n) in &[
+                (1, 1, 1),
+                (3, 5, 7),
+                (4, 24, 24),
+                (5, 25, 23),
+                (65, 257, 385),
+                (7, 513, 30),
+                (32, 300, 49),
+                (0, 4, 4),
+            ] {
                 let (a, b, c0) = matrices::<u64>(m, k, n, (m * 31 + k * 7 + n) as u64);
                 let mut fast = c0.clone();
                 let mut naive = c0;

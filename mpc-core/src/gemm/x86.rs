@@ -95,22 +95,24 @@ const _: () = assert!(NR == 24 && MR == 4);
 
 impl Tile<u64> for Avx512Tile {
     #[inline(always)]
-    fn tile(kc: usize, a_panel: &[u64], b_panel: &[u64]) -> [[u64; NR]; MR] {
+    fn tile(kc: usize, a_panel: &[u64], b: &[u64], b_stride: usize) -> [[u64; NR]; MR] {
         // SAFETY: this tile is only used by `gemm_avx512`, which runs only after `selected()`
         // detected avx512f and avx512dq.
-        unsafe { tile_avx512(kc, a_panel, b_panel) }
+        unsafe { tile_avx512(kc, a_panel, b, b_stride) }
     }
 }
 
 #[target_feature(enable = "avx512f,avx512dq")]
-fn tile_avx512(kc: usize, a_panel: &[u64], b_panel: &[u64]) -> [[u64; NR]; MR] {
+fn tile_avx512(kc: usize, a_panel: &[u64], b: &[u64], b_stride: usize) -> [[u64; NR]; MR] {
     use std::arch::x86_64::{
         __m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_set1_epi64, _mm512_setzero_si512,
         _mm512_storeu_si512,
     };
-    assert!(a_panel.len() >= kc * MR && b_panel.len() >= kc * NR, "panel too short");
+    assert!(a_panel.len() >= kc * MR, "panel too short");
     let mut acc: [[__m512i; 3]; MR] = [[_mm512_setzero_si512(); 3]; MR];
-    for (a_col, b_row) in a_panel.chunks_exact(MR).zip(b_panel.chunks_exact(NR)).take(kc) {
+    for (step, a_col) in a_panel.chunks_exact(MR).take(kc).enumerate() {
+        // Bounds-checked: the row holds NR = 24 u64.
+        let b_row: &[u64; NR] = b[step * b_stride..step * b_stride + NR].try_into().expect("row of NR");
         let p = b_row.as_ptr();
         // SAFETY: `b_row` holds NR = 24 u64, so the three unaligned 64-byte loads at offsets 0,
         // 8 and 16 stay inside it.
