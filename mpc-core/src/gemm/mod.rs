@@ -164,22 +164,25 @@ mod tests {
         assert_eq!(portable, naive, "portable kernel, {m}x{k}·{k}x{n}");
     }
 
+    /// Edges of every blocking level: tiles (4x24), B read in place (up to 32 rows) or packed,
+    /// packing blocks (64, 256, 384) and beyond, and empty products.
+    const ODD_SHAPES: [(usize, usize, usize); 11] = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (4, 24, 24),
+        (5, 25, 23),
+        (65, 257, 385),
+        (7, 513, 30),
+        (32, 300, 49),
+        (33, 300, 49),
+        (130, 3, 770),
+        (0, 4, 4),
+        (4, 0, 4),
+    ];
+
     #[test]
     fn odd_shapes_match_the_naive_loop() {
-        // Edges of every blocking level: tiles (4x24), packing blocks (64, 256, 384) and beyond.
-        for &(m, k, n) in &[
-            (1, 1, 1),
-            (3, 5, 7),
-            (4, 24, 24),
-            (5, 25, 23),
-            (65, 257, 385),
-            (7, 513, 30),
-            (32, 300, 49),
-            (33, 300, 49),
-            (130, 3, 770),
-            (0, 4, 4),
-            (4, 0, 4),
-        ] {
+        for &(m, k, n) in &ODD_SHAPES {
             check::<u64>(m, k, n, (m * 1000 + k * 10 + n) as u64);
             check::<u32>(m, k, n, (m + k + n) as u64);
         }
@@ -217,16 +220,7 @@ mod tests {
         std::println!("kernels on this CPU: {:?} (selected: {})", kernels, kernel_name());
         assert!(kernels.contains(&x86::Kernel::Portable));
         for kernel in kernels {
-            for &(m, k, n) in &[
-                (1, 1, 1),
-                (3, 5, 7),
-                (4, 24, 24),
-                (5, 25, 23),
-                (65, 257, 385),
-                (7, 513, 30),
-                (32, 300, 49),
-                (0, 4, 4),
-            ] {
+            for &(m, k, n) in &ODD_SHAPES {
                 let (a, b, c0) = matrices::<u64>(m, k, n, (m * 31 + k * 7 + n) as u64);
                 let mut fast = c0.clone();
                 let mut naive = c0;
