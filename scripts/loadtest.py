@@ -120,7 +120,7 @@ def main():
     for t in texts:
         out = subprocess.run([a.bin, "infer", "--model", a.model, "--text", t, "--setting", "plain", "--json"] + preset,
                              check=True, capture_output=True, text=True)
-        expected.append(json.loads(out.stdout)["private"] if "private" in out.stdout else json.loads(out.stdout)["output"])
+        expected.append(json.loads(out.stdout)["private"])
 
     dealer = Server([a.bin, "dealer", "--listen", "127.0.0.1:0", "--certs", certs])
     server = Server([a.bin, "serve", "--model", a.model, "--listen", "127.0.0.1:0", "--dealer", dealer.address,

@@ -646,14 +646,10 @@ impl<T: Transport, D: Provider> Session<T, D> {
     ) -> Result<(Inference, Option<(usize, Arc<Plan>)>), SessionError> {
         let config = model.encoder.config();
         let seq = self.exchange_length(tokens, config.max_position_embeddings - config.position_offset())?;
-        let prepared = match self.prepared.take() {
-            Some(p) if p.tokens == seq => Some(p),
-            other => {
-                self.prepared = other;
-                self.drop_prepared()?;
-                None
-            }
-        };
+        if self.prepared.as_ref().is_some_and(|p| p.tokens != seq) {
+            self.drop_prepared()?;
+        }
+        let prepared = self.prepared.take();
         let mask = vec![1.0; seq];
         // The rehearsal's stand-in tokens: any valid ids do, the plan depends on shapes only.
         let stand_in = vec![0u32; seq];

@@ -265,9 +265,7 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
             Mode::Running { plan, made, .. } => *made == plan.requests.len() && self.store.is_empty(),
             _ => true,
         };
-        self.mode = Mode::Live;
-        self.store = Store::new();
-        self.stored_elements = 0;
+        self.abandon_run();
         if done { Ok(()) } else { Err(Error::MaterialMismatch) }
     }
 

@@ -4,15 +4,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use mpc_core::protocol::Truncation;
-use mpc_core::transport::{Metered, PartyId, Role, Transport};
+use mpc_core::transport::{PartyId, Role, Transport};
 use mpc_nn::WeightMode;
 use mpc_transformer::{BertConfig, Params, Preset};
 
 use super::{ADMITTED, BUSY, SessionId};
-use crate::run::network::{NetError, join_dealer};
-use crate::run::threads::{PartyContext, party_rng};
+use crate::run::network::{NetError, Peer, connect_party_with};
 use crate::run::{Meters, PartyReport, PartySession, PrivateJob};
-use crate::transport::tcp::{Identity, TcpOptions, TcpTransport};
+use crate::transport::tcp::{TcpOptions, TcpTransport};
 
 /// Settings of a client session (the public parameters must match the server's: the session's
 /// handshake names the first that differs).
@@ -79,13 +78,7 @@ pub fn query_session(
     queries: &[&[u32]],
     mut observe: impl FnMut(usize, &PartyReport),
 ) -> Result<usize, NetError> {
-    let identity = Identity::load(certs, PartyId::P1)?;
-    let mut peer = TcpTransport::new(options.tcp);
-    peer.connect(&identity, PartyId::P0, at.server)?;
-    let id = hello(&mut peer)?;
-    let dealer = join_dealer(&identity, Role::P1, at.dealer, id, options.tcp)?;
-    let rng = party_rng(None, PartyId::P1).map_err(|_| NetError::Entropy)?;
-    let mut ctx = PartyContext { role: Role::P1, peer: Metered::new(peer), dealer, rng };
+    let mut ctx = connect_party_with(Role::P1, at.dealer, Peer::Connect(at.server), certs, None, options.tcp)?;
     // P1 knows the shape only; the weights stay at the server.
     let none = Params::default();
     let job = PrivateJob {
