@@ -105,11 +105,11 @@ def main():
     ap.add_argument("--queries", type=int, default=25)
     ap.add_argument("--preset", default=None, help="default: the checkpoint's")
     ap.add_argument("--bin", default=os.environ.get("MPCFORMER", "target/release/mpcformer"))
-    ap.add_argument("--ahead", action="store_true", help="serve --ahead and query --ahead")
+    ap.add_argument("--pool", type=int, default=0, help="serve --pool K and query --pool K")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     preset = ["--preset", a.preset] if a.preset else []
-    ahead = ["--ahead"] if a.ahead else []
+    ahead = ["--pool", str(a.pool)] if a.pool else []
     work = tempfile.mkdtemp(prefix="mpcformer-loadtest-")
     certs = os.path.join(work, "certs")
     subprocess.run([a.bin, "certs", "--out", certs], check=True, stdout=subprocess.DEVNULL)
@@ -155,7 +155,7 @@ def main():
 
     # Warm-up and the one-client rate: one client, M queries.
     one_wall, one_answers, one_fail, one_busy = run_clients([list(range(a.queries))])
-    # The server ends a session after the client has gone (with --ahead, after making material
+    # The server ends a session after the client has gone (with --pool, after making material
     # the next query would have used): wait for it, so that its slot is free for the next phase.
     deadline = time.time() + 120
     while not server.events("session") and time.time() < deadline:
@@ -192,7 +192,7 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                platform.processor())
     result = {
-        "cpu": cpu, "clients": a.clients, "queries_per_client": a.queries, "ahead": a.ahead,
+        "cpu": cpu, "clients": a.clients, "queries_per_client": a.queries, "pool": a.pool,
         "answers": len(cos), "expected_answers": len(texts), "failures": one_fail + many_fail,
         "min_cosine": min(cos) if cos else None, "agree": sum(c >= 0.999 for c in cos),
         "one_client_qps": a.queries / one_wall, "many_clients_qps": len(texts) / many_wall,

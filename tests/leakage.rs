@@ -164,8 +164,8 @@ impl<P: MaskRelease> MaskRelease for Replaying<P> {
     fn next_mask_id(&self) -> MaskId {
         self.inner.next_mask_id()
     }
-    fn release_masks_from(&mut self, from: MaskId) -> Result<(), mpc_core::Error> {
-        self.inner.release_masks_from(from)
+    fn release_masks(&mut self, masks: core::ops::Range<MaskId>) -> Result<(), mpc_core::Error> {
+        self.inner.release_masks(masks)
     }
 }
 

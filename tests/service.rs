@@ -43,14 +43,14 @@ fn dealer(certs: &Path, at: &str) -> Listening {
     Listening::spawn(&[&["dealer", "--listen", at, "--certs", arg(certs)][..], &TIMEOUTS].concat())
 }
 
-/// A server of `model` with at most `max` sessions, making each session's next material while it
-/// is idle (`--ahead`, as the clients do).
+/// A server of `model` with at most `max` sessions, making each session's next two queries'
+/// material while it is idle (`--pool 2`, as the clients do).
 fn server(model: &Path, certs: &Path, dealer: &str, max: usize) -> Listening {
     let max = max.to_string();
     Listening::spawn(
         &[
             &["serve", "--model", arg(model), "--listen", "127.0.0.1:0", "--dealer", dealer, "--max-sessions", &max][..],
-            &["--certs", arg(certs), "--preset", "quad+2quad", "--ahead"],
+            &["--certs", arg(certs), "--preset", "quad+2quad", "--pool", "2"],
             &TIMEOUTS,
         ]
         .concat(),
@@ -62,7 +62,7 @@ fn client(model: &Path, certs: &Path, server: &Listening, dealer: &str, file: &P
     spawn(
         &[
             &["query", "--server", &server.address, "--dealer", dealer, "--model", arg(model), "--file", arg(file)][..],
-            &["--certs", arg(certs), "--preset", "quad+2quad", "--json", "--ahead"],
+            &["--certs", arg(certs), "--preset", "quad+2quad", "--json", "--pool", "2"],
             &TIMEOUTS,
         ]
         .concat(),
@@ -91,8 +91,11 @@ fn concurrent_clients_over_one_server_agree_with_plaintext() {
     let certs = certs("svc-certs-1");
     let dealer = dealer(&certs, "127.0.0.1:0");
     let server = server(&model, &certs, &dealer.address, 3);
-    let all = texts(6);
-    let files = [write_texts(&model, "a.txt", &all[..3]), write_texts(&model, "b.txt", &all[3..])];
+    let all = texts(5);
+    // The second client asks one text twice: its repeat is served from the material the server's
+    // pool made while the session was idle.
+    let asked = [all[..3].to_vec(), vec![all[3].clone(), all[3].clone(), all[4].clone()]];
+    let files = [write_texts(&model, "a.txt", &asked[0]), write_texts(&model, "b.txt", &asked[1])];
     let clients: Vec<_> = files.iter().map(|f| client(&model, &certs, &server, &dealer.address, f)).collect();
     for (c, client) in clients.into_iter().enumerate() {
         let (out, ended) = wait_within(client, Duration::from_secs(120));
@@ -102,7 +105,7 @@ fn concurrent_clients_over_one_server_agree_with_plaintext() {
         for (i, line) in lines.iter().enumerate() {
             assert_eq!(line["text_index"], i);
             let got: Vec<f64> = serde_json::from_value(line["output"].clone()).unwrap();
-            let want = plaintext(&model, &all[3 * c + i]);
+            let want = plaintext(&model, &asked[c][i]);
             let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             assert!(err < 1e-2, "query {i} of client {c}: {got:?} vs {want:?}");
             assert!(line["label"].as_str().unwrap().starts_with("LABEL_"), "{line}");
@@ -116,6 +119,8 @@ fn concurrent_clients_over_one_server_agree_with_plaintext() {
         count.get() == 6
     });
     assert_eq!(count.get(), 6, "one log line per query: {log:?}");
+    let ahead = log.iter().filter(|l| l["event"] == "query" && l["ahead_s"].as_f64().unwrap() > 0.0).count();
+    assert_eq!(ahead, 1, "only the repeated length finds material made ahead: {log:?}");
 }
 
 /// Waits until `server` logs an admitted session.

@@ -103,7 +103,7 @@ fn the_handshake_refuses_each_mismatched_parameter_by_name() {
         (base.reveal(Reveal::Both), "reveal"),
         (base.material(base.material_budget / 2, base.material_chunk), "material budget"),
         (base.material(base.material_budget, base.material_chunk / 2), "material chunk"),
-        (base.ahead(true), "material made ahead"),
+        (base.pool(1), "queries made ahead"),
     ];
     for (options, field) in session_cases {
         for results in [
@@ -193,54 +193,63 @@ fn streamed_material_gives_the_same_answer_and_holds_one_chunk() {
 }
 
 #[test]
-fn fifty_queries_over_one_session_agree_and_plan_once() {
+fn fifty_queries_over_one_session_agree_plan_once_and_hold_flat_memory() {
     let (config, params, tokens) = model(Some(2));
     let preset = Preset::parse("quad+2quad").unwrap();
     let reference = plain(&config, &params, preset, &tokens);
     let argmax = |v: &[f64]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
-    let run = run_threaded(LaunchOptions::seeded(8), |ctx| {
-        let to_error = mpc_io_std::run::to_error;
-        let options = SessionOptions::default();
-        let mut session =
-            Session::connect(ctx.role, &mut ctx.peer, &mut ctx.dealer, &mut ctx.rng, options).map_err(to_error)?;
-        session.load(&config, preset, (ctx.role == Role::P0).then_some(&params), None).map_err(to_error)?;
-        let mut outputs = Vec::new();
-        let mut rss = Vec::new();
-        for _ in 0..50 {
-            let out =
-                session.infer((ctx.role == Role::P1).then_some(&tokens[..]), &mut Unobserved).map_err(to_error)?;
-            outputs.push((out.output, out.planned));
-            rss.push(mpc_io_std::resident_bytes().unwrap_or(0));
-        }
-        assert_eq!(session.planned_lengths(), vec![tokens.len()]);
-        end_session(session).map_err(to_error)?;
-        Ok((outputs, rss))
-    })
-    .expect("run");
-    let (outputs, rss) = run.p1.output;
+    // A pool of three: each query after the first is served from material made while idle, and
+    // each run's masks are released when its query ends.
+    let session_of = |queries: usize| {
+        run_threaded(LaunchOptions::seeded(8), |ctx| {
+            let to_error = mpc_io_std::run::to_error;
+            let options = SessionOptions::default().pool(3);
+            let mut session =
+                Session::connect(ctx.role, &mut ctx.peer, &mut ctx.dealer, &mut ctx.rng, options).map_err(to_error)?;
+            session.load(&config, preset, (ctx.role == Role::P0).then_some(&params), None).map_err(to_error)?;
+            let mut outputs = Vec::new();
+            let mut peaks = Vec::new();
+            for _ in 0..queries {
+                let out =
+                    session.infer((ctx.role == Role::P1).then_some(&tokens[..]), &mut Unobserved).map_err(to_error)?;
+                peaks.push(out.material.peak_elements);
+                outputs.push((out.output, out.planned));
+                session.prepare_next().map_err(to_error)?;
+            }
+            assert_eq!(session.planned_lengths(), vec![tokens.len()]);
+            end_session(session).map_err(to_error)?;
+            Ok((outputs, peaks))
+        })
+        .expect("run")
+    };
+    let (short, long) = (session_of(5), session_of(50));
+    let (outputs, peaks) = long.p1.output;
     assert_eq!(outputs.iter().filter(|(_, planned)| *planned).count(), 1, "one plan for one length");
     for (out, _) in &outputs {
         let out = out.as_ref().unwrap();
         assert!(max_diff(out, &reference) <= 1e-2);
         assert_eq!(argmax(out), argmax(&reference), "the same prediction every time");
     }
-    // Flat memory: from the 10th query on, the process grows by less than 16 MiB.
-    let growth = rss[49].saturating_sub(rss[9]);
-    assert!(growth < 16 << 20, "grew {growth} bytes over 40 queries");
+    // Flat memory: the dealer holds no more masks at once over fifty queries than over five,
+    // and the parties' material held at once stops growing after the pool is full.
+    assert!(long.dealer.peak_mask_elements > 0);
+    assert_eq!(long.dealer.peak_mask_elements, short.dealer.peak_mask_elements);
+    assert_eq!(peaks[49], peaks[4], "material held at once: {peaks:?}");
 }
 
 #[test]
-fn material_made_while_idle_serves_the_next_query_of_that_length_and_is_dropped_for_another() {
+fn material_made_while_idle_serves_the_next_queries_of_that_length_and_is_dropped_for_another() {
     let (config, params, _) = model(Some(2));
     let preset = Preset::parse("quad+2quad").unwrap();
     let short: Vec<u32> = (0..9u32).map(|i| (i * 13 + 5) % 100).collect();
     let long: Vec<u32> = (0..15u32).map(|i| (i * 29 + 3) % 100).collect();
-    // Lengths: a first query, one of the same length (served from the material made while
-    // idle), one of another length (that material dropped), then the first length again.
-    let queries = [&short, &short, &long, &long, &short];
+    // A pool of two. Lengths: a first query, two of the same length (served from the material
+    // made while idle, two queries' worth), one of another length (that material dropped), one
+    // of it again, then the first length again.
+    let queries = [&short, &short, &short, &long, &long, &short];
     let run = run_threaded(LaunchOptions::seeded(12), |ctx| {
         let to_error = mpc_io_std::run::to_error;
-        let options = SessionOptions::default().ahead(true).clock(mpc_io_std::clock_nanos);
+        let options = SessionOptions::default().pool(2).clock(mpc_io_std::clock_nanos);
         let mut session =
             Session::connect(ctx.role, &mut ctx.peer, &mut ctx.dealer, &mut ctx.rng, options).map_err(to_error)?;
         session.load(&config, preset, (ctx.role == Role::P0).then_some(&params), None).map_err(to_error)?;
@@ -256,10 +265,10 @@ fn material_made_while_idle_serves_the_next_query_of_that_length_and_is_dropped_
     .expect("run");
     let seen = run.p1.output;
     let ahead: Vec<bool> = seen.iter().map(|s| s.1).collect();
-    assert_eq!(ahead, [false, true, false, true, false], "material made ahead is used only for its length");
-    // A query served from the material made ahead makes no chunk of its own (it fits the budget).
-    assert_eq!(seen[1].2, 0);
-    assert!(seen[0].2 > 0);
+    assert_eq!(ahead, [false, true, true, false, true, false], "material made ahead is used only for its length");
+    // A query served from the material made ahead makes no chunk of its own (both fit the budget).
+    assert_eq!((seen[1].2, seen[2].2, seen[4].2), (0, 0, 0));
+    assert!(seen[0].2 > 0 && seen[3].2 > 0);
     for (q, (out, _, _)) in queries.iter().zip(&seen) {
         let err = max_diff(out.as_ref().unwrap(), &plain(&config, &params, preset, q));
         assert!(err <= 1e-2, "error {err}");

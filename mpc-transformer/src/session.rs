@@ -60,7 +60,7 @@
 //! });
 //! ```
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -153,9 +153,9 @@ pub struct SessionOptions {
     pub material_chunk: usize,
     /// A monotonic clock in nanoseconds, to time the phases (local; `None`: times are 0).
     pub clock: Option<Clock>,
-    /// Make the next query's material while the session is idle ([`Session::prepare_next`];
-    /// both must agree).
-    pub ahead: bool,
+    /// Queries whose material is made while the session is idle ([`Session::prepare_next`];
+    /// both must agree; 0: none).
+    pub pool: usize,
 }
 
 impl Default for SessionOptions {
@@ -169,7 +169,7 @@ impl Default for SessionOptions {
             material_budget: mpc_nn::core::preprocessing::DEFAULT_BUDGET,
             material_chunk: mpc_nn::core::preprocessing::DEFAULT_CHUNK,
             clock: None,
-            ahead: false,
+            pool: 0,
         }
     }
 }
@@ -206,9 +206,10 @@ impl SessionOptions {
         self.clock = Some(clock);
         self
     }
-    /// Makes the next query's material while the session is idle ([`Session::prepare_next`]).
-    pub fn ahead(mut self, ahead: bool) -> Self {
-        self.ahead = ahead;
+    /// Makes the material of the next `pool` queries while the session is idle
+    /// ([`Session::prepare_next`]).
+    pub fn pool(mut self, pool: usize) -> Self {
+        self.pool = pool;
         self
     }
 }
@@ -339,14 +340,6 @@ struct Model<T: Transport, D: Provider> {
     first_mask: MaskId,
 }
 
-/// Material made while the session was idle, for a next query of `tokens` tokens.
-struct Prepared {
-    tokens: usize,
-    /// The first mask it made (released if the query that comes has another length).
-    first_mask: MaskId,
-    nanos: u64,
-}
-
 /// One party's side of a private-inference session (see the module docs).
 pub struct Session<T: Transport, D: Provider> {
     backend: SessionBackend<T, D>,
@@ -354,7 +347,8 @@ pub struct Session<T: Transport, D: Provider> {
     model: Option<Model<T, D>>,
     /// The last query's length.
     last_tokens: Option<usize>,
-    prepared: Option<Prepared>,
+    /// The lengths of the runs queued in the pipeline for the next queries, in order.
+    prepared: VecDeque<usize>,
 }
 
 impl<T: Transport, D: Provider> core::fmt::Debug for Session<T, D> {
@@ -383,7 +377,7 @@ fn session_fields(options: &SessionOptions) -> Fields {
         ("reveal", matches!(options.reveal, Reveal::Both) as u64),
         ("material budget", options.material_budget as u64),
         ("material chunk", options.material_chunk as u64),
-        ("material made ahead", options.ahead as u64),
+        ("queries made ahead", options.pool as u64),
     ]
 }
 
@@ -431,7 +425,7 @@ impl<T: Transport, D: Provider> Session<T, D> {
             .with_truncation(options.truncation)
             .with_fixed_point(FixedPoint::new(options.frac_bits));
         let backend = Secure::new(party).with_weight_mode(options.weights);
-        let mut session = Self { backend, options, model: None, last_tokens: None, prepared: None };
+        let mut session = Self { backend, options, model: None, last_tokens: None, prepared: VecDeque::new() };
         session.handshake(&session_fields(&options))?;
         Ok(session)
     }
@@ -585,34 +579,35 @@ impl<T: Transport, D: Provider> Session<T, D> {
         }
     }
 
-    /// With [`SessionOptions::ahead`], makes the offline material of a next query of the last
-    /// query's length now, while the session is idle: that query then costs its online phase
-    /// (and the material past the budget, made on demand). A query of another length drops it
-    /// (its masks are released; its material is made again). Both parties must call it after
-    /// the same queries (P1's material requests stay in step with P0's); it talks to the dealer
-    /// only, never to the peer. Without the option, or before the first query, it does nothing.
+    /// With [`SessionOptions::pool`] = K, queues the next K queries' runs for the last query's
+    /// length and makes their material now, while the session is idle, up to the budget: those
+    /// queries then cost their online phase (and the material past the budget, made on demand).
+    /// A query of another length drops them (their masks are released; its material is made
+    /// then). Both parties must call it after the same queries (P1's material requests stay in
+    /// step with P0's); it talks to the dealer only, never to the peer. Without a pool, or
+    /// before the first query, it does nothing.
     pub fn prepare_next(&mut self) -> Result<(), SessionError> {
-        let (Some(tokens), true, None) = (self.last_tokens, self.options.ahead, &self.prepared) else {
+        let Some(tokens) = self.last_tokens.filter(|_| self.options.pool > 0) else {
             return Ok(());
         };
         let Some(plan) = self.model.as_ref().and_then(|m| m.plans.get(&tokens)).cloned() else {
             return Ok(());
         };
-        let first_mask = self.pipeline().live().next_mask_id();
-        let start = self.now();
-        self.pipeline_mut().run(plan);
+        while self.prepared.len() < self.options.pool {
+            self.pipeline_mut().queue_run(plan.clone());
+            self.prepared.push_back(tokens);
+        }
         self.pipeline_mut().fill_ahead()?;
-        let nanos = self.now().saturating_sub(start);
-        self.prepared = Some(Prepared { tokens, first_mask, nanos });
         Ok(())
     }
 
     /// Drops material made ahead, releasing its masks.
     fn drop_prepared(&mut self) -> Result<(), SessionError> {
-        if let Some(prepared) = self.prepared.take() {
+        if !self.prepared.is_empty() {
+            self.prepared.clear();
             let pipeline = self.pipeline_mut();
-            pipeline.abandon_run();
-            pipeline.live_mut().release_masks_from(prepared.first_mask)?;
+            let masks = pipeline.abandon_runs();
+            pipeline.live_mut().release_masks(masks)?;
         }
         Ok(())
     }
@@ -646,10 +641,11 @@ impl<T: Transport, D: Provider> Session<T, D> {
     ) -> Result<(Inference, Option<(usize, Arc<Plan>)>), SessionError> {
         let config = model.encoder.config();
         let seq = self.exchange_length(tokens, config.max_position_embeddings - config.position_offset())?;
-        if self.prepared.as_ref().is_some_and(|p| p.tokens != seq) {
+        if self.prepared.front().is_some_and(|&length| length != seq) {
             self.drop_prepared()?;
         }
-        let prepared = self.prepared.take();
+        // The front run queued in the pipeline is this query's.
+        let prepared = self.prepared.pop_front().is_some();
         let mask = vec![1.0; seq];
         // The rehearsal's stand-in tokens: any valid ids do, the plan depends on shapes only.
         let stand_in = vec![0u32; seq];
@@ -670,15 +666,10 @@ impl<T: Transport, D: Provider> Session<T, D> {
         let before = self.pipeline().stats();
         observer.phase_start(&self.backend, Phase::Offline);
         let start = self.now();
-        let (first_inference_mask, ahead_nanos) = match prepared {
-            Some(p) => (p.first_mask, p.nanos),
-            None => {
-                let first = self.pipeline().live().next_mask_id();
-                self.pipeline_mut().run(plan.clone());
-                self.pipeline_mut().fill_ahead()?;
-                (first, 0)
-            }
-        };
+        if !prepared {
+            self.pipeline_mut().run(plan.clone());
+            self.pipeline_mut().fill_ahead()?;
+        }
         let offline_nanos = self.now().saturating_sub(start);
         observer.phase_end(&self.backend, Phase::Offline);
 
@@ -691,10 +682,19 @@ impl<T: Transport, D: Provider> Session<T, D> {
         let elapsed = self.now().saturating_sub(start);
         observer.phase_end(&self.backend, Phase::Online);
 
-        let ran = self.pipeline_mut().finish_run();
         // This inference's masks (attention products) die with it.
-        self.pipeline_mut().live_mut().release_masks_from(first_inference_mask)?;
-        ran?;
+        let finished = match self.pipeline_mut().finish_run() {
+            Ok(finished) => finished,
+            Err(e) => {
+                self.prepared.clear();
+                let pipeline = self.pipeline_mut();
+                let masks = pipeline.abandon_runs();
+                pipeline.live_mut().release_masks(masks)?;
+                return Err(e.into());
+            }
+        };
+        self.pipeline_mut().live_mut().release_masks(finished.masks)?;
+        let ahead_nanos = if prepared { finished.ahead_nanos } else { 0 };
         let material = self.pipeline().stats().since(&before);
         self.last_tokens = Some(seq);
         let inference = Inference {

@@ -493,12 +493,14 @@ impl<R: Ring> DealerState<R> {
         self.mask_elements
     }
 
-    /// Forgets every mask whose identity is `from` or later (a model, or one inference's
-    /// products, is gone): a long session's memory stays flat. Triples asking for a released
-    /// mask are refused.
-    pub fn release_masks_from(&mut self, from: MaskId) {
-        let released: usize = self.masks.split_off(&from).values().map(|m| m.3.len()).sum();
-        self.mask_elements -= released;
+    /// Forgets every mask whose identity is in `masks` (a model, or one inference's products,
+    /// is gone): a long session's memory stays flat. Triples asking for a released mask are
+    /// refused.
+    pub fn release_masks(&mut self, masks: core::ops::Range<MaskId>) {
+        let mut released = self.masks.split_off(&masks.start);
+        let mut kept = released.split_off(&masks.end);
+        self.masks.append(&mut kept);
+        self.mask_elements -= released.values().map(|m| m.3.len()).sum::<usize>();
     }
 
     /// Masks held.

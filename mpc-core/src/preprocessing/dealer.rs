@@ -30,6 +30,9 @@ pub struct DealerStats {
     pub requests: u64,
     /// Ring elements of correction sent to P0.
     pub correction_elements: u64,
+    /// The most ring elements of matmul masks held at once (flat over a long session: each
+    /// inference's masks are released when it ends).
+    pub peak_mask_elements: u64,
 }
 
 /// The trusted dealer's service for one session.
@@ -96,9 +99,10 @@ impl<R: Ring> Dealer<R> {
                 return Ok(stats);
             }
             if count == RELEASE_MASKS {
-                let mut from = [0u8; 8];
-                transport.recv(PartyId::P0, &mut from).map_err(Error::transport)?;
-                self.state.release_masks_from(u64::from_le_bytes(from));
+                let mut range = [0u8; 16];
+                transport.recv(PartyId::P0, &mut range).map_err(Error::transport)?;
+                let word = |i: usize| u64::from_le_bytes(range[i..i + 8].try_into().expect("8 bytes"));
+                self.state.release_masks(word(0)..word(8));
                 continue;
             }
             let count = usize::try_from(count).ok().filter(|&c| c <= MAX_BATCH).ok_or(Error::TooLarge)?;
@@ -121,6 +125,7 @@ impl<R: Ring> Dealer<R> {
                     correction.extend_from_slice(part);
                 }
                 stats.requests += 1;
+                stats.peak_mask_elements = stats.peak_mask_elements.max(self.state.mask_elements() as u64);
             }
             if !correction.is_empty() {
                 wire::send(transport, PartyId::P0, &[&correction])?;
@@ -139,7 +144,8 @@ impl<R: Ring> core::fmt::Debug for Dealer<R> {
 }
 
 /// The batch count that asks the dealer to release masks, followed by the first identity to
-/// release (0 ends the session; real batches are at most `MAX_BATCH`).
+/// release and the first to keep, after it (0 ends the session; real batches are at most
+/// `MAX_BATCH`).
 const RELEASE_MASKS: u64 = u64::MAX;
 
 /// A party's side of the trusted dealer: a [`Preprocessing`] provider.
@@ -177,11 +183,14 @@ impl<T: Transport> super::MaskRelease for DealerClient<T> {
         self.masks.next()
     }
 
-    /// P0 tells the dealer (two 8-byte messages); P1 has nothing to say.
-    fn release_masks_from(&mut self, from: MaskId) -> Result<(), Error> {
-        if self.role == Role::P0 {
+    /// P0 tells the dealer (an 8-byte and a 16-byte message); P1 has nothing to say.
+    fn release_masks(&mut self, masks: core::ops::Range<MaskId>) -> Result<(), Error> {
+        if self.role == Role::P0 && !masks.is_empty() {
+            let mut range = [0u8; 16];
+            range[..8].copy_from_slice(&masks.start.to_le_bytes());
+            range[8..].copy_from_slice(&masks.end.to_le_bytes());
             self.transport.send(PartyId::Dealer, &RELEASE_MASKS.to_le_bytes()).map_err(Error::transport)?;
-            self.transport.send(PartyId::Dealer, &from.to_le_bytes()).map_err(Error::transport)?;
+            self.transport.send(PartyId::Dealer, &range).map_err(Error::transport)?;
         }
         Ok(())
     }

@@ -27,7 +27,7 @@ use crate::share::Shares;
 
 pub use deal::MAX_REQUEST_ELEMENTS;
 pub use dealer::{DEFAULT_MAX_HELD_ELEMENTS, Dealer, DealerClient, DealerStats};
-pub use store::{Clock, DEFAULT_BUDGET, DEFAULT_CHUNK, Pipeline, PipelineStats, Plan, Store};
+pub use store::{Clock, DEFAULT_BUDGET, DEFAULT_CHUNK, FinishedRun, Pipeline, PipelineStats, Plan, Store};
 pub use test_dealer::TestDealer;
 
 /// Identifies a matmul mask (the reusable B side of matmul triples) within a session.
@@ -311,17 +311,20 @@ impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
 pub trait MaskRelease {
     /// The identity the next mask made through this provider gets.
     fn next_mask_id(&self) -> MaskId;
-    /// Forgets every mask whose identity is `from` or later (tells the dealer, where there is
-    /// one).
-    fn release_masks_from(&mut self, from: MaskId) -> Result<(), Error>;
+    /// Forgets every mask whose identity is in `masks` (tells the dealer, where there is one).
+    fn release_masks(&mut self, masks: core::ops::Range<MaskId>) -> Result<(), Error>;
+    /// Forgets every mask whose identity is `from` or later.
+    fn release_masks_from(&mut self, from: MaskId) -> Result<(), Error> {
+        self.release_masks(from..MaskId::MAX)
+    }
 }
 
 impl<P: MaskRelease + ?Sized> MaskRelease for &mut P {
     fn next_mask_id(&self) -> MaskId {
         P::next_mask_id(self)
     }
-    fn release_masks_from(&mut self, from: MaskId) -> Result<(), Error> {
-        P::release_masks_from(self, from)
+    fn release_masks(&mut self, masks: core::ops::Range<MaskId>) -> Result<(), Error> {
+        P::release_masks(self, masks)
     }
 }
 

@@ -4,6 +4,7 @@
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::ops::Range;
 
 use super::deal;
 use super::{MaskId, Material, Preprocessing, Request};
@@ -107,6 +108,34 @@ fn renamed(request: &Request, names: &BTreeMap<MaskId, MaskId>) -> Request {
     }
 }
 
+/// One plan being run: its material is made in chunks, ahead or when the store runs dry.
+#[derive(Debug)]
+struct Run {
+    plan: Arc<Plan>,
+    /// Requests of the plan made so far.
+    made: usize,
+    /// Pieces made and not yet consumed (in the store, after the earlier runs' pieces).
+    stored: usize,
+    /// The planned identity of the next mask to make.
+    provisional: MaskId,
+    /// Planned identities to the real ones.
+    names: BTreeMap<MaskId, MaskId>,
+    /// The real identities of the masks made for it (consecutive: runs are made in order).
+    masks: Option<Range<MaskId>>,
+    /// Nanoseconds spent making its material ahead (by the clock).
+    ahead_nanos: u64,
+}
+
+impl Run {
+    fn new(plan: Arc<Plan>) -> Self {
+        Self { plan, made: 0, stored: 0, provisional: PROVISIONAL, names: BTreeMap::new(), masks: None, ahead_nanos: 0 }
+    }
+
+    fn all_made(&self) -> bool {
+        self.made == self.plan.requests.len()
+    }
+}
+
 /// What the pipeline is doing.
 #[derive(Debug)]
 enum Mode {
@@ -114,10 +143,19 @@ enum Mode {
     Live,
     /// A rehearsal on shapes: every request is noted and answered with zeros.
     Planning { plan: Plan, next_mask: MaskId },
-    /// A plan is being run: its material is made in chunks, ahead or when the store runs dry.
-    /// `provisional` is the planned identity of the next mask to make; `names` maps planned
-    /// identities to the real ones.
-    Running { plan: Arc<Plan>, made: usize, provisional: MaskId, names: BTreeMap<MaskId, MaskId> },
+    /// Plans are run in order: the front one is the program's now, the others are queued and
+    /// made once the ones before them are all made.
+    Running(VecDeque<Run>),
+}
+
+/// What a run leaves when it ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedRun {
+    /// The identities of the masks made for it: release them with the provider
+    /// ([`MaskRelease::release_masks`](super::MaskRelease::release_masks)).
+    pub masks: Range<MaskId>,
+    /// Nanoseconds spent making its material by [`Pipeline::fill_ahead`] (by the clock).
+    pub ahead_nanos: u64,
 }
 
 /// Counters of a pipeline's offline work.
@@ -161,7 +199,10 @@ pub type Clock = fn() -> u64;
 /// 3. **Online**: run the program; it consumes the store in order (each piece checked against the
 ///    request it answers), and a dry store is refilled with the next chunk on the spot, so a
 ///    program whose material exceeds the budget still runs with at most budget + chunk held.
-/// 4. [`Pipeline::finish_run`] checks the plan was consumed exactly.
+/// 4. [`Pipeline::finish_run`] checks the plan was consumed exactly, and names the masks it made.
+///
+/// Runs can be queued ([`Pipeline::queue_run`]): the material of the next queries is then made
+/// ahead, in order, within the same budget, and each program consumes only its own run's.
 ///
 /// Triples for a registered weight mask ([`Preprocessing::opened_mask`]) get their input-free
 /// product A · F folded in as they are made. Outside a run, requests go to the live provider.
@@ -245,36 +286,79 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
     }
 
     /// Runs `plan` next: its material is made by [`Pipeline::fill_ahead`] and on demand.
-    /// Material left from an earlier run is dropped.
+    /// Runs queued before are dropped with their material (their masks stay with the provider
+    /// until released: [`Pipeline::abandon_runs`] names them).
     pub fn run(&mut self, plan: Arc<Plan>) {
-        self.store = Store::new();
-        self.stored_elements = 0;
-        self.mode = Mode::Running { plan, made: 0, provisional: PROVISIONAL, names: BTreeMap::new() };
+        self.abandon_runs();
+        self.queue_run(plan);
     }
 
-    /// Makes chunks of the running plan until the budget is held or the plan is all made.
+    /// Queues `plan` to run after the runs queued before: its material is made once theirs is,
+    /// ahead ([`Pipeline::fill_ahead`]) or on demand when it is the program's.
+    pub fn queue_run(&mut self, plan: Arc<Plan>) {
+        match &mut self.mode {
+            Mode::Running(runs) => runs.push_back(Run::new(plan)),
+            _ => self.mode = Mode::Running(VecDeque::from([Run::new(plan)])),
+        }
+    }
+
+    /// Runs queued (the program's, if running, included).
+    pub fn queued_runs(&self) -> usize {
+        match &self.mode {
+            Mode::Running(runs) => runs.len(),
+            _ => 0,
+        }
+    }
+
+    /// Makes chunks of the queued runs, in order, until the budget is held or they are all made.
     pub fn fill_ahead(&mut self) -> Result<(), Error> {
-        while self.stored_elements < self.budget && self.fill_chunk()? {}
+        while self.stored_elements < self.budget {
+            let start = self.clock.map_or(0, |c| c());
+            let Some(run) = self.fill_chunk()? else { break };
+            let nanos = self.clock.map_or(0, |c| c().saturating_sub(start));
+            if let Mode::Running(runs) = &mut self.mode {
+                runs[run].ahead_nanos += nanos;
+            }
+        }
         Ok(())
     }
 
-    /// Ends the run: every piece of the plan was made and consumed, or
-    /// [`Error::MaterialMismatch`].
-    pub fn finish_run(&mut self) -> Result<(), Error> {
-        let done = match &self.mode {
-            Mode::Running { plan, made, .. } => *made == plan.requests.len() && self.store.is_empty(),
-            _ => true,
+    /// Ends the program's run (the front one): returns what it leaves if every piece of its
+    /// plan was made and consumed, else [`Error::MaterialMismatch`] and the runs stay (drop
+    /// them with [`Pipeline::abandon_runs`]). The next queued run becomes the program's.
+    pub fn finish_run(&mut self) -> Result<FinishedRun, Error> {
+        let Mode::Running(runs) = &mut self.mode else {
+            return Ok(FinishedRun { masks: 0..0, ahead_nanos: 0 });
         };
-        self.abandon_run();
-        if done { Ok(()) } else { Err(Error::MaterialMismatch) }
+        match runs.front() {
+            Some(run) if run.all_made() && run.stored == 0 => {}
+            _ => return Err(Error::MaterialMismatch),
+        }
+        let run = runs.pop_front().expect("a front run");
+        if runs.is_empty() {
+            self.mode = Mode::Live;
+        }
+        Ok(FinishedRun { masks: run.masks.unwrap_or(0..0), ahead_nanos: run.ahead_nanos })
     }
 
-    /// Drops the running plan and the material made for it (a run made ahead for a query that
-    /// did not come). The masks it made stay with the provider until released.
-    pub fn abandon_run(&mut self) {
-        self.mode = Mode::Live;
+    /// Drops every queued run and the material made for them (runs made ahead for queries that
+    /// did not come) and returns the identities of the masks they made (to release with the
+    /// provider).
+    pub fn abandon_runs(&mut self) -> Range<MaskId> {
+        let masks = match core::mem::replace(&mut self.mode, Mode::Live) {
+            Mode::Running(runs) => {
+                let mut made = runs.iter().filter_map(|r| r.masks.clone());
+                let first = made.next().unwrap_or(0..0);
+                made.fold(first, |all, m| all.start.min(m.start)..all.end.max(m.end))
+            }
+            other => {
+                self.mode = other;
+                0..0
+            }
+        };
         self.store = Store::new();
         self.stored_elements = 0;
+        masks
     }
 
     /// Forgets the opened masks registered with identity `from` or later.
@@ -302,22 +386,23 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
         &mut self.live
     }
 
-    /// Makes the next chunk of the running plan; `false` when there is nothing left to make.
-    /// The chunk's masks are made first (one batch, to learn their identities), then the rest
-    /// (a second batch), with every triple renamed to its mask's real identity.
-    fn fill_chunk(&mut self) -> Result<bool, Error> {
-        let Mode::Running { plan, made, provisional, names } = &mut self.mode else { return Ok(false) };
-        let start = *made;
-        if start == plan.requests.len() {
-            return Ok(false);
-        }
+    /// Makes the next chunk of the first run not all made; returns its index in the queue, or
+    /// `None` when there is nothing left to make. The chunk's masks are made first (one batch,
+    /// to learn their identities), then the rest (a second batch), with every triple renamed to
+    /// its mask's real identity.
+    fn fill_chunk(&mut self) -> Result<Option<usize>, Error> {
+        let Mode::Running(runs) = &mut self.mode else { return Ok(None) };
+        let Some(index) = runs.iter().position(|r| !r.all_made()) else { return Ok(None) };
+        let run = &mut runs[index];
+        let requests = &run.plan.requests;
+        let start = run.made;
         let mut end = start;
         let mut size = 0;
-        while end < plan.requests.len() && (end == start || size + elements::<R>(&plan.requests[end]) <= self.chunk) {
-            size += elements::<R>(&plan.requests[end]);
+        while end < requests.len() && (end == start || size + elements::<R>(&requests[end]) <= self.chunk) {
+            size += elements::<R>(&requests[end]);
             end += 1;
         }
-        let chunk = &plan.requests[start..end];
+        let chunk = &requests[start..end];
         let mask_requests: Vec<Request> = chunk.iter().copied().filter(Request::is_mask).collect();
         let mut masks = self.live.materials(&mask_requests)?.into_iter();
         let mut ordered: Vec<Option<(Request, Material<R>)>> = Vec::with_capacity(chunk.len());
@@ -325,14 +410,16 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
             if r.is_mask() {
                 // Planned masks were numbered in plan order from PROVISIONAL.
                 let m = masks.next().ok_or(Error::MaterialExhausted)?;
-                names.insert(*provisional, mask_id(&m).ok_or(Error::MaterialMismatch)?);
-                *provisional += 1;
+                let id = mask_id(&m).ok_or(Error::MaterialMismatch)?;
+                run.names.insert(run.provisional, id);
+                run.provisional += 1;
+                run.masks = Some(run.masks.as_ref().map_or(id..id + 1, |m| m.start.min(id)..m.end.max(id + 1)));
                 ordered.push(Some((*r, m)));
             } else {
                 ordered.push(None);
             }
         }
-        let others: Vec<Request> = chunk.iter().filter(|r| !r.is_mask()).map(|r| renamed(r, names)).collect();
+        let others: Vec<Request> = chunk.iter().filter(|r| !r.is_mask()).map(|r| renamed(r, &run.names)).collect();
         let mut made_others = self.live.materials(&others)?.into_iter().zip(others);
         for slot in ordered {
             let (request, mut material) = match slot {
@@ -349,12 +436,13 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
             }
             self.store.queue.push_back((request, material));
         }
-        *made = end;
+        run.stored += end - start;
+        run.made = end;
         self.stored_elements += size;
         self.stats.chunks += 1;
         self.stats.elements += size as u64;
         self.stats.peak_elements = self.stats.peak_elements.max(self.stored_elements as u64);
-        Ok(true)
+        Ok(Some(index))
     }
 }
 
@@ -371,11 +459,17 @@ impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
                 plan.requests.push(*request);
                 return Ok(deal::into_material(request, deal::zeros(self.role, request), id));
             }
-            Mode::Running { .. } => {}
+            Mode::Running(runs) => match runs.front() {
+                // The program's own material only: never a queued run's, even for the same request.
+                Some(run) if run.stored == 0 && run.all_made() => return Err(Error::MaterialExhausted),
+                Some(_) => {}
+                None => return self.live.material(request),
+            },
         }
         if self.store.is_empty() {
             let start = self.clock.map_or(0, |c| c());
-            if !self.fill_chunk()? {
+            // Runs are made in order: the store is empty only while the front one is unmade.
+            if self.fill_chunk()?.is_none() {
                 return Err(Error::MaterialExhausted);
             }
             self.stats.chunks_on_demand += 1;
@@ -384,6 +478,11 @@ impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
         }
         let material = self.store.material(request)?;
         self.stored_elements = self.stored_elements.saturating_sub(elements::<R>(request));
+        if let Mode::Running(runs) = &mut self.mode
+            && let Some(run) = runs.front_mut()
+        {
+            run.stored -= 1;
+        }
         Ok(material)
     }
 

@@ -52,9 +52,9 @@ impl<R: Ring> super::MaskRelease for TestDealer<R> {
     fn next_mask_id(&self) -> super::MaskId {
         self.masks.next()
     }
-    fn release_masks_from(&mut self, from: super::MaskId) -> Result<(), Error> {
+    fn release_masks(&mut self, masks: core::ops::Range<super::MaskId>) -> Result<(), Error> {
         if let Side::P0(state) = &mut self.side {
-            state.release_masks_from(from);
+            state.release_masks(masks);
         }
         Ok(())
     }

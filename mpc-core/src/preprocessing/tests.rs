@@ -244,6 +244,97 @@ fn a_pipeline_streams_in_chunks_renames_masks_and_checks_the_whole_plan_ran() {
     assert_eq!(s1.finish_run(), Err(Error::MaterialMismatch));
 }
 
+#[test]
+fn queued_runs_are_made_ahead_in_order_and_each_program_gets_only_its_own() {
+    let (p0, p1) = pair::<u64>(11);
+    let program = |s: &mut Pipeline<TestDealer<u64>, u64>| {
+        let mask = s.matmul_mask(2, 2)?;
+        let triple = s.matmul_triple(3, 2, 2, mask.id)?;
+        let _ = s.beaver(4)?;
+        Ok::<_, Error>((mask, triple))
+    };
+    // A budget for both runs, in chunks of one request: everything is made ahead.
+    let (mut s0, mut s1) =
+        (Pipeline::new(p0, Role::P0).with_budget(100, 1), Pipeline::new(p1, Role::P1).with_budget(100, 1));
+    let plan = {
+        s0.start_planning();
+        program(&mut s0).unwrap();
+        alloc::sync::Arc::new(s0.finish_planning())
+    };
+    for s in [&mut s0, &mut s1] {
+        s.queue_run(plan.clone());
+        s.queue_run(plan.clone());
+        s.fill_ahead().unwrap();
+        assert_eq!(s.queued_runs(), 2);
+    }
+    let made_ahead = s0.stats().chunks;
+    assert_eq!(made_ahead, 6, "both runs' three requests, one chunk each");
+    let mut finished = Vec::new();
+    for run in 0..2u64 {
+        let ((m0, t0), (m1, t1)) = (program(&mut s0).unwrap(), program(&mut s1).unwrap());
+        assert_eq!((m0.id, m1.id), (run, run), "each run has its own mask");
+        let (a, b, c) = (open(&t0.a, &t1.a), open(&m0.b, &m1.b), open(&t0.c, &t1.c));
+        let mut expect = vec![0u64; 6];
+        crate::gemm::gemm_naive(3, 2, 2, &a, &b, &mut expect);
+        assert_eq!(c, expect, "run {run}'s triple fits run {run}'s mask");
+        // A program asking past its own run is refused, though the next run holds the same request.
+        assert_eq!(s0.beaver(4).unwrap_err(), Error::MaterialExhausted);
+        finished.push(s0.finish_run().unwrap());
+        s1.finish_run().unwrap();
+    }
+    assert_eq!(finished[0].masks, 0..1);
+    assert_eq!(finished[1].masks, 1..2);
+    assert_eq!(s0.stats().chunks_on_demand, 0, "nothing was made on demand");
+    assert_eq!(s0.queued_runs(), 0);
+}
+
+#[test]
+fn abandoned_runs_name_the_masks_they_made_and_a_short_budget_makes_the_rest_on_demand() {
+    let (p0, _) = pair::<u64>(12);
+    let program = |s: &mut Pipeline<TestDealer<u64>, u64>| {
+        let mask = s.matmul_mask(2, 2).unwrap();
+        s.matmul_triple(1, 2, 2, mask.id).unwrap();
+    };
+    let mut s = Pipeline::new(p0, Role::P0).with_budget(3, 1);
+    s.start_planning();
+    program(&mut s);
+    let plan = alloc::sync::Arc::new(s.finish_planning());
+    // A model's mask first (0), made live.
+    s.matmul_mask(4, 4).unwrap();
+    for _ in 0..3 {
+        s.queue_run(plan.clone());
+    }
+    s.fill_ahead().unwrap();
+    // The budget (3 elements) holds the first run's mask (4) only, not its triple.
+    assert_eq!(s.stats().chunks, 1);
+    program(&mut s);
+    assert_eq!(s.stats().chunks_on_demand, 1, "the rest of the program's run is made when needed");
+    assert_eq!(s.finish_run().unwrap().masks, 1..2);
+    s.fill_ahead().unwrap();
+    assert_eq!(s.abandon_runs(), 2..3, "the second run made its mask, the third nothing yet");
+    assert_eq!(s.queued_runs(), 0);
+    assert_eq!(s.live().next_mask_id(), 3);
+}
+
+#[test]
+fn a_released_range_of_masks_leaves_those_around_it() {
+    use crate::share::Seed;
+    let mut state = deal::DealerState::<u64>::new([Seed::from_bytes([1; 32]), Seed::from_bytes([2; 32])]);
+    for _ in 0..4 {
+        state.deal(&Request::MatmulMask { k: 2, n: 2 }).unwrap();
+    }
+    state.release_masks(1..3);
+    assert_eq!(state.live_masks(), 2);
+    assert_eq!(state.mask_elements(), 8);
+    for (mask, live) in [(0, true), (1, false), (2, false), (3, true)] {
+        assert_eq!(state.deal(&Request::MatmulTriple { m: 1, k: 2, n: 2, mask }).is_ok(), live, "mask {mask}");
+    }
+    // An empty or reversed range releases nothing.
+    let (from, to) = (3, 0);
+    state.release_masks(from..to);
+    assert_eq!(state.live_masks(), 2);
+}
+
 proptest! {
     #[test]
     fn decoding_never_panics(bytes: Vec<u8>) {
@@ -317,7 +408,7 @@ fn released_masks_are_forgotten_and_later_ones_still_work() {
     state.deal(&Request::MatmulMask { k, n }).unwrap();
     state.deal(&Request::MatmulMask { k, n }).unwrap();
     state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 1 }).unwrap();
-    state.release_masks_from(1);
+    state.release_masks(1..u64::MAX);
     assert_eq!(state.live_masks(), 1, "the model's mask stays");
     // Mask 1 is gone: a triple for it is refused, not served with another mask.
     assert_eq!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 1 }).err(), Some(Error::MaterialMismatch));
@@ -325,7 +416,7 @@ fn released_masks_are_forgotten_and_later_ones_still_work() {
     // Identities keep counting: the next mask is 2, and it serves triples.
     state.deal(&Request::MatmulMask { k, n }).unwrap();
     assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 2 }).is_ok());
-    state.release_masks_from(0);
+    state.release_masks(0..u64::MAX);
     assert_eq!(state.live_masks(), 0);
     assert!(state.deal(&Request::MatmulTriple { m: 2, k, n, mask: 0 }).is_err());
 }

@@ -107,7 +107,7 @@ pub struct PartyReport {
     /// Material made on demand during the online phase: seconds and traffic with the dealer.
     pub on_demand: (f64, CommStats),
     /// Seconds of material made while the session was idle, before the query came (with
-    /// [`SessionOptions::ahead`](mpc_transformer::SessionOptions::ahead)); not in `offline`.
+    /// [`SessionOptions::pool`](mpc_transformer::SessionOptions::pool)); not in `offline`.
     pub ahead_s: f64,
     /// Online cost per bucket: seconds and traffic with the peer.
     pub buckets: BTreeMap<Bucket, (f64, CommStats)>,

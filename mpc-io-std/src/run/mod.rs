@@ -60,8 +60,8 @@ pub struct PrivateJob<'a> {
     pub seed: Option<u64>,
     /// Called by each party right before its online phase (to switch network shaping on, say).
     pub online_hook: Option<&'a (dyn Fn() + Sync)>,
-    /// Make the next query's material while the session is idle (both parties must agree).
-    pub ahead: bool,
+    /// Queries whose material is made while the session is idle (both parties must agree).
+    pub pool: usize,
 }
 
 impl<'a> PrivateJob<'a> {
@@ -81,7 +81,7 @@ impl<'a> PrivateJob<'a> {
             progress: false,
             seed: None,
             online_hook: None,
-            ahead: false,
+            pool: 0,
         }
     }
 
@@ -97,7 +97,7 @@ impl<'a> PrivateJob<'a> {
             .truncation(self.truncation)
             .reveal(self.reveal)
             .material(self.material.0, self.material.1)
-            .ahead(self.ahead)
+            .pool(self.pool)
             .clock(crate::clock_nanos)
     }
 }
@@ -212,8 +212,8 @@ impl<'c, T: Transport, D: Transport> PartySession<'c, T, D> {
             };
             observe(index, &report);
             last = Some(report);
-            // The answer is out: make the next query's material while the peer is away (a
-            // no-op without `ahead`). Both parties do it after every query, the last too: P0
+            // The answer is out: make the next queries' material while the peer is away (a
+            // no-op without a pool). Both parties do it after every query, the last too: P0
             // cannot know which is last, and P1's material requests must stay in step with P0's.
             self.session.prepare_next().map_err(to_error)?;
         }

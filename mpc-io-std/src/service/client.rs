@@ -26,8 +26,8 @@ pub struct QueryOptions {
     pub material: (usize, usize),
     /// Timeouts and limits of every link.
     pub tcp: TcpOptions,
-    /// Make the next query's material while the session is idle (as the server does).
-    pub ahead: bool,
+    /// Queries whose material is made while the session is idle (as the server does).
+    pub pool: usize,
 }
 
 impl Default for QueryOptions {
@@ -37,7 +37,7 @@ impl Default for QueryOptions {
             truncation: Truncation::default(),
             material: (mpc_core::preprocessing::DEFAULT_BUDGET, mpc_core::preprocessing::DEFAULT_CHUNK),
             tcp: TcpOptions::default(),
-            ahead: false,
+            pool: 0,
         }
     }
 }
@@ -85,7 +85,7 @@ pub fn query_session(
         weights: options.weights,
         truncation: options.truncation,
         material: options.material,
-        ahead: options.ahead,
+        pool: options.pool,
         ..PrivateJob::new(config, &none, &[], preset)
     };
     let mut session = PartySession::open(&mut ctx, &job)?;

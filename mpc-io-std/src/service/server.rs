@@ -52,8 +52,8 @@ pub struct ServeOptions {
     pub material: (usize, usize),
     /// Timeouts and limits of every link.
     pub tcp: TcpOptions,
-    /// Make each session's next query material while it is idle (clients must ask the same).
-    pub ahead: bool,
+    /// Queries whose material each session makes while it is idle (clients must ask the same).
+    pub pool: usize,
 }
 
 impl Default for ServeOptions {
@@ -63,7 +63,7 @@ impl Default for ServeOptions {
             max_handshakes: 32,
             material: (mpc_core::preprocessing::DEFAULT_BUDGET, mpc_core::preprocessing::DEFAULT_CHUNK),
             tcp: TcpOptions::default(),
-            ahead: false,
+            pool: 0,
         }
     }
 }
@@ -199,7 +199,7 @@ fn serve_session(
         weights: model.weights,
         truncation: model.truncation,
         material: options.material,
-        ahead: options.ahead,
+        pool: options.pool,
         ..PrivateJob::new(&model.config, &model.params, &[], model.preset)
     };
     let mut session = PartySession::open(&mut ctx, &job).map_err(|e| fail(0)(e.into()))?;

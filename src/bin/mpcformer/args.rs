@@ -159,10 +159,10 @@ pub enum Command {
         /// Sessions served at once; past it a client is told the server is busy.
         #[arg(long, default_value_t = 4)]
         max_sessions: usize,
-        /// Make each session's next query material while it is idle, for a query of the last
-        /// length (clients must pass --ahead too).
-        #[arg(long)]
-        ahead: bool,
+        /// Queries whose material each session makes while it is idle, for queries of the
+        /// last length, within the material budget (clients must pass the same --pool).
+        #[arg(long, default_value_t = 0)]
+        pool: usize,
         #[command(flatten)]
         choice: ModelChoice,
         #[command(flatten)]
@@ -189,9 +189,9 @@ pub enum Command {
         /// One JSON line per query.
         #[arg(long)]
         json: bool,
-        /// The server makes material ahead (`serve --ahead`): do the same.
-        #[arg(long)]
-        ahead: bool,
+        /// The server's `--pool`: queries whose material is made while the session is idle.
+        #[arg(long, default_value_t = 0)]
+        pool: usize,
         #[command(flatten)]
         choice: ModelChoice,
         #[command(flatten)]

@@ -71,10 +71,10 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
             println!("{}", out.display());
         }
         Command::Dealer { listen, max_sessions, sessions, net } => dealer(listen, max_sessions, sessions, &net)?,
-        Command::Serve { model, listen, dealer, max_sessions, ahead, choice, net } => {
-            serve(&model, listen, dealer, max_sessions, ahead, &choice, &net)?
+        Command::Serve { model, listen, dealer, max_sessions, pool, choice, net } => {
+            serve(&model, listen, dealer, max_sessions, pool, &choice, &net)?
         }
-        Command::Query { server, dealer, model, text, file, json, ahead, choice, net } => {
+        Command::Query { server, dealer, model, text, file, json, pool, choice, net } => {
             let texts = match (text, file) {
                 (Some(t), _) => vec![t],
                 (None, Some(f)) => {
@@ -83,7 +83,7 @@ pub fn run(command: Command) -> Result<ExitCode, Failure> {
                 }
                 (None, None) => return Err("--text or --file".into()),
             };
-            query(ServiceAddresses { server, dealer }, &model, &texts, json, ahead, &choice, &net)?
+            query(ServiceAddresses { server, dealer }, &model, &texts, json, pool, &choice, &net)?
         }
         Command::Party { role, dealer, peer, model, text, choice, net } => {
             net.check_seed(&[dealer, peer])?;
@@ -295,7 +295,7 @@ fn serve(
     listen: SocketAddr,
     dealer: SocketAddr,
     max_sessions: usize,
-    ahead: bool,
+    pool: usize,
     choice: &args::ModelChoice,
     net: &NetArgs,
 ) -> Result<(), Failure> {
@@ -315,11 +315,11 @@ fn serve(
     let mut options = ServeOptions::default();
     options.max_sessions = max_sessions;
     options.tcp = net.options();
-    options.ahead = ahead;
+    options.pool = pool;
     let listener = mpc_io_std::transport::tcp::listen(listen)?;
     let log = stdout_log();
     log(serde_json::json!({"event": "listening", "address": listener.local_addr()?.to_string(),
-        "preset": choice.preset.name(), "weights": choice.weights.name(), "max_sessions": max_sessions}));
+        "preset": choice.preset.name(), "weights": choice.weights.name(), "max_sessions": max_sessions, "pool": pool}));
     let stats = mpc_io_std::service::server::serve(listener, dealer, &net.certs, model, options, stop, log)?;
     render::json(&serde_json::json!({"event": "stopped", "sessions": stats.sessions, "failed": stats.failed,
         "queries": stats.queries, "busy": stats.busy, "refused": stats.refused}));
@@ -331,7 +331,7 @@ fn query(
     dir: &Path,
     texts: &[String],
     json: bool,
-    ahead: bool,
+    pool: usize,
     choice: &args::ModelChoice,
     net: &NetArgs,
 ) -> Result<(), Failure> {
@@ -346,7 +346,7 @@ fn query(
     options.weights = choice.weights;
     options.truncation = choice.truncation;
     options.tcp = net.options();
-    options.ahead = ahead;
+    options.pool = pool;
     mpc_io_std::service::client::query_session(
         at,
         &net.certs,
