@@ -24,7 +24,7 @@ use core::ops::{Deref, DerefMut};
 use mpc_core::Error;
 use mpc_core::transport::Role;
 
-use crate::numerics;
+use crate::numerics::{self, EXTRA_BITS};
 
 /// The result of a backend operation.
 pub type Result<T> = core::result::Result<T, Error>;
@@ -104,6 +104,20 @@ impl Product {
     /// Operands and result at `frac` bits.
     pub const fn at(frac: u32) -> Self {
         Self { a: frac, b: frac, out: frac, pow2: 0 }
+    }
+
+    /// How [`Backend::mul_public`] multiplies x (at `f` bits) by the public constants `c`: with
+    /// `c` at `f` bits where every constant is exact there (halves, quarters: the session's
+    /// truncation), else at `f` + [`EXTRA_BITS`] bits, so that a
+    /// constant like 1/768 keeps a relative precision of 1e-5 (at 16 bits it is 85/2^16, 0.4 %
+    /// off: a LayerNorm's mean and variance would be biased by as much).
+    pub fn public(f: u32, c: &[f64]) -> Self {
+        let exact = c.iter().all(|&c| {
+            let scaled = libm::ldexp(c, f as i32);
+            scaled == libm::round(scaled)
+        });
+        let b = if exact { f } else { f + EXTRA_BITS };
+        Self { a: f, b, out: f, pow2: 0 }
     }
 
     /// The same, with the result multiplied by 2^`pow2`.

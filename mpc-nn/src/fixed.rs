@@ -168,9 +168,10 @@ impl Backend for Fixed {
         Ok(x.iter().map(|v| v.wrapping_mul(*v).shr_arith(shift)).collect())
     }
     fn mul_public(&mut self, x: &[u64], c: &[f64]) -> Result<Vec<u64>> {
-        let f = self.frac_bits();
-        cost::truncate::<u64>(&mut self.ledger, x.len(), f, self.truncation);
-        Ok(x.iter().zip(c).map(|(&v, &c)| v.wrapping_mul(encode(c, f)).shr_arith(f)).collect())
+        let p = Product::public(self.frac_bits(), c);
+        let (shift, method) = (p.shift()?, p.truncation(self.frac_bits(), self.truncation));
+        cost::truncate::<u64>(&mut self.ledger, x.len(), shift, method);
+        Ok(x.iter().zip(c).map(|(&v, &c)| v.wrapping_mul(encode(c, p.b)).shr_arith(shift)).collect())
     }
     fn matmul_many(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Vec<u64>>> {
         let f = self.frac_bits();

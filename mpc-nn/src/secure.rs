@@ -161,9 +161,9 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         if x.len() != c.len() {
             return Err(Error::ShapeMismatch);
         }
-        let f = self.frac_bits();
-        let z = Shares::from_vec(x.iter().zip(c).map(|(&v, &c)| v.wrapping_mul(encode(c, f))).collect());
-        self.party.truncate(z)
+        let p = Product::public(self.frac_bits(), c);
+        let z = Shares::from_vec(x.iter().zip(c).map(|(&v, &c)| v.wrapping_mul(encode(c, p.b))).collect());
+        Ok(self.party.truncate_many_by(alloc::vec![z], p.shift()?, self.truncation_for(p))?.pop().expect("one"))
     }
     fn matmul_many(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.matmul_many(products)

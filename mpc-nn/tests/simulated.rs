@@ -71,3 +71,20 @@ fn simulated_functions_meet_their_bounds() {
         check(&format!("2relu, rows of {len}"), a, 4.5e-5);
     }
 }
+
+#[test]
+fn layer_norm_of_wide_rows_far_from_zero_is_unbiased() {
+    use mpc_nn::layers::LayerNorm;
+    use mpc_nn::tensor::Tensor;
+    // BERT-base's width: 1/768 is not a short binary fraction, and these rows' mean (6) would be
+    // off by 0.4 % with the constant at 16 bits, which a LayerNorm then divides by σ ≈ 1.2.
+    let (rows, h) = (4, 768);
+    let xs: Vec<f64> = (0..rows * h).map(|i| 6.0 + ((i * 7919 % 401) as f64 / 100.0) - 2.0).collect();
+    let (gamma, beta) = (vec![1.0; h], vec![0.0; h]);
+    let (a, _) = compare!(&xs, |b, x| {
+        let norm = LayerNorm::load(b, Some((&gamma, &beta)), h, 1e-12).unwrap();
+        norm.forward(b, &Tensor::matrix(rows, h, x).unwrap()).map(Tensor::into_data)
+    });
+    println!("layer norm, rows of 768 around 6: {a:.3e}");
+    assert!(a <= 2e-3, "layer norm error {a:e}");
+}
