@@ -269,7 +269,7 @@ pub trait Backend {
     fn reciprocal(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::reciprocal(self, x)
     }
-    /// 1/√x for x in [2^-7, 2^10] (relative error below 1e-3).
+    /// 1/√x for x in [2^-7, 2^11] (relative error below 1e-3).
     fn inv_sqrt(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::inv_sqrt(self, x)
     }

@@ -76,13 +76,20 @@ pub struct LayerNorm<B: Backend> {
 impl<B: Backend> LayerNorm<B> {
     /// Loads γ and β at the owner, `None` elsewhere.
     pub fn load(b: &mut B, params: Option<(&[f64], &[f64])>, width: usize, eps: f64) -> Result<Self> {
-        let gamma = b.input(Role::P0, params.map(|(g, _)| g), width)?;
+        // γ enters scaled by √(h / 2^p) (see `forward`): a public factor the owner applies.
+        let scale = libm::sqrt(width as f64 / pow2_below(width) as f64);
+        let scaled_gamma: Option<Vec<f64>> = params.map(|(g, _)| g.iter().map(|g| g * scale).collect());
+        let gamma = b.input(Role::P0, scaled_gamma.as_deref(), width)?;
         let beta = b.input(Role::P0, params.map(|(_, beta)| beta), width)?;
         Ok(Self { gamma, beta, eps, width })
     }
 
     /// Normalises each row of x. γ (per column) and 1/√var (per row) multiply as broadcast
     /// vectors, which open only their short side.
+    ///
+    /// The variance's 1/h is split as 1/2^p · 2^p/h with 2^p the power of two at most h: the
+    /// row sums of squares (at 2f bits) become V = Σ(x - mean)²/2^p in one truncation, and
+    /// 1/√var = √(h/2^p) · 1/√(V + ε·h/2^p), whose constant factor γ carries from the load.
     pub fn forward(&self, b: &mut B, x: &Matrix<B>) -> Result<Matrix<B>> {
         check_cols::<B>(x, self.width)?;
         let (rows, h) = (x.rows(), self.width);
@@ -96,14 +103,20 @@ impl<B: Backend> LayerNorm<B> {
         let wide = Product { a: f, b: f, out: 2 * f, pow2: 0 };
         let squares = b.square(&centred, wide)?;
         let scaled = b.mul_broadcast_many(&[(&centred, &self.gamma, rows, h, false)], wide)?.remove(0);
-        let sums = b.reduce(&b.sum_rows(&squares, rows, h), f)?;
-        let variance = b.mul_public(&sums, &inv_h)?;
-        let variance = b.add_scalar(&variance, self.eps, f);
-        let inv_std = b.inv_sqrt(&variance)?;
+        let p = pow2_below(h).trailing_zeros();
+        let sums = b.extend(&b.sum_rows(&squares, rows, h), p, -(p as i32));
+        let v = b.reduce(&sums, f + p)?;
+        let v = b.add_scalar(&v, self.eps * h as f64 / (1u64 << p) as f64, f);
+        let inv_std = b.inv_sqrt(&v)?;
         let narrow = Product { a: 2 * f, b: f, out: f, pow2: 0 };
         let y = b.mul_broadcast_many(&[(&scaled, &inv_std, rows, h, true)], narrow)?.remove(0);
         matrix::<B>(rows, h, b.add(&y, &broadcast_values(&self.beta, rows, h, false)))
     }
+}
+
+/// The largest power of two at most `n` (1 for 0).
+fn pow2_below(n: usize) -> usize {
+    if n == 0 { 1 } else { 1 << (usize::BITS - 1 - n.leading_zeros()) }
 }
 
 /// A table of `vocab` rows looked up at the data owner's secret indices.
