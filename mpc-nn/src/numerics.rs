@@ -148,18 +148,22 @@ pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     b.reduce(&y, EXTRA_BITS)
 }
 
-/// 1/x at f + 8 bits for x at f + 8 bits in [2^-12, 2^9]: piecewise start r, then with
-/// e = 1 - x·r, the product r·(1 + e)(1 + e²)(1 + e⁴)··· = (1 - e^(2^k))/x.
+/// 1/y at f + 8 bits for y = x·2^`pow2` in [2^-12, 2^9], x at `frac` bits: piecewise start r,
+/// then with e = 1 - y·r, the product r·(1 + e)(1 + e²)(1 + e⁴)··· = (1 - e^(2^k))/y.
 ///
 /// The same error as k Newton steps (e ← e²) in k + 1 levels of products instead of 2k: each
-/// level multiplies the running product by the next factor while squaring the power of e.
-fn reciprocal_high<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+/// level multiplies the running product by the next factor while squaring the power of e. The
+/// scale 2^`pow2` rides on the comparisons' bounds and the first product's truncation, so that
+/// x needs no truncation of its own.
+fn reciprocal_high<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], frac: u32, pow2: i32) -> Result<B::Vector> {
     let high = b.frac_bits() + EXTRA_BITS;
-    // On [lo, hi), the guess 2/(lo + hi) gives |1 - x·guess| ≤ (√2 - 1)/(√2 + 1) < 0.172 on
+    // On [lo, hi), the guess 2/(lo + hi) gives |1 - y·guess| ≤ (√2 - 1)/(√2 + 1) < 0.172 on
     // half-binades.
     let guess = |lo: f64, hi: f64| 2.0 / (lo + hi);
-    let mut r = start_by_intervals(b, x, high, RECIPROCAL_START, guess)?;
-    let xr = b.mul_many(&[(x, &r)], Product::at(high))?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+    let scaled = Scaled { x, frac, pow2 };
+    let mut r = start_by_intervals(b, scaled, high, RECIPROCAL_START, guess)?;
+    let first = Product { a: frac, b: high, out: high, pow2 };
+    let xr = b.mul_many(&[(x, &r)], first)?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
     let mut power = b.add_scalar(&b.mul_int(&xr, -1), 1.0, high);
     for level in 0..RECIPROCAL_FACTORS {
         let factor = b.add_scalar(&power, 1.0, high);
@@ -173,37 +177,45 @@ fn reciprocal_high<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::V
     Ok(r)
 }
 
-/// The piecewise-constant start `guess(lo, hi)` on each interval [lo, hi) between the bounds t_i,
-/// from one batch of comparisons c_i = [x < t_i]:
+/// A secret y = x·2^`pow2` given as x at `frac` bits.
+#[derive(Clone, Copy)]
+struct Scaled<'a, E> {
+    x: &'a [E],
+    frac: u32,
+    pow2: i32,
+}
+
+/// The piecewise-constant start `guess(lo, hi)`, at `out` bits, on each interval [lo, hi)
+/// between the bounds t_i, from one batch of comparisons c_i = [y < t_i]:
 /// start = g_top + Σ_i c_i · (g_i - g_(i+1)), which telescopes to g_i on interval i (below the
 /// first bound, to g_first; above the last, to g_top) and needs no further round.
 fn start_by_intervals<B: Backend + ?Sized>(
     b: &mut B,
-    x: &[B::Elem],
-    frac: u32,
+    y: Scaled<'_, B::Elem>,
+    out: u32,
     intervals: Intervals,
     guess: impl Fn(f64, f64) -> f64,
 ) -> Result<B::Vector> {
-    let n = x.len();
+    let n = y.x.len();
     // g(i): the guess on [t_(i-1), t_i).
     let g = |i: i32| guess(intervals.bound(i - 1), intervals.bound(i));
     let mut differences = Vec::with_capacity(n * intervals.indices().count());
     for i in intervals.indices() {
-        differences.extend_from_slice(&b.add_scalar(x, -intervals.bound(i), frac));
+        // y < t exactly when x < t·2^-pow2.
+        differences.extend_from_slice(&b.add_scalar(y.x, -libm::ldexp(intervals.bound(i), -y.pow2), y.frac));
     }
     let below = b.ltz(&differences)?;
-    let mut start = b.public(&alloc::vec![g(intervals.highest + 1); n], frac);
+    let mut start = b.public(&alloc::vec![g(intervals.highest + 1); n], out);
     for (bits, i) in below.chunks_exact(n).zip(intervals.indices()) {
         let step = g(i) - g(i + 1);
-        start = b.add(&start, &b.mul_bits_public(bits, &alloc::vec![step; n], frac));
+        start = b.add(&start, &b.mul_bits_public(bits, &alloc::vec![step; n], out));
     }
     Ok(start)
 }
 
 /// 1/x for x in [2^-12, 2^9] (see [`Backend::reciprocal`]).
 pub fn reciprocal<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
-    let high = b.extend(x, EXTRA_BITS, 0);
-    let r = reciprocal_high(b, &high)?;
+    let r = reciprocal_high(b, x, b.frac_bits(), 0)?;
     b.reduce(&r, EXTRA_BITS)
 }
 
@@ -216,10 +228,11 @@ pub fn reciprocal<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Ve
 pub fn inv_sqrt<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
-    let y = b.extend(x, EXTRA_BITS, 0);
     // On [lo, hi), 1/√x lies within a factor (hi/lo)^(1/4) of (lo·hi)^(-1/4).
     let guess = |lo: f64, hi: f64| 1.0 / libm::sqrt(libm::sqrt(lo * hi));
-    let r = start_by_intervals(b, &y, high, INV_SQRT_START, guess)?;
+    let r = start_by_intervals(b, Scaled { x, frac: f, pow2: 0 }, high, INV_SQRT_START, guess)?;
+    // x at f + 8 bits (a local shift), so that both products of the batch are at f + 8.
+    let y = b.extend(x, EXTRA_BITS, 0);
     let mut products = b.mul_many(&[(&y, &r), (&r, &r)], Product::at(high))?;
     let (r2, yr) = (products.pop(), products.pop());
     let (Some(yr), Some(r2)) = (yr, r2) else { return Err(mpc_core::Error::ShapeMismatch) };
@@ -324,15 +337,9 @@ fn normalise_rows<B: Backend + ?Sized>(
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
     let sums = b.sum_rows(values, rows, len);
-    // y = sum / 2^k at f + 8 bits: a shift left when k <= 8, else a truncation by k - 8 first.
-    let y = match u32::try_from(k) {
-        Ok(k) if k > EXTRA_BITS => {
-            let coarse = b.reduce(&sums, k - EXTRA_BITS)?;
-            b.extend(&coarse, k, -(k as i32))
-        }
-        _ => b.extend(&sums, EXTRA_BITS, -k),
-    };
-    let r = reciprocal_high(b, &y)?;
+    // 1/(sum / 2^k) at f + 8 bits; the scale rides on the reciprocal's first product (sum·r,
+    // about 2^k at f + f + 8 bits in the ring: below 2^57 for rows up to 2^12 long).
+    let r = reciprocal_high(b, &sums, f, -k)?;
     // value (f bits) · r (f + 8 bits) / 2^k, straight to f bits: the ring product stays below
     // 2^(k + 2f + 8), far from overflow for any realistic row length.
     let p = Product { a: f, b: high, out: f, pow2: -k };

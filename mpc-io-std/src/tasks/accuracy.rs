@@ -157,7 +157,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 4.5e-5,
         relative: false,
-        rounds: 19,
+        rounds: 18,
         kind: Kind::Rows,
     },
     Spec {
@@ -165,7 +165,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 4.5e-5,
         relative: false,
-        rounds: 24,
+        rounds: 23,
         kind: Kind::Rows,
     },
     Spec {
