@@ -80,13 +80,17 @@ mod tests {
     #[test]
     fn hostile_dealer_scripts_end_in_typed_errors() {
         // A batch count beyond the limit, a truncated header batch, an oversized request.
-        // (u64::MAX, then a mask identity, is the control message that releases masks from that
-        // identity on: it is served; without its identity, the session ends in an error.)
+        // (u64::MAX, then a range of mask identities, is the control message that releases
+        // masks: it is served; without its range, or with half of one, the session ends in an
+        // error.)
         let too_many = message(&(u64::MAX - 1).to_le_bytes());
         assert_eq!(replay_dealer_session(&too_many), Err(Error::TooLarge));
         let mut release = message(&u64::MAX.to_le_bytes());
         assert_eq!(replay_dealer_session(&release), Err(Error::Transport(ErrorKind::Disconnected)));
-        release.extend(message(&5u64.to_le_bytes()));
+        let mut half = release.clone();
+        half.extend(message(&5u64.to_le_bytes()));
+        assert_eq!(replay_dealer_session(&half), Err(Error::Transport(ErrorKind::LengthMismatch)));
+        release.extend(message(&[5u64.to_le_bytes(), 9u64.to_le_bytes()].concat()));
         release.extend(message(&0u64.to_le_bytes()));
         assert_eq!(replay_dealer_session(&release), Ok(0));
         let mut cut = message(&3u64.to_le_bytes());

@@ -240,6 +240,18 @@ pub trait Backend {
         let pairs: Vec<Pair<'_, Self::Elem>> = items.iter().zip(&expanded).map(|(it, y)| (it.0, &y[..])).collect();
         self.mul_many(&pairs, p)
     }
+    /// The squares of `x` and the broadcast products `items`, independent of each other, at the
+    /// precisions of `p` (the same for all): under MPC in one round, where a square and then
+    /// the products would take two.
+    fn square_and_mul_broadcast(
+        &mut self,
+        x: &[Self::Elem],
+        items: &[Broadcast<'_, Self::Elem>],
+        p: Product,
+    ) -> Result<(Self::Vector, Vec<Self::Vector>)> {
+        let squares = self.square(x, p)?;
+        Ok((squares, self.mul_broadcast_many(items, p)?))
+    }
     /// Matrix product of secret `a` (m×k) and `b` (k×n) at the session precision.
     fn matmul(&mut self, a: &[Self::Elem], b: &[Self::Elem], m: usize, k: usize, n: usize) -> Result<Self::Vector> {
         Ok(self.matmul_many(&[(a, b, m, k, n)])?.pop().expect("one product"))

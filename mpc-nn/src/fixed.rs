@@ -75,6 +75,17 @@ fn fixed_product(a: &[u64], b: &[u64], m: usize, k: usize, n: usize, f: u32) -> 
     c.iter().map(|v| v.shr_arith(f)).collect()
 }
 
+/// Each item's `x ⊙ broadcast(y)`, shifted right by `shift`.
+fn broadcast_products(items: &[Broadcast<'_, u64>], shift: u32) -> Vec<Vec<u64>> {
+    items
+        .iter()
+        .map(|&(x, y, rows, len, per_row)| {
+            let y = crate::backend::broadcast_values(y, rows, len, per_row);
+            zip(x, &y, |a, b| a.wrapping_mul(b).shr_arith(shift))
+        })
+        .collect()
+}
+
 fn encode(c: f64, frac: u32) -> u64 {
     FixedPoint::new(frac).encode(c)
 }
@@ -153,19 +164,27 @@ impl Backend for Fixed {
         let total = items.iter().map(|it| it.0.len()).sum();
         cost::broadcast::<u64>(&mut self.ledger, opened);
         self.truncate_cost(total, p);
-        Ok(items
-            .iter()
-            .map(|&(x, y, rows, len, per_row)| {
-                let y = crate::backend::broadcast_values(y, rows, len, per_row);
-                zip(x, &y, |a, b| a.wrapping_mul(b).shr_arith(shift))
-            })
-            .collect())
+        Ok(broadcast_products(items, shift))
     }
     fn square(&mut self, x: &[u64], p: Product) -> Result<Vec<u64>> {
         let shift = p.shift()?;
         cost::square::<u64>(&mut self.ledger, x.len());
         self.truncate_cost(x.len(), p);
         Ok(x.iter().map(|v| v.wrapping_mul(*v).shr_arith(shift)).collect())
+    }
+    fn square_and_mul_broadcast(
+        &mut self,
+        x: &[u64],
+        items: &[Broadcast<'_, u64>],
+        p: Product,
+    ) -> Result<(Vec<u64>, Vec<Vec<u64>>)> {
+        let shift = p.shift()?;
+        let opened = items.iter().map(|it| it.0.len() + it.1.len()).sum();
+        let total = x.len() + items.iter().map(|it| it.0.len()).sum::<usize>();
+        cost::square_and_broadcast::<u64>(&mut self.ledger, x.len(), opened);
+        self.truncate_cost(total, p);
+        let squares = x.iter().map(|v| v.wrapping_mul(*v).shr_arith(shift)).collect();
+        Ok((squares, broadcast_products(items, shift)))
     }
     fn mul_public(&mut self, x: &[u64], c: &[f64]) -> Result<Vec<u64>> {
         let p = Product::public(self.frac_bits(), c);

@@ -101,8 +101,9 @@ impl<B: Backend> LayerNorm<B> {
         // squares are truncated only once summed (`rows` elements, not `rows·h`), and (x - mean)·γ
         // once multiplied by 1/σ, by 2f at once. Both values are far below the ring's range.
         let wide = Product { a: f, b: f, out: 2 * f, pow2: 0 };
-        let squares = b.square(&centred, wide)?;
-        let scaled = b.mul_broadcast_many(&[(&centred, &self.gamma, rows, h, false)], wide)?.remove(0);
+        let (squares, mut scaled) =
+            b.square_and_mul_broadcast(&centred, &[(&centred, &self.gamma, rows, h, false)], wide)?;
+        let scaled = scaled.pop().ok_or(Error::ShapeMismatch)?;
         let p = pow2_below(h).trailing_zeros();
         let sums = b.extend(&b.sum_rows(&squares, rows, h), p, -(p as i32));
         let v = b.reduce(&sums, f + p)?;

@@ -529,36 +529,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// truncation), all in one round: each opens the matrix's mask (n elements) but only the
     /// short vector's (rows or len), where a plain Beaver product would open 2n.
     pub fn mul_broadcast_many_ring(&mut self, items: &[BroadcastOperands<'_, R>]) -> Result<Vec<Shares<R>>, Error> {
-        let short = |&(_, _, rows, len, per_row): &BroadcastOperands<'_, R>| if per_row { rows } else { len };
-        if items.iter().any(|it| it.0.len() != it.2 * it.3 || it.1.len() != short(it)) {
-            return Err(Error::ShapeMismatch);
-        }
-        let triples = items
-            .iter()
-            .map(|&(_, _, rows, len, per_row)| self.material(|p| p.broadcast_triples(rows, len, per_row)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut masked: Vec<Vec<R>> = Vec::with_capacity(2 * items.len());
-        for (&(x, y, ..), t) in items.iter().zip(&triples) {
-            masked.push(x.iter().zip(t.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect());
-            masked.push(y.iter().zip(t.b.iter()).map(|(y, b)| y.wrapping_sub(b)).collect());
-        }
-        let refs: Vec<&[R]> = masked.iter().map(|v| v.as_slice()).collect();
-        let mut opened = self.open_many(&refs)?.into_iter();
-        let p0 = self.is_p0();
-        let mut out = Vec::with_capacity(items.len());
-        for (&(_, _, _, len, per_row), t) in items.iter().zip(triples) {
-            let (e, f) = (opened.next().expect("e"), opened.next().expect("f"));
-            let at = |i: usize| if per_row { i / len.max(1) } else { i % len.max(1) };
-            let z = (0..e.len())
-                .map(|i| {
-                    let j = at(i);
-                    let z = t.c[i].wrapping_add(&e[i].wrapping_mul(&t.b[j])).wrapping_add(&t.a[i].wrapping_mul(&f[j]));
-                    if p0 { z.wrapping_add(&e[i].wrapping_mul(&f[j])) } else { z }
-                })
-                .collect();
-            out.push(Shares::from_vec(z));
-        }
-        Ok(out)
+        Ok(self.square_and_broadcast_ring(&[], items)?.1)
     }
 
     /// Elementwise fixed-point square: one round with a square pair (half a multiply's traffic).
@@ -569,21 +540,65 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 
     /// Elementwise ring square (no truncation).
     pub fn square_ring(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
-        let pairs = self.material(|p| p.square(x.len()))?;
-        let masked: Vec<R> = x.iter().zip(pairs.r.iter()).map(|(x, r)| x.wrapping_sub(r)).collect();
-        let e = self.open(&masked)?;
-        let two = R::ONE.wrapping_add(&R::ONE);
+        Ok(self.square_and_broadcast_ring(x, &[])?.0)
+    }
+
+    /// The ring squares of `x` and the broadcast products `items` (as
+    /// [`Party::mul_broadcast_many_ring`]), independent of each other, in one round: every
+    /// masked operand goes in one message.
+    pub fn square_and_broadcast_ring(
+        &mut self,
+        x: &[R],
+        items: &[BroadcastOperands<'_, R>],
+    ) -> Result<(Shares<R>, Vec<Shares<R>>), Error> {
+        let short = |&(_, _, rows, len, per_row): &BroadcastOperands<'_, R>| if per_row { rows } else { len };
+        if items.iter().any(|it| it.0.len() != it.2 * it.3 || it.1.len() != short(it)) {
+            return Err(Error::ShapeMismatch);
+        }
+        let pairs = if x.is_empty() { None } else { Some(self.material(|p| p.square(x.len()))?) };
+        let triples = items
+            .iter()
+            .map(|&(_, _, rows, len, per_row)| self.material(|p| p.broadcast_triples(rows, len, per_row)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut masked: Vec<Vec<R>> = Vec::with_capacity(1 + 2 * items.len());
+        if let Some(pairs) = &pairs {
+            masked.push(x.iter().zip(pairs.r.iter()).map(|(x, r)| x.wrapping_sub(r)).collect());
+        }
+        for (&(x, y, ..), t) in items.iter().zip(&triples) {
+            masked.push(x.iter().zip(t.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect());
+            masked.push(y.iter().zip(t.b.iter()).map(|(y, b)| y.wrapping_sub(b)).collect());
+        }
+        let refs: Vec<&[R]> = masked.iter().map(|v| v.as_slice()).collect();
+        let mut opened = self.open_many(&refs)?.into_iter();
         let p0 = self.is_p0();
-        let z = (0..x.len())
-            .map(|i| {
-                let mut z = pairs.r2[i].wrapping_add(&two.wrapping_mul(&e[i]).wrapping_mul(&pairs.r[i]));
-                if p0 {
-                    z = z.wrapping_add(&e[i].wrapping_mul(&e[i]));
-                }
-                z
-            })
-            .collect();
-        Ok(Shares::from_vec(z))
+        let squares = match &pairs {
+            None => Shares::zeros(0),
+            Some(pairs) => {
+                let e = opened.next().expect("e");
+                let two = R::ONE.wrapping_add(&R::ONE);
+                let z = (0..x.len())
+                    .map(|i| {
+                        let z = pairs.r2[i].wrapping_add(&two.wrapping_mul(&e[i]).wrapping_mul(&pairs.r[i]));
+                        if p0 { z.wrapping_add(&e[i].wrapping_mul(&e[i])) } else { z }
+                    })
+                    .collect();
+                Shares::from_vec(z)
+            }
+        };
+        let mut products = Vec::with_capacity(items.len());
+        for (&(_, _, _, len, per_row), t) in items.iter().zip(triples) {
+            let (e, f) = (opened.next().expect("e"), opened.next().expect("f"));
+            let at = |i: usize| if per_row { i / len.max(1) } else { i % len.max(1) };
+            let z = (0..e.len())
+                .map(|i| {
+                    let j = at(i);
+                    let z = t.c[i].wrapping_add(&e[i].wrapping_mul(&t.b[j])).wrapping_add(&t.a[i].wrapping_mul(&f[j]));
+                    if p0 { z.wrapping_add(&e[i].wrapping_mul(&f[j])) } else { z }
+                })
+                .collect();
+            products.push(Shares::from_vec(z));
+        }
+        Ok((squares, products))
     }
 
     /// Fixed-point product of two secret matrices X (m×k) and Y (k×n): one round opening
