@@ -770,8 +770,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 let mut received = Shares::zeros(m * w.k + m * w.n);
                 wire::recv(&mut self.transport, peer, &mut received)?;
                 let (masked, theirs) = received.split_at_mut(m * w.k);
-                ring::add_assign(masked, x);
-                R::gemm_acc(m, w.k, w.n, masked, &w.held, &mut z);
+                owned_product_at_p0(masked, x, m, w, &mut z);
                 ring::add_assign(&mut z, theirs);
                 let c = truncation_opening(&[z], &pairs.r, true);
                 for (i, c) in c.iter().enumerate() {
@@ -783,13 +782,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                     .collect()
             }
             Role::P1 => {
-                if triple.a.len() != m * w.k {
-                    return Err(Error::MaterialMismatch);
-                }
-                let masked: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
-                if !triple.absorbed {
-                    R::gemm_acc(m, w.k, w.n, &triple.a, &w.held, &mut z);
-                }
+                let masked = owned_masked_input(x, m, w, &triple.a)?;
+                owned_input_free_share(m, w, &triple.a, triple.absorbed, &mut z);
                 let mine = truncation_opening(&[z], &pairs.r, false);
                 wire::send(&mut self.transport, peer, &[&masked, &mine])?;
                 wire::recv(&mut self.transport, peer, &mut msb)?;
@@ -816,21 +810,39 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             Role::P0 => {
                 let mut masked = Shares::zeros(m * w.k);
                 wire::recv(&mut self.transport, peer, &mut masked)?;
-                ring::add_assign(&mut masked, x);
-                R::gemm_acc(m, w.k, w.n, &masked, &w.held, &mut z);
+                owned_product_at_p0(&mut masked, x, m, w, &mut z);
             }
             Role::P1 => {
-                if triple.a.len() != m * w.k {
-                    return Err(Error::MaterialMismatch);
-                }
-                let masked: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
+                // Sent first: P0's GEMM then runs beside P1's.
+                let masked = owned_masked_input(x, m, w, &triple.a)?;
                 wire::send(&mut self.transport, peer, &[&masked])?;
-                if !triple.absorbed {
-                    R::gemm_acc(m, w.k, w.n, &triple.a, &w.held, &mut z);
-                }
+                owned_input_free_share(m, w, &triple.a, triple.absorbed, &mut z);
             }
         }
         Ok(z)
+    }
+}
+
+/// P0's share of an owned-weight product X · W: z += (X0 + (X1 - A)) · W, from P1's `masked`
+/// X1 - A (overwritten).
+fn owned_product_at_p0<R: Ring>(masked: &mut [R], x: &[R], m: usize, w: &OwnedMatrix<R>, z: &mut [R]) {
+    ring::add_assign(masked, x);
+    R::gemm_acc(m, w.k, w.n, masked, &w.held, z);
+}
+
+/// P1's masked input of an owned-weight product X · W with its triple's A: X1 - A, for P0.
+fn owned_masked_input<R: Ring>(x: &[R], m: usize, w: &OwnedMatrix<R>, a: &[R]) -> Result<Vec<R>, Error> {
+    if a.len() != m * w.k {
+        return Err(Error::MaterialMismatch);
+    }
+    Ok(x.iter().zip(a).map(|(x, a)| x.wrapping_sub(a)).collect())
+}
+
+/// P1's input-free share of an owned-weight product: z += A · F, unless the offline phase
+/// absorbed it into C.
+fn owned_input_free_share<R: Ring>(m: usize, w: &OwnedMatrix<R>, a: &[R], absorbed: bool, z: &mut [R]) {
+    if !absorbed {
+        R::gemm_acc(m, w.k, w.n, a, &w.held, z);
     }
 }
 
