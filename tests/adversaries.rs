@@ -28,7 +28,8 @@ enum Attack {
     Oversized { at: usize },
     /// Send message `at` twice.
     Duplicate { at: usize },
-    /// Swap messages `at` and `at + 1`.
+    /// Swap the first two messages from `at` on that are sent back to back (no receive between
+    /// them) and differ in length.
     Reorder { at: usize },
     /// Close the connection instead of sending message `at`.
     Disconnect { at: usize },
@@ -41,7 +42,9 @@ struct Malicious<T> {
     inner: Option<T>,
     attack: Attack,
     sent: usize,
+    /// A message held back to be sent after the next one (`Reorder`), and whether that was done.
     held: Option<Vec<u8>>,
+    reordered: bool,
 }
 
 impl<T: Transport> ErrorType for Malicious<T> {
@@ -61,14 +64,23 @@ impl<T: Transport> Transport for Malicious<T> {
                 send(msg)?;
                 send(msg)
             }
-            Attack::Reorder { at } if at == index => {
-                self.held = Some(msg.to_vec());
-                Ok(())
-            }
-            Attack::Reorder { at } if at + 1 == index => {
-                send(msg)?;
-                send(&self.held.take().expect("held message"))
-            }
+            Attack::Reorder { at } if index >= at && !self.reordered => match self.held.take() {
+                Some(held) if held.len() != msg.len() => {
+                    self.reordered = true;
+                    send(msg)?;
+                    send(&held)
+                }
+                Some(held) => {
+                    // The same length: swapping would pass unseen; keep looking.
+                    send(&held)?;
+                    self.held = Some(msg.to_vec());
+                    Ok(())
+                }
+                None => {
+                    self.held = Some(msg.to_vec());
+                    Ok(())
+                }
+            },
             Attack::Disconnect { at } if at == index => {
                 // Dropping the transport closes the TLS connection.
                 self.inner = None;
@@ -83,7 +95,12 @@ impl<T: Transport> Transport for Malicious<T> {
     }
 
     fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), ErrorKind> {
-        self.inner.as_mut().ok_or(ErrorKind::Disconnected)?.recv(from, buf).map_err(|e| e.kind())
+        let inner = self.inner.as_mut().ok_or(ErrorKind::Disconnected)?;
+        // A held message must go before we wait for an answer to it (else both sides wait).
+        if let Some(held) = self.held.take() {
+            inner.send(PartyId::P0, &held).map_err(|e| e.kind())?;
+        }
+        inner.recv(from, buf).map_err(|e| e.kind())
     }
 }
 
@@ -179,7 +196,7 @@ fn malicious_p1(certs: &Path, endpoints: Endpoints, attack: Attack, read_timeout
     loose.max_message = 1 << 32;
     let ctx = connect_party(Role::P1, endpoints, certs, Some(5), loose).map_err(|e| e.to_string())?;
     let PartyContext { role, peer, dealer, rng } = ctx;
-    let peer = Malicious { inner: Some(peer), attack, sent: 0, held: None };
+    let peer = Malicious { inner: Some(peer), attack, sent: 0, held: None, reordered: false };
     let mut ctx = PartyContext { role, peer: Metered::new(peer), dealer, rng };
     private_party(&mut ctx, &job).map(|_| ()).map_err(|e| e.to_string())
 }
