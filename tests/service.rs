@@ -148,7 +148,10 @@ fn a_client_past_max_sessions_is_told_busy_at_once() {
     let (first, ended) = wait_within(first, Duration::from_secs(300));
     assert!(ended && first.status.success(), "{}", text(&first));
     assert_eq!(json_lines(&first.stdout).len(), 40);
-    // The slot is free again.
+    // The slot is free again once the server has ended the session (after making the material
+    // of its pool, which the client that left will not use).
+    let ended = server.lines_until(Duration::from_secs(60), |l| l["event"] == "session");
+    assert!(ended.last().is_some_and(|l| l["event"] == "session"), "{ended:?}");
     let (third, _) = wait_within(client(&model, &certs, &server, &dealer.address, &one), Duration::from_secs(60));
     assert!(third.status.success(), "{}", text(&third));
 }

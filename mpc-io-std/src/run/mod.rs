@@ -213,9 +213,12 @@ impl<'c, T: Transport, D: Transport> PartySession<'c, T, D> {
             observe(index, &report);
             last = Some(report);
             // The answer is out: make the next queries' material while the peer is away (a
-            // no-op without a pool). Both parties do it after every query, the last too: P0
-            // cannot know which is last, and P1's material requests must stay in step with P0's.
-            self.session.prepare_next().map_err(to_error)?;
+            // no-op without a pool). P0 does it after every query (it cannot know which is
+            // last); P1 after every query but its last, which keeps its material requests in
+            // step with P0's for every query that comes, and lets a client go at once.
+            if role == Role::P0 || index + 1 < queries.len() {
+                self.session.prepare_next().map_err(to_error)?;
+            }
         }
         last.ok_or(Error::Malformed("the session ended before any query"))
     }
