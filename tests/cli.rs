@@ -137,7 +137,7 @@ fn the_plots_are_drawn() {
     let eval = file("eval.svg");
     let out = run(&["eval", "--from", saved, "--plot", &eval]);
     assert!(out.status.success(), "{}", stderr(&out));
-    svg(dir.join("eval.svg").as_path(), &["quad+2quad, simulated", "agreement with plaintext"]);
+    svg(dir.join("eval.svg").as_path(), &["quad+2quad, threaded", "agreement with plaintext"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
