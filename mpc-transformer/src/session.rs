@@ -601,14 +601,13 @@ impl<T: Transport, D: Provider> Session<T, D> {
         Ok(())
     }
 
-    /// Drops material made ahead, releasing its masks.
+    /// Drops every queued run (material made ahead, and a failed query's own), releasing its
+    /// masks (nothing to release when nothing was queued).
     fn drop_prepared(&mut self) -> Result<(), SessionError> {
-        if !self.prepared.is_empty() {
-            self.prepared.clear();
-            let pipeline = self.pipeline_mut();
-            let masks = pipeline.abandon_runs();
-            pipeline.live_mut().release_masks(masks)?;
-        }
+        self.prepared.clear();
+        let pipeline = self.pipeline_mut();
+        let masks = pipeline.abandon_runs();
+        pipeline.live_mut().release_masks(masks)?;
         Ok(())
     }
 
@@ -686,10 +685,7 @@ impl<T: Transport, D: Provider> Session<T, D> {
         let finished = match self.pipeline_mut().finish_run() {
             Ok(finished) => finished,
             Err(e) => {
-                self.prepared.clear();
-                let pipeline = self.pipeline_mut();
-                let masks = pipeline.abandon_runs();
-                pipeline.live_mut().release_masks(masks)?;
+                self.drop_prepared()?;
                 return Err(e.into());
             }
         };
