@@ -76,8 +76,9 @@
 //! assert!((opened[0] + 3.0).abs() < 1e-4 && (opened[1] - 2.0).abs() < 1e-4);
 //! ```
 #![no_std]
-// The only `unsafe` of the workspace lives in `gemm::x86` (calls of `#[target_feature]` kernels
-// after runtime detection); every other module is checked by this deny.
+// The only `unsafe` of the workspace lives in the SIMD kernel modules `gemm::x86` (calls of
+// `#[target_feature]` kernels after runtime detection) and `gemm::amx` (AMX tile instructions as
+// inline assembly); every other module is checked by this deny.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "alloc")]

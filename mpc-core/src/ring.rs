@@ -72,6 +72,28 @@ pub trait Ring:
     fn gemm_acc(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self]) {
         crate::gemm::portable::gemm_acc(m, k, n, a, b, c);
     }
+
+    /// Packs `b` (k×n) for many products with [`Ring::gemm_acc_packed`], when this ring's kernel
+    /// has a packed form on this CPU (`u64` on AMX); `None` otherwise.
+    fn pack_rhs(k: usize, n: usize, b: &[Self]) -> Option<crate::gemm::PackedRhs> {
+        let _ = (k, n, b);
+        None
+    }
+
+    /// `c += a · b` like [`Ring::gemm_acc`], from `packed` (made by [`Ring::pack_rhs`] from this
+    /// same `b`) when given.
+    fn gemm_acc_packed(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        b: &[Self],
+        packed: Option<&crate::gemm::PackedRhs>,
+        c: &mut [Self],
+    ) {
+        let _ = packed;
+        Self::gemm_acc(m, k, n, a, b, c);
+    }
 }
 
 macro_rules! impl_ring {
@@ -79,6 +101,20 @@ macro_rules! impl_ring {
         impl_ring!($t, $signed, {
             fn gemm_acc(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self]) {
                 crate::gemm::gemm_acc_u64(m, k, n, a, b, c);
+            }
+            fn pack_rhs(k: usize, n: usize, b: &[Self]) -> Option<crate::gemm::PackedRhs> {
+                crate::gemm::pack_rhs_u64(k, n, b)
+            }
+            fn gemm_acc_packed(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: &[Self],
+                b: &[Self],
+                packed: Option<&crate::gemm::PackedRhs>,
+                c: &mut [Self],
+            ) {
+                crate::gemm::gemm_acc_packed_u64(m, k, n, a, b, packed, c);
             }
         });
     };

@@ -4,8 +4,13 @@
 //! have float kernels), so this module carries its own: a GotoBLAS-style blocked GEMM whose
 //! register-tiled micro-kernel is plain safe Rust. The compiler vectorises it; under `std` the
 //! same code is also compiled for AVX-512 (native 64-bit `vpmullq`) and AVX2, and the widest
-//! one the CPU supports is picked at run time ([`kernel_name`] tells which).
+//! one the CPU supports is picked at run time ([`kernel_name`] tells which). On CPUs with
+//! AMX-INT8, products of more than a few rows run as byte-limb products on tile registers, and a
+//! right-hand operand used again and again (a model's weights) can be packed once
+//! ([`PackedRhs`]): narrow values such as fixed-point weights then need fewer limbs.
 
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod amx;
 pub mod portable;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod x86;
@@ -39,7 +44,139 @@ pub fn gemm_naive<R: Ring>(m: usize, k: usize, n: usize, a: &[R], b: &[R], c: &m
     }
 }
 
-/// The u64 kernel selected for this CPU: `"avx512"`, `"avx2"` or `"portable"`.
+/// A right-hand operand B (k × n) packed for this CPU's fastest u64 kernel, made once by
+/// [`Ring::pack_rhs`] for a matrix used in many products (a model's weights). Its values are cut
+/// into as few byte limbs as they need. Only built where the kernel has a packed form (AMX).
+pub struct PackedRhs {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    inner: amx::PackedRhs,
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    _never: core::convert::Infallible,
+}
+
+impl core::fmt::Debug for PackedRhs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            self.inner.fmt(f)
+        }
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        {
+            match self._never {}
+        }
+    }
+}
+
+impl PackedRhs {
+    /// Whether this packing is of a k × n operand.
+    pub fn has_shape(&self, k: usize, n: usize) -> bool {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        {
+            self.inner.rows() == k && self.inner.cols() == n
+        }
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        {
+            let _ = (k, n);
+            match self._never {}
+        }
+    }
+}
+
+/// A right-hand matrix B (k × n) kept for many products `A · B` (a model's weights, a weight
+/// mask): packed once for this CPU's kernel where it has a packed form, which then replaces the
+/// plain values (no second copy in memory), plain otherwise.
+#[cfg(feature = "alloc")]
+pub struct RightOperand<R: Ring> {
+    k: usize,
+    n: usize,
+    /// B, or nothing when `packed` holds it.
+    plain: crate::share::Shares<R>,
+    packed: Option<PackedRhs>,
+}
+
+#[cfg(feature = "alloc")]
+impl<R: Ring> RightOperand<R> {
+    /// Keeps `b` (k × n, row-major) for products.
+    ///
+    /// # Panics
+    /// If `b` does not hold k × n values.
+    pub fn new(k: usize, n: usize, b: crate::share::Shares<R>) -> Self {
+        assert_eq!(b.len(), k * n, "right operand of {k} x {n}");
+        match R::pack_rhs(k, n, &b) {
+            // `b` is dropped (and zeroed) here: the packing holds it.
+            Some(packed) => RightOperand { k, n, plain: crate::share::Shares::zeros(0), packed: Some(packed) },
+            None => RightOperand { k, n, plain: b, packed: None },
+        }
+    }
+
+    /// Rows of B.
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B.
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+
+    /// Whether B is held packed for this CPU's kernel.
+    pub fn is_packed(&self) -> bool {
+        self.packed.is_some()
+    }
+
+    /// `c += a · B` for row-major `a` (m × k) and `c` (m × n), wrapping.
+    ///
+    /// # Panics
+    /// If `a` or `c` is shorter than its dimensions require.
+    pub fn gemm_acc(&self, m: usize, a: &[R], c: &mut [R]) {
+        R::gemm_acc_packed(m, self.k, self.n, a, &self.plain, self.packed.as_ref(), c);
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<R: Ring> core::fmt::Debug for RightOperand<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "RightOperand({}x{}, packed: {})", self.k, self.n, self.is_packed())
+    }
+}
+
+/// Packs u64 `b` (k × n) for repeated products, when this CPU's kernel has a packed form.
+pub(crate) fn pack_rhs_u64(k: usize, n: usize, b: &[u64]) -> Option<PackedRhs> {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        if b.len() < k * n {
+            return None;
+        }
+        x86::pack_rhs(k, n, b).map(|inner| PackedRhs { inner })
+    }
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    {
+        let _ = (k, n, b);
+        None
+    }
+}
+
+/// `c += a · b` for u64, from `packed` (B packed by [`pack_rhs_u64`]) when it is given and of
+/// b's shape, on [`threads`] threads; from the plain `b` otherwise.
+pub(crate) fn gemm_acc_packed_u64(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[u64],
+    b: &[u64],
+    packed: Option<&PackedRhs>,
+    c: &mut [u64],
+) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if let Some(packed) = packed.filter(|p| p.has_shape(k, n)) {
+        assert!(a.len() >= m * k && c.len() >= m * n, "gemm operand too short");
+        return in_bands(threads(), m, k, n, a, c, |rows, a, c| x86::gemm_acc_packed(rows, a, &packed.inner, c));
+    }
+    let _ = packed;
+    gemm_acc_u64(m, k, n, a, b, c)
+}
+
+/// The u64 kernel selected for this CPU: `"amx-int8"`, `"avx512"`, `"avx2"` or `"portable"`.
 pub fn kernel_name() -> &'static str {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     {
@@ -109,20 +246,38 @@ pub fn threads() -> usize {
 /// thread.
 #[cfg(feature = "std")]
 pub fn gemm_acc_u64_on(threads: usize, m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
+    assert!(a.len() >= m * k && c.len() >= m * n, "gemm operand too short");
+    in_bands(threads, m, k, n, a, c, |rows, a, c| single_thread_u64(rows, k, n, a, b, c));
+}
+
+/// Runs `product(rows, a_band, c_band)` on bands of the rows of `a` (m × k) and `c` (m × n), one
+/// per thread (up to `threads`; the last on the calling thread), or once on all rows when the
+/// product is too small to pay for threads.
+#[cfg(feature = "std")]
+fn in_bands(
+    threads: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[u64],
+    c: &mut [u64],
+    product: impl Fn(usize, &[u64], &mut [u64]) + Sync,
+) {
     let threads = threads.min(m.div_ceil(4)).max(1);
     if threads == 1 || m * k * n < MIN_PARALLEL_MACS {
-        return single_thread_u64(m, k, n, a, b, c);
+        return product(m, a, c);
     }
     // Bands of whole 4-row register tiles, as even as possible.
     let band = m.div_ceil(threads).next_multiple_of(4);
+    let product = &product;
     std::thread::scope(|scope| {
         let mut rows = c[..m * n].chunks_mut(band * n).zip(a[..m * k].chunks(band * k)).peekable();
         while let Some((c_band, a_band)) = rows.next() {
             let band_rows = c_band.len() / n.max(1);
             if rows.peek().is_some() {
-                scope.spawn(move || single_thread_u64(band_rows, k, n, a_band, b, c_band));
+                scope.spawn(move || product(band_rows, a_band, c_band));
             } else {
-                single_thread_u64(band_rows, k, n, a_band, b, c_band);
+                product(band_rows, a_band, c_band);
             }
         }
     });
@@ -229,6 +384,47 @@ mod tests {
                 assert_eq!(fast, naive, "{kernel:?}, {m}x{k}·{k}x{n}");
             }
         }
+    }
+
+    /// Products from a packed B (on CPUs with a packed form; the plain kernel elsewhere) against
+    /// the naive loop: B of narrow values (owner weights: few signed limbs, at the edges of each
+    /// limb count) and of full-width values, k beyond one int32 accumulation block.
+    #[test]
+    fn packed_products_match_the_naive_loop() {
+        let narrow = |bound: i64| move |x: u64| ((x % (2 * bound as u64 + 1)) as i64 - bound) as u64;
+        let widths: [(&str, &dyn Fn(u64) -> u64); 5] = [
+            ("±2^17", &narrow(1 << 17)),
+            ("±(2^22 - 1)", &narrow((1 << 22) - 1)),
+            ("±2^22", &narrow(1 << 22)),
+            ("±2^40", &narrow(1 << 40)),
+            ("full", &|x| x),
+        ];
+        let mut shapes = ODD_SHAPES.to_vec();
+        shapes.extend([(33, 2100, 70), (128, 64, 96), (17, 1025, 33)]);
+        for (name, width) in widths {
+            for &(m, k, n) in &shapes {
+                let (a, b, c0) = matrices::<u64>(m, k, n, (m * 7 + k * 3 + n) as u64);
+                let b: Vec<u64> = b.into_iter().map(width).collect();
+                let packed = u64::pack_rhs(k, n, &b);
+                let mut fast = c0.clone();
+                let mut naive = c0;
+                u64::gemm_acc_packed(m, k, n, &a, &b, packed.as_ref(), &mut fast);
+                gemm_naive(m, k, n, &a, &b, &mut naive);
+                assert_eq!(fast, naive, "B {name}, {m}x{k}·{k}x{n}, packed: {packed:?}");
+            }
+        }
+    }
+
+    /// A packing of another shape is not used (the plain B is).
+    #[test]
+    fn a_packing_of_another_shape_is_ignored() {
+        let (a, b, c0) = matrices::<u64>(40, 30, 20, 9);
+        let other = u64::pack_rhs(20, 30, &b);
+        let mut fast = c0.clone();
+        let mut naive = c0;
+        u64::gemm_acc_packed(40, 30, 20, &a, &b, other.as_ref(), &mut fast);
+        gemm_naive(40, 30, 20, &a, &b, &mut naive);
+        assert_eq!(fast, naive);
     }
 
     proptest! {

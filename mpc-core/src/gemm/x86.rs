@@ -2,7 +2,7 @@
 //! 64-bit `vpmullq` on 512-bit vectors, which the vectoriser does not choose by itself), and the
 //! portable tile compiled for AVX2.
 //!
-//! This is the workspace's only `unsafe`: calls of `#[target_feature]` functions from code that
+//! With [`super::amx`], this is the workspace's only `unsafe`: calls of `#[target_feature]` functions from code that
 //! was not compiled with those features (each behind a runtime check), and the vector loads and
 //! stores of the AVX-512 tile (each within a slice whose length is checked first).
 #![allow(unsafe_code)]
@@ -15,6 +15,7 @@ use super::portable::{self, MR, NR, Tile};
 /// The instruction sets the u64 GEMM can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kernel {
+    Amx,
     Avx512,
     Avx2,
     Portable,
@@ -23,6 +24,7 @@ pub(crate) enum Kernel {
 impl Kernel {
     pub(crate) fn name(self) -> &'static str {
         match self {
+            Kernel::Amx => "amx-int8",
             Kernel::Avx512 => "avx512",
             Kernel::Avx2 => "avx2",
             Kernel::Portable => "portable",
@@ -34,6 +36,8 @@ impl Kernel {
     /// Whether this CPU runs the kernel.
     fn available(self) -> bool {
         match self {
+            // Its products of few rows, and the packing, run on the AVX-512 kernel.
+            Kernel::Amx => Kernel::Avx512.available() && super::amx::available(),
             Kernel::Avx512 => {
                 std::is_x86_feature_detected!("avx512f")
                     && std::is_x86_feature_detected!("avx512dq")
@@ -47,7 +51,7 @@ impl Kernel {
 
 /// Every kernel this CPU runs, widest first (for tests that check each one).
 pub(crate) fn supported() -> Vec<Kernel> {
-    [Kernel::Avx512, Kernel::Avx2, Kernel::Portable].into_iter().filter(|k| k.available()).collect()
+    [Kernel::Amx, Kernel::Avx512, Kernel::Avx2, Kernel::Portable].into_iter().filter(|k| k.available()).collect()
 }
 
 /// The widest kernel this CPU runs, detected once.
@@ -56,8 +60,26 @@ pub(crate) fn selected() -> Kernel {
     *SELECTED.get_or_init(|| supported()[0])
 }
 
+/// Products with fewer rows than this skip AMX when B is not packed ahead: packing B costs
+/// about what a product of this many rows does.
+const AMX_MIN_ROWS: usize = 16;
+
 pub(crate) fn gemm_acc_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
-    gemm_acc_with(selected(), m, k, n, a, b, c);
+    let kernel = match selected() {
+        Kernel::Amx if m < AMX_MIN_ROWS => Kernel::Avx512,
+        kernel => kernel,
+    };
+    gemm_acc_with(kernel, m, k, n, a, b, c);
+}
+
+/// B packed for the AMX kernel, when this CPU runs it.
+pub(crate) fn pack_rhs(k: usize, n: usize, b: &[u64]) -> Option<super::amx::PackedRhs> {
+    (selected() == Kernel::Amx).then(|| super::amx::PackedRhs::new(k, n, b))
+}
+
+/// `c += a · b` from B packed by [`pack_rhs`].
+pub(crate) fn gemm_acc_packed(m: usize, a: &[u64], b: &super::amx::PackedRhs, c: &mut [u64]) {
+    super::amx::gemm_acc_packed(m, a, b, c);
 }
 
 /// `c += a · b` with `kernel`; `false`, and nothing computed, when this CPU cannot run it.
@@ -66,6 +88,7 @@ pub(crate) fn gemm_acc_with(kernel: Kernel, m: usize, k: usize, n: usize, a: &[u
         return false;
     }
     match kernel {
+        Kernel::Amx => super::amx::gemm_acc(m, k, n, a, b, c),
         // SAFETY: Avx512 is either `selected()`, which picks it only after detecting avx512f,
         // avx512dq and avx512vl, or was just checked by `available()` for the same features,
         // exactly those `gemm_avx512` is compiled for.

@@ -11,6 +11,7 @@ use heapless::Vec as Parts2;
 
 use super::{MaskId, Material, Request};
 use crate::error::Error;
+use crate::gemm::RightOperand;
 use crate::ring::{self, Ring};
 use crate::share::{Prg, Seed, Shares, streams};
 use crate::transport::Role;
@@ -461,7 +462,7 @@ impl MaskIds {
 pub(crate) struct DealerState<R: Ring> {
     keys: [RequestKeys; 2],
     /// Every live mask B in the clear, by identity: (rows, columns, owned by P0, B).
-    masks: alloc::collections::BTreeMap<MaskId, (usize, usize, bool, Shares<R>)>,
+    masks: alloc::collections::BTreeMap<MaskId, (usize, usize, bool, RightOperand<R>)>,
     /// The identity the next mask gets (identities keep counting across releases, as the
     /// parties' [`MaskIds`] do).
     next_mask: MaskIds,
@@ -500,7 +501,7 @@ impl<R: Ring> DealerState<R> {
         let mut released = self.masks.split_off(&masks.start);
         let mut kept = released.split_off(&masks.end);
         self.masks.append(&mut kept);
-        self.mask_elements -= released.values().map(|m| m.3.len()).sum::<usize>();
+        self.mask_elements -= released.values().map(|m| m.0 * m.1).sum::<usize>();
     }
 
     /// Masks held.
@@ -563,12 +564,12 @@ impl<R: Ring> DealerState<R> {
                 let b = secret.pop().expect("mask part");
                 let id = self.next_mask.assign(request);
                 self.mask_elements += b.len();
-                self.masks.insert(id, (k, n, matches!(request, Request::OwnedMask { .. }), b));
+                self.masks.insert(id, (k, n, matches!(request, Request::OwnedMask { .. }), RightOperand::new(k, n, b)));
             }
-            Request::MatmulTriple { m, k, n, mask } | Request::OwnedTriple { m, k, n, mask } => {
+            Request::MatmulTriple { m, n, mask, .. } | Request::OwnedTriple { m, n, mask, .. } => {
                 let b = &self.masks.get(&mask).ok_or(Error::MaterialMismatch)?.3;
                 let mut c = Shares::zeros(m * n);
-                R::gemm_acc(m, k, n, &secret[0], b, &mut c);
+                b.gemm_acc(m, &secret[0], &mut c);
                 p0.correlated[0] = c;
             }
             Request::Broadcast { len, per_row, .. } => {

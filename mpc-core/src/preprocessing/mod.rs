@@ -274,7 +274,7 @@ pub trait Preprocessing<R: Ring> {
     /// Told the opened mask F = W - B of a loaded weight (public to this party), so that a
     /// provider making material ahead can fold the input-free product A · F into that mask's
     /// triples ([`MatmulTriple::absorbed`]). Providers that make nothing ahead ignore it.
-    fn opened_mask(&mut self, _mask: MaskId, _k: usize, _n: usize, _f: alloc::sync::Arc<Shares<R>>) {}
+    fn opened_mask(&mut self, _mask: MaskId, _f: alloc::sync::Arc<crate::gemm::RightOperand<R>>) {}
 
     /// Whether material was made on demand, while a program ran, since the last call. Both
     /// parties' pipelines refill at the same request (same plan, budget and chunk), and the
@@ -295,8 +295,8 @@ impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
     fn materials(&mut self, requests: &[Request]) -> Result<Vec<Material<R>>, Error> {
         P::materials(self, requests)
     }
-    fn opened_mask(&mut self, mask: MaskId, k: usize, n: usize, f: alloc::sync::Arc<Shares<R>>) {
-        P::opened_mask(self, mask, k, n, f)
+    fn opened_mask(&mut self, mask: MaskId, f: alloc::sync::Arc<crate::gemm::RightOperand<R>>) {
+        P::opened_mask(self, mask, f)
     }
     fn refilled(&mut self) -> bool {
         P::refilled(self)

@@ -9,8 +9,8 @@ use core::ops::Range;
 use super::deal;
 use super::{MaskId, Material, Preprocessing, Request};
 use crate::error::Error;
+use crate::gemm::RightOperand;
 use crate::ring::Ring;
-use crate::share::Shares;
 use crate::transport::Role;
 
 /// A queue of material made in the offline phase and consumed, in order, in the online phase.
@@ -214,8 +214,8 @@ pub struct Pipeline<P, R: Ring> {
     stored_elements: usize,
     budget: usize,
     chunk: usize,
-    /// The opened F of each registered weight mask: (rows, columns, F).
-    opened: BTreeMap<MaskId, (usize, usize, Arc<Shares<R>>)>,
+    /// The opened F of each registered weight mask.
+    opened: BTreeMap<MaskId, Arc<RightOperand<R>>>,
     clock: Option<Clock>,
     /// An on-demand refill whose meeting with the peer is pending: its start (clock reading).
     refill_started: Option<u64>,
@@ -430,9 +430,9 @@ impl<P: Preprocessing<R>, R: Ring> Pipeline<P, R> {
                 }
             };
             if let Material::MatmulTriple(t) | Material::OwnedTriple(t) = &mut material
-                && let Some((k, n, f)) = self.opened.get(&t.mask)
+                && let Some(f) = self.opened.get(&t.mask)
             {
-                crate::protocol::absorb(t, *k, *n, f)?;
+                crate::protocol::absorb(t, f)?;
             }
             self.store.queue.push_back((request, material));
         }
@@ -486,8 +486,8 @@ impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
         Ok(material)
     }
 
-    fn opened_mask(&mut self, mask: MaskId, k: usize, n: usize, f: Arc<Shares<R>>) {
-        self.opened.insert(mask, (k, n, f));
+    fn opened_mask(&mut self, mask: MaskId, f: Arc<RightOperand<R>>) {
+        self.opened.insert(mask, f);
     }
 
     fn refilled(&mut self) -> bool {

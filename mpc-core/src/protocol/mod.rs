@@ -38,6 +38,7 @@ use rand_core::CryptoRng;
 
 use crate::error::Error;
 use crate::fixed::FixedPoint;
+use crate::gemm::RightOperand;
 use crate::preprocessing::{MaskId, Preprocessing, PreprocessingExt};
 use crate::ring::{self, Ring};
 use crate::share::{Seed, Shares, ZeroSharing};
@@ -96,9 +97,9 @@ pub struct PreparedMatrix<R: Ring> {
     k: usize,
     n: usize,
     /// The public F = W - B (shared with the provider, for the input-free products).
-    f: Arc<Shares<R>>,
+    f: Arc<RightOperand<R>>,
     /// This party's share of B, plus F at P0: the right operand of E · (B + F).
-    b_eff: Shares<R>,
+    b_eff: RightOperand<R>,
 }
 
 impl<R: Ring> PreparedMatrix<R> {
@@ -107,7 +108,7 @@ impl<R: Ring> PreparedMatrix<R> {
         self.mask
     }
     /// The opened F = W - B: with a triple's A, the product A · F needs no input.
-    pub fn opened(&self) -> &Arc<Shares<R>> {
+    pub fn opened(&self) -> &Arc<RightOperand<R>> {
         &self.f
     }
     /// Rows of W.
@@ -132,8 +133,9 @@ pub struct OwnedMatrix<R: Ring> {
     mask: MaskId,
     k: usize,
     n: usize,
-    /// P0: W; P1: F = W - B (public to P1, which multiplies it by its A offline).
-    held: Arc<Shares<R>>,
+    /// P0: W (packed, where the CPU's kernel has a packed form: owner weights need few byte
+    /// limbs); P1: F = W - B (public to P1, which multiplies it by its A offline).
+    held: Arc<RightOperand<R>>,
 }
 
 impl<R: Ring> OwnedMatrix<R> {
@@ -142,7 +144,7 @@ impl<R: Ring> OwnedMatrix<R> {
         self.mask
     }
     /// At P1, F = W - B, whose product with a triple's A needs no input; `None` at P0.
-    pub fn opened(&self, role: Role) -> Option<&Arc<Shares<R>>> {
+    pub fn opened(&self, role: Role) -> Option<&Arc<RightOperand<R>>> {
         (role == Role::P1).then_some(&self.held)
     }
     /// Rows of W.
@@ -674,7 +676,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             .collect();
         // The provider may fold A · F into this matrix's triples as it makes them.
         for w in &prepared {
-            self.preprocessing.opened_mask(w.mask, w.k, w.n, w.f.clone());
+            self.preprocessing.opened_mask(w.mask, w.f.clone());
         }
         Ok(prepared)
     }
@@ -684,7 +686,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if self.is_p0() {
             ring::add_assign(&mut b_eff, &f);
         }
-        PreparedMatrix { mask, k, n, f: Arc::new(Shares::from_vec(f)), b_eff }
+        let f = Arc::new(RightOperand::new(k, n, Shares::from_vec(f)));
+        PreparedMatrix { mask, k, n, f, b_eff: RightOperand::new(k, n, b_eff) }
     }
 
     /// Fixed-point product X (m×k, secret) · W (prepared): one round opening X - A only.
@@ -707,9 +710,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// Z = C + E · (B + [P0] F) + A · F, the share of X · W given E = X - A and F = W - B.
     fn combine(&self, e: &[R], a: &[R], c: Shares<R>, absorbed: bool, w: &PreparedMatrix<R>, m: usize) -> Shares<R> {
         let mut z = c;
-        R::gemm_acc(m, w.k, w.n, e, &w.b_eff, &mut z);
+        w.b_eff.gemm_acc(m, e, &mut z);
         if !absorbed {
-            R::gemm_acc(m, w.k, w.n, a, &w.f, &mut z);
+            w.f.gemm_acc(m, a, &mut z);
         }
         z
     }
@@ -726,18 +729,20 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             (Role::P0, Some(w)) if w.len() == k * n && mask.b.len() == k * n => {
                 let f: Vec<R> = w.iter().zip(mask.b.iter()).map(|(w, b)| w.wrapping_sub(b)).collect();
                 wire::send(&mut self.transport, peer, &[&f])?;
-                Arc::new(Shares::from_vec(w.to_vec()))
+                Shares::from_vec(w.to_vec())
             }
             (Role::P1, None) => {
                 let mut f = Shares::zeros(k * n);
                 wire::recv(&mut self.transport, peer, &mut f)?;
-                let f = Arc::new(f);
-                // The provider may fold A · F into this matrix's triples as it makes them.
-                self.preprocessing.opened_mask(mask.id, k, n, f.clone());
                 f
             }
             _ => return Err(Error::ShapeMismatch),
         };
+        let held = Arc::new(RightOperand::new(k, n, held));
+        if self.role == Role::P1 {
+            // The provider may fold A · F into this matrix's triples as it makes them.
+            self.preprocessing.opened_mask(mask.id, held.clone());
+        }
         Ok(OwnedMatrix { mask: mask.id, k, n, held })
     }
 
@@ -827,7 +832,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 /// X1 - A (overwritten).
 fn owned_product_at_p0<R: Ring>(masked: &mut [R], x: &[R], m: usize, w: &OwnedMatrix<R>, z: &mut [R]) {
     ring::add_assign(masked, x);
-    R::gemm_acc(m, w.k, w.n, masked, &w.held, z);
+    w.held.gemm_acc(m, masked, z);
 }
 
 /// P1's masked input of an owned-weight product X · W with its triple's A: X1 - A, for P0.
@@ -842,26 +847,22 @@ fn owned_masked_input<R: Ring>(x: &[R], m: usize, w: &OwnedMatrix<R>, a: &[R]) -
 /// absorbed it into C.
 fn owned_input_free_share<R: Ring>(m: usize, w: &OwnedMatrix<R>, a: &[R], absorbed: bool, z: &mut [R]) {
     if !absorbed {
-        R::gemm_acc(m, w.k, w.n, a, &w.held, z);
+        w.held.gemm_acc(m, a, z);
     }
 }
 
 /// Moves the input-free part of a matmul triple's product into its C, in the offline phase:
-/// C += A · F, where F (`k × n`) is the opened mask of the prepared (or, at P1, owned) matrix the
-/// triple belongs to. The online product then runs one GEMM per party instead of two.
-pub fn absorb<R: Ring>(
-    triple: &mut crate::preprocessing::MatmulTriple<R>,
-    k: usize,
-    n: usize,
-    f: &[R],
-) -> Result<(), Error> {
+/// C += A · F, where F is the opened mask of the prepared (or, at P1, owned) matrix the triple
+/// belongs to. The online product then runs one GEMM per party instead of two.
+pub fn absorb<R: Ring>(triple: &mut crate::preprocessing::MatmulTriple<R>, f: &RightOperand<R>) -> Result<(), Error> {
     if triple.absorbed || triple.a.is_empty() {
         return Ok(());
     }
-    if triple.a.len() != triple.m * k || f.len() != k * n || triple.c.len() != triple.m * n {
+    let (k, n) = (f.rows(), f.cols());
+    if triple.a.len() != triple.m * k || triple.c.len() != triple.m * n {
         return Err(Error::MaterialMismatch);
     }
-    R::gemm_acc(triple.m, k, n, &triple.a, f, &mut triple.c);
+    f.gemm_acc(triple.m, &triple.a, &mut triple.c);
     triple.absorbed = true;
     Ok(())
 }

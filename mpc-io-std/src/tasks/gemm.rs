@@ -26,6 +26,15 @@ pub struct GemmReport {
     pub u64_gmacs_threads: f64,
     /// `u64_gmacs_threads / u64_gmacs`.
     pub thread_speedup: f64,
+    /// u64 multiply-accumulates per second on one thread with B packed once ahead
+    /// ([`mpc_core::ring::Ring::pack_rhs`], as a model's weights are), full-width values, in billions;
+    /// the plain kernel's rate where the CPU has no packed form.
+    pub u64_packed_gmacs: f64,
+    /// As `u64_packed_gmacs` with B of owner-weight width (|w| < 2^17: 16-bit fixed-point
+    /// weights below 2 in magnitude), which the packed form holds in fewer byte limbs.
+    pub u64_narrow_gmacs: f64,
+    /// `u64_narrow_gmacs / f64_gmacs`: the rate of the owner-weight products.
+    pub narrow_ratio: f64,
 }
 
 /// The shapes of BERT-base's linear layers at 128 tokens.
@@ -62,6 +71,16 @@ pub fn measure(m: usize, k: usize, n: usize, min_seconds: f64, threads: usize) -
     };
     let t_u64 = u64_on(1);
     let t_threads = u64_on(threads);
+    let mut packed_time = |b: &[u64]| {
+        let packed = <u64 as mpc_core::ring::Ring>::pack_rhs(k, n, b);
+        best_time(min_seconds, || {
+            c.fill(0);
+            <u64 as mpc_core::ring::Ring>::gemm_acc_packed(m, k, n, &a, b, packed.as_ref(), &mut c)
+        })
+    };
+    let t_packed = packed_time(&b);
+    let narrow: Vec<u64> = b.iter().map(|&x| ((x >> 46) as i64 - (1 << 17)) as u64).collect();
+    let t_narrow = packed_time(&narrow);
     std::hint::black_box(&c);
 
     let af: Vec<f64> = a.iter().map(|&x| (x >> 40) as f64).collect();
@@ -81,6 +100,9 @@ pub fn measure(m: usize, k: usize, n: usize, min_seconds: f64, threads: usize) -
         threads,
         u64_gmacs_threads: macs / t_threads / 1e9,
         thread_speedup: t_u64 / t_threads,
+        u64_packed_gmacs: macs / t_packed / 1e9,
+        u64_narrow_gmacs: macs / t_narrow / 1e9,
+        narrow_ratio: macs / t_narrow / 1e9 / f64_gmacs,
     }
 }
 

@@ -190,8 +190,8 @@ pub fn accuracy(r: &AccuracyRow, as_json: bool) {
 
 pub fn gemm_header() {
     println!(
-        "{:<20} {:>10} {:>10} {:>7}  {:<8} {:>14} {:>8}",
-        "shape", "u64 Gmac/s", "f64 Gmac/s", "ratio", "kernel", "u64, threads", "speedup"
+        "{:<20} {:>10} {:>10} {:>7}  {:<8} {:>14} {:>8} {:>10} {:>10}",
+        "shape", "u64 Gmac/s", "f64 Gmac/s", "ratio", "kernel", "u64, threads", "speedup", "packed B", "narrow B"
     );
 }
 
@@ -200,8 +200,17 @@ pub fn gemm(r: &GemmReport, as_json: bool) {
         return json(r);
     }
     println!(
-        "{:<20} {:>10.2} {:>10.2} {:>7.2}  {:<8} {:>9.2} ({:>2}) {:>7.2}x",
-        r.shape, r.u64_gmacs, r.f64_gmacs, r.ratio, r.kernel, r.u64_gmacs_threads, r.threads, r.thread_speedup
+        "{:<20} {:>10.2} {:>10.2} {:>7.2}  {:<8} {:>9.2} ({:>2}) {:>7.2}x {:>10.2} {:>10.2}",
+        r.shape,
+        r.u64_gmacs,
+        r.f64_gmacs,
+        r.ratio,
+        r.kernel,
+        r.u64_gmacs_threads,
+        r.threads,
+        r.thread_speedup,
+        r.u64_packed_gmacs,
+        r.u64_narrow_gmacs
     );
 }
 

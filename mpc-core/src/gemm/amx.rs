@@ -1,0 +1,526 @@
+//! AMX-INT8 kernel: wrapping u64 products from byte-limb products on tile registers.
+//!
+//! A u64 is eight unsigned bytes, `a = Σ a_i 2^(8i)`; a product modulo 2^64 only needs the limb
+//! products with `i + j < 8`: `a·b = Σ_s 2^(8s) Σ_(i+j=s) a_i b_j`. Each `Σ_p a_i[p] b_j[p]` is a
+//! byte GEMM that AMX's `TDPBUUD` (or `TDPBUSD` for signed limbs) accumulates exactly in int32
+//! tiles: 16×64 bytes of A times 64×16 bytes of B in one instruction, 16K byte products. A full
+//! u64 operand costs 36 limb products; a narrow one (owner weights, |w| < 2^23, three signed
+//! digits) 21, which is why weights that are used again are packed once ([`PackedRhs`]).
+//!
+//! Exactness: per shift `s` at most four limb pairs matter for the low 32 bits (s ≤ 3; above,
+//! only the sum's low 32 bits reach the result, and int32 arithmetic keeps those), each
+//! `KC · 255 · 255` at most, so a block of `KC = 1024` steps stays below 2^31 in every case.
+//!
+//! Like [`super::x86`], this module holds `unsafe`: the tile instructions are inline assembly
+//! (Rust has no stable AMX intrinsics), each on pointers into buffers sized for the tile.
+#![allow(unsafe_code)]
+
+use std::arch::asm;
+use std::sync::OnceLock;
+use std::vec;
+use std::vec::Vec;
+
+use zeroize::Zeroizing;
+
+/// Rows of a tile (and rows of A per tile).
+const TILE_ROWS: usize = 16;
+/// Bytes of a tile row: 64 k-steps of A, or 16 columns × 4 k-steps of B.
+const TILE_BYTES: usize = 64;
+/// Columns of C per tile (int32).
+const TILE_COLS: usize = 16;
+/// Steps of k per tile product.
+const TILE_K: usize = 64;
+/// Rows and columns of C per block of four accumulator tiles (2 × 2).
+const BLOCK: usize = 32;
+/// Steps of k accumulated in int32 before the tiles are folded into u64 (exactness, above).
+const KC: usize = 4096;
+
+/// Whether this CPU and OS run the kernel: AVX-512F, AMX-TILE and AMX-INT8 in CPUID, and the kernel's
+/// permission to use the tile state (Linux's `arch_prctl(ARCH_REQ_XCOMP_PERM)`), asked once.
+pub(crate) fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    // AVX-512F too, which the folding of the tiles is compiled for (every AMX CPU has it).
+    *AVAILABLE
+        .get_or_init(|| std::is_x86_feature_detected!("avx512f") && cpu_has_amx_int8() && request_tile_permission())
+}
+
+fn cpu_has_amx_int8() -> bool {
+    use std::arch::x86_64::__cpuid_count;
+    // Leaf 7 exists on every CPU with AVX-512, the only ones that can have AMX; the maximum leaf
+    // is checked first all the same.
+    if __cpuid_count(0, 0).eax < 7 {
+        return false;
+    }
+    let edx = __cpuid_count(7, 0).edx;
+    let amx_tile = edx & (1 << 24) != 0;
+    let amx_int8 = edx & (1 << 25) != 0;
+    amx_tile && amx_int8
+}
+
+/// Asks Linux for the AMX tile data state (XFEATURE_XTILEDATA); `true` when granted. The
+/// permission is per process and covers threads started later.
+#[cfg(target_os = "linux")]
+fn request_tile_permission() -> bool {
+    const SYS_ARCH_PRCTL: i64 = 158;
+    const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+    const XFEATURE_XTILEDATA: i64 = 18;
+    let ret: i64;
+    // SAFETY: the arch_prctl system call with these arguments only changes the process's
+    // permitted extended state; it reads and writes no user memory. `syscall` clobbers rcx and
+    // r11, declared here.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") SYS_ARCH_PRCTL => ret,
+            in("rdi") ARCH_REQ_XCOMP_PERM,
+            in("rsi") XFEATURE_XTILEDATA,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret == 0
+}
+
+/// Other systems: no known way to ask for the tile state, so the kernel is not used.
+#[cfg(not(target_os = "linux"))]
+fn request_tile_permission() -> bool {
+    false
+}
+
+/// One cache line: packed operands are vectors of lines, so that every tile row starts on a
+/// line boundary (an unaligned tile load splits each row over two lines and runs at a third of
+/// the speed).
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct Line([u64; 8]);
+
+impl zeroize::Zeroize for Line {
+    fn zeroize(&mut self) {
+        // Eight word writes per line (byte writes would be eight times as many).
+        self.0.zeroize();
+    }
+}
+
+/// `bytes` zeroed bytes, 64-byte aligned, zeroed again on drop.
+fn aligned_bytes(bytes: usize) -> Zeroizing<Vec<Line>> {
+    Zeroizing::new(vec![Line([0; 8]); bytes.div_ceil(64)])
+}
+
+/// How an operand's values are cut into bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limbs {
+    /// Eight unsigned bytes: any u64.
+    Unsigned,
+    /// `count` signed digits in [-128, 128): values whose signed reading fits `8 · count` bits.
+    Signed(usize),
+}
+
+impl Limbs {
+    fn count(self) -> usize {
+        match self {
+            Limbs::Unsigned => 8,
+            Limbs::Signed(count) => count,
+        }
+    }
+
+    /// The fewest signed digits that hold every value of `b` read as a signed integer.
+    fn narrowest(b: &[u64]) -> Limbs {
+        let widest = b.iter().map(|&x| (x as i64).unsigned_abs()).max().unwrap_or(0);
+        // d digits reach ±127·(256^d - 1)/255, a little under 2^(8d-1); 2^(8d-2) is a round
+        // bound below it.
+        let count = (1..8).find(|&d| widest < 1u64 << (8 * d - 2)).unwrap_or(8);
+        if count >= 6 { Limbs::Unsigned } else { Limbs::Signed(count) }
+    }
+
+    /// The limbs of `x` as the bytes of a word, least significant first (bytes past `count()`
+    /// are zero).
+    #[inline(always)]
+    fn split(self, x: u64) -> u64 {
+        match self {
+            Limbs::Unsigned => x,
+            Limbs::Signed(count) => {
+                // With 128 added to every digit position, each byte is its digit + 128 (no
+                // carries while x is in range): flipping the top bit of each byte reads it as
+                // the digit in [-128, 128).
+                let bias = 0x8080_8080_8080_8080u64 >> (8 * (8 - count));
+                (x.wrapping_add(bias) ^ bias) & (u64::MAX >> (8 * (8 - count)))
+            }
+        }
+    }
+}
+
+/// A right-hand operand B (k × n) cut into byte limbs and laid out for B tiles, made once and
+/// used for every product with it: the packing costs about what a 16-row product does.
+///
+/// Layout: `[limb][column block of 16][k / 4][16 columns × 4 k-steps]`, k padded to a multiple of
+/// 64 and n to a multiple of 32, zeros in the padding.
+pub struct PackedRhs {
+    k: usize,
+    n: usize,
+    k_padded: usize,
+    n_padded: usize,
+    limbs: Limbs,
+    data: Zeroizing<Vec<Line>>,
+}
+
+impl core::fmt::Debug for PackedRhs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "PackedRhs({}x{}, {:?})", self.k, self.n, self.limbs)
+    }
+}
+
+impl PackedRhs {
+    /// Packs row-major `b` (k × n) with the fewest limbs its values need.
+    ///
+    /// # Panics
+    /// If `b` is shorter than k × n.
+    pub(crate) fn new(k: usize, n: usize, b: &[u64]) -> PackedRhs {
+        Self::with_limbs(k, n, b, Limbs::narrowest(&b[..k * n]))
+    }
+
+    /// Packs `b` as eight unsigned limbs (any values, no scan).
+    fn unsigned(k: usize, n: usize, b: &[u64]) -> PackedRhs {
+        Self::with_limbs(k, n, b, Limbs::Unsigned)
+    }
+
+    fn with_limbs(k: usize, n: usize, b: &[u64], limbs: Limbs) -> PackedRhs {
+        let k_padded = k.next_multiple_of(TILE_K);
+        let n_padded = n.next_multiple_of(BLOCK);
+        let count = limbs.count();
+        let limb_len = k_padded * n_padded;
+        let mut lines = aligned_bytes(count * limb_len);
+        let data: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
+        let value = |p: usize, col: usize| if p < k && col < n { limbs.split(b[p * n + col]) } else { 0 };
+        for quad in 0..k.div_ceil(4) {
+            for col in (0..n).step_by(2) {
+                // Two columns of four k-steps: after the transpose, word `limb` holds that limb's
+                // 4 + 4 bytes in the tile's order (column-major within the k-quad).
+                let mut words = Zeroizing::new([0u64; 8]);
+                for (i, word) in words.iter_mut().enumerate() {
+                    *word = value(4 * quad + i % 4, col + i / 4);
+                }
+                transpose_bytes(&mut words);
+                let (block, lane) = (col / TILE_COLS, col % TILE_COLS);
+                let at = (block * (k_padded / 4) + quad) * TILE_BYTES + lane * 4;
+                for (limb, word) in words.iter().take(count).enumerate() {
+                    data[limb * limb_len + at..limb * limb_len + at + 8].copy_from_slice(&word.to_le_bytes());
+                }
+            }
+        }
+        PackedRhs { k, n, k_padded, n_padded, limbs, data: lines }
+    }
+
+    /// Rows of B.
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B.
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+
+    /// The start of the B tile of `limb`, column block `block` (16 columns) and k-step `p`.
+    fn tile(&self, limb: usize, block: usize, p: usize) -> usize {
+        limb * self.k_padded * self.n_padded + (block * (self.k_padded / 4) + p / 4) * TILE_BYTES
+    }
+}
+
+/// The left operand A (m × k) cut into eight unsigned byte planes, each tile's 16 rows × 64
+/// bytes contiguous (`[limb][row block of 16][k / 64][16 × 64]`: a tile is one 1 KB line run,
+/// which the hardware prefetcher follows), m padded to 32 and k to 64 with zeros.
+struct PackedLhs {
+    row_blocks: usize,
+    k_tiles: usize,
+    data: Zeroizing<Vec<Line>>,
+}
+
+/// Bytes of one tile.
+const TILE_SIZE: usize = TILE_ROWS * TILE_BYTES;
+
+impl PackedLhs {
+    fn new(m: usize, k: usize, a: &[u64]) -> PackedLhs {
+        let row_blocks = m.next_multiple_of(BLOCK) / TILE_ROWS;
+        let k_tiles = k.div_ceil(TILE_K);
+        let plane = row_blocks * k_tiles * TILE_SIZE;
+        let mut lines = aligned_bytes(8 * plane);
+        let data: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
+        for (row, values) in a[..m * k].chunks(k.max(1)).enumerate().take(m) {
+            let row_start = (row / TILE_ROWS) * k_tiles * TILE_SIZE + (row % TILE_ROWS) * TILE_BYTES;
+            for (group, chunk) in values.chunks(8).enumerate() {
+                // Eight k-steps at once: byte `limb` of each value, in k order, is row `limb` of
+                // the transposed 8 × 8 byte block.
+                let mut block = Zeroizing::new([0u64; 8]);
+                block[..chunk.len()].copy_from_slice(chunk);
+                transpose_bytes(&mut block);
+                let p = 8 * group;
+                let at = row_start + (p / TILE_K) * TILE_SIZE + p % TILE_K;
+                for (limb, bytes) in block.iter().enumerate() {
+                    data[limb * plane + at..limb * plane + at + 8].copy_from_slice(&bytes.to_le_bytes());
+                }
+            }
+        }
+        PackedLhs { row_blocks, k_tiles, data: lines }
+    }
+
+    /// Rows, padded.
+    fn rows(&self) -> usize {
+        self.row_blocks * TILE_ROWS
+    }
+
+    /// k, padded.
+    fn depth(&self) -> usize {
+        self.k_tiles * TILE_K
+    }
+
+    /// The start of the A tile of `limb`, rows from `row` (a multiple of 16) and k-step `p`.
+    fn tile(&self, limb: usize, row: usize, p: usize) -> usize {
+        ((limb * self.row_blocks + row / TILE_ROWS) * self.k_tiles + p / TILE_K) * TILE_SIZE
+    }
+}
+
+/// Transposes the 8 × 8 byte matrix whose row t is the little-endian bytes of `x[t]`: afterwards
+/// byte t of `x[l]` is what byte l of `x[t]` was. Three rounds of block swaps (4 × 4, 2 × 2, 1 × 1).
+#[inline(always)]
+fn transpose_bytes(x: &mut [u64; 8]) {
+    for (width, mask) in [(32, 0x0000_0000_ffff_ffffu64), (16, 0x0000_ffff_0000_ffff), (8, 0x00ff_00ff_00ff_00ff)] {
+        let rows = width / 8;
+        for t in (0..8).filter(|t| t & rows == 0) {
+            let (low, high) = (x[t], x[t + rows]);
+            x[t] = (low & mask) | ((high & mask) << width);
+            x[t + rows] = ((low >> width) & mask) | (high & !mask);
+        }
+    }
+}
+
+/// `c += a · b` for row-major `a` (m×k), `b` (k×n), `c` (m×n); `b` is packed here.
+///
+/// # Panics
+/// If a slice is shorter than its dimensions require, or the CPU lacks AMX (callers check
+/// [`available`]).
+pub(crate) fn gemm_acc(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
+    assert!(b.len() >= k * n, "gemm operand too short");
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    gemm_acc_packed(m, a, &PackedRhs::unsigned(k, n, b), c);
+}
+
+/// `c += a · b` with `b` packed.
+///
+/// # Panics
+/// If `a` or `c` is shorter than its dimensions require, or the CPU lacks AMX.
+pub(crate) fn gemm_acc_packed(m: usize, a: &[u64], b: &PackedRhs, c: &mut [u64]) {
+    let (k, n) = (b.k, b.n);
+    assert!(a.len() >= m * k && c.len() >= m * n, "gemm operand too short");
+    assert!(available(), "AMX kernel called on a CPU or OS without AMX");
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let a = PackedLhs::new(m, k, a);
+    let signed = matches!(b.limbs, Limbs::Signed(_));
+    let b_limbs = b.limbs.count();
+    let mut tiles = Accumulators([0; 4 * TILE_ROWS * TILE_COLS]);
+    let mut block = [0u64; BLOCK * BLOCK];
+    let _config = TileConfig::load();
+    for k0 in (0..a.depth()).step_by(KC) {
+        let k1 = (k0 + KC).min(a.depth());
+        for col0 in (0..b.n_padded).step_by(BLOCK) {
+            for row0 in (0..a.rows()).step_by(BLOCK) {
+                block.fill(0);
+                for shift in 0..8usize {
+                    let pairs = (shift.saturating_sub(b_limbs - 1)..=shift).map(|i| (i, shift - i));
+                    // SAFETY: every tile is inside its packed buffer: rows row0..row0+32 <=
+                    // a.rows(), k-steps k0..k1 <= a.depth() = b.k_padded, columns col0..col0+32 <= n_padded,
+                    // limbs i < 8 and j < b_limbs (see `block_product`).
+                    unsafe { block_product(&a, b, row0, col0 / TILE_COLS, k0, k1, pairs, signed, &mut tiles.0) };
+                    // SAFETY: `available()` (asserted above) requires AVX-512F besides AMX.
+                    unsafe { fold(&tiles.0, shift, signed, &mut block) };
+                }
+                add_block(&block, row0, col0, m, n, c);
+            }
+        }
+    }
+}
+
+/// The four int32 accumulator tiles of a block as stored, line-aligned (see [`Line`]).
+#[repr(C, align(64))]
+struct Accumulators([i32; 4 * TILE_ROWS * TILE_COLS]);
+
+/// Adds the four 16×16 int32 tiles of a block, read as signed or unsigned and shifted left by
+/// `8 · shift` bits, into `block` (32 × 32, row-major). Compiled for AVX-512 (every AMX CPU has
+/// it), where it is a few vector instructions per row.
+#[target_feature(enable = "avx512f")]
+fn fold(tiles: &[i32; 4 * TILE_ROWS * TILE_COLS], shift: usize, signed: bool, block: &mut [u64; BLOCK * BLOCK]) {
+    for (t, tile) in tiles.chunks_exact(TILE_ROWS * TILE_COLS).enumerate() {
+        for (r, values) in tile.chunks_exact(TILE_COLS).enumerate() {
+            let at = (TILE_ROWS * (t / 2) + r) * BLOCK + TILE_COLS * (t % 2);
+            let dst = &mut block[at..at + TILE_COLS];
+            if signed {
+                for (d, &v) in dst.iter_mut().zip(values) {
+                    *d = d.wrapping_add((v as i64 as u64) << (8 * shift));
+                }
+            } else {
+                for (d, &v) in dst.iter_mut().zip(values) {
+                    *d = d.wrapping_add((v as u32 as u64) << (8 * shift));
+                }
+            }
+        }
+    }
+}
+
+/// Adds the 32 × 32 `block` at (`row0`, `col0`) into `c` (m × n), the part inside it.
+fn add_block(block: &[u64; BLOCK * BLOCK], row0: usize, col0: usize, m: usize, n: usize, c: &mut [u64]) {
+    let cols = BLOCK.min(n.saturating_sub(col0));
+    for (r, values) in block.chunks_exact(BLOCK).enumerate().take(m.saturating_sub(row0)) {
+        let at = (row0 + r) * n + col0;
+        for (d, &v) in c[at..at + cols].iter_mut().zip(values) {
+            *d = d.wrapping_add(v);
+        }
+    }
+}
+
+/// The 32×32 block of C at (`row0`, column block `block0`) summed over `pairs` of limbs and the
+/// k-steps `k0..k1`, into `tiles` (four 16×16 int32 tiles, row-major, in the order (0,0), (0,1),
+/// (1,0), (1,1)).
+///
+/// # Safety
+/// The tile configuration of [`TileConfig::load`] must be in force; rows `row0..row0 + 32` must
+/// be inside `a`'s padded rows, columns `16 · block0..16 · block0 + 32` inside `b`'s padded
+/// columns, `k0..k1` inside the padded k and a multiple of 64, and each pair's limbs inside
+/// their operand's.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_product(
+    a: &PackedLhs,
+    b: &PackedRhs,
+    row0: usize,
+    block0: usize,
+    k0: usize,
+    k1: usize,
+    pairs: impl Iterator<Item = (usize, usize)>,
+    signed: bool,
+    tiles: &mut [i32; 4 * TILE_ROWS * TILE_COLS],
+) {
+    // Of every asm block below: the tile registers hold nothing of the compiler's (Rust emits no
+    // AMX code), so keeping them across blocks is sound; each `tileloadd` reads 16 rows of 64
+    // bytes from a start whose 16 rows at the given stride lie inside the packed buffer (the
+    // caller's contract); `tilestored` writes 16 rows of 64 bytes inside `tiles`.
+    // SAFETY: `tilezero` touches tile registers only (configured by the caller's contract).
+    unsafe {
+        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack));
+    }
+    for (i, j) in pairs {
+        for p in (k0..k1).step_by(TILE_K) {
+            let a0 = a.data.as_ptr().cast::<u8>().wrapping_add(a.tile(i, row0, p));
+            let a1 = a.data.as_ptr().cast::<u8>().wrapping_add(a.tile(i, row0 + TILE_ROWS, p));
+            let b0 = b.data.as_ptr().cast::<u8>().wrapping_add(b.tile(j, block0, p));
+            let b1 = b.data.as_ptr().cast::<u8>().wrapping_add(b.tile(j, block0 + 1, p));
+            // SAFETY: see above.
+            unsafe {
+                // Each load sits right before the first product that needs it, so that loads
+                // overlap the products before them.
+                if signed {
+                    asm!(
+                        "tileloadd tmm4, [{a0} + {s}*1]",
+                        "tileloadd tmm6, [{b0} + {s}*1]",
+                        "tdpbusd tmm0, tmm4, tmm6",
+                        "tileloadd tmm7, [{b1} + {s}*1]",
+                        "tdpbusd tmm1, tmm4, tmm7",
+                        "tileloadd tmm5, [{a1} + {s}*1]",
+                        "tdpbusd tmm2, tmm5, tmm6",
+                        "tdpbusd tmm3, tmm5, tmm7",
+                        a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1, s = in(reg) TILE_BYTES,
+                        options(nostack, readonly),
+                    );
+                } else {
+                    asm!(
+                        "tileloadd tmm4, [{a0} + {s}*1]",
+                        "tileloadd tmm6, [{b0} + {s}*1]",
+                        "tdpbuud tmm0, tmm4, tmm6",
+                        "tileloadd tmm7, [{b1} + {s}*1]",
+                        "tdpbuud tmm1, tmm4, tmm7",
+                        "tileloadd tmm5, [{a1} + {s}*1]",
+                        "tdpbuud tmm2, tmm5, tmm6",
+                        "tdpbuud tmm3, tmm5, tmm7",
+                        a0 = in(reg) a0, a1 = in(reg) a1, b0 = in(reg) b0, b1 = in(reg) b1, s = in(reg) TILE_BYTES,
+                        options(nostack, readonly),
+                    );
+                }
+            }
+        }
+    }
+    let out = tiles.as_mut_ptr();
+    let size = TILE_ROWS * TILE_COLS;
+    // SAFETY: see above; `tiles` holds four tiles of 16 × 16 int32 (64-byte rows).
+    unsafe {
+        asm!(
+            "tilestored [{t0} + {s}*1], tmm0",
+            "tilestored [{t1} + {s}*1], tmm1",
+            "tilestored [{t2} + {s}*1], tmm2",
+            "tilestored [{t3} + {s}*1], tmm3",
+            t0 = in(reg) out, t1 = in(reg) out.add(size), t2 = in(reg) out.add(2 * size), t3 = in(reg) out.add(3 * size),
+            s = in(reg) TILE_BYTES,
+            options(nostack),
+        );
+    }
+}
+
+/// The tile configuration in force on this thread while it lives: eight tiles of 16 rows × 64
+/// bytes (palette 1); dropping it releases the tile state.
+struct TileConfig;
+
+impl TileConfig {
+    fn load() -> TileConfig {
+        let mut config = [0u8; 64];
+        config[0] = 1; // palette 1
+        for tile in 0..8 {
+            config[16 + 2 * tile] = TILE_BYTES as u8; // bytes per row (little-endian u16)
+            config[48 + tile] = TILE_ROWS as u8; // rows
+        }
+        // SAFETY: `available()` (checked by the caller) found AMX-TILE and the OS's permission;
+        // `ldtilecfg` reads the 64 bytes of `config`, a valid palette-1 configuration.
+        unsafe { asm!("ldtilecfg [{0}]", in(reg) config.as_ptr(), options(nostack, readonly)) };
+        TileConfig
+    }
+}
+
+impl Drop for TileConfig {
+    fn drop(&mut self) {
+        // SAFETY: the configuration was loaded by `load`; releasing returns the tiles to their
+        // initial state (and lets the OS skip saving them).
+        unsafe { asm!("tilerelease", options(nostack, nomem)) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_digits_rebuild_the_value() {
+        for &x in &[0i64, 1, -1, 127, 128, -128, -129, 65535, -(1 << 22), (1 << 23) - 1, -(1 << 23)] {
+            let limbs = Limbs::narrowest(&[x as u64]);
+            let word = limbs.split(x as u64);
+            let digits = word.to_le_bytes();
+            assert!(digits[limbs.count()..].iter().all(|&d| d == 0), "{x}: bytes past the digits");
+            let back = digits[..limbs.count()]
+                .iter()
+                .rev()
+                .fold(0i64, |acc, &d| acc.wrapping_shl(8).wrapping_add(d as i8 as i64));
+            assert_eq!(back, x, "{x} in {limbs:?}");
+        }
+        assert_eq!(Limbs::narrowest(&[(1 << 17) as u64, (-(1i64 << 17)) as u64]), Limbs::Signed(3));
+        assert_eq!(Limbs::narrowest(&[u64::MAX / 3]), Limbs::Unsigned);
+    }
+
+    #[test]
+    fn byte_transpose_swaps_rows_and_columns() {
+        let mut x: [u64; 8] =
+            core::array::from_fn(|t| u64::from_le_bytes(core::array::from_fn(|l| (16 * t + l) as u8)));
+        transpose_bytes(&mut x);
+        for (l, word) in x.iter().enumerate() {
+            assert_eq!(word.to_le_bytes(), core::array::from_fn(|t| (16 * t + l) as u8), "row {l}");
+        }
+    }
+}
