@@ -147,10 +147,12 @@ fn bench_gemm_reports_each_shape_on_one_thread_and_on_the_threads_asked() {
     assert_eq!(lines.len(), 3, "BERT-base's three shapes: {lines:?}");
     for line in &lines {
         assert_eq!(line["threads"], 2, "{line}");
-        for field in ["u64_gmacs", "f64_gmacs", "u64_gmacs_threads", "thread_speedup"] {
+        let fields =
+            ["u64_gmacs", "f64_gmacs", "u64_gmacs_threads", "thread_speedup", "u64_packed_gmacs", "u64_narrow_gmacs"];
+        for field in fields {
             assert!(line[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {line}");
         }
-        assert!(["avx512", "avx2", "portable"].contains(&line["kernel"].as_str().unwrap()), "{line}");
+        assert!(["amx-int8", "avx512", "avx2", "portable"].contains(&line["kernel"].as_str().unwrap()), "{line}");
     }
 }
 

@@ -91,16 +91,12 @@ fn request_tile_permission() -> bool {
 /// One cache line: packed operands are vectors of lines, so that every tile row starts on a
 /// line boundary (an unaligned tile load splits each row over two lines and runs at a third of
 /// the speed).
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 struct Line([u64; 8]);
 
-impl zeroize::Zeroize for Line {
-    fn zeroize(&mut self) {
-        // Eight word writes per line (byte writes would be eight times as many).
-        self.0.zeroize();
-    }
-}
+// Zeroed a line (one 64-byte write) at a time.
+impl zeroize::DefaultIsZeroes for Line {}
 
 /// `bytes` zeroed bytes, 64-byte aligned, zeroed again on drop.
 fn aligned_bytes(bytes: usize) -> Zeroizing<Vec<Line>> {
@@ -180,7 +176,7 @@ impl PackedRhs {
     }
 
     /// Packs `b` as eight unsigned limbs (any values, no scan).
-    fn unsigned(k: usize, n: usize, b: &[u64]) -> PackedRhs {
+    pub(crate) fn unsigned(k: usize, n: usize, b: &[u64]) -> PackedRhs {
         Self::with_limbs(k, n, b, Limbs::Unsigned)
     }
 
@@ -233,7 +229,27 @@ impl PackedRhs {
 struct PackedLhs {
     row_blocks: usize,
     k_tiles: usize,
-    data: Zeroizing<Vec<Line>>,
+    /// From (and, zeroed, back to) this thread's [`LHS_BUFFER`].
+    data: Vec<Line>,
+}
+
+/// Packed A buffers up to this size are kept by their thread for the next product: a fresh
+/// allocation per product costs page faults on every line.
+const KEPT_LHS_BYTES: usize = 16 << 20;
+
+std::thread_local! {
+    /// The buffer of this thread's last packed A (zeroed), for the next.
+    static LHS_BUFFER: core::cell::Cell<Vec<Line>> = const { core::cell::Cell::new(Vec::new()) };
+}
+
+impl Drop for PackedLhs {
+    fn drop(&mut self) {
+        let mut lines = core::mem::take(&mut self.data);
+        zeroize::Zeroize::zeroize(lines.as_mut_slice());
+        if lines.len() * 64 <= KEPT_LHS_BYTES {
+            LHS_BUFFER.set(lines);
+        }
+    }
 }
 
 /// Bytes of one tile.
@@ -244,7 +260,9 @@ impl PackedLhs {
         let row_blocks = m.next_multiple_of(BLOCK) / TILE_ROWS;
         let k_tiles = k.div_ceil(TILE_K);
         let plane = row_blocks * k_tiles * TILE_SIZE;
-        let mut lines = aligned_bytes(8 * plane);
+        // The kept buffer is all zeros (zeroed when its last packing was dropped).
+        let mut lines = LHS_BUFFER.take();
+        lines.resize(8 * plane / 64, Line::default());
         let data: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
         for (row, values) in a[..m * k].chunks(k.max(1)).enumerate().take(m) {
             let row_start = (row / TILE_ROWS) * k_tiles * TILE_SIZE + (row % TILE_ROWS) * TILE_BYTES;

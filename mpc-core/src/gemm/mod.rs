@@ -167,13 +167,42 @@ pub(crate) fn gemm_acc_packed_u64(
     packed: Option<&PackedRhs>,
     c: &mut [u64],
 ) {
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[cfg(feature = "std")]
+    {
+        gemm_acc_packed_u64_on(threads(), m, k, n, a, b, packed, c)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = packed;
+        single_thread_u64(m, k, n, a, b, c)
+    }
+}
+
+/// `c += a · b` in u64 on up to `threads` threads, from `packed` (made by
+/// [`Ring::pack_rhs`](crate::ring::Ring::pack_rhs) from this `b`) when it is given and of b's
+/// shape, from the plain `b` otherwise (as [`gemm_acc_u64_on`]).
+///
+/// # Panics
+/// If a slice is shorter than its dimensions require.
+#[cfg(feature = "std")]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_acc_packed_u64_on(
+    threads: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[u64],
+    b: &[u64],
+    packed: Option<&PackedRhs>,
+    c: &mut [u64],
+) {
+    #[cfg(target_arch = "x86_64")]
     if let Some(packed) = packed.filter(|p| p.has_shape(k, n)) {
         assert!(a.len() >= m * k && c.len() >= m * n, "gemm operand too short");
-        return in_bands(threads(), m, k, n, a, c, |rows, a, c| x86::gemm_acc_packed(rows, a, &packed.inner, c));
+        return in_bands(threads, m, k, n, a, c, |rows, a, c| x86::gemm_acc_packed(rows, a, &packed.inner, c));
     }
     let _ = packed;
-    gemm_acc_u64(m, k, n, a, b, c)
+    gemm_acc_u64_on(threads, m, k, n, a, b, c)
 }
 
 /// The u64 kernel selected for this CPU: `"amx-int8"`, `"avx512"`, `"avx2"` or `"portable"`.
@@ -246,7 +275,12 @@ pub fn threads() -> usize {
 /// thread.
 #[cfg(feature = "std")]
 pub fn gemm_acc_u64_on(threads: usize, m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
-    assert!(a.len() >= m * k && c.len() >= m * n, "gemm operand too short");
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm operand too short");
+    // A kernel that packs B packs it once for every band.
+    #[cfg(target_arch = "x86_64")]
+    if let Some(packed) = x86::pack_for_product(m, k, n, b) {
+        return in_bands(threads, m, k, n, a, c, |rows, a, c| x86::gemm_acc_packed(rows, a, &packed, c));
+    }
     in_bands(threads, m, k, n, a, c, |rows, a, c| single_thread_u64(rows, k, n, a, b, c));
 }
 

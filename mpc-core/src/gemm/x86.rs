@@ -72,6 +72,12 @@ pub(crate) fn gemm_acc_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c
     gemm_acc_with(kernel, m, k, n, a, b, c);
 }
 
+/// B packed (all eight limbs, no scan) for one product of `m` rows, when the selected kernel
+/// packs B for a product of that many rows.
+pub(crate) fn pack_for_product(m: usize, k: usize, n: usize, b: &[u64]) -> Option<super::amx::PackedRhs> {
+    (selected() == Kernel::Amx && m >= AMX_MIN_ROWS && k > 0 && n > 0).then(|| super::amx::PackedRhs::unsigned(k, n, b))
+}
+
 /// B packed for the AMX kernel, when this CPU runs it.
 pub(crate) fn pack_rhs(k: usize, n: usize, b: &[u64]) -> Option<super::amx::PackedRhs> {
     (selected() == Kernel::Amx).then(|| super::amx::PackedRhs::new(k, n, b))

@@ -190,8 +190,17 @@ pub fn accuracy(r: &AccuracyRow, as_json: bool) {
 
 pub fn gemm_header() {
     println!(
-        "{:<20} {:>10} {:>10} {:>7}  {:<8} {:>14} {:>8} {:>10} {:>10}",
-        "shape", "u64 Gmac/s", "f64 Gmac/s", "ratio", "kernel", "u64, threads", "speedup", "packed B", "narrow B"
+        "{:<20} {:>10} {:>10} {:>7}  {:<8} {:>14} {:>8} {:>10} {:>10} {:>15}",
+        "shape",
+        "u64 Gmac/s",
+        "f64 Gmac/s",
+        "ratio",
+        "kernel",
+        "u64, threads",
+        "speedup",
+        "packed B",
+        "narrow B",
+        "narrow, threads"
     );
 }
 
@@ -200,7 +209,7 @@ pub fn gemm(r: &GemmReport, as_json: bool) {
         return json(r);
     }
     println!(
-        "{:<20} {:>10.2} {:>10.2} {:>7.2}  {:<8} {:>9.2} ({:>2}) {:>7.2}x {:>10.2} {:>10.2}",
+        "{:<20} {:>10.2} {:>10.2} {:>7.2}  {:<8} {:>9.2} ({:>2}) {:>7.2}x {:>10.2} {:>10.2} {:>15.2}",
         r.shape,
         r.u64_gmacs,
         r.f64_gmacs,
@@ -210,7 +219,8 @@ pub fn gemm(r: &GemmReport, as_json: bool) {
         r.threads,
         r.thread_speedup,
         r.u64_packed_gmacs,
-        r.u64_narrow_gmacs
+        r.u64_narrow_gmacs,
+        r.u64_narrow_gmacs_threads
     );
 }
 
