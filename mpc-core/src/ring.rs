@@ -73,10 +73,10 @@ pub trait Ring:
         crate::gemm::portable::gemm_acc(m, k, n, a, b, c);
     }
 
-    /// Packs `b` (k×n) for many products with [`Ring::gemm_acc_packed`], when this ring's kernel
-    /// has a packed form on this CPU (`u64` on AMX); `None` otherwise.
-    fn pack_rhs(k: usize, n: usize, b: &[Self]) -> Option<crate::gemm::PackedRhs> {
-        let _ = (k, n, b);
+    /// Packs `b` (k×n) for many products with [`Ring::gemm_acc_packed`], as `width` allows, when
+    /// this ring's kernel has a packed form on this CPU (`u64` on AMX); `None` otherwise.
+    fn pack_rhs(k: usize, n: usize, b: &[Self], width: crate::gemm::Width) -> Option<crate::gemm::PackedRhs> {
+        let _ = (k, n, b, width);
         None
     }
 
@@ -102,8 +102,8 @@ macro_rules! impl_ring {
             fn gemm_acc(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self]) {
                 crate::gemm::gemm_acc_u64(m, k, n, a, b, c);
             }
-            fn pack_rhs(k: usize, n: usize, b: &[Self]) -> Option<crate::gemm::PackedRhs> {
-                crate::gemm::pack_rhs_u64(k, n, b)
+            fn pack_rhs(k: usize, n: usize, b: &[Self], width: crate::gemm::Width) -> Option<crate::gemm::PackedRhs> {
+                crate::gemm::pack_rhs_u64(k, n, b, width)
             }
             fn gemm_acc_packed(
                 m: usize,

@@ -360,6 +360,9 @@ pub(crate) fn gemm_acc_packed(m: usize, a: &[u64], b: &PackedRhs, c: &mut [u64])
             }
         }
     }
+    // Partial sums of products of shares (the dealer's C): zeroed like the packings.
+    zeroize::Zeroize::zeroize(&mut tiles.0);
+    zeroize::Zeroize::zeroize(&mut block);
 }
 
 /// The four int32 accumulator tiles of a block as stored, line-aligned (see [`Line`]).

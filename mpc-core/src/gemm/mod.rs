@@ -82,6 +82,17 @@ impl PackedRhs {
     }
 }
 
+/// What a packing of a right operand may assume about its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    /// Any values (shares, masks): every byte limb, and no look at the values, so that the
+    /// packing never branches on a secret.
+    Full,
+    /// Values the packing party knows in the clear (its own weights): as few limbs as the widest
+    /// value needs (owner weights at 16 fractional bits: three signed digits).
+    Narrowest,
+}
+
 /// A right-hand matrix B (k × n) kept for many products `A · B` (a model's weights, a weight
 /// mask): packed once for this CPU's kernel where it has a packed form, which then replaces the
 /// plain values (no second copy in memory), plain otherwise.
@@ -96,13 +107,13 @@ pub struct RightOperand<R: Ring> {
 
 #[cfg(feature = "alloc")]
 impl<R: Ring> RightOperand<R> {
-    /// Keeps `b` (k × n, row-major) for products.
+    /// Keeps `b` (k × n, row-major) for products, packed as `width` allows.
     ///
     /// # Panics
     /// If `b` does not hold k × n values.
-    pub fn new(k: usize, n: usize, b: crate::share::Shares<R>) -> Self {
+    pub fn new(k: usize, n: usize, b: crate::share::Shares<R>, width: Width) -> Self {
         assert_eq!(b.len(), k * n, "right operand of {k} x {n}");
-        match R::pack_rhs(k, n, &b) {
+        match R::pack_rhs(k, n, &b, width) {
             // `b` is dropped (and zeroed) here: the packing holds it.
             Some(packed) => RightOperand { k, n, plain: crate::share::Shares::zeros(0), packed: Some(packed) },
             None => RightOperand { k, n, plain: b, packed: None },
@@ -141,17 +152,17 @@ impl<R: Ring> core::fmt::Debug for RightOperand<R> {
 }
 
 /// Packs u64 `b` (k × n) for repeated products, when this CPU's kernel has a packed form.
-pub(crate) fn pack_rhs_u64(k: usize, n: usize, b: &[u64]) -> Option<PackedRhs> {
+pub(crate) fn pack_rhs_u64(k: usize, n: usize, b: &[u64], width: Width) -> Option<PackedRhs> {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     {
         if b.len() < k * n {
             return None;
         }
-        x86::pack_rhs(k, n, b).map(|inner| PackedRhs { inner })
+        x86::pack_rhs(k, n, b, width).map(|inner| PackedRhs { inner })
     }
     #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
     {
-        let _ = (k, n, b);
+        let _ = (k, n, b, width);
         None
     }
 }
@@ -439,7 +450,7 @@ mod tests {
             for &(m, k, n) in &shapes {
                 let (a, b, c0) = matrices::<u64>(m, k, n, (m * 7 + k * 3 + n) as u64);
                 let b: Vec<u64> = b.into_iter().map(width).collect();
-                let packed = u64::pack_rhs(k, n, &b);
+                let packed = u64::pack_rhs(k, n, &b, Width::Narrowest);
                 let mut fast = c0.clone();
                 let mut naive = c0;
                 u64::gemm_acc_packed(m, k, n, &a, &b, packed.as_ref(), &mut fast);
@@ -453,7 +464,7 @@ mod tests {
     #[test]
     fn a_packing_of_another_shape_is_ignored() {
         let (a, b, c0) = matrices::<u64>(40, 30, 20, 9);
-        let other = u64::pack_rhs(20, 30, &b);
+        let other = u64::pack_rhs(20, 30, &b, Width::Full);
         let mut fast = c0.clone();
         let mut naive = c0;
         u64::gemm_acc_packed(40, 30, 20, &a, &b, other.as_ref(), &mut fast);

@@ -79,8 +79,11 @@ pub(crate) fn pack_for_product(m: usize, k: usize, n: usize, b: &[u64]) -> Optio
 }
 
 /// B packed for the AMX kernel, when this CPU runs it.
-pub(crate) fn pack_rhs(k: usize, n: usize, b: &[u64]) -> Option<super::amx::PackedRhs> {
-    (selected() == Kernel::Amx).then(|| super::amx::PackedRhs::new(k, n, b))
+pub(crate) fn pack_rhs(k: usize, n: usize, b: &[u64], width: super::Width) -> Option<super::amx::PackedRhs> {
+    (selected() == Kernel::Amx).then(|| match width {
+        super::Width::Full => super::amx::PackedRhs::unsigned(k, n, b),
+        super::Width::Narrowest => super::amx::PackedRhs::new(k, n, b),
+    })
 }
 
 /// `c += a · b` from B packed by [`pack_rhs`].

@@ -11,7 +11,7 @@ use heapless::Vec as Parts2;
 
 use super::{MaskId, Material, Request};
 use crate::error::Error;
-use crate::gemm::RightOperand;
+use crate::gemm::{RightOperand, Width};
 use crate::ring::{self, Ring};
 use crate::share::{Prg, Seed, Shares, streams};
 use crate::transport::Role;
@@ -564,7 +564,10 @@ impl<R: Ring> DealerState<R> {
                 let b = secret.pop().expect("mask part");
                 let id = self.next_mask.assign(request);
                 self.mask_elements += b.len();
-                self.masks.insert(id, (k, n, matches!(request, Request::OwnedMask { .. }), RightOperand::new(k, n, b)));
+                self.masks.insert(
+                    id,
+                    (k, n, matches!(request, Request::OwnedMask { .. }), RightOperand::new(k, n, b, Width::Full)),
+                );
             }
             Request::MatmulTriple { m, n, mask, .. } | Request::OwnedTriple { m, n, mask, .. } => {
                 let b = &self.masks.get(&mask).ok_or(Error::MaterialMismatch)?.3;

@@ -38,7 +38,7 @@ use rand_core::CryptoRng;
 
 use crate::error::Error;
 use crate::fixed::FixedPoint;
-use crate::gemm::RightOperand;
+use crate::gemm::{RightOperand, Width};
 use crate::preprocessing::{MaskId, Preprocessing, PreprocessingExt};
 use crate::ring::{self, Ring};
 use crate::share::{Seed, Shares, ZeroSharing};
@@ -686,8 +686,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if self.is_p0() {
             ring::add_assign(&mut b_eff, &f);
         }
-        let f = Arc::new(RightOperand::new(k, n, Shares::from_vec(f)));
-        PreparedMatrix { mask, k, n, f, b_eff: RightOperand::new(k, n, b_eff) }
+        let f = Arc::new(RightOperand::new(k, n, Shares::from_vec(f), Width::Full));
+        PreparedMatrix { mask, k, n, f, b_eff: RightOperand::new(k, n, b_eff, Width::Full) }
     }
 
     /// Fixed-point product X (m×k, secret) · W (prepared): one round opening X - A only.
@@ -725,20 +725,21 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     pub fn prepare_owned(&mut self, w: Option<&[R]>, k: usize, n: usize) -> Result<OwnedMatrix<R>, Error> {
         let mask = self.material(|p| p.owned_mask(k, n))?;
         let peer = self.peer();
-        let held = match (self.role, w) {
+        // P0 knows W in the clear: its packing may read how wide the values are. F is uniform.
+        let (held, width) = match (self.role, w) {
             (Role::P0, Some(w)) if w.len() == k * n && mask.b.len() == k * n => {
                 let f: Vec<R> = w.iter().zip(mask.b.iter()).map(|(w, b)| w.wrapping_sub(b)).collect();
                 wire::send(&mut self.transport, peer, &[&f])?;
-                Shares::from_vec(w.to_vec())
+                (Shares::from_vec(w.to_vec()), Width::Narrowest)
             }
             (Role::P1, None) => {
                 let mut f = Shares::zeros(k * n);
                 wire::recv(&mut self.transport, peer, &mut f)?;
-                f
+                (f, Width::Full)
             }
             _ => return Err(Error::ShapeMismatch),
         };
-        let held = Arc::new(RightOperand::new(k, n, held));
+        let held = Arc::new(RightOperand::new(k, n, held, width));
         if self.role == Role::P1 {
             // The provider may fold A · F into this matrix's triples as it makes them.
             self.preprocessing.opened_mask(mask.id, held.clone());

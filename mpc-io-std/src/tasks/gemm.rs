@@ -73,17 +73,17 @@ pub fn measure(m: usize, k: usize, n: usize, min_seconds: f64, threads: usize) -
     };
     let t_u64 = u64_on(1);
     let t_threads = u64_on(threads);
-    let mut packed_time = |b: &[u64], threads: usize| {
-        let packed = <u64 as mpc_core::ring::Ring>::pack_rhs(k, n, b);
+    let mut packed_time = |b: &[u64], width: mpc_core::gemm::Width, threads: usize| {
+        let packed = <u64 as mpc_core::ring::Ring>::pack_rhs(k, n, b, width);
         best_time(min_seconds, || {
             c.fill(0);
             mpc_core::gemm::gemm_acc_packed_u64_on(threads, m, k, n, &a, b, packed.as_ref(), &mut c)
         })
     };
-    let t_packed = packed_time(&b, 1);
+    let t_packed = packed_time(&b, mpc_core::gemm::Width::Full, 1);
     let narrow: Vec<u64> = b.iter().map(|&x| ((x >> 46) as i64 - (1 << 17)) as u64).collect();
-    let t_narrow = packed_time(&narrow, 1);
-    let t_narrow_threads = packed_time(&narrow, threads);
+    let t_narrow = packed_time(&narrow, mpc_core::gemm::Width::Narrowest, 1);
+    let t_narrow_threads = packed_time(&narrow, mpc_core::gemm::Width::Narrowest, threads);
     std::hint::black_box(&c);
 
     let af: Vec<f64> = a.iter().map(|&x| (x >> 40) as f64).collect();
