@@ -190,7 +190,7 @@ pub(crate) fn gemm_acc_packed_u64(
 }
 
 /// `c += a · b` in u64 on up to `threads` threads, from `packed` (made by
-/// [`Ring::pack_rhs`](crate::ring::Ring::pack_rhs) from this `b`) when it is given and of b's
+/// [`Ring::pack_rhs`] from this `b`) when it is given and of b's
 /// shape, from the plain `b` otherwise (as [`gemm_acc_u64_on`]).
 ///
 /// # Panics
