@@ -171,39 +171,51 @@ impl PackedRhs {
     ///
     /// # Panics
     /// If `b` is shorter than k × n.
-    pub(crate) fn new(k: usize, n: usize, b: &[u64]) -> PackedRhs {
-        Self::with_limbs(k, n, b, Limbs::narrowest(&b[..k * n]))
+    pub(crate) fn new(k: usize, n: usize, b: &[u64], threads: usize) -> PackedRhs {
+        Self::with_limbs(k, n, b, Limbs::narrowest(&b[..k * n]), threads)
     }
 
     /// Packs `b` as eight unsigned limbs (any values, no scan).
-    pub(crate) fn unsigned(k: usize, n: usize, b: &[u64]) -> PackedRhs {
-        Self::with_limbs(k, n, b, Limbs::Unsigned)
+    pub(crate) fn unsigned(k: usize, n: usize, b: &[u64], threads: usize) -> PackedRhs {
+        Self::with_limbs(k, n, b, Limbs::Unsigned, threads)
     }
 
-    fn with_limbs(k: usize, n: usize, b: &[u64], limbs: Limbs) -> PackedRhs {
+    /// Packs on up to `threads` threads, each a range of column blocks.
+    fn with_limbs(k: usize, n: usize, b: &[u64], limbs: Limbs, threads: usize) -> PackedRhs {
+        assert!(b.len() >= k * n, "gemm operand too short");
         let k_padded = k.next_multiple_of(TILE_K);
         let n_padded = n.next_multiple_of(BLOCK);
-        let count = limbs.count();
         let limb_len = k_padded * n_padded;
-        let mut lines = aligned_bytes(count * limb_len);
+        let mut lines = aligned_bytes(limbs.count() * limb_len);
         let data: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
-        let value = |p: usize, col: usize| if p < k && col < n { limbs.split(b[p * n + col]) } else { 0 };
-        for quad in 0..k.div_ceil(4) {
-            for col in (0..n).step_by(2) {
-                // Two columns of four k-steps: after the transpose, word `limb` holds that limb's
-                // 4 + 4 bytes in the tile's order (column-major within the k-quad).
-                let mut words = Zeroizing::new([0u64; 8]);
-                for (i, word) in words.iter_mut().enumerate() {
-                    *word = value(4 * quad + i % 4, col + i / 4);
-                }
-                transpose_bytes(&mut words);
-                let (block, lane) = (col / TILE_COLS, col % TILE_COLS);
-                let at = (block * (k_padded / 4) + quad) * TILE_BYTES + lane * 4;
-                for (limb, word) in words.iter().take(count).enumerate() {
-                    data[limb * limb_len + at..limb * limb_len + at + 8].copy_from_slice(&word.to_le_bytes());
-                }
+        // A column block of one limb is contiguous: each thread gets the same range of blocks
+        // in every limb's plane.
+        let block_len = (k_padded / 4) * TILE_BYTES;
+        let blocks = n_padded / TILE_COLS;
+        if limb_len == 0 {
+            return PackedRhs { k, n, k_padded, n_padded, limbs, data: lines };
+        }
+        let threads = if k * n < MIN_PARALLEL_PACKING { 1 } else { threads.clamp(1, blocks) };
+        let per_thread = blocks.div_ceil(threads);
+        let mut parts: Vec<Vec<&mut [u8]>> = (0..threads).map(|_| Vec::new()).collect();
+        for plane in data.chunks_mut(limb_len) {
+            for (part, range) in parts.iter_mut().zip(plane.chunks_mut(per_thread * block_len)) {
+                part.push(range);
             }
         }
+        let pack = |index: usize, planes: Vec<&mut [u8]>| {
+            pack_columns(k, n, b, limbs, k_padded, index * per_thread * TILE_COLS, planes)
+        };
+        std::thread::scope(|scope| {
+            let mut parts = parts.into_iter().enumerate();
+            let own = parts.next();
+            for (index, planes) in parts {
+                scope.spawn(move || pack(index, planes));
+            }
+            if let Some((index, planes)) = own {
+                pack(index, planes);
+            }
+        });
         PackedRhs { k, n, k_padded, n_padded, limbs, data: lines }
     }
 
@@ -220,6 +232,41 @@ impl PackedRhs {
     /// The start of the B tile of `limb`, column block `block` (16 columns) and k-step `p`.
     fn tile(&self, limb: usize, block: usize, p: usize) -> usize {
         limb * self.k_padded * self.n_padded + (block * (self.k_padded / 4) + p / 4) * TILE_BYTES
+    }
+}
+
+/// Packings of fewer values stay on one thread.
+const MIN_PARALLEL_PACKING: usize = 1 << 16;
+
+/// Packs the columns from `first_col` of `b` (k × n) into `planes` (one per limb, each a run of
+/// whole column blocks in the layout of [`PackedRhs`], zeroed).
+fn pack_columns(
+    k: usize,
+    n: usize,
+    b: &[u64],
+    limbs: Limbs,
+    k_padded: usize,
+    first_col: usize,
+    mut planes: Vec<&mut [u8]>,
+) {
+    let block_len = (k_padded / 4) * TILE_BYTES;
+    let cols = planes.first().map_or(0, |p| p.len() / block_len * TILE_COLS);
+    let value = |p: usize, col: usize| if p < k && col < n { limbs.split(b[p * n + col]) } else { 0 };
+    for quad in 0..k.div_ceil(4) {
+        for col in (first_col..n.min(first_col + cols)).step_by(2) {
+            // Two columns of four k-steps: after the transpose, word `limb` holds that limb's
+            // 4 + 4 bytes in the tile's order (column-major within the k-quad).
+            let mut words = Zeroizing::new([0u64; 8]);
+            for (i, word) in words.iter_mut().enumerate() {
+                *word = value(4 * quad + i % 4, col + i / 4);
+            }
+            transpose_bytes(&mut words);
+            let (block, lane) = ((col - first_col) / TILE_COLS, col % TILE_COLS);
+            let at = (block * (k_padded / 4) + quad) * TILE_BYTES + lane * 4;
+            for (plane, word) in planes.iter_mut().zip(words.iter()) {
+                plane[at..at + 8].copy_from_slice(&word.to_le_bytes());
+            }
+        }
     }
 }
 
@@ -322,7 +369,7 @@ pub(crate) fn gemm_acc(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &m
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    gemm_acc_packed(m, a, &PackedRhs::unsigned(k, n, b), c);
+    gemm_acc_packed(m, a, &PackedRhs::unsigned(k, n, b, 1), c);
 }
 
 /// `c += a · b` with `b` packed.

@@ -158,7 +158,7 @@ pub(crate) fn pack_rhs_u64(k: usize, n: usize, b: &[u64], width: Width) -> Optio
         if b.len() < k * n {
             return None;
         }
-        x86::pack_rhs(k, n, b, width).map(|inner| PackedRhs { inner })
+        x86::pack_rhs(k, n, b, width, threads()).map(|inner| PackedRhs { inner })
     }
     #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
     {
@@ -289,7 +289,7 @@ pub fn gemm_acc_u64_on(threads: usize, m: usize, k: usize, n: usize, a: &[u64], 
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm operand too short");
     // A kernel that packs B packs it once for every band.
     #[cfg(target_arch = "x86_64")]
-    if let Some(packed) = x86::pack_for_product(m, k, n, b) {
+    if let Some(packed) = x86::pack_for_product(m, k, n, b, threads) {
         return in_bands(threads, m, k, n, a, c, |rows, a, c| x86::gemm_acc_packed(rows, a, &packed, c));
     }
     in_bands(threads, m, k, n, a, c, |rows, a, c| single_thread_u64(rows, k, n, a, b, c));
@@ -392,7 +392,16 @@ mod tests {
     #[test]
     fn products_on_several_threads_match_the_naive_loop() {
         // Large enough to be cut into bands, with rows that do not divide evenly.
-        for &(m, k, n, threads) in &[(130, 131, 129, 2), (129, 257, 70, 3), (9, 1024, 300, 4), (128, 768, 64, 8)] {
+        // The last two also pack B on several threads (on CPUs whose kernel packs B).
+        let shapes = [
+            (130, 131, 129, 2),
+            (129, 257, 70, 3),
+            (9, 1024, 300, 4),
+            (128, 768, 64, 8),
+            (40, 300, 257, 3),
+            (33, 520, 130, 4),
+        ];
+        for &(m, k, n, threads) in &shapes {
             let (a, b, c0) = matrices::<u64>(m, k, n, (m + 3 * k + 7 * n) as u64);
             let mut banded = c0.clone();
             let mut naive = c0;

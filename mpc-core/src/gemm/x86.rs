@@ -72,17 +72,30 @@ pub(crate) fn gemm_acc_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c
     gemm_acc_with(kernel, m, k, n, a, b, c);
 }
 
-/// B packed (all eight limbs, no scan) for one product of `m` rows, when the selected kernel
-/// packs B for a product of that many rows.
-pub(crate) fn pack_for_product(m: usize, k: usize, n: usize, b: &[u64]) -> Option<super::amx::PackedRhs> {
-    (selected() == Kernel::Amx && m >= AMX_MIN_ROWS && k > 0 && n > 0).then(|| super::amx::PackedRhs::unsigned(k, n, b))
+/// B packed (all eight limbs, no scan, on up to `threads` threads) for one product of `m` rows,
+/// when the selected kernel packs B for a product of that many rows.
+pub(crate) fn pack_for_product(
+    m: usize,
+    k: usize,
+    n: usize,
+    b: &[u64],
+    threads: usize,
+) -> Option<super::amx::PackedRhs> {
+    (selected() == Kernel::Amx && m >= AMX_MIN_ROWS && k > 0 && n > 0)
+        .then(|| super::amx::PackedRhs::unsigned(k, n, b, threads))
 }
 
-/// B packed for the AMX kernel, when this CPU runs it.
-pub(crate) fn pack_rhs(k: usize, n: usize, b: &[u64], width: super::Width) -> Option<super::amx::PackedRhs> {
+/// B packed for the AMX kernel (on up to `threads` threads), when this CPU runs it.
+pub(crate) fn pack_rhs(
+    k: usize,
+    n: usize,
+    b: &[u64],
+    width: super::Width,
+    threads: usize,
+) -> Option<super::amx::PackedRhs> {
     (selected() == Kernel::Amx).then(|| match width {
-        super::Width::Full => super::amx::PackedRhs::unsigned(k, n, b),
-        super::Width::Narrowest => super::amx::PackedRhs::new(k, n, b),
+        super::Width::Full => super::amx::PackedRhs::unsigned(k, n, b, threads),
+        super::Width::Narrowest => super::amx::PackedRhs::new(k, n, b, threads),
     })
 }
 

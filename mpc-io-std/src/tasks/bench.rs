@@ -80,6 +80,10 @@ pub struct ModelReport {
     pub on_demand_s: f64,
     /// Plaintext time of the same model, `Plain<f32>`, one thread.
     pub plaintext_s: f64,
+    /// The f32 GEMM of the plaintext run: matrixmultiply's sgemm, the fastest maintained one
+    /// measured on this project's CPUs (the `gemm` crate that candle uses ran 46-48 G mac/s
+    /// single-threaded on BERT-base's shapes where sgemm ran 65-72, Intel Xeon with AVX-512).
+    pub plaintext_gemm: &'static str,
     /// `online_s / plaintext_s`.
     pub online_ratio: f64,
     /// Bytes both parties sent each other online.
@@ -178,6 +182,7 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         offline_s: p0.offline_seconds().max(p1.offline_seconds()),
         on_demand_s: p0.on_demand.0.max(p1.on_demand.0),
         plaintext_s,
+        plaintext_gemm: "matrixmultiply",
         online_ratio: online_s / plaintext_s,
         online_bytes: both(&p0.online.1, &p1.online.1),
         offline_bytes: p0.dealer_bytes() + p1.dealer_bytes(),
