@@ -120,6 +120,18 @@ impl<R: Ring> RightOperand<R> {
         }
     }
 
+    /// As [`RightOperand::new`] from borrowed values, copied only where there is no packed form.
+    ///
+    /// # Panics
+    /// If `b` does not hold k × n values.
+    pub fn from_slice(k: usize, n: usize, b: &[R], width: Width) -> Self {
+        assert_eq!(b.len(), k * n, "right operand of {k} x {n}");
+        match R::pack_rhs(k, n, b, width) {
+            Some(packed) => RightOperand { k, n, plain: crate::share::Shares::zeros(0), packed: Some(packed) },
+            None => RightOperand { k, n, plain: crate::share::Shares::from_vec(b.to_vec()), packed: None },
+        }
+    }
+
     /// Rows of B.
     pub fn rows(&self) -> usize {
         self.k

@@ -726,20 +726,20 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let mask = self.material(|p| p.owned_mask(k, n))?;
         let peer = self.peer();
         // P0 knows W in the clear: its packing may read how wide the values are. F is uniform.
-        let (held, width) = match (self.role, w) {
+        let held = match (self.role, w) {
             (Role::P0, Some(w)) if w.len() == k * n && mask.b.len() == k * n => {
                 let f: Vec<R> = w.iter().zip(mask.b.iter()).map(|(w, b)| w.wrapping_sub(b)).collect();
                 wire::send(&mut self.transport, peer, &[&f])?;
-                (Shares::from_vec(w.to_vec()), Width::Narrowest)
+                RightOperand::from_slice(k, n, w, Width::Narrowest)
             }
             (Role::P1, None) => {
                 let mut f = Shares::zeros(k * n);
                 wire::recv(&mut self.transport, peer, &mut f)?;
-                (f, Width::Full)
+                RightOperand::new(k, n, f, Width::Full)
             }
             _ => return Err(Error::ShapeMismatch),
         };
-        let held = Arc::new(RightOperand::new(k, n, held, width));
+        let held = Arc::new(held);
         if self.role == Role::P1 {
             // The provider may fold A · F into this matrix's triples as it makes them.
             self.preprocessing.opened_mask(mask.id, held.clone());
