@@ -251,14 +251,24 @@ fn pack_columns(
 ) {
     let block_len = (k_padded / 4) * TILE_BYTES;
     let cols = planes.first().map_or(0, |p| p.len() / block_len * TILE_COLS);
-    let value = |p: usize, col: usize| if p < k && col < n { limbs.split(b[p * n + col]) } else { 0 };
+    let last_col = n.min(first_col + cols);
+    // One scratch for the whole packing (zeroed once, at the end).
+    let mut words = Zeroizing::new([0u64; 8]);
     for quad in 0..k.div_ceil(4) {
-        for col in (first_col..n.min(first_col + cols)).step_by(2) {
+        let full_quad = 4 * quad + 4 <= k;
+        for col in (first_col..last_col).step_by(2) {
             // Two columns of four k-steps: after the transpose, word `limb` holds that limb's
             // 4 + 4 bytes in the tile's order (column-major within the k-quad).
-            let mut words = Zeroizing::new([0u64; 8]);
-            for (i, word) in words.iter_mut().enumerate() {
-                *word = value(4 * quad + i % 4, col + i / 4);
+            if full_quad && col + 2 <= n {
+                let rows = &b[4 * quad * n + col..];
+                for (i, word) in words.iter_mut().enumerate() {
+                    *word = limbs.split(rows[(i % 4) * n + i / 4]);
+                }
+            } else {
+                for (i, word) in words.iter_mut().enumerate() {
+                    let (p, c) = (4 * quad + i % 4, col + i / 4);
+                    *word = if p < k && c < n { limbs.split(b[p * n + c]) } else { 0 };
+                }
             }
             transpose_bytes(&mut words);
             let (block, lane) = ((col - first_col) / TILE_COLS, col % TILE_COLS);
@@ -311,12 +321,14 @@ impl PackedLhs {
         let mut lines = LHS_BUFFER.take();
         lines.resize(8 * plane / 64, Line::default());
         let data: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
+        // One scratch for the whole packing (zeroed once, at the end).
+        let mut block = Zeroizing::new([0u64; 8]);
         for (row, values) in a[..m * k].chunks(k.max(1)).enumerate().take(m) {
             let row_start = (row / TILE_ROWS) * k_tiles * TILE_SIZE + (row % TILE_ROWS) * TILE_BYTES;
             for (group, chunk) in values.chunks(8).enumerate() {
                 // Eight k-steps at once: byte `limb` of each value, in k order, is row `limb` of
                 // the transposed 8 × 8 byte block.
-                let mut block = Zeroizing::new([0u64; 8]);
+                block.fill(0);
                 block[..chunk.len()].copy_from_slice(chunk);
                 transpose_bytes(&mut block);
                 let p = 8 * group;
