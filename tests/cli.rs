@@ -156,6 +156,21 @@ fn bench_gemm_reports_each_shape_on_one_thread_and_on_the_threads_asked() {
     }
 }
 
+/// `MPCFORMER_GEMM_KERNEL` caps the kernel at a narrower one the CPU runs; the products stay
+/// right (the bench checks nothing, but every kernel's answers are checked in mpc-core's tests).
+#[test]
+fn the_gemm_kernel_can_be_capped_by_the_environment() {
+    let out = Command::new(BIN)
+        .args(["bench", "gemm", "--json", "--seconds", "0.01"])
+        .env("MPCFORMER_GEMM_KERNEL", "portable")
+        .output()
+        .expect("run mpcformer");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().expect("a line")).expect("json");
+    assert_eq!(first["kernel"], "portable", "{first}");
+}
+
 #[test]
 fn insecure_seeds_never_leave_loopback() {
     let out = run(&["dealer", "--listen", "0.0.0.0:0", "--certs", "/nonexistent", "--insecure-seed", "1"]);

@@ -228,7 +228,9 @@ pub fn gemm_acc_packed_u64_on(
     gemm_acc_u64_on(threads, m, k, n, a, b, c)
 }
 
-/// The u64 kernel selected for this CPU: `"amx-int8"`, `"avx512"`, `"avx2"` or `"portable"`.
+/// The u64 kernel selected for this CPU: `"amx-int8"`, `"avx512"`, `"avx2"` or `"portable"`. The
+/// environment variable `MPCFORMER_GEMM_KERNEL` (one of those names) picks a narrower kernel the CPU
+/// runs, read once per process, to measure or test it on a CPU that has the wider ones.
 pub fn kernel_name() -> &'static str {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     {

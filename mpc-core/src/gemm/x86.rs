@@ -54,10 +54,19 @@ pub(crate) fn supported() -> Vec<Kernel> {
     [Kernel::Amx, Kernel::Avx512, Kernel::Avx2, Kernel::Portable].into_iter().filter(|k| k.available()).collect()
 }
 
-/// The widest kernel this CPU runs, detected once.
+/// The environment variable that caps the kernel (`amx-int8`, `avx512`, `avx2` or `portable`):
+/// to measure or test the narrower kernels on a CPU that has the wider ones.
+pub(crate) const KERNEL_VARIABLE: &str = "MPCFORMER_GEMM_KERNEL";
+
+/// The widest kernel this CPU runs, detected once, or the one [`KERNEL_VARIABLE`] names if this
+/// CPU runs it (an unknown or unsupported name is ignored).
 pub(crate) fn selected() -> Kernel {
     static SELECTED: OnceLock<Kernel> = OnceLock::new();
-    *SELECTED.get_or_init(|| supported()[0])
+    *SELECTED.get_or_init(|| {
+        let supported = supported();
+        let asked = std::env::var(KERNEL_VARIABLE).ok();
+        supported.iter().copied().find(|k| asked.as_deref() == Some(k.name())).unwrap_or(supported[0])
+    })
 }
 
 /// Products with fewer rows than this skip AMX when B is not packed ahead: packing B costs
