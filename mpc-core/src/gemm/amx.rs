@@ -4,12 +4,14 @@
 //! products with `i + j < 8`: `a·b = Σ_s 2^(8s) Σ_(i+j=s) a_i b_j`. Each `Σ_p a_i[p] b_j[p]` is a
 //! byte GEMM that AMX's `TDPBUUD` (or `TDPBUSD` for signed limbs) accumulates exactly in int32
 //! tiles: 16×64 bytes of A times 64×16 bytes of B in one instruction, 16K byte products. A full
-//! u64 operand costs 36 limb products; a narrow one (owner weights, |w| < 2^23, three signed
+//! u64 operand costs 36 limb products; a narrow one (owner weights, |w| < 2^22, three signed
 //! digits) 21, which is why weights that are used again are packed once ([`PackedRhs`]).
 //!
-//! Exactness: per shift `s` at most four limb pairs matter for the low 32 bits (s ≤ 3; above,
-//! only the sum's low 32 bits reach the result, and int32 arithmetic keeps those), each
-//! `KC · 255 · 255` at most, so a block of `KC = 1024` steps stays below 2^31 in every case.
+//! Exactness: the sum of shift `s` is needed exactly only for s ≤ 3 (above, only its low 32 bits
+//! reach the result, and the tiles' wrapping int32 arithmetic keeps those), where at most four
+//! limb pairs add up, each at most `KC · 255 · 255` in magnitude: with `KC = 4096` steps per block,
+//! 4 · 4096 · 65025 < 2^31, so the int32 sum is exact whether the limbs are read unsigned (zero
+//! extended) or as signed digits (sign extended).
 //!
 //! Like [`super::x86`], this module holds `unsafe`: the tile instructions are inline assembly
 //! (Rust has no stable AMX intrinsics), each on pointers into buffers sized for the tile.
@@ -32,8 +34,10 @@ const TILE_COLS: usize = 16;
 const TILE_K: usize = 64;
 /// Rows and columns of C per block of four accumulator tiles (2 × 2).
 const BLOCK: usize = 32;
-/// Steps of k accumulated in int32 before the tiles are folded into u64 (exactness, above).
+/// Steps of k accumulated in int32 before the tiles are folded into u64 (exactness, above; longer
+/// blocks were no faster, shorter ones slower: the fold per block costs).
 const KC: usize = 4096;
+const _: () = assert!(4 * KC * 255 * 255 < 1 << 31);
 
 /// Whether this CPU and OS run the kernel: AVX-512F, AMX-TILE and AMX-INT8 in CPUID, and the kernel's
 /// permission to use the tile state (Linux's `arch_prctl(ARCH_REQ_XCOMP_PERM)`), asked once.
