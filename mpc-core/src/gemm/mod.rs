@@ -112,12 +112,9 @@ impl<R: Ring> RightOperand<R> {
     /// # Panics
     /// If `b` does not hold k × n values.
     pub fn new(k: usize, n: usize, b: crate::share::Shares<R>, width: Width) -> Self {
-        assert_eq!(b.len(), k * n, "right operand of {k} x {n}");
-        match R::pack_rhs(k, n, &b, width) {
-            // `b` is dropped (and zeroed) here: the packing holds it.
-            Some(packed) => RightOperand { k, n, plain: crate::share::Shares::zeros(0), packed: Some(packed) },
-            None => RightOperand { k, n, plain: b, packed: None },
-        }
+        let packed = Self::pack(k, n, &b, width);
+        // Without a packed form `b` is kept; with one it is dropped (and zeroed) here.
+        Self::holding(k, n, packed, || b)
     }
 
     /// As [`RightOperand::new`] from borrowed values, copied only where there is no packed form.
@@ -125,10 +122,20 @@ impl<R: Ring> RightOperand<R> {
     /// # Panics
     /// If `b` does not hold k × n values.
     pub fn from_slice(k: usize, n: usize, b: &[R], width: Width) -> Self {
+        let packed = Self::pack(k, n, b, width);
+        Self::holding(k, n, packed, || crate::share::Shares::from_vec(b.to_vec()))
+    }
+
+    fn pack(k: usize, n: usize, b: &[R], width: Width) -> Option<PackedRhs> {
         assert_eq!(b.len(), k * n, "right operand of {k} x {n}");
-        match R::pack_rhs(k, n, b, width) {
+        R::pack_rhs(k, n, b, width)
+    }
+
+    /// The operand held as `packed`, or as the values `plain` gives where there is no packed form.
+    fn holding(k: usize, n: usize, packed: Option<PackedRhs>, plain: impl FnOnce() -> crate::share::Shares<R>) -> Self {
+        match packed {
             Some(packed) => RightOperand { k, n, plain: crate::share::Shares::zeros(0), packed: Some(packed) },
-            None => RightOperand { k, n, plain: crate::share::Shares::from_vec(b.to_vec()), packed: None },
+            None => RightOperand { k, n, plain: plain(), packed: None },
         }
     }
 

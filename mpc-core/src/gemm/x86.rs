@@ -73,9 +73,11 @@ pub(crate) fn selected() -> Kernel {
 /// about what a product of this many rows does.
 const AMX_MIN_ROWS: usize = 16;
 
+/// `c += a · b` on the widest kernel that reads B as it is. Products that pay for packing B take
+/// the AMX kernel through [`pack_for_product`] before they get here (the only place that decides).
 pub(crate) fn gemm_acc_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
     let kernel = match selected() {
-        Kernel::Amx if m < AMX_MIN_ROWS => Kernel::Avx512,
+        Kernel::Amx => Kernel::Avx512,
         kernel => kernel,
     };
     gemm_acc_with(kernel, m, k, n, a, b, c);
