@@ -130,3 +130,87 @@ fn ltz_works_in_z2_32() {
         assert_eq!(*g, u32::from(v.to_i64() < 0));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Every value against every bound, ties and the range's edges included, from one mask per
+    /// value.
+    #[test]
+    fn below_compares_every_value_with_every_bound(seed: u64, n in 1usize..60, t in 1usize..40) {
+        let mut values = edge_values();
+        values.extend(FP.encode_vec::<u64>(&reals(seed, n, 1000.0)));
+        let lim = 1i64 << 61;
+        let mut bounds: Vec<u64> = FP.encode_vec(&reals(seed ^ 5, t, 1000.0));
+        // Ties with values, and bounds far from zero (|x - t| stays below 2^62).
+        bounds.extend([values[0], values[3], values[values.len() - 1], u64::from_i64(lim - 7), u64::from_i64(-lim)]);
+        let (tv, bv) = (values.clone(), bounds.clone());
+        let got = private(&values, move |p, x| {
+            let b = p.below(x, &bv)?;
+            p.open(&b)
+        });
+        prop_assert_eq!(got.len(), tv.len() * bounds.len());
+        for (j, bound) in bounds.iter().enumerate() {
+            for (i, v) in tv.iter().enumerate() {
+                let expect = v.to_i64().checked_sub(bound.to_i64()).map(|d| d.abs() < (1 << 62));
+                if expect == Some(true) {
+                    prop_assert_eq!(got[j * tv.len() + i], u64::from(v.to_i64() < bound.to_i64()), "{} < {}", v.to_i64(), bound.to_i64());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn below_costs_four_rounds_and_little_traffic() {
+    let values = FP.encode_vec::<u64>(&reals(4, 200, 10.0));
+    let bounds = FP.encode_vec::<u64>(&(0..100).map(|i| i as f64 / 10.0 - 5.0).collect::<Vec<_>>());
+    let cost = private(&values, |p, x| {
+        p.open(&[0])?;
+        let s = p.transport().stats();
+        p.below(x, &bounds)?;
+        Ok(p.transport().stats().since(&s))
+    });
+    assert_eq!(cost.rounds, 4);
+    // Per comparison and party: 10 AND gates (2 bits each) and 3 bits, beside 8 bytes per value.
+    let per_comparison = (cost.bytes_sent as f64 - 8.0 * 200.0) / 20_000.0;
+    assert!(per_comparison < 3.1, "below sends {per_comparison} bytes per comparison");
+}
+
+#[test]
+fn below_works_in_z2_32() {
+    use mpc_core::preprocessing::TestDealer;
+    use mpc_core::share::Seed;
+    use mpc_core::transport::PartyId;
+    use mpc_io_std::ChannelTransport;
+
+    let values: Vec<u32> =
+        [0i64, 1, -1, 1 << 28, -(1 << 28), 12345, -12345].iter().map(|&v| u32::from_i64(v)).collect();
+    let bounds: Vec<u32> = [0i64, 2, -2, 12345, -(1 << 28)].iter().map(|&v| u32::from_i64(v)).collect();
+    let (t0, t1) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
+    let (d0, d1) = TestDealer::<u32>::pair([5; 32]);
+    let run = |role: Role, t: ChannelTransport, d: TestDealer<u32>| {
+        let (values, bounds) = (values.clone(), bounds.clone());
+        std::thread::spawn(move || {
+            let mut party = mpc_core::Party::with_seed(role, t, d, &Seed::from_bytes([6; 32]));
+            let x = party.input(Role::P0, (role == Role::P0).then_some(&values[..]), values.len()).unwrap();
+            let b = party.below(&x, &bounds).unwrap();
+            party.open(&b).unwrap()
+        })
+    };
+    let h0 = run(Role::P0, t0, d0);
+    let h1 = run(Role::P1, t1, d1);
+    let got = h0.join().unwrap();
+    assert_eq!(got, h1.join().unwrap());
+    for (j, t) in bounds.iter().enumerate() {
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(
+                got[j * values.len() + i],
+                u32::from(v.to_i64() < t.to_i64()),
+                "{} < {}",
+                v.to_i64(),
+                t.to_i64()
+            );
+        }
+    }
+}

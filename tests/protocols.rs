@@ -237,3 +237,81 @@ fn fused_truncation_of_owner_weight_products_never_fails_where_local_truncation_
     assert!(local > 20, "local truncation should fail often at this magnitude, failed {local} times");
     assert_eq!(bad(Truncation::Dealer), 0);
 }
+
+/// x >> shift within one unit (floor and floor + 1), as ring values; the operand itself for 0.
+fn truncations(x: i64, shift: u32) -> Vec<i64> {
+    if shift == 0 { vec![x] } else { vec![x >> shift, (x >> shift) + 1] }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Products of operands truncated first, each opening serving the truncation and the
+    /// product: exactly a product of within-1-ulp truncations, for every combination of
+    /// truncated and untruncated operands, elementwise and broadcast, up to 2^61 in the ring.
+    #[test]
+    fn fused_products_are_products_of_the_truncations(
+        seed: u64,
+        rows in 1usize..6,
+        len in 1usize..40,
+        mode in 0usize..3,
+        x_shift in prop_oneof![Just(0u32), 1u32..40],
+        y_shift in prop_oneof![Just(0u32), 1u32..24],
+        scale in 8u32..62,
+    ) {
+        use mpc_core::protocol::FusedOperands;
+        let broadcast = [None, Some(true), Some(false)][mode];
+        let ny = match broadcast { None => rows * len, Some(true) => rows, Some(false) => len };
+        // Keep the product of the shifted operands below 2^62.
+        let x_bits = scale.min(61);
+        let y_bits = (62 - (x_bits - x_shift.min(x_bits))).min(61).saturating_sub(2) + y_shift.min(20);
+        let ring = |s: u64, n: usize, bits: u32| -> Vec<i64> {
+            reals(s, n, 1.0).iter().map(|r| (r * (1u64 << bits.min(61)) as f64) as i64).collect()
+        };
+        let x = ring(seed, rows * len, x_bits);
+        let y = ring(seed ^ 7, ny, y_bits.min(61));
+        let (xr, yr): (Vec<u64>, Vec<u64>) = (x.iter().map(|&v| v as u64).collect(), y.iter().map(|&v| v as u64).collect());
+        let run = threaded(seed, Truncation::Dealer, |party, role| {
+            let xs = party.input(Role::P0, (role == Role::P0).then_some(&xr[..]), xr.len())?;
+            let ys = party.input(Role::P1, (role == Role::P1).then_some(&yr[..]), yr.len())?;
+            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast };
+            let z = party.mul_fused(&[item])?;
+            party.open(&z[0])
+        });
+        prop_assert_eq!(&run.p0.output, &run.p1.output);
+        for (i, got) in run.p0.output.iter().enumerate() {
+            let j = match broadcast { None => i, Some(true) => i / len, Some(false) => i % len };
+            let candidates: Vec<u64> = truncations(x[i], x_shift)
+                .iter()
+                .flat_map(|&a| truncations(y[j], y_shift).into_iter().map(move |b| a.wrapping_mul(b) as u64))
+                .collect();
+            prop_assert!(candidates.contains(got), "x = {}, y = {}: got {}", x[i], y[j], *got as i64);
+        }
+    }
+}
+
+#[test]
+fn fused_products_take_one_round_and_refuse_bad_shapes() {
+    use mpc_core::protocol::FusedOperands;
+    let x: Vec<u64> = (0..12).map(|v| (v as u64) << 20).collect();
+    let run = threaded(3, Truncation::Dealer, |party, _| {
+        let xs = party.input(Role::P0, Some(&x[..]).filter(|_| party.role() == Role::P0), x.len())?;
+        party.open(&[0])?; // end the input's flight
+        let s = party.transport().stats();
+        let items = [
+            FusedOperands { x: &xs, x_shift: 10, y: &xs[..3], y_shift: 4, rows: 3, len: 4, broadcast: Some(true) },
+            FusedOperands { x: &xs, x_shift: 0, y: &xs, y_shift: 12, rows: 4, len: 3, broadcast: None },
+        ];
+        party.mul_fused(&items)?;
+        let cost = party.transport().stats().since(&s);
+        let bad = FusedOperands { x: &xs, x_shift: 0, y: &xs[..2], y_shift: 0, rows: 3, len: 4, broadcast: Some(true) };
+        let refused = party.mul_fused(&[bad]).err();
+        let too_far = FusedOperands { x: &xs, x_shift: 40, y: &xs, y_shift: 30, rows: 3, len: 4, broadcast: None };
+        Ok((cost, refused, party.mul_fused(&[too_far]).err()))
+    });
+    let (cost, refused, too_far) = run.p0.output;
+    assert_eq!(cost.rounds, 1);
+    assert_eq!(cost.bytes_sent, 8 * (12 + 3 + 12 + 12));
+    assert_eq!(refused, Some(mpc_core::Error::ShapeMismatch));
+    assert_eq!(too_far, Some(mpc_core::Error::TooLarge));
+}

@@ -39,6 +39,32 @@ pub type Matmul<'a, E> = (&'a [E], &'a [E], usize, usize, usize);
 /// rows, len, per-row flag.
 pub type Broadcast<'a, E> = (&'a [E], &'a [E], usize, usize, bool);
 
+/// One product of [`Backend::mul_shifted`]: x (`rows × len`) and y (the same shape, or one
+/// value per row or column), each shifted right by its bits first.
+pub use mpc_core::protocol::FusedOperands as Fused;
+
+/// `c` at `frac` fractional bits in the 64-bit ring (two's complement), rounded to nearest and
+/// saturating at the range's edges (NaN is 0): [`mpc_core::FixedPoint::encode`] for any precision
+/// up to 62 bits, where the session formats stop at 30 (numerical functions keep constants at
+/// their products' wide precisions).
+pub(crate) fn encode_at(c: f64, frac: u32) -> u64 {
+    let scaled = libm::round(libm::ldexp(c, frac as i32));
+    // `as` saturates (and maps NaN to 0); the lower edge mirrors the upper one.
+    (scaled as i64).max(-i64::MAX) as u64
+}
+
+/// How [`Backend::reduce`] removes `bits` under MPC: with the session's method when it drops at
+/// most the session's `f` bits (a value of session products), with dealer pairs, which never
+/// fail, when it drops more: such values sit high in the ring, where a local truncation would
+/// wrap often.
+pub(crate) fn reduce_method(
+    bits: u32,
+    f: u32,
+    session: mpc_core::protocol::Truncation,
+) -> mpc_core::protocol::Truncation {
+    if bits <= f { session } else { mpc_core::protocol::Truncation::Dealer }
+}
+
 /// `y` repeated along the axis of a `rows × len` matrix.
 pub fn broadcast_values<E: Copy>(y: &[E], rows: usize, len: usize, per_row: bool) -> Vec<E> {
     if per_row {
@@ -221,6 +247,34 @@ pub trait Backend {
     fn mul_bits(&mut self, pairs: &[Pair<'_, Self::Elem>]) -> Result<Vec<Self::Vector>>;
     /// The maximum of each row of a `rows × len` matrix.
     fn max_rows(&mut self, x: &[Self::Elem], rows: usize, len: usize) -> Result<Self::Vector>;
+    /// Bits `[x_i < t_j]` for the values x at `frac` bits and every public bound t_j (reals,
+    /// ascending or not), bound-major (entry `j · x.len() + i`). Under MPC one mask per value
+    /// serves every bound, in four rounds; the default compares each difference.
+    fn below(&mut self, x: &[Self::Elem], frac: u32, bounds: &[f64]) -> Result<Self::Vector> {
+        let mut differences = Vec::with_capacity(x.len() * bounds.len());
+        for &t in bounds {
+            differences.extend_from_slice(&self.add_scalar(x, -t, frac));
+        }
+        self.ltz(&differences)
+    }
+    /// The products (x >> s_x) · (y >> s_y) of every item ([`Fused`]), left at the precision
+    /// of the shifted operands (no truncation after). Under MPC in one round: the opening that
+    /// truncates an operand also masks it for the product. The shifts round to nearest (within
+    /// one unit under MPC); the default truncates, then multiplies.
+    fn mul_shifted(&mut self, items: &[Fused<'_, Self::Elem>]) -> Result<Vec<Self::Vector>> {
+        let exact = Product { a: 0, b: 0, out: 0, pow2: 0 };
+        let mut out = Vec::with_capacity(items.len());
+        for it in items {
+            let x = self.reduce(it.x, it.x_shift)?;
+            let y = self.reduce(it.y, it.y_shift)?;
+            let product = match it.broadcast {
+                None => self.mul_many(&[(&x, &y)], exact)?,
+                Some(per_row) => self.mul_broadcast_many(&[(&x, &y, it.rows, it.len, per_row)], exact)?,
+            };
+            out.extend(product);
+        }
+        Ok(out)
+    }
 
     // ------------------------------------------------------------------ built on the primitives
 
@@ -284,6 +338,13 @@ pub trait Backend {
     /// 1/√x for x in [2^-7, 2^11] (relative error below 1e-3).
     fn inv_sqrt(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::inv_sqrt(self, x)
+    }
+    /// 1/√x for x at `frac` bits in [2^-7, 2^11] (within 9e-5 relative of 1/√ of x as given),
+    /// and the
+    /// fractional bits it is given at (wide, for a caller that truncates it as part of its next
+    /// product; 0 in `Plain`). Five rounds under MPC.
+    fn inv_sqrt_wide(&mut self, x: &[Self::Elem], frac: u32) -> Result<(Self::Vector, u32)> {
+        Ok((numerics::inv_sqrt_wide(self, x, frac)?, numerics::INV_SQRT_BITS))
     }
     /// erf(x) on all reals (absolute error below 7.5e-4 on [-10, 10]).
     fn erf(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {

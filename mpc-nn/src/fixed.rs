@@ -8,7 +8,7 @@ use mpc_core::protocol::cost::{self, CommModel};
 use mpc_core::transport::Role;
 use mpc_core::{Error, FixedPoint, Ring};
 
-use crate::backend::{Backend, Broadcast, Matmul, Pair, Product, Result, WeightMode};
+use crate::backend::{Backend, Broadcast, Fused, Matmul, Pair, Product, Result, WeightMode};
 
 /// Fixed-point ring values in the clear: the same algorithms and truncations as [`Secure`]
 /// (truncation rounds to nearest, where the protocol lands within one unit of the quotient),
@@ -86,9 +86,7 @@ fn broadcast_products(items: &[Broadcast<'_, u64>], shift: u32) -> Vec<Vec<u64>>
         .collect()
 }
 
-fn encode(c: f64, frac: u32) -> u64 {
-    FixedPoint::new(frac).encode(c)
-}
+use crate::backend::encode_at as encode;
 
 impl Backend for Fixed {
     type Elem = u64;
@@ -138,7 +136,8 @@ impl Backend for Fixed {
         a.chunks(len.max(1)).map(|r| r.iter().fold(0u64, |s, &v| s.wrapping_add(v))).collect()
     }
     fn reduce(&mut self, a: &[u64], bits: u32) -> Result<Vec<u64>> {
-        cost::truncate::<u64>(&mut self.ledger, a.len(), bits, self.truncation);
+        let method = crate::backend::reduce_method(bits, self.frac_bits(), self.truncation);
+        cost::truncate::<u64>(&mut self.ledger, a.len(), bits, method);
         let half = half_unit(bits);
         Ok(a.iter().map(|x| x.wrapping_add(half).shr_arith(bits)).collect())
     }
@@ -292,5 +291,28 @@ impl Backend for Fixed {
         }
         cost::max_rows::<u64>(&mut self.ledger, rows, len);
         Ok(x.chunks(len).map(|r| r.iter().copied().max_by_key(|v| v.to_i64()).expect("non-empty row")).collect())
+    }
+    fn below(&mut self, x: &[u64], frac: u32, bounds: &[f64]) -> Result<Vec<u64>> {
+        cost::below::<u64>(&mut self.ledger, x.len(), bounds.len());
+        let bounds: Vec<i64> = bounds.iter().map(|&t| encode(t, frac).to_i64()).collect();
+        Ok(bounds.iter().flat_map(|&t| x.iter().map(move |v| u64::from(v.to_i64() < t))).collect())
+    }
+    fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Vec<u64>>> {
+        let shift = |v: u64, s: u32| v.wrapping_add(half_unit(s)).shr_arith(s);
+        if items.iter().any(|it| it.x.len() != it.rows * it.len || it.y.len() != it.y_len()) {
+            return Err(Error::ShapeMismatch);
+        }
+        // Every item's operands go in one opening.
+        cost::fused::<u64>(&mut self.ledger, items.iter().map(|it| it.x.len() + it.y.len()).sum());
+        let mut out = Vec::with_capacity(items.len());
+        for it in items {
+            let y: Vec<u64> = it.y.iter().map(|&v| shift(v, it.y_shift)).collect();
+            let y = match it.broadcast {
+                None => y,
+                Some(per_row) => crate::backend::broadcast_values(&y, it.rows, it.len, per_row),
+            };
+            out.push(zip(it.x, &y, |a, b| shift(a, it.x_shift).wrapping_mul(b)));
+        }
+        Ok(out)
     }
 }

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use mpc_core::Error;
 use mpc_core::transport::Role;
 
-use crate::backend::{Backend, Product, Result, broadcast_values};
+use crate::backend::{Backend, Fused, Product, Result, broadcast_values};
 use crate::tensor::Tensor;
 
 /// A secret matrix of backend `B`.
@@ -88,8 +88,11 @@ impl<B: Backend> LayerNorm<B> {
     /// vectors, which open only their short side.
     ///
     /// The variance's 1/h is split as 1/2^p · 2^p/h with 2^p the power of two at most h: the
-    /// row sums of squares (at 2f bits) become V = Σ(x - mean)²/2^p in one truncation, and
-    /// 1/√var = √(h/2^p) · 1/√(V + ε·h/2^p), whose constant factor γ carries from the load.
+    /// row sums of squares (at 2f bits) are V = Σ(x - mean)²/2^p at 2f + p bits, with no
+    /// truncation, and 1/√var = √(h/2^p) · 1/√(V + ε·h/2^p), whose constant factor γ carries
+    /// from the load. Under MPC: one round for the squares, five for 1/√ (its comparisons read
+    /// V untruncated), one for the product with 1/σ (whose truncation rides on that product's
+    /// opening) and one to truncate the result.
     pub fn forward(&self, b: &mut B, x: &Matrix<B>) -> Result<Matrix<B>> {
         check_cols::<B>(x, self.width)?;
         let (rows, h) = (x.rows(), self.width);
@@ -106,11 +109,13 @@ impl<B: Backend> LayerNorm<B> {
         let scaled = scaled.pop().ok_or(Error::ShapeMismatch)?;
         let p = pow2_below(h).trailing_zeros();
         let sums = b.extend(&b.sum_rows(&squares, rows, h), p, -(p as i32));
-        let v = b.reduce(&sums, f + p)?;
-        let v = b.add_scalar(&v, self.eps * h as f64 / (1u64 << p) as f64, f);
-        let inv_std = b.inv_sqrt(&v)?;
-        let narrow = Product { a: 2 * f, b: f, out: f, pow2: 0 };
-        let y = b.mul_broadcast_many(&[(&scaled, &inv_std, rows, h, true)], narrow)?.remove(0);
+        let v = b.add_scalar(&sums, self.eps * h as f64 / (1u64 << p) as f64, 2 * f + p);
+        let (inv_std, bits) = b.inv_sqrt_wide(&v, 2 * f + p)?;
+        // (x - mean)·γ (2f bits) times 1/σ cut to f bits by the product's opening: 3f bits.
+        let item =
+            Fused { x: &scaled, x_shift: 0, y: &inv_std, y_shift: bits - f, rows, len: h, broadcast: Some(true) };
+        let y = b.mul_shifted(&[item])?.pop().ok_or(Error::ShapeMismatch)?;
+        let y = b.reduce(&y, 2 * f)?;
         matrix::<B>(rows, h, b.add(&y, &broadcast_values(&self.beta, rows, h, false)))
     }
 }

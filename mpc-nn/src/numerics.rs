@@ -15,7 +15,7 @@
 
 use alloc::vec::Vec;
 
-use crate::backend::{Backend, Pair, Product, Result, broadcast_values};
+use crate::backend::{Backend, Fused, Pair, Product, Result, broadcast_values};
 
 /// Extra fractional bits of the steps that need them (exp's squarings, Newton iterations).
 pub const EXTRA_BITS: u32 = 8;
@@ -73,10 +73,16 @@ const RECIPROCAL_START: Intervals = Intervals { lowest: -24, highest: 18, per_oc
 /// ... within 0.172 of the answer (relative): three factors (1 + e)(1 + e²)(1 + e⁴) bring it to
 /// e⁸ < 1e-6.
 const RECIPROCAL_FACTORS: usize = 3;
-/// The inverse square root starts on sixteenths of a binade on [2^-7, 2^11] (289 comparisons in
-/// one batch: it runs on one value per token), within 2^(1/64) of the answer: one Newton step
-/// (e ← 1.5e²) reaches 2e-4, where two steps from a coarser start cost four more rounds.
-const INV_SQRT_START: Intervals = Intervals { lowest: -112, highest: 176, per_octave: 16 };
+/// The inverse square root is a line on each sixteenth of a binade of [2^-7, 2^11] (289
+/// comparisons in one batch: it runs on one value per token; relative error below 1e-4), and
+/// constant outside.
+const INV_SQRT_PIECES: Intervals = Intervals { lowest: -112, highest: 176, per_octave: 16 };
+/// Fractional bits of the inverse square root's result ([`inv_sqrt_wide`]): 1/√x < 2^3.5 on
+/// the range, so the result stays below 2^60 in the ring.
+pub const INV_SQRT_BITS: u32 = 56;
+/// Fractional bits of x where the pieces' slopes multiply it: 15 significant bits at x = 2^-7,
+/// while the smallest slope (2^-17.5, at 2^11) keeps 16 at `INV_SQRT_BITS - 22` bits.
+const INV_SQRT_INPUT_BITS: u32 = 22;
 
 /// What a saturating function is outside its core interval.
 #[derive(Clone, Copy, Debug)]
@@ -160,19 +166,29 @@ fn reciprocal_high<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], frac: u32, pow
     // On [lo, hi), the guess 2/(lo + hi) gives |1 - y·guess| ≤ (√2 - 1)/(√2 + 1) < 0.172 on
     // half-binades.
     let guess = |lo: f64, hi: f64| 2.0 / (lo + hi);
-    let scaled = Scaled { x, frac, pow2 };
-    let mut r = start_by_intervals(b, scaled, high, RECIPROCAL_START, guess)?;
-    let first = Product { a: frac, b: high, out: high, pow2 };
-    let xr = b.mul_many(&[(x, &r)], first)?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
-    let mut power = b.add_scalar(&b.mul_int(&xr, -1), 1.0, high);
+    let r0 = start_by_intervals(b, Scaled { x, frac, pow2 }, high, RECIPROCAL_START, guess)?;
+    // y·r0 = x·r0·2^pow2: the ring product x·r0 read at frac + high - pow2 bits (exact).
+    let xr = b.mul_shifted(&[Fused::elementwise(x, 0, &r0, 0)])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+    let unscale = u32::try_from(-pow2).map_err(|_| mpc_core::Error::ShapeMismatch)?;
+    let mut p_bits = frac + high + unscale;
+    let mut power = b.add_scalar(&b.mul_int(&b.extend(&xr, unscale, pow2), -1), 1.0, p_bits);
+    let (mut r, mut r_bits) = (r0, high);
+    // Each level multiplies r by (1 + power) and squares power, both operands truncated to
+    // `high` bits by the products' own openings: one round per level.
     for level in 0..RECIPROCAL_FACTORS {
-        let factor = b.add_scalar(&power, 1.0, high);
-        if level + 1 == RECIPROCAL_FACTORS {
-            return b.mul_many(&[(&r, &factor)], Product::at(high))?.pop().ok_or(mpc_core::Error::ShapeMismatch);
+        let (rs, ps) = (r_bits - high, p_bits - high);
+        let mut items = alloc::vec![Fused::elementwise(&r, rs, &power, ps)];
+        if level + 1 < RECIPROCAL_FACTORS {
+            items.push(Fused::elementwise(&power, ps, &power, ps));
         }
-        let mut products = b.mul_many(&[(&r, &factor), (&power, &power)], Product::at(high))?;
-        power = products.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
-        r = products.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+        let mut products = b.mul_shifted(&items)?.into_iter();
+        let r_power = products.next().ok_or(mpc_core::Error::ShapeMismatch)?;
+        let next_power = products.next();
+        r = b.add(&b.extend(&r, 2 * high - r_bits, 0), &r_power);
+        r_bits = 2 * high;
+        if let Some(p) = next_power {
+            (power, p_bits) = (p, 2 * high);
+        }
     }
     Ok(r)
 }
@@ -186,9 +202,7 @@ struct Scaled<'a, E> {
 }
 
 /// The piecewise-constant start `guess(lo, hi)`, at `out` bits, on each interval [lo, hi)
-/// between the bounds t_i, from one batch of comparisons c_i = [y < t_i]:
-/// start = g_top + Σ_i c_i · (g_i - g_(i+1)), which telescopes to g_i on interval i (below the
-/// first bound, to g_first; above the last, to g_top) and needs no further round.
+/// between the bounds t_i, from one batch of comparisons ([`Backend::below`]).
 fn start_by_intervals<B: Backend + ?Sized>(
     b: &mut B,
     y: Scaled<'_, B::Elem>,
@@ -196,53 +210,87 @@ fn start_by_intervals<B: Backend + ?Sized>(
     intervals: Intervals,
     guess: impl Fn(f64, f64) -> f64,
 ) -> Result<B::Vector> {
-    let n = y.x.len();
-    // g(i): the guess on [t_(i-1), t_i).
+    // y < t exactly when x < t·2^-pow2.
+    let bounds: Vec<f64> = intervals.indices().map(|i| libm::ldexp(intervals.bound(i), -y.pow2)).collect();
+    let below = b.below(y.x, y.frac, &bounds)?;
+    // g(i): the guess on [t_(i-1), t_i); below the first bound g(lowest), above the last g(top).
     let g = |i: i32| guess(intervals.bound(i - 1), intervals.bound(i));
-    let mut differences = Vec::with_capacity(n * intervals.indices().count());
-    for i in intervals.indices() {
-        // y < t exactly when x < t·2^-pow2.
-        differences.extend_from_slice(&b.add_scalar(y.x, -libm::ldexp(intervals.bound(i), -y.pow2), y.frac));
+    let values: Vec<f64> = intervals.indices().chain([intervals.highest + 1]).map(g).collect();
+    Ok(by_piece(b, &below, y.x.len(), &values, out))
+}
+
+/// The public value of each value's piece, at `frac` bits: `values[j]` on the j-th of the
+/// pieces that the bounds behind `below` ([`Backend::below`], bound-major) cut the line into
+/// (T bounds, T + 1 pieces). With c_i = [x < t_i], the sum v_T + Σ_i c_i·(v_i - v_(i+1))
+/// telescopes to v_j on piece j: a local step. Each value is first rounded to the grid of
+/// `frac` bits (where a double holds it exactly), so that the differences telescope exactly.
+fn by_piece<B: Backend + ?Sized>(b: &B, below: &[B::Elem], n: usize, values: &[f64], frac: u32) -> B::Vector {
+    let grid = |v: f64| {
+        let scaled = libm::ldexp(v, frac as i32);
+        if libm::fabs(scaled) < (1u64 << 52) as f64 { libm::ldexp(libm::round(scaled), -(frac as i32)) } else { v }
+    };
+    let v: Vec<f64> = values.iter().map(|&v| grid(v)).collect();
+    let top = v.last().copied().unwrap_or(0.0);
+    let mut acc = b.public(&alloc::vec![top; n], frac);
+    for (i, bits) in below.chunks_exact(n.max(1)).enumerate() {
+        let step = v[i] - v[i + 1];
+        if step != 0.0 {
+            acc = b.add(&acc, &b.mul_bits_public(bits, &alloc::vec![step; n], frac));
+        }
     }
-    let below = b.ltz(&differences)?;
-    let mut start = b.public(&alloc::vec![g(intervals.highest + 1); n], out);
-    for (bits, i) in below.chunks_exact(n).zip(intervals.indices()) {
-        let step = g(i) - g(i + 1);
-        start = b.add(&start, &b.mul_bits_public(bits, &alloc::vec![step; n], out));
-    }
-    Ok(start)
+    acc
+}
+
+/// The line a + s·x closest to a convex `g` on [lo, hi] in the largest error: the chord, lowered
+/// by half its largest gap above `g`, which is where g' equals the chord's slope
+/// (`tangent_at(slope)`).
+fn line_on(g: impl Fn(f64) -> f64, tangent_at: impl Fn(f64) -> f64, lo: f64, hi: f64) -> (f64, f64) {
+    let slope = (g(hi) - g(lo)) / (hi - lo);
+    let chord_at_lo = g(lo);
+    let t = tangent_at(slope);
+    let gap = chord_at_lo + slope * (t - lo) - g(t);
+    (chord_at_lo - slope * lo - gap / 2.0, slope)
 }
 
 /// 1/x for x in [2^-12, 2^9] (see [`Backend::reciprocal`]).
 pub fn reciprocal<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let r = reciprocal_high(b, x, b.frac_bits(), 0)?;
-    b.reduce(&r, EXTRA_BITS)
+    let f = b.frac_bits();
+    b.reduce(&r, 2 * (f + EXTRA_BITS) - f)
 }
 
-/// 1/√x for x in [2^-7, 2^11]: piecewise start at f + 8 bits, then one Newton step
-/// r ← (3r - (x·r)·r²)/2, rounded to f bits once.
-///
-/// The step is two levels of products, not three: x·r and r² are independent (one batch); then
-/// (x·r)·r² is kept exact at double precision, 3r/2 is a local shift, and their difference is
-/// truncated to f bits in one step (one rounding, no separate truncation round of the start).
+/// 1/√x for x at `frac` bits in [2^-7, 2^11], at [`INV_SQRT_BITS`] bits (see
+/// [`Backend::inv_sqrt_wide`]): on each sixteenth of a binade a line a_j + s_j·x, both picked
+/// by one batch of comparisons ([`Backend::below`]); s_j·x is one product whose operand x is
+/// truncated by the product's own opening ([`Backend::mul_shifted`]). Constant outside the
+/// range (its value at the nearer end). Five rounds, no Newton step.
+pub fn inv_sqrt_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], frac: u32) -> Result<B::Vector> {
+    let n = x.len();
+    let pieces = INV_SQRT_PIECES;
+    let bounds: Vec<f64> = pieces.indices().map(|i| pieces.bound(i)).collect();
+    let below = b.below(x, frac, &bounds)?;
+    let g = |v: f64| 1.0 / libm::sqrt(v);
+    // g'(t) = -t^(-3/2)/2 = s at t = (-2s)^(-2/3).
+    let tangent_at = |s: f64| libm::pow(-2.0 * s, -2.0 / 3.0);
+    let (lowest, highest) = (bounds[0], bounds[bounds.len() - 1]);
+    let mut lines = alloc::vec![(g(lowest), 0.0)];
+    lines.extend(bounds.windows(2).map(|w| line_on(g, tangent_at, w[0], w[1])));
+    lines.push((g(highest), 0.0));
+    let input = frac.min(INV_SQRT_INPUT_BITS);
+    let intercepts: Vec<f64> = lines.iter().map(|l| l.0).collect();
+    let slopes: Vec<f64> = lines.iter().map(|l| l.1).collect();
+    let a = by_piece(b, &below, n, &intercepts, INV_SQRT_BITS);
+    let s = by_piece(b, &below, n, &slopes, INV_SQRT_BITS - input);
+    let sx =
+        b.mul_shifted(&[Fused::elementwise(x, frac - input, &s, 0)])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+    Ok(b.add(&a, &sx))
+}
+
+/// 1/√x for x in [2^-7, 2^11] at f bits (see [`Backend::inv_sqrt`]).
 pub fn inv_sqrt<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
-    let high = f + EXTRA_BITS;
-    // On [lo, hi), 1/√x lies within a factor (hi/lo)^(1/4) of (lo·hi)^(-1/4).
-    let guess = |lo: f64, hi: f64| 1.0 / libm::sqrt(libm::sqrt(lo * hi));
-    let r = start_by_intervals(b, Scaled { x, frac: f, pow2: 0 }, high, INV_SQRT_START, guess)?;
-    // x at f + 8 bits (a local shift), so that both products of the batch are at f + 8.
-    let y = b.extend(x, EXTRA_BITS, 0);
-    let mut products = b.mul_many(&[(&y, &r), (&r, &r)], Product::at(high))?;
-    let (r2, yr) = (products.pop(), products.pop());
-    let (Some(yr), Some(r2)) = (yr, r2) else { return Err(mpc_core::Error::ShapeMismatch) };
-    // Both halves at 2·high + 1 bits: (x·r)·r²/2 is the exact ring product (|·| < 2^4, far below
-    // the ring's range at 49 bits), 3r/2 a shift of r.
-    let wide = 2 * high + 1;
-    let half_yr3 = b.mul_many(&[(&yr, &r2)], Product { a: high, b: high, out: wide, pow2: -1 })?;
-    let half_yr3 = half_yr3.first().ok_or(mpc_core::Error::ShapeMismatch)?;
-    let half_three_r = b.extend(&b.mul_int(&r, 3), wide - high, -1);
-    b.reduce(&b.sub(&half_three_r, half_yr3), wide - f)
+    let (r, bits) = b.inv_sqrt_wide(x, f)?;
+    b.reduce(&r, bits - f)
 }
 
 /// u = (x / bound)², the argument of the even polynomials.
@@ -337,13 +385,16 @@ fn normalise_rows<B: Backend + ?Sized>(
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
     let sums = b.sum_rows(values, rows, len);
-    // 1/(sum / 2^k) at f + 8 bits; the scale rides on the reciprocal's first product (sum·r,
+    // 1/(sum / 2^k) at 2(f + 8) bits; the scale rides on the reciprocal's first product (sum·r,
     // about 2^k at f + f + 8 bits in the ring: below 2^57 for rows up to 2^12 long).
     let r = reciprocal_high(b, &sums, f, -k)?;
-    // value (f bits) · r (f + 8 bits) / 2^k, straight to f bits: the ring product stays below
-    // 2^(k + 2f + 8), far from overflow for any realistic row length.
-    let p = Product { a: f, b: high, out: f, pow2: -k };
-    Ok(b.mul_broadcast_many(&[(values, &r, rows, len, true)], p)?.pop().expect("one product"))
+    // value (f bits) · r (truncated to f + 8 bits by the product's opening) / 2^k, then to f
+    // bits: the ring product stays below 2^(k + 2f + 8), far from overflow for any realistic
+    // row length.
+    let item = Fused { x: values, x_shift: 0, y: &r, y_shift: high, rows, len, broadcast: Some(true) };
+    let p = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+    let unscale = u32::try_from(k).map_err(|_| mpc_core::Error::ShapeMismatch)?;
+    b.reduce(&b.extend(&p, unscale, -k), high + unscale)
 }
 
 /// ⌈log2 n⌉ for n ≥ 1.

@@ -209,6 +209,9 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
     fn inv_sqrt(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, |v| 1.0 / libm::sqrt(v)))
     }
+    fn inv_sqrt_wide(&mut self, x: &[F], _frac: u32) -> Result<(Vec<F>, u32)> {
+        Ok((self.inv_sqrt(x)?, 0))
+    }
     fn erf(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, libm::erf))
     }

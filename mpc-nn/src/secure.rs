@@ -6,9 +6,9 @@ use mpc_core::preprocessing::Preprocessing;
 use mpc_core::protocol::{OwnedMatrix, PreparedMatrix, Truncation};
 use mpc_core::share::Shares;
 use mpc_core::transport::{Role, Transport};
-use mpc_core::{Error, FixedPoint, Party};
+use mpc_core::{Error, Party};
 
-use crate::backend::{Backend, Broadcast, Matmul, Pair, Product, Result, WeightMode};
+use crate::backend::{Backend, Broadcast, Fused, Matmul, Pair, Product, Result, WeightMode};
 
 /// One party's shares, computing with its peer through a [`Party`].
 ///
@@ -83,9 +83,7 @@ fn zip(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Shares<u64> {
     Shares::from_vec(a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect())
 }
 
-fn encode(c: f64, frac: u32) -> u64 {
-    FixedPoint::new(frac).encode(c)
-}
+use crate::backend::{encode_at as encode, reduce_method};
 
 impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     type Elem = u64;
@@ -136,7 +134,7 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         // Both truncations already land within one unit on either side of the exact quotient
         // (the dealer's adds a borrow with probability equal to the dropped fraction), so no
         // half unit is added: the simulation's round-to-nearest is their deterministic twin.
-        let method = self.party.truncation();
+        let method = reduce_method(bits, self.frac_bits(), self.party.truncation());
         Ok(self.party.truncate_many_by(alloc::vec![Shares::from_vec(a.to_vec())], bits, method)?.pop().expect("one"))
     }
     fn mul_many(&mut self, pairs: &[Pair<'_, u64>], p: Product) -> Result<Vec<Shares<u64>>> {
@@ -275,5 +273,12 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     }
     fn max_rows(&mut self, x: &[u64], rows: usize, len: usize) -> Result<Shares<u64>> {
         self.party.max_rows(x, rows, len)
+    }
+    fn below(&mut self, x: &[u64], frac: u32, bounds: &[f64]) -> Result<Shares<u64>> {
+        let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
+        self.party.below(x, &bounds)
+    }
+    fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Shares<u64>>> {
+        self.party.mul_fused(items)
     }
 }

@@ -38,9 +38,11 @@ const TAG_OWNED_MASK: u64 = 8;
 const TAG_OWNED_TRIPLE: u64 = 9;
 const TAG_BROADCAST: u64 = 10;
 const TAG_TRUNC_SQUARE: u64 = 11;
+const TAG_BELOW: u64 = 12;
+const TAG_FUSED: u64 = 13;
 
 /// At most this many random and this many correlated parts per material.
-pub(crate) const MAX_PARTS: usize = 4;
+pub(crate) const MAX_PARTS: usize = 8;
 
 /// How the parties' shares of a part combine into its secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +122,33 @@ pub(crate) const fn ltz_table_words<R: Ring>() -> usize {
     (ltz_digits::<R>() * 32).div_ceil(R::BITS as usize)
 }
 
+/// The digits of [`Request::Below`]'s tables: 8 bits each, so that a ring of 64 bits has
+/// 8 digits below bit k-2 (a tree of three levels, the last fused with the conversion).
+pub(crate) const BELOW_DIGIT_BITS: u32 = 8;
+
+/// Digits covering the low k - 2 bits in [`Request::Below`]'s tables (a power of two for the
+/// rings there are: 8 for u64, 4 for u32).
+pub(crate) const fn below_digits<R: Ring>() -> usize {
+    ((R::BITS - 2) as usize).div_ceil(BELOW_DIGIT_BITS as usize)
+}
+
+/// Bits of one digit's tables: 256 of `[v < digit]`, then 256 of `[v == digit]`.
+pub(crate) const BELOW_TABLE_BITS: usize = 2 << BELOW_DIGIT_BITS;
+
+/// Ring words of one value's digit tables in [`Request::Below`].
+pub(crate) const fn below_table_words<R: Ring>() -> usize {
+    below_digits::<R>() * BELOW_TABLE_BITS / R::BITS as usize
+}
+
+/// The cross products a [`Request::Fused`] needs, by which operands are truncated.
+pub(crate) const fn fused_cross_parts(x_truncated: bool, y_truncated: bool) -> usize {
+    match (x_truncated, y_truncated) {
+        (false, false) => 1,
+        (true, true) => 3,
+        _ => 2,
+    }
+}
+
 impl Request {
     /// Whether a dimension of the request is zero. Such requests are refused: they would make
     /// material with nothing random in it (a zero-k triple's C = A · B is 0, so its correction
@@ -134,7 +163,8 @@ impl Request {
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => k == 0 || n == 0,
             Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => m == 0 || k == 0 || n == 0,
             Request::And { words } => words == 0,
-            Request::Broadcast { rows, len, .. } => rows == 0 || len == 0,
+            Request::Broadcast { rows, len, .. } | Request::Fused { rows, len, .. } => rows == 0 || len == 0,
+            Request::Below { n, bounds } => n == 0 || bounds == 0,
         }
     }
 
@@ -164,6 +194,17 @@ impl Request {
             // matrix is empty.
             Request::Broadcast { rows, len, .. } => ok(rows.checked_mul(len)) && ok(Some(rows)) && ok(Some(len)),
             Request::Ltz { n } => ok(n.checked_mul(ltz_table_words::<R>())),
+            Request::Below { n, bounds } => ok(n.checked_mul(bounds)) && ok(n.checked_mul(below_table_words::<R>())),
+            // Each shift leaves room for the truncation's offset, and the msb·msb cross term
+            // vanishes only while the two shifts add up to at most k.
+            Request::Fused { rows, len, x_shift, y_shift, .. } => {
+                ok(rows.checked_mul(len))
+                    && ok(Some(rows))
+                    && ok(Some(len))
+                    && x_shift + 2 < R::BITS
+                    && y_shift + 2 < R::BITS
+                    && x_shift + y_shift <= R::BITS
+            }
         };
         if fits { Ok(()) } else { Err(Error::TooLarge) }
     }
@@ -210,6 +251,38 @@ impl Request {
                     correlated: parts(&[(n * ltz_table_words::<R>(), Xor), (bits, Xor), (n, Additive)]),
                 }
             }
+            Request::Below { n, bounds } => {
+                let m = n * bounds;
+                let bits = words_for_bits::<R>(m);
+                Layout {
+                    random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]),
+                    correlated: parts(&[
+                        (n * below_table_words::<R>(), Xor),
+                        (m, Additive),
+                        (m, Additive),
+                        (m, Additive),
+                        (m, Additive),
+                    ]),
+                }
+            }
+            Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
+                let nx = rows * len;
+                let ny = match broadcast {
+                    None => nx,
+                    Some(true) => rows,
+                    Some(false) => len,
+                };
+                let mut correlated = Parts2::new();
+                for (shift, n) in [(x_shift, nx), (y_shift, ny)] {
+                    if shift > 0 {
+                        let _ = correlated.extend_from_slice(&[(n, Additive), (n, Additive)]);
+                    }
+                }
+                for _ in 0..fused_cross_parts(x_shift > 0, y_shift > 0) {
+                    let _ = correlated.push((nx, Additive));
+                }
+                Layout { random: parts(&[(nx, Additive), (ny, Additive)]), correlated }
+            }
         }
     }
 
@@ -224,6 +297,15 @@ impl Request {
             Request::MatmulTriple { m, k, n, mask } => [TAG_TRIPLE, m as u64, k as u64, n as u64, mask],
             Request::And { words } => [TAG_AND, words as u64, 0, 0, 0],
             Request::Ltz { n } => [TAG_LTZ, n as u64, 0, 0, 0],
+            Request::Below { n, bounds } => [TAG_BELOW, n as u64, bounds as u64, 0, 0],
+            Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
+                let mode = match broadcast {
+                    None => 0,
+                    Some(true) => 1,
+                    Some(false) => 2,
+                };
+                [TAG_FUSED, rows as u64, len as u64, mode, u64::from(x_shift) | (u64::from(y_shift) << 32)]
+            }
             Request::Broadcast { rows, len, per_row } => [TAG_BROADCAST, rows as u64, len as u64, per_row as u64, 0],
             Request::OwnedMask { k, n } => [TAG_OWNED_MASK, k as u64, n as u64, 0, 0],
             Request::OwnedTriple { m, k, n, mask } => [TAG_OWNED_TRIPLE, m as u64, k as u64, n as u64, mask],
@@ -265,6 +347,14 @@ impl Request {
             TAG_TRIPLE => Request::MatmulTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             TAG_AND if unused_zero(&w[2..]) => Request::And { words: size(w[1])? },
             TAG_LTZ if unused_zero(&w[2..]) => Request::Ltz { n: size(w[1])? },
+            TAG_BELOW if unused_zero(&w[3..]) => Request::Below { n: size(w[1])?, bounds: size(w[2])? },
+            TAG_FUSED if w[3] <= 2 => Request::Fused {
+                rows: size(w[1])?,
+                len: size(w[2])?,
+                broadcast: [None, Some(true), Some(false)][w[3] as usize],
+                x_shift: w[4] as u32,
+                y_shift: (w[4] >> 32) as u32,
+            },
             TAG_BROADCAST if w[3] <= 1 && w[4] == 0 => {
                 Request::Broadcast { rows: size(w[1])?, len: size(w[2])?, per_row: w[3] == 1 }
             }
@@ -409,6 +499,26 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             r_high: next(&mut correlated),
             b2a: next(&mut correlated),
         }),
+        Request::Below { n, bounds } => Material::Below(super::BelowMaterial {
+            n,
+            bounds,
+            r: next(&mut random),
+            u: [next(&mut random), next(&mut random), next(&mut random)],
+            tables: next(&mut correlated),
+            arith: [next(&mut correlated), next(&mut correlated), next(&mut correlated), next(&mut correlated)],
+        }),
+        Request::Fused { x_shift, y_shift, .. } => {
+            let (x_mask, y_mask) = (next(&mut random), next(&mut random));
+            let mut trunc = |shift: u32| {
+                if shift > 0 {
+                    [next(&mut correlated), next(&mut correlated)]
+                } else {
+                    [Shares::zeros(0), Shares::zeros(0)]
+                }
+            };
+            let (x_trunc, y_trunc) = (trunc(x_shift), trunc(y_shift));
+            Material::Fused(super::FusedMaterial { x_mask, y_mask, x_trunc, y_trunc, cross: correlated.collect() })
+        }
     }
 }
 
@@ -594,6 +704,22 @@ impl<R: Ring> DealerState<R> {
                 p0.correlated[1] = r_high;
                 p0.correlated[2] = b2a;
             }
+            Request::Below { n, bounds } => {
+                p0.correlated[0] = below_tables(&secret[0]);
+                let m = n * bounds;
+                let bit = |words: &Shares<R>, i: usize| crate::protocol::compare::get_bit(words, i);
+                let (u1, u2, u3) = (&secret[1], &secret[2], &secret[3]);
+                p0.correlated[1] = Shares::from_vec((0..m).map(|i| bit(u1, i)).collect());
+                p0.correlated[2] = Shares::from_vec((0..m).map(|i| bit(u2, i)).collect());
+                p0.correlated[3] = Shares::from_vec((0..m).map(|i| bit(u3, i)).collect());
+                p0.correlated[4] = Shares::from_vec((0..m).map(|i| bit(u2, i) & bit(u3, i)).collect());
+            }
+            Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
+                let parts = fused_correlations((rows, len, broadcast), (&secret[0], x_shift), (&secret[1], y_shift));
+                for (slot, part) in p0.correlated.iter_mut().zip(parts) {
+                    *slot = part;
+                }
+            }
         }
         // P0's correlated share = the secret, less (or XOR) P1's share.
         for ((mine, theirs), (_, sharing)) in p0.correlated.iter_mut().zip(p1.correlated.iter()).zip(&layout.correlated)
@@ -602,6 +728,84 @@ impl<R: Ring> DealerState<R> {
         }
         Ok(p0)
     }
+}
+
+/// Each value's digit tables for [`Request::Below`] from its mask r (see
+/// [`BelowMaterial`](super::BelowMaterial)): per digit of r mod 2^(k-2), 256 bits of
+/// `[v < digit]` (`[v > digit]` in the upper half of the digits when bit k-2 of r is set; XORed
+/// with that bit in the lower half's top digit), then 256 bits of `[v == digit]`.
+fn below_tables<R: Ring>(r: &[R]) -> Shares<R> {
+    let words = below_table_words::<R>();
+    let digits = below_digits::<R>();
+    let low_mask = (1u64 << (R::BITS - 2)) - 1;
+    let mut tables = Shares::zeros(r.len() * words);
+    for (value, table) in r.iter().zip(tables.chunks_exact_mut(words)) {
+        let flip = value.shr_logical(R::BITS - 2) & R::ONE == R::ONE;
+        let low = value.to_u64() & low_mask;
+        for d in 0..digits {
+            let digit = (low >> (BELOW_DIGIT_BITS * d as u32)) & 0xFF;
+            let upper = d >= digits / 2;
+            let base = d * BELOW_TABLE_BITS;
+            for v in 0..256u64 {
+                let mut lt = if flip && upper { v > digit } else { v < digit };
+                if flip && d == digits / 2 - 1 {
+                    lt = !lt;
+                }
+                if lt {
+                    crate::protocol::compare::set_bit(table, base + v as usize, R::ONE);
+                }
+                if v == digit {
+                    crate::protocol::compare::set_bit(table, base + 256 + v as usize, R::ONE);
+                }
+            }
+        }
+    }
+    tables
+}
+
+/// The correlated parts of a [`Request::Fused`] from the masks of x and y (see
+/// [`FusedMaterial`](super::FusedMaterial)), in the layout's order.
+fn fused_correlations<R: Ring>(shape: (usize, usize, Option<bool>), x: (&[R], u32), y: (&[R], u32)) -> Vec<Shares<R>> {
+    let (_, len, broadcast) = shape;
+    let y_index = |i: usize| match broadcast {
+        None => i,
+        Some(true) => i / len.max(1),
+        Some(false) => i % len.max(1),
+    };
+    let hi = |r: &[R], s: u32| -> Shares<R> { Shares::from_vec(r.iter().map(|v| v.shr_logical(s)).collect()) };
+    let msb = |r: &[R]| -> Shares<R> { Shares::from_vec(r.iter().map(|v| v.msb()).collect()) };
+    let cross = |a: &[R], b: &[R]| -> Shares<R> {
+        Shares::from_vec(a.iter().enumerate().map(|(i, v)| v.wrapping_mul(&b[y_index(i)])).collect())
+    };
+    let mut out = Vec::new();
+    let (xs, ys) = (x.1 > 0, y.1 > 0);
+    let (x_hi, x_msb) = (hi(x.0, x.1), msb(x.0));
+    let (y_hi, y_msb) = (hi(y.0, y.1), msb(y.0));
+    if xs {
+        out.push(x_hi.clone());
+        out.push(x_msb.clone());
+    }
+    if ys {
+        out.push(y_hi.clone());
+        out.push(y_msb.clone());
+    }
+    match (xs, ys) {
+        (false, false) => out.push(cross(x.0, y.0)),
+        (false, true) => {
+            out.push(cross(x.0, &y_msb));
+            out.push(cross(x.0, &y_hi));
+        }
+        (true, false) => {
+            out.push(cross(&x_msb, y.0));
+            out.push(cross(&x_hi, y.0));
+        }
+        (true, true) => {
+            out.push(cross(&x_msb, &y_hi));
+            out.push(cross(&x_hi, &y_msb));
+            out.push(cross(&x_hi, &y_hi));
+        }
+    }
+    out
 }
 
 /// The secrets of a comparison's correlated parts, from its mask r (n elements) and its packed

@@ -118,6 +118,29 @@ pub enum Request {
         /// Number of comparisons.
         n: usize,
     },
+    /// Material for comparing each of `n` values with `bounds` public bounds, one mask per value
+    /// (see [`BelowMaterial`]).
+    Below {
+        /// Number of values.
+        n: usize,
+        /// Number of bounds each value is compared with.
+        bounds: usize,
+    },
+    /// Material for products of operands that are truncated first, each opening serving both
+    /// (see [`FusedMaterial`]): x has `rows × len` elements; y as many, or one per row or per
+    /// column (`broadcast`, as in [`Request::Broadcast`]).
+    Fused {
+        /// Rows of x.
+        rows: usize,
+        /// Columns of x.
+        len: usize,
+        /// `None`: y is x's shape; `Some(per_row)`: y holds one value per row (or per column).
+        broadcast: Option<bool>,
+        /// Bits x is shifted right by before the product (0: not truncated).
+        x_shift: u32,
+        /// Bits y is shifted right by before the product (0: not truncated).
+        y_shift: u32,
+    },
 }
 
 /// One party's shares of `n` Beaver triples.
@@ -230,6 +253,56 @@ pub struct LtzMaterial<R: Ring> {
     pub b2a: Shares<R>,
 }
 
+/// One party's material for comparing `n` values with `bounds` public bounds each.
+///
+/// One uniform mask r per value hides it in the opening c = x + 2^(k-2) + r; every bound t
+/// reads its comparison off c - t. The dealer hands out, per value, XOR-shared tables of
+/// 8-bit digits of r mod 2^(k-2) (`[v < digit]` and `[v == digit]`, 256 entries each), built
+/// so that the last level of the comparison tree and the conversion to arithmetic shares take
+/// one round together (see [`Party::below`](crate::Party::below)): in the upper half of the
+/// digits the tables say `[v > digit]` when bit k-2 of r is set, and the lower half's top digit
+/// has that bit XORed into its `[v < digit]` table. The last round injects three bits per
+/// comparison into the ring, with dealer bits u1, u2, u3 and arithmetic shares of u1, u2, u3
+/// and u2·u3.
+#[derive(Clone, Debug)]
+pub struct BelowMaterial<R: Ring> {
+    /// Number of values.
+    pub n: usize,
+    /// Bounds per value.
+    pub bounds: usize,
+    /// Additive shares of the masks r (one per value).
+    pub r: Shares<R>,
+    /// XOR shares of the packed bits u1, u2, u3 (one each per comparison).
+    pub u: [Shares<R>; 3],
+    /// XOR shares of each value's digit tables.
+    pub tables: Shares<R>,
+    /// Additive shares of u1, u2, u3 and u2·u3 as ring elements 0/1, per comparison.
+    pub arith: [Shares<R>; 4],
+}
+
+/// One party's material for products (x >> s_x) · (y >> s_y) of operands truncated first.
+///
+/// An operand with no shift is masked as in a Beaver product (x = d + a, d opened); a truncated
+/// one is opened as in a dealer truncation (c = x + 2^(k-2) + r), after which x >> s =
+/// p + w·msb(r) - (r >> s) with p and w public. Either way the operand is public plus a linear
+/// form in the dealer's values, so the product needs, besides those, only the dealer's shares
+/// of the cross products: a·b, a·msb(r), a·(r >> s), and for two truncated operands
+/// msb(r)·(r' >> s'), (r >> s)·msb(r') and (r >> s)·(r' >> s') (the msb·msb term carries the
+/// factor 2^(2k - s - s'), which vanishes for s + s' <= k).
+#[derive(Clone, Debug)]
+pub struct FusedMaterial<R: Ring> {
+    /// Shares of x's masks (a, or r when x is truncated).
+    pub x_mask: Shares<R>,
+    /// Shares of y's masks.
+    pub y_mask: Shares<R>,
+    /// When x is truncated: shares of r >> s and msb(r); else empty.
+    pub x_trunc: [Shares<R>; 2],
+    /// When y is truncated: shares of r' >> s' and msb(r'); else empty.
+    pub y_trunc: [Shares<R>; 2],
+    /// Shares of the cross products (x's shape), in the order of [`FusedMaterial`]'s doc.
+    pub cross: Vec<Shares<R>>,
+}
+
 /// Correlated randomness for one [`Request`], as held by one party.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -256,6 +329,10 @@ pub enum Material<R: Ring> {
     And(AndTriples<R>),
     /// Answer to [`Request::Ltz`].
     Ltz(LtzMaterial<R>),
+    /// Answer to [`Request::Below`].
+    Below(BelowMaterial<R>),
+    /// Answer to [`Request::Fused`].
+    Fused(FusedMaterial<R>),
 }
 
 /// A source of correlated randomness for one party.
@@ -404,6 +481,23 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
     fn ltz(&mut self, n: usize) -> Result<LtzMaterial<R>, Error> {
         match self.material(&Request::Ltz { n })? {
             Material::Ltz(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// Material for comparing `n` values with `bounds` bounds each.
+    fn below(&mut self, n: usize, bounds: usize) -> Result<BelowMaterial<R>, Error> {
+        match self.material(&Request::Below { n, bounds })? {
+            Material::Below(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// Material for one fused product (see [`Request::Fused`]).
+    fn fused(&mut self, request: Request) -> Result<FusedMaterial<R>, Error> {
+        if !matches!(request, Request::Fused { .. }) {
+            return Err(Error::MaterialMismatch);
+        }
+        match self.material(&request)? {
+            Material::Fused(t) => Ok(t),
             _ => Err(Error::MaterialMismatch),
         }
     }

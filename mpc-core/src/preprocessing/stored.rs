@@ -42,6 +42,18 @@ fn parts_of<R: Ring>(material: &Material<R>) -> (Vec<&[R]>, Vec<&[R]>, MaskId, b
         Material::Ltz(l) => {
             (alloc::vec![&l.r[..], &l.b2a_bits[..]], alloc::vec![&l.tables[..], &l.r_high[..], &l.b2a[..]], 0, false)
         }
+        Material::Below(b) => {
+            let mut random = alloc::vec![&b.r[..]];
+            random.extend(b.u.iter().map(|u| &u[..]));
+            let mut correlated = alloc::vec![&b.tables[..]];
+            correlated.extend(b.arith.iter().map(|a| &a[..]));
+            (random, correlated, 0, false)
+        }
+        Material::Fused(f) => {
+            let truncs = f.x_trunc.iter().chain(&f.y_trunc).filter(|t| !t.is_empty());
+            let correlated = truncs.chain(&f.cross).map(|t| &t[..]).collect();
+            (alloc::vec![&f.x_mask[..], &f.y_mask[..]], correlated, 0, false)
+        }
     }
 }
 

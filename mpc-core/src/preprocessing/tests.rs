@@ -127,6 +127,9 @@ fn request_headers_round_trip() {
         Request::Trunc { n: 9, frac_bits: 16 },
         Request::MatmulMask { k: 768, n: 3072 },
         Request::MatmulTriple { m: 128, k: 768, n: 3072, mask: 41 },
+        Request::Below { n: 128, bounds: 289 },
+        Request::Fused { rows: 128, len: 768, broadcast: Some(true), x_shift: 0, y_shift: 40 },
+        Request::Fused { rows: 1, len: 9, broadcast: None, x_shift: 28, y_shift: 24 },
     ] {
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Ok(r));
     }
@@ -145,6 +148,9 @@ fn zero_sized_requests_are_refused_by_every_provider() {
         Request::And { words: 0 },
         Request::Broadcast { rows: 0, len: 4, per_row: true },
         Request::Ltz { n: 0 },
+        Request::Below { n: 0, bounds: 3 },
+        Request::Below { n: 3, bounds: 0 },
+        Request::Fused { rows: 0, len: 3, broadcast: None, x_shift: 4, y_shift: 0 },
     ];
     let zero_sized = Some(Error::Malformed("zero-sized request"));
     for r in empty {
@@ -434,6 +440,11 @@ fn every_request() -> Vec<Request> {
         Request::Broadcast { rows: 2, len: 3, per_row: true },
         Request::And { words: 2 },
         Request::Ltz { n: 3 },
+        Request::Below { n: 3, bounds: 5 },
+        Request::Fused { rows: 2, len: 3, broadcast: Some(true), x_shift: 0, y_shift: 9 },
+        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 7, y_shift: 9 },
+        Request::Fused { rows: 2, len: 3, broadcast: Some(false), x_shift: 3, y_shift: 0 },
+        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 0, y_shift: 0 },
     ]
 }
 
@@ -562,4 +573,15 @@ fn material_is_bound_to_the_request_p1_expects() {
     dealer.deal(&honest[2]).unwrap();
     let c0 = dealer.deal(&honest[1]).unwrap().correlated[0].clone();
     assert_ne!(open(&c0, &p1[1].correlated[0]), expect, "reordered headers: the triple is garbage");
+}
+
+#[test]
+fn fused_requests_with_shifts_beyond_the_ring_are_refused() {
+    for (x_shift, y_shift) in [(62, 0), (0, 63), (40, 30)] {
+        let r = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift, y_shift };
+        assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
+    }
+    let mut header = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: 1, y_shift: 1 }.encode();
+    header[24] = 3; // no such broadcast mode
+    assert_eq!(Request::decode::<u64>(&header, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
 }

@@ -18,7 +18,9 @@ use alloc::vec::Vec;
 use super::{Party, split_like};
 use crate::error::Error;
 pub(crate) use crate::preprocessing::deal::words_for_bits;
-use crate::preprocessing::deal::{DIGIT_BITS, ltz_digits, ltz_table_words};
+use crate::preprocessing::deal::{
+    BELOW_DIGIT_BITS, BELOW_TABLE_BITS, DIGIT_BITS, below_digits, below_table_words, ltz_digits, ltz_table_words,
+};
 use crate::preprocessing::{Preprocessing, PreprocessingExt};
 use crate::ring::{self, Ring};
 use crate::share::Shares;
@@ -166,6 +168,118 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                     let zi = get_bit(&z, i);
                     let share = mat.b2a[i].wrapping_mul(&R::ONE.wrapping_sub(&two.wrapping_mul(&zi)));
                     if p0 { share.wrapping_add(&zi) } else { share }
+                })
+                .collect(),
+        ))
+    }
+
+    /// Arithmetic shares of `[x_i < t_j]` (0 or 1) for every value x_i and every public bound t_j,
+    /// bound-major (entry `j · n + i`), valid for |x_i - t_j| < 2^(k-2). Four rounds.
+    ///
+    /// One mask per value serves every bound: c = x + 2^(k-2) + r is opened once (round 1) and
+    /// each bound reads its comparison off c - t, as [`Party::ltz`] does off c, with 8-bit
+    /// digit tables ([`BelowMaterial`](crate::preprocessing::BelowMaterial)). Two levels of
+    /// AND gates (rounds 2-3) reduce the eight digits to a lower and an upper half; their
+    /// combination and the conversion to arithmetic shares take one round together (round 4):
+    /// with the dealer's tables, r's bit k-2 XOR the borrow is L_hi + E_hi·B_lo for three bits
+    /// that are opened masked by dealer bits, whose arithmetic shares make the sum and the
+    /// product linear.
+    pub fn below(&mut self, x: &[R], bounds: &[R]) -> Result<Shares<R>, Error> {
+        let (n, t) = (x.len(), bounds.len());
+        let m = n * t;
+        let mat = self.material(|p| p.below(n, t))?;
+        if (mat.n, mat.bounds) != (n, t) {
+            return Err(Error::MaterialMismatch);
+        }
+        // Round 1: open c = x + 2^(k-2) + r.
+        let mut masked = Shares::from_vec(x.to_vec());
+        ring::add_assign(&mut masked, &mat.r);
+        self.add_public_scalar(&mut masked, R::ONE.shl(R::BITS - 2));
+        let c = self.open(&masked)?;
+
+        // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
+        // of every comparison (c' = c - t), read from the value's tables.
+        let digits = below_digits::<R>();
+        let words = words_for_bits::<R>(m);
+        let table_words = below_table_words::<R>();
+        let low_mask = (1u64 << (R::BITS - 2)) - 1;
+        let mut nodes: Vec<Node<R>> =
+            (0..digits).map(|_| Node { lt: Shares::zeros(words), eq: Shares::zeros(words) }).collect();
+        let mut high_bits = Shares::<R>::zeros(words);
+        for (j, bound) in bounds.iter().enumerate() {
+            for (i, ci) in c.iter().enumerate() {
+                let q = j * n + i;
+                let shifted = ci.wrapping_sub(bound);
+                set_bit(&mut high_bits, q, shifted.shr_logical(R::BITS - 2) & R::ONE);
+                let low = shifted.to_u64() & low_mask;
+                let table = &mat.tables[i * table_words..(i + 1) * table_words];
+                for (d, node) in nodes.iter_mut().enumerate() {
+                    let digit = ((low >> (BELOW_DIGIT_BITS * d as u32)) & 0xFF) as usize;
+                    let at = d * BELOW_TABLE_BITS + digit;
+                    set_bit(&mut node.lt, q, get_bit(table, at));
+                    set_bit(&mut node.eq, q, get_bit(table, at + 256));
+                }
+            }
+        }
+        // Rounds 2-3: pairs of neighbouring nodes merge (lt = lt_hi ⊕ eq_hi ∧ lt_lo, eq =
+        // eq_hi ∧ eq_lo) until two remain; the lowest node's eq is never needed.
+        while nodes.len() > 2 {
+            let mut pairs: Vec<(&[R], &[R])> = Vec::new();
+            for (p, pair) in nodes.chunks_exact(2).enumerate() {
+                let (lo, hi) = (&pair[0], &pair[1]);
+                pairs.push((&hi.eq[..], &lo.lt[..]));
+                if p > 0 {
+                    pairs.push((&hi.eq[..], &lo.eq[..]));
+                }
+            }
+            let mut products = self.and_many(&pairs)?.into_iter();
+            let mut next = Vec::with_capacity(nodes.len() / 2);
+            let mut old = nodes.into_iter();
+            let mut p = 0;
+            while let (Some(_lo), Some(hi)) = (old.next(), old.next()) {
+                let mut lt = hi.lt;
+                xor_assign(&mut lt, &products.next().ok_or(Error::MaterialMismatch)?);
+                let eq = if p > 0 { products.next().ok_or(Error::MaterialMismatch)? } else { Shares::zeros(0) };
+                next.push(Node { lt, eq });
+                p += 1;
+            }
+            nodes = next;
+        }
+        let (hi, lo) = (nodes.pop().ok_or(Error::MaterialMismatch)?, nodes.pop().ok_or(Error::MaterialMismatch)?);
+
+        // Round 4: open d = (L_hi, E_hi, B_lo) ⊕ u; each bit is then d + (1 - 2d)·u in the ring,
+        // and r_(k-2) ⊕ borrow = L_hi + E_hi·B_lo; the comparison is that XOR 1 ⊕ c'_(k-2).
+        let masked: Vec<Shares<R>> = [&hi.lt, &hi.eq, &lo.lt]
+            .iter()
+            .zip(&mat.u)
+            .map(|(bits, u)| {
+                let mut v = Shares::from_vec(bits.to_vec());
+                xor_assign(&mut v, u);
+                v
+            })
+            .collect();
+        let opened = self.open_xor_many(&[&masked[0], &masked[1], &masked[2]])?;
+        let p0 = self.is_p0();
+        let [u1, u2, u3, u23] = &mat.arith;
+        let one = R::ONE;
+        let two = one.wrapping_add(&one);
+        let signed = |d: R| one.wrapping_sub(&two.wrapping_mul(&d));
+        Ok(Shares::from_vec(
+            (0..m)
+                .map(|q| {
+                    let (d1, d2, d3) = (get_bit(&opened[0], q), get_bit(&opened[1], q), get_bit(&opened[2], q));
+                    let (s1, s2, s3) = (signed(d1), signed(d2), signed(d3));
+                    let mut fin = s1
+                        .wrapping_mul(&u1[q])
+                        .wrapping_add(&d2.wrapping_mul(&s3).wrapping_mul(&u3[q]))
+                        .wrapping_add(&d3.wrapping_mul(&s2).wrapping_mul(&u2[q]))
+                        .wrapping_add(&s2.wrapping_mul(&s3).wrapping_mul(&u23[q]));
+                    if p0 {
+                        fin = fin.wrapping_add(&d1).wrapping_add(&d2.wrapping_mul(&d3));
+                    }
+                    let pi = one ^ get_bit(&high_bits, q);
+                    let share = signed(pi).wrapping_mul(&fin);
+                    if p0 { share.wrapping_add(&pi) } else { share }
                 })
                 .collect(),
         ))

@@ -4,7 +4,7 @@
 //! (who sends how many ring elements, in which order); the simulated setting drives a
 //! [`CommModel`] with them, and the tests hold the prediction to the real counts.
 
-use crate::preprocessing::deal::{ltz_digits, words_for_bits};
+use crate::preprocessing::deal::{below_digits, ltz_digits, words_for_bits};
 use crate::protocol::Truncation;
 use crate::ring::Ring;
 use crate::transport::{CommStats, FlightCounter, Role};
@@ -148,4 +148,26 @@ pub fn max_rows<R: Ring>(m: &mut CommModel, rows: usize, len: usize) {
         mul::<R>(m, pairs);
         width = width.div_ceil(2);
     }
+}
+
+/// Comparisons of `n` values with `bounds` bounds each
+/// ([`Party::below`](super::Party::below)): the masked opening, the AND levels down to two
+/// nodes (the lowest node's eq is never computed), and the last level fused with the conversion
+/// (three bits per comparison).
+pub fn below<R: Ring>(m: &mut CommModel, n: usize, bounds: usize) {
+    m.exchange::<R>(n);
+    let words = words_for_bits::<R>(n * bounds);
+    let mut nodes = below_digits::<R>();
+    while nodes > 2 {
+        let gates = nodes - 1;
+        m.exchange::<R>(2 * gates * words);
+        nodes /= 2;
+    }
+    m.exchange::<R>(3 * words);
+}
+
+/// Fused products ([`Party::mul_fused`](super::Party::mul_fused)) opening x and y of the given
+/// lengths: one exchange of their sum.
+pub fn fused<R: Ring>(m: &mut CommModel, opened: usize) {
+    m.exchange::<R>(opened);
 }

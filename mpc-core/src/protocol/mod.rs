@@ -45,8 +45,11 @@ use crate::share::{Seed, Shares, ZeroSharing};
 use crate::transport::{PartyId, Role, Transport};
 use crate::wire;
 
-mod compare;
+pub(crate) mod compare;
 pub mod cost;
+mod fused;
+
+pub use fused::FusedOperands;
 
 /// How a product's extra f fractional bits are removed.
 ///
