@@ -214,3 +214,44 @@ fn below_works_in_z2_32() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// The comparisons' products with their values shifted right, read off the same rounds: each
+    /// is the bit times a within-one-unit truncation of its value, and that truncation is the
+    /// third output.
+    #[test]
+    fn below_times_multiplies_each_bit_by_its_truncated_value(
+        seed: u64,
+        n in 1usize..40,
+        t in 1usize..20,
+        shift in prop_oneof![Just(0u32), 1u32..40],
+    ) {
+        let mut values = edge_values();
+        values.extend(FP.encode_vec::<u64>(&reals(seed, n, 1000.0)));
+        let bounds: Vec<u64> = FP.encode_vec(&reals(seed ^ 9, t, 1000.0));
+        let (tv, bv) = (values.clone(), bounds.clone());
+        let [bits, products, y] = private(&values, move |p, x| {
+            let [b, prod, y] = p.below_times(x, &bv, shift)?;
+            Ok([p.open(&b)?, p.open(&prod)?, p.open(&y)?])
+        });
+        let n = tv.len();
+        for (i, v) in tv.iter().enumerate() {
+            let exact = v.to_i64() >> shift;
+            let got = y[i].to_i64();
+            prop_assert!(got == exact || (shift > 0 && got == exact + 1), "{} >> {shift}: {got}", v.to_i64());
+        }
+        for (j, bound) in bounds.iter().enumerate() {
+            for i in 0..n {
+                let q = j * n + i;
+                let diff = tv[i].to_i64().checked_sub(bound.to_i64());
+                if diff.is_some_and(|d| d.abs() < (1 << 62)) {
+                    let bit = u64::from(tv[i].to_i64() < bound.to_i64());
+                    prop_assert_eq!(bits[q], bit);
+                    prop_assert_eq!(products[q], bit.wrapping_mul(y[i]));
+                }
+            }
+        }
+    }
+}

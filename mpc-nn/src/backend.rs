@@ -257,6 +257,18 @@ pub trait Backend {
         }
         self.ltz(&differences)
     }
+    /// [`Backend::below`] together with y = x >> `shift` (rounded) and every comparison's bit
+    /// times its value's y (not truncated): `[bits, products, y]`, bits and products
+    /// bound-major. Under MPC in the comparisons' own four rounds (their opening also
+    /// truncates x); the default truncates, compares and multiplies.
+    fn below_times(&mut self, x: &[Self::Elem], frac: u32, bounds: &[f64], shift: u32) -> Result<[Self::Vector; 3]> {
+        let bits = self.below(x, frac, bounds)?;
+        let y = self.reduce(x, shift)?;
+        let pairs: Vec<Pair<'_, Self::Elem>> = bits.chunks(x.len().max(1)).map(|b| (b, &y[..])).collect();
+        let products: Vec<Self::Elem> = self.mul_bits(&pairs)?.iter().flat_map(|p| p.iter().copied()).collect();
+        let products = self.wrap(products);
+        Ok([bits, products, y])
+    }
     /// The products (x >> s_x) · (y >> s_y) of every item ([`Fused`]), left at the precision
     /// of the shifted operands (no truncation after). Under MPC in one round: the opening that
     /// truncates an operand also masks it for the product. The shifts round to nearest (within

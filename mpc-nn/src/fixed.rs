@@ -297,6 +297,12 @@ impl Backend for Fixed {
         let bounds: Vec<i64> = bounds.iter().map(|&t| encode(t, frac).to_i64()).collect();
         Ok(bounds.iter().flat_map(|&t| x.iter().map(move |v| u64::from(v.to_i64() < t))).collect())
     }
+    fn below_times(&mut self, x: &[u64], frac: u32, bounds: &[f64], shift: u32) -> Result<[Vec<u64>; 3]> {
+        let bits = self.below(x, frac, bounds)?;
+        let y: Vec<u64> = x.iter().map(|&v| v.wrapping_add(half_unit(shift)).shr_arith(shift)).collect();
+        let products = bits.chunks(x.len().max(1)).flat_map(|b| zip(b, &y, u64::wrapping_mul)).collect();
+        Ok([bits, products, y])
+    }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Vec<u64>>> {
         let shift = |v: u64, s: u32| v.wrapping_add(half_unit(s)).shr_arith(s);
         if items.iter().any(|it| it.x.len() != it.rows * it.len || it.y.len() != it.y_len()) {

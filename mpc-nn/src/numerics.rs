@@ -154,27 +154,40 @@ pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     b.reduce(&y, EXTRA_BITS)
 }
 
-/// 1/y at f + 8 bits for y = x·2^`pow2` in [2^-12, 2^9], x at `frac` bits: piecewise start r,
-/// then with e = 1 - y·r, the product r·(1 + e)(1 + e²)(1 + e⁴)··· = (1 - e^(2^k))/y.
+/// 1/y at 2(f + 8) bits for y = x·2^`pow2` in [2^-12, 2^9], x at `frac` bits: piecewise start
+/// r, then with e = 1 - y·r, the product r·(1 + e)(1 + e²)(1 + e⁴)··· = (1 - e^(2^k))/y.
 ///
-/// The same error as k Newton steps (e ← e²) in k + 1 levels of products instead of 2k: each
-/// level multiplies the running product by the next factor while squaring the power of e. The
-/// scale 2^`pow2` rides on the comparisons' bounds and the first product's truncation, so that
-/// x needs no truncation of its own.
-fn reciprocal_high<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], frac: u32, pow2: i32) -> Result<B::Vector> {
+/// The same error as k Newton steps (e ← e²) in k levels of products instead of 2k: each level
+/// multiplies the running product by the next factor while squaring the power of e, both
+/// operands truncated by the level's own opening. The start and x·r come out of the
+/// comparisons' rounds ([`Backend::below_times`], x truncated by `shift` bits there), and the
+/// scale 2^`pow2` rides on the comparisons' bounds and on reading x·r at more bits. Under MPC:
+/// four rounds, then one per level.
+fn reciprocal_high<B: Backend + ?Sized>(
+    b: &mut B,
+    x: &[B::Elem],
+    frac: u32,
+    pow2: i32,
+    shift: u32,
+) -> Result<B::Vector> {
     let high = b.frac_bits() + EXTRA_BITS;
+    let n = x.len();
     // On [lo, hi), the guess 2/(lo + hi) gives |1 - y·guess| ≤ (√2 - 1)/(√2 + 1) < 0.172 on
-    // half-binades.
-    let guess = |lo: f64, hi: f64| 2.0 / (lo + hi);
-    let r0 = start_by_intervals(b, Scaled { x, frac, pow2 }, high, RECIPROCAL_START, guess)?;
-    // y·r0 = x·r0·2^pow2: the ring product x·r0 read at frac + high - pow2 bits (exact).
-    let xr = b.mul_shifted(&[Fused::elementwise(x, 0, &r0, 0)])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+    // half-binades; below the first bound g(lowest), above the last g(top).
+    let pieces = RECIPROCAL_START;
+    let g = |i: i32| 2.0 / (pieces.bound(i - 1) + pieces.bound(i));
+    let guesses: Vec<f64> = pieces.indices().chain([pieces.highest + 1]).map(g).collect();
+    // y < t exactly when x < t·2^-pow2.
+    let bounds: Vec<f64> = pieces.indices().map(|i| libm::ldexp(pieces.bound(i), -pow2)).collect();
+    let [below, below_x, x_shifted] = b.below_times(x, frac, &bounds, shift)?;
+    let r0 = by_piece(b, &below, n, &guesses, high, None);
+    // x·r0 at frac - shift + high bits; y·r0 = x·r0·2^pow2, the same ring value read at
+    // `unscale` more bits.
+    let xr = by_piece(b, &below_x, n, &guesses, high, Some(&x_shifted));
     let unscale = u32::try_from(-pow2).map_err(|_| mpc_core::Error::ShapeMismatch)?;
-    let mut p_bits = frac + high + unscale;
+    let mut p_bits = frac - shift + high + unscale;
     let mut power = b.add_scalar(&b.mul_int(&b.extend(&xr, unscale, pow2), -1), 1.0, p_bits);
     let (mut r, mut r_bits) = (r0, high);
-    // Each level multiplies r by (1 + power) and squares power, both operands truncated to
-    // `high` bits by the products' own openings: one round per level.
     for level in 0..RECIPROCAL_FACTORS {
         let (rs, ps) = (r_bits - high, p_bits - high);
         let mut items = alloc::vec![Fused::elementwise(&r, rs, &power, ps)];
@@ -193,45 +206,32 @@ fn reciprocal_high<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], frac: u32, pow
     Ok(r)
 }
 
-/// A secret y = x·2^`pow2` given as x at `frac` bits.
-#[derive(Clone, Copy)]
-struct Scaled<'a, E> {
-    x: &'a [E],
-    frac: u32,
-    pow2: i32,
-}
-
-/// The piecewise-constant start `guess(lo, hi)`, at `out` bits, on each interval [lo, hi)
-/// between the bounds t_i, from one batch of comparisons ([`Backend::below`]).
-fn start_by_intervals<B: Backend + ?Sized>(
-    b: &mut B,
-    y: Scaled<'_, B::Elem>,
-    out: u32,
-    intervals: Intervals,
-    guess: impl Fn(f64, f64) -> f64,
-) -> Result<B::Vector> {
-    // y < t exactly when x < t·2^-pow2.
-    let bounds: Vec<f64> = intervals.indices().map(|i| libm::ldexp(intervals.bound(i), -y.pow2)).collect();
-    let below = b.below(y.x, y.frac, &bounds)?;
-    // g(i): the guess on [t_(i-1), t_i); below the first bound g(lowest), above the last g(top).
-    let g = |i: i32| guess(intervals.bound(i - 1), intervals.bound(i));
-    let values: Vec<f64> = intervals.indices().chain([intervals.highest + 1]).map(g).collect();
-    Ok(by_piece(b, &below, y.x.len(), &values, out))
-}
-
 /// The public value of each value's piece, at `frac` bits: `values[j]` on the j-th of the
 /// pieces that the bounds behind `below` ([`Backend::below`], bound-major) cut the line into
 /// (T bounds, T + 1 pieces). With c_i = [x < t_i], the sum v_T + Σ_i c_i·(v_i - v_(i+1))
 /// telescopes to v_j on piece j: a local step. Each value is first rounded to the grid of
 /// `frac` bits (where a double holds it exactly), so that the differences telescope exactly.
-fn by_piece<B: Backend + ?Sized>(b: &B, below: &[B::Elem], n: usize, values: &[f64], frac: u32) -> B::Vector {
+///
+/// With `unit` = y, `below` holds the products c_i·y ([`Backend::below_times`]) and the sum is
+/// v_j·y (at `frac` more bits than y).
+fn by_piece<B: Backend + ?Sized>(
+    b: &B,
+    below: &[B::Elem],
+    n: usize,
+    values: &[f64],
+    frac: u32,
+    unit: Option<&[B::Elem]>,
+) -> B::Vector {
     let grid = |v: f64| {
         let scaled = libm::ldexp(v, frac as i32);
         if libm::fabs(scaled) < (1u64 << 52) as f64 { libm::ldexp(libm::round(scaled), -(frac as i32)) } else { v }
     };
     let v: Vec<f64> = values.iter().map(|&v| grid(v)).collect();
-    let top = v.last().copied().unwrap_or(0.0);
-    let mut acc = b.public(&alloc::vec![top; n], frac);
+    let top = alloc::vec![v.last().copied().unwrap_or(0.0); n];
+    let mut acc = match unit {
+        None => b.public(&top, frac),
+        Some(y) => b.mul_bits_public(y, &top, frac),
+    };
     for (i, bits) in below.chunks_exact(n.max(1)).enumerate() {
         let step = v[i] - v[i + 1];
         if step != 0.0 {
@@ -254,7 +254,7 @@ fn line_on(g: impl Fn(f64) -> f64, tangent_at: impl Fn(f64) -> f64, lo: f64, hi:
 
 /// 1/x for x in [2^-12, 2^9] (see [`Backend::reciprocal`]).
 pub fn reciprocal<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
-    let r = reciprocal_high(b, x, b.frac_bits(), 0)?;
+    let r = reciprocal_high(b, x, b.frac_bits(), 0, 0)?;
     let f = b.frac_bits();
     b.reduce(&r, 2 * (f + EXTRA_BITS) - f)
 }
@@ -263,12 +263,13 @@ pub fn reciprocal<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Ve
 /// [`Backend::inv_sqrt_wide`]): on each sixteenth of a binade a line a_j + s_j·x, both picked
 /// by one batch of comparisons ([`Backend::below`]); s_j·x is one product whose operand x is
 /// truncated by the product's own opening ([`Backend::mul_shifted`]). Constant outside the
-/// range (its value at the nearer end). Five rounds, no Newton step.
+/// range (its value at the nearer end). Four rounds, no Newton step.
 pub fn inv_sqrt_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], frac: u32) -> Result<B::Vector> {
     let n = x.len();
     let pieces = INV_SQRT_PIECES;
     let bounds: Vec<f64> = pieces.indices().map(|i| pieces.bound(i)).collect();
-    let below = b.below(x, frac, &bounds)?;
+    let input = frac.min(INV_SQRT_INPUT_BITS);
+    let [below, below_x, x_shifted] = b.below_times(x, frac, &bounds, frac - input)?;
     let g = |v: f64| 1.0 / libm::sqrt(v);
     // g'(t) = -t^(-3/2)/2 = s at t = (-2s)^(-2/3).
     let tangent_at = |s: f64| libm::pow(-2.0 * s, -2.0 / 3.0);
@@ -276,13 +277,10 @@ pub fn inv_sqrt_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], frac: u32) -
     let mut lines = alloc::vec![(g(lowest), 0.0)];
     lines.extend(bounds.windows(2).map(|w| line_on(g, tangent_at, w[0], w[1])));
     lines.push((g(highest), 0.0));
-    let input = frac.min(INV_SQRT_INPUT_BITS);
     let intercepts: Vec<f64> = lines.iter().map(|l| l.0).collect();
     let slopes: Vec<f64> = lines.iter().map(|l| l.1).collect();
-    let a = by_piece(b, &below, n, &intercepts, INV_SQRT_BITS);
-    let s = by_piece(b, &below, n, &slopes, INV_SQRT_BITS - input);
-    let sx =
-        b.mul_shifted(&[Fused::elementwise(x, frac - input, &s, 0)])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+    let a = by_piece(b, &below, n, &intercepts, INV_SQRT_BITS, None);
+    let sx = by_piece(b, &below_x, n, &slopes, INV_SQRT_BITS - input, Some(&x_shifted));
     Ok(b.add(&a, &sx))
 }
 
@@ -373,11 +371,12 @@ fn apply_mask<B: Backend + ?Sized>(b: &B, x: B::Vector, mask: Option<&[f64]>) ->
     }
 }
 
-/// Divides each row of `values` (`rows × len`, at f bits, non-negative) by its sum, where the
-/// sums lie in [2^(k-12), 2^(k+9)] for the public `k`.
+/// Divides each row of `values` (`rows × len`, at `frac` ≥ f bits, non-negative) by its sum,
+/// where the sums lie in [2^(k-12), 2^(k+9)] for the public `k`; the result is at f bits.
 fn normalise_rows<B: Backend + ?Sized>(
     b: &mut B,
     values: &[B::Elem],
+    frac: u32,
     rows: usize,
     len: usize,
     k: i32,
@@ -386,12 +385,13 @@ fn normalise_rows<B: Backend + ?Sized>(
     let high = f + EXTRA_BITS;
     let sums = b.sum_rows(values, rows, len);
     // 1/(sum / 2^k) at 2(f + 8) bits; the scale rides on the reciprocal's first product (sum·r,
-    // about 2^k at f + f + 8 bits in the ring: below 2^57 for rows up to 2^12 long).
-    let r = reciprocal_high(b, &sums, f, -k)?;
-    // value (f bits) · r (truncated to f + 8 bits by the product's opening) / 2^k, then to f
-    // bits: the ring product stays below 2^(k + 2f + 8), far from overflow for any realistic
-    // row length.
-    let item = Fused { x: values, x_shift: 0, y: &r, y_shift: high, rows, len, broadcast: Some(true) };
+    // about 2^k at f + f + 8 bits in the ring: below 2^57 for rows up to 2^12 long), whose sums
+    // are cut to f bits by the comparisons' opening.
+    let r = reciprocal_high(b, &sums, frac, -k, frac - f)?;
+    // value (cut to f bits) · r (cut to f + 8 bits), both by the product's opening, / 2^k, then
+    // to f bits: the ring product stays below 2^(k + 2f + 8), far from overflow for any
+    // realistic row length.
+    let item = Fused { x: values, x_shift: frac - f, y: &r, y_shift: high, rows, len, broadcast: Some(true) };
     let p = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
     let unscale = u32::try_from(k).map_err(|_| mpc_core::Error::ShapeMismatch)?;
     b.reduce(&b.extend(&p, unscale, -k), high + unscale)
@@ -423,7 +423,8 @@ pub fn softmax<B: Backend + ?Sized>(
     let shifted = b.sub(x, &b.wrap(broadcast_values(&max, rows, len, true)));
     let e = exp(b, &shifted)?;
     let e = apply_mask(b, e, mask)?;
-    normalise_rows(b, &e, rows, len, (ceil_log2(len) + 1) / 2)
+    let f = b.frac_bits();
+    normalise_rows(b, &e, f, rows, len, (ceil_log2(len) + 1) / 2)
 }
 
 /// 2Quad of each row: m·(x + 5)² / Σ m·(x + 5)², the sum scaled by about 25·len (its value for
@@ -438,7 +439,7 @@ pub fn two_quad<B: Backend + ?Sized>(
     check_rows::<B>(x, rows, len)?;
     let f = b.frac_bits();
     let shifted = b.add_scalar(x, TWO_QUAD_SHIFT, f);
-    let q = b.square(&shifted, Product::at(f))?;
+    let q = b.square(&shifted, wide_square(f))?;
     normalise_two_quad(b, q, rows, len, mask)
 }
 
@@ -453,8 +454,15 @@ pub fn two_quad_of_product<B: Backend + ?Sized>(
 ) -> Result<B::Vector> {
     check_rows::<B>(z, rows, len)?;
     let f = b.frac_bits();
-    let q = b.square_truncated(z, TWO_QUAD_SHIFT, Product::at(f))?;
+    let q = b.square_truncated(z, TWO_QUAD_SHIFT, wide_square(f))?;
     normalise_two_quad(b, q, rows, len, mask)
+}
+
+/// 2Quad's squares of values at `f` bits stay at 2f bits (not truncated): the row sums'
+/// comparisons read them as they are, and the products that need them at f bits cut them in
+/// their own openings.
+const fn wide_square(f: u32) -> Product {
+    Product { a: f, b: f, out: 2 * f, pow2: 0 }
 }
 
 /// 2Quad after its squares: mask, then divide by the row sums.
@@ -466,7 +474,8 @@ fn normalise_two_quad<B: Backend + ?Sized>(
     mask: Option<&[f64]>,
 ) -> Result<B::Vector> {
     let q = apply_mask(b, q, mask)?;
-    normalise_rows(b, &q, rows, len, ceil_log2(len) + 5)
+    let f = b.frac_bits();
+    normalise_rows(b, &q, 2 * f, rows, len, ceil_log2(len) + 5)
 }
 
 /// 2ReLU of each row: m·relu(x) / Σ m·relu(x), the sum scaled by about len.
@@ -480,5 +489,6 @@ pub fn two_relu<B: Backend + ?Sized>(
     check_rows::<B>(x, rows, len)?;
     let r = b.relu(x)?;
     let r = apply_mask(b, r, mask)?;
-    normalise_rows(b, &r, rows, len, ceil_log2(len))
+    let f = b.frac_bits();
+    normalise_rows(b, &r, f, rows, len, ceil_log2(len))
 }

@@ -278,6 +278,10 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
         self.party.below(x, &bounds)
     }
+    fn below_times(&mut self, x: &[u64], frac: u32, bounds: &[f64], shift: u32) -> Result<[Shares<u64>; 3]> {
+        let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
+        self.party.below_times(x, &bounds, shift)
+    }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.mul_fused(items)
     }

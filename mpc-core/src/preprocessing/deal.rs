@@ -164,7 +164,7 @@ impl Request {
             Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => m == 0 || k == 0 || n == 0,
             Request::And { words } => words == 0,
             Request::Broadcast { rows, len, .. } | Request::Fused { rows, len, .. } => rows == 0 || len == 0,
-            Request::Below { n, bounds } => n == 0 || bounds == 0,
+            Request::Below { n, bounds, .. } => n == 0 || bounds == 0,
         }
     }
 
@@ -194,7 +194,11 @@ impl Request {
             // matrix is empty.
             Request::Broadcast { rows, len, .. } => ok(rows.checked_mul(len)) && ok(Some(rows)) && ok(Some(len)),
             Request::Ltz { n } => ok(n.checked_mul(ltz_table_words::<R>())),
-            Request::Below { n, bounds } => ok(n.checked_mul(bounds)) && ok(n.checked_mul(below_table_words::<R>())),
+            Request::Below { n, bounds, times } => {
+                ok(n.checked_mul(bounds).and_then(|m| m.checked_mul(8)))
+                    && ok(n.checked_mul(below_table_words::<R>()))
+                    && times.is_none_or(|s| s + 2 < R::BITS)
+            }
             // Each shift leaves room for the truncation's offset, and the msb·msb cross term
             // vanishes only while the two shifts add up to at most k.
             Request::Fused { rows, len, x_shift, y_shift, .. } => {
@@ -251,19 +255,21 @@ impl Request {
                     correlated: parts(&[(n * ltz_table_words::<R>(), Xor), (bits, Xor), (n, Additive)]),
                 }
             }
-            Request::Below { n, bounds } => {
+            Request::Below { n, bounds, times } => {
                 let m = n * bounds;
                 let bits = words_for_bits::<R>(m);
-                Layout {
-                    random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]),
-                    correlated: parts(&[
-                        (n * below_table_words::<R>(), Xor),
-                        (m, Additive),
-                        (m, Additive),
-                        (m, Additive),
-                        (m, Additive),
-                    ]),
+                let (value, cross) = if times.is_some() { (2 * n, 8 * m) } else { (0, 0) };
+                let mut correlated = parts(&[
+                    (n * below_table_words::<R>(), Xor),
+                    (m, Additive),
+                    (m, Additive),
+                    (m, Additive),
+                    (m, Additive),
+                ]);
+                if times.is_some() {
+                    let _ = correlated.extend_from_slice(&[(value, Additive), (cross, Additive)]);
                 }
+                Layout { random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]), correlated }
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
                 let nx = rows * len;
@@ -297,7 +303,9 @@ impl Request {
             Request::MatmulTriple { m, k, n, mask } => [TAG_TRIPLE, m as u64, k as u64, n as u64, mask],
             Request::And { words } => [TAG_AND, words as u64, 0, 0, 0],
             Request::Ltz { n } => [TAG_LTZ, n as u64, 0, 0, 0],
-            Request::Below { n, bounds } => [TAG_BELOW, n as u64, bounds as u64, 0, 0],
+            Request::Below { n, bounds, times } => {
+                [TAG_BELOW, n as u64, bounds as u64, times.map_or(0, |s| u64::from(s) + 1), 0]
+            }
             Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
                 let mode = match broadcast {
                     None => 0,
@@ -347,7 +355,9 @@ impl Request {
             TAG_TRIPLE => Request::MatmulTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             TAG_AND if unused_zero(&w[2..]) => Request::And { words: size(w[1])? },
             TAG_LTZ if unused_zero(&w[2..]) => Request::Ltz { n: size(w[1])? },
-            TAG_BELOW if unused_zero(&w[3..]) => Request::Below { n: size(w[1])?, bounds: size(w[2])? },
+            TAG_BELOW if w[4] == 0 && w[3] <= u64::from(u32::MAX) => {
+                Request::Below { n: size(w[1])?, bounds: size(w[2])?, times: w[3].checked_sub(1).map(|s| s as u32) }
+            }
             TAG_FUSED if w[3] <= 2 => Request::Fused {
                 rows: size(w[1])?,
                 len: size(w[2])?,
@@ -499,13 +509,16 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             r_high: next(&mut correlated),
             b2a: next(&mut correlated),
         }),
-        Request::Below { n, bounds } => Material::Below(super::BelowMaterial {
+        Request::Below { n, bounds, times } => Material::Below(super::BelowMaterial {
             n,
             bounds,
             r: next(&mut random),
             u: [next(&mut random), next(&mut random), next(&mut random)],
             tables: next(&mut correlated),
             arith: [next(&mut correlated), next(&mut correlated), next(&mut correlated), next(&mut correlated)],
+            times,
+            value_trunc: if times.is_some() { next(&mut correlated) } else { Shares::zeros(0) },
+            cross: if times.is_some() { next(&mut correlated) } else { Shares::zeros(0) },
         }),
         Request::Fused { x_shift, y_shift, .. } => {
             let (x_mask, y_mask) = (next(&mut random), next(&mut random));
@@ -704,15 +717,32 @@ impl<R: Ring> DealerState<R> {
                 p0.correlated[1] = r_high;
                 p0.correlated[2] = b2a;
             }
-            Request::Below { n, bounds } => {
-                p0.correlated[0] = below_tables(&secret[0]);
+            Request::Below { n, bounds, times } => {
+                let r = &secret[0];
+                p0.correlated[0] = below_tables(r);
                 let m = n * bounds;
                 let bit = |words: &Shares<R>, i: usize| crate::protocol::compare::get_bit(words, i);
                 let (u1, u2, u3) = (&secret[1], &secret[2], &secret[3]);
-                p0.correlated[1] = Shares::from_vec((0..m).map(|i| bit(u1, i)).collect());
-                p0.correlated[2] = Shares::from_vec((0..m).map(|i| bit(u2, i)).collect());
-                p0.correlated[3] = Shares::from_vec((0..m).map(|i| bit(u3, i)).collect());
-                p0.correlated[4] = Shares::from_vec((0..m).map(|i| bit(u2, i) & bit(u3, i)).collect());
+                let us: [Shares<R>; 4] = [
+                    Shares::from_vec((0..m).map(|i| bit(u1, i)).collect()),
+                    Shares::from_vec((0..m).map(|i| bit(u2, i)).collect()),
+                    Shares::from_vec((0..m).map(|i| bit(u3, i)).collect()),
+                    Shares::from_vec((0..m).map(|i| bit(u2, i) & bit(u3, i)).collect()),
+                ];
+                if let Some(s) = times {
+                    let hi: Vec<R> = r.iter().map(|v| v.shr_logical(s)).collect();
+                    let msb: Vec<R> = r.iter().map(|v| v.msb()).collect();
+                    p0.correlated[5] = Shares::from_vec(hi.iter().chain(&msb).copied().collect());
+                    let mut cross = Vec::with_capacity(8 * m);
+                    for u in &us {
+                        cross.extend((0..m).map(|q| u[q].wrapping_mul(&msb[q % n])));
+                        cross.extend((0..m).map(|q| u[q].wrapping_mul(&hi[q % n])));
+                    }
+                    p0.correlated[6] = Shares::from_vec(cross);
+                }
+                for (slot, u) in p0.correlated[1..5].iter_mut().zip(us) {
+                    *slot = u;
+                }
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
                 let parts = fused_correlations((rows, len, broadcast), (&secret[0], x_shift), (&secret[1], y_shift));

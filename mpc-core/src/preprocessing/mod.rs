@@ -125,6 +125,9 @@ pub enum Request {
         n: usize,
         /// Number of bounds each value is compared with.
         bounds: usize,
+        /// `Some(s)`: also every comparison's bit times its value shifted right by s (the
+        /// products read off the same rounds).
+        times: Option<u32>,
     },
     /// Material for products of operands that are truncated first, each opening serving both
     /// (see [`FusedMaterial`]): x has `rows × len` elements; y as many, or one per row or per
@@ -263,7 +266,9 @@ pub struct LtzMaterial<R: Ring> {
 /// digits the tables say `[v > digit]` when bit k-2 of r is set, and the lower half's top digit
 /// has that bit XORed into its `[v < digit]` table. The last round injects three bits per
 /// comparison into the ring, with dealer bits u1, u2, u3 and arithmetic shares of u1, u2, u3
-/// and u2·u3.
+/// and u2·u3. Each bit is then public + a linear form in those four (U_k); with `times`, the
+/// value x >> s is public + w·msb(r) - (r >> s) off the same opening (a dealer truncation), and
+/// the dealer's U_k·msb(r) and U_k·(r >> s) make bit · (x >> s) linear too.
 #[derive(Clone, Debug)]
 pub struct BelowMaterial<R: Ring> {
     /// Number of values.
@@ -278,6 +283,13 @@ pub struct BelowMaterial<R: Ring> {
     pub tables: Shares<R>,
     /// Additive shares of u1, u2, u3 and u2·u3 as ring elements 0/1, per comparison.
     pub arith: [Shares<R>; 4],
+    /// The shift of the products (see [`Request::Below`]).
+    pub times: Option<u32>,
+    /// With `times`: shares of r >> s, then of msb(r), per value (2n); else empty.
+    pub value_trunc: Shares<R>,
+    /// With `times`: shares of U_k·msb(r) then U_k·(r >> s) for k = 1..4, each per comparison
+    /// (8 · n · bounds); else empty.
+    pub cross: Shares<R>,
 }
 
 /// One party's material for products (x >> s_x) · (y >> s_y) of operands truncated first.
@@ -484,9 +496,10 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
             _ => Err(Error::MaterialMismatch),
         }
     }
-    /// Material for comparing `n` values with `bounds` bounds each.
-    fn below(&mut self, n: usize, bounds: usize) -> Result<BelowMaterial<R>, Error> {
-        match self.material(&Request::Below { n, bounds })? {
+    /// Material for comparing `n` values with `bounds` bounds each (and, with `times`, for the
+    /// products of the bits with the values shifted right).
+    fn below(&mut self, n: usize, bounds: usize, times: Option<u32>) -> Result<BelowMaterial<R>, Error> {
+        match self.material(&Request::Below { n, bounds, times })? {
             Material::Below(t) => Ok(t),
             _ => Err(Error::MaterialMismatch),
         }

@@ -47,6 +47,9 @@ fn parts_of<R: Ring>(material: &Material<R>) -> (Vec<&[R]>, Vec<&[R]>, MaskId, b
             random.extend(b.u.iter().map(|u| &u[..]));
             let mut correlated = alloc::vec![&b.tables[..]];
             correlated.extend(b.arith.iter().map(|a| &a[..]));
+            if b.times.is_some() {
+                correlated.extend([&b.value_trunc[..], &b.cross[..]]);
+            }
             (random, correlated, 0, false)
         }
         Material::Fused(f) => {

@@ -127,7 +127,9 @@ fn request_headers_round_trip() {
         Request::Trunc { n: 9, frac_bits: 16 },
         Request::MatmulMask { k: 768, n: 3072 },
         Request::MatmulTriple { m: 128, k: 768, n: 3072, mask: 41 },
-        Request::Below { n: 128, bounds: 289 },
+        Request::Below { n: 128, bounds: 289, times: None },
+        Request::Below { n: 128, bounds: 289, times: Some(19) },
+        Request::Below { n: 3, bounds: 2, times: Some(0) },
         Request::Fused { rows: 128, len: 768, broadcast: Some(true), x_shift: 0, y_shift: 40 },
         Request::Fused { rows: 1, len: 9, broadcast: None, x_shift: 28, y_shift: 24 },
     ] {
@@ -148,8 +150,8 @@ fn zero_sized_requests_are_refused_by_every_provider() {
         Request::And { words: 0 },
         Request::Broadcast { rows: 0, len: 4, per_row: true },
         Request::Ltz { n: 0 },
-        Request::Below { n: 0, bounds: 3 },
-        Request::Below { n: 3, bounds: 0 },
+        Request::Below { n: 0, bounds: 3, times: None },
+        Request::Below { n: 3, bounds: 0, times: Some(4) },
         Request::Fused { rows: 0, len: 3, broadcast: None, x_shift: 4, y_shift: 0 },
     ];
     let zero_sized = Some(Error::Malformed("zero-sized request"));
@@ -440,7 +442,8 @@ fn every_request() -> Vec<Request> {
         Request::Broadcast { rows: 2, len: 3, per_row: true },
         Request::And { words: 2 },
         Request::Ltz { n: 3 },
-        Request::Below { n: 3, bounds: 5 },
+        Request::Below { n: 3, bounds: 5, times: None },
+        Request::Below { n: 3, bounds: 5, times: Some(7) },
         Request::Fused { rows: 2, len: 3, broadcast: Some(true), x_shift: 0, y_shift: 9 },
         Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 7, y_shift: 9 },
         Request::Fused { rows: 2, len: 3, broadcast: Some(false), x_shift: 3, y_shift: 0 },
@@ -576,11 +579,13 @@ fn material_is_bound_to_the_request_p1_expects() {
 }
 
 #[test]
-fn fused_requests_with_shifts_beyond_the_ring_are_refused() {
+fn requests_with_shifts_beyond_the_ring_are_refused() {
     for (x_shift, y_shift) in [(62, 0), (0, 63), (40, 30)] {
         let r = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift, y_shift };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
+    let below = Request::Below { n: 2, bounds: 2, times: Some(62) };
+    assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
     let mut header = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: 1, y_shift: 1 }.encode();
     header[24] = 3; // no such broadcast mode
     assert_eq!(Request::decode::<u64>(&header, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));

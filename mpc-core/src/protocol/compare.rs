@@ -185,10 +185,30 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// that are opened masked by dealer bits, whose arithmetic shares make the sum and the
     /// product linear.
     pub fn below(&mut self, x: &[R], bounds: &[R]) -> Result<Shares<R>, Error> {
+        let [bits, _, _] = self.compare_with_bounds(x, bounds, None)?;
+        Ok(bits)
+    }
+
+    /// [`Party::below`] together with y = x >> `shift` and every comparison's bit times its
+    /// value's y, `[bits, products, y]` (bits and products bound-major), in the same four
+    /// rounds and traffic: the comparisons' opening also truncates x (as
+    /// [`Party::truncate`] does, within one unit), and the dealer's products of its bit masks
+    /// with the truncation's make each bit · y linear after the last round. The products are
+    /// not truncated.
+    pub fn below_times(&mut self, x: &[R], bounds: &[R], shift: u32) -> Result<[Shares<R>; 3], Error> {
+        self.compare_with_bounds(x, bounds, Some(shift))
+    }
+
+    /// [`Party::below_times`], or only the bits (the products and y empty) when `times` is
+    /// `None`.
+    fn compare_with_bounds(&mut self, x: &[R], bounds: &[R], times: Option<u32>) -> Result<[Shares<R>; 3], Error> {
         let (n, t) = (x.len(), bounds.len());
         let m = n * t;
-        let mat = self.material(|p| p.below(n, t))?;
-        if (mat.n, mat.bounds) != (n, t) {
+        let mat = self.material(|p| p.below(n, t, times))?;
+        if (mat.n, mat.bounds, mat.times) != (n, t, times)
+            || mat.value_trunc.len() != times.map_or(0, |_| 2 * n)
+            || mat.cross.len() != times.map_or(0, |_| 8 * m)
+        {
             return Err(Error::MaterialMismatch);
         }
         // Round 1: open c = x + 2^(k-2) + r.
@@ -260,29 +280,65 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             .collect();
         let opened = self.open_xor_many(&[&masked[0], &masked[1], &masked[2]])?;
         let p0 = self.is_p0();
-        let [u1, u2, u3, u23] = &mat.arith;
         let one = R::ONE;
         let two = one.wrapping_add(&one);
         let signed = |d: R| one.wrapping_sub(&two.wrapping_mul(&d));
-        Ok(Shares::from_vec(
-            (0..m)
-                .map(|q| {
-                    let (d1, d2, d3) = (get_bit(&opened[0], q), get_bit(&opened[1], q), get_bit(&opened[2], q));
-                    let (s1, s2, s3) = (signed(d1), signed(d2), signed(d3));
-                    let mut fin = s1
-                        .wrapping_mul(&u1[q])
-                        .wrapping_add(&d2.wrapping_mul(&s3).wrapping_mul(&u3[q]))
-                        .wrapping_add(&d3.wrapping_mul(&s2).wrapping_mul(&u2[q]))
-                        .wrapping_add(&s2.wrapping_mul(&s3).wrapping_mul(&u23[q]));
-                    if p0 {
-                        fin = fin.wrapping_add(&d1).wrapping_add(&d2.wrapping_mul(&d3));
-                    }
-                    let pi = one ^ get_bit(&high_bits, q);
-                    let share = signed(pi).wrapping_mul(&fin);
-                    if p0 { share.wrapping_add(&pi) } else { share }
-                })
-                .collect(),
-        ))
+        // Each bit is β0 + Σ_k β_k·U_k with public β (U = u1, u2, u3, u2·u3): the comparison is
+        // π ⊕ (b1 + b2·b3) = π + σ·(b1 + b2·b3) with σ = 1 - 2π and b_j = d_j + (1 - 2d_j)·u_j.
+        let coefficients = |q: usize| -> (R, [R; 4]) {
+            let (d1, d2, d3) = (get_bit(&opened[0], q), get_bit(&opened[1], q), get_bit(&opened[2], q));
+            let (s1, s2, s3) = (signed(d1), signed(d2), signed(d3));
+            let pi = one ^ get_bit(&high_bits, q);
+            let sigma = signed(pi);
+            let kappa0 = d1.wrapping_add(&d2.wrapping_mul(&d3));
+            let kappa = [s1, d3.wrapping_mul(&s2), d2.wrapping_mul(&s3), s2.wrapping_mul(&s3)];
+            (pi.wrapping_add(&sigma.wrapping_mul(&kappa0)), kappa.map(|k| sigma.wrapping_mul(&k)))
+        };
+        let linear = |q: usize, parts: [&[R]; 4], beta: &[R; 4]| {
+            (0..4).fold(R::ZERO, |acc, k| acc.wrapping_add(&beta[k].wrapping_mul(&parts[k][q])))
+        };
+        let us = [&mat.arith[0][..], &mat.arith[1][..], &mat.arith[2][..], &mat.arith[3][..]];
+        let mut bits = Shares::zeros(m);
+        let mut products = times.map(|_| Shares::zeros(m));
+        // The shifted value y = p + w·msb(r) - (r >> s) per value, p and w public (as a dealer
+        // truncation reads them off c), and this party's share of y.
+        let shifted: Option<(Vec<R>, Vec<R>, Shares<R>)> = times.map(|s| {
+            let (hi, msb) = mat.value_trunc.split_at(n);
+            let unshift = one.shl(R::BITS - 2 - s);
+            let public: Vec<R> = c.iter().map(|ci| ci.shr_logical(s).wrapping_sub(&unshift)).collect();
+            // For s = 0 the wrap is 2^k: nothing in the ring.
+            let wrap: Vec<R> = c
+                .iter()
+                .map(|ci| if s == 0 { R::ZERO } else { one.wrapping_sub(&ci.msb()).shl(R::BITS - s) })
+                .collect();
+            let y = (0..n).map(|i| {
+                let share = wrap[i].wrapping_mul(&msb[i]).wrapping_sub(&hi[i]);
+                if p0 { share.wrapping_add(&public[i]) } else { share }
+            });
+            let y = Shares::from_vec(y.collect());
+            (public, wrap, y)
+        });
+        for q in 0..m {
+            let (beta0, beta) = coefficients(q);
+            let share = linear(q, us, &beta);
+            bits[q] = if p0 { share.wrapping_add(&beta0) } else { share };
+            if let (Some(products), Some((public, wrap, y))) = (products.as_mut(), shifted.as_ref()) {
+                // bit·y = β0·y + Σ_k β_k·(p·U_k + w·(U_k msb) - (U_k hi)).
+                let i = q % n;
+                let cross = |k: usize, part: usize| mat.cross[(2 * k + part) * m + q];
+                let mut acc = beta0.wrapping_mul(&y[i]);
+                for (k, b) in beta.iter().enumerate() {
+                    let term = public[i]
+                        .wrapping_mul(&us[k][q])
+                        .wrapping_add(&wrap[i].wrapping_mul(&cross(k, 0)))
+                        .wrapping_sub(&cross(k, 1));
+                    acc = acc.wrapping_add(&b.wrapping_mul(&term));
+                }
+                products[q] = acc;
+            }
+        }
+        let (products, y) = products.zip(shifted).map_or((Shares::zeros(0), Shares::zeros(0)), |(p, (_, _, y))| (p, y));
+        Ok([bits, products, y])
     }
 
     /// ReLU(x) = x · (1 - `[x < 0]`): seven rounds; exact (no truncation: the factor is a bit).

@@ -77,7 +77,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[1/64, 64]",
         bound: 1e-3,
         relative: true,
-        rounds: 9,
+        rounds: 8,
         kind: Kind::Elementwise { lo: 1.0 / 64.0, hi: 64.0, n: 2000, log: true },
     },
     Spec {
@@ -85,7 +85,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[1e-2, 1e3]",
         bound: 1e-3,
         relative: true,
-        rounds: 6,
+        rounds: 5,
         kind: Kind::Elementwise { lo: 1e-2, hi: 1e3, n: 2000, log: true },
     },
     Spec {
@@ -133,7 +133,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-10, 10]",
         bound: 2.2e-4,
         relative: false,
-        rounds: 41,
+        rounds: 40,
         kind: Kind::Elementwise { lo: -10.0, hi: 10.0, n: 2000, log: false },
     },
     Spec {
@@ -141,7 +141,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-20, 20]",
         bound: 1.1e-4,
         relative: false,
-        rounds: 41,
+        rounds: 40,
         kind: Kind::Elementwise { lo: -20.0, hi: 20.0, n: 2000, log: false },
     },
     Spec {
@@ -149,7 +149,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 9e-5,
         relative: false,
-        rounds: 97,
+        rounds: 96,
         kind: Kind::Rows,
     },
     Spec {
@@ -157,7 +157,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 4.5e-5,
         relative: false,
-        rounds: 12,
+        rounds: 10,
         kind: Kind::Rows,
     },
     Spec {
@@ -165,7 +165,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 4.5e-5,
         relative: false,
-        rounds: 17,
+        rounds: 16,
         kind: Kind::Rows,
     },
     Spec {
