@@ -197,7 +197,7 @@ impl Request {
             Request::Below { n, bounds, times } => {
                 ok(n.checked_mul(bounds).and_then(|m| m.checked_mul(8)))
                     && ok(n.checked_mul(below_table_words::<R>()))
-                    && times.is_none_or(|s| s + 2 < R::BITS)
+                    && times.is_none_or(|s| s.saturating_add(2) < R::BITS)
             }
             // Each shift leaves room for the truncation's offset, and the msb·msb cross term
             // vanishes only while the two shifts add up to at most k.
@@ -205,9 +205,9 @@ impl Request {
                 ok(rows.checked_mul(len))
                     && ok(Some(rows))
                     && ok(Some(len))
-                    && x_shift + 2 < R::BITS
-                    && y_shift + 2 < R::BITS
-                    && x_shift + y_shift <= R::BITS
+                    && x_shift.saturating_add(2) < R::BITS
+                    && y_shift.saturating_add(2) < R::BITS
+                    && x_shift.saturating_add(y_shift) <= R::BITS
             }
         };
         if fits { Ok(()) } else { Err(Error::TooLarge) }

@@ -580,12 +580,15 @@ fn material_is_bound_to_the_request_p1_expects() {
 
 #[test]
 fn requests_with_shifts_beyond_the_ring_are_refused() {
-    for (x_shift, y_shift) in [(62, 0), (0, 63), (40, 30)] {
+    // (u32::MAX, ...) was a fuzzer's find: the bound check itself overflowed.
+    for (x_shift, y_shift) in [(62, 0), (0, 63), (40, 30), (u32::MAX, 0x8eff_ffff), (1, u32::MAX)] {
         let r = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift, y_shift };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
-    let below = Request::Below { n: 2, bounds: 2, times: Some(62) };
-    assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
+    for times in [62, u32::MAX - 1] {
+        let below = Request::Below { n: 2, bounds: 2, times: Some(times) };
+        assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
+    }
     let mut header = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: 1, y_shift: 1 }.encode();
     header[24] = 3; // no such broadcast mode
     assert_eq!(Request::decode::<u64>(&header, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
