@@ -93,26 +93,31 @@ enum Asymptote {
     Identity,
 }
 
-/// Σ c_i u^i by Horner's rule at the session precision, for u in [0, 1] (so that rounding
-/// errors do not grow).
-fn horner<B: Backend + ?Sized>(b: &mut B, u: &[B::Elem], coeffs: &[f64]) -> Result<B::Vector> {
-    let f = b.frac_bits();
-    let (&top, rest) = coeffs.split_last().expect("at least one coefficient");
-    let mut p = b.public(&alloc::vec![top; u.len()], f);
+/// Σ c_i u^i by Horner's rule for u at `frac` ≥ f + 8 bits (in [0, 1] where the result is
+/// used, so that rounding errors do not grow), and the bits of the result (2(f + 8)): each
+/// step is one product whose opening cuts both operands to f + 8 bits (one round per
+/// coefficient after the first).
+fn horner<B: Backend + ?Sized>(b: &mut B, u: &[B::Elem], frac: u32, coeffs: &[f64]) -> Result<(B::Vector, u32)> {
+    let high = b.frac_bits() + EXTRA_BITS;
+    let (&top, rest) = coeffs.split_last().ok_or(mpc_core::Error::ShapeMismatch)?;
+    let (mut p, mut p_bits) = (b.public(&alloc::vec![top; u.len()], high), high);
     for &c in rest.iter().rev() {
-        let pu = b.mul_many(&[(&p, u)], Product::at(f))?.pop().expect("one product");
-        p = b.add_scalar(&pu, c, f);
+        let item = Fused::elementwise(&p, p_bits - high, u, frac - high);
+        let pu = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+        p_bits = 2 * high;
+        p = b.add_scalar(&pu, c, p_bits);
     }
-    Ok(p)
+    Ok((p, p_bits))
 }
 
-/// `inside` on [-bound, bound], the asymptotes below and above. One batch of two comparisons and
-/// one round of bit products.
+/// `inside` (at `frac` ≥ f bits) on [-bound, bound], the asymptotes below and above, at f
+/// bits. One batch of two comparisons, one round of bit products and, for `frac` > f, one
+/// truncation.
 fn saturate<B: Backend + ?Sized>(
     b: &mut B,
     x: &[B::Elem],
     bound: f64,
-    inside: &[B::Elem],
+    (inside, frac): (&[B::Elem], u32),
     below: Asymptote,
     above: Asymptote,
 ) -> Result<B::Vector> {
@@ -126,15 +131,18 @@ fn saturate<B: Backend + ?Sized>(
     let in_range = b.sub(upper, lower);
     let is_above = b.add_scalar(&b.mul_int(upper, -1), 1.0, 0);
     let mut secret_pairs: Vec<Pair<'_, B::Elem>> = alloc::vec![(&in_range, inside)];
-    let mut constant = b.public(&alloc::vec![0.0; n], f);
+    let mut constant = b.public(&alloc::vec![0.0; n], frac);
     for (bit, asymptote) in [(lower, below), (&is_above[..], above)] {
         match asymptote {
             Asymptote::Identity => secret_pairs.push((bit, x)),
-            Asymptote::Const(c) => constant = b.add(&constant, &b.mul_bits_public(bit, &alloc::vec![c; n], f)),
+            Asymptote::Const(c) => constant = b.add(&constant, &b.mul_bits_public(bit, &alloc::vec![c; n], frac)),
         }
     }
     let products = b.mul_bits(&secret_pairs)?;
-    Ok(products.iter().fold(constant, |acc, p| b.add(&acc, p)))
+    let (kept, identities) = products.split_first().ok_or(mpc_core::Error::ShapeMismatch)?;
+    // The identity's products are at f bits: brought to `frac` (exact) before the sum.
+    let sum = identities.iter().fold(b.add(&constant, kept), |acc, p| b.add(&acc, &b.extend(p, frac - f, 0)));
+    b.reduce(&sum, frac - f)
 }
 
 /// e^x, valid for x ≤ 0: clipped at -128, then (1 + t + t²/2)^128 with t = x/128 at f + 8 bits.
@@ -291,28 +299,39 @@ pub fn inv_sqrt<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vect
     b.reduce(&r, bits - f)
 }
 
-/// u = (x / bound)², the argument of the even polynomials.
-fn scaled_square<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], bound: f64) -> Result<B::Vector> {
+/// Bits of the public factor 1/bound² in [`scaled_square`].
+const SCALE_BITS: u32 = 20;
+
+/// u = (x / bound)², the argument of the even polynomials, and its bits: x² is left at 2f bits
+/// (one round, no truncation) and scaled by the public 1/bound² locally, at 2f + 20 bits (below
+/// 2^62 in the ring while |x| < 32·bound; beyond, the polynomial's value is discarded anyway).
+fn scaled_square<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], bound: f64) -> Result<(B::Vector, u32)> {
     let f = b.frac_bits();
-    let scaled = b.mul_public(x, &alloc::vec![1.0 / bound; x.len()])?;
-    b.square(&scaled, Product::at(f))
+    let square = b.square(x, Product { a: f, b: f, out: 2 * f, pow2: 0 })?;
+    let scale = alloc::vec![1.0 / (bound * bound); x.len()];
+    Ok((b.mul_bits_public(&square, &scale, SCALE_BITS), 2 * f + SCALE_BITS))
 }
 
 /// erf on all reals.
 pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
-    let u = scaled_square(b, x, ERF_BOUND)?;
-    let q = horner(b, &u, &ERF_COEFFS)?;
-    let inside = b.mul(x, &q)?;
-    saturate(b, x, ERF_BOUND, &inside, Asymptote::Const(-1.0), Asymptote::Const(1.0))
+    let high = b.frac_bits() + EXTRA_BITS;
+    let (u, u_bits) = scaled_square(b, x, ERF_BOUND)?;
+    let (q, q_bits) = horner(b, &u, u_bits, &ERF_COEFFS)?;
+    let inside = b.mul_shifted(&[Fused::elementwise(x, 0, &q, q_bits - high)])?.pop();
+    let inside = inside.ok_or(mpc_core::Error::ShapeMismatch)?;
+    let inside_bits = b.frac_bits() + high;
+    saturate(b, x, ERF_BOUND, (&inside, inside_bits), Asymptote::Const(-1.0), Asymptote::Const(1.0))
 }
 
 /// GeLU(x) = x·Φ(x) on all reals: x/2 + an even polynomial inside [-4, 4], relu outside.
 pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
-    let u = scaled_square(b, x, GELU_BOUND)?;
-    let h = horner(b, &u, &GELU_COEFFS)?;
-    let half = b.mul_public(x, &alloc::vec![0.5; x.len()])?;
+    let f = b.frac_bits();
+    let (u, u_bits) = scaled_square(b, x, GELU_BOUND)?;
+    let (h, h_bits) = horner(b, &u, u_bits, &GELU_COEFFS)?;
+    // x/2 at the polynomial's bits: a shift.
+    let half = b.extend(x, h_bits - f, -1);
     let inside = b.add(&half, &h);
-    saturate(b, x, GELU_BOUND, &inside, Asymptote::Const(0.0), Asymptote::Identity)
+    saturate(b, x, GELU_BOUND, (&inside, h_bits), Asymptote::Const(0.0), Asymptote::Identity)
 }
 
 /// The logistic sigmoid: σ(|x|) = 1/(1 + e^-|x|) (exp and reciprocal above), mirrored for x < 0.
