@@ -146,6 +146,10 @@ fn saturate<B: Backend + ?Sized>(
 }
 
 /// e^x, valid for x ≤ 0: clipped at -128, then (1 + t + t²/2)^128 with t = x/128 at f + 8 bits.
+///
+/// t² and every square are left untruncated (at twice f + 8 bits); each squaring's opening cuts
+/// its operand back to f + 8 bits ([`Backend::mul_shifted`]): one round per squaring, and one
+/// truncation at the end.
 pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
@@ -154,12 +158,17 @@ pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let clipped = b.relu(&lifted)?;
     let clipped = b.add_scalar(&clipped, -128.0, f);
     let t = b.extend(&clipped, EXTRA_BITS, -7);
-    let half_t2 = b.square(&t, Product::at(high).scaled(-1))?;
-    let mut y = b.add_scalar(&b.add(&t, &half_t2), 1.0, high);
+    // t²/2 at 2·high + 1 bits (the halving is a reading at one more bit), beside t and 1.
+    let wide = 2 * high + 1;
+    let half_t2 = b.square(&t, Product { a: high, b: high, out: wide, pow2: -1 })?;
+    let mut y = b.add_scalar(&b.add(&b.extend(&t, wide - high, 0), &half_t2), 1.0, wide);
+    let mut y_bits = wide;
     for _ in 0..7 {
-        y = b.square(&y, Product::at(high))?;
+        let shift = y_bits - high;
+        y = b.mul_shifted(&[Fused::elementwise(&y, shift, &y, shift)])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+        y_bits = 2 * high;
     }
-    b.reduce(&y, EXTRA_BITS)
+    b.reduce(&y, y_bits - f)
 }
 
 /// 1/y at 2(f + 8) bits for y = x·2^`pow2` in [2^-12, 2^9], x at `frac` bits: piecewise start

@@ -93,7 +93,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-64, 0]",
         bound: 8e-5,
         relative: false,
-        rounds: 24,
+        rounds: 16,
         kind: Kind::Elementwise { lo: -64.0, hi: 0.0, n: 2000, log: false },
     },
     Spec {
@@ -133,7 +133,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-10, 10]",
         bound: 2.2e-4,
         relative: false,
-        rounds: 40,
+        rounds: 32,
         kind: Kind::Elementwise { lo: -10.0, hi: 10.0, n: 2000, log: false },
     },
     Spec {
@@ -141,7 +141,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-20, 20]",
         bound: 1.1e-4,
         relative: false,
-        rounds: 40,
+        rounds: 32,
         kind: Kind::Elementwise { lo: -20.0, hi: 20.0, n: 2000, log: false },
     },
     Spec {
@@ -149,7 +149,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 9e-5,
         relative: false,
-        rounds: 96,
+        rounds: 88,
         kind: Kind::Rows,
     },
     Spec {
