@@ -347,11 +347,11 @@ pub trait Backend {
     fn reciprocal(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::reciprocal(self, x)
     }
-    /// 1/√x for x in [2^-7, 2^11] (relative error below 1e-3).
+    /// 1/√x for x in [2^-12, 2^11] (relative error below 1e-3).
     fn inv_sqrt(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::inv_sqrt(self, x)
     }
-    /// 1/√x for x at `frac` bits in [2^-7, 2^11] (within 9e-5 relative of 1/√ of x as given),
+    /// 1/√x for x at `frac` bits in [2^-12, 2^11] (within 9e-5 relative of 1/√ of x as given),
     /// and the
     /// fractional bits it is given at (wide, for a caller that truncates it as part of its next
     /// product; 0 in `Plain`). Five rounds under MPC.

@@ -73,16 +73,19 @@ const RECIPROCAL_START: Intervals = Intervals { lowest: -24, highest: 18, per_oc
 /// ... within 0.172 of the answer (relative): three factors (1 + e)(1 + e²)(1 + e⁴) bring it to
 /// e⁸ < 1e-6.
 const RECIPROCAL_FACTORS: usize = 3;
-/// The inverse square root is a line on each sixteenth of a binade of [2^-7, 2^11] (289
+/// The inverse square root is a line on each sixteenth of a binade of [2^-12, 2^11] (368
 /// comparisons in one batch: it runs on one value per token; relative error below 1e-4), and
-/// constant outside.
-const INV_SQRT_PIECES: Intervals = Intervals { lowest: -112, highest: 176, per_octave: 16 };
-/// Fractional bits of the inverse square root's result ([`inv_sqrt_wide`]): 1/√x < 2^3.5 on
-/// the range, so the result stays below 2^60 in the ring.
-pub const INV_SQRT_BITS: u32 = 56;
-/// Fractional bits of x where the pieces' slopes multiply it: 15 significant bits at x = 2^-7,
-/// while the smallest slope (2^-17.5, at 2^11) keeps 16 at `INV_SQRT_BITS - 22` bits.
-const INV_SQRT_INPUT_BITS: u32 = 22;
+/// constant outside. The range reaches down to 2^-12 because a LayerNorm's variance can be that
+/// small (an embedding sum of N(0, 0.02²) tables gives 2^-9).
+const INV_SQRT_PIECES: Intervals = Intervals { lowest: -192, highest: 176, per_octave: 16 };
+/// Fractional bits of the inverse square root's result ([`inv_sqrt_wide`]): 1/√x ≤ 2^6 on the
+/// range (and the first line's intercept below 2^6.6), so the result stays below 2^59 in the
+/// ring.
+pub const INV_SQRT_BITS: u32 = 52;
+/// Fractional bits of x where the pieces' slopes multiply it: 12 significant bits at x = 2^-12,
+/// while the smallest slope (2^-17.5, at 2^11) keeps 10.5 at `INV_SQRT_BITS - 24` bits (14 at
+/// 2^8, a large variance).
+const INV_SQRT_INPUT_BITS: u32 = 24;
 
 /// What a saturating function is outside its core interval.
 #[derive(Clone, Copy, Debug)]
@@ -276,7 +279,7 @@ pub fn reciprocal<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Ve
     b.reduce(&r, 2 * (f + EXTRA_BITS) - f)
 }
 
-/// 1/√x for x at `frac` bits in [2^-7, 2^11], at [`INV_SQRT_BITS`] bits (see
+/// 1/√x for x at `frac` bits in [2^-12, 2^11], at [`INV_SQRT_BITS`] bits (see
 /// [`Backend::inv_sqrt_wide`]): on each sixteenth of a binade a line a_j + s_j·x, both picked
 /// by one batch of comparisons ([`Backend::below`]); s_j·x is one product whose operand x is
 /// truncated by the product's own opening ([`Backend::mul_shifted`]). Constant outside the
@@ -301,7 +304,7 @@ pub fn inv_sqrt_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], frac: u32) -
     Ok(b.add(&a, &sx))
 }
 
-/// 1/√x for x in [2^-7, 2^11] at f bits (see [`Backend::inv_sqrt`]).
+/// 1/√x for x in [2^-12, 2^11] at f bits (see [`Backend::inv_sqrt`]).
 pub fn inv_sqrt<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
     let (r, bits) = b.inv_sqrt_wide(x, f)?;
