@@ -4,10 +4,12 @@
 //! Where CrypTen's versions break on Transformer ranges, these do not:
 //! - **exp** clips at -128, then evaluates (1 + t + t²/2)^128 with t = x/128 at f + 8 bits
 //!   (CrypTen's (1 + x/256)^256 at f bits explodes below -512 and loses 1e-3 near 0);
-//! - **reciprocal** and **inverse square root** start from a per-binade (half-binade) guess read
-//!   off one batch of comparisons against powers of 2 (√2) (a linear combination of the comparison bits, no extra
-//!   round), then run Newton at f + 8 bits with dealer truncation; every caller scales its input
-//!   by a public power of two first (CrypTen's start diverges above about 253);
+//! - **reciprocal** starts from a per-half-binade guess read off one batch of comparisons against
+//!   powers of √2 (a linear combination of the comparison bits, no extra round), then multiplies
+//!   the factors (1 + e)(1 + e²)(1 + e⁴) at f + 8 bits; every caller scales its input by a public
+//!   power of two first (CrypTen's start diverges above about 253);
+//! - **inverse square root** is a line on each sixteenth of a binade of [2^-12, 2^11], picked by
+//!   one batch of comparisons (no Newton step);
 //! - **erf** and **GeLU** use polynomials in (x/B)² inside [-B, B] and their asymptotes outside
 //!   (CrypTen's Taylor erf is useless beyond |x| ≈ 2 and it has no GeLU);
 //! - **softmax**, **2Quad** and **2ReLU** normalise rows with the reciprocal above, scaled by a
