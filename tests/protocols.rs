@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{FP, fixed_product, reals, threaded, ulps};
+use common::{FP, fixed_product, reals, threaded, truncations, ulps};
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::Role;
 use proptest::prelude::*;
@@ -236,11 +236,6 @@ fn fused_truncation_of_owner_weight_products_never_fails_where_local_truncation_
     let local = bad(Truncation::Local);
     assert!(local > 20, "local truncation should fail often at this magnitude, failed {local} times");
     assert_eq!(bad(Truncation::Dealer), 0);
-}
-
-/// x >> shift within one unit (floor and floor + 1), as ring values; the operand itself for 0.
-fn truncations(x: i64, shift: u32) -> Vec<i64> {
-    if shift == 0 { vec![x] } else { vec![x >> shift, (x >> shift) + 1] }
 }
 
 proptest! {

@@ -62,7 +62,8 @@ pub(crate) fn reduce_method(
     f: u32,
     session: mpc_core::protocol::Truncation,
 ) -> mpc_core::protocol::Truncation {
-    if bits <= f { session } else { mpc_core::protocol::Truncation::Dealer }
+    // The rule of a product's truncation, for a value at `bits` bits times 1 at 0 bits.
+    Product { a: bits, b: 0, out: 0, pow2: 0 }.truncation(f, session)
 }
 
 /// `y` repeated along the axis of a `rows × len` matrix.
@@ -352,9 +353,8 @@ pub trait Backend {
         numerics::inv_sqrt(self, x)
     }
     /// 1/√x for x at `frac` bits in [2^-12, 2^11] (within 9e-5 relative of 1/√ of x as given),
-    /// and the
-    /// fractional bits it is given at (wide, for a caller that truncates it as part of its next
-    /// product; 0 in `Plain`). Five rounds under MPC.
+    /// and the fractional bits it is given at (wide, for a caller that truncates it as part of
+    /// its next product; 0 in `Plain`). Four rounds under MPC.
     fn inv_sqrt_wide(&mut self, x: &[Self::Elem], frac: u32) -> Result<(Self::Vector, u32)> {
         Ok((numerics::inv_sqrt_wide(self, x, frac)?, numerics::INV_SQRT_BITS))
     }

@@ -62,10 +62,11 @@ fn zip(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
     a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
 }
 
-/// Half a unit of the last place kept when `bits` are dropped: added first, it makes a
-/// truncation round to nearest.
-pub(crate) fn half_unit(bits: u32) -> u64 {
-    if bits == 0 { 0 } else { 1 << (bits - 1) }
+/// `v` shifted right by `bits` (arithmetically), rounded to nearest: half a unit of the last
+/// place kept is added first.
+fn round_shift(v: u64, bits: u32) -> u64 {
+    let half = if bits == 0 { 0 } else { 1 << (bits - 1) };
+    v.wrapping_add(half).shr_arith(bits)
 }
 
 /// The fixed-point matrix product a (m×k) · b (k×n), truncated by f.
@@ -138,8 +139,7 @@ impl Backend for Fixed {
     fn reduce(&mut self, a: &[u64], bits: u32) -> Result<Vec<u64>> {
         let method = crate::backend::reduce_method(bits, self.frac_bits(), self.truncation);
         cost::truncate::<u64>(&mut self.ledger, a.len(), bits, method);
-        let half = half_unit(bits);
-        Ok(a.iter().map(|x| x.wrapping_add(half).shr_arith(bits)).collect())
+        Ok(a.iter().map(|&x| round_shift(x, bits)).collect())
     }
     fn mul_many(&mut self, pairs: &[Pair<'_, u64>], p: Product) -> Result<Vec<Vec<u64>>> {
         let shift = p.shift()?;
@@ -249,10 +249,10 @@ impl Backend for Fixed {
         let (f, shift) = (self.frac_bits(), p.shift()?);
         cost::truncate_square::<u64>(&mut self.ledger, z.len(), f, self.truncation);
         self.truncate_cost(z.len(), p);
-        let (half, c) = (half_unit(f), encode(c, f));
+        let c = encode(c, f);
         Ok(z.iter()
             .map(|x| {
-                let y = x.wrapping_add(half).shr_arith(f).wrapping_add(c);
+                let y = round_shift(*x, f).wrapping_add(c);
                 y.wrapping_mul(y).shr_arith(shift)
             })
             .collect())
@@ -299,12 +299,11 @@ impl Backend for Fixed {
     }
     fn below_times(&mut self, x: &[u64], frac: u32, bounds: &[f64], shift: u32) -> Result<[Vec<u64>; 3]> {
         let bits = self.below(x, frac, bounds)?;
-        let y: Vec<u64> = x.iter().map(|&v| v.wrapping_add(half_unit(shift)).shr_arith(shift)).collect();
+        let y: Vec<u64> = x.iter().map(|&v| round_shift(v, shift)).collect();
         let products = bits.chunks(x.len().max(1)).flat_map(|b| zip(b, &y, u64::wrapping_mul)).collect();
         Ok([bits, products, y])
     }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Vec<u64>>> {
-        let shift = |v: u64, s: u32| v.wrapping_add(half_unit(s)).shr_arith(s);
         if items.iter().any(|it| it.x.len() != it.rows * it.len || it.y.len() != it.y_len()) {
             return Err(Error::ShapeMismatch);
         }
@@ -312,12 +311,12 @@ impl Backend for Fixed {
         cost::fused::<u64>(&mut self.ledger, items.iter().map(|it| it.x.len() + it.y.len()).sum());
         let mut out = Vec::with_capacity(items.len());
         for it in items {
-            let y: Vec<u64> = it.y.iter().map(|&v| shift(v, it.y_shift)).collect();
+            let y: Vec<u64> = it.y.iter().map(|&v| round_shift(v, it.y_shift)).collect();
             let y = match it.broadcast {
                 None => y,
                 Some(per_row) => crate::backend::broadcast_values(&y, it.rows, it.len, per_row),
             };
-            out.push(zip(it.x, &y, |a, b| shift(a, it.x_shift).wrapping_mul(b)));
+            out.push(zip(it.x, &y, |a, b| round_shift(a, it.x_shift).wrapping_mul(b)));
         }
         Ok(out)
     }

@@ -44,6 +44,12 @@ pub fn fixed_product(a: u64, b: u64) -> i64 {
     ((a.to_i64() as i128 * b.to_i64() as i128) >> FP.frac_bits()) as i64
 }
 
+/// x >> shift within one unit (floor and floor + 1, as a dealer truncation lands); the operand
+/// itself for a shift of 0.
+pub fn truncations(x: i64, shift: u32) -> Vec<i64> {
+    if shift == 0 { vec![x] } else { vec![x >> shift, (x >> shift) + 1] }
+}
+
 /// |got - expect| in ulps (ring units).
 pub fn ulps(got: u64, expect: i64) -> i64 {
     (got.to_i64().wrapping_sub(expect)).abs()

@@ -122,6 +122,26 @@ pub(crate) const fn ltz_table_words<R: Ring>() -> usize {
     (ltz_digits::<R>() * 32).div_ceil(R::BITS as usize)
 }
 
+/// Elements of a vector multiplying a `rows × len` matrix: the matrix's shape for `None`, one
+/// per row (`Some(true)`) or per column (`Some(false)`) when it is repeated along the other axis
+/// ([`Request::Broadcast`], [`Request::Fused`]).
+pub(crate) fn broadcast_len(rows: usize, len: usize, broadcast: Option<bool>) -> usize {
+    match broadcast {
+        None => rows * len,
+        Some(true) => rows,
+        Some(false) => len,
+    }
+}
+
+/// The element of such a vector ([`broadcast_len`]) that multiplies element `i` of the matrix.
+pub(crate) fn broadcast_index(len: usize, broadcast: Option<bool>, i: usize) -> usize {
+    match broadcast {
+        None => i,
+        Some(true) => i / len.max(1),
+        Some(false) => i % len.max(1),
+    }
+}
+
 /// The digits of [`Request::Below`]'s tables: 8 bits each, so that a ring of 64 bits has
 /// 8 digits below bit k-2 (a tree of three levels, the last fused with the conversion).
 pub(crate) const BELOW_DIGIT_BITS: u32 = 8;
@@ -245,7 +265,7 @@ impl Request {
                 Layout { random: parts(&[(m * k, Owned(Role::P1))]), correlated: parts(&[(m * n, Additive)]) }
             }
             Request::Broadcast { rows, len, per_row } => Layout {
-                random: parts(&[(rows * len, Additive), (if per_row { rows } else { len }, Additive)]),
+                random: parts(&[(rows * len, Additive), (broadcast_len(rows, len, Some(per_row)), Additive)]),
                 correlated: parts(&[(rows * len, Additive)]),
             },
             Request::Ltz { n } => {
@@ -272,12 +292,7 @@ impl Request {
                 Layout { random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]), correlated }
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
-                let nx = rows * len;
-                let ny = match broadcast {
-                    None => nx,
-                    Some(true) => rows,
-                    Some(false) => len,
-                };
+                let (nx, ny) = (rows * len, broadcast_len(rows, len, broadcast));
                 let mut correlated = Parts2::new();
                 for (shift, n) in [(x_shift, nx), (y_shift, ny)] {
                     if shift > 0 {
@@ -703,7 +718,7 @@ impl<R: Ring> DealerState<R> {
                 let c = a
                     .iter()
                     .enumerate()
-                    .map(|(i, x)| x.wrapping_mul(&b[if per_row { i / len.max(1) } else { i % len.max(1) }]))
+                    .map(|(i, x)| x.wrapping_mul(&b[broadcast_index(len, Some(per_row), i)]))
                     .collect();
                 p0.correlated[0] = Shares::from_vec(c);
             }
@@ -797,44 +812,25 @@ fn below_tables<R: Ring>(r: &[R]) -> Shares<R> {
 /// [`FusedMaterial`](super::FusedMaterial)), in the layout's order.
 fn fused_correlations<R: Ring>(shape: (usize, usize, Option<bool>), x: (&[R], u32), y: (&[R], u32)) -> Vec<Shares<R>> {
     let (_, len, broadcast) = shape;
-    let y_index = |i: usize| match broadcast {
-        None => i,
-        Some(true) => i / len.max(1),
-        Some(false) => i % len.max(1),
-    };
+    let y_index = |i: usize| broadcast_index(len, broadcast, i);
     let hi = |r: &[R], s: u32| -> Shares<R> { Shares::from_vec(r.iter().map(|v| v.shr_logical(s)).collect()) };
     let msb = |r: &[R]| -> Shares<R> { Shares::from_vec(r.iter().map(|v| v.msb()).collect()) };
     let cross = |a: &[R], b: &[R]| -> Shares<R> {
         Shares::from_vec(a.iter().enumerate().map(|(i, v)| v.wrapping_mul(&b[y_index(i)])).collect())
     };
-    let mut out = Vec::new();
-    let (xs, ys) = (x.1 > 0, y.1 > 0);
-    let (x_hi, x_msb) = (hi(x.0, x.1), msb(x.0));
-    let (y_hi, y_msb) = (hi(y.0, y.1), msb(y.0));
-    if xs {
-        out.push(x_hi.clone());
-        out.push(x_msb.clone());
-    }
-    if ys {
-        out.push(y_hi.clone());
-        out.push(y_msb.clone());
-    }
-    match (xs, ys) {
-        (false, false) => out.push(cross(x.0, y.0)),
-        (false, true) => {
-            out.push(cross(x.0, &y_msb));
-            out.push(cross(x.0, &y_hi));
+    // Each truncated operand's r >> s and msb(r); an untruncated one has none.
+    let truncated = |(r, s): (&[R], u32)| (s > 0).then(|| (hi(r, s), msb(r)));
+    let (xt, yt) = (truncated(x), truncated(y));
+    let cross_terms = match (&xt, &yt) {
+        (None, None) => alloc::vec![cross(x.0, y.0)],
+        (None, Some((y_hi, y_msb))) => alloc::vec![cross(x.0, y_msb), cross(x.0, y_hi)],
+        (Some((x_hi, x_msb)), None) => alloc::vec![cross(x_msb, y.0), cross(x_hi, y.0)],
+        (Some((x_hi, x_msb)), Some((y_hi, y_msb))) => {
+            alloc::vec![cross(x_msb, y_hi), cross(x_hi, y_msb), cross(x_hi, y_hi)]
         }
-        (true, false) => {
-            out.push(cross(&x_msb, y.0));
-            out.push(cross(&x_hi, y.0));
-        }
-        (true, true) => {
-            out.push(cross(&x_msb, &y_hi));
-            out.push(cross(&x_hi, &y_msb));
-            out.push(cross(&x_hi, &y_hi));
-        }
-    }
+    };
+    let mut out: Vec<Shares<R>> = [xt, yt].into_iter().flatten().flat_map(|(h, m)| [h, m]).collect();
+    out.extend(cross_terms);
     out
 }
 

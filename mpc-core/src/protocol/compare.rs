@@ -12,10 +12,9 @@
 //! the resulting bit to an arithmetic share (B2A). Total: 6 rounds, against CrypTen's 8 for its
 //! adder-based A2B, and about 15 bytes per element and party instead of about 200.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{Party, split_like};
+use super::{Party, split_like, truncated_share, truncation_opening, truncation_public, truncation_wrap};
 use crate::error::Error;
 pub(crate) use crate::preprocessing::deal::words_for_bits;
 use crate::preprocessing::deal::{
@@ -89,10 +88,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             return Err(Error::MaterialMismatch);
         }
         // Round 1: open c = x + 2^(k-2) + r.
-        let mut masked = Shares::from_vec(x.to_vec());
-        ring::add_assign(&mut masked, &mat.r);
-        self.add_public_scalar(&mut masked, R::ONE.shl(R::BITS - 2));
-        let c = self.open(&masked)?;
+        let c = self.open(&truncation_opening(&[x], &mat.r, self.is_p0()))?;
 
         // Leaves: each digit's comparison, read locally from the dealer's tables.
         let words = words_for_bits::<R>(n);
@@ -113,38 +109,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             }
         }
 
-        // Rounds 2-5: combine digit pairs (low, high) into lt = lt_hi ⊕ (eq_hi ∧ lt_lo) and
-        // eq = eq_hi ∧ eq_lo, until one node spans all digits (its eq is then not needed).
+        // Rounds 2-5: combine digit pairs until one node spans all digits (its eq is then not
+        // needed).
         while nodes.len() > 1 {
             let last_level = nodes.len() == 2;
-            let pairs: Vec<(&[R], &[R])> = nodes
-                .chunks_exact(2)
-                .flat_map(|p| {
-                    let (lo, hi) = (&p[0], &p[1]);
-                    let mut v = vec![(&hi.eq[..], &lo.lt[..])];
-                    if !last_level {
-                        v.push((&hi.eq[..], &lo.eq[..]));
-                    }
-                    v
-                })
-                .collect();
-            let mut products = self.and_many(&pairs)?.into_iter();
-            let mut next = Vec::with_capacity(nodes.len().div_ceil(2));
-            let mut old = nodes.into_iter();
-            while let Some(lo) = old.next() {
-                match old.next() {
-                    Some(hi) => {
-                        let mut lt = hi.lt;
-                        xor_assign(&mut lt, &products.next().expect("product per pair"));
-                        let eq = if last_level { Shares::zeros(0) } else { products.next().expect("eq product") };
-                        next.push(Node { lt, eq });
-                        drop(lo);
-                    }
-                    // An odd top node moves up unchanged.
-                    None => next.push(lo),
-                }
-            }
-            nodes = next;
+            nodes = self.merge_nodes(nodes, |_| !last_level)?;
         }
         let borrow = nodes.pop().expect("one root").lt;
 
@@ -212,10 +181,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             return Err(Error::MaterialMismatch);
         }
         // Round 1: open c = x + 2^(k-2) + r.
-        let mut masked = Shares::from_vec(x.to_vec());
-        ring::add_assign(&mut masked, &mat.r);
-        self.add_public_scalar(&mut masked, R::ONE.shl(R::BITS - 2));
-        let c = self.open(&masked)?;
+        let c = self.open(&truncation_opening(&[x], &mat.r, self.is_p0()))?;
 
         // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
         // of every comparison (c' = c - t), read from the value's tables.
@@ -241,29 +207,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 }
             }
         }
-        // Rounds 2-3: pairs of neighbouring nodes merge (lt = lt_hi ⊕ eq_hi ∧ lt_lo, eq =
-        // eq_hi ∧ eq_lo) until two remain; the lowest node's eq is never needed.
+        // Rounds 2-3: pairs of neighbouring nodes merge until two remain; the lowest node's eq
+        // is never needed.
         while nodes.len() > 2 {
-            let mut pairs: Vec<(&[R], &[R])> = Vec::new();
-            for (p, pair) in nodes.chunks_exact(2).enumerate() {
-                let (lo, hi) = (&pair[0], &pair[1]);
-                pairs.push((&hi.eq[..], &lo.lt[..]));
-                if p > 0 {
-                    pairs.push((&hi.eq[..], &lo.eq[..]));
-                }
-            }
-            let mut products = self.and_many(&pairs)?.into_iter();
-            let mut next = Vec::with_capacity(nodes.len() / 2);
-            let mut old = nodes.into_iter();
-            let mut p = 0;
-            while let (Some(_lo), Some(hi)) = (old.next(), old.next()) {
-                let mut lt = hi.lt;
-                xor_assign(&mut lt, &products.next().ok_or(Error::MaterialMismatch)?);
-                let eq = if p > 0 { products.next().ok_or(Error::MaterialMismatch)? } else { Shares::zeros(0) };
-                next.push(Node { lt, eq });
-                p += 1;
-            }
-            nodes = next;
+            nodes = self.merge_nodes(nodes, |pair| pair > 0)?;
         }
         let (hi, lo) = (nodes.pop().ok_or(Error::MaterialMismatch)?, nodes.pop().ok_or(Error::MaterialMismatch)?);
 
@@ -304,19 +251,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         // truncation reads them off c), and this party's share of y.
         let shifted: Option<(Vec<R>, Vec<R>, Shares<R>)> = times.map(|s| {
             let (hi, msb) = mat.value_trunc.split_at(n);
-            let unshift = one.shl(R::BITS - 2 - s);
-            let public: Vec<R> = c.iter().map(|ci| ci.shr_logical(s).wrapping_sub(&unshift)).collect();
-            // For s = 0 the wrap is 2^k: nothing in the ring.
-            let wrap: Vec<R> = c
-                .iter()
-                .map(|ci| if s == 0 { R::ZERO } else { one.wrapping_sub(&ci.msb()).shl(R::BITS - s) })
-                .collect();
-            let y = (0..n).map(|i| {
-                let share = wrap[i].wrapping_mul(&msb[i]).wrapping_sub(&hi[i]);
-                if p0 { share.wrapping_add(&public[i]) } else { share }
-            });
-            let y = Shares::from_vec(y.collect());
-            (public, wrap, y)
+            let public: Vec<R> = c.iter().map(|&ci| truncation_public(ci, s)).collect();
+            let wrap: Vec<R> = c.iter().map(|ci| truncation_wrap(ci.msb(), s)).collect();
+            let y = (0..n).map(|i| truncated_share(p0, s, c[i], c[i].msb(), hi[i], msb[i]));
+            (public, wrap, Shares::from_vec(y.collect()))
         });
         for q in 0..m {
             let (beta0, beta) = coefficients(q);
@@ -339,6 +277,36 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         }
         let (products, y) = products.zip(shifted).map_or((Shares::zeros(0), Shares::zeros(0)), |(p, (_, _, y))| (p, y));
         Ok([bits, products, y])
+    }
+
+    /// One level of a comparison tree: each pair of neighbouring nodes (low, high) becomes
+    /// lt = lt_hi ⊕ (eq_hi ∧ lt_lo) and, where `needs_eq(pair index)`, eq = eq_hi ∧ eq_lo, with all
+    /// AND gates in one round; an odd top node moves up unchanged.
+    fn merge_nodes(&mut self, nodes: Vec<Node<R>>, needs_eq: impl Fn(usize) -> bool) -> Result<Vec<Node<R>>, Error> {
+        let mut pairs: Vec<(&[R], &[R])> = Vec::new();
+        for (p, pair) in nodes.chunks_exact(2).enumerate() {
+            let (lo, hi) = (&pair[0], &pair[1]);
+            pairs.push((&hi.eq[..], &lo.lt[..]));
+            if needs_eq(p) {
+                pairs.push((&hi.eq[..], &lo.eq[..]));
+            }
+        }
+        let mut products = self.and_many(&pairs)?.into_iter();
+        let mut next = Vec::with_capacity(nodes.len().div_ceil(2));
+        let mut old = nodes.into_iter();
+        let mut p = 0;
+        while let Some(lo) = old.next() {
+            let Some(hi) = old.next() else {
+                next.push(lo);
+                break;
+            };
+            let mut lt = hi.lt;
+            xor_assign(&mut lt, &products.next().ok_or(Error::MaterialMismatch)?);
+            let eq = if needs_eq(p) { products.next().ok_or(Error::MaterialMismatch)? } else { Shares::zeros(0) };
+            next.push(Node { lt, eq });
+            p += 1;
+        }
+        Ok(next)
     }
 
     /// ReLU(x) = x · (1 - `[x < 0]`): seven rounds; exact (no truncation: the factor is a bit).

@@ -5,8 +5,9 @@
 
 use alloc::vec::Vec;
 
-use super::Party;
+use super::{Party, truncation_opening, truncation_public, truncation_wrap};
 use crate::error::Error;
+use crate::preprocessing::deal::{broadcast_index, broadcast_len};
 use crate::preprocessing::{Preprocessing, PreprocessingExt, Request};
 use crate::ring::Ring;
 use crate::share::Shares;
@@ -53,20 +54,12 @@ impl<'a, R> FusedOperands<'a, R> {
 
     /// Elements of y.
     pub fn y_len(&self) -> usize {
-        match self.broadcast {
-            None => self.rows * self.len,
-            Some(true) => self.rows,
-            Some(false) => self.len,
-        }
+        broadcast_len(self.rows, self.len, self.broadcast)
     }
 
     /// The element of y that multiplies element `i` of x.
     fn y_index(&self, i: usize) -> usize {
-        match self.broadcast {
-            None => i,
-            Some(true) => i / self.len.max(1),
-            Some(false) => i % self.len.max(1),
-        }
+        broadcast_index(self.len, self.broadcast, i)
     }
 }
 
@@ -96,10 +89,9 @@ fn read<'a, R: Ring>(o: &[R], shift: u32, mask: &'a [R], trunc: &'a [Shares<R>; 
     if shift == 0 {
         return Opened { public: o.to_vec(), wrap: Vec::new(), mask, trunc };
     }
-    let unshift = R::ONE.shl(R::BITS - 2 - shift);
     Opened {
-        public: o.iter().map(|c| c.shr_logical(shift).wrapping_sub(&unshift)).collect(),
-        wrap: o.iter().map(|c| R::ONE.wrapping_sub(&c.msb()).shl(R::BITS - shift)).collect(),
+        public: o.iter().map(|&c| truncation_public(c, shift)).collect(),
+        wrap: o.iter().map(|c| truncation_wrap(c.msb(), shift)).collect(),
         mask,
         trunc,
     }
@@ -125,14 +117,14 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             materials.push(self.material(|p| p.fused(it.request()))?);
         }
         let p0 = self.is_p0();
-        let offset = if p0 { R::ONE.shl(R::BITS - 2) } else { R::ZERO };
+        // A truncated operand is opened as a dealer truncation opens it, another as a Beaver
+        // product does.
         let mask_operand = |v: &[R], shift: u32, mask: &[R]| -> Shares<R> {
-            Shares::from_vec(
-                v.iter()
-                    .zip(mask)
-                    .map(|(x, a)| if shift == 0 { x.wrapping_sub(a) } else { x.wrapping_add(a).wrapping_add(&offset) })
-                    .collect(),
-            )
+            if shift == 0 {
+                Shares::from_vec(v.iter().zip(mask).map(|(x, a)| x.wrapping_sub(a)).collect())
+            } else {
+                truncation_opening(&[v], mask, p0)
+            }
         };
         let mut openings = Vec::with_capacity(2 * items.len());
         for (it, mat) in items.iter().zip(&materials) {

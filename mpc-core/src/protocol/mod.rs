@@ -39,6 +39,7 @@ use rand_core::CryptoRng;
 use crate::error::Error;
 use crate::fixed::FixedPoint;
 use crate::gemm::{RightOperand, Width};
+use crate::preprocessing::deal::{broadcast_index, broadcast_len};
 use crate::preprocessing::{MaskId, Preprocessing, PreprocessingExt};
 use crate::ring::{self, Ring};
 use crate::share::{Seed, Shares, ZeroSharing};
@@ -476,12 +477,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let pairs = self.material(|p| p.trunc_square(total, bits))?;
         let t = &pairs.trunc;
         let c = self.open(&truncation_opening(&zs, &t.r, self.is_p0()))?;
-        let unshift = R::ONE.shl(R::BITS - 2 - bits);
         let two = R::ONE.wrapping_add(&R::ONE);
         let p0 = self.is_p0();
         let squares = (0..total).map(|j| {
-            let public = c[j].shr_logical(bits).wrapping_sub(&unshift).wrapping_add(&offset);
-            let q = R::ONE.wrapping_sub(&c[j].msb()).shl(R::BITS - bits);
+            let public = truncation_public(c[j], bits).wrapping_add(&offset);
+            let q = truncation_wrap(c[j].msb(), bits);
             let two_p = two.wrapping_mul(&public);
             let share = pairs.r_hi_sq[j]
                 .wrapping_sub(&two_p.wrapping_mul(&t.r_hi[j]))
@@ -556,7 +556,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         x: &[R],
         items: &[BroadcastOperands<'_, R>],
     ) -> Result<(Shares<R>, Vec<Shares<R>>), Error> {
-        let short = |&(_, _, rows, len, per_row): &BroadcastOperands<'_, R>| if per_row { rows } else { len };
+        let short = |&(_, _, rows, len, per_row): &BroadcastOperands<'_, R>| broadcast_len(rows, len, Some(per_row));
         if items.iter().any(|it| it.0.len() != it.2 * it.3 || it.1.len() != short(it)) {
             return Err(Error::ShapeMismatch);
         }
@@ -593,7 +593,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let mut products = Vec::with_capacity(items.len());
         for (&(_, _, _, len, per_row), t) in items.iter().zip(triples) {
             let (e, f) = (opened.next().expect("e"), opened.next().expect("f"));
-            let at = |i: usize| if per_row { i / len.max(1) } else { i % len.max(1) };
+            let at = |i: usize| broadcast_index(len, Some(per_row), i);
             let z = (0..e.len())
                 .map(|i| {
                     let j = at(i);
@@ -881,18 +881,29 @@ pub(crate) fn split_like<R: Ring>(
 }
 
 /// This party's share of the truncation opening c = x + 2^(k-2) + r of the flattened `zs`.
-fn truncation_opening<R: Ring>(zs: &[Shares<R>], r: &[R], p0: bool) -> Shares<R> {
+pub(crate) fn truncation_opening<R: Ring, Z: core::ops::Deref<Target = [R]>>(zs: &[Z], r: &[R], p0: bool) -> Shares<R> {
     let shift = if p0 { R::ONE.shl(R::BITS - 2) } else { R::ZERO };
     let flat = zs.iter().flat_map(|z| z.iter());
     Shares::from_vec(flat.zip(r).map(|(x, r)| x.wrapping_add(r).wrapping_add(&shift)).collect())
 }
 
+/// The public part of x >> f read off a truncation opening c: c >> f - 2^(k-2-f). With
+/// [`truncation_wrap`], x >> f = public + wrap·msb(r) - (r >> f), within one unit.
+pub(crate) fn truncation_public<R: Ring>(c: R, f: u32) -> R {
+    c.shr_logical(f).wrapping_sub(&R::ONE.shl(R::BITS - 2 - f))
+}
+
+/// The public factor of msb(r) in x >> f read off a truncation opening whose msb is `c_msb`:
+/// (1 - msb c)·2^(k-f), which is 2^k, nothing in the ring, for f = 0.
+pub(crate) fn truncation_wrap<R: Ring>(c_msb: R, f: u32) -> R {
+    if f == 0 { R::ZERO } else { R::ONE.wrapping_sub(&c_msb).shl(R::BITS - f) }
+}
+
 /// One party's share of x >> f after the truncation opening c: msb(r)·(1 - msb c)·2^(k-f) -
 /// (r >> f), plus the public c >> f - 2^(k-2-f) at P0 (only P0 reads `c`; P1 needs its msb).
-fn truncated_share<R: Ring>(p0: bool, f: u32, c: R, c_msb: R, r_hi: R, r_msb: R) -> R {
-    let wrap_factor = R::ONE.wrapping_sub(&c_msb).shl(R::BITS - f);
-    let v = r_msb.wrapping_mul(&wrap_factor).wrapping_sub(&r_hi);
-    if p0 { v.wrapping_add(&c.shr_logical(f)).wrapping_sub(&R::ONE.shl(R::BITS - 2 - f)) } else { v }
+pub(crate) fn truncated_share<R: Ring>(p0: bool, f: u32, c: R, c_msb: R, r_hi: R, r_msb: R) -> R {
+    let v = r_msb.wrapping_mul(&truncation_wrap(c_msb, f)).wrapping_sub(&r_hi);
+    if p0 { v.wrapping_add(&truncation_public(c, f)) } else { v }
 }
 
 /// Local truncation of one party's share by `f` bits (SecureML): P0 shifts its share, P1 shifts
