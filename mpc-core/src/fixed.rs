@@ -77,7 +77,17 @@ impl FixedPoint {
 
     /// Encodes `x`, rounding to nearest and saturating at the range edge (NaN encodes as 0).
     pub fn encode<R: Ring>(&self, x: f64) -> R {
-        match self.try_encode(x) {
+        Self::encode_scaled(x, self.scale(), Self::ring_bound::<R>())
+    }
+
+    /// 2^(k-1): the exclusive bound on |x · 2^f| that ring `R` holds.
+    fn ring_bound<R: Ring>() -> f64 {
+        libm::ldexp(1.0, (R::BITS - 1) as i32)
+    }
+
+    /// [`FixedPoint::encode`] with the scale and the ring's bound computed once by the caller.
+    fn encode_scaled<R: Ring>(x: f64, scale: f64, bound: f64) -> R {
+        match Self::try_encode_scaled(x, scale, bound) {
             Ok(v) => v,
             Err(EncodeError::NotFinite) if x.is_nan() => R::ZERO,
             Err(_) => {
@@ -89,11 +99,15 @@ impl FixedPoint {
 
     /// Encodes `x`, rounding to nearest; fails on non-finite or out-of-range values.
     pub fn try_encode<R: Ring>(&self, x: f64) -> Result<R, EncodeError> {
+        Self::try_encode_scaled(x, self.scale(), Self::ring_bound::<R>())
+    }
+
+    /// [`FixedPoint::try_encode`] with the scale and the ring's bound given.
+    fn try_encode_scaled<R: Ring>(x: f64, scale: f64, bound: f64) -> Result<R, EncodeError> {
         if !x.is_finite() {
             return Err(EncodeError::NotFinite);
         }
-        let scaled = libm::round(x * self.scale());
-        let bound = libm::ldexp(1.0, (R::BITS - 1) as i32);
+        let scaled = libm::round(x * scale);
         if scaled >= bound || scaled <= -bound {
             return Err(EncodeError::OutOfRange);
         }
@@ -107,8 +121,9 @@ impl FixedPoint {
 
     /// Encodes a slice (saturating, as [`FixedPoint::encode`]).
     pub fn encode_into<R: Ring>(&self, xs: &[f64], out: &mut [R]) {
+        let (scale, bound) = (self.scale(), Self::ring_bound::<R>());
         for (o, &x) in out.iter_mut().zip(xs) {
-            *o = self.encode(x);
+            *o = Self::encode_scaled(x, scale, bound);
         }
     }
 
@@ -122,7 +137,8 @@ impl FixedPoint {
     /// Encodes a slice into a new vector.
     #[cfg(feature = "alloc")]
     pub fn encode_vec<R: Ring>(&self, xs: &[f64]) -> alloc::vec::Vec<R> {
-        xs.iter().map(|&x| self.encode(x)).collect()
+        let (scale, bound) = (self.scale(), Self::ring_bound::<R>());
+        xs.iter().map(|&x| Self::encode_scaled(x, scale, bound)).collect()
     }
 
     /// Decodes a slice into a new vector.

@@ -187,9 +187,41 @@ impl Source<'_> {
 
     /// A linear layer `name` (PyTorch's `[out, in]`), transposed to `in × out`, times `scale`.
     fn linear(&self, name: &str, out: usize, inp: usize, scale: f64) -> Result<Option<DenseF64>, ParamError> {
-        let Some(w) = self.get(&format!("{name}.weight"), &[out, inp], scale)? else { return Ok(None) };
-        let b = self.get(&format!("{name}.bias"), &[out], scale)?.expect("owner has parameters");
-        Ok(Some((transpose(&w, out, inp), b)))
+        self.linears(&[(name, scale)], out, inp)
+    }
+
+    /// Linear layers side by side (each PyTorch's `[out, in]`, times its scale): one
+    /// `in × (parts·out)` weight whose columns are the parts' in order, and their biases
+    /// concatenated. Written in one pass from the stored f32 values (a model's weights are the
+    /// largest thing the owner loads: no intermediate copies).
+    fn linears(&self, parts: &[(&str, f64)], out: usize, inp: usize) -> Result<Option<DenseF64>, ParamError> {
+        let Some(p) = self.params else { return Ok(None) };
+        let width = parts.len() * out;
+        let mut w = alloc::vec![0.0; inp * width];
+        let mut bias = Vec::with_capacity(width);
+        for (i, &(name, scale)) in parts.iter().enumerate() {
+            let stored = p.get(&format!("{name}.weight"), &[out, inp])?;
+            transpose_into(stored, out, inp, scale, &mut w, width, i * out);
+            bias.extend(p.get(&format!("{name}.bias"), &[out])?.iter().map(|&v| v as f64 * scale));
+        }
+        Ok(Some((w, bias)))
+    }
+}
+
+/// Writes `x` (`rows × cols`, row-major) transposed and times `scale` into `out`, whose rows are
+/// `stride` wide, starting at column `offset`: out[c·stride + offset + r] = x[r·cols + c]·scale.
+/// In square tiles, so that neither side is read or written a whole row apart at every step.
+fn transpose_into(x: &[f32], rows: usize, cols: usize, scale: f64, out: &mut [f64], stride: usize, offset: usize) {
+    const TILE: usize = 32;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for c in c0..(c0 + TILE).min(cols) {
+                let row = &mut out[c * stride + offset..];
+                for r in r0..(r0 + TILE).min(rows) {
+                    row[r] = x[r * cols + c] as f64 * scale;
+                }
+            }
+        }
     }
 }
 
@@ -226,19 +258,9 @@ fn load_norm<B: Backend>(
 fn load_qkv<B: Backend>(b: &mut B, src: &Source<'_>, pre: &str, config: &BertConfig) -> Result<Linear<B>, ModelError> {
     let h = config.hidden_size;
     let scale = 1.0 / libm::sqrt(config.head_dim() as f64);
-    let mut parts = Vec::with_capacity(3);
-    for (part, s) in [("query", scale), ("key", 1.0), ("value", 1.0)] {
-        parts.push(src.linear(&format!("{pre}.attention.self.{part}"), h, h, s)?);
-    }
-    let fused: Option<DenseF64> = if parts.iter().all(Option::is_some) {
-        let parts: Vec<DenseF64> = parts.into_iter().map(|p| p.expect("checked")).collect();
-        let w: Vec<f64> =
-            (0..h).flat_map(|r| parts.iter().flat_map(move |(w, _)| w[r * h..(r + 1) * h].iter().copied())).collect();
-        let bias: Vec<f64> = parts.iter().flat_map(|(_, bias)| bias.iter().copied()).collect();
-        Some((w, bias))
-    } else {
-        None
-    };
+    let names = ["query", "key", "value"].map(|part| format!("{pre}.attention.self.{part}"));
+    let parts = [(&names[0][..], scale), (&names[1][..], 1.0), (&names[2][..], 1.0)];
+    let fused = src.linears(&parts, h, h)?;
     Ok(Linear::load(b, fused.as_ref().map(|(w, bias)| (&w[..], &bias[..])), h, 3 * h)?)
 }
 

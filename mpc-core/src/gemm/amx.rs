@@ -39,13 +39,17 @@ const BLOCK: usize = 32;
 const KC: usize = 4096;
 const _: () = assert!(4 * KC * 255 * 255 < 1 << 31);
 
-/// Whether this CPU and OS run the kernel: AVX-512F, AMX-TILE and AMX-INT8 in CPUID, and the kernel's
+/// AVX-512F and BW: the folding of the tiles and the packing are compiled for them (every AMX CPU
+/// has both).
+fn avx512bw() -> bool {
+    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+}
+
+/// Whether this CPU and OS run the kernel: AVX-512F/BW, AMX-TILE and AMX-INT8 in CPUID, and the kernel's
 /// permission to use the tile state (Linux's `arch_prctl(ARCH_REQ_XCOMP_PERM)`), asked once.
 pub(crate) fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    // AVX-512F too, which the folding of the tiles is compiled for (every AMX CPU has it).
-    *AVAILABLE
-        .get_or_init(|| std::is_x86_feature_detected!("avx512f") && cpu_has_amx_int8() && request_tile_permission())
+    *AVAILABLE.get_or_init(|| avx512bw() && cpu_has_amx_int8() && request_tile_permission())
 }
 
 fn cpu_has_amx_int8() -> bool {
@@ -207,8 +211,16 @@ impl PackedRhs {
                 part.push(range);
             }
         }
+        let wide = avx512bw();
         let pack = |index: usize, planes: Vec<&mut [u8]>| {
-            pack_columns(k, n, b, limbs, k_padded, index * per_thread * TILE_COLS, planes)
+            let first = index * per_thread * TILE_COLS;
+            if wide {
+                // SAFETY: AVX-512F and BW, all that `pack_columns_avx512` is compiled for, were
+                // just detected on this CPU.
+                unsafe { pack_columns_avx512(k, n, b, limbs, k_padded, first, planes) }
+            } else {
+                pack_columns(k, n, b, limbs, k_padded, first, planes)
+            }
         };
         std::thread::scope(|scope| {
             let mut parts = parts.into_iter().enumerate();
@@ -242,8 +254,27 @@ impl PackedRhs {
 /// Packings of fewer values stay on one thread.
 const MIN_PARALLEL_PACKING: usize = 1 << 16;
 
+/// [`pack_columns`] compiled for AVX-512 (a line's limbs are a shift and a narrowing store).
+#[target_feature(enable = "avx512f,avx512bw")]
+fn pack_columns_avx512(
+    k: usize,
+    n: usize,
+    b: &[u64],
+    limbs: Limbs,
+    k_padded: usize,
+    first_col: usize,
+    planes: Vec<&mut [u8]>,
+) {
+    pack_columns(k, n, b, limbs, k_padded, first_col, planes)
+}
+
 /// Packs the columns from `first_col` of `b` (k × n) into `planes` (one per limb, each a run of
 /// whole column blocks in the layout of [`PackedRhs`], zeroed).
+///
+/// A column block at a time, down its k-quads: each quad's 16 columns × 4 k-steps are read
+/// row by row (contiguous), and each limb's 64 bytes of the tile line are then written at once,
+/// one plane after the other (every plane is written in order).
+#[inline(always)]
 fn pack_columns(
     k: usize,
     n: usize,
@@ -256,29 +287,28 @@ fn pack_columns(
     let block_len = (k_padded / 4) * TILE_BYTES;
     let cols = planes.first().map_or(0, |p| p.len() / block_len * TILE_COLS);
     let last_col = n.min(first_col + cols);
-    // One scratch for the whole packing (zeroed once, at the end).
-    let mut words = Zeroizing::new([0u64; 8]);
-    for quad in 0..k.div_ceil(4) {
-        let full_quad = 4 * quad + 4 <= k;
-        for col in (first_col..last_col).step_by(2) {
-            // Two columns of four k-steps: after the transpose, word `limb` holds that limb's
-            // 4 + 4 bytes in the tile's order (column-major within the k-quad).
-            if full_quad && col + 2 <= n {
-                let rows = &b[4 * quad * n + col..];
-                for (i, word) in words.iter_mut().enumerate() {
-                    *word = limbs.split(rows[(i % 4) * n + i / 4]);
-                }
-            } else {
-                for (i, word) in words.iter_mut().enumerate() {
-                    let (p, c) = (4 * quad + i % 4, col + i / 4);
-                    *word = if p < k && c < n { limbs.split(b[p * n + c]) } else { 0 };
+    // One tile line's values, column-major (16 columns × 4 k-steps); zeroed at the end.
+    let mut values = Zeroizing::new([0u64; TILE_BYTES]);
+    for col0 in (first_col..last_col).step_by(TILE_COLS) {
+        let width = (last_col - col0).min(TILE_COLS);
+        let block = (col0 - first_col) / TILE_COLS;
+        for quad in 0..k.div_ceil(4) {
+            let depth = (k - 4 * quad).min(4);
+            if width < TILE_COLS || depth < 4 {
+                values.fill(0);
+            }
+            for p in 0..depth {
+                let row = &b[(4 * quad + p) * n + col0..][..width];
+                for (c, &x) in row.iter().enumerate() {
+                    values[c * 4 + p] = limbs.split(x);
                 }
             }
-            transpose_bytes(&mut words);
-            let (block, lane) = ((col - first_col) / TILE_COLS, col % TILE_COLS);
-            let at = (block * (k_padded / 4) + quad) * TILE_BYTES + lane * 4;
-            for (plane, word) in planes.iter_mut().zip(words.iter()) {
-                plane[at..at + 8].copy_from_slice(&word.to_le_bytes());
+            let at = (block * (k_padded / 4) + quad) * TILE_BYTES;
+            for (limb, plane) in planes.iter_mut().enumerate() {
+                let line = &mut plane[at..at + TILE_BYTES];
+                for (byte, &value) in line.iter_mut().zip(values.iter()) {
+                    *byte = (value >> (8 * limb)) as u8;
+                }
             }
         }
     }

@@ -40,7 +40,7 @@ use crate::error::Error;
 use crate::fixed::FixedPoint;
 use crate::gemm::{RightOperand, Width};
 use crate::preprocessing::deal::{broadcast_index, broadcast_len};
-use crate::preprocessing::{MaskId, Preprocessing, PreprocessingExt};
+use crate::preprocessing::{MaskId, MatmulMask, Preprocessing, PreprocessingExt};
 use crate::ring::{self, Ring};
 use crate::share::{Seed, Shares, ZeroSharing};
 use crate::transport::{PartyId, Role, Transport};
@@ -726,13 +726,17 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// products with secret activations: P0 sends F = W - B for a mask B that only it knows
     /// (one message of kn elements, once per loaded model). P1 learns nothing: B is uniform.
     pub fn prepare_owned(&mut self, w: Option<&[R]>, k: usize, n: usize) -> Result<OwnedMatrix<R>, Error> {
-        let mask = self.material(|p| p.owned_mask(k, n))?;
+        let MatmulMask { id, b: mut mask, .. } = self.material(|p| p.owned_mask(k, n))?;
         let peer = self.peer();
         // P0 knows W in the clear: its packing may read how wide the values are. F is uniform.
         let held = match (self.role, w) {
-            (Role::P0, Some(w)) if w.len() == k * n && mask.b.len() == k * n => {
-                let f: Vec<R> = w.iter().zip(mask.b.iter()).map(|(w, b)| w.wrapping_sub(b)).collect();
-                wire::send(&mut self.transport, peer, &[&f])?;
+            (Role::P0, Some(w)) if w.len() == k * n && mask.len() == k * n => {
+                // F overwrites B in place: B is not needed again, and this is the owner's largest
+                // buffer (no second one for F).
+                for (b, w) in mask.iter_mut().zip(w) {
+                    *b = w.wrapping_sub(b);
+                }
+                wire::send(&mut self.transport, peer, &[&mask])?;
                 RightOperand::from_slice(k, n, w, Width::Narrowest)
             }
             (Role::P1, None) => {
@@ -745,9 +749,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let held = Arc::new(held);
         if self.role == Role::P1 {
             // The provider may fold A · F into this matrix's triples as it makes them.
-            self.preprocessing.opened_mask(mask.id, held.clone());
+            self.preprocessing.opened_mask(id, held.clone());
         }
-        Ok(OwnedMatrix { mask: mask.id, k, n, held })
+        Ok(OwnedMatrix { mask: id, k, n, held })
     }
 
     /// Fixed-point product X (m×k, secret) · W (owned by P0): P1 sends X1 - A once (one-way,

@@ -207,9 +207,14 @@ where
     };
 
     let (r0, r1, rd) = thread::scope(|s| {
-        let h0 = s.spawn(|| run_party(Role::P0, p0_p1, p0_d, rng0));
-        let h1 = s.spawn(|| run_party(Role::P1, p1_p0, p1_d, rng1));
-        let hd = s.spawn(move || Dealer::<u64>::new(&mut dealer_rng).serve(&mut dealer_link));
+        // Named, so that profilers and panics tell the three apart.
+        let named = |name: &str| thread::Builder::new().name(name.into());
+        let spawned = "spawning a party thread";
+        let h0 = named("p0").spawn_scoped(s, || run_party(Role::P0, p0_p1, p0_d, rng0)).expect(spawned);
+        let h1 = named("p1").spawn_scoped(s, || run_party(Role::P1, p1_p0, p1_d, rng1)).expect(spawned);
+        let hd = named("dealer")
+            .spawn_scoped(s, move || Dealer::<u64>::new(&mut dealer_rng).serve(&mut dealer_link))
+            .expect(spawned);
         (h0.join(), h1.join(), hd.join())
     });
 
