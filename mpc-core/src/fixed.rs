@@ -87,6 +87,15 @@ impl FixedPoint {
 
     /// [`FixedPoint::encode`] with the scale and the ring's bound computed once by the caller.
     fn encode_scaled<R: Ring>(x: f64, scale: f64, bound: f64) -> R {
+        let scaled = x * scale;
+        // Fast path, exact like `libm::round` (half away from zero): the cast truncates, the
+        // fraction r - trunc(r) is exact, and |r| < bound - 1 keeps the rounded value in range
+        // (NaN and infinities fail the test and take the checked path below).
+        if scaled.abs() < bound - 1.0 {
+            let truncated = scaled as i64;
+            let fraction = scaled - truncated as f64;
+            return R::from_i64(truncated + (fraction >= 0.5) as i64 - (fraction <= -0.5) as i64);
+        }
         match Self::try_encode_scaled(x, scale, bound) {
             Ok(v) => v,
             Err(EncodeError::NotFinite) if x.is_nan() => R::ZERO,
@@ -177,5 +186,43 @@ mod tests {
         assert_eq!(fp.encode::<u64>(f64::NAN), 0);
         assert_eq!(fp.encode::<u32>(1e9), i32::MAX as u32);
         assert_eq!(fp.decode(fp.encode::<u32>(-2.5)), -2.5);
+    }
+
+    /// The fast path of `encode` against the checked one (`libm::round`, then the range test):
+    /// ties both ways, the neighbours of ties, values beside each ring's bound, huge values.
+    #[test]
+    fn fast_encoding_matches_the_checked_one() {
+        fn checked<R: Ring>(fp: &FixedPoint, x: f64) -> R {
+            let edge = (1i64 << (R::BITS - 2)) - 1 + (1i64 << (R::BITS - 2));
+            match fp.try_encode::<R>(x) {
+                Ok(v) => v,
+                Err(_) if x.is_nan() => R::ZERO,
+                Err(_) => R::from_i64(if x > 0.0 { edge } else { -edge }),
+            }
+        }
+        for frac in [0, 16, 30] {
+            let fp = FixedPoint::new(frac);
+            let unit = 1.0 / fp.scale();
+            let mut xs = alloc::vec![0.0, -0.0, f64::MIN_POSITIVE, 1e300, -1e300, f64::INFINITY];
+            for k in -40i32..40 {
+                let tie = (k as f64 + 0.5) * unit;
+                xs.extend([tie, -tie, libm::nextafter(tie, 0.0), libm::nextafter(tie, f64::INFINITY)]);
+            }
+            for bits in [31, 32, 62, 63, 64] {
+                let edge = libm::ldexp(1.0, bits - 1) * unit;
+                for d in [-2.0, -1.5, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5] {
+                    xs.extend([edge + d * unit, -edge - d * unit]);
+                }
+            }
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+            for _ in 0..2000 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                xs.push(f64::from_bits(seed) % 1e6);
+            }
+            for &x in &xs {
+                assert_eq!(fp.encode::<u64>(x), checked::<u64>(&fp, x), "u64, f = {frac}, x = {x:e}");
+                assert_eq!(fp.encode::<u32>(x), checked::<u32>(&fp, x), "u32, f = {frac}, x = {x:e}");
+            }
+        }
     }
 }
