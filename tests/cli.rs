@@ -68,6 +68,8 @@ fn bench_prints_its_fields() {
     for field in ["online_bytes", "offline_bytes", "rounds", "peak_material_bytes", "peak_rss_bytes"] {
         assert!(r[field].as_u64().is_some_and(|v| v > 0), "{field}: {r}");
     }
+    // The benchmark's one query is the first of its length: the session planned it.
+    assert!(r["plan_s"].as_f64().is_some_and(|v| v > 0.0), "plan_s: {r}");
     assert_eq!((r["config"].as_str(), r["seq"].as_u64(), r["layers"].as_u64()), (Some("minilm"), Some(8), Some(1)));
     assert_eq!(
         (r["preset"].as_str(), r["weights"].as_str(), r["truncation"].as_str()),

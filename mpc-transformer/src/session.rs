@@ -319,6 +319,9 @@ pub struct Inference {
     pub tokens: usize,
     /// Whether this length's plan was made for this query (the first of its length).
     pub planned: bool,
+    /// Nanoseconds of making that plan (a rehearsal of the forward pass on zeros, once per
+    /// length and loaded model), by the session's clock; 0 when the plan was cached.
+    pub plan_nanos: u64,
     /// Nanoseconds of material made ahead (the offline phase), by the session's clock: 0 when
     /// it was made while the session was idle ([`Inference::ahead_nanos`]).
     pub offline_nanos: u64,
@@ -650,6 +653,7 @@ impl<T: Transport, D: Provider> Session<T, D> {
         let stand_in = vec![0u32; seq];
         let rehearsal_tokens = tokens.map(|_| &stand_in[..]);
 
+        let start = self.now();
         let (plan, planned) = match model.plans.get(&seq) {
             Some(plan) => (plan.clone(), false),
             None => {
@@ -662,6 +666,7 @@ impl<T: Transport, D: Provider> Session<T, D> {
                 (Arc::new(plan), true)
             }
         };
+        let plan_nanos = self.now().saturating_sub(start);
         let before = self.pipeline().stats();
         observer.phase_start(&self.backend, Phase::Offline);
         let start = self.now();
@@ -697,6 +702,7 @@ impl<T: Transport, D: Provider> Session<T, D> {
             output,
             tokens: seq,
             planned,
+            plan_nanos,
             offline_nanos,
             ahead_nanos,
             online_nanos: elapsed.saturating_sub(material.on_demand_nanos),

@@ -375,6 +375,13 @@ pub trait Preprocessing<R: Ring> {
 
     /// The meeting after a refill is over (a pipeline's refill time ends here).
     fn refill_met(&mut self) {}
+
+    /// Whether the material is a rehearsal's stand-in (zeros, while a pipeline learns a
+    /// program's plan): the program's outputs are then thrown away, and protocols may skip
+    /// their local products (the requests, not the values, are what the rehearsal is for).
+    fn rehearsing(&self) -> bool {
+        false
+    }
 }
 
 impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
@@ -392,6 +399,9 @@ impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
     }
     fn refill_met(&mut self) {
         P::refill_met(self)
+    }
+    fn rehearsing(&self) -> bool {
+        P::rehearsing(self)
     }
 }
 

@@ -494,6 +494,10 @@ impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
         self.refill_started.is_some()
     }
 
+    fn rehearsing(&self) -> bool {
+        matches!(self.mode, Mode::Planning { .. })
+    }
+
     fn refill_met(&mut self) {
         if let (Some(start), Some(clock)) = (self.refill_started.take(), self.clock) {
             self.stats.on_demand_nanos += clock().saturating_sub(start);

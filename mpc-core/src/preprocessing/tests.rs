@@ -198,11 +198,15 @@ fn store_serves_in_order_and_refuses_other_programs() {
 fn a_pipeline_plans_from_shapes_without_asking_its_provider() {
     let (p0, _) = pair::<u64>(7);
     let mut pipeline = Pipeline::new(p0, Role::P0);
+    assert!(!pipeline.rehearsing());
     pipeline.start_planning();
+    // Protocols skip their local products while this holds: the values are thrown away.
+    assert!(pipeline.rehearsing());
     let rehearsed = pipeline.beaver(2).unwrap();
     let mask = pipeline.matmul_mask(2, 3).unwrap();
     let triple = pipeline.matmul_triple(4, 2, 3, mask.id).unwrap();
     let plan = pipeline.finish_planning();
+    assert!(!pipeline.rehearsing());
     assert!(rehearsed.c.iter().chain(triple.a.iter()).all(|&x| x == 0), "a rehearsal gets zeros");
     assert_eq!(triple.a.len(), 8);
     assert_eq!(pipeline.live().next_mask_id(), 0, "the provider made nothing");

@@ -646,6 +646,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         for (&(_, _, m, k, n), (mask, triple)) in products.iter().zip(material) {
             let e = opened.next().expect("e per product");
             let f = opened.next().expect("f per product");
+            if self.preprocessing.rehearsing() {
+                out.push(triple.c);
+                continue;
+            }
             let prepared = self.prepared_from(mask.id, k, n, f, &mask.b);
             out.push(self.combine(&e, &triple.a, triple.c, triple.absorbed, &prepared, m));
         }
@@ -713,6 +717,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// Z = C + E · (B + [P0] F) + A · F, the share of X · W given E = X - A and F = W - B.
     fn combine(&self, e: &[R], a: &[R], c: Shares<R>, absorbed: bool, w: &PreparedMatrix<R>, m: usize) -> Shares<R> {
         let mut z = c;
+        if self.preprocessing.rehearsing() {
+            return z;
+        }
         w.b_eff.gemm_acc(m, e, &mut z);
         if !absorbed {
             w.f.gemm_acc(m, a, &mut z);
@@ -783,7 +790,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 let mut received = Shares::zeros(m * w.k + m * w.n);
                 wire::recv(&mut self.transport, peer, &mut received)?;
                 let (masked, theirs) = received.split_at_mut(m * w.k);
-                owned_product_at_p0(masked, x, m, w, &mut z);
+                if !self.preprocessing.rehearsing() {
+                    owned_product_at_p0(masked, x, m, w, &mut z);
+                }
                 ring::add_assign(&mut z, theirs);
                 let c = truncation_opening(&[z], &pairs.r, true);
                 for (i, c) in c.iter().enumerate() {
@@ -796,7 +805,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             }
             Role::P1 => {
                 let masked = owned_masked_input(x, m, w, &triple.a)?;
-                owned_input_free_share(m, w, &triple.a, triple.absorbed, &mut z);
+                if !self.preprocessing.rehearsing() {
+                    owned_input_free_share(m, w, &triple.a, triple.absorbed, &mut z);
+                }
                 let mine = truncation_opening(&[z], &pairs.r, false);
                 wire::send(&mut self.transport, peer, &[&masked, &mine])?;
                 wire::recv(&mut self.transport, peer, &mut msb)?;
@@ -823,13 +834,17 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             Role::P0 => {
                 let mut masked = Shares::zeros(m * w.k);
                 wire::recv(&mut self.transport, peer, &mut masked)?;
-                owned_product_at_p0(&mut masked, x, m, w, &mut z);
+                if !self.preprocessing.rehearsing() {
+                    owned_product_at_p0(&mut masked, x, m, w, &mut z);
+                }
             }
             Role::P1 => {
                 // Sent first: P0's GEMM then runs beside P1's.
                 let masked = owned_masked_input(x, m, w, &triple.a)?;
                 wire::send(&mut self.transport, peer, &[&masked])?;
-                owned_input_free_share(m, w, &triple.a, triple.absorbed, &mut z);
+                if !self.preprocessing.rehearsing() {
+                    owned_input_free_share(m, w, &triple.a, triple.absorbed, &mut z);
+                }
             }
         }
         Ok(z)

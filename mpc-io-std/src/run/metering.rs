@@ -109,6 +109,9 @@ pub struct PartyReport {
     /// Seconds of material made while the session was idle, before the query came (with
     /// [`SessionOptions::pool`](mpc_transformer::SessionOptions::pool)); not in `offline`.
     pub ahead_s: f64,
+    /// Seconds of planning this length (the first query of a length; 0 when the plan was
+    /// cached); not in `offline`.
+    pub plan_s: f64,
     /// Online cost per bucket: seconds and traffic with the peer.
     pub buckets: BTreeMap<Bucket, (f64, CommStats)>,
     /// The most ring elements of material held at once.

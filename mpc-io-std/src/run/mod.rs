@@ -206,6 +206,7 @@ impl<'c, T: Transport, D: Transport> PartySession<'c, T, D> {
                 online: (inference.online_nanos as f64 * 1e-9, online_stats),
                 on_demand: (on_demand_s, online.2),
                 ahead_s: inference.ahead_nanos as f64 * 1e-9,
+                plan_s: inference.plan_nanos as f64 * 1e-9,
                 buckets: meter.buckets,
                 peak_material_elements: inference.material.peak_elements,
                 tokens: inference.tokens,

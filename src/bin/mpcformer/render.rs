@@ -241,6 +241,7 @@ pub fn bench(r: &ModelReport, as_json: bool) {
         r.rounds
     );
     println!("  offline {:.3} s, {:.1} MB", r.offline_s, mb(r.offline_bytes as f64));
+    println!("  plan    {:.3} s (once per length and model)", r.plan_s);
     println!("  load    {:.3} s, {:.1} MB (once per model)", r.load_s, mb(r.load_bytes as f64));
     println!("  max |private - plaintext| = {:.2e}", r.max_abs_err);
     if let (Some(net), Some(projected), Some(shaped)) = (r.net, r.projected_s, r.shaped_s) {
