@@ -28,6 +28,7 @@ def row(name, key, scale=1.0, unit=""):
 row("online", "online_s", unit=" s")
 row("offline", "offline_s", unit=" s")
 row("on demand", "on_demand_s", unit=" s")
+row("plan", "plan_s", unit=" s")
 row("load", "load_s", unit=" s")
 row("plaintext", "plaintext_s", unit=" s")
 row("online ratio", "online_ratio", unit="x")
