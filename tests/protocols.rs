@@ -179,6 +179,45 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// A lookup of P0's table at P1's secret indices gives exactly the table's rows (repeated
+    /// indices, the first and last rows), and is refused when an index is out of the table,
+    /// the count is wrong, or P0 brings indices.
+    #[test]
+    fn owned_lookup_gives_the_rows_exactly(seed: u64, vocab in 1usize..50, width in 1usize..20, count in 1usize..12) {
+        let table: Vec<u64> = FP.encode_vec(&reals(seed, vocab * width, 4.0));
+        let indices: Vec<usize> = (0..count).map(|r| match r {
+            0 => 0,
+            1 => vocab - 1,
+            _ => (seed as usize).wrapping_add(r * 7919) % vocab,
+        }).collect();
+        let run = threaded(seed, Truncation::Dealer, |party, role| {
+            let owned = party.prepare_owned((role == Role::P0).then_some(&table[..]), vocab, width)?;
+            let mine = (role == Role::P1).then_some(&indices[..]);
+            let rows = party.lookup_owned(mine, count, &owned)?;
+            // Each refusal comes before any message or material: the other party is not asked.
+            let outside: Vec<usize> = indices.iter().map(|_| vocab).collect();
+            let refused = match role {
+                Role::P1 => vec![
+                    party.lookup_owned(Some(&outside), count, &owned),
+                    party.lookup_owned(Some(&indices), count + 1, &owned),
+                    party.lookup_owned(None, count, &owned),
+                ],
+                _ => vec![party.lookup_owned(Some(&indices), count, &owned)],
+            };
+            Ok((party.open(&rows)?, refused.into_iter().map(|r| r.err()).collect::<Vec<_>>()))
+        });
+        let expect: Vec<u64> = indices.iter().flat_map(|&i| table[i * width..(i + 1) * width].iter().copied()).collect();
+        prop_assert_eq!(&run.p0.output.0, &expect);
+        prop_assert_eq!(&run.p1.output.0, &expect);
+        for refusal in run.p0.output.1.iter().chain(&run.p1.output.1) {
+            prop_assert_eq!(refusal, &Some(mpc_core::Error::ShapeMismatch));
+        }
+    }
+}
+
 /// The ring values (t + offset)² for the two truncations t of `z` by 16 bits that are within
 /// 1 ulp of it (floor and floor + 1).
 fn squares_of_truncations(z: i64, offset: u64) -> [u64; 2] {

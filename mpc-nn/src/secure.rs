@@ -237,20 +237,19 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         count: usize,
         vocab: usize,
     ) -> Result<Shares<u64>> {
-        // P1 holds its one-hot rows whole (P0's share is zero); as ring integers 0/1, their
-        // product with a fixed-point table is exactly its rows: no truncation.
-        let mut one_hot = alloc::vec![0u64; count * vocab];
-        match (self.party.role(), indices) {
-            (Role::P1, Some(idx)) if idx.len() == count && idx.iter().all(|&i| i < vocab) => {
-                idx.iter().enumerate().for_each(|(r, &i)| one_hot[r * vocab + i] = 1);
-            }
-            (Role::P0, None) => {}
-            _ => return Err(Error::ShapeMismatch),
+        // P1's one-hot rows times the table (P0's share of them is zero): as ring integers 0/1
+        // their product with a fixed-point table is exactly its rows, no truncation.
+        let owned = match table {
+            SecureWeight::Owned(w) | SecureWeight::Table { owned: w, .. } => w,
+            SecureWeight::Shared(_) => return Err(Error::MaterialMismatch),
+        };
+        if owned.rows() != vocab {
+            return Err(Error::ShapeMismatch);
         }
         match table {
-            SecureWeight::Owned(w) => self.party.matmul_owned_ring(&one_hot, count, w),
+            SecureWeight::Owned(w) => self.party.lookup_owned(indices, count, w),
             SecureWeight::Table { share, owned } => {
-                let mut rows = self.party.matmul_owned_ring(&one_hot, count, owned)?;
+                let mut rows = self.party.lookup_owned(indices, count, owned)?;
                 if let Some(idx) = indices {
                     let width = owned.cols();
                     for (r, &i) in idx.iter().enumerate() {

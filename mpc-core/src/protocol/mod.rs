@@ -40,7 +40,7 @@ use crate::error::Error;
 use crate::fixed::FixedPoint;
 use crate::gemm::{RightOperand, Width};
 use crate::preprocessing::deal::{broadcast_index, broadcast_len};
-use crate::preprocessing::{MaskId, MatmulMask, Preprocessing, PreprocessingExt};
+use crate::preprocessing::{MaskId, MatmulMask, MatmulTriple, Preprocessing, PreprocessingExt};
 use crate::ring::{self, Ring};
 use crate::share::{Seed, Shares, ZeroSharing};
 use crate::transport::{PartyId, Role, Transport};
@@ -849,6 +849,56 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         }
         Ok(z)
     }
+    /// The rows of P0's table W (k × n, owned) at P1's secret `indices` (`Some` at P1, `None`
+    /// at P0): the product of P1's one-hot rows with W as [`Party::matmul_owned_ring`] makes it
+    /// (no truncation: the rows are ring integers 0/1), without the `m × k` one-hot rows in
+    /// memory. P1's masked input is -A with one added at each row's index, made in A's buffer;
+    /// P0's share of the one-hot rows is zero.
+    pub fn lookup_owned(
+        &mut self,
+        indices: Option<&[usize]>,
+        m: usize,
+        w: &OwnedMatrix<R>,
+    ) -> Result<Shares<R>, Error> {
+        let indices = match (self.role, indices) {
+            (Role::P1, Some(idx)) if idx.len() == m && idx.iter().all(|&i| i < w.k) => idx,
+            (Role::P0, None) => &[],
+            _ => return Err(Error::ShapeMismatch),
+        };
+        let MatmulTriple { a, c: mut z, absorbed, .. } = self.material(|p| p.owned_triple(m, w.k, w.n, w.mask))?;
+        if a.len() != if self.role == Role::P1 { m * w.k } else { 0 } {
+            return Err(Error::MaterialMismatch);
+        }
+        let peer = self.peer();
+        let rehearsing = self.preprocessing.rehearsing();
+        match self.role {
+            Role::P0 => {
+                let mut masked = Shares::zeros(m * w.k);
+                wire::recv(&mut self.transport, peer, &mut masked)?;
+                if !rehearsing {
+                    w.held.gemm_acc(m, &masked, &mut z);
+                }
+            }
+            Role::P1 => {
+                let one_hot_minus = |mut masked: Shares<R>| {
+                    masked.iter_mut().for_each(|x| *x = R::ZERO.wrapping_sub(x));
+                    for (row, &i) in indices.iter().enumerate() {
+                        let at = &mut masked[row * w.k + i];
+                        *at = at.wrapping_add(&R::ONE);
+                    }
+                    masked
+                };
+                if absorbed || rehearsing {
+                    wire::send(&mut self.transport, peer, &[&one_hot_minus(a)])?;
+                } else {
+                    // Sent first: P0's GEMM then runs beside P1's.
+                    wire::send(&mut self.transport, peer, &[&one_hot_minus(Shares::from_vec(a.to_vec()))])?;
+                    owned_input_free_share(m, w, &a, false, &mut z);
+                }
+            }
+        }
+        Ok(z)
+    }
 }
 
 /// P0's share of an owned-weight product X · W: z += (X0 + (X1 - A)) · W, from P1's `masked`
@@ -877,7 +927,7 @@ fn owned_input_free_share<R: Ring>(m: usize, w: &OwnedMatrix<R>, a: &[R], absorb
 /// Moves the input-free part of a matmul triple's product into its C, in the offline phase:
 /// C += A · F, where F is the opened mask of the prepared (or, at P1, owned) matrix the triple
 /// belongs to. The online product then runs one GEMM per party instead of two.
-pub fn absorb<R: Ring>(triple: &mut crate::preprocessing::MatmulTriple<R>, f: &RightOperand<R>) -> Result<(), Error> {
+pub fn absorb<R: Ring>(triple: &mut MatmulTriple<R>, f: &RightOperand<R>) -> Result<(), Error> {
     if triple.absorbed || triple.a.is_empty() {
         return Ok(());
     }
