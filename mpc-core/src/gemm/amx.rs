@@ -305,12 +305,18 @@ fn pack_columns(
             }
             let at = (block * (k_padded / 4) + quad) * TILE_BYTES;
             for (limb, plane) in planes.iter_mut().enumerate() {
-                let line = &mut plane[at..at + TILE_BYTES];
-                for (byte, &value) in line.iter_mut().zip(values.iter()) {
-                    *byte = (value >> (8 * limb)) as u8;
-                }
+                limb_bytes(&mut plane[at..at + TILE_BYTES], &values[..], limb);
             }
         }
+    }
+}
+
+/// Byte `limb` of each of `values` into `line` (a shift and a narrowing store per value: one
+/// vector instruction per eight where compiled for AVX-512BW).
+#[inline(always)]
+fn limb_bytes(line: &mut [u8], values: &[u64], limb: usize) {
+    for (byte, &value) in line.iter_mut().zip(values) {
+        *byte = (value >> (8 * limb)) as u8;
     }
 }
 
@@ -355,22 +361,12 @@ impl PackedLhs {
         let mut lines = LHS_BUFFER.take();
         lines.resize(8 * plane / 64, Line::default());
         let data: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
-        // One scratch for the whole packing (zeroed once, at the end).
-        let mut block = Zeroizing::new([0u64; 8]);
-        for (row, values) in a[..m * k].chunks(k.max(1)).enumerate().take(m) {
-            let row_start = (row / TILE_ROWS) * k_tiles * TILE_SIZE + (row % TILE_ROWS) * TILE_BYTES;
-            for (group, chunk) in values.chunks(8).enumerate() {
-                // Eight k-steps at once: byte `limb` of each value, in k order, is row `limb` of
-                // the transposed 8 × 8 byte block.
-                block.fill(0);
-                block[..chunk.len()].copy_from_slice(chunk);
-                transpose_bytes(&mut block);
-                let p = 8 * group;
-                let at = row_start + (p / TILE_K) * TILE_SIZE + p % TILE_K;
-                for (limb, bytes) in block.iter().enumerate() {
-                    data[limb * plane + at..limb * plane + at + 8].copy_from_slice(&bytes.to_le_bytes());
-                }
-            }
+        if avx512bw() {
+            // SAFETY: AVX-512F and BW, all that `pack_rows_avx512` is compiled for, were just
+            // detected on this CPU.
+            unsafe { pack_rows_avx512(m, k, a, k_tiles, plane, data) }
+        } else {
+            pack_rows(m, k, a, k_tiles, plane, data)
         }
         PackedLhs { row_blocks, k_tiles, data: lines }
     }
@@ -391,18 +387,25 @@ impl PackedLhs {
     }
 }
 
-/// Transposes the 8 × 8 byte matrix whose row t is the little-endian bytes of `x[t]`: afterwards
-/// byte t of `x[l]` is what byte l of `x[t]` was. Three rounds of block swaps (4 × 4, 2 × 2, 1 × 1).
+/// Packs the rows of `a` (m × k) into the byte planes of [`PackedLhs`] (`plane` bytes each, zeroed):
+/// a tile row's 64 k-steps of one limb are 64 consecutive values' bytes, written as one line.
 #[inline(always)]
-fn transpose_bytes(x: &mut [u64; 8]) {
-    for (width, mask) in [(32, 0x0000_0000_ffff_ffffu64), (16, 0x0000_ffff_0000_ffff), (8, 0x00ff_00ff_00ff_00ff)] {
-        let rows = width / 8;
-        for t in (0..8).filter(|t| t & rows == 0) {
-            let (low, high) = (x[t], x[t + rows]);
-            x[t] = (low & mask) | ((high & mask) << width);
-            x[t + rows] = ((low >> width) & mask) | (high & !mask);
+fn pack_rows(m: usize, k: usize, a: &[u64], k_tiles: usize, plane: usize, data: &mut [u8]) {
+    for (row, values) in a[..m * k].chunks(k.max(1)).enumerate().take(m) {
+        let row_start = (row / TILE_ROWS) * k_tiles * TILE_SIZE + (row % TILE_ROWS) * TILE_BYTES;
+        for (tile, steps) in values.chunks(TILE_K).enumerate() {
+            let at = row_start + tile * TILE_SIZE;
+            for limb in 0..8 {
+                limb_bytes(&mut data[limb * plane + at..][..steps.len()], steps, limb);
+            }
         }
     }
+}
+
+/// [`pack_rows`] compiled for AVX-512.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn pack_rows_avx512(m: usize, k: usize, a: &[u64], k_tiles: usize, plane: usize, data: &mut [u8]) {
+    pack_rows(m, k, a, k_tiles, plane, data)
 }
 
 /// `c += a · b` for row-major `a` (m×k), `b` (k×n), `c` (m×n); `b` is packed here.
@@ -626,15 +629,5 @@ mod tests {
         }
         assert_eq!(Limbs::narrowest(&[(1 << 17) as u64, (-(1i64 << 17)) as u64]), Limbs::Signed(3));
         assert_eq!(Limbs::narrowest(&[u64::MAX / 3]), Limbs::Unsigned);
-    }
-
-    #[test]
-    fn byte_transpose_swaps_rows_and_columns() {
-        let mut x: [u64; 8] =
-            core::array::from_fn(|t| u64::from_le_bytes(core::array::from_fn(|l| (16 * t + l) as u8)));
-        transpose_bytes(&mut x);
-        for (l, word) in x.iter().enumerate() {
-            assert_eq!(word.to_le_bytes(), core::array::from_fn(|t| (16 * t + l) as u8), "row {l}");
-        }
     }
 }
