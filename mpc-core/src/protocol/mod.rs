@@ -338,6 +338,13 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         wire::send(&mut self.transport, peer, xs)?;
         let mut theirs = Shares::zeros(total);
         wire::recv(&mut self.transport, peer, &mut theirs)?;
+        if let [x] = xs {
+            // One sharing: combined where the peer's shares arrived (no second buffer).
+            for (t, &a) in theirs.iter_mut().zip(x.iter()) {
+                *t = combine(a, *t);
+            }
+            return Ok(alloc::vec![theirs.into_vec()]);
+        }
         let mut out = Vec::with_capacity(xs.len());
         let mut offset = 0;
         for x in xs {
@@ -650,7 +657,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 out.push(triple.c);
                 continue;
             }
-            let prepared = self.prepared_from(mask.id, k, n, f, &mask.b);
+            let prepared = self.prepared_from(mask.id, k, n, f, mask.b);
             out.push(self.combine(&e, &triple.a, triple.c, triple.absorbed, &prepared, m));
         }
         Ok(out)
@@ -676,10 +683,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             .collect();
         let refs: Vec<&[R]> = masked.iter().map(|v| v.as_slice()).collect();
         let opened = self.open_many(&refs)?;
+        drop(masked);
         let prepared: Vec<PreparedMatrix<R>> = opened
             .into_iter()
-            .zip(&masks)
-            .map(|(f, mask)| self.prepared_from(mask.id, mask.k, mask.n, f, &mask.b))
+            .zip(masks)
+            .map(|(f, mask)| self.prepared_from(mask.id, mask.k, mask.n, f, mask.b))
             .collect();
         // The provider may fold A · F into this matrix's triples as it makes them.
         for w in &prepared {
@@ -688,8 +696,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         Ok(prepared)
     }
 
-    fn prepared_from(&self, mask: MaskId, k: usize, n: usize, f: Vec<R>, b: &[R]) -> PreparedMatrix<R> {
-        let mut b_eff = Shares::from_vec(b.to_vec());
+    /// The prepared form of a matrix from its opened F = W - B and this party's share of B
+    /// (which becomes B + F at P0, in place).
+    fn prepared_from(&self, mask: MaskId, k: usize, n: usize, f: Vec<R>, b: Shares<R>) -> PreparedMatrix<R> {
+        let mut b_eff = b;
         if self.is_p0() {
             ring::add_assign(&mut b_eff, &f);
         }
