@@ -435,65 +435,56 @@ pub(crate) fn gemm_acc_packed(m: usize, a: &[u64], b: &PackedRhs, c: &mut [u64])
     let a = PackedLhs::new(m, k, a);
     let signed = matches!(b.limbs, Limbs::Signed(_));
     let b_limbs = b.limbs.count();
-    let mut tiles = Accumulators([0; 4 * TILE_ROWS * TILE_COLS]);
-    let mut block = [0u64; BLOCK * BLOCK];
+    // One block's tiles for each of the eight shifts, folded into C once.
+    let mut tiles = [const { Accumulators([0; 4 * TILE_ROWS * TILE_COLS]) }; 8];
     let _config = TileConfig::load();
     for k0 in (0..a.depth()).step_by(KC) {
         let k1 = (k0 + KC).min(a.depth());
         for col0 in (0..b.n_padded).step_by(BLOCK) {
             for row0 in (0..a.rows()).step_by(BLOCK) {
-                block.fill(0);
-                for shift in 0..8usize {
+                for (shift, tiles) in tiles.iter_mut().enumerate() {
                     let pairs = (shift.saturating_sub(b_limbs - 1)..=shift).map(|i| (i, shift - i));
                     // SAFETY: every tile is inside its packed buffer: rows row0..row0+32 <=
                     // a.rows(), k-steps k0..k1 <= a.depth() = b.k_padded, columns col0..col0+32 <= n_padded,
                     // limbs i < 8 and j < b_limbs (see `block_product`).
                     unsafe { block_product(&a, b, row0, col0 / TILE_COLS, k0, k1, pairs, signed, &mut tiles.0) };
-                    // SAFETY: `available()` (asserted above) requires AVX-512F besides AMX.
-                    unsafe { fold(&tiles.0, shift, signed, &mut block) };
                 }
-                add_block(&block, row0, col0, m, n, c);
+                // SAFETY: `available()` (asserted above) requires AVX-512F besides AMX.
+                unsafe { fold(&tiles, signed, row0, col0, m, n, c) };
             }
         }
     }
     // Partial sums of products of shares (the dealer's C): zeroed like the packings.
-    zeroize::Zeroize::zeroize(&mut tiles.0);
-    zeroize::Zeroize::zeroize(&mut block);
+    for tiles in &mut tiles {
+        zeroize::Zeroize::zeroize(&mut tiles.0);
+    }
 }
 
 /// The four int32 accumulator tiles of a block as stored, line-aligned (see [`Line`]).
 #[repr(C, align(64))]
 struct Accumulators([i32; 4 * TILE_ROWS * TILE_COLS]);
 
-/// Adds the four 16×16 int32 tiles of a block, read as signed or unsigned and shifted left by
-/// `8 · shift` bits, into `block` (32 × 32, row-major). Compiled for AVX-512 (every AMX CPU has
-/// it), where it is a few vector instructions per row.
+/// Adds a 32 × 32 block at (`row0`, `col0`) into `c` (m × n, the part inside it): each value is
+/// the sum over the eight shifts s of that shift's int32 tile value, read as signed or unsigned,
+/// times 2^(8s). One pass over C per block; compiled for AVX-512 (every AMX CPU has it).
 #[target_feature(enable = "avx512f")]
-fn fold(tiles: &[i32; 4 * TILE_ROWS * TILE_COLS], shift: usize, signed: bool, block: &mut [u64; BLOCK * BLOCK]) {
-    for (t, tile) in tiles.chunks_exact(TILE_ROWS * TILE_COLS).enumerate() {
-        for (r, values) in tile.chunks_exact(TILE_COLS).enumerate() {
-            let at = (TILE_ROWS * (t / 2) + r) * BLOCK + TILE_COLS * (t % 2);
-            let dst = &mut block[at..at + TILE_COLS];
-            if signed {
-                for (d, &v) in dst.iter_mut().zip(values) {
-                    *d = d.wrapping_add((v as i64 as u64) << (8 * shift));
-                }
-            } else {
-                for (d, &v) in dst.iter_mut().zip(values) {
-                    *d = d.wrapping_add((v as u32 as u64) << (8 * shift));
+fn fold(tiles: &[Accumulators; 8], signed: bool, row0: usize, col0: usize, m: usize, n: usize, c: &mut [u64]) {
+    let cols = BLOCK.min(n.saturating_sub(col0));
+    let widen = |v: i32| if signed { v as i64 as u64 } else { v as u32 as u64 };
+    for r in 0..BLOCK.min(m.saturating_sub(row0)) {
+        let at = (row0 + r) * n + col0;
+        for (half, dst) in c[at..at + cols].chunks_mut(TILE_COLS).enumerate() {
+            // Tiles are (0,0), (0,1), (1,0), (1,1): row block r / 16, column block `half`.
+            let start = (2 * (r / TILE_ROWS) + half) * TILE_ROWS * TILE_COLS + (r % TILE_ROWS) * TILE_COLS;
+            let mut sum = [0u64; TILE_COLS];
+            for (shift, tiles) in tiles.iter().enumerate() {
+                for (s, &v) in sum.iter_mut().zip(&tiles.0[start..start + TILE_COLS]) {
+                    *s = s.wrapping_add(widen(v) << (8 * shift));
                 }
             }
-        }
-    }
-}
-
-/// Adds the 32 × 32 `block` at (`row0`, `col0`) into `c` (m × n), the part inside it.
-fn add_block(block: &[u64; BLOCK * BLOCK], row0: usize, col0: usize, m: usize, n: usize, c: &mut [u64]) {
-    let cols = BLOCK.min(n.saturating_sub(col0));
-    for (r, values) in block.chunks_exact(BLOCK).enumerate().take(m.saturating_sub(row0)) {
-        let at = (row0 + r) * n + col0;
-        for (d, &v) in c[at..at + cols].iter_mut().zip(values) {
-            *d = d.wrapping_add(v);
+            for (d, s) in dst.iter_mut().zip(sum) {
+                *d = d.wrapping_add(s);
+            }
         }
     }
 }
