@@ -471,19 +471,21 @@ struct Accumulators([i32; 4 * TILE_ROWS * TILE_COLS]);
 fn fold(tiles: &[Accumulators; 8], signed: bool, row0: usize, col0: usize, m: usize, n: usize, c: &mut [u64]) {
     let cols = BLOCK.min(n.saturating_sub(col0));
     let widen = |v: i32| if signed { v as i64 as u64 } else { v as u32 as u64 };
+    // Partial sums of products of shares: one scratch, zeroed at the end like the tiles.
+    let mut sum = Zeroizing::new([0u64; TILE_COLS]);
     for r in 0..BLOCK.min(m.saturating_sub(row0)) {
         let at = (row0 + r) * n + col0;
         for (half, dst) in c[at..at + cols].chunks_mut(TILE_COLS).enumerate() {
             // Tiles are (0,0), (0,1), (1,0), (1,1): row block r / 16, column block `half`.
             let start = (2 * (r / TILE_ROWS) + half) * TILE_ROWS * TILE_COLS + (r % TILE_ROWS) * TILE_COLS;
-            let mut sum = [0u64; TILE_COLS];
+            sum.fill(0);
             for (shift, tiles) in tiles.iter().enumerate() {
                 for (s, &v) in sum.iter_mut().zip(&tiles.0[start..start + TILE_COLS]) {
                     *s = s.wrapping_add(widen(v) << (8 * shift));
                 }
             }
-            for (d, s) in dst.iter_mut().zip(sum) {
-                *d = d.wrapping_add(s);
+            for (d, s) in dst.iter_mut().zip(sum.iter()) {
+                *d = d.wrapping_add(*s);
             }
         }
     }
