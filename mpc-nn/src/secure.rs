@@ -239,30 +239,23 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     ) -> Result<Shares<u64>> {
         // P1's one-hot rows times the table (P0's share of them is zero): as ring integers 0/1
         // their product with a fixed-point table is exactly its rows, no truncation.
-        let owned = match table {
-            SecureWeight::Owned(w) | SecureWeight::Table { owned: w, .. } => w,
+        let (owned, share) = match table {
+            SecureWeight::Owned(w) => (w, None),
+            SecureWeight::Table { share, owned } => (owned, Some(share)),
             SecureWeight::Shared(_) => return Err(Error::MaterialMismatch),
         };
         if owned.rows() != vocab {
             return Err(Error::ShapeMismatch);
         }
-        match table {
-            SecureWeight::Owned(w) => self.party.lookup_owned(indices, count, w),
-            SecureWeight::Table { share, owned } => {
-                let mut rows = self.party.lookup_owned(indices, count, owned)?;
-                if let Some(idx) = indices {
-                    let width = owned.cols();
-                    for (r, &i) in idx.iter().enumerate() {
-                        mpc_core::ring::add_assign(
-                            &mut rows[r * width..(r + 1) * width],
-                            &share[i * width..(i + 1) * width],
-                        );
-                    }
-                }
-                Ok(rows)
+        let mut rows = self.party.lookup_owned(indices, count, owned)?;
+        // With shared weights, P1 adds its share of the table's rows (P0's went through the product).
+        if let (Some(share), Some(idx)) = (share, indices) {
+            let width = owned.cols();
+            for (r, &i) in idx.iter().enumerate() {
+                mpc_core::ring::add_assign(&mut rows[r * width..(r + 1) * width], &share[i * width..(i + 1) * width]);
             }
-            SecureWeight::Shared(_) => Err(Error::MaterialMismatch),
         }
+        Ok(rows)
     }
     fn ltz(&mut self, x: &[u64]) -> Result<Shares<u64>> {
         self.party.ltz(x)

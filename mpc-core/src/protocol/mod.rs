@@ -876,7 +876,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             _ => return Err(Error::ShapeMismatch),
         };
         let MatmulTriple { a, c: mut z, absorbed, .. } = self.material(|p| p.owned_triple(m, w.k, w.n, w.mask))?;
-        if a.len() != if self.role == Role::P1 { m * w.k } else { 0 } {
+        // A is P1's alone (empty at P0).
+        let a_len = if self.role == Role::P1 { m * w.k } else { 0 };
+        if a.len() != a_len {
             return Err(Error::MaterialMismatch);
         }
         let peer = self.peer();
