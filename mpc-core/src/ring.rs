@@ -8,7 +8,7 @@ use core::fmt::Debug;
 
 use num_traits::{WrappingAdd, WrappingMul, WrappingNeg, WrappingSub};
 use rand_core::Rng;
-use zeroize::Zeroize;
+use zeroize::DefaultIsZeroes;
 
 /// An element of Z_2^k with wrapping arithmetic: the type of every share.
 ///
@@ -31,7 +31,7 @@ pub trait Ring:
     + core::ops::BitXor<Output = Self>
     + core::ops::Not<Output = Self>
     + bytemuck::Pod
-    + Zeroize
+    + DefaultIsZeroes
 {
     /// Number of bits k of the ring Z_2^k.
     const BITS: u32;

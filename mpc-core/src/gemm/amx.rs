@@ -106,9 +106,9 @@ struct Line([u64; 8]);
 // Zeroed a line (one 64-byte write) at a time.
 impl zeroize::DefaultIsZeroes for Line {}
 
-/// `bytes` zeroed bytes, 64-byte aligned, zeroed again on drop.
-fn aligned_bytes(bytes: usize) -> Zeroizing<Vec<Line>> {
-    Zeroizing::new(vec![Line([0; 8]); bytes.div_ceil(64)])
+/// `bytes` zeroed bytes, 64-byte aligned.
+fn aligned_bytes(bytes: usize) -> Vec<Line> {
+    vec![Line([0; 8]); bytes.div_ceil(64)]
 }
 
 /// How an operand's values are cut into bytes.
@@ -165,7 +165,14 @@ pub struct PackedRhs {
     k_padded: usize,
     n_padded: usize,
     limbs: Limbs,
-    data: Zeroizing<Vec<Line>>,
+    /// Zeroed on drop.
+    data: Vec<Line>,
+}
+
+impl Drop for PackedRhs {
+    fn drop(&mut self) {
+        crate::share::wipe(&mut self.data);
+    }
 }
 
 impl core::fmt::Debug for PackedRhs {

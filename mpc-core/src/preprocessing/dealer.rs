@@ -117,7 +117,7 @@ impl<R: Ring> Dealer<R> {
                     .saturating_add(self.state.mask_elements())
                     > self.max_held_elements
                 {
-                    zeroize::Zeroize::zeroize(&mut correction);
+                    crate::share::wipe(&mut correction);
                     return Err(Error::TooLarge);
                 }
                 let parts = self.state.deal(&request)?;
@@ -132,7 +132,7 @@ impl<R: Ring> Dealer<R> {
             }
             stats.batches += 1;
             stats.correction_elements += correction.len() as u64;
-            zeroize::Zeroize::zeroize(&mut correction);
+            crate::share::wipe(&mut correction);
         }
     }
 }
