@@ -230,7 +230,8 @@ proptest! {
 
     /// A truncation followed by a square of the shifted result, fused into one opening: exactly
     /// the square of a within-1-ulp truncation, for products up to 2^61 in the ring (the dealer
-    /// method's range edge) and for both methods.
+    /// method's range edge) and for both methods; several sharings batched into one opening each
+    /// come back whole, at their own length.
     #[test]
     fn truncate_then_square_is_the_square_of_the_truncation(seed: u64, len in 1usize..300, scale in 8u32..62) {
         let bound = (1u64 << scale) as f64;
@@ -238,17 +239,33 @@ proptest! {
         let offset = FP.encode(if seed % 2 == 0 { 5.0 } else { -1.0 });
         for truncation in [Truncation::Dealer, Truncation::Local] {
             let ring: Vec<u64> = z.iter().map(|&v| v as u64).collect();
+            // Batched as three sharings (of seeded lengths, some empty): the results come back
+            // cut the same way.
+            let cuts = [(seed as usize) % (len + 1), (seed as usize / 7) % (len + 1)];
+            let (a, b) = (cuts[0].min(cuts[1]), cuts[0].max(cuts[1]));
             let run = threaded(seed, truncation, |party, role| {
                 let zs = party.input(Role::P0, (role == Role::P0).then_some(&ring[..]), len)?;
-                let sq = party.truncate_square_many(vec![zs], 16, offset, truncation)?;
-                party.open(&sq[0])
+                let parts: Vec<_> = [&zs[..a], &zs[a..b], &zs[b..]]
+                    .iter()
+                    .map(|p| mpc_core::share::Shares::from_vec(p.to_vec()))
+                    .collect();
+                let squares = party.truncate_square_many(parts.clone(), 16, offset, truncation)?;
+                let truncated = party.truncate_many_by(parts, 16, truncation)?;
+                let lens = |v: &[mpc_core::share::Shares<u64>]| v.iter().map(|s| s.len()).collect::<Vec<_>>();
+                assert_eq!(lens(&squares), [a, b - a, len - b]);
+                assert_eq!(lens(&truncated), [a, b - a, len - b]);
+                let flat = |v: Vec<mpc_core::share::Shares<u64>>| v.iter().flat_map(|s| s.to_vec()).collect::<Vec<_>>();
+                Ok((party.open(&flat(squares))?, party.open(&flat(truncated))?))
             });
             // Local truncation wraps with probability |z| / 2^63: only small products are held to it.
             if truncation == Truncation::Local && scale > 40 {
                 continue;
             }
-            for (got, &z) in run.p0.output.iter().zip(&z) {
-                prop_assert!(squares_of_truncations(z, offset).contains(got), "z = {z}: got {got}");
+            let (squares, truncated) = &run.p0.output;
+            for ((got, t), &z) in squares.iter().zip(truncated).zip(&z) {
+                prop_assert!(squares_of_truncations(z, offset).contains(got), "z = {z}: got square {got}");
+                let floor = (z >> 16) as u64;
+                prop_assert!(*t == floor || *t == floor.wrapping_add(1), "z = {z}: got {t}");
             }
         }
     }

@@ -176,7 +176,9 @@ pub struct Party<R: Ring, T: Transport, P: Preprocessing<R>> {
     zero_sharing: ZeroSharing,
     fixed: FixedPoint,
     truncation: Truncation,
-    _ring: core::marker::PhantomData<R>,
+    /// The peer's shares of the last opening (public once combined), kept for the next one:
+    /// a fresh buffer per round costs page faults on every line.
+    received: Vec<R>,
 }
 
 impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
@@ -213,7 +215,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             zero_sharing: ZeroSharing::new(pairwise),
             fixed: FixedPoint::default(),
             truncation: Truncation::default(),
-            _ring: core::marker::PhantomData,
+            received: Vec::new(),
         }
     }
 
@@ -336,22 +338,45 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let total: usize = xs.iter().map(|x| x.len()).sum();
         let peer = self.peer();
         wire::send(&mut self.transport, peer, xs)?;
-        let mut theirs = Shares::zeros(total);
-        wire::recv(&mut self.transport, peer, &mut theirs)?;
         if let [x] = xs {
             // One sharing: combined where the peer's shares arrived (no second buffer).
+            let mut theirs = vec![R::ZERO; total];
+            wire::recv(&mut self.transport, peer, &mut theirs)?;
             for (t, &a) in theirs.iter_mut().zip(x.iter()) {
                 *t = combine(a, *t);
             }
-            return Ok(alloc::vec![theirs.into_vec()]);
+            return Ok(alloc::vec![theirs]);
         }
+        let theirs = self.receive(total)?;
         let mut out = Vec::with_capacity(xs.len());
         let mut offset = 0;
         for x in xs {
             out.push(x.iter().zip(&theirs[offset..offset + x.len()]).map(|(&a, &b)| combine(a, b)).collect());
             offset += x.len();
         }
+        self.received = theirs;
         Ok(out)
+    }
+
+    /// Opens this party's shares `mine` in their own buffer: sends them, adds the peer's, and
+    /// returns the opened values there (public now, so no longer wiped).
+    pub(crate) fn open_owned(&mut self, mut mine: Shares<R>) -> Result<Vec<R>, Error> {
+        let peer = self.peer();
+        wire::send(&mut self.transport, peer, &[&mine])?;
+        let theirs = self.receive(mine.len())?;
+        ring::add_assign(&mut mine, &theirs);
+        self.received = theirs;
+        Ok(mine.into_vec())
+    }
+
+    /// The peer's next message of `n` elements, in the kept buffer (the caller puts it back).
+    fn receive(&mut self, n: usize) -> Result<Vec<R>, Error> {
+        let mut theirs = core::mem::take(&mut self.received);
+        // Every element is overwritten by the message: only a longer buffer's tail is zeroed.
+        theirs.resize(n, R::ZERO);
+        let peer = self.peer();
+        wire::recv(&mut self.transport, peer, &mut theirs)?;
+        Ok(theirs)
     }
 
     /// Reveals `x` to `to` only: the other party sends its share (one message). Returns the
@@ -446,13 +471,22 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// Truncation with dealer pairs: open c = x + 2^(k-2) + r; then
     /// x >> f = c >> f - r >> f + msb(r)·(1 - msb(c))·2^(k-f) - 2^(k-2-f), up to the borrow of
     /// the low bits (error in [0, 1] ulp). Valid for |x| < 2^(k-2).
+    ///
+    /// The material's buffers are reused: the opening is written over r, the result over r >> f.
     fn truncate_dealer(&mut self, zs: Vec<Shares<R>>, f: u32) -> Result<Vec<Shares<R>>, Error> {
-        let total: usize = zs.iter().map(|z| z.len()).sum();
-        let pairs = self.material(|p| p.trunc(total, f))?;
-        let c = self.open(&truncation_opening(&zs, &pairs.r, self.is_p0()))?;
+        let lens: Vec<usize> = zs.iter().map(|z| z.len()).collect();
+        let total = lens.iter().sum();
+        let mut pairs = self.material(|p| p.trunc(total, f))?;
+        if [pairs.r.len(), pairs.r_hi.len(), pairs.r_msb.len()] != [total; 3] {
+            return Err(Error::MaterialMismatch);
+        }
         let p0 = self.is_p0();
-        let t = (0..total).map(|j| truncated_share(p0, f, c[j], c[j].msb(), pairs.r_hi[j], pairs.r_msb[j]));
-        Ok(split_like(t, zs.iter().map(|z| z.len())))
+        let c = self.open_owned(masked_for_truncation(zs, core::mem::take(&mut pairs.r), p0))?;
+        let mut t = core::mem::take(&mut pairs.r_hi);
+        for ((t, &c), &msb) in t.iter_mut().zip(&c).zip(pairs.r_msb.iter()) {
+            *t = truncated_share(p0, f, c, c.msb(), *t, msb);
+        }
+        Ok(split_at_lens(t, &lens))
     }
 
     /// Truncates ring products by `bits` and squares them shifted by a public `offset` (ring
@@ -480,23 +514,30 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             self.add_public_scalar(&mut y, offset);
             return Ok(split_like(self.square_ring(&y)?.iter().copied(), lens.into_iter()));
         }
-        let total: usize = zs.iter().map(|z| z.len()).sum();
-        let pairs = self.material(|p| p.trunc_square(total, bits))?;
-        let t = &pairs.trunc;
-        let c = self.open(&truncation_opening(&zs, &t.r, self.is_p0()))?;
-        let two = R::ONE.wrapping_add(&R::ONE);
+        let lens: Vec<usize> = zs.iter().map(|z| z.len()).collect();
+        let total = lens.iter().sum();
+        let mut pairs = self.material(|p| p.trunc_square(total, bits))?;
+        let t = &mut pairs.trunc;
+        if [t.r.len(), t.r_hi.len(), t.r_msb.len(), pairs.r_hi_sq.len(), pairs.msb_r_hi.len()] != [total; 5] {
+            return Err(Error::MaterialMismatch);
+        }
         let p0 = self.is_p0();
-        let squares = (0..total).map(|j| {
+        // The opening is written over r, the squares over the shares of (r >> f)².
+        let c = self.open_owned(masked_for_truncation(zs, core::mem::take(&mut t.r), p0))?;
+        let two = R::ONE.wrapping_add(&R::ONE);
+        let mut squares = core::mem::take(&mut pairs.r_hi_sq);
+        let t = &pairs.trunc;
+        for (j, square) in squares.iter_mut().enumerate() {
             let public = truncation_public(c[j], bits).wrapping_add(&offset);
             let q = truncation_wrap(c[j].msb(), bits);
             let two_p = two.wrapping_mul(&public);
-            let share = pairs.r_hi_sq[j]
+            let share = square
                 .wrapping_sub(&two_p.wrapping_mul(&t.r_hi[j]))
                 .wrapping_add(&two_p.wrapping_mul(&q).wrapping_mul(&t.r_msb[j]))
                 .wrapping_sub(&two.wrapping_mul(&q).wrapping_mul(&pairs.msb_r_hi[j]));
-            if p0 { share.wrapping_add(&public.wrapping_mul(&public)) } else { share }
-        });
-        Ok(split_like(squares, zs.iter().map(|z| z.len())))
+            *square = if p0 { share.wrapping_add(&public.wrapping_mul(&public)) } else { share };
+        }
+        Ok(split_at_lens(squares, &lens))
     }
 
     // ---------------------------------------------------------------- multiplication
@@ -789,47 +830,52 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             return Err(Error::ShapeMismatch);
         }
         let f = self.fixed.frac_bits();
-        let triple = self.material(|p| p.owned_triple(m, w.k, w.n, w.mask))?;
-        let pairs = self.material(|p| p.trunc(m * w.n, f))?;
+        let mut triple = self.material(|p| p.owned_triple(m, w.k, w.n, w.mask))?;
+        let mut pairs = self.material(|p| p.trunc(m * w.n, f))?;
+        if [triple.c.len(), pairs.r.len(), pairs.r_hi.len(), pairs.r_msb.len()] != [m * w.n; 4] {
+            return Err(Error::MaterialMismatch);
+        }
         let peer = self.peer();
-        let mut z = triple.c;
+        let mut z = core::mem::take(&mut triple.c);
         let words = compare::words_for_bits::<R>(m * w.n);
         let mut msb = Shares::zeros(words);
-        let shares = match self.role {
+        // The material's buffers are reused: the openings are written over C (P0) and r (P1),
+        // the result over r >> f.
+        let mut t = core::mem::take(&mut pairs.r_hi);
+        match self.role {
             Role::P0 => {
-                let mut received = Shares::zeros(m * w.k + m * w.n);
-                wire::recv(&mut self.transport, peer, &mut received)?;
+                let mut received = self.receive(m * w.k + m * w.n)?;
                 let (masked, theirs) = received.split_at_mut(m * w.k);
                 if !self.preprocessing.rehearsing() {
                     owned_product_at_p0(masked, x, m, w, &mut z);
                 }
                 ring::add_assign(&mut z, theirs);
-                let c = truncation_opening(&[z], &pairs.r, true);
+                self.received = received;
+                // z + r (+ 2^(k-2)) is the opening c: public, so made in z's buffer.
+                let c = masked_for_truncation(vec![core::mem::take(&mut pairs.r)], z, true).into_vec();
                 for (i, c) in c.iter().enumerate() {
                     compare::set_bit(&mut msb, i, c.msb());
                 }
                 wire::send(&mut self.transport, peer, &[&msb])?;
-                (0..c.len())
-                    .map(|j| truncated_share(true, f, c[j], c[j].msb(), pairs.r_hi[j], pairs.r_msb[j]))
-                    .collect()
+                for ((t, &c), &r_msb) in t.iter_mut().zip(&c).zip(pairs.r_msb.iter()) {
+                    *t = truncated_share(true, f, c, c.msb(), *t, r_msb);
+                }
             }
             Role::P1 => {
-                let masked = owned_masked_input(x, m, w, &triple.a)?;
                 if !self.preprocessing.rehearsing() {
                     owned_input_free_share(m, w, &triple.a, triple.absorbed, &mut z);
                 }
-                let mine = truncation_opening(&[z], &pairs.r, false);
+                let masked = owned_masked_input(x, m, w, core::mem::take(&mut triple.a))?;
+                // Masked by r, which is wiped: the opening's share needs no wiping of its own.
+                let mine = masked_for_truncation(vec![z], core::mem::take(&mut pairs.r), false).into_vec();
                 wire::send(&mut self.transport, peer, &[&masked, &mine])?;
                 wire::recv(&mut self.transport, peer, &mut msb)?;
-                (0..m * w.n)
-                    .map(|j| {
-                        let bit = compare::get_bit(&msb, j);
-                        truncated_share(false, f, R::ZERO, bit, pairs.r_hi[j], pairs.r_msb[j])
-                    })
-                    .collect()
+                for (j, (t, &r_msb)) in t.iter_mut().zip(pairs.r_msb.iter()).enumerate() {
+                    *t = truncated_share(false, f, R::ZERO, compare::get_bit(&msb, j), *t, r_msb);
+                }
             }
-        };
-        Ok(Shares::from_vec(shares))
+        }
+        Ok(t)
     }
 
     /// Ring product X · W with an owned W (no truncation).
@@ -837,9 +883,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if x.len() != m * w.k {
             return Err(Error::ShapeMismatch);
         }
-        let triple = self.material(|p| p.owned_triple(m, w.k, w.n, w.mask))?;
+        let mut triple = self.material(|p| p.owned_triple(m, w.k, w.n, w.mask))?;
         let peer = self.peer();
-        let mut z = triple.c;
+        let mut z = core::mem::take(&mut triple.c);
         match self.role {
             Role::P0 => {
                 let mut masked = Shares::zeros(m * w.k);
@@ -849,8 +895,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 }
             }
             Role::P1 => {
-                // Sent first: P0's GEMM then runs beside P1's.
-                let masked = owned_masked_input(x, m, w, &triple.a)?;
+                // Sent first: P0's GEMM then runs beside P1's (which needs A only if not absorbed).
+                let a = if triple.absorbed { core::mem::take(&mut triple.a) } else { triple.a.clone() };
+                let masked = owned_masked_input(x, m, w, a)?;
                 wire::send(&mut self.transport, peer, &[&masked])?;
                 if !self.preprocessing.rehearsing() {
                     owned_input_free_share(m, w, &triple.a, triple.absorbed, &mut z);
@@ -920,12 +967,16 @@ fn owned_product_at_p0<R: Ring>(masked: &mut [R], x: &[R], m: usize, w: &OwnedMa
     w.held.gemm_acc(m, masked, z);
 }
 
-/// P1's masked input of an owned-weight product X · W with its triple's A: X1 - A, for P0.
-fn owned_masked_input<R: Ring>(x: &[R], m: usize, w: &OwnedMatrix<R>, a: &[R]) -> Result<Vec<R>, Error> {
+/// P1's masked input of an owned-weight product X · W with its triple's A: X1 - A, for P0,
+/// made in A's buffer (sent to P0, so no longer wiped).
+fn owned_masked_input<R: Ring>(x: &[R], m: usize, w: &OwnedMatrix<R>, mut a: Shares<R>) -> Result<Vec<R>, Error> {
     if a.len() != m * w.k {
         return Err(Error::MaterialMismatch);
     }
-    Ok(x.iter().zip(a).map(|(x, a)| x.wrapping_sub(a)).collect())
+    for (a, x) in a.iter_mut().zip(x) {
+        *a = x.wrapping_sub(a);
+    }
+    Ok(a.into_vec())
 }
 
 /// P1's input-free share of an owned-weight product: z += A · F, unless the offline phase
@@ -959,6 +1010,30 @@ pub(crate) fn split_like<R: Ring>(
     lens: impl Iterator<Item = usize>,
 ) -> Vec<Shares<R>> {
     lens.map(|len| Shares::from_vec(flat.by_ref().take(len).collect())).collect()
+}
+
+/// Cuts one sharing into consecutive sharings of the given lengths (which sum to its length):
+/// the first keeps the buffer (and wipes the others' old copies with it when dropped).
+pub(crate) fn split_at_lens<R: Ring>(mut flat: Shares<R>, lens: &[usize]) -> Vec<Shares<R>> {
+    let mut parts: Vec<Shares<R>> = Vec::with_capacity(lens.len());
+    let mut end = flat.len();
+    for &len in lens.iter().skip(1).rev() {
+        end -= len;
+        parts.push(flat.split_off(end));
+    }
+    parts.push(flat);
+    parts.reverse();
+    parts
+}
+
+/// This party's share of the truncation opening c = x + 2^(k-2) + r of the flattened `zs`,
+/// written over its share of r.
+pub(crate) fn masked_for_truncation<R: Ring>(zs: Vec<Shares<R>>, mut r: Shares<R>, p0: bool) -> Shares<R> {
+    let shift = if p0 { R::ONE.shl(R::BITS - 2) } else { R::ZERO };
+    for (r, x) in r.iter_mut().zip(zs.iter().flat_map(|z| z.iter())) {
+        *r = x.wrapping_add(r).wrapping_add(&shift);
+    }
+    r
 }
 
 /// This party's share of the truncation opening c = x + 2^(k-2) + r of the flattened `zs`.
