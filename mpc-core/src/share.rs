@@ -34,6 +34,17 @@ impl<R: Ring> Shares<R> {
         core::mem::take(&mut self.0)
     }
 
+    /// An empty sharing with room for `n` values.
+    pub fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
+    /// Appends values (a growth beyond the capacity leaves the old buffer unwiped: reserve it
+    /// with [`Shares::with_capacity`]).
+    pub fn extend_from(&mut self, values: &[R]) {
+        self.0.extend_from_slice(values);
+    }
+
     /// Moves the values from `at` on into a new sharing; this one keeps its buffer, whose
     /// spare capacity (the moved values' old copies) is wiped with it.
     pub fn split_off(&mut self, at: usize) -> Self {

@@ -14,7 +14,7 @@
 
 use alloc::vec::Vec;
 
-use super::{Party, split_like, truncated_share, truncation_opening, truncation_public, truncation_wrap};
+use super::{Party, masked_for_truncation, split_like, truncated_share, truncation_public, truncation_wrap};
 use crate::error::Error;
 pub(crate) use crate::preprocessing::deal::words_for_bits;
 use crate::preprocessing::deal::{
@@ -83,12 +83,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// Six rounds (see the module docs).
     pub fn ltz(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
         let n = x.len();
-        let mat = self.material(|p| p.ltz(n))?;
+        let mut mat = self.material(|p| p.ltz(n))?;
         if mat.n != n {
             return Err(Error::MaterialMismatch);
         }
         // Round 1: open c = x + 2^(k-2) + r.
-        let c = self.open(&truncation_opening(&[x], &mat.r, self.is_p0()))?;
+        let c = self.open_owned(masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), self.is_p0()))?;
 
         // Leaves: each digit's comparison, read locally from the dealer's tables.
         let words = words_for_bits::<R>(n);
@@ -173,7 +173,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     fn compare_with_bounds(&mut self, x: &[R], bounds: &[R], times: Option<u32>) -> Result<[Shares<R>; 3], Error> {
         let (n, t) = (x.len(), bounds.len());
         let m = n * t;
-        let mat = self.material(|p| p.below(n, t, times))?;
+        let mut mat = self.material(|p| p.below(n, t, times))?;
         if (mat.n, mat.bounds, mat.times) != (n, t, times)
             || mat.value_trunc.len() != times.map_or(0, |_| 2 * n)
             || mat.cross.len() != times.map_or(0, |_| 8 * m)
@@ -181,7 +181,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             return Err(Error::MaterialMismatch);
         }
         // Round 1: open c = x + 2^(k-2) + r.
-        let c = self.open(&truncation_opening(&[x], &mat.r, self.is_p0()))?;
+        let c = self.open_owned(masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), self.is_p0()))?;
 
         // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
         // of every comparison (c' = c - t), read from the value's tables.

@@ -5,11 +5,11 @@
 
 use alloc::vec::Vec;
 
-use super::{Party, truncation_opening, truncation_public, truncation_wrap};
+use super::{Party, add_truncation_shift, truncation_public, truncation_wrap};
 use crate::error::Error;
-use crate::preprocessing::deal::{broadcast_index, broadcast_len};
+use crate::preprocessing::deal::broadcast_len;
 use crate::preprocessing::{Preprocessing, PreprocessingExt, Request};
-use crate::ring::Ring;
+use crate::ring::{self, Ring};
 use crate::share::Shares;
 use crate::transport::Transport;
 
@@ -56,44 +56,97 @@ impl<'a, R> FusedOperands<'a, R> {
     pub fn y_len(&self) -> usize {
         broadcast_len(self.rows, self.len, self.broadcast)
     }
+}
 
-    /// The element of y that multiplies element `i` of x.
-    fn y_index(&self, i: usize) -> usize {
-        broadcast_index(self.len, self.broadcast, i)
+/// An opened operand: its value is public (added by P0) plus a linear form in the dealer's
+/// values, `mask` alone for an operand opened as in a Beaver product, w·msb - hi for a
+/// truncated one (`SHIFTED`), where the public part p and w are read off the opening c.
+#[derive(Clone, Copy)]
+struct Opened<'a, R: Ring, const SHIFTED: bool> {
+    c: &'a [R],
+    shift: u32,
+    mask: &'a [R],
+    hi: &'a [R],
+    msb: &'a [R],
+}
+
+impl<'a, R: Ring, const SHIFTED: bool> Opened<'a, R, SHIFTED> {
+    fn new(c: &'a [R], shift: u32, mask: &'a [R], trunc: &'a [Shares<R>; 2]) -> Self {
+        Self { c, shift, mask, hi: &trunc[0], msb: &trunc[1] }
+    }
+
+    /// The public part at element `i`.
+    #[inline(always)]
+    fn public(&self, i: usize) -> R {
+        if SHIFTED { truncation_public(self.c[i], self.shift) } else { self.c[i] }
+    }
+
+    /// w at element `i` (truncated operands).
+    #[inline(always)]
+    fn wrap(&self, i: usize) -> R {
+        truncation_wrap(self.c[i].msb(), self.shift)
+    }
+
+    /// This party's share of the linear form at element `i`.
+    #[inline(always)]
+    fn linear(&self, i: usize) -> R {
+        if SHIFTED { self.wrap(i).wrapping_mul(&self.msb[i]).wrapping_sub(&self.hi[i]) } else { self.mask[i] }
     }
 }
 
-/// An opened operand: its value is `public[i]` (added by P0) plus a linear form in the dealer's
-/// values (`mask` alone, or w·msb - hi for a truncated operand).
-struct Opened<'a, R: Ring> {
-    public: Vec<R>,
-    /// w per element (truncated operands; empty otherwise).
-    wrap: Vec<R>,
-    mask: &'a [R],
-    trunc: &'a [Shares<R>; 2],
-}
-
-impl<R: Ring> Opened<'_, R> {
-    /// This party's share of the linear form at element `i`.
-    fn linear(&self, i: usize) -> R {
-        if self.wrap.is_empty() {
-            self.mask[i]
-        } else {
-            self.wrap[i].wrapping_mul(&self.trunc[1][i]).wrapping_sub(&self.trunc[0][i])
+/// This party's shares of the products of one item, written over its first cross product:
+/// for each element i of x and its element j of y, the dealer's quadratic terms plus
+/// p_x·(y's linear form) + p_y·(x's linear form), plus p_x·p_y at P0.
+fn products<R: Ring, const XS: bool, const YS: bool>(
+    it: &FusedOperands<'_, R>,
+    x: Opened<'_, R, XS>,
+    y: Opened<'_, R, YS>,
+    cross: &mut [Shares<R>],
+    p0: bool,
+) -> Shares<R> {
+    let (first, rest) = cross.split_first_mut().expect("at least one cross product");
+    let mut z = core::mem::take(first);
+    for row in 0..it.rows {
+        for col in 0..it.len {
+            let i = row * it.len + col;
+            let j = match it.broadcast {
+                None => i,
+                Some(true) => row,
+                Some(false) => col,
+            };
+            let quadratic = match (XS, YS) {
+                (false, false) => z[i],
+                (false, true) => y.wrap(j).wrapping_mul(&z[i]).wrapping_sub(&rest[0][i]),
+                (true, false) => x.wrap(i).wrapping_mul(&z[i]).wrapping_sub(&rest[0][i]),
+                (true, true) => rest[1][i]
+                    .wrapping_sub(&x.wrap(i).wrapping_mul(&z[i]))
+                    .wrapping_sub(&y.wrap(j).wrapping_mul(&rest[0][i])),
+            };
+            let (px, py) = (x.public(i), y.public(j));
+            let share =
+                quadratic.wrapping_add(&px.wrapping_mul(&y.linear(j))).wrapping_add(&py.wrapping_mul(&x.linear(i)));
+            z[i] = if p0 { share.wrapping_add(&px.wrapping_mul(&py)) } else { share };
         }
     }
+    z
 }
 
-/// Reads an operand's opening `o` (see [`Opened`]).
-fn read<'a, R: Ring>(o: &[R], shift: u32, mask: &'a [R], trunc: &'a [Shares<R>; 2]) -> Opened<'a, R> {
+/// Cross products a fused item's material holds: a·b; or a·msb, a·hi; or those and hi·hi'.
+fn cross_products(x_shift: u32, y_shift: u32) -> usize {
+    1 + usize::from(x_shift > 0 || y_shift > 0) + usize::from(x_shift > 0 && y_shift > 0)
+}
+
+/// This party's share of an operand's opening, appended to `openings`: x - a for an
+/// untruncated operand, x + 2^(k-2) + r for a truncated one.
+fn push_opening<R: Ring>(openings: &mut Shares<R>, v: &[R], shift: u32, mask: &[R], p0: bool) {
+    let at = openings.len();
+    openings.extend_from(v);
+    let part = &mut openings[at..];
     if shift == 0 {
-        return Opened { public: o.to_vec(), wrap: Vec::new(), mask, trunc };
-    }
-    Opened {
-        public: o.iter().map(|&c| truncation_public(c, shift)).collect(),
-        wrap: o.iter().map(|c| truncation_wrap(c.msb(), shift)).collect(),
-        mask,
-        trunc,
+        ring::sub_assign(part, mask);
+    } else {
+        ring::add_assign(part, mask);
+        add_truncation_shift(part, p0);
     }
 }
 
@@ -117,46 +170,64 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             materials.push(self.material(|p| p.fused(it.request()))?);
         }
         let p0 = self.is_p0();
-        // A truncated operand is opened as a dealer truncation opens it, another as a Beaver
-        // product does.
-        let mask_operand = |v: &[R], shift: u32, mask: &[R]| -> Shares<R> {
-            if shift == 0 {
-                Shares::from_vec(v.iter().zip(mask).map(|(x, a)| x.wrapping_sub(a)).collect())
-            } else {
-                truncation_opening(&[v], mask, p0)
-            }
-        };
-        let mut openings = Vec::with_capacity(2 * items.len());
+        // Every opening in one buffer, opened in place: x's then y's of each item.
+        let total: usize = items.iter().map(|it| it.x.len() + it.y.len()).sum();
+        let mut openings = Shares::with_capacity(total);
         for (it, mat) in items.iter().zip(&materials) {
-            if mat.x_mask.len() != it.x.len() || mat.y_mask.len() != it.y.len() {
+            let trunc_ok =
+                |t: &[Shares<R>; 2], shift: u32, n: usize| shift == 0 || (t[0].len() == n && t[1].len() == n);
+            if mat.x_mask.len() != it.x.len()
+                || mat.y_mask.len() != it.y.len()
+                || !trunc_ok(&mat.x_trunc, it.x_shift, it.x.len())
+                || !trunc_ok(&mat.y_trunc, it.y_shift, it.y.len())
+                || mat.cross.len() != cross_products(it.x_shift, it.y_shift)
+                || mat.cross.iter().any(|c| c.len() != it.x.len())
+            {
                 return Err(Error::MaterialMismatch);
             }
-            openings.push(mask_operand(it.x, it.x_shift, &mat.x_mask));
-            openings.push(mask_operand(it.y, it.y_shift, &mat.y_mask));
+            push_opening(&mut openings, it.x, it.x_shift, &mat.x_mask, p0);
+            push_opening(&mut openings, it.y, it.y_shift, &mat.y_mask, p0);
         }
-        let refs: Vec<&[R]> = openings.iter().map(|o| &o[..]).collect();
-        let opened = self.open_many(&refs)?;
+        let opened = self.open_owned(openings)?;
         let mut out = Vec::with_capacity(items.len());
-        for ((it, mat), o) in items.iter().zip(&materials).zip(opened.chunks_exact(2)) {
-            let x = read(&o[0], it.x_shift, &mat.x_mask, &mat.x_trunc);
-            let y = read(&o[1], it.y_shift, &mat.y_mask, &mat.y_trunc);
-            let cross = &mat.cross;
-            let z = (0..it.x.len()).map(|i| {
-                let j = it.y_index(i);
-                let quadratic = match (x.wrap.is_empty(), y.wrap.is_empty()) {
-                    (true, true) => cross[0][i],
-                    (true, false) => y.wrap[j].wrapping_mul(&cross[0][i]).wrapping_sub(&cross[1][i]),
-                    (false, true) => x.wrap[i].wrapping_mul(&cross[0][i]).wrapping_sub(&cross[1][i]),
-                    (false, false) => cross[2][i]
-                        .wrapping_sub(&x.wrap[i].wrapping_mul(&cross[0][i]))
-                        .wrapping_sub(&y.wrap[j].wrapping_mul(&cross[1][i])),
-                };
-                let share = quadratic
-                    .wrapping_add(&x.public[i].wrapping_mul(&y.linear(j)))
-                    .wrapping_add(&y.public[j].wrapping_mul(&x.linear(i)));
-                if p0 { share.wrapping_add(&x.public[i].wrapping_mul(&y.public[j])) } else { share }
+        let mut at = 0;
+        for (it, mat) in items.iter().zip(&mut materials) {
+            let (cx, rest) = opened[at..].split_at(it.x.len());
+            let cy = &rest[..it.y.len()];
+            at += it.x.len() + it.y.len();
+            let (x_mask, x_trunc, y_mask, y_trunc) = (&mat.x_mask, &mat.x_trunc, &mat.y_mask, &mat.y_trunc);
+            let cross = &mut mat.cross;
+            let (sx, sy) = (it.x_shift, it.y_shift);
+            out.push(match (sx > 0, sy > 0) {
+                (false, false) => products(
+                    it,
+                    Opened::<_, false>::new(cx, sx, x_mask, x_trunc),
+                    Opened::<_, false>::new(cy, sy, y_mask, y_trunc),
+                    cross,
+                    p0,
+                ),
+                (false, true) => products(
+                    it,
+                    Opened::<_, false>::new(cx, sx, x_mask, x_trunc),
+                    Opened::<_, true>::new(cy, sy, y_mask, y_trunc),
+                    cross,
+                    p0,
+                ),
+                (true, false) => products(
+                    it,
+                    Opened::<_, true>::new(cx, sx, x_mask, x_trunc),
+                    Opened::<_, false>::new(cy, sy, y_mask, y_trunc),
+                    cross,
+                    p0,
+                ),
+                (true, true) => products(
+                    it,
+                    Opened::<_, true>::new(cx, sx, x_mask, x_trunc),
+                    Opened::<_, true>::new(cy, sy, y_mask, y_trunc),
+                    cross,
+                    p0,
+                ),
             });
-            out.push(Shares::from_vec(z.collect()));
         }
         Ok(out)
     }

@@ -363,19 +363,23 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     pub(crate) fn open_owned(&mut self, mut mine: Shares<R>) -> Result<Vec<R>, Error> {
         let peer = self.peer();
         wire::send(&mut self.transport, peer, &[&mine])?;
-        let theirs = self.receive(mine.len())?;
-        ring::add_assign(&mut mine, &theirs);
+        let n = mine.len();
+        let theirs = self.receive(n)?;
+        ring::add_assign(&mut mine, &theirs[..n]);
         self.received = theirs;
         Ok(mine.into_vec())
     }
 
-    /// The peer's next message of `n` elements, in the kept buffer (the caller puts it back).
+    /// The peer's next message of `n` elements, at the start of the kept buffer (the caller
+    /// puts it back).
     fn receive(&mut self, n: usize) -> Result<Vec<R>, Error> {
         let mut theirs = core::mem::take(&mut self.received);
-        // Every element is overwritten by the message: only a longer buffer's tail is zeroed.
-        theirs.resize(n, R::ZERO);
+        // The buffer only grows: the message overwrites its first n elements.
+        if theirs.len() < n {
+            theirs.resize(n, R::ZERO);
+        }
         let peer = self.peer();
-        wire::recv(&mut self.transport, peer, &mut theirs)?;
+        wire::recv(&mut self.transport, peer, &mut theirs[..n])?;
         Ok(theirs)
     }
 
@@ -481,7 +485,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             return Err(Error::MaterialMismatch);
         }
         let p0 = self.is_p0();
-        let c = self.open_owned(masked_for_truncation(zs, core::mem::take(&mut pairs.r), p0))?;
+        let c = self.open_owned(masked_for_truncation(
+            zs.iter().flat_map(|z| z.iter()),
+            core::mem::take(&mut pairs.r),
+            p0,
+        ))?;
         let mut t = core::mem::take(&mut pairs.r_hi);
         for ((t, &c), &msb) in t.iter_mut().zip(&c).zip(pairs.r_msb.iter()) {
             *t = truncated_share(p0, f, c, c.msb(), *t, msb);
@@ -523,7 +531,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         }
         let p0 = self.is_p0();
         // The opening is written over r, the squares over the shares of (r >> f)².
-        let c = self.open_owned(masked_for_truncation(zs, core::mem::take(&mut t.r), p0))?;
+        let c =
+            self.open_owned(masked_for_truncation(zs.iter().flat_map(|z| z.iter()), core::mem::take(&mut t.r), p0))?;
         let two = R::ONE.wrapping_add(&R::ONE);
         let mut squares = core::mem::take(&mut pairs.r_hi_sq);
         let t = &pairs.trunc;
@@ -845,14 +854,14 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         match self.role {
             Role::P0 => {
                 let mut received = self.receive(m * w.k + m * w.n)?;
-                let (masked, theirs) = received.split_at_mut(m * w.k);
+                let (masked, theirs) = received[..m * w.k + m * w.n].split_at_mut(m * w.k);
                 if !self.preprocessing.rehearsing() {
                     owned_product_at_p0(masked, x, m, w, &mut z);
                 }
                 ring::add_assign(&mut z, theirs);
                 self.received = received;
                 // z + r (+ 2^(k-2)) is the opening c: public, so made in z's buffer.
-                let c = masked_for_truncation(vec![core::mem::take(&mut pairs.r)], z, true).into_vec();
+                let c = masked_for_truncation(pairs.r.iter(), z, true).into_vec();
                 for (i, c) in c.iter().enumerate() {
                     compare::set_bit(&mut msb, i, c.msb());
                 }
@@ -867,7 +876,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 }
                 let masked = owned_masked_input(x, m, w, core::mem::take(&mut triple.a))?;
                 // Masked by r, which is wiped: the opening's share needs no wiping of its own.
-                let mine = masked_for_truncation(vec![z], core::mem::take(&mut pairs.r), false).into_vec();
+                let mine = masked_for_truncation(z.iter(), core::mem::take(&mut pairs.r), false).into_vec();
                 wire::send(&mut self.transport, peer, &[&masked, &mine])?;
                 wire::recv(&mut self.transport, peer, &mut msb)?;
                 for (j, (t, &r_msb)) in t.iter_mut().zip(pairs.r_msb.iter()).enumerate() {
@@ -1026,21 +1035,29 @@ pub(crate) fn split_at_lens<R: Ring>(mut flat: Shares<R>, lens: &[usize]) -> Vec
     parts
 }
 
-/// This party's share of the truncation opening c = x + 2^(k-2) + r of the flattened `zs`,
-/// written over its share of r.
-pub(crate) fn masked_for_truncation<R: Ring>(zs: Vec<Shares<R>>, mut r: Shares<R>, p0: bool) -> Shares<R> {
-    let shift = if p0 { R::ONE.shl(R::BITS - 2) } else { R::ZERO };
-    for (r, x) in r.iter_mut().zip(zs.iter().flat_map(|z| z.iter())) {
-        *r = x.wrapping_add(r).wrapping_add(&shift);
+/// This party's share of the truncation opening c = x + 2^(k-2) + r of the values `x`, written
+/// over its share of r.
+pub(crate) fn masked_for_truncation<'a, R: Ring>(
+    x: impl Iterator<Item = &'a R>,
+    mut r: Shares<R>,
+    p0: bool,
+) -> Shares<R> {
+    for (r, x) in r.iter_mut().zip(x) {
+        *r = x.wrapping_add(r);
     }
+    add_truncation_shift(&mut r, p0);
     r
 }
 
-/// This party's share of the truncation opening c = x + 2^(k-2) + r of the flattened `zs`.
-pub(crate) fn truncation_opening<R: Ring, Z: core::ops::Deref<Target = [R]>>(zs: &[Z], r: &[R], p0: bool) -> Shares<R> {
-    let shift = if p0 { R::ONE.shl(R::BITS - 2) } else { R::ZERO };
-    let flat = zs.iter().flat_map(|z| z.iter());
-    Shares::from_vec(flat.zip(r).map(|(x, r)| x.wrapping_add(r).wrapping_add(&shift)).collect())
+/// Adds P0's 2^(k-2) of a truncation opening (which keeps x + 2^(k-2) non-negative) to its
+/// share of x + r.
+pub(crate) fn add_truncation_shift<R: Ring>(masked: &mut [R], p0: bool) {
+    if p0 {
+        let shift = R::ONE.shl(R::BITS - 2);
+        for v in masked {
+            *v = v.wrapping_add(&shift);
+        }
+    }
 }
 
 /// The public part of x >> f read off a truncation opening c: c >> f - 2^(k-2-f). With
