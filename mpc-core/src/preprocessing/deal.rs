@@ -399,8 +399,16 @@ pub(crate) struct Parts<R: Ring> {
 }
 
 fn uniform<R: Ring>(prg: &mut Prg, n: usize) -> Shares<R> {
-    let mut s = Shares::zeros(n);
-    ring::fill_uniform(prg, &mut s);
+    // Drawn a block at a time and appended: zeroing the buffer first would cost a pass over
+    // memory (the stream is the same however it is cut).
+    let mut s = Shares::with_capacity(n);
+    let mut block = [R::ZERO; 512];
+    while s.len() < n {
+        let k = (n - s.len()).min(block.len());
+        ring::fill_uniform(prg, &mut block[..k]);
+        s.extend_from(&block[..k]);
+    }
+    zeroize::Zeroize::zeroize(&mut block);
     s
 }
 
@@ -422,14 +430,14 @@ fn shaped<R: Ring>(role: Role, request: &Request, mut part: impl FnMut(usize, bo
     out
 }
 
-/// Draws `role`'s parts of `request` from its PRG. P0's correlated parts are left at zero, for
-/// the dealer's correction to fill.
+/// Draws `role`'s parts of `request` from its PRG. P0's correlated parts are left empty, for
+/// the dealer's correction to fill ([`apply_correction`]).
 pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Prg) -> Parts<R> {
     shaped(
         role,
         request,
         |len, correlated| {
-            if correlated && role == Role::P0 { Shares::zeros(len) } else { uniform(prg, len) }
+            if correlated && role == Role::P0 { Shares::default() } else { uniform(prg, len) }
         },
     )
 }
@@ -439,16 +447,20 @@ pub(crate) fn zeros<R: Ring>(role: Role, request: &Request) -> Parts<R> {
     shaped(role, request, |len, _| Shares::zeros(len))
 }
 
-/// Fills P0's correlated parts from a flat correction vector.
-pub(crate) fn apply_correction<R: Ring>(parts: &mut Parts<R>, correction: &[R]) -> Result<(), Error> {
-    let total: usize = parts.correlated.iter().map(|p| p.len()).sum();
-    if correction.len() != total {
+/// Fills P0's correlated parts of `request` from a flat correction vector.
+pub(crate) fn apply_correction<R: Ring>(
+    parts: &mut Parts<R>,
+    request: &Request,
+    correction: &[R],
+) -> Result<(), Error> {
+    let layout = request.layout::<R>();
+    let total: usize = layout.correlated.iter().map(|(len, _)| len).sum();
+    if correction.len() != total || parts.correlated.len() != layout.correlated.len() {
         return Err(Error::MaterialMismatch);
     }
     let mut offset = 0;
-    for part in parts.correlated.iter_mut() {
-        let len = part.len();
-        part.copy_from_slice(&correction[offset..offset + len]);
+    for (part, (len, _)) in parts.correlated.iter_mut().zip(&layout.correlated) {
+        *part = Shares::from_vec(correction[offset..offset + len].to_vec());
         offset += len;
     }
     Ok(())
@@ -767,8 +779,12 @@ impl<R: Ring> DealerState<R> {
             }
         }
         // P0's correlated share = the secret, less (or XOR) P1's share.
-        for ((mine, theirs), (_, sharing)) in p0.correlated.iter_mut().zip(p1.correlated.iter()).zip(&layout.correlated)
+        for ((mine, theirs), (len, sharing)) in
+            p0.correlated.iter_mut().zip(p1.correlated.iter()).zip(&layout.correlated)
         {
+            if mine.len() != *len || theirs.len() != *len {
+                return Err(Error::MaterialMismatch);
+            }
             sharing.remove(mine, theirs);
         }
         Ok(p0)

@@ -225,7 +225,7 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
                 let mut offset = 0;
                 for (p, r) in parts.iter_mut().zip(requests) {
                     let len = r.correction_len::<R>();
-                    deal::apply_correction(p, &correction[offset..offset + len])?;
+                    deal::apply_correction(p, r, &correction[offset..offset + len])?;
                     offset += len;
                 }
             }
