@@ -62,6 +62,7 @@ impl core::fmt::Debug for PackedRhs {
         }
         #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
         {
+            let _ = f;
             match self._never {}
         }
     }

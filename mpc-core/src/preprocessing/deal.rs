@@ -12,8 +12,8 @@ use heapless::Vec as Parts2;
 use super::{MaskId, Material, Request};
 use crate::error::Error;
 use crate::gemm::{RightOperand, Width};
-use crate::ring::{self, Ring};
-use crate::share::{Prg, Seed, Shares, streams};
+use crate::ring::Ring;
+use crate::share::{Expander, Seed, Shares, streams};
 use crate::transport::Role;
 
 /// The default bound on the ring elements of one part of one request, 2^28 (2 GiB of u64):
@@ -398,14 +398,14 @@ pub(crate) struct Parts<R: Ring> {
     pub correlated: Parts2<Shares<R>, MAX_PARTS>,
 }
 
-fn uniform<R: Ring>(prg: &mut Prg, n: usize) -> Shares<R> {
+fn uniform<R: Ring>(prg: &mut Expander, n: usize) -> Shares<R> {
     // Drawn a block at a time and appended: zeroing the buffer first would cost a pass over
     // memory (the stream is the same however it is cut).
     let mut s = Shares::with_capacity(n);
     let mut block = [R::ZERO; 512];
     while s.len() < n {
         let k = (n - s.len()).min(block.len());
-        ring::fill_uniform(prg, &mut block[..k]);
+        prg.fill(&mut block[..k]);
         s.extend_from(&block[..k]);
     }
     zeroize::Zeroize::zeroize(&mut block);
@@ -432,7 +432,7 @@ fn shaped<R: Ring>(role: Role, request: &Request, mut part: impl FnMut(usize, bo
 
 /// Draws `role`'s parts of `request` from its PRG. P0's correlated parts are left empty, for
 /// the dealer's correction to fill ([`apply_correction`]).
-pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Prg) -> Parts<R> {
+pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Expander) -> Parts<R> {
     shaped(
         role,
         request,
@@ -578,13 +578,13 @@ impl RequestKeys {
     }
 
     /// The generator of the next request's material (advances the request index).
-    pub fn prg(&mut self, request: &Request) -> Prg {
+    pub fn prg(&mut self, request: &Request) -> Expander {
         let mut words = [0u64; 2 + HEADER_LEN / 8];
         words[0] = streams::MATERIAL;
         words[1] = self.next;
         words[2..].copy_from_slice(&request.words());
         self.next += 1;
-        self.seed.derive(&words).prg(streams::DEALER)
+        self.seed.derive(&words).expander(streams::DEALER)
     }
 }
 
