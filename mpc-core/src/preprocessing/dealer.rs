@@ -108,19 +108,30 @@ impl<R: Ring> Dealer<R> {
             let count = usize::try_from(count).ok().filter(|&c| c <= MAX_BATCH).ok_or(Error::TooLarge)?;
             let mut headers = vec![0u8; count * HEADER_LEN];
             transport.recv(PartyId::P0, &mut headers).map_err(Error::transport)?;
-            let mut correction: Vec<R> = Vec::new();
-            for header in headers.chunks_exact(HEADER_LEN) {
-                let request = Request::decode::<R>(header, self.max_request_elements)?;
-                if correction
-                    .len()
-                    .saturating_add(request.correction_len::<R>())
-                    .saturating_add(self.state.mask_elements())
-                    > self.max_held_elements
-                {
+            let requests = headers
+                .chunks_exact(HEADER_LEN)
+                .map(|header| Request::decode::<R>(header, self.max_request_elements))
+                .collect::<Result<Vec<_>, _>>()?;
+            // The batch's correction is bounded before anything is made, and made in one buffer
+            // of its final size (a growing one would leave copies of it behind, unwiped).
+            let total = requests.iter().fold(0usize, |sum, r| sum.saturating_add(r.correction_len::<R>()));
+            if total.saturating_add(self.state.mask_elements()) > self.max_held_elements {
+                return Err(Error::TooLarge);
+            }
+            let mut correction: Vec<R> = Vec::with_capacity(total);
+            for request in &requests {
+                // Masks made by this batch count too.
+                if total.saturating_add(self.state.mask_elements()) > self.max_held_elements {
                     crate::share::wipe(&mut correction);
                     return Err(Error::TooLarge);
                 }
-                let parts = self.state.deal(&request)?;
+                let parts = match self.state.deal(request) {
+                    Ok(parts) => parts,
+                    Err(e) => {
+                        crate::share::wipe(&mut correction);
+                        return Err(e);
+                    }
+                };
                 for part in parts.correlated.iter() {
                     correction.extend_from_slice(part);
                 }
