@@ -804,6 +804,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                     *b = w.wrapping_sub(b);
                 }
                 wire::send(&mut self.transport, peer, &[&mask])?;
+                // B is gone from the buffer: F is what P1 holds, a masked value with no secret
+                // of P0's that W (which P0 keeps) does not already give; dropped unwiped.
+                drop(mask.into_vec());
                 RightOperand::from_slice(k, n, w, Width::Narrowest)
             }
             (Role::P1, None) => {
