@@ -348,8 +348,9 @@ struct PackedLhs {
 }
 
 /// Packed A buffers up to this size are kept by their thread for the next product: a fresh
-/// allocation per product costs page faults on every line.
-const KEPT_LHS_BYTES: usize = 16 << 20;
+/// allocation per product costs page faults on every line (the largest of a BERT query at 128
+/// tokens is the embedding lookup's, 128 x 30522 values: 31 MB).
+const KEPT_LHS_BYTES: usize = 64 << 20;
 
 std::thread_local! {
     /// The buffer of this thread's last packed A (zeroed), for the next.

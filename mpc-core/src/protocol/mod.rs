@@ -768,10 +768,19 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         if x.len() != m * w.k {
             return Err(Error::ShapeMismatch);
         }
-        let triple = self.material(|p| p.matmul_triple(m, w.k, w.n, w.mask))?;
-        let e: Vec<R> = x.iter().zip(triple.a.iter()).map(|(x, a)| x.wrapping_sub(a)).collect();
-        let e = self.open(&e)?;
-        Ok(self.combine(&e, &triple.a, triple.c, triple.absorbed, w, m))
+        let mut triple = self.material(|p| p.matmul_triple(m, w.k, w.n, w.mask))?;
+        if triple.a.len() != x.len() {
+            return Err(Error::MaterialMismatch);
+        }
+        // E = X - A is opened; made over A when the offline phase absorbed A · F (A is not
+        // needed again), else beside it.
+        let mut mine = if triple.absorbed { core::mem::take(&mut triple.a) } else { triple.a.clone() };
+        for (e, x) in mine.iter_mut().zip(x) {
+            *e = x.wrapping_sub(e);
+        }
+        let e = self.open_owned(mine)?;
+        let c = core::mem::take(&mut triple.c);
+        Ok(self.combine(&e, &triple.a, c, triple.absorbed, w, m))
     }
 
     /// Z = C + E · (B + [P0] F) + A · F, the share of X · W given E = X - A and F = W - B.
@@ -944,11 +953,13 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let rehearsing = self.preprocessing.rehearsing();
         match self.role {
             Role::P0 => {
-                let mut masked = Shares::zeros(m * w.k);
-                wire::recv(&mut self.transport, peer, &mut masked)?;
+                // P1's masked rows (public to P0) arrive in the kept buffer: at BERT's vocabulary
+                // they are 31 MB a query at 128 tokens, whose fresh pages cost more than the GEMM.
+                let masked = self.receive(m * w.k)?;
                 if !rehearsing {
-                    w.held.gemm_acc(m, &masked, &mut z);
+                    w.held.gemm_acc(m, &masked[..m * w.k], &mut z);
                 }
+                self.received = masked;
             }
             Role::P1 => {
                 let one_hot_minus = |mut masked: Shares<R>| {

@@ -132,13 +132,24 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
     let params = Params::random(config, bench.seed);
     let toks = tokens(config, bench.seq, bench.seed);
     let mask = vec![1.0; bench.seq];
+    let perf = |msg: &str| {
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/tmp/ctl") {
+            use std::io::Write;
+            let _ = f.write_all(msg.as_bytes());
+        }
+    };
+    let hook = || perf("enable\n");
     let job = PrivateJob {
+        online_hook: if std::env::var("PERF_CTL").is_ok() { Some(&hook) } else { None },
         weights: bench.weights,
         truncation: bench.truncation,
         layers: bench.layers,
         ..PrivateJob::new(config, &params, &toks, bench.preset)
     };
     let run = run_private(job)?;
+    if std::env::var("PERF_CTL").is_ok() {
+        perf("disable\n");
+    }
 
     // Plaintext: the same model in f32 (timed), and in f64 (the accuracy reference).
     let mut fast = Plain::<f32>::new();
