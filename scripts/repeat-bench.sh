@@ -4,12 +4,26 @@
 # and the peak resident memory, with the CPU model. A failed run counts (and is printed).
 #   scripts/repeat-bench.sh N [bench arguments...]
 #   scripts/repeat-bench.sh 20 --config bert-base --seq 128 --preset quad+2quad --weights owner
+# WARM_MEMORY=1 first writes to every page of the free memory once: on a VM whose host takes
+# back untouched guest memory, a page's first touch can cost ~20 µs (measured here: the
+# shared-weight run's online time swung 1.15-1.75 s on it), which is the host's, not the program's.
 set -euo pipefail
 runs=$1
 shift
 bin=${MPCFORMER:-target/release/mpcformer}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+if [ "${WARM_MEMORY:-0}" = 1 ]; then
+  python3 - <<'PY'
+import re
+free = int(re.search(r"MemFree:\s+(\d+)", open("/proc/meminfo").read()).group(1)) * 1024
+n = max(0, free - (2 << 30))
+block = bytearray(n)
+for i in range(0, n, 4096):
+    block[i] = 1
+print(f"warmed {n / 2**30:.1f} GiB", flush=True)
+PY
+fi
 for i in $(seq "$runs"); do
   if ! "$bin" bench "$@" --json >>"$out"; then
     echo "run $i failed" >&2

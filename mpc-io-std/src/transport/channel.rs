@@ -45,21 +45,29 @@ struct Link {
     spare: Receiver<Vec<u8>>,
     /// Where the peer's buffers go back once read.
     give_back: Sender<Vec<u8>>,
-    /// Spare buffers taken off `spare`, at most [`SPARE_BUFFERS`].
+    /// Spare buffers taken off `spare`: at most [`SPARE_BUFFERS`] of them, of at most
+    /// [`SPARE_BYTES`] together.
     pool: Vec<Vec<u8>>,
 }
 
-/// Spare buffers a link keeps (the largest ones).
+/// Spare buffers a link keeps.
 const SPARE_BUFFERS: usize = 8;
+
+/// Bytes of spare buffers a link keeps (a BERT query's largest message at 128 tokens is 31 MB).
+const SPARE_BYTES: usize = 64 << 20;
 
 impl Link {
     /// A buffer holding `msg`: the smallest spare one it fits in, else the largest (grown).
     fn buffer_for(&mut self, msg: &[u8]) -> Vec<u8> {
         self.pool.extend(self.spare.try_iter());
-        if self.pool.len() > SPARE_BUFFERS {
-            self.pool.sort_by_key(|b| core::cmp::Reverse(b.capacity()));
-            self.pool.truncate(SPARE_BUFFERS);
-        }
+        // The largest buffers that fit the bounds stay.
+        self.pool.sort_by_key(|b| core::cmp::Reverse(b.capacity()));
+        let mut bytes = 0;
+        self.pool.retain(|b| {
+            bytes += b.capacity();
+            bytes <= SPARE_BYTES
+        });
+        self.pool.truncate(SPARE_BUFFERS);
         let fitting = (0..self.pool.len())
             .filter(|&i| self.pool[i].capacity() >= msg.len())
             .min_by_key(|&i| self.pool[i].capacity());
@@ -215,7 +223,8 @@ mod tests {
         let mut buf = [0u8; 3];
         b.recv(PartyId::P0, &mut buf).unwrap();
         assert_eq!(&buf, b"xyz");
-        assert!(a.links[&PartyId::P1].pool.len() <= SPARE_BUFFERS);
+        let pool = &a.links[&PartyId::P1].pool;
+        assert!(pool.len() <= SPARE_BUFFERS && pool.iter().map(Vec::capacity).sum::<usize>() <= SPARE_BYTES);
     }
 
     #[test]
