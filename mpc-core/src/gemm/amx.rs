@@ -367,14 +367,32 @@ impl Drop for PackedLhs {
     }
 }
 
+/// Grows this thread's kept buffer to the packing of an m × k left operand (written with
+/// zeros, as the buffer is kept), when that is within [`KEPT_LHS_BYTES`].
+pub(crate) fn warm_lhs(m: usize, k: usize) {
+    let lines = 8 * PackedLhs::plane(m, k) / 64;
+    if lines * 64 <= KEPT_LHS_BYTES {
+        let mut kept = LHS_BUFFER.take();
+        if kept.len() < lines {
+            kept.resize(lines, Line::default());
+        }
+        LHS_BUFFER.set(kept);
+    }
+}
+
 /// Bytes of one tile.
 const TILE_SIZE: usize = TILE_ROWS * TILE_BYTES;
 
 impl PackedLhs {
+    /// Bytes of one limb's plane for an m × k operand.
+    fn plane(m: usize, k: usize) -> usize {
+        m.next_multiple_of(BLOCK) / TILE_ROWS * k.div_ceil(TILE_K) * TILE_SIZE
+    }
+
     fn new(m: usize, k: usize, a: &[u64]) -> PackedLhs {
         let row_blocks = m.next_multiple_of(BLOCK) / TILE_ROWS;
         let k_tiles = k.div_ceil(TILE_K);
-        let plane = row_blocks * k_tiles * TILE_SIZE;
+        let plane = Self::plane(m, k);
         // The kept buffer is all zeros (zeroed when its last packing was dropped).
         let mut lines = LHS_BUFFER.take();
         lines.resize(8 * plane / 64, Line::default());

@@ -787,6 +787,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     fn combine(&self, e: &[R], a: &[R], c: Shares<R>, absorbed: bool, w: &PreparedMatrix<R>, m: usize) -> Shares<R> {
         let mut z = c;
         if self.preprocessing.rehearsing() {
+            w.b_eff.warm_for(m);
             return z;
         }
         w.b_eff.gemm_acc(m, e, &mut z);
@@ -867,7 +868,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             Role::P0 => {
                 let mut received = self.receive(m * w.k + m * w.n)?;
                 let (masked, theirs) = received[..m * w.k + m * w.n].split_at_mut(m * w.k);
-                if !self.preprocessing.rehearsing() {
+                if self.preprocessing.rehearsing() {
+                    w.held.warm_for(m);
+                } else {
                     owned_product_at_p0(masked, x, m, w, &mut z);
                 }
                 ring::add_assign(&mut z, theirs);
@@ -956,7 +959,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 // P1's masked rows (public to P0) arrive in the kept buffer: at BERT's vocabulary
                 // they are 31 MB a query at 128 tokens, whose fresh pages cost more than the GEMM.
                 let masked = self.receive(m * w.k)?;
-                if !rehearsing {
+                if rehearsing {
+                    w.held.warm_for(m);
+                } else {
                     w.held.gemm_acc(m, &masked[..m * w.k], &mut z);
                 }
                 self.received = masked;
