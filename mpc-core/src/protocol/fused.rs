@@ -198,35 +198,23 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             let (x_mask, x_trunc, y_mask, y_trunc) = (&mat.x_mask, &mat.x_trunc, &mat.y_mask, &mat.y_trunc);
             let cross = &mut mat.cross;
             let (sx, sy) = (it.x_shift, it.y_shift);
+            // One loop per pair of operand kinds, chosen once per item.
+            macro_rules! specialised {
+                ($xs:literal, $ys:literal) => {
+                    products::<R, $xs, $ys>(
+                        it,
+                        Opened::new(cx, sx, x_mask, x_trunc),
+                        Opened::new(cy, sy, y_mask, y_trunc),
+                        cross,
+                        p0,
+                    )
+                };
+            }
             out.push(match (sx > 0, sy > 0) {
-                (false, false) => products(
-                    it,
-                    Opened::<_, false>::new(cx, sx, x_mask, x_trunc),
-                    Opened::<_, false>::new(cy, sy, y_mask, y_trunc),
-                    cross,
-                    p0,
-                ),
-                (false, true) => products(
-                    it,
-                    Opened::<_, false>::new(cx, sx, x_mask, x_trunc),
-                    Opened::<_, true>::new(cy, sy, y_mask, y_trunc),
-                    cross,
-                    p0,
-                ),
-                (true, false) => products(
-                    it,
-                    Opened::<_, true>::new(cx, sx, x_mask, x_trunc),
-                    Opened::<_, false>::new(cy, sy, y_mask, y_trunc),
-                    cross,
-                    p0,
-                ),
-                (true, true) => products(
-                    it,
-                    Opened::<_, true>::new(cx, sx, x_mask, x_trunc),
-                    Opened::<_, true>::new(cy, sy, y_mask, y_trunc),
-                    cross,
-                    p0,
-                ),
+                (false, false) => specialised!(false, false),
+                (false, true) => specialised!(false, true),
+                (true, false) => specialised!(true, false),
+                (true, true) => specialised!(true, true),
             });
         }
         Ok(out)
