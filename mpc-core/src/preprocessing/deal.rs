@@ -447,21 +447,22 @@ pub(crate) fn zeros<R: Ring>(role: Role, request: &Request) -> Parts<R> {
     shaped(role, request, |len, _| Shares::zeros(len))
 }
 
-/// Fills P0's correlated parts of `request` from a flat correction vector.
-pub(crate) fn apply_correction<R: Ring>(
+/// Fills P0's correlated parts of `request` with the dealer's correction, each non-empty part
+/// received by `recv` straight into its own buffer.
+pub(crate) fn receive_correction<R: Ring>(
     parts: &mut Parts<R>,
     request: &Request,
-    correction: &[R],
+    mut recv: impl FnMut(&mut [R]) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let layout = request.layout::<R>();
-    let total: usize = layout.correlated.iter().map(|(len, _)| len).sum();
-    if correction.len() != total || parts.correlated.len() != layout.correlated.len() {
+    if parts.correlated.len() != layout.correlated.len() {
         return Err(Error::MaterialMismatch);
     }
-    let mut offset = 0;
     for (part, (len, _)) in parts.correlated.iter_mut().zip(&layout.correlated) {
-        *part = Shares::from_vec(correction[offset..offset + len].to_vec());
-        offset += len;
+        *part = Shares::zeros(*len);
+        if *len > 0 {
+            recv(part)?;
+        }
     }
     Ok(())
 }

@@ -44,7 +44,7 @@ pub struct Dealer<R: Ring> {
 }
 
 /// The default bound on what one session makes the dealer hold at once, in ring elements: the
-/// weight masks of the loaded models plus one batch's correction. 2^29 (4 GiB of u64) holds
+/// weight masks of the loaded models plus one request's correction. 2^29 (4 GiB of u64) holds
 /// BERT-large's masks in the shared-weight mode with room for its largest batch.
 pub const DEFAULT_MAX_HELD_ELEMENTS: usize = 1 << 29;
 
@@ -67,7 +67,7 @@ impl<R: Ring> Dealer<R> {
         }
     }
 
-    /// Bounds what the session makes the dealer hold at once: its weight masks plus one batch's
+    /// Bounds what the session makes the dealer hold at once: its weight masks plus one request's
     /// correction, in ring elements (default [`DEFAULT_MAX_HELD_ELEMENTS`]). A session past it
     /// ends in [`Error::TooLarge`]; a dealer serving many sessions bounds each this way.
     pub fn with_max_held_elements(mut self, max: usize) -> Self {
@@ -112,38 +112,21 @@ impl<R: Ring> Dealer<R> {
                 .chunks_exact(HEADER_LEN)
                 .map(|header| Request::decode::<R>(header, self.max_request_elements))
                 .collect::<Result<Vec<_>, _>>()?;
-            // The batch's correction is bounded before anything is made, and made in one buffer
-            // of its final size (a growing one would leave copies of it behind, unwiped).
-            let total = requests.iter().fold(0usize, |sum, r| sum.saturating_add(r.correction_len::<R>()));
-            if total.saturating_add(self.state.mask_elements()) > self.max_held_elements {
-                return Err(Error::TooLarge);
-            }
-            let mut correction: Vec<R> = Vec::with_capacity(total);
+            // Each request's correction goes out part by part as it is made (P0 receives each
+            // part in its own buffer): the dealer holds one request's parts at a time.
             for request in &requests {
-                // Masks made by this batch count too.
-                if total.saturating_add(self.state.mask_elements()) > self.max_held_elements {
-                    crate::share::wipe(&mut correction);
+                if request.correction_len::<R>().saturating_add(self.state.mask_elements()) > self.max_held_elements {
                     return Err(Error::TooLarge);
                 }
-                let parts = match self.state.deal(request) {
-                    Ok(parts) => parts,
-                    Err(e) => {
-                        crate::share::wipe(&mut correction);
-                        return Err(e);
-                    }
-                };
-                for part in parts.correlated.iter() {
-                    correction.extend_from_slice(part);
+                let parts = self.state.deal(request)?;
+                for part in parts.correlated.iter().filter(|p| !p.is_empty()) {
+                    wire::send(transport, PartyId::P0, &[part])?;
+                    stats.correction_elements += part.len() as u64;
                 }
                 stats.requests += 1;
                 stats.peak_mask_elements = stats.peak_mask_elements.max(self.state.mask_elements() as u64);
             }
-            if !correction.is_empty() {
-                wire::send(transport, PartyId::P0, &[&correction])?;
-            }
             stats.batches += 1;
-            stats.correction_elements += correction.len() as u64;
-            crate::share::wipe(&mut correction);
         }
     }
 }
@@ -229,16 +212,9 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
         }
         let mut parts: Vec<_> = requests.iter().map(|r| deal::draw::<R>(self.role, r, &mut self.keys.prg(r))).collect();
         if self.role == Role::P0 {
-            let total: usize = requests.iter().map(|r| r.correction_len::<R>()).sum();
-            if total > 0 {
-                let mut correction = crate::share::Shares::<R>::zeros(total);
-                wire::recv(&mut self.transport, PartyId::Dealer, &mut correction)?;
-                let mut offset = 0;
-                for (p, r) in parts.iter_mut().zip(requests) {
-                    let len = r.correction_len::<R>();
-                    deal::apply_correction(p, r, &correction[offset..offset + len])?;
-                    offset += len;
-                }
+            // The dealer's correction, one message per non-empty part, in request order.
+            for (p, r) in parts.iter_mut().zip(requests) {
+                deal::receive_correction(p, r, |part| wire::recv(&mut self.transport, PartyId::Dealer, part))?;
             }
         }
         Ok(parts
