@@ -19,7 +19,6 @@
 
 use std::arch::asm;
 use std::sync::OnceLock;
-
 use std::vec::Vec;
 
 use zeroize::Zeroizing;

@@ -431,7 +431,7 @@ fn shaped<R: Ring>(role: Role, request: &Request, mut part: impl FnMut(usize, bo
 }
 
 /// Draws `role`'s parts of `request` from its PRG. P0's correlated parts are left empty, for
-/// the dealer's correction to fill ([`apply_correction`]).
+/// the dealer's correction to fill ([`receive_correction`]).
 pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Expander) -> Parts<R> {
     shaped(
         role,

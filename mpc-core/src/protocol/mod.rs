@@ -912,11 +912,14 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let mut z = core::mem::take(&mut triple.c);
         match self.role {
             Role::P0 => {
-                let mut masked = Shares::zeros(m * w.k);
-                wire::recv(&mut self.transport, peer, &mut masked)?;
-                if !self.preprocessing.rehearsing() {
-                    owned_product_at_p0(&mut masked, x, m, w, &mut z);
+                // As in `matmul_owned`: P1's masked input (public to P0) into the kept buffer.
+                let mut received = self.receive(m * w.k)?;
+                if self.preprocessing.rehearsing() {
+                    w.held.warm_for(m);
+                } else {
+                    owned_product_at_p0(&mut received[..m * w.k], x, m, w, &mut z);
                 }
+                self.received = received;
             }
             Role::P1 => {
                 // Sent first: P0's GEMM then runs beside P1's (which needs A only if not absorbed).
