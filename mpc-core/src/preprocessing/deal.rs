@@ -5,8 +5,6 @@
 //! and *correlated parts* (c = a⊙b; r²; r >> f and msb(r); C = A·B). P1 draws its correlated
 //! parts from its PRG too; P0's are the correction the dealer computes and sends to P0 alone.
 
-use alloc::vec::Vec;
-
 use heapless::Vec as Parts2;
 
 use super::{MaskId, Material, Request};
@@ -68,39 +66,34 @@ fn parts(lens: &[(usize, Sharing)]) -> Parts2<(usize, Sharing), MAX_PARTS> {
 }
 
 impl Sharing {
-    /// Combines two shares into the secret.
-    fn combine<R: Ring>(self, x: &[R], y: &[R]) -> Shares<R> {
-        Shares::from_vec(
-            x.iter()
-                .zip(y)
-                .map(|(&a, &b)| match self {
-                    Additive => a.wrapping_add(&b),
-                    Xor => a ^ b,
-                    Owned(_) => unreachable!("owned parts are not combined elementwise"),
-                })
-                .collect(),
-        )
-    }
-
-    /// The secret behind two parties' parts.
-    fn secret<R: Ring>(self, p0: &[R], p1: &[R]) -> Shares<R> {
+    /// Turns P1's share `theirs` of a random part into the part's secret, in place, given P0's
+    /// share `mine` (empty where P1 owns the part; the whole part where P0 does).
+    fn secret_into<R: Ring>(self, theirs: &mut Shares<R>, mine: &[R]) {
         match self {
-            Owned(Role::P0) => Shares::from_vec(p0.to_vec()),
-            Owned(Role::P1) => Shares::from_vec(p1.to_vec()),
-            _ => self.combine(p0, p1),
+            Additive => crate::ring::add_assign(theirs, mine),
+            Xor => xor_assign(theirs, mine),
+            Owned(Role::P0) => theirs.extend_from(mine),
+            Owned(Role::P1) => {}
         }
     }
+}
 
-    /// Turns `secret` into P0's share, given P1's.
-    fn remove<R: Ring>(self, secret: &mut [R], theirs: &[R]) {
-        for (s, t) in secret.iter_mut().zip(theirs) {
-            *s = match self {
-                Additive => s.wrapping_sub(t),
-                Xor => *s ^ *t,
-                Owned(_) => unreachable!("correlated parts are shared"),
-            };
-        }
+/// Elementwise `acc[i] ^= x[i]`.
+fn xor_assign<R: Ring>(acc: &mut [R], x: &[R]) {
+    for (a, x) in acc.iter_mut().zip(x) {
+        *a = *a ^ *x;
     }
+}
+
+/// Turns P1's share of an additive correlated part into P0's, in place: the secret, given
+/// element by element, less P1's share. The secret must have the part's length.
+fn correct<R: Ring>(share: &mut [R], secret: impl IntoIterator<Item = R>) -> Result<(), Error> {
+    let mut written = 0;
+    for (s, v) in share.iter_mut().zip(secret) {
+        *s = v.wrapping_sub(s);
+        written += 1;
+    }
+    if written == share.len() { Ok(()) } else { Err(Error::MaterialMismatch) }
 }
 
 /// Ring words holding `bits` packed bits.
@@ -683,35 +676,37 @@ impl<R: Ring> DealerState<R> {
         let layout = request.layout::<R>();
         let [keys0, keys1] = &mut self.keys;
         let mut p0 = draw::<R>(Role::P0, request, &mut keys0.prg(request));
-        let p1 = draw::<R>(Role::P1, request, &mut keys1.prg(request));
-        let secret: Parts2<Shares<R>, MAX_PARTS> = p0
-            .random
-            .iter()
-            .zip(p1.random.iter())
-            .zip(&layout.random)
-            .map(|((x, y), (_, sharing))| sharing.secret(x, y))
-            .collect();
+        // P1's parts are the dealer's working buffers (P1 draws its own; these are never sent):
+        // each random part becomes the part's secret, each correlated part P0's share of it.
+        let Parts { random: mut secret, correlated: mut corr } = draw::<R>(Role::P1, request, &mut keys1.prg(request));
+        for ((part, mine), (_, sharing)) in secret.iter_mut().zip(p0.random.iter()).zip(&layout.random) {
+            sharing.secret_into(part, mine);
+        }
         match *request {
-            Request::Beaver { .. } => {
-                let c: Vec<R> = secret[0].iter().zip(secret[1].iter()).map(|(a, b)| a.wrapping_mul(b)).collect();
-                p0.correlated[0] = Shares::from_vec(c);
+            Request::Beaver { .. } | Request::Broadcast { .. } => {
+                let (a, b) = (&secret[0], &secret[1]);
+                let broadcast = match *request {
+                    Request::Broadcast { len, per_row, .. } => (len, Some(per_row)),
+                    _ => (0, None),
+                };
+                let products =
+                    a.iter().enumerate().map(|(i, x)| x.wrapping_mul(&b[broadcast_index(broadcast.0, broadcast.1, i)]));
+                correct(&mut corr[0], products)?;
             }
-            Request::Square { .. } => {
-                p0.correlated[0] = Shares::from_vec(secret[0].iter().map(|r| r.wrapping_mul(r)).collect());
-            }
+            Request::Square { .. } => correct(&mut corr[0], secret[0].iter().map(|r| r.wrapping_mul(r)))?,
             Request::Trunc { frac_bits, .. } => {
-                p0.correlated[0] = Shares::from_vec(secret[0].iter().map(|r| r.shr_logical(frac_bits)).collect());
-                p0.correlated[1] = Shares::from_vec(secret[0].iter().map(|r| r.msb()).collect());
+                correct(&mut corr[0], secret[0].iter().map(|r| r.shr_logical(frac_bits)))?;
+                correct(&mut corr[1], secret[0].iter().map(|r| r.msb()))?;
             }
             Request::TruncSquare { frac_bits, .. } => {
                 let hi = |r: &R| r.shr_logical(frac_bits);
-                p0.correlated[0] = Shares::from_vec(secret[0].iter().map(hi).collect());
-                p0.correlated[1] = Shares::from_vec(secret[0].iter().map(|r| r.msb()).collect());
-                p0.correlated[2] = Shares::from_vec(secret[0].iter().map(|r| hi(r).wrapping_mul(&hi(r))).collect());
-                p0.correlated[3] = Shares::from_vec(secret[0].iter().map(|r| r.msb().wrapping_mul(&hi(r))).collect());
+                let r = &secret[0];
+                correct(&mut corr[0], r.iter().map(hi))?;
+                correct(&mut corr[1], r.iter().map(|r| r.msb()))?;
+                correct(&mut corr[2], r.iter().map(|r| hi(r).wrapping_mul(&hi(r))))?;
+                correct(&mut corr[3], r.iter().map(|r| r.msb().wrapping_mul(&hi(r))))?;
             }
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => {
-                let mut secret = secret;
                 let b = secret.pop().expect("mask part");
                 let id = self.next_mask.assign(request);
                 self.mask_elements += b.len();
@@ -722,85 +717,72 @@ impl<R: Ring> DealerState<R> {
             }
             Request::MatmulTriple { m, n, mask, .. } | Request::OwnedTriple { m, n, mask, .. } => {
                 let b = &self.masks.get(&mask).ok_or(Error::MaterialMismatch)?.3;
-                let mut c = Shares::zeros(m * n);
-                b.gemm_acc(m, &secret[0], &mut c);
-                p0.correlated[0] = c;
-            }
-            Request::Broadcast { len, per_row, .. } => {
-                let (a, b) = (&secret[0], &secret[1]);
-                let c = a
-                    .iter()
-                    .enumerate()
-                    .map(|(i, x)| x.wrapping_mul(&b[broadcast_index(len, Some(per_row), i)]))
-                    .collect();
-                p0.correlated[0] = Shares::from_vec(c);
+                // P0's share A·B - (P1's share): negated, then the product accumulated onto it.
+                let c = &mut corr[0];
+                if c.len() != m * n {
+                    return Err(Error::MaterialMismatch);
+                }
+                for v in c.iter_mut() {
+                    *v = v.wrapping_neg();
+                }
+                b.gemm_acc(m, &secret[0], c);
             }
             Request::And { .. } => {
-                p0.correlated[0] =
-                    Shares::from_vec(secret[0].iter().zip(secret[1].iter()).map(|(&a, &b)| a & b).collect());
+                let (a, b) = (&secret[0], &secret[1]);
+                for ((c, x), y) in corr[0].iter_mut().zip(a.iter()).zip(b.iter()) {
+                    *c = *c ^ (*x & *y);
+                }
             }
-            Request::Ltz { n } => {
-                let (tables, r_high, b2a) = ltz_correlations(n, &secret[0], &secret[1]);
-                p0.correlated[0] = tables;
-                p0.correlated[1] = r_high;
-                p0.correlated[2] = b2a;
-            }
+            Request::Ltz { .. } => ltz_correct(&secret[0], &secret[1], &mut corr)?,
             Request::Below { n, bounds, times } => {
                 let r = &secret[0];
-                p0.correlated[0] = below_tables(r);
+                below_tables_into(r, &mut corr[0]);
                 let m = n * bounds;
                 let bit = |words: &Shares<R>, i: usize| crate::protocol::compare::get_bit(words, i);
                 let (u1, u2, u3) = (&secret[1], &secret[2], &secret[3]);
-                let us: [Shares<R>; 4] = [
-                    Shares::from_vec((0..m).map(|i| bit(u1, i)).collect()),
-                    Shares::from_vec((0..m).map(|i| bit(u2, i)).collect()),
-                    Shares::from_vec((0..m).map(|i| bit(u3, i)).collect()),
-                    Shares::from_vec((0..m).map(|i| bit(u2, i) & bit(u3, i)).collect()),
-                ];
-                if let Some(s) = times {
-                    let hi: Vec<R> = r.iter().map(|v| v.shr_logical(s)).collect();
-                    let msb: Vec<R> = r.iter().map(|v| v.msb()).collect();
-                    p0.correlated[5] = Shares::from_vec(hi.iter().chain(&msb).copied().collect());
-                    let mut cross = Vec::with_capacity(8 * m);
-                    for u in &us {
-                        cross.extend((0..m).map(|q| u[q].wrapping_mul(&msb[q % n])));
-                        cross.extend((0..m).map(|q| u[q].wrapping_mul(&hi[q % n])));
-                    }
-                    p0.correlated[6] = Shares::from_vec(cross);
+                let u = |which: usize, q: usize| match which {
+                    0 => bit(u1, q),
+                    1 => bit(u2, q),
+                    2 => bit(u3, q),
+                    _ => bit(u2, q) & bit(u3, q),
+                };
+                for which in 0..4 {
+                    correct(&mut corr[1 + which], (0..m).map(|q| u(which, q)))?;
                 }
-                for (slot, u) in p0.correlated[1..5].iter_mut().zip(us) {
-                    *slot = u;
+                if let Some(s) = times {
+                    let hi = |i: usize| r[i].shr_logical(s);
+                    let msb = |i: usize| r[i].msb();
+                    correct(&mut corr[5], (0..n).map(hi).chain((0..n).map(msb)))?;
+                    let cross = (0..4).flat_map(|which| {
+                        let by_msb = (0..m).map(move |q| u(which, q).wrapping_mul(&msb(q % n)));
+                        let by_hi = (0..m).map(move |q| u(which, q).wrapping_mul(&hi(q % n)));
+                        by_msb.chain(by_hi)
+                    });
+                    correct(&mut corr[6], cross)?;
                 }
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
-                let parts = fused_correlations((rows, len, broadcast), (&secret[0], x_shift), (&secret[1], y_shift));
-                for (slot, part) in p0.correlated.iter_mut().zip(parts) {
-                    *slot = part;
-                }
+                fused_correct((rows, len, broadcast), (&secret[0], x_shift), (&secret[1], y_shift), &mut corr)?;
             }
         }
-        // P0's correlated share = the secret, less (or XOR) P1's share.
-        for ((mine, theirs), (len, sharing)) in
-            p0.correlated.iter_mut().zip(p1.correlated.iter()).zip(&layout.correlated)
-        {
-            if mine.len() != *len || theirs.len() != *len {
+        for (part, (len, _)) in corr.iter().zip(&layout.correlated) {
+            if part.len() != *len {
                 return Err(Error::MaterialMismatch);
             }
-            sharing.remove(mine, theirs);
         }
+        p0.correlated = corr;
         Ok(p0)
     }
 }
 
-/// Each value's digit tables for [`Request::Below`] from its mask r (see
-/// [`BelowMaterial`](super::BelowMaterial)): per digit of r mod 2^(k-2), 256 bits of
-/// `[v < digit]` (`[v > digit]` in the upper half of the digits when bit k-2 of r is set; XORed
-/// with that bit in the lower half's top digit), then 256 bits of `[v == digit]`.
-fn below_tables<R: Ring>(r: &[R]) -> Shares<R> {
+/// XORs each value's digit tables for [`Request::Below`] from its mask r (see
+/// [`BelowMaterial`](super::BelowMaterial)) into `tables`: per digit of r mod 2^(k-2), 256 bits
+/// of `[v < digit]` (`[v > digit]` in the upper half of the digits when bit k-2 of r is set;
+/// XORed with that bit in the lower half's top digit), then 256 bits of `[v == digit]`.
+fn below_tables_into<R: Ring>(r: &[R], tables: &mut [R]) {
     let words = below_table_words::<R>();
     let digits = below_digits::<R>();
     let low_mask = (1u64 << (R::BITS - 2)) - 1;
-    let mut tables = Shares::zeros(r.len() * words);
     for (value, table) in r.iter().zip(tables.chunks_exact_mut(words)) {
         let flip = value.shr_logical(R::BITS - 2) & R::ONE == R::ONE;
         let low = value.to_u64() & low_mask;
@@ -822,47 +804,61 @@ fn below_tables<R: Ring>(r: &[R]) -> Shares<R> {
             }
         }
     }
-    tables
 }
 
-/// The correlated parts of a [`Request::Fused`] from the masks of x and y (see
-/// [`FusedMaterial`](super::FusedMaterial)), in the layout's order.
-fn fused_correlations<R: Ring>(shape: (usize, usize, Option<bool>), x: (&[R], u32), y: (&[R], u32)) -> Vec<Shares<R>> {
+/// P0's correlated parts of a [`Request::Fused`] (see [`FusedMaterial`](super::FusedMaterial)),
+/// in the layout's order, from the masks of x and y, over P1's shares in `corr`: each truncated
+/// operand's r >> s and msb(r), then the cross products.
+fn fused_correct<R: Ring>(
+    shape: (usize, usize, Option<bool>),
+    (x, xs): (&[R], u32),
+    (y, ys): (&[R], u32),
+    corr: &mut [Shares<R>],
+) -> Result<(), Error> {
     let (_, len, broadcast) = shape;
-    let y_index = |i: usize| broadcast_index(len, broadcast, i);
-    let hi = |r: &[R], s: u32| -> Shares<R> { Shares::from_vec(r.iter().map(|v| v.shr_logical(s)).collect()) };
-    let msb = |r: &[R]| -> Shares<R> { Shares::from_vec(r.iter().map(|v| v.msb()).collect()) };
-    let cross = |a: &[R], b: &[R]| -> Shares<R> {
-        Shares::from_vec(a.iter().enumerate().map(|(i, v)| v.wrapping_mul(&b[y_index(i)])).collect())
-    };
-    // Each truncated operand's r >> s and msb(r); an untruncated one has none.
-    let truncated = |(r, s): (&[R], u32)| (s > 0).then(|| (hi(r, s), msb(r)));
-    let (xt, yt) = (truncated(x), truncated(y));
-    let cross_terms = match (&xt, &yt) {
-        (None, None) => alloc::vec![cross(x.0, y.0)],
-        (None, Some((y_hi, y_msb))) => alloc::vec![cross(x.0, y_msb), cross(x.0, y_hi)],
-        (Some((x_hi, x_msb)), None) => alloc::vec![cross(x_msb, y.0), cross(x_hi, y.0)],
-        (Some((x_hi, x_msb)), Some((y_hi, y_msb))) => {
-            alloc::vec![cross(x_msb, y_hi), cross(x_hi, y_msb), cross(x_hi, y_hi)]
+    let j = |i: usize| broadcast_index(len, broadcast, i);
+    let mut parts = corr.iter_mut();
+    let mut next = || parts.next().ok_or(Error::MaterialMismatch);
+    for (r, s) in [(x, xs), (y, ys)] {
+        if s > 0 {
+            correct(next()?, r.iter().map(|v| v.shr_logical(s)))?;
+            correct(next()?, r.iter().map(|v| v.msb()))?;
         }
-    };
-    let mut out: Vec<Shares<R>> = [xt, yt].into_iter().flatten().flat_map(|(h, m)| [h, m]).collect();
-    out.extend(cross_terms);
-    out
+    }
+    let hi = |v: &R, s: u32| v.shr_logical(s);
+    let xi = x.iter().enumerate();
+    match (xs > 0, ys > 0) {
+        (false, false) => correct(next()?, xi.map(|(i, a)| a.wrapping_mul(&y[j(i)])))?,
+        (false, true) => {
+            correct(next()?, xi.clone().map(|(i, a)| a.wrapping_mul(&y[j(i)].msb())))?;
+            correct(next()?, xi.map(|(i, a)| a.wrapping_mul(&hi(&y[j(i)], ys))))?;
+        }
+        (true, false) => {
+            correct(next()?, xi.clone().map(|(i, a)| a.msb().wrapping_mul(&y[j(i)])))?;
+            correct(next()?, xi.map(|(i, a)| hi(a, xs).wrapping_mul(&y[j(i)])))?;
+        }
+        (true, true) => {
+            correct(next()?, xi.clone().map(|(i, a)| a.msb().wrapping_mul(&hi(&y[j(i)], ys))))?;
+            correct(next()?, xi.clone().map(|(i, a)| hi(a, xs).wrapping_mul(&y[j(i)].msb())))?;
+            correct(next()?, xi.map(|(i, a)| hi(a, xs).wrapping_mul(&hi(&y[j(i)], ys))))?;
+        }
+    }
+    Ok(())
 }
 
-/// The secrets of a comparison's correlated parts, from its mask r (n elements) and its packed
-/// B2A mask bits: each element's digit tables of r mod 2^(k-2), the packed bits k-2 of r, and
-/// the B2A bits as ring elements 0/1.
-fn ltz_correlations<R: Ring>(n: usize, r: &[R], b2a_bits: &[R]) -> (Shares<R>, Shares<R>, Shares<R>) {
+/// P0's correlated parts of a comparison, over P1's shares in `corr`, from its mask r and its
+/// packed B2A mask bits: each element's digit tables of r mod 2^(k-2) and the packed bits k-2
+/// of r (XOR-shared), and the B2A bits as ring elements 0/1 (additive).
+fn ltz_correct<R: Ring>(r: &[R], b2a_bits: &[R], corr: &mut [Shares<R>]) -> Result<(), Error> {
     let table_words = ltz_table_words::<R>();
     let bits = R::BITS as usize;
     let low_mask = (1u64 << (R::BITS - 2)) - 1;
-    let mut tables = Shares::zeros(n * table_words);
-    let mut r_high = Shares::zeros(words_for_bits::<R>(n));
-    let mut b2a = Shares::zeros(n);
-    for i in 0..n {
-        let low = r[i].to_u64() & low_mask;
+    let [tables, r_high, b2a] = corr else { return Err(Error::MaterialMismatch) };
+    if tables.len() != r.len() * table_words || r_high.len() * bits < r.len() {
+        return Err(Error::MaterialMismatch);
+    }
+    for (i, value) in r.iter().enumerate() {
+        let low = value.to_u64() & low_mask;
         for d in 0..ltz_digits::<R>() {
             let digit = (low >> (DIGIT_BITS * d as u32)) & 0xF;
             let entry = ((1u64 << digit) - 1) | (1u64 << (16 + digit));
@@ -870,9 +866,8 @@ fn ltz_correlations<R: Ring>(n: usize, r: &[R], b2a_bits: &[R]) -> (Shares<R>, S
             let word = &mut tables[i * table_words + bit / bits];
             *word = *word ^ R::from_u64(entry << (bit % bits));
         }
-        let high = r[i].shr_logical(R::BITS - 2) & R::ONE;
+        let high = value.shr_logical(R::BITS - 2) & R::ONE;
         r_high[i / bits] = r_high[i / bits] ^ high.shl((i % bits) as u32);
-        b2a[i] = b2a_bits[i / bits].shr_logical((i % bits) as u32) & R::ONE;
     }
-    (tables, r_high, b2a)
+    correct(b2a, (0..r.len()).map(|i| b2a_bits[i / bits].shr_logical((i % bits) as u32) & R::ONE))
 }
