@@ -126,30 +126,39 @@ fn tokens(config: &BertConfig, seq: usize, seed: u64) -> Vec<u32> {
     (0..seq as u64).map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % config.vocab_size as u64) as u32).collect()
 }
 
-/// Runs the benchmark.
+/// The environment variable naming a `perf` control FIFO (see [`run`]).
+pub const PERF_CONTROL_VAR: &str = "MPCFORMER_PERF_CONTROL";
+
+/// Runs the benchmark. With [`PERF_CONTROL_VAR`] naming the FIFO of `perf record -D -1
+/// --control fifo:PATH`, only the online phase is profiled: `enable` is written to it as the
+/// online phase starts, `disable` after the private run.
 pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
     let config = &bench.config;
     let params = Params::random(config, bench.seed);
     let toks = tokens(config, bench.seq, bench.seed);
     let mask = vec![1.0; bench.seq];
+    // Profiling the online phase alone: with `MPCFORMER_PERF_CONTROL` naming a `perf record
+    // --control fifo:...` FIFO, perf is switched on as the online phase starts (the on-demand
+    // material within it included) and off after the private run.
+    let control = std::env::var_os(PERF_CONTROL_VAR);
     let perf = |msg: &str| {
-        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/tmp/ctl") {
+        if let Some(path) = &control
+            && let Ok(mut fifo) = std::fs::OpenOptions::new().write(true).open(path)
+        {
             use std::io::Write;
-            let _ = f.write_all(msg.as_bytes());
+            let _ = fifo.write_all(msg.as_bytes());
         }
     };
-    let hook = || perf("enable\n");
+    let switch_on = || perf("enable\n");
     let job = PrivateJob {
-        online_hook: if std::env::var("PERF_CTL").is_ok() { Some(&hook) } else { None },
+        online_hook: control.as_ref().map(|_| &switch_on as &(dyn Fn() + Sync)),
         weights: bench.weights,
         truncation: bench.truncation,
         layers: bench.layers,
         ..PrivateJob::new(config, &params, &toks, bench.preset)
     };
     let run = run_private(job)?;
-    if std::env::var("PERF_CTL").is_ok() {
-        perf("disable\n");
-    }
+    perf("disable\n");
 
     // Plaintext: the same model in f32 (timed), and in f64 (the accuracy reference).
     let mut fast = Plain::<f32>::new();
