@@ -341,6 +341,45 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Squares whose one opening serves the truncation and both factors: exactly the square of
+    /// a within-1-ulp truncation (the same one for both factors), truncated or not, with every
+    /// party's bytes those of one opening of x; beside a product in the same round.
+    #[test]
+    fn fused_squares_are_squares_of_the_truncation(
+        seed: u64,
+        n in 1usize..60,
+        shift in prop_oneof![Just(0u32), 1u32..33],
+        scale in 4u32..62,
+    ) {
+        use mpc_core::protocol::FusedOperands;
+        // Keep the square of the shifted operand below 2^61.
+        let bits = scale.min(30 + shift);
+        let x: Vec<i64> = reals(seed, n, 1.0).iter().map(|r| (r * (1u64 << bits) as f64) as i64).collect();
+        let xr: Vec<u64> = x.iter().map(|&v| v as u64).collect();
+        let run = threaded(seed, Truncation::Dealer, |party, role| {
+            let xs = party.input(Role::P0, (role == Role::P0).then_some(&xr[..]), n)?;
+            party.open(&[0])?; // end the input's flight
+            let before = party.transport().stats();
+            let items = [FusedOperands::square(&xs, shift), FusedOperands::elementwise(&xs, shift, &xs, shift.checked_sub(1).unwrap_or(1))];
+            assert!(items[0].is_square() && !items[1].is_square());
+            let z = party.mul_fused(&items)?;
+            let cost = party.transport().stats().since(&before);
+            Ok((party.open(&z[0])?, cost))
+        });
+        let (got, cost) = &run.p0.output;
+        prop_assert_eq!(got, &run.p1.output.0);
+        prop_assert_eq!(cost.rounds, 1);
+        prop_assert_eq!(cost.bytes_sent, 8 * (n + 2 * n) as u64);
+        for (i, got) in got.iter().enumerate() {
+            let squares: Vec<u64> = truncations(x[i], shift).iter().map(|&t| t.wrapping_mul(t) as u64).collect();
+            prop_assert!(squares.contains(got), "x = {}: got {}", x[i], *got as i64);
+        }
+    }
+}
+
 #[test]
 fn fused_products_take_one_round_and_refuse_bad_shapes() {
     use mpc_core::protocol::FusedOperands;

@@ -170,7 +170,7 @@ pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let mut y_bits = wide;
     for _ in 0..7 {
         let shift = y_bits - high;
-        y = b.mul_shifted(&[Fused::elementwise(&y, shift, &y, shift)])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+        y = b.mul_shifted(&[Fused::square(&y, shift)])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
         y_bits = 2 * high;
     }
     b.reduce(&y, y_bits - f)
@@ -214,7 +214,7 @@ fn reciprocal_high<B: Backend + ?Sized>(
         let (rs, ps) = (r_bits - high, p_bits - high);
         let mut items = alloc::vec![Fused::elementwise(&r, rs, &power, ps)];
         if level + 1 < RECIPROCAL_FACTORS {
-            items.push(Fused::elementwise(&power, ps, &power, ps));
+            items.push(Fused::square(&power, ps));
         }
         let mut products = b.mul_shifted(&items)?.into_iter();
         let r_power = products.next().ok_or(mpc_core::Error::ShapeMismatch)?;

@@ -38,6 +38,7 @@ const TAG_BROADCAST: u64 = 10;
 const TAG_TRUNC_SQUARE: u64 = 11;
 const TAG_BELOW: u64 = 12;
 const TAG_FUSED: u64 = 13;
+const TAG_FUSED_SQUARE: u64 = 14;
 
 /// At most this many random and this many correlated parts per material.
 pub(crate) const MAX_PARTS: usize = 8;
@@ -172,7 +173,8 @@ impl Request {
             | Request::Square { n }
             | Request::Trunc { n, .. }
             | Request::TruncSquare { n, .. }
-            | Request::Ltz { n } => n == 0,
+            | Request::Ltz { n }
+            | Request::FusedSquare { n, .. } => n == 0,
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => k == 0 || n == 0,
             Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => m == 0 || k == 0 || n == 0,
             Request::And { words } => words == 0,
@@ -221,6 +223,9 @@ impl Request {
                     && x_shift.saturating_add(2) < R::BITS
                     && y_shift.saturating_add(2) < R::BITS
                     && x_shift.saturating_add(y_shift) <= R::BITS
+            }
+            Request::FusedSquare { n, shift } => {
+                ok(Some(n)) && shift.saturating_add(2) < R::BITS && shift.saturating_mul(2) <= R::BITS
             }
         };
         if fits { Ok(()) } else { Err(Error::TooLarge) }
@@ -297,6 +302,10 @@ impl Request {
                 }
                 Layout { random: parts(&[(nx, Additive), (ny, Additive)]), correlated }
             }
+            Request::FusedSquare { n, shift } => {
+                let correlated = if shift > 0 { parts(&[(n, Additive); 4]) } else { parts(&[(n, Additive)]) };
+                Layout { random: parts(&[(n, Additive)]), correlated }
+            }
         }
     }
 
@@ -322,6 +331,7 @@ impl Request {
                 };
                 [TAG_FUSED, rows as u64, len as u64, mode, u64::from(x_shift) | (u64::from(y_shift) << 32)]
             }
+            Request::FusedSquare { n, shift } => [TAG_FUSED_SQUARE, n as u64, u64::from(shift), 0, 0],
             Request::Broadcast { rows, len, per_row } => [TAG_BROADCAST, rows as u64, len as u64, per_row as u64, 0],
             Request::OwnedMask { k, n } => [TAG_OWNED_MASK, k as u64, n as u64, 0, 0],
             Request::OwnedTriple { m, k, n, mask } => [TAG_OWNED_TRIPLE, m as u64, k as u64, n as u64, mask],
@@ -373,6 +383,9 @@ impl Request {
                 x_shift: w[4] as u32,
                 y_shift: (w[4] >> 32) as u32,
             },
+            TAG_FUSED_SQUARE if unused_zero(&w[3..]) => {
+                Request::FusedSquare { n: size(w[1])?, shift: u32::try_from(w[2]).map_err(|_| Error::TooLarge)? }
+            }
             TAG_BROADCAST if w[3] <= 1 && w[4] == 0 => {
                 Request::Broadcast { rows: size(w[1])?, len: size(w[2])?, per_row: w[3] == 1 }
             }
@@ -551,6 +564,16 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
                 }
             };
             let (x_trunc, y_trunc) = (trunc(x_shift), trunc(y_shift));
+            Material::Fused(super::FusedMaterial { x_mask, y_mask, x_trunc, y_trunc, cross: correlated.collect() })
+        }
+        Request::FusedSquare { shift, .. } => {
+            let x_mask = next(&mut random);
+            let x_trunc = if shift > 0 {
+                [next(&mut correlated), next(&mut correlated)]
+            } else {
+                [Shares::zeros(0), Shares::zeros(0)]
+            };
+            let (y_mask, y_trunc) = (Shares::zeros(0), [Shares::zeros(0), Shares::zeros(0)]);
             Material::Fused(super::FusedMaterial { x_mask, y_mask, x_trunc, y_trunc, cross: correlated.collect() })
         }
     }
@@ -763,6 +786,18 @@ impl<R: Ring> DealerState<R> {
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
                 fused_correct((rows, len, broadcast), (&secret[0], x_shift), (&secret[1], y_shift), &mut corr)?;
+            }
+            Request::FusedSquare { shift, .. } => {
+                let r = &secret[0];
+                if shift == 0 {
+                    correct(&mut corr[0], r.iter().map(|a| a.wrapping_mul(a)))?;
+                } else {
+                    let hi = |v: &R| v.shr_logical(shift);
+                    correct(&mut corr[0], r.iter().map(hi))?;
+                    correct(&mut corr[1], r.iter().map(|v| v.msb()))?;
+                    correct(&mut corr[2], r.iter().map(|v| v.msb().wrapping_mul(&hi(v))))?;
+                    correct(&mut corr[3], r.iter().map(|v| hi(v).wrapping_mul(&hi(v))))?;
+                }
             }
         }
         for (part, (len, _)) in corr.iter().zip(&layout.correlated) {

@@ -144,6 +144,15 @@ pub enum Request {
         /// Bits y is shifted right by before the product (0: not truncated).
         y_shift: u32,
     },
+    /// Material for squares (x >> shift)² whose one opening serves the truncation and the
+    /// square (see [`FusedMaterial`]): half the opening and about half the material of a
+    /// [`Request::Fused`] product of x with itself.
+    FusedSquare {
+        /// Elements of x.
+        n: usize,
+        /// Bits x is shifted right by before the square (0: not truncated).
+        shift: u32,
+    },
 }
 
 /// One party's shares of `n` Beaver triples.
@@ -301,11 +310,14 @@ pub struct BelowMaterial<R: Ring> {
 /// of the cross products: a·b, a·msb(r), a·(r >> s), and for two truncated operands
 /// msb(r)·(r' >> s'), (r >> s)·msb(r') and (r >> s)·(r' >> s') (the msb·msb term carries the
 /// factor 2^(2k - s - s'), which vanishes for s + s' <= k).
+///
+/// A square ([`Request::FusedSquare`]) has one operand: y's masks are empty, and its cross
+/// products are a·a, or msb(r)·(r >> s) and (r >> s)² for a truncated x.
 #[derive(Clone, Debug)]
 pub struct FusedMaterial<R: Ring> {
     /// Shares of x's masks (a, or r when x is truncated).
     pub x_mask: Shares<R>,
-    /// Shares of y's masks.
+    /// Shares of y's masks (empty for a square).
     pub y_mask: Shares<R>,
     /// When x is truncated: shares of r >> s and msb(r); else empty.
     pub x_trunc: [Shares<R>; 2],
@@ -514,9 +526,10 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
             _ => Err(Error::MaterialMismatch),
         }
     }
-    /// Material for one fused product (see [`Request::Fused`]).
+    /// Material for one fused product or square (see [`Request::Fused`],
+    /// [`Request::FusedSquare`]).
     fn fused(&mut self, request: Request) -> Result<FusedMaterial<R>, Error> {
-        if !matches!(request, Request::Fused { .. }) {
+        if !matches!(request, Request::Fused { .. } | Request::FusedSquare { .. }) {
             return Err(Error::MaterialMismatch);
         }
         match self.material(&request)? {

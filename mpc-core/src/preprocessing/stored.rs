@@ -55,7 +55,9 @@ fn parts_of<R: Ring>(material: &Material<R>) -> (Vec<&[R]>, Vec<&[R]>, MaskId, b
         Material::Fused(f) => {
             let truncs = f.x_trunc.iter().chain(&f.y_trunc).filter(|t| !t.is_empty());
             let correlated = truncs.chain(&f.cross).map(|t| &t[..]).collect();
-            (alloc::vec![&f.x_mask[..], &f.y_mask[..]], correlated, 0, false)
+            // A square has no y (its layout no second random part).
+            let random = core::iter::once(&f.x_mask).chain((!f.y_mask.is_empty()).then_some(&f.y_mask));
+            (random.map(|m| &m[..]).collect(), correlated, 0, false)
         }
     }
 }

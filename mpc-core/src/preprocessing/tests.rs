@@ -132,6 +132,8 @@ fn request_headers_round_trip() {
         Request::Below { n: 3, bounds: 2, times: Some(0) },
         Request::Fused { rows: 128, len: 768, broadcast: Some(true), x_shift: 0, y_shift: 40 },
         Request::Fused { rows: 1, len: 9, broadcast: None, x_shift: 28, y_shift: 24 },
+        Request::FusedSquare { n: 7, shift: 32 },
+        Request::FusedSquare { n: 1, shift: 0 },
     ] {
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Ok(r));
     }
@@ -153,6 +155,7 @@ fn zero_sized_requests_are_refused_by_every_provider() {
         Request::Below { n: 0, bounds: 3, times: None },
         Request::Below { n: 3, bounds: 0, times: Some(4) },
         Request::Fused { rows: 0, len: 3, broadcast: None, x_shift: 4, y_shift: 0 },
+        Request::FusedSquare { n: 0, shift: 4 },
     ];
     let zero_sized = Some(Error::Malformed("zero-sized request"));
     for r in empty {
@@ -452,6 +455,8 @@ fn every_request() -> Vec<Request> {
         Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 7, y_shift: 9 },
         Request::Fused { rows: 2, len: 3, broadcast: Some(false), x_shift: 3, y_shift: 0 },
         Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 0, y_shift: 0 },
+        Request::FusedSquare { n: 5, shift: 0 },
+        Request::FusedSquare { n: 5, shift: 20 },
     ]
 }
 
@@ -587,6 +592,11 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
     // (u32::MAX, ...) was a fuzzer's find: the bound check itself overflowed.
     for (x_shift, y_shift) in [(62, 0), (0, 63), (40, 30), (u32::MAX, 0x8eff_ffff), (1, u32::MAX)] {
         let r = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift, y_shift };
+        assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
+    }
+    // A square's msb·msb term vanishes only for 2s <= k.
+    for shift in [33, 62, u32::MAX] {
+        let r = Request::FusedSquare { n: 2, shift };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
     for times in [62, u32::MAX - 1] {

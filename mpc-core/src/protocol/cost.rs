@@ -166,8 +166,11 @@ pub fn below<R: Ring>(m: &mut CommModel, n: usize, bounds: usize) {
     m.exchange::<R>(3 * words);
 }
 
-/// Fused products ([`Party::mul_fused`](super::Party::mul_fused)) opening x and y of the given
-/// lengths: one exchange of their sum.
+/// Fused products ([`Party::mul_fused`](super::Party::mul_fused)) opening `opened` elements in
+/// all (x and y of each product, x alone for a square: [`FusedOperands::opened_len`]): one
+/// exchange.
+///
+/// [`FusedOperands::opened_len`]: super::FusedOperands::opened_len
 pub fn fused<R: Ring>(m: &mut CommModel, opened: usize) {
     m.exchange::<R>(opened);
 }

@@ -41,8 +41,28 @@ impl<'a, R> FusedOperands<'a, R> {
         Self { x, x_shift, y, y_shift, rows: 1, len: x.len(), broadcast: None }
     }
 
+    /// The square of x shifted by `shift` bits: one opening serves the truncation and both
+    /// factors ([`Request::FusedSquare`]).
+    pub fn square(x: &'a [R], shift: u32) -> Self {
+        Self::elementwise(x, shift, x, shift)
+    }
+
+    /// Whether this item squares one operand: y is x itself (the same slice) at the same shift,
+    /// elementwise. Such an item opens x once.
+    pub fn is_square(&self) -> bool {
+        core::ptr::eq(self.x, self.y) && self.x_shift == self.y_shift && self.broadcast.is_none()
+    }
+
+    /// Ring elements this item opens (each party sends as many).
+    pub fn opened_len(&self) -> usize {
+        if self.is_square() { self.x.len() } else { self.x.len() + self.y_len() }
+    }
+
     /// The request for this product's material.
     pub fn request(&self) -> Request {
+        if self.is_square() {
+            return Request::FusedSquare { n: self.x.len(), shift: self.x_shift };
+        }
         Request::Fused {
             rows: self.rows,
             len: self.len,
@@ -131,9 +151,35 @@ fn products<R: Ring, const XS: bool, const YS: bool>(
     z
 }
 
-/// Cross products a fused item's material holds: a·b; or a·msb, a·hi; or those and hi·hi'.
-fn cross_products(x_shift: u32, y_shift: u32) -> usize {
-    1 + usize::from(x_shift > 0 || y_shift > 0) + usize::from(x_shift > 0 && y_shift > 0)
+/// This party's shares of a square ([`FusedOperands::is_square`]), written over its first cross
+/// product: x = p + L for the public p and the linear form L, so x² = p² + 2p·L + L², where L²
+/// is the dealer's a² for an untruncated x, and (r >> s)² - 2w·msb(r)·(r >> s) for a
+/// truncated one (w² vanishes in the ring for 2s <= k).
+fn square_products<R: Ring, const SHIFTED: bool>(
+    x: Opened<'_, R, SHIFTED>,
+    cross: &mut [Shares<R>],
+    p0: bool,
+) -> Shares<R> {
+    let twice = |v: R| v.wrapping_add(&v);
+    let (first, rest) = cross.split_first_mut().expect("at least one cross product");
+    let mut z = core::mem::take(first);
+    for i in 0..z.len() {
+        let quadratic = if SHIFTED { rest[0][i].wrapping_sub(&twice(x.wrap(i).wrapping_mul(&z[i]))) } else { z[i] };
+        let p = x.public(i);
+        let share = quadratic.wrapping_add(&twice(p.wrapping_mul(&x.linear(i))));
+        z[i] = if p0 { share.wrapping_add(&p.wrapping_mul(&p)) } else { share };
+    }
+    z
+}
+
+/// Cross products a fused item's material holds: a·b; or a·msb, a·hi; or those and hi·hi'. A
+/// square's: a·a; or msb·hi and hi·hi.
+fn cross_products(it: &FusedOperands<'_, impl Sized>) -> usize {
+    let (xt, yt) = (it.x_shift > 0, it.y_shift > 0);
+    if it.is_square() {
+        return 1 + usize::from(xt);
+    }
+    1 + usize::from(xt || yt) + usize::from(xt && yt)
 }
 
 /// This party's share of an operand's opening, appended to `openings`: x - a for an
@@ -170,34 +216,47 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             materials.push(self.material(|p| p.fused(it.request()))?);
         }
         let p0 = self.is_p0();
-        // Every opening in one buffer, opened in place: x's then y's of each item.
-        let total: usize = items.iter().map(|it| it.x.len() + it.y.len()).sum();
+        // Every opening in one buffer, opened in place: x's then y's of each item (a square's
+        // x alone).
+        let total: usize = items.iter().map(FusedOperands::opened_len).sum();
         let mut openings = Shares::with_capacity(total);
         for (it, mat) in items.iter().zip(&materials) {
             let trunc_ok =
                 |t: &[Shares<R>; 2], shift: u32, n: usize| shift == 0 || (t[0].len() == n && t[1].len() == n);
+            let square = it.is_square();
+            let ny = if square { 0 } else { it.y.len() };
             if mat.x_mask.len() != it.x.len()
-                || mat.y_mask.len() != it.y.len()
+                || mat.y_mask.len() != ny
                 || !trunc_ok(&mat.x_trunc, it.x_shift, it.x.len())
-                || !trunc_ok(&mat.y_trunc, it.y_shift, it.y.len())
-                || mat.cross.len() != cross_products(it.x_shift, it.y_shift)
+                || !trunc_ok(&mat.y_trunc, if square { 0 } else { it.y_shift }, ny)
+                || mat.cross.len() != cross_products(it)
                 || mat.cross.iter().any(|c| c.len() != it.x.len())
             {
                 return Err(Error::MaterialMismatch);
             }
             push_opening(&mut openings, it.x, it.x_shift, &mat.x_mask, p0);
-            push_opening(&mut openings, it.y, it.y_shift, &mat.y_mask, p0);
+            if !square {
+                push_opening(&mut openings, it.y, it.y_shift, &mat.y_mask, p0);
+            }
         }
         let opened = self.open_owned(openings)?;
         let mut out = Vec::with_capacity(items.len());
         let mut at = 0;
         for (it, mat) in items.iter().zip(&mut materials) {
             let (cx, rest) = opened[at..].split_at(it.x.len());
-            let cy = &rest[..it.y.len()];
-            at += it.x.len() + it.y.len();
+            at += it.opened_len();
             let (x_mask, x_trunc, y_mask, y_trunc) = (&mat.x_mask, &mat.x_trunc, &mat.y_mask, &mat.y_trunc);
             let cross = &mut mat.cross;
             let (sx, sy) = (it.x_shift, it.y_shift);
+            if it.is_square() {
+                out.push(if sx > 0 {
+                    square_products::<R, true>(Opened::new(cx, sx, x_mask, x_trunc), cross, p0)
+                } else {
+                    square_products::<R, false>(Opened::new(cx, sx, x_mask, x_trunc), cross, p0)
+                });
+                continue;
+            }
+            let cy = &rest[..it.y.len()];
             // One loop per pair of operand kinds, chosen once per item.
             macro_rules! specialised {
                 ($xs:literal, $ys:literal) => {
