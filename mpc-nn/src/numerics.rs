@@ -98,21 +98,58 @@ enum Asymptote {
     Identity,
 }
 
-/// Σ c_i u^i by Horner's rule for u at `frac` ≥ f + 8 bits (in [0, 1] where the result is
-/// used, so that rounding errors do not grow), and the bits of the result (2(f + 8)): each
-/// step is one product whose opening cuts both operands to f + 8 bits (one round per
-/// coefficient after the first).
-fn horner<B: Backend + ?Sized>(b: &mut B, u: &[B::Elem], frac: u32, coeffs: &[f64]) -> Result<(B::Vector, u32)> {
-    let high = b.frac_bits() + EXTRA_BITS;
-    let (&top, rest) = coeffs.split_last().ok_or(mpc_core::Error::ShapeMismatch)?;
-    let (mut p, mut p_bits) = (b.public(&alloc::vec![top; u.len()], high), high);
-    for &c in rest.iter().rev() {
-        let item = Fused::elementwise(&p, p_bits - high, u, frac - high);
-        let pu = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
-        p_bits = 2 * high;
-        p = b.add_scalar(&pu, c, p_bits);
+/// Σ c_i u^i for u = (x / `bound`)², `bound` ≤ 4, and the bits of the result: Estrin's scheme
+/// in v = (x/4)² (the c_i rescaled by (16/bound²)^i), three rounds after x²:
+///
+///   p = (c0 + c1 v) + v²·(c2 + c3 v) + v⁴·((c4 + c5 v) + v²·(c6 + c7 v)).
+///
+/// x² is left at 2f bits (one round), so that v is the same ring value read at 2f + 4 bits; the
+/// pairs c_i + c_(i+1)·v are local, at as many bits as their size leaves in the ring (up to
+/// 20 more than v's). Then v² (round 1); v⁴ and both v²·(pair) (round 2); v⁴·(pair + product)
+/// (round 3): each opening cuts its operands to f + 8 bits ([`Backend::mul_shifted`]), v and its
+/// powers in [0, 1] where the value is used. Horner's rule took a round per coefficient.
+fn even_polynomial<B: Backend + ?Sized>(
+    b: &mut B,
+    x: &[B::Elem],
+    bound: f64,
+    coeffs: &[f64; 8],
+) -> Result<(B::Vector, u32)> {
+    let shape = mpc_core::Error::ShapeMismatch;
+    if !(bound > 0.0 && bound <= 4.0) {
+        return Err(shape);
     }
-    Ok((p, p_bits))
+    let f = b.frac_bits();
+    let high = f + EXTRA_BITS;
+    let n = x.len();
+    let square = b.square(x, Product { a: f, b: f, out: 2 * f, pow2: 0 })?;
+    let (v, v_bits) = (b.extend(&square, 4, -4), 2 * f + 4);
+    let scale = 16.0 / (bound * bound);
+    let c: Vec<f64> = coeffs.iter().enumerate().map(|(i, c)| c * libm::pow(scale, i as f64)).collect();
+    // Each pair is below `size` for v in [0, 1]: its bits keep it below 2^61 in the ring.
+    let size = c.chunks(2).map(|p| libm::fabs(p[0]) + libm::fabs(p[1])).fold(1.0, f64::max);
+    let pair_bits = (v_bits + 20).min(61 - libm::ceil(libm::log2(size)) as u32);
+    let c_bits = pair_bits.checked_sub(v_bits).filter(|&bits| bits >= 8).ok_or(shape)?;
+    let pairs: Vec<B::Vector> = c
+        .chunks(2)
+        .map(|p| b.add_scalar(&b.mul_bits_public(&v, &alloc::vec![p[1]; n], c_bits), p[0], pair_bits))
+        .collect();
+    // The products come out at 2·high bits; sums are taken at the larger of the two precisions.
+    let (product_bits, sum_bits) = (2 * high, pair_bits.max(2 * high));
+    let at_sum = |b: &B, y: &[B::Elem], bits: u32| b.extend(y, sum_bits - bits, 0);
+    let v2 = b.mul_shifted(&[Fused::square(&v, v_bits - high)])?.pop().ok_or(shape)?;
+    let s = product_bits - high;
+    let [v4, low, high_pair]: [B::Vector; 3] = b
+        .mul_shifted(&[
+            Fused::square(&v2, s),
+            Fused::elementwise(&v2, s, &pairs[1], pair_bits - high),
+            Fused::elementwise(&v2, s, &pairs[3], pair_bits - high),
+        ])?
+        .try_into()
+        .map_err(|_| shape)?;
+    let upper = b.add(&at_sum(b, &pairs[2], pair_bits), &at_sum(b, &high_pair, product_bits));
+    let top = b.mul_shifted(&[Fused::elementwise(&v4, s, &upper, sum_bits - high)])?.pop().ok_or(shape)?;
+    let p = b.add(&at_sum(b, &pairs[0], pair_bits), &at_sum(b, &low, product_bits));
+    Ok((b.add(&p, &at_sum(b, &top, product_bits)), sum_bits))
 }
 
 /// `inside` (at `frac` ≥ f bits) on [-bound, bound], the asymptotes below and above, at f
@@ -136,18 +173,19 @@ fn saturate<B: Backend + ?Sized>(
     let in_range = b.sub(upper, lower);
     let is_above = b.add_scalar(&b.mul_int(upper, -1), 1.0, 0);
     let mut secret_pairs: Vec<Pair<'_, B::Elem>> = alloc::vec![(&in_range, inside)];
-    let mut constant = b.public(&alloc::vec![0.0; n], frac);
+    let mut constant = b.public(&alloc::vec![0.0; n], f);
     for (bit, asymptote) in [(lower, below), (&is_above[..], above)] {
         match asymptote {
             Asymptote::Identity => secret_pairs.push((bit, x)),
-            Asymptote::Const(c) => constant = b.add(&constant, &b.mul_bits_public(bit, &alloc::vec![c; n], frac)),
+            Asymptote::Const(c) => constant = b.add(&constant, &b.mul_bits_public(bit, &alloc::vec![c; n], f)),
         }
     }
     let products = b.mul_bits(&secret_pairs)?;
     let (kept, identities) = products.split_first().ok_or(mpc_core::Error::ShapeMismatch)?;
-    // The identity's products are at f bits: brought to `frac` (exact) before the sum.
-    let sum = identities.iter().fold(b.add(&constant, kept), |acc, p| b.add(&acc, &b.extend(p, frac - f, 0)));
-    b.reduce(&sum, frac - f)
+    // Only the kept value is brought to f bits: the asymptotes are there already, and a large x
+    // at `frac` bits would not fit the ring.
+    let kept = b.reduce(kept, frac - f)?;
+    Ok(identities.iter().fold(b.add(&constant, &kept), |acc, p| b.add(&acc, p)))
 }
 
 /// e^x, valid for x ≤ 0: clipped at -128, then (1 + t + t²/2)^128 with t = x/128 at f + 8 bits.
@@ -313,24 +351,10 @@ pub fn inv_sqrt<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vect
     b.reduce(&r, bits - f)
 }
 
-/// Bits of the public factor 1/bound² in [`scaled_square`].
-const SCALE_BITS: u32 = 20;
-
-/// u = (x / bound)², the argument of the even polynomials, and its bits: x² is left at 2f bits
-/// (one round, no truncation) and scaled by the public 1/bound² locally, at 2f + 20 bits (below
-/// 2^62 in the ring while |x| < 32·bound; beyond, the polynomial's value is discarded anyway).
-fn scaled_square<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], bound: f64) -> Result<(B::Vector, u32)> {
-    let f = b.frac_bits();
-    let square = b.square(x, Product { a: f, b: f, out: 2 * f, pow2: 0 })?;
-    let scale = alloc::vec![1.0 / (bound * bound); x.len()];
-    Ok((b.mul_bits_public(&square, &scale, SCALE_BITS), 2 * f + SCALE_BITS))
-}
-
 /// erf on all reals.
 pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let high = b.frac_bits() + EXTRA_BITS;
-    let (u, u_bits) = scaled_square(b, x, ERF_BOUND)?;
-    let (q, q_bits) = horner(b, &u, u_bits, &ERF_COEFFS)?;
+    let (q, q_bits) = even_polynomial(b, x, ERF_BOUND, &ERF_COEFFS)?;
     let inside = b.mul_shifted(&[Fused::elementwise(x, 0, &q, q_bits - high)])?.pop();
     let inside = inside.ok_or(mpc_core::Error::ShapeMismatch)?;
     let inside_bits = b.frac_bits() + high;
@@ -340,8 +364,7 @@ pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
 /// GeLU(x) = x·Φ(x) on all reals: x/2 + an even polynomial inside [-4, 4], relu outside.
 pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
-    let (u, u_bits) = scaled_square(b, x, GELU_BOUND)?;
-    let (h, h_bits) = horner(b, &u, u_bits, &GELU_COEFFS)?;
+    let (h, h_bits) = even_polynomial(b, x, GELU_BOUND, &GELU_COEFFS)?;
     // x/2 at the polynomial's bits: a shift.
     let half = b.extend(x, h_bits - f, -1);
     let inside = b.add(&half, &h);
