@@ -42,31 +42,6 @@ pub(crate) fn get_bit<R: Ring>(words: &[R], i: usize) -> R {
     words[i / bits].shr_logical((i % bits) as u32) & R::ONE
 }
 
-/// A comparison tree's leaves for `count` comparisons of `digits` digits each: `leaf(q, d)` is
-/// comparison q's pair of bits ([v < digit], [v == digit]) at digit d. A word of each node at a
-/// time, digit by digit, the word's bits gathered in registers and stored once (set a bit at a
-/// time, every comparison wrote a word of each of 2 × `digits` vectors).
-fn leaves<R: Ring>(count: usize, digits: usize, leaf: impl Fn(usize, usize) -> (R, R)) -> Vec<Node<R>> {
-    let bits = R::BITS as usize;
-    let words = words_for_bits::<R>(count);
-    let mut nodes: Vec<Node<R>> =
-        (0..digits).map(|_| Node { lt: Shares::zeros(words), eq: Shares::zeros(words) }).collect();
-    for w in 0..words {
-        let block = w * bits..count.min((w + 1) * bits);
-        for (d, node) in nodes.iter_mut().enumerate() {
-            let (mut lt, mut eq) = (R::ZERO, R::ZERO);
-            for (j, q) in block.clone().enumerate() {
-                let (l, e) = leaf(q, d);
-                lt = lt ^ l.shl(j as u32);
-                eq = eq ^ e.shl(j as u32);
-            }
-            node.lt[w] = lt;
-            node.eq[w] = eq;
-        }
-    }
-    nodes
-}
-
 fn xor_assign<R: Ring>(acc: &mut [R], x: &[R]) {
     for (a, x) in acc.iter_mut().zip(x) {
         *a = *a ^ *x;
@@ -116,15 +91,23 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let c = self.open_owned(masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), self.is_p0()))?;
 
         // Leaves: each digit's comparison, read locally from the dealer's tables.
+        let words = words_for_bits::<R>(n);
         let table_words = ltz_table_words::<R>();
         let bits = R::BITS as usize;
         let low_mask = (1u64 << (R::BITS - 2)) - 1;
-        let mut nodes = leaves(n, ltz_digits::<R>(), |i, d| {
-            let digit = ((c[i].to_u64() & low_mask) >> (DIGIT_BITS * d as u32)) & 0xF;
-            let at = d * 32;
-            let word = mat.tables[i * table_words + at / bits].shr_logical((at % bits) as u32 + digit as u32);
-            (word & R::ONE, word.shr_logical(16) & R::ONE)
-        });
+        let mut nodes: Vec<Node<R>> =
+            (0..ltz_digits::<R>()).map(|_| Node { lt: Shares::zeros(words), eq: Shares::zeros(words) }).collect();
+        for (i, ci) in c.iter().enumerate() {
+            let low = ci.to_u64() & low_mask;
+            for (d, node) in nodes.iter_mut().enumerate() {
+                let digit = ((low >> (DIGIT_BITS * d as u32)) & 0xF) as u32;
+                let at = d * 32;
+                let word = mat.tables[i * table_words + at / bits];
+                let offset = (at % bits) as u32;
+                set_bit(&mut node.lt, i, word.shr_logical(offset + digit) & R::ONE);
+                set_bit(&mut node.eq, i, word.shr_logical(offset + 16 + digit) & R::ONE);
+            }
+        }
 
         // Rounds 2-5: combine digit pairs until one node spans all digits (its eq is then not
         // needed).
@@ -202,20 +185,28 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 
         // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
         // of every comparison (c' = c - t), read from the value's tables.
+        let digits = below_digits::<R>();
         let words = words_for_bits::<R>(m);
         let table_words = below_table_words::<R>();
         let low_mask = (1u64 << (R::BITS - 2)) - 1;
-        let shifted = |q: usize| c[q % n].wrapping_sub(&bounds[q / n]);
+        let mut nodes: Vec<Node<R>> =
+            (0..digits).map(|_| Node { lt: Shares::zeros(words), eq: Shares::zeros(words) }).collect();
         let mut high_bits = Shares::<R>::zeros(words);
-        for q in 0..m {
-            set_bit(&mut high_bits, q, shifted(q).shr_logical(R::BITS - 2) & R::ONE);
+        for (j, bound) in bounds.iter().enumerate() {
+            for (i, ci) in c.iter().enumerate() {
+                let q = j * n + i;
+                let shifted = ci.wrapping_sub(bound);
+                set_bit(&mut high_bits, q, shifted.shr_logical(R::BITS - 2) & R::ONE);
+                let low = shifted.to_u64() & low_mask;
+                let table = &mat.tables[i * table_words..(i + 1) * table_words];
+                for (d, node) in nodes.iter_mut().enumerate() {
+                    let digit = ((low >> (BELOW_DIGIT_BITS * d as u32)) & 0xFF) as usize;
+                    let at = d * BELOW_TABLE_BITS + digit;
+                    set_bit(&mut node.lt, q, get_bit(table, at));
+                    set_bit(&mut node.eq, q, get_bit(table, at + 256));
+                }
+            }
         }
-        let mut nodes = leaves(m, below_digits::<R>(), |q, d| {
-            let digit = ((shifted(q).to_u64() & low_mask) >> (BELOW_DIGIT_BITS * d as u32)) & 0xFF;
-            let table = &mat.tables[(q % n) * table_words..][..table_words];
-            let at = d * BELOW_TABLE_BITS + digit as usize;
-            (get_bit(table, at), get_bit(table, at + 256))
-        });
         // Rounds 2-3: pairs of neighbouring nodes merge until two remain; the lowest node's eq
         // is never needed.
         while nodes.len() > 2 {
