@@ -154,13 +154,34 @@ pub(crate) const fn below_table_words<R: Ring>() -> usize {
     below_digits::<R>() * BELOW_TABLE_BITS / R::BITS as usize
 }
 
-/// The cross products a [`Request::Fused`] needs, by which operands are truncated.
-pub(crate) const fn fused_cross_parts(x_truncated: bool, y_truncated: bool) -> usize {
+/// The cross products a [`Request::Fused`] needs, by which operands are truncated (`None` for y:
+/// a [`Request::FusedSquare`], whose cross products are a·a, or msb·hi and hi·hi).
+pub(crate) const fn fused_cross_parts(x_truncated: bool, y_truncated: Option<bool>) -> usize {
     match (x_truncated, y_truncated) {
-        (false, false) => 1,
-        (true, true) => 3,
+        (false, None) | (false, Some(false)) => 1,
+        (true, Some(true)) => 3,
         _ => 2,
     }
+}
+
+/// The layout of a fused product of x (`nx` elements) with y (its length and shift), or of a
+/// fused square without y: the masks; each truncated operand's r >> s and msb(r); the cross
+/// products.
+fn fused_layout(nx: usize, x_shift: u32, y: Option<(usize, u32)>) -> Layout {
+    let mut random = parts(&[(nx, Additive)]);
+    let mut correlated = Parts2::new();
+    for (n, shift) in core::iter::once((nx, x_shift)).chain(y) {
+        if shift > 0 {
+            let _ = correlated.extend_from_slice(&[(n, Additive), (n, Additive)]);
+        }
+    }
+    if let Some((ny, _)) = y {
+        let _ = random.push((ny, Additive));
+    }
+    for _ in 0..fused_cross_parts(x_shift > 0, y.map(|(_, shift)| shift > 0)) {
+        let _ = correlated.push((nx, Additive));
+    }
+    Layout { random, correlated }
 }
 
 impl Request {
@@ -290,22 +311,9 @@ impl Request {
                 Layout { random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]), correlated }
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
-                let (nx, ny) = (rows * len, broadcast_len(rows, len, broadcast));
-                let mut correlated = Parts2::new();
-                for (shift, n) in [(x_shift, nx), (y_shift, ny)] {
-                    if shift > 0 {
-                        let _ = correlated.extend_from_slice(&[(n, Additive), (n, Additive)]);
-                    }
-                }
-                for _ in 0..fused_cross_parts(x_shift > 0, y_shift > 0) {
-                    let _ = correlated.push((nx, Additive));
-                }
-                Layout { random: parts(&[(nx, Additive), (ny, Additive)]), correlated }
+                fused_layout(rows * len, x_shift, Some((broadcast_len(rows, len, broadcast), y_shift)))
             }
-            Request::FusedSquare { n, shift } => {
-                let correlated = if shift > 0 { parts(&[(n, Additive); 4]) } else { parts(&[(n, Additive)]) };
-                Layout { random: parts(&[(n, Additive)]), correlated }
-            }
+            Request::FusedSquare { n, shift } => fused_layout(n, shift, None),
         }
     }
 
@@ -554,29 +562,25 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             value_trunc: if times.is_some() { next(&mut correlated) } else { Shares::zeros(0) },
             cross: if times.is_some() { next(&mut correlated) } else { Shares::zeros(0) },
         }),
-        Request::Fused { x_shift, y_shift, .. } => {
-            let (x_mask, y_mask) = (next(&mut random), next(&mut random));
-            let mut trunc = |shift: u32| {
-                if shift > 0 {
-                    [next(&mut correlated), next(&mut correlated)]
-                } else {
-                    [Shares::zeros(0), Shares::zeros(0)]
-                }
-            };
-            let (x_trunc, y_trunc) = (trunc(x_shift), trunc(y_shift));
-            Material::Fused(super::FusedMaterial { x_mask, y_mask, x_trunc, y_trunc, cross: correlated.collect() })
-        }
-        Request::FusedSquare { shift, .. } => {
-            let x_mask = next(&mut random);
-            let x_trunc = if shift > 0 {
-                [next(&mut correlated), next(&mut correlated)]
-            } else {
-                [Shares::zeros(0), Shares::zeros(0)]
-            };
-            let (y_mask, y_trunc) = (Shares::zeros(0), [Shares::zeros(0), Shares::zeros(0)]);
-            Material::Fused(super::FusedMaterial { x_mask, y_mask, x_trunc, y_trunc, cross: correlated.collect() })
-        }
+        Request::Fused { x_shift, y_shift, .. } => fused_material(x_shift, Some(y_shift), random, correlated),
+        Request::FusedSquare { shift, .. } => fused_material(shift, None, random, correlated),
     }
+}
+
+/// A fused product's material in the order of [`fused_layout`] (a square's y parts empty).
+fn fused_material<R: Ring>(
+    x_shift: u32,
+    y_shift: Option<u32>,
+    mut random: impl Iterator<Item = Shares<R>>,
+    mut correlated: impl Iterator<Item = Shares<R>>,
+) -> Material<R> {
+    let x_mask = next(&mut random);
+    let y_mask = if y_shift.is_some() { next(&mut random) } else { Shares::zeros(0) };
+    let mut trunc = |shift: u32| {
+        if shift > 0 { [next(&mut correlated), next(&mut correlated)] } else { [Shares::zeros(0), Shares::zeros(0)] }
+    };
+    let (x_trunc, y_trunc) = (trunc(x_shift), trunc(y_shift.unwrap_or(0)));
+    Material::Fused(super::FusedMaterial { x_mask, y_mask, x_trunc, y_trunc, cross: correlated.collect() })
 }
 
 /// The generator of each request's material: request i with header h is drawn from the seed

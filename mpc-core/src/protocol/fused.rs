@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use super::{Party, add_truncation_shift, truncation_public, truncation_wrap};
 use crate::error::Error;
-use crate::preprocessing::deal::broadcast_len;
+use crate::preprocessing::deal::{broadcast_len, fused_cross_parts};
 use crate::preprocessing::{Preprocessing, PreprocessingExt, Request};
 use crate::ring::{self, Ring};
 use crate::share::Shares;
@@ -172,14 +172,9 @@ fn square_products<R: Ring, const SHIFTED: bool>(
     z
 }
 
-/// Cross products a fused item's material holds: a·b; or a·msb, a·hi; or those and hi·hi'. A
-/// square's: a·a; or msb·hi and hi·hi.
+/// Cross products a fused item's material holds ([`fused_cross_parts`]).
 fn cross_products(it: &FusedOperands<'_, impl Sized>) -> usize {
-    let (xt, yt) = (it.x_shift > 0, it.y_shift > 0);
-    if it.is_square() {
-        return 1 + usize::from(xt);
-    }
-    1 + usize::from(xt || yt) + usize::from(xt && yt)
+    fused_cross_parts(it.x_shift > 0, (!it.is_square()).then_some(it.y_shift > 0))
 }
 
 /// This party's share of an operand's opening, appended to `openings`: x - a for an
