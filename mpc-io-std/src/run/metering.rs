@@ -22,7 +22,7 @@ pub(super) struct SessionMeter<'h> {
     phase_open: Option<(Instant, CommStats, CommStats)>,
     pub(super) phases: BTreeMap<Phase, (f64, CommStats, CommStats)>,
     show_progress: bool,
-    online_hook: Option<&'h (dyn Fn() + Sync)>,
+    phase_hook: Option<&'h (dyn Fn(Phase, bool) + Sync)>,
 }
 
 fn peer_stats<X: Transport, D: Transport>(b: &Backend<'_, X, D>) -> CommStats {
@@ -45,7 +45,7 @@ impl<'h> SessionMeter<'h> {
             phase_open: None,
             phases: BTreeMap::new(),
             show_progress: meters.progress && role == Role::P1,
-            online_hook: meters.online_hook,
+            phase_hook: meters.phase_hook,
         }
     }
 }
@@ -80,8 +80,8 @@ impl<'a, X: Transport, D: Transport> Observer<Backend<'a, X, D>> for SessionMete
 
 impl<'a, X: Transport, D: Transport> SessionObserver<Backend<'a, X, D>> for SessionMeter<'_> {
     fn phase_start(&mut self, b: &Backend<'a, X, D>, phase: Phase) {
-        if let (Phase::Online, Some(hook)) = (phase, self.online_hook) {
-            hook();
+        if let Some(hook) = self.phase_hook {
+            hook(phase, true);
         }
         self.phase_open = Some((Instant::now(), peer_stats(b), dealer_stats(b)));
     }
@@ -89,6 +89,9 @@ impl<'a, X: Transport, D: Transport> SessionObserver<Backend<'a, X, D>> for Sess
         if let Some((start, peer, dealer)) = self.phase_open.take() {
             let entry = (start.elapsed().as_secs_f64(), peer_stats(b).since(&peer), dealer_stats(b).since(&dealer));
             self.phases.insert(phase, entry);
+        }
+        if let Some(hook) = self.phase_hook {
+            hook(phase, false);
         }
     }
 }

@@ -58,8 +58,9 @@ pub struct PrivateJob<'a> {
     pub progress: bool,
     /// Reproducible randomness (insecure: tests only).
     pub seed: Option<u64>,
-    /// Called by each party right before its online phase (to switch network shaping on, say).
-    pub online_hook: Option<&'a (dyn Fn() + Sync)>,
+    /// Called by each party as each of its phases starts (`true`) and ends (`false`): to switch
+    /// network shaping on for the online phase, or a profiler on for one phase.
+    pub phase_hook: Option<&'a (dyn Fn(Phase, bool) + Sync)>,
     /// Queries whose material is made while the session is idle (both parties must agree).
     pub pool: usize,
 }
@@ -80,14 +81,14 @@ impl<'a> PrivateJob<'a> {
             layers: None,
             progress: false,
             seed: None,
-            online_hook: None,
+            phase_hook: None,
             pool: 0,
         }
     }
 
     /// The meters' behaviour this job asks for.
     pub fn meters(&self) -> Meters<'a> {
-        Meters { progress: self.progress, online_hook: self.online_hook }
+        Meters { progress: self.progress, phase_hook: self.phase_hook }
     }
 
     /// The session options of this job.
@@ -126,14 +127,14 @@ pub fn private_queries<T: Transport, D: Transport>(
     Ok(last)
 }
 
-/// What a party's meters do besides measuring: show P1's progress, call a hook at the online
-/// phase's start.
+/// What a party's meters do besides measuring: show P1's progress, call a hook as each phase
+/// starts and ends.
 #[derive(Clone, Copy, Default)]
 pub struct Meters<'h> {
     /// Show P1's progress per layer on stderr.
     pub progress: bool,
-    /// Called by each party right before its online phase.
-    pub online_hook: Option<&'h (dyn Fn() + Sync)>,
+    /// Called by each party as each of its phases starts (`true`) and ends (`false`).
+    pub phase_hook: Option<&'h (dyn Fn(Phase, bool) + Sync)>,
 }
 
 impl std::fmt::Debug for Meters<'_> {
@@ -162,7 +163,7 @@ impl<'c, T: Transport, D: Transport> PartySession<'c, T, D> {
         let role = ctx.role;
         let mut session =
             Session::connect(role, &mut ctx.peer, &mut ctx.dealer, &mut ctx.rng, job.options()).map_err(to_error)?;
-        let mut loading = SessionMeter::new(Meters::default(), role);
+        let mut loading = SessionMeter::new(job.meters(), role);
         let params = (role == Role::P0).then_some(job.params);
         session.load_observed(job.config, job.preset, params, job.layers, &mut loading).map_err(to_error)?;
         let load = loading.phases.get(&Phase::Load).copied().unwrap_or_default();
@@ -267,7 +268,11 @@ pub fn run_private_shaped(
     profile: NetworkProfile,
 ) -> Result<ThreadedRun<PartyReport>, LaunchError> {
     let on = Arc::new(AtomicBool::new(false));
-    let switch_on = || on.store(true, Ordering::Relaxed);
-    let job = PrivateJob { online_hook: Some(&switch_on), ..job };
+    let switch_on = |phase: Phase, start: bool| {
+        if phase == Phase::Online && start {
+            on.store(true, Ordering::Relaxed);
+        }
+    };
+    let job = PrivateJob { phase_hook: Some(&switch_on), ..job };
     run_threaded_over(launch_options(&job), |t| Shaped::new(t, profile, on.clone()), |ctx| private_party(ctx, &job))
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::CommStats;
 use mpc_nn::{Plain, WeightMode};
-use mpc_transformer::{BertConfig, Bucket, Encoder, Params, Preset, Unobserved};
+use mpc_transformer::{BertConfig, Bucket, Encoder, Params, Phase, Preset, Unobserved};
 use serde::Serialize;
 
 use crate::run::threads::LaunchError;
@@ -129,36 +129,41 @@ fn tokens(config: &BertConfig, seq: usize, seed: u64) -> Vec<u32> {
 /// The environment variable naming a `perf` control FIFO (see [`run`]).
 pub const PERF_CONTROL_VAR: &str = "MPCFORMER_PERF_CONTROL";
 
+/// The phase profiled under [`PERF_CONTROL_VAR`]: `load`, `offline` or `online` (the default).
+pub const PERF_PHASE_VAR: &str = "MPCFORMER_PERF_PHASE";
+
 /// Runs the benchmark. With [`PERF_CONTROL_VAR`] naming the FIFO of `perf record -D -1
-/// --control fifo:PATH`, only the online phase is profiled: `enable` is written to it as the
-/// online phase starts, `disable` after the private run.
+/// --control fifo:PATH`, only one phase is profiled ([`PERF_PHASE_VAR`], the online phase by
+/// default, its on-demand material included): `enable` is written to the FIFO as the first
+/// party starts it, `disable` as the first party ends it.
 pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
     let config = &bench.config;
     let params = Params::random(config, bench.seed);
     let toks = tokens(config, bench.seq, bench.seed);
     let mask = vec![1.0; bench.seq];
-    // Profiling the online phase alone: with `MPCFORMER_PERF_CONTROL` naming a `perf record
-    // --control fifo:...` FIFO, perf is switched on as the online phase starts (the on-demand
-    // material within it included) and off after the private run.
     let control = std::env::var_os(PERF_CONTROL_VAR);
-    let perf = |msg: &str| {
-        if let Some(path) = &control
+    let profiled = match std::env::var(PERF_PHASE_VAR).as_deref() {
+        Ok("load") => Phase::Load,
+        Ok("offline") => Phase::Offline,
+        _ => Phase::Online,
+    };
+    let perf = |phase: Phase, start: bool| {
+        if phase == profiled
+            && let Some(path) = &control
             && let Ok(mut fifo) = std::fs::OpenOptions::new().write(true).open(path)
         {
             use std::io::Write;
-            let _ = fifo.write_all(msg.as_bytes());
+            let _ = fifo.write_all(if start { b"enable\n" } else { b"disable\n" });
         }
     };
-    let switch_on = || perf("enable\n");
     let job = PrivateJob {
-        online_hook: control.as_ref().map(|_| &switch_on as &(dyn Fn() + Sync)),
+        phase_hook: control.as_ref().map(|_| &perf as &(dyn Fn(Phase, bool) + Sync)),
         weights: bench.weights,
         truncation: bench.truncation,
         layers: bench.layers,
         ..PrivateJob::new(config, &params, &toks, bench.preset)
     };
     let run = run_private(job)?;
-    perf("disable\n");
 
     // Plaintext: the same model in f32 (timed), and in f64 (the accuracy reference).
     let mut fast = Plain::<f32>::new();
