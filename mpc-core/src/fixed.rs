@@ -150,6 +150,15 @@ impl FixedPoint {
         xs.iter().map(|&x| Self::encode_scaled(x, scale, bound)).collect()
     }
 
+    /// Encodes a vector in its own buffer where `R` is as wide as f64 (the standard library
+    /// collects a mapped `Vec` in place when the sizes agree): a model's weights are the largest
+    /// thing the owner encodes, and a second buffer costs a page fault per 4 KiB.
+    #[cfg(feature = "alloc")]
+    pub fn encode_owned<R: Ring>(&self, xs: alloc::vec::Vec<f64>) -> alloc::vec::Vec<R> {
+        let (scale, bound) = (self.scale(), Self::ring_bound::<R>());
+        xs.into_iter().map(|x| Self::encode_scaled(x, scale, bound)).collect()
+    }
+
     /// Decodes a slice into a new vector.
     #[cfg(feature = "alloc")]
     pub fn decode_vec<R: Ring>(&self, vs: &[R]) -> alloc::vec::Vec<f64> {
@@ -170,6 +179,20 @@ mod tests {
         assert_eq!(fp.encode::<u64>(0.1), 6554);
         assert_eq!(fp.encode::<u64>(-0.1).to_i64(), -6554);
         assert_eq!(fp.decode(fp.encode::<u64>(-3.25)), -3.25);
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn encodes_a_vector_in_its_own_buffer() {
+        let fp = FixedPoint::default();
+        let xs = alloc::vec![1.5, -0.1, f64::NAN, 1e300, -2.0e-6, 0.0];
+        let expected: alloc::vec::Vec<u64> = fp.encode_vec(&xs);
+        let buffer = xs.as_ptr() as usize;
+        let encoded: alloc::vec::Vec<u64> = fp.encode_owned(xs);
+        assert_eq!(encoded, expected);
+        assert_eq!(encoded.as_ptr() as usize, buffer, "u64 reuses the f64 buffer");
+        // A narrower ring gets a buffer of its own, the same values.
+        assert_eq!(fp.encode_owned::<u32>(alloc::vec![1.5, -2.5]), fp.encode_vec::<u32>(&[1.5, -2.5]));
     }
 
     #[test]

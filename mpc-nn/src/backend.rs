@@ -219,8 +219,10 @@ pub trait Backend {
     /// Matrix products of secret operands at the session precision, all in one round.
     fn matmul_many(&mut self, products: &[Matmul<'_, Self::Elem>]) -> Result<Vec<Self::Vector>>;
     /// Prepares the model owner's `k × n` weight matrix (row-major, `Some` where the weights are
-    /// known: at P0, and in single-party backends) for [`Backend::linear`].
-    fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<Self::Weight>;
+    /// known: at P0, and in single-party backends) for [`Backend::linear`]. Given by value: a
+    /// backend may encode the values in their own buffer (the weights are the largest thing the
+    /// owner loads).
+    fn load_weight(&mut self, w: Option<Vec<f64>>, k: usize, n: usize) -> Result<Self::Weight>;
     /// `x · W` for secret x (`m × k`) at the session precision.
     fn linear(&mut self, x: &[Self::Elem], m: usize, w: &Self::Weight) -> Result<Self::Vector>;
     /// `x · W` left at the product's double precision (2f fractional bits, not truncated), for
@@ -229,7 +231,7 @@ pub trait Backend {
     /// Matrix products of secret operands left at double precision (see [`Backend::linear_wide`]).
     fn matmul_many_wide(&mut self, products: &[Matmul<'_, Self::Elem>]) -> Result<Vec<Self::Vector>>;
     /// Prepares the model owner's `vocab × width` embedding table for [`Backend::lookup`].
-    fn load_table(&mut self, w: Option<&[f64]>, vocab: usize, width: usize) -> Result<Self::Weight> {
+    fn load_table(&mut self, w: Option<Vec<f64>>, vocab: usize, width: usize) -> Result<Self::Weight> {
         self.load_weight(w, vocab, width)
     }
     /// Rows `indices` of a table, where the indices are the data owner's (P1's) secret: `Some`

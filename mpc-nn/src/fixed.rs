@@ -197,13 +197,13 @@ impl Backend for Fixed {
         cost::truncate::<u64>(&mut self.ledger, wide.iter().map(Vec::len).sum(), f, self.truncation);
         Ok(wide.into_iter().map(|v| v.into_iter().map(|x| x.shr_arith(f)).collect()).collect())
     }
-    fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<Self::Weight> {
+    fn load_weight(&mut self, w: Option<Vec<f64>>, k: usize, n: usize) -> Result<Self::Weight> {
         match self.weights {
             WeightMode::Shared => cost::prepare_shared::<u64>(&mut self.ledger, k * n),
             WeightMode::Owner => cost::prepare_owned::<u64>(&mut self.ledger, k * n),
         }
         match w {
-            Some(w) if w.len() == k * n => Ok((k, n, self.fixed.encode_vec(w))),
+            Some(w) if w.len() == k * n => Ok((k, n, self.fixed.encode_owned(w))),
             _ => Err(Error::ShapeMismatch),
         }
     }
@@ -269,11 +269,11 @@ impl Backend for Fixed {
         cost::matmul_owned::<u64>(&mut self.ledger, count, vocab);
         crate::backend::gather_rows((*rows, *width, data), indices, count, vocab)
     }
-    fn load_table(&mut self, w: Option<&[f64]>, vocab: usize, width: usize) -> Result<Self::Weight> {
+    fn load_table(&mut self, w: Option<Vec<f64>>, vocab: usize, width: usize) -> Result<Self::Weight> {
         // Either way P0 prepares a matrix of its own (the table, or its share of it).
         cost::prepare_owned::<u64>(&mut self.ledger, vocab * width);
         match w {
-            Some(w) if w.len() == vocab * width => Ok((vocab, width, self.fixed.encode_vec(w))),
+            Some(w) if w.len() == vocab * width => Ok((vocab, width, self.fixed.encode_owned(w))),
             _ => Err(Error::ShapeMismatch),
         }
     }

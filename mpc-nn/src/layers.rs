@@ -32,9 +32,10 @@ pub struct Linear<B: Backend> {
 
 impl<B: Backend> Linear<B> {
     /// Loads W (row-major `inputs × outputs`) and b at the owner, `None` elsewhere.
-    pub fn load(b: &mut B, weight: Option<(&[f64], &[f64])>, inputs: usize, outputs: usize) -> Result<Self> {
-        let w = b.load_weight(weight.map(|(w, _)| w), inputs, outputs)?;
-        let bias = b.input(Role::P0, weight.map(|(_, bias)| bias), outputs)?;
+    pub fn load(b: &mut B, weight: Option<(Vec<f64>, Vec<f64>)>, inputs: usize, outputs: usize) -> Result<Self> {
+        let (w, bias) = weight.unzip();
+        let w = b.load_weight(w, inputs, outputs)?;
+        let bias = b.input(Role::P0, bias.as_deref(), outputs)?;
         Ok(Self { weight: w, bias, inputs, outputs })
     }
 
@@ -135,7 +136,7 @@ pub struct Embedding<B: Backend> {
 
 impl<B: Backend> Embedding<B> {
     /// Loads the table (row-major `vocab × width`) at the owner, `None` elsewhere.
-    pub fn load(b: &mut B, table: Option<&[f64]>, vocab: usize, width: usize) -> Result<Self> {
+    pub fn load(b: &mut B, table: Option<Vec<f64>>, vocab: usize, width: usize) -> Result<Self> {
         Ok(Self { table: b.load_table(table, vocab, width)?, vocab, width })
     }
 

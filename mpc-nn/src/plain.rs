@@ -164,7 +164,7 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
     fn matmul_many(&mut self, products: &[Matmul<'_, F>]) -> Result<Vec<Vec<F>>> {
         products.iter().map(|&(a, b, m, k, n)| gemm(a, b, m, k, n)).collect()
     }
-    fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<Self::Weight> {
+    fn load_weight(&mut self, w: Option<Vec<f64>>, k: usize, n: usize) -> Result<Self::Weight> {
         match w {
             Some(w) if w.len() == k * n => Ok((k, n, w.iter().map(|&x| F::from_f64(x)).collect())),
             _ => Err(Error::ShapeMismatch),

@@ -178,19 +178,19 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     fn matmul_many(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.matmul_many(products)
     }
-    fn load_weight(&mut self, w: Option<&[f64]>, k: usize, n: usize) -> Result<SecureWeight> {
+    fn load_weight(&mut self, w: Option<Vec<f64>>, k: usize, n: usize) -> Result<SecureWeight> {
         let owner = self.is_p0();
-        if w.is_some() != owner || w.is_some_and(|w| w.len() != k * n) {
+        if w.is_some() != owner || w.as_ref().is_some_and(|w| w.len() != k * n) {
             return Err(Error::ShapeMismatch);
         }
         match self.weights {
             WeightMode::Shared => {
-                let shares = self.party.input_fixed(Role::P0, w, k * n)?;
+                let shares = self.party.input_fixed(Role::P0, w.as_deref(), k * n)?;
                 Ok(SecureWeight::Shared(self.party.prepare_matrix(&shares, k, n)?))
             }
             WeightMode::Owner => {
                 let fixed = self.party.fixed_point();
-                let encoded: Option<Vec<u64>> = w.map(|w| fixed.encode_vec(w));
+                let encoded: Option<Vec<u64>> = w.map(|w| fixed.encode_owned(w));
                 Ok(SecureWeight::Owned(self.party.prepare_owned(encoded.as_deref(), k, n)?))
             }
         }
@@ -218,11 +218,11 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         let squares = self.party.truncate_square_many(z, f, encode(c, f), self.party.truncation())?;
         Ok(self.party.truncate_many_by(squares, shift, method)?.pop().expect("one"))
     }
-    fn load_table(&mut self, w: Option<&[f64]>, vocab: usize, width: usize) -> Result<SecureWeight> {
+    fn load_table(&mut self, w: Option<Vec<f64>>, vocab: usize, width: usize) -> Result<SecureWeight> {
         match self.weights {
             WeightMode::Owner => self.load_weight(w, vocab, width),
             WeightMode::Shared => {
-                let share = self.party.input_fixed(Role::P0, w, vocab * width)?;
+                let share = self.party.input_fixed(Role::P0, w.as_deref(), vocab * width)?;
                 let mine = self.is_p0().then_some(&share[..]);
                 let owned = self.party.prepare_owned(mine, vocab, width)?;
                 let share = if self.is_p0() { Shares::zeros(0) } else { share };

@@ -29,13 +29,13 @@ fn layer_norm_is_the_real_one() {
 #[test]
 fn linear_embedding_and_activations() {
     let mut b = Plain::<f64>::new();
-    let lin = Linear::load(&mut b, Some((&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[0.5, -0.5])), 3, 2).unwrap();
+    let lin = Linear::load(&mut b, Some((vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![0.5, -0.5])), 3, 2).unwrap();
     let x = Tensor::matrix(1, 3, vec![1.0, 1.0, 1.0]).unwrap();
     assert_eq!(lin.forward(&mut b, &x).unwrap().data(), &vec![9.5, 11.5]);
     assert!(lin.forward(&mut b, &Tensor::matrix(1, 2, vec![1.0, 1.0]).unwrap()).is_err(), "width checked");
 
     let table = [0.0, 1.0, 10.0, 11.0, 20.0, 21.0];
-    let emb = Embedding::load(&mut b, Some(&table), 3, 2).unwrap();
+    let emb = Embedding::load(&mut b, Some(table.to_vec()), 3, 2).unwrap();
     assert_eq!(emb.forward(&mut b, Some(&[2, 0]), 2).unwrap().data(), &vec![20.0, 21.0, 0.0, 1.0]);
     assert!(emb.forward(&mut b, Some(&[3]), 1).is_err(), "index outside the table");
 

@@ -237,7 +237,7 @@ fn load_linear<B: Backend>(
     inp: usize,
 ) -> Result<Linear<B>, ModelError> {
     let wb = src.linear(name, out, inp, 1.0)?;
-    Ok(Linear::load(b, wb.as_ref().map(|(w, bias)| (&w[..], &bias[..])), inp, out)?)
+    Ok(Linear::load(b, wb, inp, out)?)
 }
 
 fn load_norm<B: Backend>(
@@ -261,7 +261,7 @@ fn load_qkv<B: Backend>(b: &mut B, src: &Source<'_>, pre: &str, config: &BertCon
     let names = ["query", "key", "value"].map(|part| format!("{pre}.attention.self.{part}"));
     let parts = [(&names[0][..], scale), (&names[1][..], 1.0), (&names[2][..], 1.0)];
     let fused = src.linears(&parts, h, h)?;
-    Ok(Linear::load(b, fused.as_ref().map(|(w, bias)| (&w[..], &bias[..])), h, 3 * h)?)
+    Ok(Linear::load(b, fused, h, 3 * h)?)
 }
 
 impl<B: Backend> Encoder<B> {
@@ -283,7 +283,7 @@ impl<B: Backend> Encoder<B> {
         };
         let eps = config.layer_norm_eps;
         let word = src.get("embeddings.word_embeddings.weight", &[config.vocab_size, h], 1.0)?;
-        let word_embeddings = Embedding::load(b, word.as_deref(), config.vocab_size, h)?;
+        let word_embeddings = Embedding::load(b, word, config.vocab_size, h)?;
         let positions = src.get("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h], 1.0)?;
         let positions = b.input(Role::P0, positions.as_deref(), config.max_position_embeddings * h)?;
         let segments = src.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h], 1.0)?;

@@ -105,10 +105,36 @@ struct Line([u64; 8]);
 // Zeroed a line (one 64-byte write) at a time.
 impl zeroize::DefaultIsZeroes for Line {}
 
-/// `bytes` zeroed bytes, 64-byte aligned: allocated zeroed (fresh pages are zero already, where
-/// a fill would write every line once more before the packing does).
-fn aligned_bytes(bytes: usize) -> Vec<Line> {
-    bytemuck::zeroed_vec(bytes.div_ceil(64))
+/// Zeroed 64-byte lines in a byte allocation, at its first 64-byte boundary: `vec![0u8; _]` is
+/// a `calloc`, whose fresh pages come zero from the kernel, where an aligned zeroed allocation
+/// is a `memalign` and a fill (a pass over every line before the packing writes it once more).
+struct ZeroedLines {
+    raw: Vec<u8>,
+    start: usize,
+    bytes: usize,
+}
+
+impl ZeroedLines {
+    /// At least `bytes` zeroed bytes, a whole number of lines.
+    fn new(bytes: usize) -> ZeroedLines {
+        let bytes = bytes.next_multiple_of(64);
+        let raw = std::vec![0u8; bytes + 63];
+        let start = (raw.as_ptr() as usize).wrapping_neg() % 64;
+        ZeroedLines { raw, start, bytes }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.raw[self.start..self.start + self.bytes]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start..self.start + self.bytes]
+    }
+
+    /// The lines (aligned by construction), for wiping a line at a time.
+    fn lines_mut(&mut self) -> &mut [Line] {
+        bytemuck::cast_slice_mut(self.bytes_mut())
+    }
 }
 
 /// How an operand's values are cut into bytes.
@@ -168,12 +194,12 @@ pub struct PackedRhs {
     n_padded: usize,
     limbs: Limbs,
     /// Zeroed on drop.
-    data: Vec<Line>,
+    data: ZeroedLines,
 }
 
 impl Drop for PackedRhs {
     fn drop(&mut self) {
-        crate::share::wipe(&mut self.data);
+        zeroize::Zeroize::zeroize(self.data.lines_mut());
     }
 }
 
@@ -203,8 +229,8 @@ impl PackedRhs {
         let k_padded = k.next_multiple_of(TILE_K);
         let n_padded = n.next_multiple_of(BLOCK);
         let limb_len = k_padded * n_padded;
-        let mut lines = aligned_bytes(limbs.count() * limb_len);
-        let data: &mut [u8] = bytemuck::cast_slice_mut(&mut lines);
+        let mut lines = ZeroedLines::new(limbs.count() * limb_len);
+        let data = lines.bytes_mut();
         // A column block of one limb is contiguous: each thread gets the same range of blocks
         // in every limb's plane.
         let block_len = (k_padded / 4) * TILE_BYTES;
@@ -651,12 +677,13 @@ unsafe fn block_product(
     unsafe {
         asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack));
     }
+    let (a_start, b_start) = (a.data.as_ptr().cast::<u8>(), b.data.bytes().as_ptr());
     for (i, j) in pairs {
         for p in (k0..k1).step_by(TILE_K) {
-            let a0 = a.data.as_ptr().cast::<u8>().wrapping_add(a.tile(i, row0, p));
-            let a1 = a.data.as_ptr().cast::<u8>().wrapping_add(a.tile(i, row0 + TILE_ROWS, p));
-            let b0 = b.data.as_ptr().cast::<u8>().wrapping_add(b.tile(j, block0, p));
-            let b1 = b.data.as_ptr().cast::<u8>().wrapping_add(b.tile(j, block0 + 1, p));
+            let a0 = a_start.wrapping_add(a.tile(i, row0, p));
+            let a1 = a_start.wrapping_add(a.tile(i, row0 + TILE_ROWS, p));
+            let b0 = b_start.wrapping_add(b.tile(j, block0, p));
+            let b1 = b_start.wrapping_add(b.tile(j, block0 + 1, p));
             // SAFETY: see above.
             unsafe {
                 // Each load sits right before the first product that needs it, so that loads
