@@ -87,14 +87,8 @@ impl FixedPoint {
 
     /// [`FixedPoint::encode`] with the scale and the ring's bound computed once by the caller.
     fn encode_scaled<R: Ring>(x: f64, scale: f64, bound: f64) -> R {
-        let scaled = x * scale;
-        // Fast path, exact like `libm::round` (half away from zero): the cast truncates, the
-        // fraction r - trunc(r) is exact, and |r| < bound - 1 keeps the rounded value in range
-        // (NaN and infinities fail the test and take the checked path below).
-        if scaled.abs() < bound - 1.0 {
-            let truncated = scaled as i64;
-            let fraction = scaled - truncated as f64;
-            return R::from_i64(truncated + (fraction >= 0.5) as i64 - (fraction <= -0.5) as i64);
+        if Self::in_fast_range(x, scale, Self::fast_limit(bound)) {
+            return Self::encode_fast(x, scale);
         }
         match Self::try_encode_scaled(x, scale, bound) {
             Ok(v) => v,
@@ -102,6 +96,59 @@ impl FixedPoint {
             Err(_) => {
                 let edge = (1i64 << (R::BITS - 2)) - 1 + (1i64 << (R::BITS - 2));
                 if x > 0.0 { R::from_i64(edge) } else { R::from_i64(-edge) }
+            }
+        }
+    }
+
+    /// The bound on |x · 2^f| below which [`FixedPoint::encode_fast`] is exact and in range:
+    /// 2^51 (the rounding trick's) or, in a narrower ring, its bound less one.
+    #[inline(always)]
+    fn fast_limit(bound: f64) -> f64 {
+        (bound - 1.0).min(2_251_799_813_685_248.0)
+    }
+
+    /// Whether `x` takes [`FixedPoint::encode_fast`] (NaN and infinities fail the test).
+    #[inline(always)]
+    fn in_fast_range(x: f64, scale: f64, limit: f64) -> bool {
+        (x * scale).abs() < limit
+    }
+
+    /// Rounds r = x · 2^f half away from zero, exactly like `libm::round`, for |r| < 2^51,
+    /// with no conversion instruction and no branch (so that loops of it vectorise): adding
+    /// 1.5 · 2^52 rounds r to an integer (to even, the FPU's rounding) in the low mantissa
+    /// bits, whose difference from the constant's bits is that integer; a tie (r - n = ±0.5
+    /// exactly, the difference exact) then moves away from zero.
+    #[inline(always)]
+    fn encode_fast<R: Ring>(x: f64, scale: f64) -> R {
+        const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
+        let r = x * scale;
+        let shifted = r + MAGIC;
+        let nearest = shifted.to_bits().wrapping_sub(MAGIC.to_bits()) as i64;
+        let rest = r - (shifted - MAGIC);
+        R::from_i64(nearest + ((rest == 0.5) & (r > 0.0)) as i64 - ((rest == -0.5) & (r < 0.0)) as i64)
+    }
+
+    /// Writes into each element of `out` the encoding of `value(index, element)` (saturating,
+    /// as [`FixedPoint::encode`]). A block of 256 whose values are all in the fast range (read
+    /// once more while in cache) takes the branch-free pass; another goes value by value.
+    /// Reading the element itself lets a buffer of f64 bits be encoded in place.
+    fn encode_each<R: Ring>(&self, out: &mut [R], value: impl Fn(usize, R) -> f64) {
+        let (scale, bound) = (self.scale(), Self::ring_bound::<R>());
+        let limit = Self::fast_limit(bound);
+        for (b, block) in out.chunks_mut(256).enumerate() {
+            let at = 256 * b;
+            if block
+                .iter()
+                .enumerate()
+                .fold(true, |all, (i, &o)| all & Self::in_fast_range(value(at + i, o), scale, limit))
+            {
+                for (i, o) in block.iter_mut().enumerate() {
+                    *o = Self::encode_fast(value(at + i, *o), scale);
+                }
+            } else {
+                for (i, o) in block.iter_mut().enumerate() {
+                    *o = Self::encode_scaled(value(at + i, *o), scale, bound);
+                }
             }
         }
     }
@@ -130,10 +177,9 @@ impl FixedPoint {
 
     /// Encodes a slice (saturating, as [`FixedPoint::encode`]).
     pub fn encode_into<R: Ring>(&self, xs: &[f64], out: &mut [R]) {
-        let (scale, bound) = (self.scale(), Self::ring_bound::<R>());
-        for (o, &x) in out.iter_mut().zip(xs) {
-            *o = Self::encode_scaled(x, scale, bound);
-        }
+        let n = out.len().min(xs.len());
+        let xs = &xs[..n];
+        self.encode_each(&mut out[..n], |i, _| xs[i]);
     }
 
     /// Decodes a slice.
@@ -146,17 +192,23 @@ impl FixedPoint {
     /// Encodes a slice into a new vector.
     #[cfg(feature = "alloc")]
     pub fn encode_vec<R: Ring>(&self, xs: &[f64]) -> alloc::vec::Vec<R> {
-        let (scale, bound) = (self.scale(), Self::ring_bound::<R>());
-        xs.iter().map(|&x| Self::encode_scaled(x, scale, bound)).collect()
+        let mut out = alloc::vec![R::ZERO; xs.len()];
+        self.encode_into(xs, &mut out);
+        out
     }
 
-    /// Encodes a vector in its own buffer where `R` is as wide as f64 (the standard library
-    /// collects a mapped `Vec` in place when the sizes agree): a model's weights are the largest
-    /// thing the owner encodes, and a second buffer costs a page fault per 4 KiB.
+    /// Encodes a vector in its own buffer where `R` is as wide as f64 (each value read as f64
+    /// bits and overwritten): a model's weights are the largest thing the owner encodes, and a
+    /// second buffer costs a page fault per 4 KiB.
     #[cfg(feature = "alloc")]
     pub fn encode_owned<R: Ring>(&self, xs: alloc::vec::Vec<f64>) -> alloc::vec::Vec<R> {
-        let (scale, bound) = (self.scale(), Self::ring_bound::<R>());
-        xs.into_iter().map(|x| Self::encode_scaled(x, scale, bound)).collect()
+        match bytemuck::allocation::try_cast_vec::<f64, R>(xs) {
+            Ok(mut words) => {
+                self.encode_each(&mut words, |_, w| f64::from_bits(bytemuck::cast::<R, u64>(w)));
+                words
+            }
+            Err((_, xs)) => self.encode_vec(&xs),
+        }
     }
 
     /// Decodes a slice into a new vector.
@@ -191,6 +243,18 @@ mod tests {
         let encoded: alloc::vec::Vec<u64> = fp.encode_owned(xs);
         assert_eq!(encoded, expected);
         assert_eq!(encoded.as_ptr() as usize, buffer, "u64 reuses the f64 buffer");
+        // Values all in the fast range take the branch-free pass: the same as one at a time
+        // (the checked `libm::round` path), ties rounded away from zero.
+        let fine: alloc::vec::Vec<f64> = (0..1000)
+            .map(|i| (i as f64 - 500.0) / 2048.0 + if i % 7 == 0 { 0.5 / 65536.0 } else { 1e-9 * i as f64 })
+            .chain([1e9, -1e9, 3.0e10 + 0.5 / 65536.0, -2.5 / 65536.0, 1.5 / 65536.0])
+            .collect();
+        let checked: alloc::vec::Vec<u64> = fine.iter().map(|&x| fp.try_encode(x).expect("in range")).collect();
+        assert_eq!(fp.encode_vec::<u64>(&fine), checked);
+        assert_eq!(fp.encode_owned::<u64>(fine.clone()), checked);
+        assert_eq!(fp.encode::<u64>(0.5 / 65536.0), 1, "a tie rounds away from zero");
+        assert_eq!(fp.encode::<u64>(-0.5 / 65536.0).to_i64(), -1);
+        assert_eq!(fp.encode::<u64>(-2.5 / 65536.0).to_i64(), -3);
         // A narrower ring gets a buffer of its own, the same values.
         assert_eq!(fp.encode_owned::<u32>(alloc::vec![1.5, -2.5]), fp.encode_vec::<u32>(&[1.5, -2.5]));
     }
