@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use crate::error::Error;
 use crate::ring::Ring;
+use crate::share::Shares;
 use crate::transport::{PartyId, Transport};
 
 /// Sends the ring elements of `parts`, concatenated, as one message.
@@ -21,6 +22,31 @@ pub fn send<R: Ring, T: Transport>(transport: &mut T, to: PartyId, parts: &[&[R]
         buf.extend(p.iter().map(|x| x.native_to_le()));
     }
     transport.send(to, bytemuck::cast_slice(&buf)).map_err(Error::transport)
+}
+
+/// Sends `part` as one message (the bytes [`send`] would), handing its buffer to the transport
+/// ([`Transport::send_words`]) where the ring is 64 bits wide: a transport within one process
+/// passes it on instead of copying it. Otherwise sent by [`send`] and wiped.
+pub fn send_owned<R: Ring, T: Transport>(transport: &mut T, to: PartyId, part: Shares<R>) -> Result<(), Error> {
+    match bytemuck::allocation::try_cast_vec::<R, u64>(part.into_vec()) {
+        Ok(words) => transport.send_words(to, words).map_err(Error::transport),
+        Err((_, values)) => send(transport, to, &[&Shares::from_vec(values)]),
+    }
+}
+
+/// Receives one message of exactly `len` ring elements in a buffer the transport provides
+/// ([`Transport::recv_words`]) where the ring is 64 bits wide, else in a zeroed one.
+pub fn recv_owned<R: Ring, T: Transport>(transport: &mut T, from: PartyId, len: usize) -> Result<Shares<R>, Error> {
+    if size_of::<R>() == 8 {
+        let words = transport.recv_words(from, len).map_err(Error::transport)?;
+        match bytemuck::allocation::try_cast_vec::<u64, R>(words) {
+            Ok(values) => return Ok(Shares::from_vec(values)),
+            Err((_, words)) => drop(Shares::from_vec(words)),
+        }
+    }
+    let mut out = Shares::zeros(len);
+    recv(transport, from, &mut out)?;
+    Ok(out)
 }
 
 /// Receives one message holding exactly `out.len()` ring elements.

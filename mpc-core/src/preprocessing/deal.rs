@@ -462,21 +462,18 @@ pub(crate) fn zeros<R: Ring>(role: Role, request: &Request) -> Parts<R> {
 }
 
 /// Fills P0's correlated parts of `request` with the dealer's correction, each non-empty part
-/// received by `recv` straight into its own buffer.
+/// the buffer `recv` receives it in (given the part's length).
 pub(crate) fn receive_correction<R: Ring>(
     parts: &mut Parts<R>,
     request: &Request,
-    mut recv: impl FnMut(&mut [R]) -> Result<(), Error>,
+    mut recv: impl FnMut(usize) -> Result<Shares<R>, Error>,
 ) -> Result<(), Error> {
     let layout = request.layout::<R>();
     if parts.correlated.len() != layout.correlated.len() {
         return Err(Error::MaterialMismatch);
     }
     for (part, (len, _)) in parts.correlated.iter_mut().zip(&layout.correlated) {
-        *part = Shares::zeros(*len);
-        if *len > 0 {
-            recv(part)?;
-        }
+        *part = if *len > 0 { recv(*len)? } else { Shares::zeros(0) };
     }
     Ok(())
 }

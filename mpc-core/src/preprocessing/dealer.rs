@@ -119,9 +119,11 @@ impl<R: Ring> Dealer<R> {
                     return Err(Error::TooLarge);
                 }
                 let parts = self.state.deal(request)?;
-                for part in parts.correlated.iter().filter(|p| !p.is_empty()) {
-                    wire::send(transport, PartyId::P0, &[part])?;
+                // Each part's buffer goes to P0 as it is (a transport within one process hands
+                // it over; P0 wipes it when its material is used).
+                for part in parts.correlated.into_iter().filter(|p| !p.is_empty()) {
                     stats.correction_elements += part.len() as u64;
+                    wire::send_owned(transport, PartyId::P0, part)?;
                 }
                 stats.requests += 1;
                 stats.peak_mask_elements = stats.peak_mask_elements.max(self.state.mask_elements() as u64);
@@ -214,7 +216,7 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
         if self.role == Role::P0 {
             // The dealer's correction, one message per non-empty part, in request order.
             for (p, r) in parts.iter_mut().zip(requests) {
-                deal::receive_correction(p, r, |part| wire::recv(&mut self.transport, PartyId::Dealer, part))?;
+                deal::receive_correction(p, r, |len| wire::recv_owned(&mut self.transport, PartyId::Dealer, len))?;
             }
         }
         Ok(parts

@@ -140,4 +140,19 @@ impl<T: Transport> Transport for Metered<T> {
         self.counter.received(buf.len() as u64);
         Ok(())
     }
+
+    #[cfg(feature = "alloc")]
+    fn send_words(&mut self, to: PartyId, words: alloc::vec::Vec<u64>) -> Result<(), Self::Error> {
+        let bytes = 8 * words.len() as u64;
+        self.inner.send_words(to, words)?;
+        self.counter.sent(bytes);
+        Ok(())
+    }
+
+    #[cfg(feature = "alloc")]
+    fn recv_words(&mut self, from: PartyId, len: usize) -> Result<alloc::vec::Vec<u64>, Self::Error> {
+        let words = self.inner.recv_words(from, len)?;
+        self.counter.received(8 * len as u64);
+        Ok(words)
+    }
 }

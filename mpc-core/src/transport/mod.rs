@@ -176,6 +176,29 @@ pub trait Transport: ErrorType {
     fn send(&mut self, to: PartyId, msg: &[u8]) -> Result<(), Self::Error>;
     /// Receives the next message from `from` into `buf`, whose length is the expected length.
     fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), Self::Error>;
+
+    /// Sends one message of 64-bit words (little-endian on the wire, as [`Transport::send`] of
+    /// their bytes would), handing the buffer over: a transport within one process may pass it
+    /// to the peer instead of copying it. The words may be secret: whoever ends up holding the
+    /// buffer wipes it. The default sends the bytes, then wipes the buffer.
+    #[cfg(feature = "alloc")]
+    fn send_words(&mut self, to: PartyId, mut words: alloc::vec::Vec<u64>) -> Result<(), Self::Error> {
+        words.iter_mut().for_each(|w| *w = w.to_le());
+        let sent = self.send(to, bytemuck::cast_slice(&words));
+        zeroize::Zeroize::zeroize(&mut words);
+        sent
+    }
+
+    /// Receives the next message from `from`, of exactly `len` 64-bit words, in a buffer the
+    /// transport provides (the sender's own, within one process). The caller owns the words
+    /// and wipes them. The default receives into a zeroed buffer.
+    #[cfg(feature = "alloc")]
+    fn recv_words(&mut self, from: PartyId, len: usize) -> Result<alloc::vec::Vec<u64>, Self::Error> {
+        let mut words = alloc::vec![0u64; len];
+        self.recv(from, bytemuck::cast_slice_mut(&mut words))?;
+        words.iter_mut().for_each(|w| *w = u64::from_le(*w));
+        Ok(words)
+    }
 }
 
 impl<T: ErrorType + ?Sized> ErrorType for &mut T {
@@ -188,5 +211,13 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     }
     fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), Self::Error> {
         T::recv(self, from, buf)
+    }
+    #[cfg(feature = "alloc")]
+    fn send_words(&mut self, to: PartyId, words: alloc::vec::Vec<u64>) -> Result<(), Self::Error> {
+        T::send_words(self, to, words)
+    }
+    #[cfg(feature = "alloc")]
+    fn recv_words(&mut self, from: PartyId, len: usize) -> Result<alloc::vec::Vec<u64>, Self::Error> {
+        T::recv_words(self, from, len)
     }
 }

@@ -37,9 +37,25 @@ impl std::fmt::Display for ChannelError {
 
 impl std::error::Error for ChannelError {}
 
+/// One message in flight: bytes (in a buffer that goes back to the sender once read), or words
+/// handed over whole ([`Transport::send_words`]: the receiver keeps the buffer).
+enum Message {
+    Bytes(Vec<u8>),
+    Words(Vec<u64>),
+}
+
+impl Message {
+    fn len(&self) -> usize {
+        match self {
+            Message::Bytes(b) => b.len(),
+            Message::Words(w) => 8 * w.len(),
+        }
+    }
+}
+
 struct Link {
-    tx: Sender<Vec<u8>>,
-    rx: Receiver<Vec<u8>>,
+    tx: Sender<Message>,
+    rx: Receiver<Message>,
     /// Buffers of our messages the peer has read (wiped), for our next ones: a fresh buffer per
     /// message costs a page fault per 4 KiB, which dominated megabyte messages on a VM.
     spare: Receiver<Vec<u8>>,
@@ -55,6 +71,18 @@ const SPARE_BUFFERS: usize = 8;
 
 /// Bytes of spare buffers a link keeps (a BERT query's largest message at 128 tokens is 31 MB).
 const SPARE_BYTES: usize = 64 << 20;
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Words handed over and never read are wiped here (byte buffers are wiped as they are
+        // read, and refused ones by `recv`).
+        for message in self.rx.try_iter() {
+            if let Message::Words(mut words) = message {
+                zeroize::Zeroize::zeroize(&mut words);
+            }
+        }
+    }
+}
 
 impl Link {
     /// A buffer holding `msg`: the smallest spare one it fits in, else the largest (grown).
@@ -145,7 +173,53 @@ impl Transport for ChannelTransport {
         }
         let link = self.links.get_mut(&to).ok_or(err(ErrorKind::UnknownPeer))?;
         let buf = link.buffer_for(msg);
-        link.tx.send(buf).map_err(|_| err(ErrorKind::Disconnected))
+        link.tx.send(Message::Bytes(buf)).map_err(|_| err(ErrorKind::Disconnected))
+    }
+
+    fn send_words(&mut self, to: PartyId, mut words: Vec<u64>) -> Result<(), ChannelError> {
+        let err = |kind| ChannelError { kind, peer: to, expected: None, actual: Some(8 * words.len()) };
+        let refused = if 8 * words.len() > self.max_message {
+            Some(err(ErrorKind::TooLarge))
+        } else if !self.links.contains_key(&to) {
+            Some(err(ErrorKind::UnknownPeer))
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            zeroize::Zeroize::zeroize(&mut words);
+            return Err(e);
+        }
+        let actual = Some(8 * words.len());
+        match self.links[&to].tx.send(Message::Words(words)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::SendError(message)) => {
+                if let Message::Words(mut words) = message {
+                    zeroize::Zeroize::zeroize(&mut words);
+                }
+                Err(ChannelError { kind: ErrorKind::Disconnected, peer: to, expected: None, actual })
+            }
+        }
+    }
+
+    fn recv_words(&mut self, from: PartyId, len: usize) -> Result<Vec<u64>, ChannelError> {
+        let expected = 8 * len;
+        let err = |kind, actual| ChannelError { kind, peer: from, expected: Some(expected), actual };
+        if expected > self.max_message {
+            return Err(err(ErrorKind::TooLarge, None));
+        }
+        match self.next_message(from)? {
+            Message::Words(words) if words.len() == len => Ok(words),
+            Message::Bytes(msg) if msg.len() == expected => {
+                let words = msg.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+                self.discard(from, Message::Bytes(msg));
+                Ok(words)
+            }
+            other => {
+                let actual = other.len();
+                self.discard(from, other);
+                Err(err(ErrorKind::LengthMismatch, Some(actual)))
+            }
+        }
     }
 
     fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), ChannelError> {
@@ -154,22 +228,52 @@ impl Transport for ChannelTransport {
         if buf.len() > self.max_message {
             return Err(err(ErrorKind::TooLarge, None));
         }
-        let link = self.link(from)?;
-        let mut msg = match link.rx.recv_timeout(self.timeout) {
-            Ok(msg) => msg,
-            Err(RecvTimeoutError::Timeout) => return Err(err(ErrorKind::TimedOut, None)),
-            Err(RecvTimeoutError::Disconnected) => return Err(err(ErrorKind::Disconnected, None)),
-        };
-        let fits = msg.len() == buf.len();
+        let message = self.next_message(from)?;
+        let actual = message.len();
+        let fits = actual == buf.len();
         if fits {
-            buf.copy_from_slice(&msg);
+            match &message {
+                Message::Bytes(msg) => buf.copy_from_slice(msg),
+                Message::Words(words) => {
+                    for (out, w) in buf.chunks_exact_mut(8).zip(words) {
+                        out.copy_from_slice(&w.to_le_bytes());
+                    }
+                }
+            }
         }
-        // Messages carry shares too (the dealer's corrections): wiped before they go back (or,
-        // the peer gone, are dropped).
-        let actual = msg.len();
-        zeroize::Zeroize::zeroize(msg.as_mut_slice());
-        let _ = link.give_back.send(msg);
+        self.discard(from, message);
         if fits { Ok(()) } else { Err(err(ErrorKind::LengthMismatch, Some(actual))) }
+    }
+}
+
+impl ChannelTransport {
+    /// The next message from `from`, within the timeout.
+    fn next_message(&self, from: PartyId) -> Result<Message, ChannelError> {
+        let err = |kind| ChannelError { kind, peer: from, expected: None, actual: None };
+        match self.link(from)?.rx.recv_timeout(self.timeout) {
+            Ok(message) => Ok(message),
+            Err(RecvTimeoutError::Timeout) => Err(err(ErrorKind::TimedOut)),
+            Err(RecvTimeoutError::Disconnected) => Err(err(ErrorKind::Disconnected)),
+        }
+    }
+
+    /// Done with a message read: wiped (messages carry shares too, the dealer's corrections),
+    /// a byte buffer then handed back to the sender for its next message.
+    fn discard(&self, from: PartyId, message: Message) {
+        match message {
+            Message::Bytes(mut msg) => {
+                zeroize::Zeroize::zeroize(msg.as_mut_slice());
+                self.give_back(from, msg);
+            }
+            Message::Words(mut words) => zeroize::Zeroize::zeroize(&mut words),
+        }
+    }
+
+    /// Hands a read (and wiped) byte buffer back to its sender (dropped if the peer is gone).
+    fn give_back(&self, from: PartyId, msg: Vec<u8>) {
+        if let Some(link) = self.links.get(&from) {
+            let _ = link.give_back.send(msg);
+        }
     }
 }
 
@@ -225,6 +329,43 @@ mod tests {
         assert_eq!(&buf, b"xyz");
         let pool = &a.links[&PartyId::P1].pool;
         assert!(pool.len() <= SPARE_BUFFERS && pool.iter().map(Vec::capacity).sum::<usize>() <= SPARE_BYTES);
+    }
+
+    #[test]
+    fn words_are_handed_over_and_read_as_bytes_either_way() {
+        let (mut a, mut b) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
+        // Words to words: the same buffer, not a copy.
+        let words: Vec<u64> = (0..1000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        let (expected, buffer) = (words.clone(), words.as_ptr() as usize);
+        a.send_words(PartyId::P1, words).unwrap();
+        let got = b.recv_words(PartyId::P0, 1000).unwrap();
+        assert_eq!(got, expected);
+        assert_eq!(got.as_ptr() as usize, buffer, "handed over");
+        // Words read as bytes, and bytes read as words: little-endian, as on a wire.
+        a.send_words(PartyId::P1, vec![0x0102_0304_0506_0708, 9]).unwrap();
+        let mut bytes = [0u8; 16];
+        b.recv(PartyId::P0, &mut bytes).unwrap();
+        assert_eq!(bytes, [8, 7, 6, 5, 4, 3, 2, 1, 9, 0, 0, 0, 0, 0, 0, 0]);
+        a.send(PartyId::P1, &bytes).unwrap();
+        assert_eq!(b.recv_words(PartyId::P0, 2).unwrap(), vec![0x0102_0304_0506_0708, 9]);
+        // Lengths are checked both ways; the next message arrives intact.
+        a.send_words(PartyId::P1, vec![1, 2, 3]).unwrap();
+        let e = b.recv_words(PartyId::P0, 2).unwrap_err();
+        assert_eq!((e.kind, e.expected, e.actual), (ErrorKind::LengthMismatch, Some(16), Some(24)));
+        a.send_words(PartyId::P1, vec![4]).unwrap();
+        assert_eq!(b.recv(PartyId::P0, &mut [0u8; 9]).unwrap_err().kind, ErrorKind::LengthMismatch);
+        a.send(PartyId::P1, &[1u8; 7]).unwrap();
+        assert_eq!(b.recv_words(PartyId::P0, 1).unwrap_err().kind, ErrorKind::LengthMismatch);
+        a.send_words(PartyId::P1, vec![5, 6]).unwrap();
+        assert_eq!(b.recv_words(PartyId::P0, 2).unwrap(), vec![5, 6]);
+        // Refused words: too large, an unknown peer, a peer gone.
+        let mut small = a.with_max_message(8);
+        assert_eq!(small.send_words(PartyId::P1, vec![1, 2]).unwrap_err().kind, ErrorKind::TooLarge);
+        assert_eq!(small.send_words(PartyId::Dealer, vec![1]).unwrap_err().kind, ErrorKind::UnknownPeer);
+        let (_c, d) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
+        assert_eq!(d.with_max_message(8).recv_words(PartyId::P0, 2).unwrap_err().kind, ErrorKind::TooLarge);
+        drop(b);
+        assert_eq!(small.send_words(PartyId::P1, vec![1]).unwrap_err().kind, ErrorKind::Disconnected);
     }
 
     #[test]
