@@ -813,15 +813,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 for (b, w) in mask.iter_mut().zip(w) {
                     *b = w.wrapping_sub(b);
                 }
-                wire::send(&mut self.transport, peer, &[&mask])?;
-                // B is gone from the buffer: F is what P1 holds, a masked value with no secret
-                // of P0's that W (which P0 keeps) does not already give; dropped unwiped.
-                drop(mask.into_vec());
+                // F's buffer goes to P1 as it is (a transport within one process hands it over).
+                wire::send_owned(&mut self.transport, peer, mask)?;
                 RightOperand::from_slice(k, n, w, Width::Narrowest)
             }
             (Role::P1, None) => {
-                let mut f = Shares::zeros(k * n);
-                wire::recv(&mut self.transport, peer, &mut f)?;
+                let f = wire::recv_owned(&mut self.transport, peer, k * n)?;
                 RightOperand::new(k, n, f, Width::Full)
             }
             _ => return Err(Error::ShapeMismatch),
