@@ -46,6 +46,12 @@ row("plan", "plan_s", unit=" s")
 row("load", "load_s", unit=" s")
 row("plaintext", "plaintext_s", unit=" s")
 row("online ratio", "online_ratio", unit="x")
+# Each run's offline + online and load against its own plaintext time (the ratios).
+for l in lines:
+    l["end_to_end_ratio"] = (l["offline_s"] + l["online_s"]) / l["plaintext_s"]
+    l["load_ratio"] = l["load_s"] / l["plaintext_s"]
+row("off+on ratio", "end_to_end_ratio", unit="x")
+row("load ratio", "load_ratio", unit="x")
 row("online bytes", "online_bytes", 1e-6, " MB")
 row("offline bytes", "offline_bytes", 1e-6, " MB")
 row("load bytes", "load_bytes", 1e-6, " MB")
