@@ -39,10 +39,15 @@ pub fn send_owned<R: Ring, T: Transport>(transport: &mut T, to: PartyId, part: S
 pub fn recv_owned<R: Ring, T: Transport>(transport: &mut T, from: PartyId, len: usize) -> Result<Shares<R>, Error> {
     if size_of::<R>() == 8 {
         let words = transport.recv_words(from, len).map_err(Error::transport)?;
-        match bytemuck::allocation::try_cast_vec::<u64, R>(words) {
-            Ok(values) => return Ok(Shares::from_vec(values)),
-            Err((_, words)) => drop(Shares::from_vec(words)),
-        }
+        return Ok(match bytemuck::allocation::try_cast_vec::<u64, R>(words) {
+            Ok(values) => Shares::from_vec(values),
+            // A 64-bit ring the buffer cannot be reread as (another alignment): the message is
+            // received already, so its values are copied out and its buffer wiped.
+            Err((_, words)) => {
+                let words = Shares::from_vec(words);
+                Shares::from_vec(words.iter().map(|&w| bytemuck::cast::<u64, R>(w)).collect())
+            }
+        });
     }
     let mut out = Shares::zeros(len);
     recv(transport, from, &mut out)?;
