@@ -128,37 +128,37 @@ unsafe fn keystream(round_keys: &[[u8; 16]; 11], nonce_low: u64, nonce_high: u64
         );
         let step =
             |blocks: u64| _mm512_set_epi64(0, blocks as i64, 0, blocks as i64, 0, blocks as i64, 0, blocks as i64);
-        let encrypt = |mut state: __m512i| {
-            state = _mm512_xor_si512(state, keys[0]);
-            for key in &keys[1..10] {
-                state = _mm512_aesenc_epi128(state, *key);
+        // The rounds over the first `count` vectors of four blocks, round by round across them
+        // (independent instructions in flight).
+        let encrypt = |mut states: [__m512i; BLOCKS / 4], count: usize| {
+            for s in &mut states[..count] {
+                *s = _mm512_xor_si512(*s, keys[0]);
             }
-            _mm512_aesenclast_epi128(state, keys[10])
+            for key in &keys[1..10] {
+                for s in &mut states[..count] {
+                    *s = _mm512_aesenc_epi128(*s, *key);
+                }
+            }
+            for s in &mut states[..count] {
+                *s = _mm512_aesenclast_epi128(*s, keys[10]);
+            }
+            states
         };
         let blocks = out.len() / 16;
         let mut done = 0;
         while done + BLOCKS <= blocks {
             let start = _mm512_add_epi64(base, step(done as u64));
-            let mut states: [__m512i; BLOCKS / 4] =
-                core::array::from_fn(|v| _mm512_add_epi64(start, step(4 * v as u64)));
-            for s in &mut states {
-                *s = _mm512_xor_si512(*s, keys[0]);
-            }
-            for key in &keys[1..10] {
-                for s in &mut states {
-                    *s = _mm512_aesenc_epi128(*s, *key);
-                }
-            }
-            for (v, s) in states.iter().enumerate() {
-                let block = _mm512_aesenclast_epi128(*s, keys[10]);
-                _mm512_storeu_si512(out.as_mut_ptr().add((done + 4 * v) * 16).cast(), block);
+            let states = encrypt(core::array::from_fn(|v| _mm512_add_epi64(start, step(4 * v as u64))), BLOCKS / 4);
+            for (v, block) in states.iter().enumerate() {
+                _mm512_storeu_si512(out.as_mut_ptr().add((done + 4 * v) * 16).cast(), *block);
             }
             done += BLOCKS;
         }
         while done < blocks {
-            let block = encrypt(_mm512_add_epi64(base, step(done as u64)));
+            let mut one = [_mm512_setzero_si512(); BLOCKS / 4];
+            one[0] = _mm512_add_epi64(base, step(done as u64));
             let mut four = [0u8; 64];
-            _mm512_storeu_si512(four.as_mut_ptr().cast(), block);
+            _mm512_storeu_si512(four.as_mut_ptr().cast(), encrypt(one, 1)[0]);
             let take = (blocks - done).min(4) * 16;
             out[done * 16..done * 16 + take].copy_from_slice(&four[..take]);
             zeroize::Zeroize::zeroize(&mut four);
