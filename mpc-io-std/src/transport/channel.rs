@@ -167,38 +167,27 @@ impl ErrorType for ChannelTransport {
 
 impl Transport for ChannelTransport {
     fn send(&mut self, to: PartyId, msg: &[u8]) -> Result<(), ChannelError> {
-        let err = |kind| ChannelError { kind, peer: to, expected: None, actual: Some(msg.len()) };
-        if msg.len() > self.max_message {
-            return Err(err(ErrorKind::TooLarge));
-        }
-        let link = self.links.get_mut(&to).ok_or(err(ErrorKind::UnknownPeer))?;
+        let link = self.link_to(to, msg.len())?;
         let buf = link.buffer_for(msg);
-        link.tx.send(Message::Bytes(buf)).map_err(|_| err(ErrorKind::Disconnected))
+        link.tx.send(Message::Bytes(buf)).map_err(|_| send_error(ErrorKind::Disconnected, to, msg.len()))
     }
 
     fn send_words(&mut self, to: PartyId, mut words: Vec<u64>) -> Result<(), ChannelError> {
-        let err = |kind| ChannelError { kind, peer: to, expected: None, actual: Some(8 * words.len()) };
-        let refused = if 8 * words.len() > self.max_message {
-            Some(err(ErrorKind::TooLarge))
-        } else if !self.links.contains_key(&to) {
-            Some(err(ErrorKind::UnknownPeer))
-        } else {
-            None
-        };
-        if let Some(e) = refused {
-            zeroize::Zeroize::zeroize(&mut words);
-            return Err(e);
-        }
-        let actual = Some(8 * words.len());
-        match self.links[&to].tx.send(Message::Words(words)) {
-            Ok(()) => Ok(()),
-            Err(mpsc::SendError(message)) => {
-                if let Message::Words(mut words) = message {
-                    zeroize::Zeroize::zeroize(&mut words);
-                }
-                Err(ChannelError { kind: ErrorKind::Disconnected, peer: to, expected: None, actual })
+        let bytes = 8 * words.len();
+        let link = match self.link_to(to, bytes) {
+            Ok(link) => link,
+            Err(e) => {
+                zeroize::Zeroize::zeroize(&mut words);
+                return Err(e);
             }
-        }
+        };
+        link.tx.send(Message::Words(words)).map_err(|mpsc::SendError(message)| {
+            // Not delivered: wiped here (bytes are the caller's).
+            if let Message::Words(mut words) = message {
+                zeroize::Zeroize::zeroize(&mut words);
+            }
+            send_error(ErrorKind::Disconnected, to, bytes)
+        })
     }
 
     fn recv_words(&mut self, from: PartyId, len: usize) -> Result<Vec<u64>, ChannelError> {
@@ -246,7 +235,21 @@ impl Transport for ChannelTransport {
     }
 }
 
+/// A refused send of `bytes` bytes to `to`.
+fn send_error(kind: ErrorKind, to: PartyId, bytes: usize) -> ChannelError {
+    ChannelError { kind, peer: to, expected: None, actual: Some(bytes) }
+}
+
 impl ChannelTransport {
+    /// The link a message of `bytes` bytes goes out on: refused when it is too large or there
+    /// is no link to `to`.
+    fn link_to(&mut self, to: PartyId, bytes: usize) -> Result<&mut Link, ChannelError> {
+        if bytes > self.max_message {
+            return Err(send_error(ErrorKind::TooLarge, to, bytes));
+        }
+        self.links.get_mut(&to).ok_or(send_error(ErrorKind::UnknownPeer, to, bytes))
+    }
+
     /// The next message from `from`, within the timeout.
     fn next_message(&self, from: PartyId) -> Result<Message, ChannelError> {
         let err = |kind| ChannelError { kind, peer: from, expected: None, actual: None };
