@@ -82,7 +82,7 @@ const CRITICAL: f64 = 380.0;
 #[test]
 fn p1_sees_the_same_for_different_weights() {
     let config = config();
-    let tokens: Vec<u32> = (0..8).map(|i| (i * 7 % 50) as u32).collect();
+    let tokens: Vec<u32> = (0..10).map(|i| (i * 7 % 50) as u32).collect();
     for weights in [WeightMode::Owner, WeightMode::Shared] {
         let a = view(Role::P1, &Params::random_with_std(&config, 1, 0.1), &tokens, weights, 31);
         // Weights of another scale entirely, from another seed.

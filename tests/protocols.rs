@@ -309,6 +309,7 @@ proptest! {
         x_shift in prop_oneof![Just(0u32), 1u32..40],
         y_shift in prop_oneof![Just(0u32), 1u32..24],
         scale in 8u32..62,
+        with_square: bool,
     ) {
         use mpc_core::protocol::FusedOperands;
         let broadcast = [None, Some(true), Some(false)][mode];
@@ -325,18 +326,28 @@ proptest! {
         let run = threaded(seed, Truncation::Dealer, |party, role| {
             let xs = party.input(Role::P0, (role == Role::P0).then_some(&xr[..]), xr.len())?;
             let ys = party.input(Role::P1, (role == Role::P1).then_some(&yr[..]), yr.len())?;
-            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast };
+            // x's square from the same opening, where its msb·msb term vanishes (2 s_x <= k).
+            let with_square = with_square && x_shift <= 32;
+            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast, with_square };
             let z = party.mul_fused(&[item])?;
-            party.open(&z[0])
+            assert_eq!(z.len(), item.outputs());
+            let squares = if with_square { party.open(&z[1])? } else { Vec::new() };
+            Ok((party.open(&z[0])?, squares))
         });
         prop_assert_eq!(&run.p0.output, &run.p1.output);
-        for (i, got) in run.p0.output.iter().enumerate() {
+        let (products, squares) = &run.p0.output;
+        for (i, got) in products.iter().enumerate() {
             let j = match broadcast { None => i, Some(true) => i / len, Some(false) => i % len };
-            let candidates: Vec<u64> = truncations(x[i], x_shift)
+            // The square is of the truncation the product used: the same opening and mask.
+            let pairs: Vec<(u64, Option<u64>)> = truncations(x[i], x_shift)
                 .iter()
-                .flat_map(|&a| truncations(y[j], y_shift).into_iter().map(move |b| a.wrapping_mul(b) as u64))
+                .flat_map(|&a| {
+                    let square = (!squares.is_empty()).then(|| a.wrapping_mul(a) as u64);
+                    truncations(y[j], y_shift).into_iter().map(move |b| (a.wrapping_mul(b) as u64, square))
+                })
                 .collect();
-            prop_assert!(candidates.contains(got), "x = {}, y = {}: got {}", x[i], y[j], *got as i64);
+            let found = (*got, squares.get(i).copied());
+            prop_assert!(pairs.contains(&found), "x = {}, y = {}: got {:?}", x[i], y[j], found);
         }
     }
 }
@@ -389,19 +400,38 @@ fn fused_products_take_one_round_and_refuse_bad_shapes() {
         party.open(&[0])?; // end the input's flight
         let s = party.transport().stats();
         let items = [
-            FusedOperands { x: &xs, x_shift: 10, y: &xs[..3], y_shift: 4, rows: 3, len: 4, broadcast: Some(true) },
-            FusedOperands { x: &xs, x_shift: 0, y: &xs, y_shift: 12, rows: 4, len: 3, broadcast: None },
+            FusedOperands {
+                x: &xs,
+                x_shift: 10,
+                y: &xs[..3],
+                y_shift: 4,
+                rows: 3,
+                len: 4,
+                broadcast: Some(true),
+                with_square: true,
+            },
+            FusedOperands::elementwise(&xs, 0, &xs[..], 12),
         ];
-        party.mul_fused(&items)?;
+        let outputs = party.mul_fused(&items)?.len();
         let cost = party.transport().stats().since(&s);
-        let bad = FusedOperands { x: &xs, x_shift: 0, y: &xs[..2], y_shift: 0, rows: 3, len: 4, broadcast: Some(true) };
+        let bad = FusedOperands { y: &xs[..2], ..items[0] };
         let refused = party.mul_fused(&[bad]).err();
-        let too_far = FusedOperands { x: &xs, x_shift: 40, y: &xs, y_shift: 30, rows: 3, len: 4, broadcast: None };
-        Ok((cost, refused, party.mul_fused(&[too_far]).err()))
+        let square_twice = FusedOperands { with_square: true, ..FusedOperands::square(&xs, 3) };
+        let squared_twice = party.mul_fused(&[square_twice]).err();
+        let too_far = FusedOperands { x_shift: 40, y_shift: 30, ..items[1] };
+        let square_too_far = FusedOperands { x_shift: 33, y_shift: 0, ..items[0] };
+        let errors =
+            [refused, squared_twice, party.mul_fused(&[too_far]).err(), party.mul_fused(&[square_too_far]).err()];
+        Ok((cost, outputs, errors))
     });
-    let (cost, refused, too_far) = run.p0.output;
+    let (cost, outputs, errors) = run.p0.output;
     assert_eq!(cost.rounds, 1);
+    // The square rides on x's opening: no element of its own.
     assert_eq!(cost.bytes_sent, 8 * (12 + 3 + 12 + 12));
-    assert_eq!(refused, Some(mpc_core::Error::ShapeMismatch));
+    assert_eq!(outputs, 3);
+    let [shape, squared_twice, too_far, square_too_far] = errors;
+    assert_eq!(shape, Some(mpc_core::Error::ShapeMismatch));
+    assert_eq!(squared_twice, Some(mpc_core::Error::ShapeMismatch));
     assert_eq!(too_far, Some(mpc_core::Error::TooLarge));
+    assert_eq!(square_too_far, Some(mpc_core::Error::TooLarge));
 }

@@ -228,6 +228,13 @@ pub trait Backend {
     /// `x · W` left at the product's double precision (2f fractional bits, not truncated), for
     /// a caller that fuses the truncation into what follows ([`Backend::square_truncated`]).
     fn linear_wide(&mut self, x: &[Self::Elem], m: usize, w: &Self::Weight) -> Result<Self::Vector>;
+    /// Whether [`Backend::linear`]'s truncation takes a round of its own: then a caller that can
+    /// fuse it into its next opening takes the product wide ([`Backend::linear_wide`]). True
+    /// for secret-shared weights under dealer truncation; owner weights carry it in their
+    /// product's messages, local truncation sends nothing, plaintext has none.
+    fn linear_truncation_takes_a_round(&self) -> bool {
+        false
+    }
     /// Matrix products of secret operands left at double precision (see [`Backend::linear_wide`]).
     fn matmul_many_wide(&mut self, products: &[Matmul<'_, Self::Elem>]) -> Result<Vec<Self::Vector>>;
     /// Prepares the model owner's `vocab × width` embedding table for [`Backend::lookup`].
@@ -273,9 +280,10 @@ pub trait Backend {
         Ok([bits, products, y])
     }
     /// The products (x >> s_x) · (y >> s_y) of every item ([`Fused`]), left at the precision
-    /// of the shifted operands (no truncation after). Under MPC in one round: the opening that
-    /// truncates an operand also masks it for the product. The shifts round to nearest (within
-    /// one unit under MPC); the default truncates, then multiplies.
+    /// of the shifted operands (no truncation after); an item [`Fused::with_square`] also
+    /// gives (x >> s_x)², right after its product. Under MPC in one round: the opening that
+    /// truncates an operand also masks it for the product (and the square). The shifts round to
+    /// nearest (within one unit under MPC); the default truncates, then multiplies.
     fn mul_shifted(&mut self, items: &[Fused<'_, Self::Elem>]) -> Result<Vec<Self::Vector>> {
         let exact = Product { a: 0, b: 0, out: 0, pow2: 0 };
         let mut out = Vec::with_capacity(items.len());
@@ -287,6 +295,9 @@ pub trait Backend {
                 Some(per_row) => self.mul_broadcast_many(&[(&x, &y, it.rows, it.len, per_row)], exact)?,
             };
             out.extend(product);
+            if it.with_square {
+                out.push(self.square(&x, exact)?);
+            }
         }
         Ok(out)
     }
@@ -308,18 +319,6 @@ pub trait Backend {
             .collect();
         let pairs: Vec<Pair<'_, Self::Elem>> = items.iter().zip(&expanded).map(|(it, y)| (it.0, &y[..])).collect();
         self.mul_many(&pairs, p)
-    }
-    /// The squares of `x` and the broadcast products `items`, independent of each other, at the
-    /// precisions of `p` (the same for all): under MPC in one round, where a square and then
-    /// the products would take two.
-    fn square_and_mul_broadcast(
-        &mut self,
-        x: &[Self::Elem],
-        items: &[Broadcast<'_, Self::Elem>],
-        p: Product,
-    ) -> Result<(Self::Vector, Vec<Self::Vector>)> {
-        let squares = self.square(x, p)?;
-        Ok((squares, self.mul_broadcast_many(items, p)?))
     }
     /// Matrix product of secret `a` (m×k) and `b` (k×n) at the session precision.
     fn matmul(&mut self, a: &[Self::Elem], b: &[Self::Elem], m: usize, k: usize, n: usize) -> Result<Self::Vector> {

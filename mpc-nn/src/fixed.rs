@@ -171,20 +171,6 @@ impl Backend for Fixed {
         self.truncate_cost(x.len(), p);
         Ok(x.iter().map(|v| v.wrapping_mul(*v).shr_arith(shift)).collect())
     }
-    fn square_and_mul_broadcast(
-        &mut self,
-        x: &[u64],
-        items: &[Broadcast<'_, u64>],
-        p: Product,
-    ) -> Result<(Vec<u64>, Vec<Vec<u64>>)> {
-        let shift = p.shift()?;
-        let opened = items.iter().map(|it| it.0.len() + it.1.len()).sum();
-        let total = x.len() + items.iter().map(|it| it.0.len()).sum::<usize>();
-        cost::square_and_broadcast::<u64>(&mut self.ledger, x.len(), opened);
-        self.truncate_cost(total, p);
-        let squares = x.iter().map(|v| v.wrapping_mul(*v).shr_arith(shift)).collect();
-        Ok((squares, broadcast_products(items, shift)))
-    }
     fn mul_public(&mut self, x: &[u64], c: &[f64]) -> Result<Vec<u64>> {
         let p = Product::public(self.frac_bits(), c);
         let (shift, method) = (p.shift()?, p.truncation(self.frac_bits(), self.truncation));
@@ -232,6 +218,9 @@ impl Backend for Fixed {
             WeightMode::Owner => cost::matmul_owned::<u64>(&mut self.ledger, m, *k),
         }
         Ok(fixed_product(x, data, m, *k, *n, 0))
+    }
+    fn linear_truncation_takes_a_round(&self) -> bool {
+        self.weights == WeightMode::Shared && self.truncation == Truncation::Dealer
     }
     fn matmul_many_wide(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Vec<u64>>> {
         cost::matmul::<u64>(&mut self.ledger, products.iter().map(|p| p.2 * p.3 + p.3 * p.4).sum());
@@ -316,7 +305,11 @@ impl Backend for Fixed {
                 None => y,
                 Some(per_row) => crate::backend::broadcast_values(&y, it.rows, it.len, per_row),
             };
-            out.push(zip(it.x, &y, |a, b| round_shift(a, it.x_shift).wrapping_mul(b)));
+            let x: Vec<u64> = it.x.iter().map(|&v| round_shift(v, it.x_shift)).collect();
+            out.push(zip(&x, &y, u64::wrapping_mul));
+            if it.with_square {
+                out.push(zip(&x, &x, u64::wrapping_mul));
+            }
         }
         Ok(out)
     }

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use mpc_core::Error;
 use mpc_core::transport::Role;
 
-use crate::backend::{Backend, Fused, Product, Result, broadcast_values};
+use crate::backend::{Backend, Fused, Result, broadcast_values};
 use crate::tensor::Tensor;
 
 /// A secret matrix of backend `B`.
@@ -77,53 +77,94 @@ pub struct LayerNorm<B: Backend> {
 impl<B: Backend> LayerNorm<B> {
     /// Loads γ and β at the owner, `None` elsewhere.
     pub fn load(b: &mut B, params: Option<(&[f64], &[f64])>, width: usize, eps: f64) -> Result<Self> {
-        // γ enters scaled by √(h / 2^p) (see `forward`): a public factor the owner applies.
-        let scale = libm::sqrt(width as f64 / pow2_below(width) as f64);
+        if width == 0 {
+            return Err(Error::ShapeMismatch);
+        }
+        // γ enters scaled by √(h / 2^t) (see `normalise`): a public factor the owner applies.
+        let scale = libm::sqrt(width as f64 / libm::ldexp(1.0, variance_shift(width) as i32));
         let scaled_gamma: Option<Vec<f64>> = params.map(|(g, _)| g.iter().map(|g| g * scale).collect());
         let gamma = b.input(Role::P0, scaled_gamma.as_deref(), width)?;
         let beta = b.input(Role::P0, params.map(|(_, beta)| beta), width)?;
         Ok(Self { gamma, beta, eps, width })
     }
 
-    /// Normalises each row of x. γ (per column) and 1/√var (per row) multiply as broadcast
-    /// vectors, which open only their short side.
-    ///
-    /// The variance's 1/h is split as 1/2^p · 2^p/h with 2^p the power of two at most h: the
-    /// row sums of squares (at 2f bits) are V = Σ(x - mean)²/2^p at 2f + p bits, with no
-    /// truncation, and 1/√var = √(h/2^p) · 1/√(V + ε·h/2^p), whose constant factor γ carries
-    /// from the load. Under MPC: one round for the squares, five for 1/√ (its comparisons read
-    /// V untruncated), one for the product with 1/σ (whose truncation rides on that product's
-    /// opening) and one to truncate the result.
+    /// Normalises each row of x (at the session precision f).
     pub fn forward(&self, b: &mut B, x: &Matrix<B>) -> Result<Matrix<B>> {
+        self.normalise(b, x, b.frac_bits())
+    }
+
+    /// Normalises each row of x given at double precision (2f bits: a residual sum whose
+    /// product was left untruncated, [`Linear::forward_wide`]): the truncation rides on the
+    /// normalisation's first opening.
+    pub fn forward_wide(&self, b: &mut B, x: &Matrix<B>) -> Result<Matrix<B>> {
+        self.normalise(b, x, 2 * b.frac_bits())
+    }
+
+    /// Normalises each row of x at `frac` ≥ f bits. γ (per column) and 1/√var (per row)
+    /// multiply as broadcast vectors, which open only their short side.
+    ///
+    /// With 2^L the power of two at most h (μ = h/2^L in [1, 2)), h·x - Σx = h·(x - mean) is
+    /// exact in the ring (no division, no opening); read at L more bits it is c = μ·(x - mean).
+    /// One opening cuts c to f bits for both its square and its product with γ
+    /// ([`Fused::with_square`]); the row sums of the squares, μ²·h·var at 2f bits, are read as
+    /// V = μ²·h·var/2^t at 2f + t bits ([`variance_shift`]: V in [1, 2)·var, where the inverse
+    /// square root's range was made for), and 1/σ = μ·√(h/2^t)/√(V + ε·μ²·h/2^t), whose μ
+    /// cancels c's and whose √(h/2^t) γ carries from the load. Under MPC: one round for c², c·γ
+    /// and (for a wide x) x's truncation, four for 1/√, one for the product with 1/σ (whose
+    /// truncation rides on that product's opening) and one to truncate the result.
+    fn normalise(&self, b: &mut B, x: &Matrix<B>, frac: u32) -> Result<Matrix<B>> {
         check_cols::<B>(x, self.width)?;
         let (rows, h) = (x.rows(), self.width);
-        let f = b.frac_bits();
-        let inv_h = alloc::vec![1.0 / h as f64; rows];
-        let mean = b.mul_public(&b.sum_rows(x.data(), rows, h), &inv_h)?;
-        let centred = b.sub(x.data(), &broadcast_values(&mean, rows, h, true));
-        // The squares and (x - mean)·γ stay at 2f bits (exact ring products, no truncation): the
-        // squares are truncated only once summed (`rows` elements, not `rows·h`), and (x - mean)·γ
-        // once multiplied by 1/σ, by 2f at once. Both values are far below the ring's range.
-        let wide = Product { a: f, b: f, out: 2 * f, pow2: 0 };
-        let (squares, mut scaled) =
-            b.square_and_mul_broadcast(&centred, &[(&centred, &self.gamma, rows, h, false)], wide)?;
-        let scaled = scaled.pop().ok_or(Error::ShapeMismatch)?;
-        let p = pow2_below(h).trailing_zeros();
-        let sums = b.extend(&b.sum_rows(&squares, rows, h), p, -(p as i32));
-        let v = b.add_scalar(&sums, self.eps * h as f64 / (1u64 << p) as f64, 2 * f + p);
-        let (inv_std, bits) = b.inv_sqrt_wide(&v, 2 * f + p)?;
-        // (x - mean)·γ (2f bits) times 1/σ cut to f bits by the product's opening: 3f bits.
-        let item =
-            Fused { x: &scaled, x_shift: 0, y: &inv_std, y_shift: bits - f, rows, len: h, broadcast: Some(true) };
+        let (f, l) = (b.frac_bits(), log2_below(h));
+        let sums = b.sum_rows(x.data(), rows, h);
+        let spread = b.sub(&b.mul_int(x.data(), h as i64), &broadcast_values(&sums, rows, h, true));
+        let centred = b.extend(&spread, l, -(l as i32));
+        let item = Fused {
+            x: &centred,
+            x_shift: frac + l - f,
+            y: &self.gamma,
+            y_shift: 0,
+            rows,
+            len: h,
+            broadcast: Some(false),
+            with_square: true,
+        };
+        let mut products = b.mul_shifted(&[item])?.into_iter();
+        let (scaled, squares) = products.next().zip(products.next()).ok_or(Error::ShapeMismatch)?;
+        let t = variance_shift(h);
+        let v = b.extend(&b.sum_rows(&squares, rows, h), t, -(t as i32));
+        let mu = h as f64 / libm::ldexp(1.0, l as i32);
+        let v = b.add_scalar(&v, self.eps * mu * mu * h as f64 / libm::ldexp(1.0, t as i32), 2 * f + t);
+        let (inv_std, bits) = b.inv_sqrt_wide(&v, 2 * f + t)?;
+        // c·γ (2f bits) times 1/σ cut to f bits by the product's opening: 3f bits.
+        let item = Fused {
+            x: &scaled,
+            x_shift: 0,
+            y: &inv_std,
+            y_shift: bits - f,
+            rows,
+            len: h,
+            broadcast: Some(true),
+            with_square: false,
+        };
         let y = b.mul_shifted(&[item])?.pop().ok_or(Error::ShapeMismatch)?;
         let y = b.reduce(&y, 2 * f)?;
         matrix::<B>(rows, h, b.add(&y, &broadcast_values(&self.beta, rows, h, false)))
     }
 }
 
-/// The largest power of two at most `n` (1 for 0).
-fn pow2_below(n: usize) -> usize {
-    if n == 0 { 1 } else { 1 << (usize::BITS - 1 - n.leading_zeros()) }
+/// ⌊log2 h⌋ for h ≥ 1 (0 for 0).
+fn log2_below(h: usize) -> u32 {
+    (usize::BITS - 1).saturating_sub(h.leading_zeros())
+}
+
+/// The shift t at which a LayerNorm of width h reads the row sums of its squares μ²·h·var
+/// ([`LayerNorm::forward`]): t = ⌊log2 h³⌋ - 2L, so that V = μ²·h·var/2^t = (μ³/2^(t-L))·var
+/// lies in [1, 2)·var.
+fn variance_shift(h: usize) -> u32 {
+    let h = h as u128;
+    let cube_log = (u128::BITS - 1).saturating_sub((h * h * h).leading_zeros());
+    cube_log.saturating_sub(2 * log2_below(h as usize))
 }
 
 /// A table of `vocab` rows looked up at the data owner's secret indices.

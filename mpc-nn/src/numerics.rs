@@ -447,7 +447,16 @@ fn normalise_rows<B: Backend + ?Sized>(
     // value (cut to f bits) · r (cut to f + 8 bits), both by the product's opening, / 2^k, then
     // to f bits: the ring product stays below 2^(k + 2f + 8), far from overflow for any
     // realistic row length.
-    let item = Fused { x: values, x_shift: frac - f, y: &r, y_shift: high, rows, len, broadcast: Some(true) };
+    let item = Fused {
+        x: values,
+        x_shift: frac - f,
+        y: &r,
+        y_shift: high,
+        rows,
+        len,
+        broadcast: Some(true),
+        with_square: false,
+    };
     let p = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
     let unscale = u32::try_from(k).map_err(|_| mpc_core::Error::ShapeMismatch)?;
     b.reduce(&b.extend(&p, unscale, -k), high + unscale)

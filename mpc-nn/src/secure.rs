@@ -155,18 +155,6 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         let z = self.party.square_ring(x)?;
         Ok(self.party.truncate_many_by(alloc::vec![z], shift, method)?.pop().expect("one"))
     }
-    fn square_and_mul_broadcast(
-        &mut self,
-        x: &[u64],
-        items: &[Broadcast<'_, u64>],
-        p: Product,
-    ) -> Result<(Shares<u64>, Vec<Shares<u64>>)> {
-        let (shift, method) = (p.shift()?, self.truncation_for(p));
-        let (squares, products) = self.party.square_and_broadcast_ring(x, items)?;
-        let mut all = self.party.truncate_many_by([alloc::vec![squares], products].concat(), shift, method)?;
-        let products = all.split_off(1);
-        Ok((all.pop().expect("the squares"), products))
-    }
     fn mul_public(&mut self, x: &[u64], c: &[f64]) -> Result<Shares<u64>> {
         if x.len() != c.len() {
             return Err(Error::ShapeMismatch);
@@ -208,6 +196,9 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
             SecureWeight::Owned(w) => self.party.matmul_owned_ring(x, m, w),
             SecureWeight::Table { .. } => Err(Error::MaterialMismatch),
         }
+    }
+    fn linear_truncation_takes_a_round(&self) -> bool {
+        self.weights == WeightMode::Shared && self.party.truncation() == Truncation::Dealer
     }
     fn matmul_many_wide(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.matmul_many_ring(products)

@@ -88,3 +88,40 @@ fn layer_norm_of_wide_rows_far_from_zero_is_unbiased() {
     println!("layer norm, rows of 768 around 6: {a:.3e}");
     assert!(a <= 2e-3, "layer norm error {a:e}");
 }
+
+#[test]
+fn layer_norm_matches_plaintext_across_widths_scales_and_input_precisions() {
+    use mpc_nn::layers::LayerNorm;
+    use mpc_nn::tensor::Tensor;
+    let rows = 3;
+    for h in [3usize, 384, 768, 1024] {
+        // Variances from 4e-4 (rows of three are left out there: one of them has 7e-5, below the
+        // inverse square root's range) to about 1000.
+        for (std, mean) in [(0.02, 1.0), (0.035, 0.0), (1.0, -3.0), (8.0, 40.0), (25.0, -10.0)] {
+            if h == 3 && std < 0.03 {
+                continue;
+            }
+            // Deterministic, spread values: a row's entries are mean + std·(uniform on ±√3).
+            let xs: Vec<f64> =
+                (0..rows * h).map(|i| mean + std * 3f64.sqrt() * (((i * 7919 % 1009) as f64 / 504.0) - 1.0)).collect();
+            let gamma: Vec<f64> = (0..h).map(|i| 0.5 + (i % 7) as f64 / 4.0).collect();
+            let beta: Vec<f64> = (0..h).map(|i| (i % 5) as f64 / 10.0 - 0.2).collect();
+            for wide in [false, true] {
+                let (a, _) = compare!(&xs, |b, x| {
+                    let norm = LayerNorm::load(b, Some((&gamma, &beta)), h, 1e-12).unwrap();
+                    if wide {
+                        // The same values at 2f bits, as a residual sum of an untruncated product.
+                        let x = b.extend(&x, b.frac_bits(), 0);
+                        norm.forward_wide(b, &Tensor::matrix(rows, h, x).unwrap()).map(Tensor::into_data)
+                    } else {
+                        norm.forward(b, &Tensor::matrix(rows, h, x).unwrap()).map(Tensor::into_data)
+                    }
+                });
+                // x itself carries f = 16 fractional bits: γ·2^-16/σ is the floor (γ up to 2).
+                let bound = 1e-3f64.max(4e-5 / std);
+                println!("layer norm h = {h}, std {std}, mean {mean}, wide {wide}: {a:.3e} (bound {bound:.1e})");
+                assert!(a <= bound, "h = {h}, std {std}, wide {wide}: error {a:e}");
+            }
+        }
+    }
+}

@@ -394,10 +394,28 @@ impl<B: Backend> Encoder<B> {
         Ok(x)
     }
 
-    /// LayerNorm of the residual sum x + y.
-    fn add_norm(&self, b: &mut B, x: &Matrix<B>, y: &Matrix<B>, norm: &LayerNorm<B>) -> Result<Matrix<B>, ModelError> {
-        let sum = Tensor::matrix(x.rows(), x.cols(), b.add(x.data(), y.data()))?;
-        Ok(norm.forward(b, &sum)?)
+    /// `linear`'s output, then the LayerNorm of the residual sum x + output. Where the linear's
+    /// truncation would take a round of its own, the product stays wide and the truncation
+    /// rides on the normalisation's first opening.
+    fn linear_add_norm(
+        &self,
+        b: &mut B,
+        x: &Matrix<B>,
+        input: &Matrix<B>,
+        linear: &Linear<B>,
+        norm: &LayerNorm<B>,
+        observer: &mut dyn Observer<B>,
+    ) -> Result<Matrix<B>, ModelError> {
+        let wide = b.linear_truncation_takes_a_round();
+        observer.enter(b, Bucket::Linear);
+        let y = if wide { linear.forward_wide(b, input)? } else { linear.forward(b, input)? };
+        observer.leave(b, Bucket::Linear);
+        observer.enter(b, Bucket::Norm);
+        let sum = if wide { b.add(&b.extend(x.data(), b.frac_bits(), 0), y.data()) } else { b.add(x.data(), y.data()) };
+        let sum = Tensor::matrix(x.rows(), x.cols(), sum)?;
+        let normalised = if wide { norm.forward_wide(b, &sum)? } else { norm.forward(b, &sum)? };
+        observer.leave(b, Bucket::Norm);
+        Ok(normalised)
     }
 
     fn layer(
@@ -422,12 +440,8 @@ impl<B: Backend> Encoder<B> {
 
         observer.enter(b, Bucket::Linear);
         let context = heads.context(b, &probs, &values, seq)?;
-        let attended = layer.attention_out.forward(b, &context)?;
         observer.leave(b, Bucket::Linear);
-
-        observer.enter(b, Bucket::Norm);
-        let x = self.add_norm(b, x, &attended, &layer.attention_norm)?;
-        observer.leave(b, Bucket::Norm);
+        let x = self.linear_add_norm(b, x, &context, &layer.attention_out, &layer.attention_norm, observer)?;
 
         observer.enter(b, Bucket::Linear);
         // Quad takes the product before its truncation and fuses the two; the others would only
@@ -439,13 +453,7 @@ impl<B: Backend> Encoder<B> {
         let activation = self.preset.activation;
         let activated = if fused { activation.apply_to_product(b, &inner)? } else { activation.apply(b, &inner)? };
         observer.leave(b, Bucket::Activation);
-        observer.enter(b, Bucket::Linear);
-        let outer = layer.ffn_out.forward(b, &activated)?;
-        observer.leave(b, Bucket::Linear);
-        observer.enter(b, Bucket::Norm);
-        let x = self.add_norm(b, &x, &outer, &layer.ffn_norm)?;
-        observer.leave(b, Bucket::Norm);
-        Ok(x)
+        self.linear_add_norm(b, &x, &activated, &layer.ffn_out, &layer.ffn_norm, observer)
     }
 
     fn finish(

@@ -39,9 +39,12 @@ const TAG_TRUNC_SQUARE: u64 = 11;
 const TAG_BELOW: u64 = 12;
 const TAG_FUSED: u64 = 13;
 const TAG_FUSED_SQUARE: u64 = 14;
+/// The bit of a [`Request::Fused`] header's mode word that asks for x's square too.
+const FUSED_WITH_SQUARE: u64 = 4;
 
-/// At most this many random and this many correlated parts per material.
-pub(crate) const MAX_PARTS: usize = 8;
+/// At most this many random and this many correlated parts per material (a fused product of
+/// two truncated operands that squares x too has nine correlated parts).
+pub(crate) const MAX_PARTS: usize = 10;
 
 /// How the parties' shares of a part combine into its secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,22 +167,26 @@ pub(crate) const fn fused_cross_parts(x_truncated: bool, y_truncated: Option<boo
     }
 }
 
+/// Why a fused layout's parts fit in [`MAX_PARTS`]: at most two random and nine correlated.
+const FUSED_PARTS: &str = "a fused layout has at most MAX_PARTS parts";
+
 /// The layout of a fused product of x (`nx` elements) with y (its length and shift), or of a
 /// fused square without y: the masks; each truncated operand's r >> s and msb(r); the cross
-/// products.
-fn fused_layout(nx: usize, x_shift: u32, y: Option<(usize, u32)>) -> Layout {
+/// products (x's square's last).
+fn fused_layout(nx: usize, x_shift: u32, y: Option<(usize, u32)>, square: bool) -> Layout {
     let mut random = parts(&[(nx, Additive)]);
     let mut correlated = Parts2::new();
     for (n, shift) in core::iter::once((nx, x_shift)).chain(y) {
         if shift > 0 {
-            let _ = correlated.extend_from_slice(&[(n, Additive), (n, Additive)]);
+            correlated.extend_from_slice(&[(n, Additive), (n, Additive)]).expect(FUSED_PARTS);
         }
     }
     if let Some((ny, _)) = y {
-        let _ = random.push((ny, Additive));
+        random.push((ny, Additive)).expect(FUSED_PARTS);
     }
-    for _ in 0..fused_cross_parts(x_shift > 0, y.map(|(_, shift)| shift > 0)) {
-        let _ = correlated.push((nx, Additive));
+    let squares = if square { fused_cross_parts(x_shift > 0, None) } else { 0 };
+    for _ in 0..fused_cross_parts(x_shift > 0, y.map(|(_, shift)| shift > 0)) + squares {
+        correlated.push((nx, Additive)).expect(FUSED_PARTS);
     }
     Layout { random, correlated }
 }
@@ -237,13 +244,14 @@ impl Request {
             }
             // Each shift leaves room for the truncation's offset, and the msb·msb cross term
             // vanishes only while the two shifts add up to at most k.
-            Request::Fused { rows, len, x_shift, y_shift, .. } => {
+            Request::Fused { rows, len, x_shift, y_shift, with_square, .. } => {
                 ok(rows.checked_mul(len))
                     && ok(Some(rows))
                     && ok(Some(len))
                     && x_shift.saturating_add(2) < R::BITS
                     && y_shift.saturating_add(2) < R::BITS
                     && x_shift.saturating_add(y_shift) <= R::BITS
+                    && (!with_square || x_shift.saturating_mul(2) <= R::BITS)
             }
             Request::FusedSquare { n, shift } => {
                 ok(Some(n)) && shift.saturating_add(2) < R::BITS && shift.saturating_mul(2) <= R::BITS
@@ -310,10 +318,10 @@ impl Request {
                 }
                 Layout { random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]), correlated }
             }
-            Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
-                fused_layout(rows * len, x_shift, Some((broadcast_len(rows, len, broadcast), y_shift)))
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {
+                fused_layout(rows * len, x_shift, Some((broadcast_len(rows, len, broadcast), y_shift)), with_square)
             }
-            Request::FusedSquare { n, shift } => fused_layout(n, shift, None),
+            Request::FusedSquare { n, shift } => fused_layout(n, shift, None, false),
         }
     }
 
@@ -331,12 +339,12 @@ impl Request {
             Request::Below { n, bounds, times } => {
                 [TAG_BELOW, n as u64, bounds as u64, times.map_or(0, |s| u64::from(s) + 1), 0]
             }
-            Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {
                 let mode = match broadcast {
                     None => 0,
                     Some(true) => 1,
                     Some(false) => 2,
-                };
+                } | if with_square { FUSED_WITH_SQUARE } else { 0 };
                 [TAG_FUSED, rows as u64, len as u64, mode, u64::from(x_shift) | (u64::from(y_shift) << 32)]
             }
             Request::FusedSquare { n, shift } => [TAG_FUSED_SQUARE, n as u64, u64::from(shift), 0, 0],
@@ -384,12 +392,13 @@ impl Request {
             TAG_BELOW if w[4] == 0 && w[3] <= u64::from(u32::MAX) => {
                 Request::Below { n: size(w[1])?, bounds: size(w[2])?, times: w[3].checked_sub(1).map(|s| s as u32) }
             }
-            TAG_FUSED if w[3] <= 2 => Request::Fused {
+            TAG_FUSED if w[3] & !FUSED_WITH_SQUARE <= 2 => Request::Fused {
                 rows: size(w[1])?,
                 len: size(w[2])?,
-                broadcast: [None, Some(true), Some(false)][w[3] as usize],
+                broadcast: [None, Some(true), Some(false)][(w[3] & !FUSED_WITH_SQUARE) as usize],
                 x_shift: w[4] as u32,
                 y_shift: (w[4] >> 32) as u32,
+                with_square: w[3] & FUSED_WITH_SQUARE != 0,
             },
             TAG_FUSED_SQUARE if unused_zero(&w[3..]) => {
                 Request::FusedSquare { n: size(w[1])?, shift: u32::try_from(w[2]).map_err(|_| Error::TooLarge)? }
@@ -785,20 +794,20 @@ impl<R: Ring> DealerState<R> {
                     correct(&mut corr[6], cross)?;
                 }
             }
-            Request::Fused { rows, len, broadcast, x_shift, y_shift } => {
-                fused_correct((rows, len, broadcast), (&secret[0], x_shift), (&secret[1], y_shift), &mut corr)?;
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {
+                let shape = (rows, len, broadcast);
+                let used = fused_correct(shape, (&secret[0], x_shift), (&secret[1], y_shift), &mut corr)?;
+                if with_square {
+                    square_correct(&secret[0], x_shift, &mut corr[used..])?;
+                }
             }
             Request::FusedSquare { shift, .. } => {
                 let r = &secret[0];
-                if shift == 0 {
-                    correct(&mut corr[0], r.iter().map(|a| a.wrapping_mul(a)))?;
-                } else {
-                    let hi = |v: &R| v.shr_logical(shift);
-                    correct(&mut corr[0], r.iter().map(hi))?;
+                if shift > 0 {
+                    correct(&mut corr[0], r.iter().map(|v| v.shr_logical(shift)))?;
                     correct(&mut corr[1], r.iter().map(|v| v.msb()))?;
-                    correct(&mut corr[2], r.iter().map(|v| v.msb().wrapping_mul(&hi(v))))?;
-                    correct(&mut corr[3], r.iter().map(|v| hi(v).wrapping_mul(&hi(v))))?;
                 }
+                square_correct(r, shift, &mut corr[if shift > 0 { 2 } else { 0 }..])?;
             }
         }
         for (part, (len, _)) in corr.iter().zip(&layout.correlated) {
@@ -842,19 +851,37 @@ fn below_tables_into<R: Ring>(r: &[R], tables: &mut [R]) {
     }
 }
 
+/// P0's cross products of a fused square of x (mask `r`, shifted by `shift`), over P1's shares
+/// in `corr`: a·a, or msb(r)·(r >> s) and (r >> s)² for a truncated x.
+fn square_correct<R: Ring>(r: &[R], shift: u32, corr: &mut [Shares<R>]) -> Result<(), Error> {
+    match corr {
+        [squares, ..] if shift == 0 => correct(squares, r.iter().map(|a| a.wrapping_mul(a))),
+        [by_msb, squares, ..] => {
+            let hi = |v: &R| v.shr_logical(shift);
+            correct(by_msb, r.iter().map(|v| v.msb().wrapping_mul(&hi(v))))?;
+            correct(squares, r.iter().map(|v| hi(v).wrapping_mul(&hi(v))))
+        }
+        _ => Err(Error::MaterialMismatch),
+    }
+}
+
 /// P0's correlated parts of a [`Request::Fused`] (see [`FusedMaterial`](super::FusedMaterial)),
 /// in the layout's order, from the masks of x and y, over P1's shares in `corr`: each truncated
-/// operand's r >> s and msb(r), then the cross products.
+/// operand's r >> s and msb(r), then the cross products. Returns the parts written.
 fn fused_correct<R: Ring>(
     shape: (usize, usize, Option<bool>),
     (x, xs): (&[R], u32),
     (y, ys): (&[R], u32),
     corr: &mut [Shares<R>],
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     let (_, len, broadcast) = shape;
     let j = |i: usize| broadcast_index(len, broadcast, i);
+    let mut used = 0;
     let mut parts = corr.iter_mut();
-    let mut next = || parts.next().ok_or(Error::MaterialMismatch);
+    let mut next = || {
+        used += 1;
+        parts.next().ok_or(Error::MaterialMismatch)
+    };
     for (r, s) in [(x, xs), (y, ys)] {
         if s > 0 {
             correct(next()?, r.iter().map(|v| v.shr_logical(s)))?;
@@ -879,7 +906,7 @@ fn fused_correct<R: Ring>(
             correct(next()?, xi.map(|(i, a)| hi(a, xs).wrapping_mul(&hi(&y[j(i)], ys))))?;
         }
     }
-    Ok(())
+    Ok(used)
 }
 
 /// P0's correlated parts of a comparison, over P1's shares in `corr`, from its mask r and its

@@ -143,6 +143,9 @@ pub enum Request {
         x_shift: u32,
         /// Bits y is shifted right by before the product (0: not truncated).
         y_shift: u32,
+        /// Whether x's square (x >> x_shift)² comes out of the same opening too: its cross
+        /// products follow the product's (x's opening then serves two products).
+        with_square: bool,
     },
     /// Material for squares (x >> shift)² whose one opening serves the truncation and the
     /// square (see [`FusedMaterial`]): half the opening and about half the material of a
@@ -323,7 +326,8 @@ pub struct FusedMaterial<R: Ring> {
     pub x_trunc: [Shares<R>; 2],
     /// When y is truncated: shares of r' >> s' and msb(r'); else empty.
     pub y_trunc: [Shares<R>; 2],
-    /// Shares of the cross products (x's shape), in the order of [`FusedMaterial`]'s doc.
+    /// Shares of the cross products (x's shape), in the order of [`FusedMaterial`]'s doc; for a
+    /// product that also squares x, then the square's.
     pub cross: Vec<Shares<R>>,
 }
 

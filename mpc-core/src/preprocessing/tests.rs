@@ -130,8 +130,9 @@ fn request_headers_round_trip() {
         Request::Below { n: 128, bounds: 289, times: None },
         Request::Below { n: 128, bounds: 289, times: Some(19) },
         Request::Below { n: 3, bounds: 2, times: Some(0) },
-        Request::Fused { rows: 128, len: 768, broadcast: Some(true), x_shift: 0, y_shift: 40 },
-        Request::Fused { rows: 1, len: 9, broadcast: None, x_shift: 28, y_shift: 24 },
+        Request::Fused { rows: 128, len: 768, broadcast: Some(true), x_shift: 0, y_shift: 40, with_square: false },
+        Request::Fused { rows: 1, len: 9, broadcast: None, x_shift: 28, y_shift: 24, with_square: false },
+        Request::Fused { rows: 128, len: 768, broadcast: Some(false), x_shift: 24, y_shift: 0, with_square: true },
         Request::FusedSquare { n: 7, shift: 32 },
         Request::FusedSquare { n: 1, shift: 0 },
     ] {
@@ -154,7 +155,7 @@ fn zero_sized_requests_are_refused_by_every_provider() {
         Request::Ltz { n: 0 },
         Request::Below { n: 0, bounds: 3, times: None },
         Request::Below { n: 3, bounds: 0, times: Some(4) },
-        Request::Fused { rows: 0, len: 3, broadcast: None, x_shift: 4, y_shift: 0 },
+        Request::Fused { rows: 0, len: 3, broadcast: None, x_shift: 4, y_shift: 0, with_square: false },
         Request::FusedSquare { n: 0, shift: 4 },
     ];
     let zero_sized = Some(Error::Malformed("zero-sized request"));
@@ -451,10 +452,13 @@ fn every_request() -> Vec<Request> {
         Request::Ltz { n: 3 },
         Request::Below { n: 3, bounds: 5, times: None },
         Request::Below { n: 3, bounds: 5, times: Some(7) },
-        Request::Fused { rows: 2, len: 3, broadcast: Some(true), x_shift: 0, y_shift: 9 },
-        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 7, y_shift: 9 },
-        Request::Fused { rows: 2, len: 3, broadcast: Some(false), x_shift: 3, y_shift: 0 },
-        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 0, y_shift: 0 },
+        Request::Fused { rows: 2, len: 3, broadcast: Some(true), x_shift: 0, y_shift: 9, with_square: false },
+        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 7, y_shift: 9, with_square: false },
+        Request::Fused { rows: 2, len: 3, broadcast: Some(false), x_shift: 3, y_shift: 0, with_square: false },
+        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 0, y_shift: 0, with_square: false },
+        Request::Fused { rows: 2, len: 3, broadcast: Some(false), x_shift: 5, y_shift: 0, with_square: true },
+        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 0, y_shift: 4, with_square: true },
+        Request::Fused { rows: 2, len: 3, broadcast: Some(true), x_shift: 7, y_shift: 9, with_square: true },
         Request::FusedSquare { n: 5, shift: 0 },
         Request::FusedSquare { n: 5, shift: 20 },
     ]
@@ -591,19 +595,26 @@ fn material_is_bound_to_the_request_p1_expects() {
 fn requests_with_shifts_beyond_the_ring_are_refused() {
     // (u32::MAX, ...) was a fuzzer's find: the bound check itself overflowed.
     for (x_shift, y_shift) in [(62, 0), (0, 63), (40, 30), (u32::MAX, 0x8eff_ffff), (1, u32::MAX)] {
-        let r = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift, y_shift };
+        let r = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift, y_shift, with_square: false };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
     // A square's msb·msb term vanishes only for 2s <= k.
     for shift in [33, 62, u32::MAX] {
         let r = Request::FusedSquare { n: 2, shift };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
+        let r = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: shift, y_shift: 0, with_square: true };
+        assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
+    let square = Request::Fused { rows: 2, len: 2, broadcast: Some(false), x_shift: 32, y_shift: 0, with_square: true };
+    assert_eq!(Request::decode::<u64>(&square.encode(), MAX_REQUEST_ELEMENTS), Ok(square));
     for times in [62, u32::MAX - 1] {
         let below = Request::Below { n: 2, bounds: 2, times: Some(times) };
         assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
     }
-    let mut header = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: 1, y_shift: 1 }.encode();
-    header[24] = 3; // no such broadcast mode
-    assert_eq!(Request::decode::<u64>(&header, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
+    let mut header =
+        Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: 1, y_shift: 1, with_square: false }.encode();
+    for mode in [3, 7, 8] {
+        header[24] = mode; // no such broadcast mode, or an unknown flag
+        assert_eq!(Request::decode::<u64>(&header, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
+    }
 }

@@ -85,12 +85,6 @@ pub fn broadcast<R: Ring>(m: &mut CommModel, opened: usize) {
     m.exchange::<R>(opened);
 }
 
-/// Squares of `n` elements and broadcast products opening `opened` elements, in one round
-/// ([`Party::square_and_broadcast_ring`](super::Party::square_and_broadcast_ring)).
-pub fn square_and_broadcast<R: Ring>(m: &mut CommModel, n: usize, opened: usize) {
-    m.exchange::<R>(n + opened);
-}
-
 /// Preparing secret-shared matrices of `Σ kn` elements (W - B opened).
 pub fn prepare_shared<R: Ring>(m: &mut CommModel, elements: usize) {
     m.exchange::<R>(elements);

@@ -16,7 +16,8 @@ use crate::transport::Transport;
 /// One product of [`Party::mul_fused`]: (x >> `x_shift`) · (y >> `y_shift`) for x of
 /// `rows × len` elements and y of the same shape, or (`broadcast`) one value per row
 /// (`Some(true)`) or per column (`Some(false)`), repeated along the other axis. A shift of 0
-/// leaves its operand as it is.
+/// leaves its operand as it is. With `with_square`, x's square (x >> `x_shift`)² comes out of
+/// the same opening too.
 #[derive(Clone, Copy, Debug)]
 pub struct FusedOperands<'a, R> {
     /// The left operand, `rows × len`.
@@ -33,12 +34,14 @@ pub struct FusedOperands<'a, R> {
     pub len: usize,
     /// How y repeats (see [`Request::Fused`]).
     pub broadcast: Option<bool>,
+    /// Whether x's square is made too, from x's one opening (returned right after the product).
+    pub with_square: bool,
 }
 
 impl<'a, R> FusedOperands<'a, R> {
     /// An elementwise product of x and y (of the same length) shifted by their bits.
     pub fn elementwise(x: &'a [R], x_shift: u32, y: &'a [R], y_shift: u32) -> Self {
-        Self { x, x_shift, y, y_shift, rows: 1, len: x.len(), broadcast: None }
+        Self { x, x_shift, y, y_shift, rows: 1, len: x.len(), broadcast: None, with_square: false }
     }
 
     /// The square of x shifted by `shift` bits: one opening serves the truncation and both
@@ -69,7 +72,13 @@ impl<'a, R> FusedOperands<'a, R> {
             broadcast: self.broadcast,
             x_shift: self.x_shift,
             y_shift: self.y_shift,
+            with_square: self.with_square,
         }
+    }
+
+    /// Products this item returns: 2 with x's square, else 1.
+    pub fn outputs(&self) -> usize {
+        1 + usize::from(self.with_square)
     }
 
     /// Elements of y.
@@ -172,9 +181,11 @@ fn square_products<R: Ring, const SHIFTED: bool>(
     z
 }
 
-/// Cross products a fused item's material holds ([`fused_cross_parts`]).
-fn cross_products(it: &FusedOperands<'_, impl Sized>) -> usize {
-    fused_cross_parts(it.x_shift > 0, (!it.is_square()).then_some(it.y_shift > 0))
+/// Cross products of a fused item's product ([`fused_cross_parts`]), and of x's square with
+/// [`FusedOperands::with_square`].
+fn cross_products(it: &FusedOperands<'_, impl Sized>) -> (usize, usize) {
+    let squares = if it.with_square { fused_cross_parts(it.x_shift > 0, None) } else { 0 };
+    (fused_cross_parts(it.x_shift > 0, (!it.is_square()).then_some(it.y_shift > 0)), squares)
 }
 
 /// This party's share of an operand's opening, appended to `openings`: x - a for an
@@ -197,12 +208,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// (c = x + 2^(k-2) + r), an untruncated one as a Beaver product does, and the product is
     /// linear in the dealer's shares after that. The shifts round as [`Party::truncate`] does
     /// (within one unit below); values must satisfy |x|, |y| < 2^(k-2). The products are not
-    /// truncated.
+    /// truncated. An item [`FusedOperands::with_square`] returns its product, then x's square.
     pub fn mul_fused(&mut self, items: &[FusedOperands<'_, R>]) -> Result<Vec<Shares<R>>, Error> {
         for it in items {
             let request = it.request();
             request.validate::<R>(usize::MAX)?;
-            if it.x.len() != it.rows * it.len || it.y.len() != it.y_len() {
+            if it.x.len() != it.rows * it.len || it.y.len() != it.y_len() || (it.with_square && it.is_square()) {
                 return Err(Error::ShapeMismatch);
             }
         }
@@ -224,7 +235,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 || mat.y_mask.len() != ny
                 || !trunc_ok(&mat.x_trunc, it.x_shift, it.x.len())
                 || !trunc_ok(&mat.y_trunc, if square { 0 } else { it.y_shift }, ny)
-                || mat.cross.len() != cross_products(it)
+                || mat.cross.len() != cross_products(it).0 + cross_products(it).1
                 || mat.cross.iter().any(|c| c.len() != it.x.len())
             {
                 return Err(Error::MaterialMismatch);
@@ -235,20 +246,23 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             }
         }
         let opened = self.open_owned(openings)?;
-        let mut out = Vec::with_capacity(items.len());
+        let mut out = Vec::with_capacity(items.iter().map(FusedOperands::outputs).sum());
         let mut at = 0;
         for (it, mat) in items.iter().zip(&mut materials) {
             let (cx, rest) = opened[at..].split_at(it.x.len());
             at += it.opened_len();
             let (x_mask, x_trunc, y_mask, y_trunc) = (&mat.x_mask, &mat.x_trunc, &mat.y_mask, &mat.y_trunc);
-            let cross = &mut mat.cross;
+            let (cross, square_cross) = mat.cross.split_at_mut(cross_products(it).0);
             let (sx, sy) = (it.x_shift, it.y_shift);
-            if it.is_square() {
-                out.push(if sx > 0 {
+            let square = |cross: &mut [Shares<R>]| {
+                if sx > 0 {
                     square_products::<R, true>(Opened::new(cx, sx, x_mask, x_trunc), cross, p0)
                 } else {
                     square_products::<R, false>(Opened::new(cx, sx, x_mask, x_trunc), cross, p0)
-                });
+                }
+            };
+            if it.is_square() {
+                out.push(square(cross));
                 continue;
             }
             let cy = &rest[..it.y.len()];
@@ -270,6 +284,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 (true, false) => specialised!(true, false),
                 (true, true) => specialised!(true, true),
             });
+            if it.with_square {
+                out.push(square(square_cross));
+            }
         }
         Ok(out)
     }
