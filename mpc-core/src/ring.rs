@@ -80,6 +80,14 @@ pub trait Ring:
         None
     }
 
+    /// Packs a uniformly random `b` (k×n, every limb) drawn by `fill` a band of whole rows at a
+    /// time, in order, when this ring's kernel has a packed form on this CPU; `None`, without
+    /// calling `fill`, otherwise.
+    fn pack_rhs_drawn(k: usize, n: usize, fill: &mut dyn FnMut(&mut [Self])) -> Option<crate::gemm::PackedRhs> {
+        let _ = (k, n, fill);
+        None
+    }
+
     /// `c += a · b` like [`Ring::gemm_acc`], from `packed` (made by [`Ring::pack_rhs`] from this
     /// same `b`) when given.
     fn gemm_acc_packed(
@@ -104,6 +112,13 @@ macro_rules! impl_ring {
             }
             fn pack_rhs(k: usize, n: usize, b: &[Self], width: crate::gemm::Width) -> Option<crate::gemm::PackedRhs> {
                 crate::gemm::pack_rhs_u64(k, n, b, width)
+            }
+            fn pack_rhs_drawn(
+                k: usize,
+                n: usize,
+                fill: &mut dyn FnMut(&mut [Self]),
+            ) -> Option<crate::gemm::PackedRhs> {
+                crate::gemm::pack_rhs_drawn_u64(k, n, fill)
             }
             fn gemm_acc_packed(
                 m: usize,

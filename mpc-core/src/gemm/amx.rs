@@ -223,9 +223,24 @@ impl PackedRhs {
         Self::with_limbs(k, n, b, Limbs::Unsigned, threads)
     }
 
-    /// Packs on up to `threads` threads, each a range of column blocks.
+    /// Packs `b` as eight unsigned limbs, drawn band by band: `fill` writes the next rows of B
+    /// (whole rows, in order) into the slice it is given, which is packed and then overwritten
+    /// by the next band (no k × n buffer of B; the band's buffer is wiped at the end).
+    pub(crate) fn drawn(k: usize, n: usize, fill: &mut dyn FnMut(&mut [u64]), threads: usize) -> PackedRhs {
+        let buffer = Zeroizing::new(std::vec![0u64; k.min(BAND_ROWS) * n]);
+        Self::by_bands(k, n, Rows::Drawn { fill, buffer }, Limbs::Unsigned, threads)
+    }
+
+    /// Packs `b` with `limbs` (see [`PackedRhs::by_bands`]).
     fn with_limbs(k: usize, n: usize, b: &[u64], limbs: Limbs, threads: usize) -> PackedRhs {
         assert!(b.len() >= k * n, "gemm operand too short");
+        Self::by_bands(k, n, Rows::Slice(b), limbs, threads)
+    }
+
+    /// Packs the rows of B a band of [`BAND_ROWS`] at a time (the band's rows are read along;
+    /// a column block at a time down the whole matrix would stride by a row per read), each
+    /// band on up to `threads` threads, each a range of column blocks.
+    fn by_bands(k: usize, n: usize, mut rows: Rows<'_>, limbs: Limbs, threads: usize) -> PackedRhs {
         let k_padded = k.next_multiple_of(TILE_K);
         let n_padded = n.next_multiple_of(BLOCK);
         let limb_len = k_padded * n_padded;
@@ -247,30 +262,34 @@ impl PackedRhs {
             }
         }
         let (wide, vbmi) = (avx512bw(), avx512vbmi());
-        let pack = |index: usize, planes: Vec<&mut [u8]>| {
-            let columns = Columns { k, n, b, limbs, k_padded, first_col: index * per_thread * TILE_COLS };
-            if vbmi {
-                // SAFETY: AVX-512F, BW and VBMI, all that `pack_columns_vbmi` is compiled for,
-                // were just detected on this CPU.
-                unsafe { pack_columns_vbmi(columns, planes) }
-            } else if wide {
-                // SAFETY: AVX-512F and BW, all that `pack_columns_avx512` is compiled for, were
-                // just detected on this CPU.
-                unsafe { pack_columns_avx512(columns, planes) }
-            } else {
-                pack_columns::<false>(columns, planes)
-            }
-        };
-        std::thread::scope(|scope| {
-            let mut parts = parts.into_iter().enumerate();
-            let own = parts.next();
-            for (index, planes) in parts {
-                scope.spawn(move || pack(index, planes));
-            }
-            if let Some((index, planes)) = own {
-                pack(index, planes);
-            }
-        });
+        for first_row in (0..k).step_by(BAND_ROWS) {
+            let band = rows.band(first_row, (k - first_row).min(BAND_ROWS), n);
+            let pack = |index: usize, planes: &mut [&mut [u8]]| {
+                let first_col = index * per_thread * TILE_COLS;
+                let columns = Columns { k, n, b: band, first_row, limbs, k_padded, first_col };
+                if vbmi {
+                    // SAFETY: AVX-512F, BW and VBMI, all that `pack_columns_vbmi` is compiled
+                    // for, were just detected on this CPU.
+                    unsafe { pack_columns_vbmi(columns, planes) }
+                } else if wide {
+                    // SAFETY: AVX-512F and BW, all that `pack_columns_avx512` is compiled for,
+                    // were just detected on this CPU.
+                    unsafe { pack_columns_avx512(columns, planes) }
+                } else {
+                    pack_columns::<false>(columns, planes)
+                }
+            };
+            std::thread::scope(|scope| {
+                let mut parts = parts.iter_mut().enumerate();
+                let own = parts.next();
+                for (index, planes) in parts {
+                    scope.spawn(move || pack(index, planes));
+                }
+                if let Some((index, planes)) = own {
+                    pack(index, planes);
+                }
+            });
+        }
         PackedRhs { k, n, k_padded, n_padded, limbs, data: lines }
     }
 
@@ -293,13 +312,41 @@ impl PackedRhs {
 /// Packings of fewer values stay on one thread.
 const MIN_PARALLEL_PACKING: usize = 1 << 16;
 
-/// What one packing thread packs: the columns of `b` (k × n) from `first_col` on, in `limbs`, k
-/// padded to `k_padded`.
+/// Rows of B (k × n) were packed from: the whole matrix, or bands drawn one at a time.
+enum Rows<'a> {
+    /// The whole matrix, row-major.
+    Slice(&'a [u64]),
+    /// Each band drawn by `fill` into `buffer` (wiped on drop).
+    Drawn { fill: &'a mut dyn FnMut(&mut [u64]), buffer: Zeroizing<Vec<u64>> },
+}
+
+impl Rows<'_> {
+    /// Rows `first..first + rows` of B (each `n` long), row-major.
+    fn band(&mut self, first: usize, rows: usize, n: usize) -> &[u64] {
+        match self {
+            Rows::Slice(b) => &b[first * n..(first + rows) * n],
+            Rows::Drawn { fill, buffer } => {
+                let band = &mut buffer[..rows * n];
+                fill(band);
+                band
+            }
+        }
+    }
+}
+
+/// Rows of a band in [`PackedRhs::by_bands`] (64 k-quads: 15 % faster than whole columns on a
+/// 768 x 3072 operand in fresh memory, on the Intel Xeon of this project's notes).
+const BAND_ROWS: usize = 256;
+
+/// What one packing thread packs: the columns from `first_col` on of the rows of B (k × n)
+/// that `b` holds from row `first_row` on (a multiple of 4), in `limbs`, k padded to
+/// `k_padded`.
 #[derive(Clone, Copy)]
 struct Columns<'a> {
     k: usize,
     n: usize,
     b: &'a [u64],
+    first_row: usize,
     limbs: Limbs,
     k_padded: usize,
     first_col: usize,
@@ -307,14 +354,14 @@ struct Columns<'a> {
 
 /// [`pack_columns`] compiled for AVX-512 (a line's limbs are a shift and a narrowing store).
 #[target_feature(enable = "avx512f,avx512bw")]
-fn pack_columns_avx512(columns: Columns<'_>, planes: Vec<&mut [u8]>) {
+fn pack_columns_avx512(columns: Columns<'_>, planes: &mut [&mut [u8]]) {
     pack_columns::<false>(columns, planes)
 }
 
 /// [`pack_columns`] with whole tile lines transposed in registers ([`pack_line_vbmi`]) and
 /// streamed: about three times the AVX-512 value loop's rate on a model's weights here.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-fn pack_columns_vbmi(columns: Columns<'_>, planes: Vec<&mut [u8]>) {
+fn pack_columns_vbmi(columns: Columns<'_>, planes: &mut [&mut [u8]]) {
     pack_columns::<true>(columns, planes);
     // The streamed stores are ordered before whatever follows (another thread's reads after
     // the join included).
@@ -398,56 +445,49 @@ unsafe fn pack_line_vbmi(b: &[u64], first: usize, n: usize, limbs: Limbs, planes
     }
 }
 
-/// Packs the columns from `first_col` of `b` (k × n) into `planes` (one per limb, each a run of
-/// whole column blocks in the layout of [`PackedRhs`], zeroed).
+/// Packs the columns from `first_col` of the rows `b` holds into `planes` (one per limb, each a
+/// run of whole column blocks in the layout of [`PackedRhs`], zeroed).
 ///
-/// A band of k-quads at a time, across the column blocks: each quad's 16 columns × 4 k-steps
-/// are read row by row (contiguous), and each limb's 64 bytes of the tile line are then written
-/// at once, one plane after the other.
+/// Across the column blocks, each k-quad's 16 columns × 4 k-steps are read row by row
+/// (contiguous), and each limb's 64 bytes of the tile line are then written at once, one plane
+/// after the other.
 #[inline(always)]
-fn pack_columns<const VBMI: bool>(columns: Columns<'_>, mut planes: Vec<&mut [u8]>) {
-    let Columns { k, n, b, limbs, k_padded, first_col } = columns;
+fn pack_columns<const VBMI: bool>(columns: Columns<'_>, planes: &mut [&mut [u8]]) {
+    let Columns { k, n, b, first_row, limbs, k_padded, first_col } = columns;
     let block_len = (k_padded / 4) * TILE_BYTES;
     let cols = planes.first().map_or(0, |p| p.len() / block_len * TILE_COLS);
     let last_col = n.min(first_col + cols);
     // One tile line's values, column-major (16 columns × 4 k-steps); zeroed at the end.
     let mut values = Zeroizing::new([0u64; TILE_BYTES]);
-    let quads = k.div_ceil(4);
-    // A band of rows at a time, across every column block: the band's rows are read along
-    // (a column block at a time down the whole matrix would stride by a row per read).
-    for band in (0..quads).step_by(QUADS_PER_BAND) {
-        for col0 in (first_col..last_col).step_by(TILE_COLS) {
-            let width = (last_col - col0).min(TILE_COLS);
-            let block = (col0 - first_col) / TILE_COLS;
-            for quad in band..quads.min(band + QUADS_PER_BAND) {
-                let depth = (k - 4 * quad).min(4);
-                let at = (block * (k_padded / 4) + quad) * TILE_BYTES;
-                if VBMI && width == TILE_COLS && depth == 4 {
-                    // SAFETY: `VBMI` is set only by `pack_columns_vbmi`, whose callers detected
-                    // AVX-512F, BW and VBMI; the line's 4 rows × 16 values are inside `b`.
-                    unsafe { pack_line_vbmi(b, 4 * quad * n + col0, n, limbs, &mut planes, at) };
-                    continue;
+    let quads = first_row / 4..(first_row + b.len() / n.max(1)).min(k).div_ceil(4);
+    for col0 in (first_col..last_col).step_by(TILE_COLS) {
+        let width = (last_col - col0).min(TILE_COLS);
+        let block = (col0 - first_col) / TILE_COLS;
+        for quad in quads.clone() {
+            let depth = (k - 4 * quad).min(4);
+            let at = (block * (k_padded / 4) + quad) * TILE_BYTES;
+            let line = (4 * quad - first_row) * n + col0;
+            if VBMI && width == TILE_COLS && depth == 4 {
+                // SAFETY: `VBMI` is set only by `pack_columns_vbmi`, whose callers detected
+                // AVX-512F, BW and VBMI; the line's 4 rows × 16 values are inside `b`.
+                unsafe { pack_line_vbmi(b, line, n, limbs, planes, at) };
+                continue;
+            }
+            if width < TILE_COLS || depth < 4 {
+                values.fill(0);
+            }
+            for p in 0..depth {
+                let row = &b[line + p * n..][..width];
+                for (c, &x) in row.iter().enumerate() {
+                    values[c * 4 + p] = limbs.split(x);
                 }
-                if width < TILE_COLS || depth < 4 {
-                    values.fill(0);
-                }
-                for p in 0..depth {
-                    let row = &b[(4 * quad + p) * n + col0..][..width];
-                    for (c, &x) in row.iter().enumerate() {
-                        values[c * 4 + p] = limbs.split(x);
-                    }
-                }
-                for (limb, plane) in planes.iter_mut().enumerate() {
-                    limb_bytes(&mut plane[at..at + TILE_BYTES], &values[..], limb);
-                }
+            }
+            for (limb, plane) in planes.iter_mut().enumerate() {
+                limb_bytes(&mut plane[at..at + TILE_BYTES], &values[..], limb);
             }
         }
     }
 }
-
-/// k-quads (4 rows each) of a band in [`pack_columns`] (256 rows: 15 % faster than whole
-/// columns on a 768 x 3072 operand in fresh memory, on the Intel Xeon of this project's notes).
-const QUADS_PER_BAND: usize = 64;
 
 /// Byte `limb` of each of `values` into `line` (a shift and a narrowing store per value: one
 /// vector instruction per eight where compiled for AVX-512BW).
@@ -787,15 +827,52 @@ mod tests {
     fn planes(k: usize, n: usize, b: &[u64], limbs: Limbs, vbmi: bool) -> Vec<u8> {
         let limb_len = k.next_multiple_of(TILE_K) * n.next_multiple_of(BLOCK);
         let mut data = std::vec![0u8; limbs.count() * limb_len];
-        let planes: Vec<&mut [u8]> = data.chunks_mut(limb_len).collect();
-        let columns = Columns { k, n, b, limbs, k_padded: k.next_multiple_of(TILE_K), first_col: 0 };
+        let mut planes: Vec<&mut [u8]> = data.chunks_mut(limb_len).collect();
+        let columns = Columns { k, n, b, first_row: 0, limbs, k_padded: k.next_multiple_of(TILE_K), first_col: 0 };
         if vbmi {
             // SAFETY: the caller checked AVX-512F, BW and VBMI.
-            unsafe { pack_columns_vbmi(columns, planes) }
+            unsafe { pack_columns_vbmi(columns, &mut planes) }
         } else {
-            pack_columns::<false>(columns, planes)
+            pack_columns::<false>(columns, &mut planes)
         }
         data
+    }
+
+    /// A xorshift64 stream from `state` (test values, not secrets).
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    #[test]
+    fn a_drawn_operand_packs_as_the_whole_one_does() {
+        // The packing needs no AMX (only the products do): compare the bytes on any CPU.
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+        // Bands of 256 rows: one, a ragged second and third; a parallel packing (k·n >= 2^16).
+        for (k, n, threads) in [(5, 3, 1), (256, 40, 1), (300, 17, 1), (600, 200, 2), (777, 130, 3)] {
+            let b: Vec<u64> = (0..k * n).map(|_| next()).collect();
+            let whole = PackedRhs::unsigned(k, n, &b, threads);
+            let mut at = 0;
+            let mut bands = 0;
+            let drawn = PackedRhs::drawn(
+                k,
+                n,
+                &mut |rows: &mut [u64]| {
+                    assert_eq!(rows.len() % n, 0, "whole rows");
+                    rows.copy_from_slice(&b[at..at + rows.len()]);
+                    at += rows.len();
+                    bands += 1;
+                },
+                threads,
+            );
+            assert_eq!(at, k * n, "every row drawn once");
+            assert_eq!(bands, k.div_ceil(BAND_ROWS));
+            assert!(whole.data.bytes() == drawn.data.bytes(), "{k} x {n} on {threads} threads");
+        }
     }
 
     #[test]
@@ -804,13 +881,7 @@ mod tests {
             std::eprintln!("no AVX-512 VBMI on this CPU: the value loop packs, nothing to compare");
             return;
         }
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         // Whole lines, ragged edges in k and n, both kinds of limbs.
         for (k, n) in [(4, 16), (8, 32), (7, 33), (64, 48), (130, 17), (256, 80), (5, 3)] {
             for limbs in [Limbs::Unsigned, Limbs::Signed(1), Limbs::Signed(3), Limbs::Signed(5)] {

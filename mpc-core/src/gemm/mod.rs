@@ -127,6 +127,25 @@ impl<R: Ring> RightOperand<R> {
         Self::holding(k, n, packed, || crate::share::Shares::from_vec(b.to_vec()))
     }
 
+    /// Keeps a uniformly random B (k × n: a mask) that `fill` draws, a band of whole rows at a
+    /// time, in order. Where the kernel packs, each band is packed as it is drawn (no k × n
+    /// buffer of B beside its packed form); elsewhere the bands are kept as they come.
+    pub fn drawn(k: usize, n: usize, mut fill: impl FnMut(&mut [R])) -> Self {
+        let packed = R::pack_rhs_drawn(k, n, &mut fill);
+        Self::holding(k, n, packed, || {
+            // Appended a band at a time from a small buffer: no fill pass over the k × n.
+            let band_rows = (DRAWN_BAND / n.max(1)).clamp(1, k.max(1));
+            let mut b = crate::share::Shares::with_capacity(k * n);
+            let mut band = crate::share::Shares::zeros(band_rows * n);
+            for first in (0..k).step_by(band_rows) {
+                let rows = &mut band[..(k - first).min(band_rows) * n];
+                fill(rows);
+                b.extend_from(rows);
+            }
+            b
+        })
+    }
+
     fn pack(k: usize, n: usize, b: &[R], width: Width) -> Option<PackedRhs> {
         assert_eq!(b.len(), k * n, "right operand of {k} x {n}");
         R::pack_rhs(k, n, b, width)
@@ -181,6 +200,24 @@ impl<R: Ring> RightOperand<R> {
 impl<R: Ring> core::fmt::Debug for RightOperand<R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "RightOperand({}x{}, packed: {})", self.k, self.n, self.is_packed())
+    }
+}
+
+/// Ring elements of a band [`RightOperand::drawn`] keeps in its buffer where it does not pack.
+#[cfg(feature = "alloc")]
+const DRAWN_BAND: usize = 1 << 14;
+
+/// Packs u64 `b` (k × n) drawn by `fill` ([`Ring::pack_rhs_drawn`]), when this CPU's kernel has
+/// a packed form.
+pub(crate) fn pack_rhs_drawn_u64(k: usize, n: usize, fill: &mut dyn FnMut(&mut [u64])) -> Option<PackedRhs> {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        x86::pack_rhs_drawn(k, n, fill, threads()).map(|inner| PackedRhs { inner })
+    }
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    {
+        let _ = (k, n, fill);
+        None
     }
 }
 

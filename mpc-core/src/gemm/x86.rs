@@ -110,6 +110,16 @@ pub(crate) fn pack_rhs(
     })
 }
 
+/// Packs a uniform B drawn by `fill` for the AMX kernel, when it is the one selected.
+pub(crate) fn pack_rhs_drawn(
+    k: usize,
+    n: usize,
+    fill: &mut dyn FnMut(&mut [u64]),
+    threads: usize,
+) -> Option<super::amx::PackedRhs> {
+    (selected() == Kernel::Amx).then(|| super::amx::PackedRhs::drawn(k, n, fill, threads))
+}
+
 /// `c += a · b` from B packed by [`pack_rhs`].
 pub(crate) fn gemm_acc_packed(m: usize, a: &[u64], b: &super::amx::PackedRhs, c: &mut [u64]) {
     super::amx::gemm_acc_packed(m, a, b, c);

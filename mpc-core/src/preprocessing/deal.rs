@@ -687,6 +687,48 @@ impl<R: Ring> DealerState<R> {
         self.masks.len()
     }
 
+    /// P0's correction parts of `request`, which must have been validated (what the dealer
+    /// sends): as [`DealerState::deal`] makes them, except that a mask is packed band by band as
+    /// both PRGs draw it (the dealer holds no k × n buffer of B beside its packed form).
+    pub fn corrections(&mut self, request: &Request) -> Result<Parts2<Shares<R>, MAX_PARTS>, Error> {
+        let (Request::MatmulMask { k, n } | Request::OwnedMask { k, n }) = *request else {
+            return Ok(self.deal(request)?.correlated);
+        };
+        self.check_mask_room(k, n)?;
+        let owned = matches!(request, Request::OwnedMask { .. });
+        let [keys0, keys1] = &mut self.keys;
+        // Both request indices advance, as the parties' do (P1 draws nothing for P0's own mask).
+        let (mut p0, mut p1) = (keys0.prg(request), keys1.prg(request));
+        // B is P0's draw (its own mask), or the sum of both parties' draws (a shared one).
+        let mut theirs = alloc::vec::Vec::new();
+        let b = RightOperand::drawn(k, n, |rows: &mut [R]| {
+            p0.fill(rows);
+            if !owned {
+                theirs.resize(rows.len(), R::ZERO);
+                p1.fill(&mut theirs);
+                crate::ring::add_assign(rows, &theirs);
+            }
+        });
+        crate::share::wipe(&mut theirs);
+        self.keep_mask(request, b);
+        Ok(Parts2::new())
+    }
+
+    /// Refuses a k × n mask beyond the limit on the masks held.
+    fn check_mask_room(&self, k: usize, n: usize) -> Result<(), Error> {
+        if self.mask_elements.saturating_add(k.saturating_mul(n)) > self.max_mask_elements {
+            return Err(Error::TooLarge);
+        }
+        Ok(())
+    }
+
+    /// Keeps the mask B that `request` made, under the next identity.
+    fn keep_mask(&mut self, request: &Request, b: RightOperand<R>) {
+        let id = self.next_mask.assign(request);
+        self.mask_elements += b.rows() * b.cols();
+        self.masks.insert(id, (b.rows(), b.cols(), matches!(request, Request::OwnedMask { .. }), b));
+    }
+
     /// Deals `request`, which must have been validated: advances both PRGs exactly as the
     /// parties do and returns P0's complete parts (P1's are what P1 draws itself).
     pub fn deal(&mut self, request: &Request) -> Result<Parts<R>, Error> {
@@ -695,10 +737,8 @@ impl<R: Ring> DealerState<R> {
             Request::OwnedTriple { k, n, mask, .. } => Some((k, n, mask, true)),
             _ => None,
         };
-        if let Request::MatmulMask { k, n } | Request::OwnedMask { k, n } = *request
-            && self.mask_elements.saturating_add(k.saturating_mul(n)) > self.max_mask_elements
-        {
-            return Err(Error::TooLarge);
+        if let Request::MatmulMask { k, n } | Request::OwnedMask { k, n } = *request {
+            self.check_mask_room(k, n)?;
         }
         if let Some((k, n, mask, owned)) = triple {
             match self.masks.get(&mask) {
@@ -741,12 +781,7 @@ impl<R: Ring> DealerState<R> {
             }
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => {
                 let b = secret.pop().expect("mask part");
-                let id = self.next_mask.assign(request);
-                self.mask_elements += b.len();
-                self.masks.insert(
-                    id,
-                    (k, n, matches!(request, Request::OwnedMask { .. }), RightOperand::new(k, n, b, Width::Full)),
-                );
+                self.keep_mask(request, RightOperand::new(k, n, b, Width::Full));
             }
             Request::MatmulTriple { m, n, mask, .. } | Request::OwnedTriple { m, n, mask, .. } => {
                 let b = &self.masks.get(&mask).ok_or(Error::MaterialMismatch)?.3;

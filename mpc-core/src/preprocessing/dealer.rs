@@ -118,10 +118,10 @@ impl<R: Ring> Dealer<R> {
                 if request.correction_len::<R>().saturating_add(self.state.mask_elements()) > self.max_held_elements {
                     return Err(Error::TooLarge);
                 }
-                let parts = self.state.deal(request)?;
+                let parts = self.state.corrections(request)?;
                 // Each part's buffer goes to P0 as it is (a transport within one process hands
                 // it over; P0 wipes it when its material is used).
-                for part in parts.correlated.into_iter().filter(|p| !p.is_empty()) {
+                for part in parts.into_iter().filter(|p| !p.is_empty()) {
                     stats.correction_elements += part.len() as u64;
                     wire::send_owned(transport, PartyId::P0, part)?;
                 }

@@ -618,3 +618,40 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         assert_eq!(Request::decode::<u64>(&header, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
     }
 }
+
+#[test]
+fn a_dealer_that_packs_masks_as_it_draws_them_corrects_as_one_that_keeps_them_whole() {
+    use crate::share::Seed;
+    use deal::DealerState;
+    let seeds = || [Seed::from_bytes([21; 32]), Seed::from_bytes([22; 32])];
+    let (mut whole, mut drawn) = (DealerState::<u64>::new(seeds()), DealerState::<u64>::new(seeds()));
+    // Masks of more than one band of rows (256) and of a ragged last tile, owned and shared,
+    // each followed by a triple whose correction reads the mask.
+    let requests = [
+        Request::OwnedMask { k: 300, n: 40 },
+        Request::OwnedTriple { m: 5, k: 300, n: 40, mask: 0 },
+        Request::MatmulMask { k: 7, n: 33 },
+        Request::MatmulTriple { m: 3, k: 7, n: 33, mask: 1 },
+        Request::Beaver { n: 9 },
+        Request::MatmulTriple { m: 2, k: 7, n: 33, mask: 1 },
+        Request::OwnedTriple { m: 1, k: 300, n: 40, mask: 0 },
+    ];
+    let mut corrected = 0;
+    for request in &requests {
+        let expect = whole.deal(request).unwrap().correlated;
+        let got = drawn.corrections(request).unwrap();
+        assert_eq!(got.len(), expect.len(), "{request:?}");
+        for (g, e) in got.iter().zip(&expect) {
+            assert_eq!(&g[..], &e[..], "{request:?}");
+            corrected += g.len();
+        }
+    }
+    assert!(corrected > 0);
+    assert_eq!(drawn.mask_elements(), whole.mask_elements());
+    // The owned triple under a shared mask's identity is refused as before.
+    let wrong = Request::OwnedTriple { m: 1, k: 7, n: 33, mask: 1 };
+    assert_eq!(drawn.corrections(&wrong).unwrap_err(), Error::MaterialMismatch);
+    // The limit on the masks held holds for drawn masks too.
+    drawn.limit_masks(drawn.mask_elements() + 10);
+    assert_eq!(drawn.corrections(&Request::OwnedMask { k: 4, n: 4 }).unwrap_err(), Error::TooLarge);
+}
