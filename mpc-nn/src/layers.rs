@@ -162,9 +162,10 @@ fn log2_below(h: usize) -> u32 {
 /// ([`LayerNorm::forward`]): t = ⌊log2 h³⌋ - 2L, so that V = μ²·h·var/2^t = (μ³/2^(t-L))·var
 /// lies in [1, 2)·var.
 fn variance_shift(h: usize) -> u32 {
-    let h = h as u128;
-    let cube_log = (u128::BITS - 1).saturating_sub((h * h * h).leading_zeros());
-    cube_log.saturating_sub(2 * log2_below(h as usize))
+    // Exact for every width a model can have (h < 2^42); saturated, never a panic, beyond.
+    let cube = (h as u128).saturating_mul(h as u128).saturating_mul(h as u128);
+    let cube_log = (u128::BITS - 1).saturating_sub(cube.leading_zeros());
+    cube_log.saturating_sub(2 * log2_below(h))
 }
 
 /// A table of `vocab` rows looked up at the data owner's secret indices.
@@ -346,5 +347,25 @@ impl MultiHead {
         let merged: Vec<B::Elem> =
             (0..seq).flat_map(|r| contexts.iter().flat_map(move |c| c[r * d..(r + 1) * d].iter().copied())).collect();
         matrix::<B>(seq, self.width(), b.wrap(merged))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{log2_below, variance_shift};
+
+    #[test]
+    fn the_variance_is_read_within_a_factor_of_two_above_it_for_every_width() {
+        for h in 1usize..5000 {
+            let (l, t) = (log2_below(h), variance_shift(h));
+            let mu = h as f64 / libm::ldexp(1.0, l as i32);
+            assert!((1.0..2.0).contains(&mu), "h = {h}");
+            // V = μ²·h·var / 2^t.
+            let factor = mu * mu * h as f64 / libm::ldexp(1.0, t as i32);
+            assert!((1.0..2.0).contains(&factor), "h = {h}: V = {factor}·var");
+        }
+        // Absurd widths saturate instead of overflowing.
+        let _ = variance_shift(usize::MAX);
+        assert_eq!(log2_below(0), 0);
     }
 }
