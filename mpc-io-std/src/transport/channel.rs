@@ -192,11 +192,7 @@ impl Transport for ChannelTransport {
 
     fn recv_words(&mut self, from: PartyId, len: usize) -> Result<Vec<u64>, ChannelError> {
         let expected = 8 * len;
-        let err = |kind, actual| ChannelError { kind, peer: from, expected: Some(expected), actual };
-        if expected > self.max_message {
-            return Err(err(ErrorKind::TooLarge, None));
-        }
-        match self.next_message(from)? {
+        match self.next_message(from, expected)? {
             Message::Words(words) if words.len() == len => Ok(words),
             Message::Bytes(msg) if msg.len() == expected => {
                 let words = msg.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
@@ -206,18 +202,13 @@ impl Transport for ChannelTransport {
             other => {
                 let actual = other.len();
                 self.discard(from, other);
-                Err(err(ErrorKind::LengthMismatch, Some(actual)))
+                Err(recv_error(ErrorKind::LengthMismatch, from, expected, Some(actual)))
             }
         }
     }
 
     fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), ChannelError> {
-        let expected = buf.len();
-        let err = |kind, actual| ChannelError { kind, peer: from, expected: Some(expected), actual };
-        if buf.len() > self.max_message {
-            return Err(err(ErrorKind::TooLarge, None));
-        }
-        let message = self.next_message(from)?;
+        let message = self.next_message(from, buf.len())?;
         let actual = message.len();
         let fits = actual == buf.len();
         if fits {
@@ -231,13 +222,18 @@ impl Transport for ChannelTransport {
             }
         }
         self.discard(from, message);
-        if fits { Ok(()) } else { Err(err(ErrorKind::LengthMismatch, Some(actual))) }
+        if fits { Ok(()) } else { Err(recv_error(ErrorKind::LengthMismatch, from, buf.len(), Some(actual))) }
     }
 }
 
 /// A refused send of `bytes` bytes to `to`.
 fn send_error(kind: ErrorKind, to: PartyId, bytes: usize) -> ChannelError {
     ChannelError { kind, peer: to, expected: None, actual: Some(bytes) }
+}
+
+/// A failed receive of `bytes` bytes from `from` (`actual`: the length that came instead).
+fn recv_error(kind: ErrorKind, from: PartyId, bytes: usize, actual: Option<usize>) -> ChannelError {
+    ChannelError { kind, peer: from, expected: Some(bytes), actual }
 }
 
 impl ChannelTransport {
@@ -250,13 +246,16 @@ impl ChannelTransport {
         self.links.get_mut(&to).ok_or(send_error(ErrorKind::UnknownPeer, to, bytes))
     }
 
-    /// The next message from `from`, within the timeout.
-    fn next_message(&self, from: PartyId) -> Result<Message, ChannelError> {
-        let err = |kind| ChannelError { kind, peer: from, expected: None, actual: None };
+    /// The next message from `from`, expected to hold `bytes` bytes, within the timeout:
+    /// refused at once when that is more than a message may hold.
+    fn next_message(&self, from: PartyId, bytes: usize) -> Result<Message, ChannelError> {
+        if bytes > self.max_message {
+            return Err(recv_error(ErrorKind::TooLarge, from, bytes, None));
+        }
         match self.link(from)?.rx.recv_timeout(self.timeout) {
             Ok(message) => Ok(message),
-            Err(RecvTimeoutError::Timeout) => Err(err(ErrorKind::TimedOut)),
-            Err(RecvTimeoutError::Disconnected) => Err(err(ErrorKind::Disconnected)),
+            Err(RecvTimeoutError::Timeout) => Err(recv_error(ErrorKind::TimedOut, from, bytes, None)),
+            Err(RecvTimeoutError::Disconnected) => Err(recv_error(ErrorKind::Disconnected, from, bytes, None)),
         }
     }
 
@@ -376,7 +375,11 @@ mod tests {
         let (a, b) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
         let mut b = b.with_timeout(Duration::from_millis(20));
         let mut buf = [0u8; 1];
-        assert_eq!(b.recv(PartyId::P0, &mut buf).unwrap_err().kind, ErrorKind::TimedOut);
+        let e = b.recv(PartyId::P0, &mut buf).unwrap_err();
+        // The error names the length that was awaited, as a length mismatch does.
+        assert_eq!((e.kind, e.expected, e.actual), (ErrorKind::TimedOut, Some(1), None));
+        let e = b.recv_words(PartyId::P0, 2).unwrap_err();
+        assert_eq!((e.kind, e.expected), (ErrorKind::TimedOut, Some(16)));
         drop(a);
         assert_eq!(b.recv(PartyId::P0, &mut buf).unwrap_err().kind, ErrorKind::Disconnected);
         assert_eq!(b.send(PartyId::P0, &buf).unwrap_err().kind, ErrorKind::Disconnected);
