@@ -111,6 +111,14 @@ impl WeightMode {
             WeightMode::Owner => "owner",
         }
     }
+
+    /// Whether a linear layer's truncation under `truncation` takes a round of its own
+    /// ([`Backend::linear_truncation_takes_a_round`]): with secret-shared weights under dealer
+    /// truncation; owner weights carry it in their product's messages, local truncation sends
+    /// nothing.
+    pub fn linear_truncation_takes_a_round(self, truncation: mpc_core::protocol::Truncation) -> bool {
+        self == WeightMode::Shared && truncation == mpc_core::protocol::Truncation::Dealer
+    }
 }
 
 /// The fixed-point precisions of a product: operands at `a` and `b` fractional bits, the result

@@ -220,7 +220,7 @@ impl Backend for Fixed {
         Ok(fixed_product(x, data, m, *k, *n, 0))
     }
     fn linear_truncation_takes_a_round(&self) -> bool {
-        self.weights == WeightMode::Shared && self.truncation == Truncation::Dealer
+        self.weights.linear_truncation_takes_a_round(self.truncation)
     }
     fn matmul_many_wide(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Vec<u64>>> {
         cost::matmul::<u64>(&mut self.ledger, products.iter().map(|p| p.2 * p.3 + p.3 * p.4).sum());

@@ -198,7 +198,7 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         }
     }
     fn linear_truncation_takes_a_round(&self) -> bool {
-        self.weights == WeightMode::Shared && self.party.truncation() == Truncation::Dealer
+        self.weights.linear_truncation_takes_a_round(self.party.truncation())
     }
     fn matmul_many_wide(&mut self, products: &[Matmul<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.matmul_many_ring(products)

@@ -227,7 +227,7 @@ impl PackedRhs {
     /// (whole rows, in order) into the slice it is given, which is packed and then overwritten
     /// by the next band (no k × n buffer of B; the band's buffer is wiped at the end).
     pub(crate) fn drawn(k: usize, n: usize, fill: &mut dyn FnMut(&mut [u64]), threads: usize) -> PackedRhs {
-        let buffer = Zeroizing::new(std::vec![0u64; k.min(BAND_ROWS) * n]);
+        let buffer = Zeroizing::new(std::vec![0u64; k.min(DRAWN_ROWS) * n]);
         Self::by_bands(k, n, Rows::Drawn { fill, buffer }, Limbs::Unsigned, threads)
     }
 
@@ -237,9 +237,9 @@ impl PackedRhs {
         Self::by_bands(k, n, Rows::Slice(b), limbs, threads)
     }
 
-    /// Packs the rows of B a band of [`BAND_ROWS`] at a time (the band's rows are read along;
-    /// a column block at a time down the whole matrix would stride by a row per read), each
-    /// band on up to `threads` threads, each a range of column blocks.
+    /// Packs the rows of B as `rows` gives them (all at once, or a drawn band of
+    /// [`DRAWN_ROWS`] at a time), each on up to `threads` threads, each a range of column
+    /// blocks.
     fn by_bands(k: usize, n: usize, mut rows: Rows<'_>, limbs: Limbs, threads: usize) -> PackedRhs {
         let k_padded = k.next_multiple_of(TILE_K);
         let n_padded = n.next_multiple_of(BLOCK);
@@ -262,8 +262,9 @@ impl PackedRhs {
             }
         }
         let (wide, vbmi) = (avx512bw(), avx512vbmi());
-        for first_row in (0..k).step_by(BAND_ROWS) {
-            let band = rows.band(first_row, (k - first_row).min(BAND_ROWS), n);
+        let band_rows = rows.band_rows(k);
+        for first_row in (0..k).step_by(band_rows) {
+            let band = rows.band(first_row, (k - first_row).min(band_rows), n);
             let pack = |index: usize, planes: &mut [&mut [u8]]| {
                 let first_col = index * per_thread * TILE_COLS;
                 let columns = Columns { k, n, b: band, first_row, limbs, k_padded, first_col };
@@ -321,6 +322,15 @@ enum Rows<'a> {
 }
 
 impl Rows<'_> {
+    /// Rows of B (k × n) given at a time: all of a slice (one pass, one set of threads), a band
+    /// of a drawn matrix.
+    fn band_rows(&self, k: usize) -> usize {
+        match self {
+            Rows::Slice(_) => k.max(1),
+            Rows::Drawn { .. } => DRAWN_ROWS,
+        }
+    }
+
     /// Rows `first..first + rows` of B (each `n` long), row-major.
     fn band(&mut self, first: usize, rows: usize, n: usize) -> &[u64] {
         match self {
@@ -334,9 +344,8 @@ impl Rows<'_> {
     }
 }
 
-/// Rows of a band in [`PackedRhs::by_bands`] (64 k-quads: 15 % faster than whole columns on a
-/// 768 x 3072 operand in fresh memory, on the Intel Xeon of this project's notes).
-const BAND_ROWS: usize = 256;
+/// Rows of a drawn band ([`PackedRhs::drawn`]): one band of [`pack_columns`].
+const DRAWN_ROWS: usize = 4 * QUADS_PER_BAND;
 
 /// What one packing thread packs: the columns from `first_col` on of the rows of B (k × n)
 /// that `b` holds from row `first_row` on (a multiple of 4), in `limbs`, k padded to
@@ -448,9 +457,9 @@ unsafe fn pack_line_vbmi(b: &[u64], first: usize, n: usize, limbs: Limbs, planes
 /// Packs the columns from `first_col` of the rows `b` holds into `planes` (one per limb, each a
 /// run of whole column blocks in the layout of [`PackedRhs`], zeroed).
 ///
-/// Across the column blocks, each k-quad's 16 columns × 4 k-steps are read row by row
-/// (contiguous), and each limb's 64 bytes of the tile line are then written at once, one plane
-/// after the other.
+/// A band of k-quads at a time, across the column blocks: each quad's 16 columns × 4 k-steps
+/// are read row by row (contiguous), and each limb's 64 bytes of the tile line are then written
+/// at once, one plane after the other.
 #[inline(always)]
 fn pack_columns<const VBMI: bool>(columns: Columns<'_>, planes: &mut [&mut [u8]]) {
     let Columns { k, n, b, first_row, limbs, k_padded, first_col } = columns;
@@ -460,34 +469,42 @@ fn pack_columns<const VBMI: bool>(columns: Columns<'_>, planes: &mut [&mut [u8]]
     // One tile line's values, column-major (16 columns × 4 k-steps); zeroed at the end.
     let mut values = Zeroizing::new([0u64; TILE_BYTES]);
     let quads = first_row / 4..(first_row + b.len() / n.max(1)).min(k).div_ceil(4);
-    for col0 in (first_col..last_col).step_by(TILE_COLS) {
-        let width = (last_col - col0).min(TILE_COLS);
-        let block = (col0 - first_col) / TILE_COLS;
-        for quad in quads.clone() {
-            let depth = (k - 4 * quad).min(4);
-            let at = (block * (k_padded / 4) + quad) * TILE_BYTES;
-            let line = (4 * quad - first_row) * n + col0;
-            if VBMI && width == TILE_COLS && depth == 4 {
-                // SAFETY: `VBMI` is set only by `pack_columns_vbmi`, whose callers detected
-                // AVX-512F, BW and VBMI; the line's 4 rows × 16 values are inside `b`.
-                unsafe { pack_line_vbmi(b, line, n, limbs, planes, at) };
-                continue;
-            }
-            if width < TILE_COLS || depth < 4 {
-                values.fill(0);
-            }
-            for p in 0..depth {
-                let row = &b[line + p * n..][..width];
-                for (c, &x) in row.iter().enumerate() {
-                    values[c * 4 + p] = limbs.split(x);
+    // A band of rows at a time, across every column block: the band's rows are read along
+    // (a column block at a time down the whole matrix would stride by a row per read).
+    for band in quads.clone().step_by(QUADS_PER_BAND) {
+        for col0 in (first_col..last_col).step_by(TILE_COLS) {
+            let width = (last_col - col0).min(TILE_COLS);
+            let block = (col0 - first_col) / TILE_COLS;
+            for quad in band..quads.end.min(band + QUADS_PER_BAND) {
+                let depth = (k - 4 * quad).min(4);
+                let at = (block * (k_padded / 4) + quad) * TILE_BYTES;
+                let line = (4 * quad - first_row) * n + col0;
+                if VBMI && width == TILE_COLS && depth == 4 {
+                    // SAFETY: `VBMI` is set only by `pack_columns_vbmi`, whose callers detected
+                    // AVX-512F, BW and VBMI; the line's 4 rows × 16 values are inside `b`.
+                    unsafe { pack_line_vbmi(b, line, n, limbs, planes, at) };
+                    continue;
                 }
-            }
-            for (limb, plane) in planes.iter_mut().enumerate() {
-                limb_bytes(&mut plane[at..at + TILE_BYTES], &values[..], limb);
+                if width < TILE_COLS || depth < 4 {
+                    values.fill(0);
+                }
+                for p in 0..depth {
+                    let row = &b[line + p * n..][..width];
+                    for (c, &x) in row.iter().enumerate() {
+                        values[c * 4 + p] = limbs.split(x);
+                    }
+                }
+                for (limb, plane) in planes.iter_mut().enumerate() {
+                    limb_bytes(&mut plane[at..at + TILE_BYTES], &values[..], limb);
+                }
             }
         }
     }
 }
+
+/// k-quads (4 rows each) of a band in [`pack_columns`] (256 rows: 15 % faster than whole
+/// columns on a 768 x 3072 operand in fresh memory, on the Intel Xeon of this project's notes).
+const QUADS_PER_BAND: usize = 64;
 
 /// Byte `limb` of each of `values` into `line` (a shift and a narrowing store per value: one
 /// vector instruction per eight where compiled for AVX-512BW).
@@ -870,7 +887,7 @@ mod tests {
                 threads,
             );
             assert_eq!(at, k * n, "every row drawn once");
-            assert_eq!(bands, k.div_ceil(BAND_ROWS));
+            assert_eq!(bands, k.div_ceil(DRAWN_ROWS));
             assert!(whole.data.bytes() == drawn.data.bytes(), "{k} x {n} on {threads} threads");
         }
     }

@@ -830,10 +830,13 @@ impl<R: Ring> DealerState<R> {
                 }
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {
-                let shape = (rows, len, broadcast);
-                let used = fused_correct(shape, (&secret[0], x_shift), (&secret[1], y_shift), &mut corr)?;
+                // x's square's cross products come last in the layout.
+                let squares = if with_square { fused_cross_parts(x_shift > 0, None) } else { 0 };
+                let at = corr.len().checked_sub(squares).ok_or(Error::MaterialMismatch)?;
+                let (product, square) = corr.split_at_mut(at);
+                fused_correct((rows, len, broadcast), (&secret[0], x_shift), (&secret[1], y_shift), product)?;
                 if with_square {
-                    square_correct(&secret[0], x_shift, &mut corr[used..])?;
+                    square_correct(&secret[0], x_shift, square)?;
                 }
             }
             Request::FusedSquare { shift, .. } => {
@@ -902,21 +905,17 @@ fn square_correct<R: Ring>(r: &[R], shift: u32, corr: &mut [Shares<R>]) -> Resul
 
 /// P0's correlated parts of a [`Request::Fused`] (see [`FusedMaterial`](super::FusedMaterial)),
 /// in the layout's order, from the masks of x and y, over P1's shares in `corr`: each truncated
-/// operand's r >> s and msb(r), then the cross products. Returns the parts written.
+/// operand's r >> s and msb(r), then the cross products.
 fn fused_correct<R: Ring>(
     shape: (usize, usize, Option<bool>),
     (x, xs): (&[R], u32),
     (y, ys): (&[R], u32),
     corr: &mut [Shares<R>],
-) -> Result<usize, Error> {
+) -> Result<(), Error> {
     let (_, len, broadcast) = shape;
     let j = |i: usize| broadcast_index(len, broadcast, i);
-    let mut used = 0;
     let mut parts = corr.iter_mut();
-    let mut next = || {
-        used += 1;
-        parts.next().ok_or(Error::MaterialMismatch)
-    };
+    let mut next = || parts.next().ok_or(Error::MaterialMismatch);
     for (r, s) in [(x, xs), (y, ys)] {
         if s > 0 {
             correct(next()?, r.iter().map(|v| v.shr_logical(s)))?;
@@ -941,7 +940,7 @@ fn fused_correct<R: Ring>(
             correct(next()?, xi.map(|(i, a)| hi(a, xs).wrapping_mul(&hi(&y[j(i)], ys))))?;
         }
     }
-    Ok(used)
+    Ok(())
 }
 
 /// P0's correlated parts of a comparison, over P1's shares in `corr`, from its mask r and its

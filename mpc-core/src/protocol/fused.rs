@@ -231,11 +231,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 |t: &[Shares<R>; 2], shift: u32, n: usize| shift == 0 || (t[0].len() == n && t[1].len() == n);
             let square = it.is_square();
             let ny = if square { 0 } else { it.y.len() };
+            let (product_parts, square_parts) = cross_products(it);
             if mat.x_mask.len() != it.x.len()
                 || mat.y_mask.len() != ny
                 || !trunc_ok(&mat.x_trunc, it.x_shift, it.x.len())
                 || !trunc_ok(&mat.y_trunc, if square { 0 } else { it.y_shift }, ny)
-                || mat.cross.len() != cross_products(it).0 + cross_products(it).1
+                || mat.cross.len() != product_parts + square_parts
                 || mat.cross.iter().any(|c| c.len() != it.x.len())
             {
                 return Err(Error::MaterialMismatch);
