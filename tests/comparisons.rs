@@ -77,7 +77,7 @@ proptest! {
 }
 
 #[test]
-fn comparison_costs_six_rounds_and_relu_seven() {
+fn comparison_costs_six_rounds_and_relu_and_a_max_step_five() {
     let values = FP.encode_vec::<u64>(&reals(3, 1000, 10.0));
     let [ltz, relu, max] = private(&values, |p, x| {
         p.open(&[0])?; // end the setup's flight
@@ -94,12 +94,15 @@ fn comparison_costs_six_rounds_and_relu_seven() {
         Ok([costs[0], costs[1], costs[2]])
     });
     assert_eq!(ltz.rounds, 6);
-    assert_eq!(relu.rounds, 7);
-    assert_eq!(max.rounds, 7 * 10, "ceil(log2 1000) = 10 levels");
+    assert_eq!(relu.rounds, 5, "the opening, three AND levels, the last level with the products");
+    assert_eq!(max.rounds, 5 * 10, "ceil(log2 1000) = 10 levels");
     // Per element and party: the 8-byte opening, 29 AND gates (2 bits each) and one B2A bit.
     let per_element = ltz.bytes_sent as f64 / 1000.0;
     assert!(per_element < 17.0, "ltz sends {per_element} bytes per element");
-    println!("ltz: {} bytes per element and party", per_element);
+    // ReLU: the 8-byte opening, 25 AND gates and 3 bits; the product with x costs nothing more.
+    let relu_per_element = relu.bytes_sent as f64 / 1000.0;
+    assert!(relu_per_element < 15.0, "relu sends {relu_per_element} bytes per element");
+    println!("ltz: {per_element} bytes per element and party; relu: {relu_per_element}");
 }
 
 /// Shares `values` from P0 in Z_2^32 (two threads, the test dealer), runs `op` and opens its
@@ -177,20 +180,35 @@ proptest! {
     }
 }
 
-#[test]
-fn below_costs_four_rounds_and_little_traffic() {
-    let values = FP.encode_vec::<u64>(&reals(4, 200, 10.0));
-    let bounds = FP.encode_vec::<u64>(&(0..100).map(|i| i as f64 / 10.0 - 5.0).collect::<Vec<_>>());
+/// The rounds of `below` on `n` values and `bounds`, and the bytes a party sends per comparison
+/// beyond the values' 8-byte opening.
+fn below_cost(n: usize, bounds: &[f64]) -> (u64, f64) {
+    let values = FP.encode_vec::<u64>(&reals(4, n, 10.0));
+    let bounds = FP.encode_vec::<u64>(bounds);
     let cost = private(&values, |p, x| {
         p.open(&[0])?;
         let s = p.transport().stats();
         p.below(x, &bounds)?;
         Ok(p.transport().stats().since(&s))
     });
-    assert_eq!(cost.rounds, 4);
-    // Per comparison and party: 10 AND gates (2 bits each) and 3 bits, beside 8 bytes per value.
-    let per_comparison = (cost.bytes_sent as f64 - 8.0 * 200.0) / 20_000.0;
+    (cost.rounds, (cost.bytes_sent as f64 - 8.0 * n as f64) / (n * bounds.len()) as f64)
+}
+
+#[test]
+fn below_many_bounds_costs_four_rounds_and_little_traffic() {
+    let (rounds, per_comparison) = below_cost(200, &(0..100).map(|i| i as f64 / 10.0 - 5.0).collect::<Vec<_>>());
+    assert_eq!(rounds, 4);
+    // Per comparison and party: 10 AND gates (2 bits each) and 3 bits.
     assert!(per_comparison < 3.1, "below sends {per_comparison} bytes per comparison");
+}
+
+#[test]
+fn below_a_few_bounds_costs_five_rounds_on_small_tables() {
+    // 2048 comparisons: the packed bits fill whole words.
+    let (rounds, per_comparison) = below_cost(1024, &[-4.0, 4.0]);
+    assert_eq!(rounds, 5);
+    // Per comparison and party: 25 AND gates (2 bits each) and 3 bits.
+    assert!(per_comparison < 6.7, "below sends {per_comparison} bytes per comparison");
 }
 
 #[test]

@@ -267,7 +267,8 @@ pub trait Backend {
     fn max_rows(&mut self, x: &[Self::Elem], rows: usize, len: usize) -> Result<Self::Vector>;
     /// Bits `[x_i < t_j]` for the values x at `frac` bits and every public bound t_j (reals,
     /// ascending or not), bound-major (entry `j · x.len() + i`). Under MPC one mask per value
-    /// serves every bound, in four rounds; the default compares each difference.
+    /// serves every bound, in five rounds (four for 16 bounds or more); the default compares
+    /// each difference.
     fn below(&mut self, x: &[Self::Elem], frac: u32, bounds: &[f64]) -> Result<Self::Vector> {
         let mut differences = Vec::with_capacity(x.len() * bounds.len());
         for &t in bounds {
@@ -277,7 +278,7 @@ pub trait Backend {
     }
     /// [`Backend::below`] together with y = x >> `shift` (rounded) and every comparison's bit
     /// times its value's y (not truncated): `[bits, products, y]`, bits and products
-    /// bound-major. Under MPC in the comparisons' own four rounds (their opening also
+    /// bound-major. Under MPC in the comparisons' own rounds (their opening also
     /// truncates x); the default truncates, compares and multiplies.
     fn below_times(&mut self, x: &[Self::Elem], frac: u32, bounds: &[f64], shift: u32) -> Result<[Self::Vector; 3]> {
         let bits = self.below(x, frac, bounds)?;
@@ -342,10 +343,10 @@ pub trait Backend {
         let shifted = self.add_scalar(&y, c, f);
         self.square(&shifted, p)
     }
-    /// ReLU: `x · (1 - [x < 0])`.
+    /// ReLU: `x - [x < 0]·x`, the product read off the comparison ([`Backend::below_times`]).
     fn relu(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
-        let negative = self.ltz(x)?;
-        let dropped = self.mul_bits(&[(&negative, x)])?.pop().expect("one product");
+        let f = self.frac_bits();
+        let [_, dropped, _] = self.below_times(x, f, &[0.0], 0)?;
         Ok(self.sub(x, &dropped))
     }
     /// e^x, accurate on [-128, 0] (absolute error below 8e-5 on [-64, 0]); clipped below -128.

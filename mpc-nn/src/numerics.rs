@@ -17,7 +17,7 @@
 
 use alloc::vec::Vec;
 
-use crate::backend::{Backend, Fused, Pair, Product, Result, broadcast_values};
+use crate::backend::{Backend, Fused, Product, Result, broadcast_values};
 
 /// Extra fractional bits of the steps that need them (exp's squarings, Newton iterations).
 pub const EXTRA_BITS: u32 = 8;
@@ -105,9 +105,10 @@ enum Asymptote {
 ///
 /// x² is left at 2f bits (one round), so that v is the same ring value read at 2f + 4 bits; the
 /// pairs c_i + c_(i+1)·v are local, at as many bits as their size leaves in the ring (up to
-/// 20 more than v's). Then v² (round 1); v⁴ and both v²·(pair) (round 2); v⁴·(pair + product)
-/// (round 3): each opening cuts its operands to f + 8 bits ([`Backend::mul_shifted`]), v and its
-/// powers in [0, 1] where the value is used. Horner's rule took a round per coefficient.
+/// 20 more than v's). Then v² (round 1); both v²·(pair) and v⁴, the square read off the first
+/// product's opening (round 2); v⁴·(pair + product) (round 3): each opening cuts its operands
+/// to f + 8 bits ([`Backend::mul_shifted`]), v and its powers in [0, 1] where the value is
+/// used. Horner's rule took a round per coefficient.
 fn even_polynomial<B: Backend + ?Sized>(
     b: &mut B,
     x: &[B::Elem],
@@ -138,12 +139,10 @@ fn even_polynomial<B: Backend + ?Sized>(
     let at_sum = |b: &B, y: &[B::Elem], bits: u32| b.extend(y, sum_bits - bits, 0);
     let v2 = b.mul_shifted(&[Fused::square(&v, v_bits - high)])?.pop().ok_or(shape)?;
     let s = product_bits - high;
-    let [v4, low, high_pair]: [B::Vector; 3] = b
-        .mul_shifted(&[
-            Fused::square(&v2, s),
-            Fused::elementwise(&v2, s, &pairs[1], pair_bits - high),
-            Fused::elementwise(&v2, s, &pairs[3], pair_bits - high),
-        ])?
+    // v⁴ comes out of v²'s opening for its product with the first pair.
+    let low_and_v4 = Fused { with_square: true, ..Fused::elementwise(&v2, s, &pairs[1], pair_bits - high) };
+    let [low, v4, high_pair]: [B::Vector; 3] = b
+        .mul_shifted(&[low_and_v4, Fused::elementwise(&v2, s, &pairs[3], pair_bits - high)])?
         .try_into()
         .map_err(|_| shape)?;
     let upper = b.add(&at_sum(b, &pairs[2], pair_bits), &at_sum(b, &high_pair, product_bits));
@@ -153,8 +152,8 @@ fn even_polynomial<B: Backend + ?Sized>(
 }
 
 /// `inside` (at `frac` ≥ f bits) on [-bound, bound], the asymptotes below and above, at f
-/// bits. One batch of two comparisons, one round of bit products and, for `frac` > f, one
-/// truncation.
+/// bits. One batch of two comparisons, whose bits times x come out of their own rounds
+/// ([`Backend::below_times`]), then one product that also truncates `inside`.
 fn saturate<B: Backend + ?Sized>(
     b: &mut B,
     x: &[B::Elem],
@@ -163,29 +162,28 @@ fn saturate<B: Backend + ?Sized>(
     below: Asymptote,
     above: Asymptote,
 ) -> Result<B::Vector> {
+    let shape = mpc_core::Error::ShapeMismatch;
     let f = b.frac_bits();
     let n = x.len();
-    let mut shifted = b.add_scalar(x, bound, f).to_vec();
-    shifted.extend_from_slice(&b.add_scalar(x, -bound, f));
-    let bits = b.ltz(&shifted)?;
-    let (lower, upper) = bits.split_at(n);
+    let [bits, times_x, _] = b.below_times(x, f, &[-bound, bound], 0)?;
     // lower = [x < -B], upper = [x < B]: inside = upper - lower, above = 1 - upper.
+    let ((lower, upper), (lower_x, upper_x)) = (bits.split_at(n), times_x.split_at(n));
     let in_range = b.sub(upper, lower);
     let is_above = b.add_scalar(&b.mul_int(upper, -1), 1.0, 0);
-    let mut secret_pairs: Vec<Pair<'_, B::Elem>> = alloc::vec![(&in_range, inside)];
-    let mut constant = b.public(&alloc::vec![0.0; n], f);
-    for (bit, asymptote) in [(lower, below), (&is_above[..], above)] {
-        match asymptote {
-            Asymptote::Identity => secret_pairs.push((bit, x)),
-            Asymptote::Const(c) => constant = b.add(&constant, &b.mul_bits_public(bit, &alloc::vec![c; n], f)),
-        }
+    // Only the kept value is brought to f bits, by the product's own opening: the asymptotes
+    // are there already, and a large x at `frac` bits would not fit the ring (out of range the
+    // product is of 0).
+    let kept = b.mul_shifted(&[Fused::elementwise(&in_range, 0, inside, frac - f)])?.pop().ok_or(shape)?;
+    let above_x = b.sub(x, upper_x);
+    let mut acc = kept;
+    for (bit, bit_x, asymptote) in [(lower, lower_x, below), (&is_above[..], &above_x[..], above)] {
+        let term = match asymptote {
+            Asymptote::Identity => b.wrap(bit_x.to_vec()),
+            Asymptote::Const(c) => b.mul_bits_public(bit, &alloc::vec![c; n], f),
+        };
+        acc = b.add(&acc, &term);
     }
-    let products = b.mul_bits(&secret_pairs)?;
-    let (kept, identities) = products.split_first().ok_or(mpc_core::Error::ShapeMismatch)?;
-    // Only the kept value is brought to f bits: the asymptotes are there already, and a large x
-    // at `frac` bits would not fit the ring.
-    let kept = b.reduce(kept, frac - f)?;
-    Ok(identities.iter().fold(b.add(&constant, &kept), |acc, p| b.add(&acc, p)))
+    Ok(acc)
 }
 
 /// e^x, valid for x ≤ 0: clipped at -128, then (1 + t + t²/2)^128 with t = x/128 at f + 8 bits.
@@ -374,8 +372,7 @@ pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> 
 /// The logistic sigmoid: σ(|x|) = 1/(1 + e^-|x|) (exp and reciprocal above), mirrored for x < 0.
 pub fn sigmoid<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
-    let negative = b.ltz(x)?;
-    let flip = b.mul_bits(&[(&negative, x)])?.pop().expect("one product");
+    let [negative, flip, _] = b.below_times(x, f, &[0.0], 0)?;
     // -|x| = x - 2·(x if negative) ... negated: -|x| = 2·flip - x.
     let minus_abs = b.sub(&b.mul_int(&flip, 2), x);
     let e = exp(b, &minus_abs)?;

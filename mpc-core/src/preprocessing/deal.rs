@@ -139,22 +139,48 @@ pub(crate) fn broadcast_index(len: usize, broadcast: Option<bool>, i: usize) -> 
     }
 }
 
-/// The digits of [`Request::Below`]'s tables: 8 bits each, so that a ring of 64 bits has
-/// 8 digits below bit k-2 (a tree of three levels, the last fused with the conversion).
-pub(crate) const BELOW_DIGIT_BITS: u32 = 8;
-
-/// Digits covering the low k - 2 bits in [`Request::Below`]'s tables (a power of two for the
-/// rings there are: 8 for u64, 4 for u32).
-pub(crate) const fn below_digits<R: Ring>() -> usize {
-    ((R::BITS - 2) as usize).div_ceil(BELOW_DIGIT_BITS as usize)
+/// Bits of the digits of [`Request::Below`]'s tables for `bounds` bounds a value: 4 below
+/// [`WIDE_DIGITS_FROM`] bounds, 8 from there.
+///
+/// A value's tables cost 2^(w+1) bits a digit offline, once for all its bounds; each comparison
+/// costs one AND level per halving of the digits online. Four-bit digits (16 in Z_2^64, 512 bits
+/// of tables) suit a value compared with a bound or two (ReLU, a maximum's step, a saturation);
+/// eight-bit digits (8, 4096 bits) save a round and about half the gates of every comparison,
+/// which pays where one value meets many bounds (the piecewise starts of the reciprocal and the
+/// inverse square root).
+pub(crate) const fn below_digit_bits(bounds: usize) -> u32 {
+    if bounds < WIDE_DIGITS_FROM { 4 } else { 8 }
 }
 
-/// Bits of one digit's tables: 256 of `[v < digit]`, then 256 of `[v == digit]`.
-pub(crate) const BELOW_TABLE_BITS: usize = 2 << BELOW_DIGIT_BITS;
+/// Bound count from which [`Request::Below`] takes eight-bit digits ([`below_digit_bits`]).
+pub(crate) const WIDE_DIGITS_FROM: usize = 16;
+
+/// Digits covering the low k - 2 bits in [`Request::Below`]'s tables: a power of two for the
+/// rings there are (16 or 8 for u64, 8 or 4 for u32), as the tree's halves need.
+pub(crate) const fn below_digits<R: Ring>(bounds: usize) -> usize {
+    ((R::BITS - 2) as usize).div_ceil(below_digit_bits(bounds) as usize)
+}
+
+/// Ring words of a [`Request::Below`]'s value truncations and cross products for `n` values
+/// and `m` comparisons: with a shift s > 0, r >> s and msb(r) per value, then U_k·msb(r) and
+/// U_k·(r >> s) per comparison; with s = 0 only U_k·r (the value is c - r itself, no wrap);
+/// nothing without products.
+pub(crate) const fn below_times_lens(n: usize, m: usize, times: Option<u32>) -> (usize, usize) {
+    match times {
+        None => (0, 0),
+        Some(0) => (0, 4 * m),
+        Some(_) => (2 * n, 8 * m),
+    }
+}
+
+/// Bits of one digit's tables: 2^w of `[v < digit]`, then 2^w of `[v == digit]`.
+pub(crate) const fn below_table_bits(bounds: usize) -> usize {
+    2 << below_digit_bits(bounds)
+}
 
 /// Ring words of one value's digit tables in [`Request::Below`].
-pub(crate) const fn below_table_words<R: Ring>() -> usize {
-    below_digits::<R>() * BELOW_TABLE_BITS / R::BITS as usize
+pub(crate) const fn below_table_words<R: Ring>(bounds: usize) -> usize {
+    (below_digits::<R>(bounds) * below_table_bits(bounds)).div_ceil(R::BITS as usize)
 }
 
 /// The cross products a [`Request::Fused`] needs, by which operands are truncated (`None` for y:
@@ -239,7 +265,7 @@ impl Request {
             Request::Ltz { n } => ok(n.checked_mul(ltz_table_words::<R>())),
             Request::Below { n, bounds, times } => {
                 ok(n.checked_mul(bounds).and_then(|m| m.checked_mul(8)))
-                    && ok(n.checked_mul(below_table_words::<R>()))
+                    && ok(n.checked_mul(below_table_words::<R>(bounds)))
                     && times.is_none_or(|s| s.saturating_add(2) < R::BITS)
             }
             // Each shift leaves room for the truncation's offset, and the msb·msb cross term
@@ -305,9 +331,9 @@ impl Request {
             Request::Below { n, bounds, times } => {
                 let m = n * bounds;
                 let bits = words_for_bits::<R>(m);
-                let (value, cross) = if times.is_some() { (2 * n, 8 * m) } else { (0, 0) };
+                let (value, cross) = below_times_lens(n, m, times);
                 let mut correlated = parts(&[
-                    (n * below_table_words::<R>(), Xor),
+                    (n * below_table_words::<R>(bounds), Xor),
                     (m, Additive),
                     (m, Additive),
                     (m, Additive),
@@ -804,7 +830,7 @@ impl<R: Ring> DealerState<R> {
             Request::Ltz { .. } => ltz_correct(&secret[0], &secret[1], &mut corr)?,
             Request::Below { n, bounds, times } => {
                 let r = &secret[0];
-                below_tables_into(r, &mut corr[0]);
+                below_tables_into(r, bounds, &mut corr[0]);
                 let m = n * bounds;
                 let bit = |words: &Shares<R>, i: usize| crate::protocol::compare::get_bit(words, i);
                 let (u1, u2, u3) = (&secret[1], &secret[2], &secret[3]);
@@ -820,9 +846,11 @@ impl<R: Ring> DealerState<R> {
                 if let Some(s) = times {
                     let hi = |i: usize| r[i].shr_logical(s);
                     let msb = |i: usize| r[i].msb();
-                    correct(&mut corr[5], (0..n).map(hi).chain((0..n).map(msb)))?;
+                    // Without a shift, msb(r) has no weight and r >> 0 is r: neither is sent.
+                    let wrapped = if s > 0 { n } else { 0 };
+                    correct(&mut corr[5], (0..wrapped).map(hi).chain((0..wrapped).map(msb)))?;
                     let cross = (0..4).flat_map(|which| {
-                        let by_msb = (0..m).map(move |q| u(which, q).wrapping_mul(&msb(q % n)));
+                        let by_msb = (0..wrapped * bounds).map(move |q| u(which, q).wrapping_mul(&msb(q % n)));
                         let by_hi = (0..m).map(move |q| u(which, q).wrapping_mul(&hi(q % n)));
                         by_msb.chain(by_hi)
                     });
@@ -859,33 +887,44 @@ impl<R: Ring> DealerState<R> {
 }
 
 /// XORs each value's digit tables for [`Request::Below`] from its mask r (see
-/// [`BelowMaterial`](super::BelowMaterial)) into `tables`: per digit of r mod 2^(k-2), 256 bits
-/// of `[v < digit]` (`[v > digit]` in the upper half of the digits when bit k-2 of r is set;
-/// XORed with that bit in the lower half's top digit), then 256 bits of `[v == digit]`.
-fn below_tables_into<R: Ring>(r: &[R], tables: &mut [R]) {
-    let words = below_table_words::<R>();
-    let digits = below_digits::<R>();
+/// [`BelowMaterial`](super::BelowMaterial)) into `tables`: per w-bit digit of r mod 2^(k-2)
+/// ([`below_digit_bits`]), 2^w bits of `[v < digit]` (`[v > digit]` in the upper half of the
+/// digits when bit k-2 of r is set; XORed with that bit in the lower half's top digit), then 2^w
+/// bits of `[v == digit]`.
+fn below_tables_into<R: Ring>(r: &[R], bounds: usize, tables: &mut [R]) {
+    let words = below_table_words::<R>(bounds);
+    let digits = below_digits::<R>(bounds);
+    let (w, table_bits) = (below_digit_bits(bounds), below_table_bits(bounds));
+    let values = 1usize << w;
     let low_mask = (1u64 << (R::BITS - 2)) - 1;
     for (value, table) in r.iter().zip(tables.chunks_exact_mut(words)) {
         let flip = value.shr_logical(R::BITS - 2) & R::ONE == R::ONE;
         let low = value.to_u64() & low_mask;
         for d in 0..digits {
-            let digit = (low >> (BELOW_DIGIT_BITS * d as u32)) & 0xFF;
-            let upper = d >= digits / 2;
-            let base = d * BELOW_TABLE_BITS;
-            for v in 0..256u64 {
-                let mut lt = if flip && upper { v > digit } else { v < digit };
-                if flip && d == digits / 2 - 1 {
-                    lt = !lt;
-                }
-                if lt {
-                    crate::protocol::compare::set_bit(table, base + v as usize, R::ONE);
-                }
-                if v == digit {
-                    crate::protocol::compare::set_bit(table, base + 256 + v as usize, R::ONE);
-                }
+            let digit = ((low >> (w * d as u32)) & (values as u64 - 1)) as usize;
+            let base = d * table_bits;
+            // [v < digit] is the run of entries below the digit, [v > digit] the run above it.
+            let (from, to) = if flip && d >= digits / 2 { (digit + 1, values) } else { (0, digit) };
+            xor_bit_range(table, base + from, base + to);
+            if flip && d == digits / 2 - 1 {
+                xor_bit_range(table, base, base + values);
             }
+            crate::protocol::compare::set_bit(table, base + values + digit, R::ONE);
         }
+    }
+}
+
+/// Flips bits `from..to` of packed words, a word at a time.
+fn xor_bit_range<R: Ring>(words: &mut [R], from: usize, to: usize) {
+    let bits = R::BITS as usize;
+    let mut at = from;
+    while at < to {
+        let (word, offset) = (at / bits, at % bits);
+        let run = (bits - offset).min(to - at);
+        let ones =
+            if run == bits { R::ZERO.wrapping_sub(&R::ONE) } else { R::ONE.shl(run as u32).wrapping_sub(&R::ONE) };
+        words[word] = words[word] ^ ones.shl(offset as u32);
+        at += run;
     }
 }
 

@@ -119,7 +119,7 @@ pub enum Request {
         n: usize,
     },
     /// Material for comparing each of `n` values with `bounds` public bounds, one mask per value
-    /// (see [`BelowMaterial`]).
+    /// (see [`BelowMaterial`]; the bound count sets the width of its digits).
     Below {
         /// Number of values.
         n: usize,
@@ -271,8 +271,10 @@ pub struct LtzMaterial<R: Ring> {
 /// One party's material for comparing `n` values with `bounds` public bounds each.
 ///
 /// One uniform mask r per value hides it in the opening c = x + 2^(k-2) + r; every bound t
-/// reads its comparison off c - t. The dealer hands out, per value, XOR-shared tables of
-/// 8-bit digits of r mod 2^(k-2) (`[v < digit]` and `[v == digit]`, 256 entries each), built
+/// reads its comparison off c - t. The dealer hands out, per value, XOR-shared tables of the
+/// w-bit digits of r mod 2^(k-2) (`[v < digit]` and `[v == digit]`, 2^w entries each; w is 4
+/// for fewer than 16 bounds, 8 from there: one value against many bounds saves a round and
+/// half the gates of each comparison for tables eight times as big), built
 /// so that the last level of the comparison tree and the conversion to arithmetic shares take
 /// one round together (see [`Party::below`](crate::Party::below)): in the upper half of the
 /// digits the tables say `[v > digit]` when bit k-2 of r is set, and the lower half's top digit
@@ -297,10 +299,11 @@ pub struct BelowMaterial<R: Ring> {
     pub arith: [Shares<R>; 4],
     /// The shift of the products (see [`Request::Below`]).
     pub times: Option<u32>,
-    /// With `times`: shares of r >> s, then of msb(r), per value (2n); else empty.
+    /// With a shift s > 0: shares of r >> s, then of msb(r), per value (2n); else empty (with
+    /// s = 0 the value is c - r itself).
     pub value_trunc: Shares<R>,
     /// With `times`: shares of U_k·msb(r) then U_k·(r >> s) for k = 1..4, each per comparison
-    /// (8 · n · bounds); else empty.
+    /// (8 · n · bounds); with s = 0 only U_k·r (4 · n · bounds); else empty.
     pub cross: Shares<R>,
 }
 

@@ -1,4 +1,5 @@
-//! Comparisons: less-than-zero, ReLU, select and max, with dealer-assisted digit tables.
+//! Comparisons: less-than-zero, comparisons with public bounds, ReLU, select and max, with
+//! dealer-assisted digit tables.
 //!
 //! To learn [x < 0] for |x| < 2^(k-2), the parties open c = x + 2^(k-2) + r for a dealer mask
 //! r; then x + 2^(k-2) = c - r lies in [0, 2^(k-1)), and x < 0 exactly when its bit k-2 is 0:
@@ -18,7 +19,8 @@ use super::{Party, masked_for_truncation, split_like, truncated_share, truncatio
 use crate::error::Error;
 pub(crate) use crate::preprocessing::deal::words_for_bits;
 use crate::preprocessing::deal::{
-    BELOW_DIGIT_BITS, BELOW_TABLE_BITS, DIGIT_BITS, below_digits, below_table_words, ltz_digits, ltz_table_words,
+    DIGIT_BITS, below_digit_bits, below_digits, below_table_bits, below_table_words, below_times_lens, ltz_digits,
+    ltz_table_words,
 };
 use crate::preprocessing::{Preprocessing, PreprocessingExt};
 use crate::ring::{self, Ring};
@@ -143,13 +145,15 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     }
 
     /// Arithmetic shares of `[x_i < t_j]` (0 or 1) for every value x_i and every public bound t_j,
-    /// bound-major (entry `j · n + i`), valid for |x_i - t_j| < 2^(k-2). Four rounds.
+    /// bound-major (entry `j · n + i`), valid for |x_i - t_j| < 2^(k-2). Five rounds for fewer
+    /// than 16 bounds, four from there.
     ///
     /// One mask per value serves every bound: c = x + 2^(k-2) + r is opened once (round 1) and
-    /// each bound reads its comparison off c - t, as [`Party::ltz`] does off c, with 8-bit
-    /// digit tables ([`BelowMaterial`](crate::preprocessing::BelowMaterial)). Two levels of
-    /// AND gates (rounds 2-3) reduce the eight digits to a lower and an upper half; their
-    /// combination and the conversion to arithmetic shares take one round together (round 4):
+    /// each bound reads its comparison off c - t, as [`Party::ltz`] does off c, with the
+    /// dealer's digit tables ([`BelowMaterial`](crate::preprocessing::BelowMaterial)): 4-bit
+    /// digits for a few bounds, 8-bit ones (half the digits, bigger tables) for many. Levels of
+    /// AND gates (rounds 2-4, or 2-3) reduce the digits to a lower and an upper half; their
+    /// combination and the conversion to arithmetic shares take one round together (the last):
     /// with the dealer's tables, r's bit k-2 XOR the borrow is L_hi + E_hi·B_lo for three bits
     /// that are opened masked by dealer bits, whose arithmetic shares make the sum and the
     /// product linear.
@@ -159,8 +163,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     }
 
     /// [`Party::below`] together with y = x >> `shift` and every comparison's bit times its
-    /// value's y, `[bits, products, y]` (bits and products bound-major), in the same four
-    /// rounds and traffic: the comparisons' opening also truncates x (as
+    /// value's y, `[bits, products, y]` (bits and products bound-major), in the same rounds
+    /// and traffic: the comparisons' opening also truncates x (as
     /// [`Party::truncate`] does, within one unit), and the dealer's products of its bit masks
     /// with the truncation's make each bit · y linear after the last round. The products are
     /// not truncated.
@@ -174,20 +178,25 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let (n, t) = (x.len(), bounds.len());
         let m = n * t;
         let mut mat = self.material(|p| p.below(n, t, times))?;
+        let (value_len, cross_len) = below_times_lens(n, m, times);
         if (mat.n, mat.bounds, mat.times) != (n, t, times)
-            || mat.value_trunc.len() != times.map_or(0, |_| 2 * n)
-            || mat.cross.len() != times.map_or(0, |_| 8 * m)
+            || mat.value_trunc.len() != value_len
+            || mat.cross.len() != cross_len
         {
             return Err(Error::MaterialMismatch);
         }
+        // Without a shift, y is c - r itself: r is kept beside its use in the opening.
+        let exact_mask = (times == Some(0)).then(|| mat.r.clone());
         // Round 1: open c = x + 2^(k-2) + r.
         let c = self.open_owned(masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), self.is_p0()))?;
 
         // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
         // of every comparison (c' = c - t), read from the value's tables.
-        let digits = below_digits::<R>();
+        let digits = below_digits::<R>(t);
         let words = words_for_bits::<R>(m);
-        let table_words = below_table_words::<R>();
+        let table_words = below_table_words::<R>(t);
+        let (w, table_bits) = (below_digit_bits(t), below_table_bits(t));
+        let digit_mask = (1u64 << w) - 1;
         let low_mask = (1u64 << (R::BITS - 2)) - 1;
         let mut nodes: Vec<Node<R>> =
             (0..digits).map(|_| Node { lt: Shares::zeros(words), eq: Shares::zeros(words) }).collect();
@@ -200,21 +209,21 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 let low = shifted.to_u64() & low_mask;
                 let table = &mat.tables[i * table_words..(i + 1) * table_words];
                 for (d, node) in nodes.iter_mut().enumerate() {
-                    let digit = ((low >> (BELOW_DIGIT_BITS * d as u32)) & 0xFF) as usize;
-                    let at = d * BELOW_TABLE_BITS + digit;
+                    let digit = ((low >> (w * d as u32)) & digit_mask) as usize;
+                    let at = d * table_bits + digit;
                     set_bit(&mut node.lt, q, get_bit(table, at));
-                    set_bit(&mut node.eq, q, get_bit(table, at + 256));
+                    set_bit(&mut node.eq, q, get_bit(table, at + (1 << w)));
                 }
             }
         }
-        // Rounds 2-3: pairs of neighbouring nodes merge until two remain; the lowest node's eq
-        // is never needed.
+        // Rounds 2 to the last but one: pairs of neighbouring nodes merge until two remain; the
+        // lowest node's eq is never needed.
         while nodes.len() > 2 {
             nodes = self.merge_nodes(nodes, |pair| pair > 0)?;
         }
         let (hi, lo) = (nodes.pop().ok_or(Error::MaterialMismatch)?, nodes.pop().ok_or(Error::MaterialMismatch)?);
 
-        // Round 4: open d = (L_hi, E_hi, B_lo) ⊕ u; each bit is then d + (1 - 2d)·u in the ring,
+        // Last round: open d = (L_hi, E_hi, B_lo) ⊕ u; each bit is then d + (1 - 2d)·u in the ring,
         // and r_(k-2) ⊕ borrow = L_hi + E_hi·B_lo; the comparison is that XOR 1 ⊕ c'_(k-2).
         let masked: Vec<Shares<R>> = [&hi.lt, &hi.eq, &lo.lt]
             .iter()
@@ -249,27 +258,36 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let mut products = times.map(|_| Shares::zeros(m));
         // The shifted value y = p + w·msb(r) - (r >> s) per value, p and w public (as a dealer
         // truncation reads them off c), and this party's share of y.
+        // Without a shift there is no wrap (w = 0), r >> 0 is r, and the dealer sends only the
+        // U_k·r parts.
         let shifted: Option<(Vec<R>, Vec<R>, Shares<R>)> = times.map(|s| {
-            let (hi, msb) = mat.value_trunc.split_at(n);
             let public: Vec<R> = c.iter().map(|&ci| truncation_public(ci, s)).collect();
             let wrap: Vec<R> = c.iter().map(|ci| truncation_wrap(ci.msb(), s)).collect();
-            let y = (0..n).map(|i| truncated_share(p0, s, c[i], c[i].msb(), hi[i], msb[i]));
-            (public, wrap, Shares::from_vec(y.collect()))
+            let y: Vec<R> = match &exact_mask {
+                Some(r) => (0..n).map(|i| truncated_share(p0, 0, c[i], R::ZERO, r[i], R::ZERO)).collect(),
+                None => {
+                    let (hi, msb) = mat.value_trunc.split_at(n);
+                    (0..n).map(|i| truncated_share(p0, s, c[i], c[i].msb(), hi[i], msb[i])).collect()
+                }
+            };
+            (public, wrap, Shares::from_vec(y))
         });
+        let parts_per_u = if exact_mask.is_some() { 1 } else { 2 };
         for q in 0..m {
             let (beta0, beta) = coefficients(q);
             let share = linear(q, us, &beta);
             bits[q] = if p0 { share.wrapping_add(&beta0) } else { share };
             if let (Some(products), Some((public, wrap, y))) = (products.as_mut(), shifted.as_ref()) {
-                // bit·y = β0·y + Σ_k β_k·(p·U_k + w·(U_k msb) - (U_k hi)).
+                // bit·y = β0·y + Σ_k β_k·(p·U_k + w·(U_k msb) - (U_k hi)), the msb term absent
+                // without a shift.
                 let i = q % n;
-                let cross = |k: usize, part: usize| mat.cross[(2 * k + part) * m + q];
+                let cross = |k: usize, part: usize| mat.cross[(parts_per_u * k + part) * m + q];
                 let mut acc = beta0.wrapping_mul(&y[i]);
                 for (k, b) in beta.iter().enumerate() {
-                    let term = public[i]
-                        .wrapping_mul(&us[k][q])
-                        .wrapping_add(&wrap[i].wrapping_mul(&cross(k, 0)))
-                        .wrapping_sub(&cross(k, 1));
+                    let mut term = public[i].wrapping_mul(&us[k][q]).wrapping_sub(&cross(k, parts_per_u - 1));
+                    if parts_per_u == 2 {
+                        term = term.wrapping_add(&wrap[i].wrapping_mul(&cross(k, 0)));
+                    }
                     acc = acc.wrapping_add(&b.wrapping_mul(&term));
                 }
                 products[q] = acc;
@@ -309,11 +327,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         Ok(next)
     }
 
-    /// ReLU(x) = x · (1 - `[x < 0]`): seven rounds; exact (no truncation: the factor is a bit).
+    /// ReLU(x) = x - `[x < 0]`·x: one comparison whose bit times x comes out of its own rounds
+    /// ([`Party::below_times`]): five rounds; exact (the factor is a bit).
     pub fn relu(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
-        let negative = self.ltz(x)?;
-        let xb = self.mul_many_ring(&[(x, &negative)])?.pop().expect("one product");
-        Ok(Shares::from_vec(x.to_vec()).sub(&xb))
+        let [_, dropped, _] = self.below_times(x, &[R::ZERO], 0)?;
+        Ok(Shares::from_vec(x.to_vec()).sub(&dropped))
     }
 
     /// `cond ? a : b` elementwise, for arithmetic shares of bits `cond`: b + cond · (a - b).
@@ -328,7 +346,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     }
 
     /// The maximum of each row of `x` (`rows × len`, row-major): a tournament of ⌈log2 len⌉
-    /// levels, each one comparison and one select (seven rounds).
+    /// levels. The winner of a pair (a, b) is a - `[a < b]`·(a - b): one comparison of the
+    /// difference, whose bit times the difference comes out of its own rounds
+    /// ([`Party::below_times`]), five rounds a level. Valid for |a - b| < 2^(k-2).
     pub fn max_rows(&mut self, x: &[R], rows: usize, len: usize) -> Result<Shares<R>, Error> {
         if x.len() != rows * len || (len == 0 && rows > 0) {
             return Err(Error::ShapeMismatch);
@@ -345,10 +365,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                     right.push(row[2 * j + 1]);
                 }
             }
-            let mut diff = Shares::from_vec(left.clone());
+            let mut diff = left.clone();
             ring::sub_assign(&mut diff, &right);
-            let left_smaller = self.ltz(&diff)?;
-            let winners = self.select(&left_smaller, &right, &left)?;
+            let [_, dropped, _] = self.below_times(&diff, &[R::ZERO], 0)?;
+            let mut winners = left;
+            ring::sub_assign(&mut winners, &dropped);
             let new_width = width.div_ceil(2);
             let mut next = Vec::with_capacity(rows * new_width);
             for (r, row) in cur.chunks_exact(width).enumerate() {

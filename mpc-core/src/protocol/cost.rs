@@ -133,13 +133,12 @@ pub fn ltz<R: Ring>(m: &mut CommModel, n: usize) {
     m.exchange::<R>(words);
 }
 
-/// The maximum of rows of length `len`: per level, a comparison and a select.
+/// The maximum of rows of length `len`: per level, one comparison of each pair's difference
+/// with its product by the bit ([`Party::max_rows`](super::Party::max_rows)).
 pub fn max_rows<R: Ring>(m: &mut CommModel, rows: usize, len: usize) {
     let mut width = len;
     while width > 1 {
-        let pairs = rows * (width / 2);
-        ltz::<R>(m, pairs);
-        mul::<R>(m, pairs);
+        below::<R>(m, rows * (width / 2), 1);
         width = width.div_ceil(2);
     }
 }
@@ -151,7 +150,7 @@ pub fn max_rows<R: Ring>(m: &mut CommModel, rows: usize, len: usize) {
 pub fn below<R: Ring>(m: &mut CommModel, n: usize, bounds: usize) {
     m.exchange::<R>(n);
     let words = words_for_bits::<R>(n * bounds);
-    let mut nodes = below_digits::<R>();
+    let mut nodes = below_digits::<R>(bounds);
     while nodes > 2 {
         let gates = nodes - 1;
         m.exchange::<R>(2 * gates * words);

@@ -93,7 +93,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-64, 0]",
         bound: 8e-5,
         relative: false,
-        rounds: 16,
+        rounds: 14,
         kind: Kind::Elementwise { lo: -64.0, hi: 0.0, n: 2000, log: false },
     },
     Spec {
@@ -101,7 +101,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-1e3, 1e3]",
         bound: 6.5e-4,
         relative: false,
-        rounds: 12,
+        rounds: 10,
         kind: Kind::Elementwise { lo: -1e3, hi: 1e3, n: 4000, log: false },
     },
     Spec {
@@ -109,7 +109,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-8, 8]",
         bound: 8e-4,
         relative: false,
-        rounds: 12,
+        rounds: 10,
         kind: Kind::Elementwise { lo: -8.0, hi: 8.0, n: 2000, log: false },
     },
     Spec {
@@ -125,7 +125,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-10, 10]",
         bound: 7.5e-4,
         relative: false,
-        rounds: 13,
+        rounds: 11,
         kind: Kind::Elementwise { lo: -10.0, hi: 10.0, n: 2000, log: false },
     },
     Spec {
@@ -133,7 +133,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-10, 10]",
         bound: 2.2e-4,
         relative: false,
-        rounds: 32,
+        rounds: 28,
         kind: Kind::Elementwise { lo: -10.0, hi: 10.0, n: 2000, log: false },
     },
     Spec {
@@ -141,7 +141,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-20, 20]",
         bound: 1.1e-4,
         relative: false,
-        rounds: 32,
+        rounds: 28,
         kind: Kind::Elementwise { lo: -20.0, hi: 20.0, n: 2000, log: false },
     },
     Spec {
@@ -149,7 +149,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 9e-5,
         relative: false,
-        rounds: 88,
+        rounds: 68,
         kind: Kind::Rows,
     },
     Spec {
@@ -165,7 +165,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 4.5e-5,
         relative: false,
-        rounds: 16,
+        rounds: 14,
         kind: Kind::Rows,
     },
     Spec {
@@ -181,7 +181,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-1e3, 1e3]",
         bound: INPUT_ROUNDING,
         relative: false,
-        rounds: 7,
+        rounds: 5,
         kind: Kind::Elementwise { lo: -1e3, hi: 1e3, n: 2000, log: false },
     },
     Spec {
@@ -189,7 +189,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: INPUT_ROUNDING,
         relative: false,
-        rounds: 63,
+        rounds: 45,
         kind: Kind::Rows,
     },
 ];
