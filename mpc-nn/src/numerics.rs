@@ -193,6 +193,15 @@ fn saturate<B: Backend + ?Sized>(
 /// truncation at the end.
 pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
+    let (y, y_bits) = exp_wide(b, x, f + EXTRA_BITS)?;
+    b.reduce(&y, y_bits - f)
+}
+
+/// [`exp`] left at 2·`last` bits, untruncated: the last squaring's opening cuts its operand to
+/// `last` bits (f + 8 for [`exp`]), where a caller that truncates the result in its own next
+/// opening wants the values small in the ring.
+fn exp_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], last: u32) -> Result<(B::Vector, u32)> {
+    let f = b.frac_bits();
     let high = f + EXTRA_BITS;
     // max(x, -128) = relu(x + 128) - 128.
     let lifted = b.add_scalar(x, 128.0, f);
@@ -204,12 +213,14 @@ pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let half_t2 = b.square(&t, Product { a: high, b: high, out: wide, pow2: -1 })?;
     let mut y = b.add_scalar(&b.add(&b.extend(&t, wide - high, 0), &half_t2), 1.0, wide);
     let mut y_bits = wide;
-    for _ in 0..7 {
-        let shift = y_bits - high;
+    const SQUARINGS: usize = 7;
+    for squaring in 1..=SQUARINGS {
+        let operand = if squaring == SQUARINGS { last.min(high) } else { high };
+        let shift = y_bits - operand;
         y = b.mul_shifted(&[Fused::square(&y, shift)])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
-        y_bits = 2 * high;
+        y_bits = 2 * operand;
     }
-    b.reduce(&y, y_bits - f)
+    Ok((y, y_bits))
 }
 
 /// 1/y at 2(f + 8) bits for y = x·2^`pow2` in [2^-12, 2^9], x at `frac` bits: piecewise start
@@ -483,10 +494,12 @@ pub fn softmax<B: Backend + ?Sized>(
     check_rows::<B>(x, rows, len)?;
     let max = b.max_rows(x, rows, len)?;
     let shifted = b.sub(x, &b.wrap(broadcast_values(&max, rows, len, true)));
-    let e = exp(b, &shifted)?;
-    let e = apply_mask(b, e, mask)?;
+    // e at 2(f + 4) bits: its row sums stay far inside the ring (2^(2f + 9 + log2 len)), and the
+    // normalising product's opening truncates it (no round of its own).
     let f = b.frac_bits();
-    normalise_rows(b, &e, f, rows, len, (ceil_log2(len) + 1) / 2)
+    let (e, e_bits) = exp_wide(b, &shifted, f + 4)?;
+    let e = apply_mask(b, e, mask)?;
+    normalise_rows(b, &e, e_bits, rows, len, (ceil_log2(len) + 1) / 2)
 }
 
 /// 2Quad of each row: m·(x + 5)² / Σ m·(x + 5)², the sum scaled by about 25·len (its value for

@@ -180,6 +180,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let mut mat = self.material(|p| p.below(n, t, times))?;
         let (value_len, cross_len) = below_times_lens(n, m, times);
         if (mat.n, mat.bounds, mat.times) != (n, t, times)
+            || mat.tables.len() != n * below_table_words::<R>(t)
             || mat.value_trunc.len() != value_len
             || mat.cross.len() != cross_len
         {
@@ -191,30 +192,51 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let c = self.open_owned(masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), self.is_p0()))?;
 
         // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
-        // of every comparison (c' = c - t), read from the value's tables.
+        // of every comparison (c' = c - t), read from the value's tables and gathered a word of
+        // comparisons at a time (lt and eq of digit d at 2d and 2d + 1, then c'_(k-2)).
         let digits = below_digits::<R>(t);
         let words = words_for_bits::<R>(m);
         let table_words = below_table_words::<R>(t);
         let (w, table_bits) = (below_digit_bits(t), below_table_bits(t));
         let digit_mask = (1u64 << w) - 1;
         let low_mask = (1u64 << (R::BITS - 2)) - 1;
-        let mut nodes: Vec<Node<R>> =
-            (0..digits).map(|_| Node { lt: Shares::zeros(words), eq: Shares::zeros(words) }).collect();
-        let mut high_bits = Shares::<R>::zeros(words);
-        for (j, bound) in bounds.iter().enumerate() {
-            for (i, ci) in c.iter().enumerate() {
-                let q = j * n + i;
+        let word_bits = R::BITS as usize;
+        let same_word = table_bits <= word_bits;
+        let mut leaves: Vec<Shares<R>> = (0..2 * digits + 1).map(|_| Shares::zeros(words)).collect();
+        let mut gathered = alloc::vec![R::ZERO; 2 * digits + 1];
+        let mut q = 0;
+        for bound in bounds {
+            for (ci, table) in c.iter().zip(mat.tables.chunks_exact(table_words)) {
                 let shifted = ci.wrapping_sub(bound);
-                set_bit(&mut high_bits, q, shifted.shr_logical(R::BITS - 2) & R::ONE);
+                let at_bit = (q % word_bits) as u32;
                 let low = shifted.to_u64() & low_mask;
-                let table = &mat.tables[i * table_words..(i + 1) * table_words];
-                for (d, node) in nodes.iter_mut().enumerate() {
-                    let digit = ((low >> (w * d as u32)) & digit_mask) as usize;
-                    let at = d * table_bits + digit;
-                    set_bit(&mut node.lt, q, get_bit(table, at));
-                    set_bit(&mut node.eq, q, get_bit(table, at + (1 << w)));
+                for d in 0..digits {
+                    let at = d * table_bits + ((low >> (w * d as u32)) & digit_mask) as usize;
+                    // A digit's two tables share a word when they fit one (4-bit digits).
+                    let (lt, eq) = if same_word {
+                        let entry = table[at / word_bits].shr_logical((at % word_bits) as u32);
+                        (entry & R::ONE, entry.shr_logical(1 << w) & R::ONE)
+                    } else {
+                        (get_bit(table, at), get_bit(table, at + (1 << w)))
+                    };
+                    gathered[2 * d] = gathered[2 * d] ^ lt.shl(at_bit);
+                    gathered[2 * d + 1] = gathered[2 * d + 1] ^ eq.shl(at_bit);
+                }
+                let high = &mut gathered[2 * digits];
+                *high = *high ^ (shifted.shr_logical(R::BITS - 2) & R::ONE).shl(at_bit);
+                q += 1;
+                if q % word_bits == 0 || q == m {
+                    for (leaf, bits) in leaves.iter_mut().zip(gathered.iter_mut()) {
+                        leaf[(q - 1) / word_bits] = core::mem::replace(bits, R::ZERO);
+                    }
                 }
             }
+        }
+        let high_bits = leaves.pop().ok_or(Error::MaterialMismatch)?;
+        let mut nodes: Vec<Node<R>> = Vec::with_capacity(digits);
+        let mut leaves = leaves.into_iter();
+        while let (Some(lt), Some(eq)) = (leaves.next(), leaves.next()) {
+            nodes.push(Node { lt, eq });
         }
         // Rounds 2 to the last but one: pairs of neighbouring nodes merge until two remain; the
         // lowest node's eq is never needed.

@@ -149,7 +149,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 9e-5,
         relative: false,
-        rounds: 68,
+        rounds: 67,
         kind: Kind::Rows,
     },
     Spec {
