@@ -905,13 +905,30 @@ fn below_tables_into<R: Ring>(r: &[R], bounds: usize, tables: &mut [R]) {
             let base = d * table_bits;
             // [v < digit] is the run of entries below the digit, [v > digit] the run above it.
             let (from, to) = if flip && d >= digits / 2 { (digit + 1, values) } else { (0, digit) };
+            let negate = flip && d == digits / 2 - 1;
+            if table_bits <= R::BITS as usize {
+                // Both tables in one word (4-bit digits): the entry is made in a register.
+                let mut lt = low_ones::<R>(to) ^ low_ones::<R>(from);
+                if negate {
+                    lt = lt ^ low_ones::<R>(values);
+                }
+                let entry = lt ^ R::ONE.shl((values + digit) as u32);
+                let word = &mut table[base / R::BITS as usize];
+                *word = *word ^ entry.shl((base % R::BITS as usize) as u32);
+                continue;
+            }
             xor_bit_range(table, base + from, base + to);
-            if flip && d == digits / 2 - 1 {
+            if negate {
                 xor_bit_range(table, base, base + values);
             }
             crate::protocol::compare::set_bit(table, base + values + digit, R::ONE);
         }
     }
+}
+
+/// The ring element whose `k` low bits are set (`k` ≤ the ring's bits).
+fn low_ones<R: Ring>(k: usize) -> R {
+    if k >= R::BITS as usize { R::ZERO.wrapping_sub(&R::ONE) } else { R::ONE.shl(k as u32).wrapping_sub(&R::ONE) }
 }
 
 /// Flips bits `from..to` of packed words, a word at a time.
@@ -921,9 +938,7 @@ fn xor_bit_range<R: Ring>(words: &mut [R], from: usize, to: usize) {
     while at < to {
         let (word, offset) = (at / bits, at % bits);
         let run = (bits - offset).min(to - at);
-        let ones =
-            if run == bits { R::ZERO.wrapping_sub(&R::ONE) } else { R::ONE.shl(run as u32).wrapping_sub(&R::ONE) };
-        words[word] = words[word] ^ ones.shl(offset as u32);
+        words[word] = words[word] ^ low_ones::<R>(run).shl(offset as u32);
         at += run;
     }
 }
