@@ -192,8 +192,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let c = self.open_owned(masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), self.is_p0()))?;
 
         // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
-        // of every comparison (c' = c - t), read from the value's tables and gathered a word of
-        // comparisons at a time (lt and eq of digit d at 2d and 2d + 1, then c'_(k-2)).
+        // of every comparison (c' = c - t), read from the value's tables (lt and eq of digit d
+        // at 2d and 2d + 1, then c'_(k-2)).
         let digits = below_digits::<R>(t);
         let words = words_for_bits::<R>(m);
         let table_words = below_table_words::<R>(t);
@@ -203,33 +203,38 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let word_bits = R::BITS as usize;
         let same_word = table_bits <= word_bits;
         let mut leaves: Vec<Shares<R>> = (0..2 * digits + 1).map(|_| Shares::zeros(words)).collect();
-        let mut gathered = alloc::vec![R::ZERO; 2 * digits + 1];
-        let mut q = 0;
-        for bound in bounds {
-            for (ci, table) in c.iter().zip(mat.tables.chunks_exact(table_words)) {
-                let shifted = ci.wrapping_sub(bound);
-                let at_bit = (q % word_bits) as u32;
-                let low = shifted.to_u64() & low_mask;
-                for d in 0..digits {
+        // A word of comparisons at a time: their digits' offsets first, then each digit's bits
+        // gathered in registers.
+        let (mut lows, mut tables) = (Vec::with_capacity(word_bits), Vec::with_capacity(word_bits));
+        let (mut i, mut j) = (0, 0);
+        for (word, q0) in (0..m).step_by(word_bits).enumerate() {
+            lows.clear();
+            tables.clear();
+            let mut high = R::ZERO;
+            for k in 0..word_bits.min(m - q0) {
+                let shifted = c[i].wrapping_sub(&bounds[j]);
+                high = high ^ (shifted.shr_logical(R::BITS - 2) & R::ONE).shl(k as u32);
+                lows.push(shifted.to_u64() & low_mask);
+                tables.push(&mat.tables[i * table_words..(i + 1) * table_words]);
+                (i, j) = if i + 1 == n { (0, j + 1) } else { (i + 1, j) };
+            }
+            leaves[2 * digits][word] = high;
+            for d in 0..digits {
+                let (mut lt, mut eq) = (R::ZERO, R::ZERO);
+                for (k, (&low, table)) in lows.iter().zip(&tables).enumerate() {
                     let at = d * table_bits + ((low >> (w * d as u32)) & digit_mask) as usize;
                     // A digit's two tables share a word when they fit one (4-bit digits).
-                    let (lt, eq) = if same_word {
+                    let (lt_bit, eq_bit) = if same_word {
                         let entry = table[at / word_bits].shr_logical((at % word_bits) as u32);
                         (entry & R::ONE, entry.shr_logical(1 << w) & R::ONE)
                     } else {
                         (get_bit(table, at), get_bit(table, at + (1 << w)))
                     };
-                    gathered[2 * d] = gathered[2 * d] ^ lt.shl(at_bit);
-                    gathered[2 * d + 1] = gathered[2 * d + 1] ^ eq.shl(at_bit);
+                    lt = lt ^ lt_bit.shl(k as u32);
+                    eq = eq ^ eq_bit.shl(k as u32);
                 }
-                let high = &mut gathered[2 * digits];
-                *high = *high ^ (shifted.shr_logical(R::BITS - 2) & R::ONE).shl(at_bit);
-                q += 1;
-                if q % word_bits == 0 || q == m {
-                    for (leaf, bits) in leaves.iter_mut().zip(gathered.iter_mut()) {
-                        leaf[(q - 1) / word_bits] = core::mem::replace(bits, R::ZERO);
-                    }
-                }
+                leaves[2 * d][word] = lt;
+                leaves[2 * d + 1][word] = eq;
             }
         }
         let high_bits = leaves.pop().ok_or(Error::MaterialMismatch)?;
