@@ -237,6 +237,33 @@ fn below_works_in_z2_32() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
+    /// The squares read off the comparisons' opening are the exact ring squares (wrapping), on
+    /// edges and random values, beside the bits and their products with the values.
+    #[test]
+    fn below_times_square_squares_each_value_exactly(seed: u64, n in 1usize..40, t in 1usize..20) {
+        let mut values = edge_values();
+        values.extend(FP.encode_vec::<u64>(&reals(seed, n, 1000.0)));
+        let bounds: Vec<u64> = FP.encode_vec(&reals(seed ^ 3, t, 1000.0));
+        let (tv, bv) = (values.clone(), bounds.clone());
+        let [bits, products, squares] = private(&values, move |p, x| {
+            let [b, prod, sq] = p.below_times_square(x, &bv)?;
+            Ok([p.open(&b)?, p.open(&prod)?, p.open(&sq)?])
+        });
+        let n = tv.len();
+        for (v, got) in tv.iter().zip(&squares) {
+            prop_assert_eq!(*got, v.wrapping_mul(*v));
+        }
+        for (j, bound) in bounds.iter().enumerate() {
+            for (i, v) in tv.iter().enumerate() {
+                if v.to_i64().checked_sub(bound.to_i64()).is_some_and(|d| d.abs() < (1 << 62)) {
+                    let bit = u64::from(v.to_i64() < bound.to_i64());
+                    prop_assert_eq!(bits[j * n + i], bit);
+                    prop_assert_eq!(products[j * n + i], bit.wrapping_mul(*v));
+                }
+            }
+        }
+    }
+
     /// The comparisons' products with their values shifted right, read off the same rounds: each
     /// is the bit times a within-one-unit truncation of its value, and that truncation is the
     /// third output.

@@ -288,6 +288,15 @@ pub trait Backend {
         let products = self.wrap(products);
         Ok([bits, products, y])
     }
+    /// [`Backend::below_times`] without a shift, and each value's square at twice `frac` bits
+    /// (not truncated): `[bits, products, squares]`. Under MPC in the comparisons' own rounds
+    /// and traffic (their opening also masks x for its square); the default compares, then
+    /// squares.
+    fn below_times_square(&mut self, x: &[Self::Elem], frac: u32, bounds: &[f64]) -> Result<[Self::Vector; 3]> {
+        let [bits, products, _] = self.below_times(x, frac, bounds, 0)?;
+        let squares = self.square(x, Product { a: frac, b: frac, out: 2 * frac, pow2: 0 })?;
+        Ok([bits, products, squares])
+    }
     /// The products (x >> s_x) · (y >> s_y) of every item ([`Fused`]), left at the precision
     /// of the shifted operands (no truncation after); an item [`Fused::with_square`] also
     /// gives (x >> s_x)², right after its product. Under MPC in one round: the opening that

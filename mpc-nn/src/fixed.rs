@@ -292,6 +292,11 @@ impl Backend for Fixed {
         let products = bits.chunks(x.len().max(1)).flat_map(|b| zip(b, &y, u64::wrapping_mul)).collect();
         Ok([bits, products, y])
     }
+    fn below_times_square(&mut self, x: &[u64], frac: u32, bounds: &[f64]) -> Result<[Vec<u64>; 3]> {
+        // The square is read off the comparisons' opening: no traffic of its own.
+        let [bits, products, _] = self.below_times(x, frac, bounds, 0)?;
+        Ok([bits, products, zip(x, x, u64::wrapping_mul)])
+    }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Vec<u64>>> {
         if items.iter().any(|it| it.x.len() != it.rows * it.len || it.y.len() != it.y_len()) {
             return Err(Error::ShapeMismatch);

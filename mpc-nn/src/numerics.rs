@@ -98,12 +98,13 @@ enum Asymptote {
     Identity,
 }
 
-/// Σ c_i u^i for u = (x / `bound`)², `bound` ≤ 4, and the bits of the result: Estrin's scheme
-/// in v = (x/4)² (the c_i rescaled by (16/bound²)^i), three rounds after x²:
+/// Σ c_i u^i for u = (x / `bound`)², `bound` ≤ 4, given x² at 2f bits (untruncated), and the
+/// bits of the result: Estrin's scheme in v = (x/4)² (the c_i rescaled by (16/bound²)^i), three
+/// rounds:
 ///
 ///   p = (c0 + c1 v) + v²·(c2 + c3 v) + v⁴·((c4 + c5 v) + v²·(c6 + c7 v)).
 ///
-/// x² is left at 2f bits (one round), so that v is the same ring value read at 2f + 4 bits; the
+/// x² at 2f bits is v, the same ring value read at 2f + 4 bits; the
 /// pairs c_i + c_(i+1)·v are local, at as many bits as their size leaves in the ring (up to
 /// 20 more than v's). Then v² (round 1); both v²·(pair) and v⁴, the square read off the first
 /// product's opening (round 2); v⁴·(pair + product) (round 3): each opening cuts its operands
@@ -111,7 +112,7 @@ enum Asymptote {
 /// used. Horner's rule took a round per coefficient.
 fn even_polynomial<B: Backend + ?Sized>(
     b: &mut B,
-    x: &[B::Elem],
+    square: &[B::Elem],
     bound: f64,
     coeffs: &[f64; 8],
 ) -> Result<(B::Vector, u32)> {
@@ -121,9 +122,8 @@ fn even_polynomial<B: Backend + ?Sized>(
     }
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
-    let n = x.len();
-    let square = b.square(x, Product { a: f, b: f, out: 2 * f, pow2: 0 })?;
-    let (v, v_bits) = (b.extend(&square, 4, -4), 2 * f + 4);
+    let n = square.len();
+    let (v, v_bits) = (b.extend(square, 4, -4), 2 * f + 4);
     let scale = 16.0 / (bound * bound);
     let c: Vec<f64> = coeffs.iter().enumerate().map(|(i, c)| c * libm::pow(scale, i as f64)).collect();
     // Each pair is below `size` for v in [0, 1]: its bits keep it below 2^61 in the ring.
@@ -152,12 +152,12 @@ fn even_polynomial<B: Backend + ?Sized>(
 }
 
 /// `inside` (at `frac` ≥ f bits) on [-bound, bound], the asymptotes below and above, at f
-/// bits. One batch of two comparisons, whose bits times x come out of their own rounds
-/// ([`Backend::below_times`]), then one product that also truncates `inside`.
+/// bits, given the comparisons of x with -bound and bound and their bits times x
+/// ([`Backend::below_times_square`]): one product, which also truncates `inside`.
 fn saturate<B: Backend + ?Sized>(
     b: &mut B,
     x: &[B::Elem],
-    bound: f64,
+    (bits, times_x): (&[B::Elem], &[B::Elem]),
     (inside, frac): (&[B::Elem], u32),
     below: Asymptote,
     above: Asymptote,
@@ -165,7 +165,9 @@ fn saturate<B: Backend + ?Sized>(
     let shape = mpc_core::Error::ShapeMismatch;
     let f = b.frac_bits();
     let n = x.len();
-    let [bits, times_x, _] = b.below_times(x, f, &[-bound, bound], 0)?;
+    if bits.len() != 2 * n || times_x.len() != 2 * n {
+        return Err(shape);
+    }
     // lower = [x < -B], upper = [x < B]: inside = upper - lower, above = 1 - upper.
     let ((lower, upper), (lower_x, upper_x)) = (bits.split_at(n), times_x.split_at(n));
     let in_range = b.sub(upper, lower);
@@ -360,24 +362,31 @@ pub fn inv_sqrt<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vect
     b.reduce(&r, bits - f)
 }
 
-/// erf on all reals.
+/// erf on all reals: the comparisons with ±3 first, whose opening also gives x² for the
+/// polynomial inside.
 pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
-    let high = b.frac_bits() + EXTRA_BITS;
-    let (q, q_bits) = even_polynomial(b, x, ERF_BOUND, &ERF_COEFFS)?;
+    let f = b.frac_bits();
+    let high = f + EXTRA_BITS;
+    let [bits, times_x, square] = b.below_times_square(x, f, &[-ERF_BOUND, ERF_BOUND])?;
+    let (q, q_bits) = even_polynomial(b, &square, ERF_BOUND, &ERF_COEFFS)?;
     let inside = b.mul_shifted(&[Fused::elementwise(x, 0, &q, q_bits - high)])?.pop();
     let inside = inside.ok_or(mpc_core::Error::ShapeMismatch)?;
-    let inside_bits = b.frac_bits() + high;
-    saturate(b, x, ERF_BOUND, (&inside, inside_bits), Asymptote::Const(-1.0), Asymptote::Const(1.0))
+    let inside_bits = f + high;
+    let compared = (&bits[..], &times_x[..]);
+    saturate(b, x, compared, (&inside, inside_bits), Asymptote::Const(-1.0), Asymptote::Const(1.0))
 }
 
-/// GeLU(x) = x·Φ(x) on all reals: x/2 + an even polynomial inside [-4, 4], relu outside.
+/// GeLU(x) = x·Φ(x) on all reals: x/2 + an even polynomial inside [-4, 4], relu outside; the
+/// comparisons with ±4 first, whose opening also gives x² for the polynomial.
 pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
-    let (h, h_bits) = even_polynomial(b, x, GELU_BOUND, &GELU_COEFFS)?;
+    let [bits, times_x, square] = b.below_times_square(x, f, &[-GELU_BOUND, GELU_BOUND])?;
+    let (h, h_bits) = even_polynomial(b, &square, GELU_BOUND, &GELU_COEFFS)?;
     // x/2 at the polynomial's bits: a shift.
     let half = b.extend(x, h_bits - f, -1);
     let inside = b.add(&half, &h);
-    saturate(b, x, GELU_BOUND, (&inside, h_bits), Asymptote::Const(0.0), Asymptote::Identity)
+    let compared = (&bits[..], &times_x[..]);
+    saturate(b, x, compared, (&inside, h_bits), Asymptote::Const(0.0), Asymptote::Identity)
 }
 
 /// The logistic sigmoid: σ(|x|) = 1/(1 + e^-|x|) (exp and reciprocal above), mirrored for x < 0.

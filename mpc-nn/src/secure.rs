@@ -265,6 +265,10 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
         self.party.below_times(x, &bounds, shift)
     }
+    fn below_times_square(&mut self, x: &[u64], frac: u32, bounds: &[f64]) -> Result<[Shares<u64>; 3]> {
+        let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
+        self.party.below_times_square(x, &bounds)
+    }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.mul_fused(items)
     }

@@ -263,7 +263,10 @@ impl Request {
             // matrix is empty.
             Request::Broadcast { rows, len, .. } => ok(rows.checked_mul(len)) && ok(Some(rows)) && ok(Some(len)),
             Request::Ltz { n } => ok(n.checked_mul(ltz_table_words::<R>())),
-            Request::Below { n, bounds, times } => {
+            Request::Below { n, bounds, times, square } => {
+                if square && times != Some(0) {
+                    return Err(Error::Malformed("a comparison's square needs its unshifted products"));
+                }
                 ok(n.checked_mul(bounds).and_then(|m| m.checked_mul(8)))
                     && ok(n.checked_mul(below_table_words::<R>(bounds)))
                     && times.is_none_or(|s| s.saturating_add(2) < R::BITS)
@@ -328,7 +331,7 @@ impl Request {
                     correlated: parts(&[(n * ltz_table_words::<R>(), Xor), (bits, Xor), (n, Additive)]),
                 }
             }
-            Request::Below { n, bounds, times } => {
+            Request::Below { n, bounds, times, square } => {
                 let m = n * bounds;
                 let bits = words_for_bits::<R>(m);
                 let (value, cross) = below_times_lens(n, m, times);
@@ -341,6 +344,9 @@ impl Request {
                 ]);
                 if times.is_some() {
                     let _ = correlated.extend_from_slice(&[(value, Additive), (cross, Additive)]);
+                }
+                if square {
+                    let _ = correlated.push((n, Additive));
                 }
                 Layout { random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]), correlated }
             }
@@ -362,8 +368,8 @@ impl Request {
             Request::MatmulTriple { m, k, n, mask } => [TAG_TRIPLE, m as u64, k as u64, n as u64, mask],
             Request::And { words } => [TAG_AND, words as u64, 0, 0, 0],
             Request::Ltz { n } => [TAG_LTZ, n as u64, 0, 0, 0],
-            Request::Below { n, bounds, times } => {
-                [TAG_BELOW, n as u64, bounds as u64, times.map_or(0, |s| u64::from(s) + 1), 0]
+            Request::Below { n, bounds, times, square } => {
+                [TAG_BELOW, n as u64, bounds as u64, times.map_or(0, |s| u64::from(s) + 1), u64::from(square)]
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {
                 let mode = match broadcast {
@@ -415,9 +421,12 @@ impl Request {
             TAG_TRIPLE => Request::MatmulTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             TAG_AND if unused_zero(&w[2..]) => Request::And { words: size(w[1])? },
             TAG_LTZ if unused_zero(&w[2..]) => Request::Ltz { n: size(w[1])? },
-            TAG_BELOW if w[4] == 0 && w[3] <= u64::from(u32::MAX) => {
-                Request::Below { n: size(w[1])?, bounds: size(w[2])?, times: w[3].checked_sub(1).map(|s| s as u32) }
-            }
+            TAG_BELOW if w[4] <= 1 && w[3] <= u64::from(u32::MAX) => Request::Below {
+                n: size(w[1])?,
+                bounds: size(w[2])?,
+                times: w[3].checked_sub(1).map(|s| s as u32),
+                square: w[4] == 1,
+            },
             TAG_FUSED if w[3] & !FUSED_WITH_SQUARE <= 2 => Request::Fused {
                 rows: size(w[1])?,
                 len: size(w[2])?,
@@ -583,7 +592,7 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             r_high: next(&mut correlated),
             b2a: next(&mut correlated),
         }),
-        Request::Below { n, bounds, times } => Material::Below(super::BelowMaterial {
+        Request::Below { n, bounds, times, square } => Material::Below(super::BelowMaterial {
             n,
             bounds,
             r: next(&mut random),
@@ -593,6 +602,7 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             times,
             value_trunc: if times.is_some() { next(&mut correlated) } else { Shares::zeros(0) },
             cross: if times.is_some() { next(&mut correlated) } else { Shares::zeros(0) },
+            square: if square { next(&mut correlated) } else { Shares::zeros(0) },
         }),
         Request::Fused { x_shift, y_shift, .. } => fused_material(x_shift, Some(y_shift), random, correlated),
         Request::FusedSquare { shift, .. } => fused_material(shift, None, random, correlated),
@@ -828,7 +838,7 @@ impl<R: Ring> DealerState<R> {
                 }
             }
             Request::Ltz { .. } => ltz_correct(&secret[0], &secret[1], &mut corr)?,
-            Request::Below { n, bounds, times } => {
+            Request::Below { n, bounds, times, square } => {
                 let r = &secret[0];
                 below_tables_into(r, bounds, &mut corr[0]);
                 let m = n * bounds;
@@ -855,6 +865,9 @@ impl<R: Ring> DealerState<R> {
                         by_msb.chain(by_hi)
                     });
                     correct(&mut corr[6], cross)?;
+                }
+                if square {
+                    correct(&mut corr[7], r.iter().map(|v| v.wrapping_mul(v)))?;
                 }
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {

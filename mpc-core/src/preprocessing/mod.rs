@@ -128,6 +128,9 @@ pub enum Request {
         /// `Some(s)`: also every comparison's bit times its value shifted right by s (the
         /// products read off the same rounds).
         times: Option<u32>,
+        /// With `times: Some(0)`: also each value's square, read off the same opening (the
+        /// dealer's r² per value).
+        square: bool,
     },
     /// Material for products of operands that are truncated first, each opening serving both
     /// (see [`FusedMaterial`]): x has `rows × len` elements; y as many, or one per row or per
@@ -305,6 +308,9 @@ pub struct BelowMaterial<R: Ring> {
     /// With `times`: shares of U_k·msb(r) then U_k·(r >> s) for k = 1..4, each per comparison
     /// (8 · n · bounds); with s = 0 only U_k·r (4 · n · bounds); else empty.
     pub cross: Shares<R>,
+    /// With [`Request::Below`]'s `square`: shares of r² per value (x² = c'² - 2c'·r + r² for
+    /// the public c' = c - 2^(k-2)); else empty.
+    pub square: Shares<R>,
 }
 
 /// One party's material for products (x >> s_x) · (y >> s_y) of operands truncated first.
@@ -527,8 +533,8 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
     }
     /// Material for comparing `n` values with `bounds` bounds each (and, with `times`, for the
     /// products of the bits with the values shifted right).
-    fn below(&mut self, n: usize, bounds: usize, times: Option<u32>) -> Result<BelowMaterial<R>, Error> {
-        match self.material(&Request::Below { n, bounds, times })? {
+    fn below(&mut self, n: usize, bounds: usize, times: Option<u32>, square: bool) -> Result<BelowMaterial<R>, Error> {
+        match self.material(&Request::Below { n, bounds, times, square })? {
             Material::Below(t) => Ok(t),
             _ => Err(Error::MaterialMismatch),
         }

@@ -50,6 +50,9 @@ fn parts_of<R: Ring>(material: &Material<R>) -> (Vec<&[R]>, Vec<&[R]>, MaskId, b
             if b.times.is_some() {
                 correlated.extend([&b.value_trunc[..], &b.cross[..]]);
             }
+            if !b.square.is_empty() {
+                correlated.push(&b.square[..]);
+            }
             (random, correlated, 0, false)
         }
         Material::Fused(f) => {

@@ -127,9 +127,10 @@ fn request_headers_round_trip() {
         Request::Trunc { n: 9, frac_bits: 16 },
         Request::MatmulMask { k: 768, n: 3072 },
         Request::MatmulTriple { m: 128, k: 768, n: 3072, mask: 41 },
-        Request::Below { n: 128, bounds: 289, times: None },
-        Request::Below { n: 128, bounds: 289, times: Some(19) },
-        Request::Below { n: 3, bounds: 2, times: Some(0) },
+        Request::Below { n: 128, bounds: 289, times: None, square: false },
+        Request::Below { n: 128, bounds: 289, times: Some(19), square: false },
+        Request::Below { n: 3, bounds: 2, times: Some(0), square: false },
+        Request::Below { n: 3, bounds: 2, times: Some(0), square: true },
         Request::Fused { rows: 128, len: 768, broadcast: Some(true), x_shift: 0, y_shift: 40, with_square: false },
         Request::Fused { rows: 1, len: 9, broadcast: None, x_shift: 28, y_shift: 24, with_square: false },
         Request::Fused { rows: 128, len: 768, broadcast: Some(false), x_shift: 24, y_shift: 0, with_square: true },
@@ -153,8 +154,8 @@ fn zero_sized_requests_are_refused_by_every_provider() {
         Request::And { words: 0 },
         Request::Broadcast { rows: 0, len: 4, per_row: true },
         Request::Ltz { n: 0 },
-        Request::Below { n: 0, bounds: 3, times: None },
-        Request::Below { n: 3, bounds: 0, times: Some(4) },
+        Request::Below { n: 0, bounds: 3, times: None, square: false },
+        Request::Below { n: 3, bounds: 0, times: Some(4), square: false },
         Request::Fused { rows: 0, len: 3, broadcast: None, x_shift: 4, y_shift: 0, with_square: false },
         Request::FusedSquare { n: 0, shift: 4 },
     ];
@@ -450,8 +451,9 @@ fn every_request() -> Vec<Request> {
         Request::Broadcast { rows: 2, len: 3, per_row: true },
         Request::And { words: 2 },
         Request::Ltz { n: 3 },
-        Request::Below { n: 3, bounds: 5, times: None },
-        Request::Below { n: 3, bounds: 5, times: Some(7) },
+        Request::Below { n: 3, bounds: 5, times: None, square: false },
+        Request::Below { n: 3, bounds: 5, times: Some(7), square: false },
+        Request::Below { n: 3, bounds: 5, times: Some(0), square: true },
         Request::Fused { rows: 2, len: 3, broadcast: Some(true), x_shift: 0, y_shift: 9, with_square: false },
         Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 7, y_shift: 9, with_square: false },
         Request::Fused { rows: 2, len: 3, broadcast: Some(false), x_shift: 3, y_shift: 0, with_square: false },
@@ -608,9 +610,17 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
     let square = Request::Fused { rows: 2, len: 2, broadcast: Some(false), x_shift: 32, y_shift: 0, with_square: true };
     assert_eq!(Request::decode::<u64>(&square.encode(), MAX_REQUEST_ELEMENTS), Ok(square));
     for times in [62, u32::MAX - 1] {
-        let below = Request::Below { n: 2, bounds: 2, times: Some(times) };
+        let below = Request::Below { n: 2, bounds: 2, times: Some(times), square: false };
         assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
     }
+    // A comparison's square is read off unshifted products only, and its flag is one bit.
+    for times in [None, Some(3)] {
+        let below = Request::Below { n: 2, bounds: 2, times, square: true };
+        assert!(matches!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::Malformed(_))));
+    }
+    let mut header = Request::Below { n: 2, bounds: 2, times: Some(0), square: true }.encode();
+    header[32] = 2;
+    assert_eq!(Request::decode::<u64>(&header, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
     let mut header =
         Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: 1, y_shift: 1, with_square: false }.encode();
     for mode in [3, 7, 8] {

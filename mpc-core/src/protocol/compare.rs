@@ -158,7 +158,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// that are opened masked by dealer bits, whose arithmetic shares make the sum and the
     /// product linear.
     pub fn below(&mut self, x: &[R], bounds: &[R]) -> Result<Shares<R>, Error> {
-        let [bits, _, _] = self.compare_with_bounds(x, bounds, None)?;
+        let [bits, ..] = self.compare_with_bounds(x, bounds, None, false)?;
         Ok(bits)
     }
 
@@ -169,20 +169,37 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// with the truncation's make each bit · y linear after the last round. The products are
     /// not truncated.
     pub fn below_times(&mut self, x: &[R], bounds: &[R], shift: u32) -> Result<[Shares<R>; 3], Error> {
-        self.compare_with_bounds(x, bounds, Some(shift))
+        let [bits, products, y, _] = self.compare_with_bounds(x, bounds, Some(shift), false)?;
+        Ok([bits, products, y])
     }
 
-    /// [`Party::below_times`], or only the bits (the products and y empty) when `times` is
-    /// `None`.
-    fn compare_with_bounds(&mut self, x: &[R], bounds: &[R], times: Option<u32>) -> Result<[Shares<R>; 3], Error> {
+    /// [`Party::below`] together with every comparison's bit times its value and each value's
+    /// square (exact ring products, not truncated), `[bits, products, squares]`, in the same
+    /// rounds and traffic: the comparisons' opening c = x + 2^(k-2) + r makes x = c' - r for
+    /// the public c' = c - 2^(k-2), and the dealer's r² makes x² = c'² - 2c'·r + r² linear.
+    pub fn below_times_square(&mut self, x: &[R], bounds: &[R]) -> Result<[Shares<R>; 3], Error> {
+        let [bits, products, _, squares] = self.compare_with_bounds(x, bounds, Some(0), true)?;
+        Ok([bits, products, squares])
+    }
+
+    /// The comparisons, `[bits, products, y, squares]`: the products and y empty when `times`
+    /// is `None`, the squares empty unless `square` (which needs `times == Some(0)`).
+    fn compare_with_bounds(
+        &mut self,
+        x: &[R],
+        bounds: &[R],
+        times: Option<u32>,
+        square: bool,
+    ) -> Result<[Shares<R>; 4], Error> {
         let (n, t) = (x.len(), bounds.len());
         let m = n * t;
-        let mut mat = self.material(|p| p.below(n, t, times))?;
+        let mut mat = self.material(|p| p.below(n, t, times, square))?;
         let (value_len, cross_len) = below_times_lens(n, m, times);
         if (mat.n, mat.bounds, mat.times) != (n, t, times)
             || mat.tables.len() != n * below_table_words::<R>(t)
             || mat.value_trunc.len() != value_len
             || mat.cross.len() != cross_len
+            || mat.square.len() != if square { n } else { 0 }
         {
             return Err(Error::MaterialMismatch);
         }
@@ -321,7 +338,21 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             }
         }
         let (products, y) = products.zip(shifted).map_or((Shares::zeros(0), Shares::zeros(0)), |(p, (_, _, y))| (p, y));
-        Ok([bits, products, y])
+        let squares = match (&exact_mask, square) {
+            (Some(r), true) => Shares::from_vec(
+                (0..n)
+                    .map(|i| {
+                        // x² = c'² - 2c'·r + r², c' public.
+                        let public = truncation_public(c[i], 0);
+                        let share = mat.square[i].wrapping_sub(&public.wrapping_mul(&r[i]).shl(1));
+                        if p0 { share.wrapping_add(&public.wrapping_mul(&public)) } else { share }
+                    })
+                    .collect(),
+            ),
+            (None, true) => return Err(Error::MaterialMismatch),
+            (_, false) => Shares::zeros(0),
+        };
+        Ok([bits, products, y, squares])
     }
 
     /// One level of a comparison tree: each pair of neighbouring nodes (low, high) becomes

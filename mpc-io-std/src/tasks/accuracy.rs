@@ -101,7 +101,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-1e3, 1e3]",
         bound: 6.5e-4,
         relative: false,
-        rounds: 10,
+        rounds: 9,
         kind: Kind::Elementwise { lo: -1e3, hi: 1e3, n: 4000, log: false },
     },
     Spec {
@@ -109,7 +109,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-8, 8]",
         bound: 8e-4,
         relative: false,
-        rounds: 10,
+        rounds: 9,
         kind: Kind::Elementwise { lo: -8.0, hi: 8.0, n: 2000, log: false },
     },
     Spec {
@@ -125,7 +125,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-10, 10]",
         bound: 7.5e-4,
         relative: false,
-        rounds: 11,
+        rounds: 10,
         kind: Kind::Elementwise { lo: -10.0, hi: 10.0, n: 2000, log: false },
     },
     Spec {
