@@ -306,12 +306,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         // U_k·r parts.
         let shifted: Option<(Vec<R>, Vec<R>, Shares<R>)> = times.map(|s| {
             let public: Vec<R> = c.iter().map(|&ci| truncation_public(ci, s)).collect();
-            let wrap: Vec<R> = c.iter().map(|ci| truncation_wrap(ci.msb(), s)).collect();
-            let y: Vec<R> = match &exact_mask {
-                Some(r) => (0..n).map(|i| truncated_share(p0, 0, c[i], R::ZERO, r[i], R::ZERO)).collect(),
+            let (wrap, y): (Vec<R>, Vec<R>) = match &exact_mask {
+                Some(r) => (Vec::new(), (0..n).map(|i| truncated_share(p0, 0, c[i], R::ZERO, r[i], R::ZERO)).collect()),
                 None => {
                     let (hi, msb) = mat.value_trunc.split_at(n);
-                    (0..n).map(|i| truncated_share(p0, s, c[i], c[i].msb(), hi[i], msb[i])).collect()
+                    let wrap = c.iter().map(|ci| truncation_wrap(ci.msb(), s)).collect();
+                    (wrap, (0..n).map(|i| truncated_share(p0, s, c[i], c[i].msb(), hi[i], msb[i])).collect())
                 }
             };
             (public, wrap, Shares::from_vec(y))
@@ -337,21 +337,20 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 products[q] = acc;
             }
         }
-        let (products, y) = products.zip(shifted).map_or((Shares::zeros(0), Shares::zeros(0)), |(p, (_, _, y))| (p, y));
-        let squares = match (&exact_mask, square) {
-            (Some(r), true) => Shares::from_vec(
+        let squares = match (&exact_mask, &shifted, square) {
+            // x² = c'² - 2c'·r + r², c' = c - 2^(k-2) public (y's public part without a shift).
+            (Some(r), Some((public, _, _)), true) => Shares::from_vec(
                 (0..n)
                     .map(|i| {
-                        // x² = c'² - 2c'·r + r², c' public.
-                        let public = truncation_public(c[i], 0);
-                        let share = mat.square[i].wrapping_sub(&public.wrapping_mul(&r[i]).shl(1));
-                        if p0 { share.wrapping_add(&public.wrapping_mul(&public)) } else { share }
+                        let share = mat.square[i].wrapping_sub(&public[i].wrapping_mul(&r[i]).shl(1));
+                        if p0 { share.wrapping_add(&public[i].wrapping_mul(&public[i])) } else { share }
                     })
                     .collect(),
             ),
-            (None, true) => return Err(Error::MaterialMismatch),
-            (_, false) => Shares::zeros(0),
+            (_, _, true) => return Err(Error::MaterialMismatch),
+            (_, _, false) => Shares::zeros(0),
         };
+        let (products, y) = products.zip(shifted).map_or((Shares::zeros(0), Shares::zeros(0)), |(p, (_, _, y))| (p, y));
         Ok([bits, products, y, squares])
     }
 
