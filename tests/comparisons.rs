@@ -17,6 +17,28 @@ fn edge_values() -> Vec<u64> {
         .collect()
 }
 
+/// Values and bounds for comparisons at `width` bits: the edges that fit (|v| < 2^(m-3), so
+/// every difference stays below 2^(m-2)), then `n` and `t` random ones spread over that range.
+fn within_width(seed: u64, width: u32, n: usize, t: usize) -> (Vec<u64>, Vec<u64>) {
+    let lim = 1i64 << (width - 3);
+    let fit = |v: &u64| v.to_i64().checked_abs().is_some_and(|a| a < lim);
+    let spread = |seed: u64, n: usize| -> Vec<u64> {
+        reals(seed, n, 1.0).iter().map(|r| u64::from_i64((r * (lim - 1) as f64) as i64)).collect()
+    };
+    let mut values: Vec<u64> = edge_values().into_iter().filter(fit).collect();
+    values.extend(spread(seed, n));
+    let mut bounds = spread(seed ^ 5, t);
+    // Ties with values, and the range's edges.
+    bounds.extend([values[0], values[3], values[values.len() - 1], u64::from_i64(lim - 1), u64::from_i64(1 - lim)]);
+    (values, bounds)
+}
+
+/// A comparison width for the proptests: the ring's, the narrow one activations take, or any
+/// from `least` up.
+fn widths(least: u32) -> impl Strategy<Value = u32> {
+    prop_oneof![Just(64u32), Just(34u32), least..64]
+}
+
 fn private<O: Send>(
     values: &[u64],
     op: impl Fn(&mut mpc_io_std::run::threads::ThreadedParty<'_>, &[u64]) -> Result<O, mpc_core::Error> + Sync,
@@ -63,10 +85,10 @@ proptest! {
     }
 
     #[test]
-    fn max_of_rows_is_exact(seed: u64, rows in 1usize..5, len in 1usize..40) {
+    fn max_of_rows_is_exact(seed: u64, rows in 1usize..5, len in 1usize..40, width in widths(34)) {
         let values: Vec<u64> = FP.encode_vec(&reals(seed, rows * len, 50.0));
         let got = private(&values, |p, x| {
-            let m = p.max_rows(x, rows, len)?;
+            let m = p.max_rows(x, rows, len, width)?;
             p.open(&m)
         });
         for r in 0..rows {
@@ -79,7 +101,7 @@ proptest! {
 #[test]
 fn comparison_costs_six_rounds_and_relu_and_a_max_step_five() {
     let values = FP.encode_vec::<u64>(&reals(3, 1000, 10.0));
-    let [ltz, relu, max] = private(&values, |p, x| {
+    let costs = private(&values, |p, x| {
         p.open(&[0])?; // end the setup's flight
         let mut costs = Vec::new();
         let s = p.transport().stats();
@@ -89,13 +111,19 @@ fn comparison_costs_six_rounds_and_relu_and_a_max_step_five() {
         p.relu(x)?;
         costs.push(p.transport().stats().since(&s));
         let s = p.transport().stats();
-        p.max_rows(x, 1, 1000)?;
+        p.max_rows(x, 1, 1000, 64)?;
         costs.push(p.transport().stats().since(&s));
-        Ok([costs[0], costs[1], costs[2]])
+        let s = p.transport().stats();
+        p.max_rows(x, 1, 1000, 34)?;
+        costs.push(p.transport().stats().since(&s));
+        Ok([costs[0], costs[1], costs[2], costs[3]])
     });
+    let [ltz, relu, max, narrow_max] = costs;
     assert_eq!(ltz.rounds, 6);
     assert_eq!(relu.rounds, 5, "the opening, three AND levels, the last level with the products");
     assert_eq!(max.rounds, 5 * 10, "ceil(log2 1000) = 10 levels");
+    assert_eq!(narrow_max.rounds, 4 * 10, "8 digits at 34 bits: one AND level fewer");
+    assert!(narrow_max.bytes_sent * 2 < max.bytes_sent + max.bytes_sent / 10, "{narrow_max:?} against {max:?}");
     // Per element and party: the 8-byte opening, 29 AND gates (2 bits each) and one B2A bit.
     let per_element = ltz.bytes_sent as f64 / 1000.0;
     assert!(per_element < 17.0, "ltz sends {per_element} bytes per element");
@@ -154,27 +182,19 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     /// Every value against every bound, ties and the range's edges included, from one mask per
-    /// value.
+    /// value, at the full width and narrower ones (values within range of the width).
     #[test]
-    fn below_compares_every_value_with_every_bound(seed: u64, n in 1usize..60, t in 1usize..40) {
-        let mut values = edge_values();
-        values.extend(FP.encode_vec::<u64>(&reals(seed, n, 1000.0)));
-        let lim = 1i64 << 61;
-        let mut bounds: Vec<u64> = FP.encode_vec(&reals(seed ^ 5, t, 1000.0));
-        // Ties with values, and bounds far from zero (|x - t| stays below 2^62).
-        bounds.extend([values[0], values[3], values[values.len() - 1], u64::from_i64(lim - 7), u64::from_i64(-lim)]);
+    fn below_compares_every_value_with_every_bound(seed: u64, n in 1usize..60, t in 1usize..40, width in widths(12)) {
+        let (values, bounds) = within_width(seed, width, n, t);
         let (tv, bv) = (values.clone(), bounds.clone());
         let got = private(&values, move |p, x| {
-            let b = p.below(x, &bv)?;
+            let b = p.below(x, &bv, width)?;
             p.open(&b)
         });
         prop_assert_eq!(got.len(), tv.len() * bounds.len());
         for (j, bound) in bounds.iter().enumerate() {
             for (i, v) in tv.iter().enumerate() {
-                let expect = v.to_i64().checked_sub(bound.to_i64()).map(|d| d.abs() < (1 << 62));
-                if expect == Some(true) {
-                    prop_assert_eq!(got[j * tv.len() + i], u64::from(v.to_i64() < bound.to_i64()), "{} < {}", v.to_i64(), bound.to_i64());
-                }
+                prop_assert_eq!(got[j * tv.len() + i], u64::from(v.to_i64() < bound.to_i64()), "{} < {}", v.to_i64(), bound.to_i64());
             }
         }
     }
@@ -182,33 +202,45 @@ proptest! {
 
 /// The rounds of `below` on `n` values and `bounds`, and the bytes a party sends per comparison
 /// beyond the values' 8-byte opening.
-fn below_cost(n: usize, bounds: &[f64]) -> (u64, f64) {
+/// The rounds of `below` on `n` values and `bounds` at `width` bits, and the bytes a party sends
+/// per comparison beyond the values' opening (`width` bits each, packed).
+fn below_cost(n: usize, bounds: &[f64], width: u32) -> (u64, f64) {
     let values = FP.encode_vec::<u64>(&reals(4, n, 10.0));
     let bounds = FP.encode_vec::<u64>(bounds);
     let cost = private(&values, |p, x| {
         p.open(&[0])?;
         let s = p.transport().stats();
-        p.below(x, &bounds)?;
+        p.below(x, &bounds, width)?;
         Ok(p.transport().stats().since(&s))
     });
-    (cost.rounds, (cost.bytes_sent as f64 - 8.0 * n as f64) / (n * bounds.len()) as f64)
+    let opening = (n * width as usize).div_ceil(64) * 8;
+    (cost.rounds, (cost.bytes_sent as f64 - opening as f64) / (n * bounds.len()) as f64)
 }
 
 #[test]
 fn below_many_bounds_costs_four_rounds_and_little_traffic() {
-    let (rounds, per_comparison) = below_cost(200, &(0..100).map(|i| i as f64 / 10.0 - 5.0).collect::<Vec<_>>());
+    let bounds: Vec<f64> = (0..100).map(|i| i as f64 / 10.0 - 5.0).collect();
+    let (rounds, per_comparison) = below_cost(200, &bounds, 64);
     assert_eq!(rounds, 4);
     // Per comparison and party: 10 AND gates (2 bits each) and 3 bits.
     assert!(per_comparison < 3.1, "below sends {per_comparison} bytes per comparison");
+    // At 34 bits: 4 digits, one AND level of 3 gates.
+    let (rounds, per_comparison) = below_cost(200, &bounds, 34);
+    assert_eq!(rounds, 3);
+    assert!(per_comparison < 1.3, "below sends {per_comparison} bytes per comparison at 34 bits");
 }
 
 #[test]
 fn below_a_few_bounds_costs_five_rounds_on_small_tables() {
     // 2048 comparisons: the packed bits fill whole words.
-    let (rounds, per_comparison) = below_cost(1024, &[-4.0, 4.0]);
+    let (rounds, per_comparison) = below_cost(1024, &[-4.0, 4.0], 64);
     assert_eq!(rounds, 5);
     // Per comparison and party: 25 AND gates (2 bits each) and 3 bits.
     assert!(per_comparison < 6.7, "below sends {per_comparison} bytes per comparison");
+    // At 34 bits: 8 digits, two AND levels of 7 and 3 gates, and 3 bits.
+    let (rounds, per_comparison) = below_cost(1024, &[-4.0, 4.0], 34);
+    assert_eq!(rounds, 4);
+    assert!(per_comparison < 2.9, "below sends {per_comparison} bytes per comparison at 34 bits");
 }
 
 #[test]
@@ -219,7 +251,7 @@ fn below_works_in_z2_32() {
     let bounds: Vec<u32> = BOUNDS.iter().map(|&v| u32::from_i64(v)).collect();
     let got = private_u32(&values, |party, x| {
         let bounds: Vec<u32> = BOUNDS.iter().map(|&v| u32::from_i64(v)).collect();
-        party.below(x, &bounds).unwrap().into_vec()
+        party.below(x, &bounds, 32).unwrap().into_vec()
     });
     for (j, t) in bounds.iter().enumerate() {
         for (i, v) in values.iter().enumerate() {
@@ -238,15 +270,14 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     /// The squares read off the comparisons' opening are the exact ring squares (wrapping), on
-    /// edges and random values, beside the bits and their products with the values.
+    /// edges and random values, beside the bits and their products with the values, at the full
+    /// width and narrower ones (at least half the ring's, values within range).
     #[test]
-    fn below_times_square_squares_each_value_exactly(seed: u64, n in 1usize..40, t in 1usize..20) {
-        let mut values = edge_values();
-        values.extend(FP.encode_vec::<u64>(&reals(seed, n, 1000.0)));
-        let bounds: Vec<u64> = FP.encode_vec(&reals(seed ^ 3, t, 1000.0));
+    fn below_times_square_squares_each_value_exactly(seed: u64, n in 1usize..40, t in 1usize..20, width in widths(32)) {
+        let (values, bounds) = within_width(seed, width, n, t);
         let (tv, bv) = (values.clone(), bounds.clone());
         let [bits, products, squares] = private(&values, move |p, x| {
-            let [b, prod, sq] = p.below_times_square(x, &bv)?;
+            let [b, prod, sq] = p.below_times_square(x, &bv, width)?;
             Ok([p.open(&b)?, p.open(&prod)?, p.open(&sq)?])
         });
         let n = tv.len();
@@ -255,31 +286,27 @@ proptest! {
         }
         for (j, bound) in bounds.iter().enumerate() {
             for (i, v) in tv.iter().enumerate() {
-                if v.to_i64().checked_sub(bound.to_i64()).is_some_and(|d| d.abs() < (1 << 62)) {
-                    let bit = u64::from(v.to_i64() < bound.to_i64());
-                    prop_assert_eq!(bits[j * n + i], bit);
-                    prop_assert_eq!(products[j * n + i], bit.wrapping_mul(*v));
-                }
+                let bit = u64::from(v.to_i64() < bound.to_i64());
+                prop_assert_eq!(bits[j * n + i], bit);
+                prop_assert_eq!(products[j * n + i], bit.wrapping_mul(*v));
             }
         }
     }
 
     /// The comparisons' products with their values shifted right, read off the same rounds: each
     /// is the bit times a within-one-unit truncation of its value, and that truncation is the
-    /// third output.
+    /// third output; at the full width and narrower ones.
     #[test]
     fn below_times_multiplies_each_bit_by_its_truncated_value(
         seed: u64,
         n in 1usize..40,
         t in 1usize..20,
-        shift in prop_oneof![Just(0u32), 1u32..40],
+        (width, shift) in widths(12).prop_flat_map(|w| (Just(w), prop_oneof![Just(0u32), 1..w - 2])),
     ) {
-        let mut values = edge_values();
-        values.extend(FP.encode_vec::<u64>(&reals(seed, n, 1000.0)));
-        let bounds: Vec<u64> = FP.encode_vec(&reals(seed ^ 9, t, 1000.0));
+        let (values, bounds) = within_width(seed, width, n, t);
         let (tv, bv) = (values.clone(), bounds.clone());
         let [bits, products, y] = private(&values, move |p, x| {
-            let [b, prod, y] = p.below_times(x, &bv, shift)?;
+            let [b, prod, y] = p.below_times(x, &bv, shift, width)?;
             Ok([p.open(&b)?, p.open(&prod)?, p.open(&y)?])
         });
         let n = tv.len();
@@ -290,13 +317,29 @@ proptest! {
         for (j, bound) in bounds.iter().enumerate() {
             for i in 0..n {
                 let q = j * n + i;
-                let diff = tv[i].to_i64().checked_sub(bound.to_i64());
-                if diff.is_some_and(|d| d.abs() < (1 << 62)) {
-                    let bit = u64::from(tv[i].to_i64() < bound.to_i64());
-                    prop_assert_eq!(bits[q], bit);
-                    prop_assert_eq!(products[q], bit.wrapping_mul(y[i]));
-                }
+                let bit = u64::from(tv[i].to_i64() < bound.to_i64());
+                prop_assert_eq!(bits[q], bit);
+                prop_assert_eq!(products[q], bit.wrapping_mul(y[i]));
             }
         }
     }
+}
+
+/// Narrow comparisons refuse what their width cannot hold, before any message: a width above
+/// the ring's or below two digits, a square narrower than half the ring, a shift past the
+/// truncation's offset.
+#[test]
+fn below_refuses_widths_it_cannot_take() {
+    let values = FP.encode_vec::<u64>(&reals(8, 10, 10.0));
+    let errors = private(&values, |p, x| {
+        let bounds = [0u64];
+        Ok([
+            p.below(x, &bounds, 65).err(),
+            p.below(x, &bounds, 6).err(),
+            p.below_times_square(x, &bounds, 31).err(),
+            p.below_times(x, &bounds, 32, 34).err(),
+        ])
+    });
+    let width = Some(mpc_core::Error::Malformed("comparison width"));
+    assert_eq!(errors, [width, width, width, Some(mpc_core::Error::TooLarge)]);
 }

@@ -10,6 +10,16 @@ use num_traits::{WrappingAdd, WrappingMul, WrappingNeg, WrappingSub};
 use rand_core::Rng;
 use zeroize::DefaultIsZeroes;
 
+/// The ring element whose `k` low bits are set (all of them for `k` ≥ the ring's bits).
+pub fn low_ones<R: Ring>(k: usize) -> R {
+    if k >= R::BITS as usize { R::ZERO.wrapping_sub(&R::ONE) } else { R::ONE.shl(k as u32).wrapping_sub(&R::ONE) }
+}
+
+/// `v` mod 2^`width`.
+pub fn low_bits<R: Ring>(v: R, width: u32) -> R {
+    v & low_ones::<R>(width as usize)
+}
+
 /// An element of Z_2^k with wrapping arithmetic: the type of every share.
 ///
 /// Elements are plain unsigned integers; the *signed* view (two's complement) is what fixed-point

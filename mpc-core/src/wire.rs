@@ -6,7 +6,7 @@
 use alloc::vec::Vec;
 
 use crate::error::Error;
-use crate::ring::Ring;
+use crate::ring::{self, Ring};
 use crate::share::Shares;
 use crate::transport::{PartyId, Transport};
 
@@ -61,6 +61,46 @@ pub fn recv<R: Ring, T: Transport>(transport: &mut T, from: PartyId, out: &mut [
         for x in out.iter_mut() {
             *x = x.le_to_native();
         }
+    }
+    Ok(())
+}
+
+/// Ring words holding `n` values of `width` bits packed back to back ([`pack_low_bits`]).
+pub const fn packed_words<R: Ring>(n: usize, width: u32) -> usize {
+    (n * width as usize).div_ceil(R::BITS as usize)
+}
+
+/// The low `width` bits of each value, packed back to back from bit 0 of the first word: the
+/// message of an opening mod 2^width ([`packed_words`] words).
+pub fn pack_low_bits<R: Ring>(values: &[R], width: u32) -> Shares<R> {
+    let (bits, w) = (R::BITS as usize, width as usize);
+    let mut out = Shares::zeros(packed_words::<R>(values.len(), width));
+    for (i, &v) in values.iter().enumerate() {
+        let v = ring::low_bits(v, width);
+        let (word, offset) = ((i * w) / bits, (i * w) % bits);
+        out[word] = out[word] ^ v.shl(offset as u32);
+        // A value that crosses into the next word (offset > 0 there, as w ≤ bits).
+        if offset + w > bits {
+            out[word + 1] = out[word + 1] ^ v.shr_logical((bits - offset) as u32);
+        }
+    }
+    out
+}
+
+/// The `n` values of `width` bits packed in `words` ([`pack_low_bits`]), added to `into`
+/// mod 2^width: the opening of the values whose other shares `into` holds.
+pub fn add_packed_low_bits<R: Ring>(words: &[R], width: u32, into: &mut [R]) -> Result<(), Error> {
+    if words.len() != packed_words::<R>(into.len(), width) {
+        return Err(Error::ShapeMismatch);
+    }
+    let (bits, w) = (R::BITS as usize, width as usize);
+    for (i, v) in into.iter_mut().enumerate() {
+        let (word, offset) = ((i * w) / bits, (i * w) % bits);
+        let mut theirs = words[word].shr_logical(offset as u32);
+        if offset + w > bits {
+            theirs = theirs ^ words[word + 1].shl((bits - offset) as u32);
+        }
+        *v = ring::low_bits(v.wrapping_add(&theirs), width);
     }
     Ok(())
 }

@@ -43,6 +43,35 @@ pub type Broadcast<'a, E> = (&'a [E], &'a [E], usize, usize, bool);
 /// value per row or column), each shifted right by its bits first.
 pub use mpc_core::protocol::FusedOperands as Fused;
 
+/// What a comparison may assume of its values' distance to its bounds ([`Backend::below`],
+/// [`Backend::max_rows`]). Under MPC a smaller spread opens fewer bits of each value and
+/// compares fewer digits (at 16 fractional bits, [`Spread::ACTIVATIONS`] halves both and saves a
+/// round); out of the stated spread the comparisons' bits are wrong (nothing leaks: the opening
+/// stays uniformly masked), so the spread is a promise about the data, like the ring's range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    /// Anything the ring holds at the values' precision (|x - t| < 2^(k-2) in the ring).
+    Full,
+    /// |x - t| < 2^bits in real units for every value x and bound t.
+    Within(u32),
+}
+
+impl Spread {
+    /// Activations of a trained Transformer (GeLU inputs, attention scores and their
+    /// differences): within 2^16 = 65536 of the bounds, far beyond any checkpoint's values,
+    /// and at the default 16 fractional bits a 34-bit comparison (8 four-bit digits).
+    pub const ACTIVATIONS: Spread = Spread::Within(16);
+
+    /// The comparisons' width m in a ring of `ring_bits` for values at `frac` bits: |x - t| <
+    /// 2^(m-2) in the ring, so frac + bits + 2, at most the ring's.
+    pub fn width(self, frac: u32, ring_bits: u32) -> u32 {
+        match self {
+            Spread::Full => ring_bits,
+            Spread::Within(bits) => frac.saturating_add(bits).saturating_add(2).min(ring_bits),
+        }
+    }
+}
+
 /// `c` at `frac` fractional bits in the 64-bit ring (two's complement), rounded to nearest and
 /// saturating at the range's edges (NaN is 0): [`mpc_core::FixedPoint::encode`] for any precision
 /// up to 62 bits, where the session formats stop at 30 (numerical functions keep constants at
@@ -263,13 +292,15 @@ pub trait Backend {
     fn ltz(&mut self, x: &[Self::Elem]) -> Result<Self::Vector>;
     /// Exact products `bit · value`, all pairs in one round.
     fn mul_bits(&mut self, pairs: &[Pair<'_, Self::Elem>]) -> Result<Vec<Self::Vector>>;
-    /// The maximum of each row of a `rows × len` matrix.
-    fn max_rows(&mut self, x: &[Self::Elem], rows: usize, len: usize) -> Result<Self::Vector>;
+    /// The maximum of each row of a `rows × len` matrix, its entries within `spread` of each
+    /// other ([`Spread`]).
+    fn max_rows(&mut self, x: &[Self::Elem], rows: usize, len: usize, spread: Spread) -> Result<Self::Vector>;
     /// Bits `[x_i < t_j]` for the values x at `frac` bits and every public bound t_j (reals,
     /// ascending or not), bound-major (entry `j · x.len() + i`). Under MPC one mask per value
-    /// serves every bound, in five rounds (four for 16 bounds or more); the default compares
-    /// each difference.
-    fn below(&mut self, x: &[Self::Elem], frac: u32, bounds: &[f64]) -> Result<Self::Vector> {
+    /// serves every bound, in five rounds (four for 16 bounds or more, one fewer for a
+    /// [`Spread`] that halves the digits); the default compares each difference.
+    fn below(&mut self, x: &[Self::Elem], frac: u32, bounds: &[f64], spread: Spread) -> Result<Self::Vector> {
+        let _ = spread;
         let mut differences = Vec::with_capacity(x.len() * bounds.len());
         for &t in bounds {
             differences.extend_from_slice(&self.add_scalar(x, -t, frac));
@@ -280,8 +311,15 @@ pub trait Backend {
     /// times its value's y (not truncated): `[bits, products, y]`, bits and products
     /// bound-major. Under MPC in the comparisons' own rounds (their opening also
     /// truncates x); the default truncates, compares and multiplies.
-    fn below_times(&mut self, x: &[Self::Elem], frac: u32, bounds: &[f64], shift: u32) -> Result<[Self::Vector; 3]> {
-        let bits = self.below(x, frac, bounds)?;
+    fn below_times(
+        &mut self,
+        x: &[Self::Elem],
+        frac: u32,
+        bounds: &[f64],
+        shift: u32,
+        spread: Spread,
+    ) -> Result<[Self::Vector; 3]> {
+        let bits = self.below(x, frac, bounds, spread)?;
         let y = self.reduce(x, shift)?;
         let pairs: Vec<Pair<'_, Self::Elem>> = bits.chunks(x.len().max(1)).map(|b| (b, &y[..])).collect();
         let products: Vec<Self::Elem> = self.mul_bits(&pairs)?.iter().flat_map(|p| p.iter().copied()).collect();
@@ -292,8 +330,14 @@ pub trait Backend {
     /// (not truncated): `[bits, products, squares]`. Under MPC in the comparisons' own rounds
     /// and traffic (their opening also masks x for its square); the default compares, then
     /// squares.
-    fn below_times_square(&mut self, x: &[Self::Elem], frac: u32, bounds: &[f64]) -> Result<[Self::Vector; 3]> {
-        let [bits, products, _] = self.below_times(x, frac, bounds, 0)?;
+    fn below_times_square(
+        &mut self,
+        x: &[Self::Elem],
+        frac: u32,
+        bounds: &[f64],
+        spread: Spread,
+    ) -> Result<[Self::Vector; 3]> {
+        let [bits, products, _] = self.below_times(x, frac, bounds, 0, spread)?;
         let squares = self.square(x, Product { a: frac, b: frac, out: 2 * frac, pow2: 0 })?;
         Ok([bits, products, squares])
     }
@@ -355,7 +399,7 @@ pub trait Backend {
     /// ReLU: `x - [x < 0]·x`, the product read off the comparison ([`Backend::below_times`]).
     fn relu(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         let f = self.frac_bits();
-        let [_, dropped, _] = self.below_times(x, f, &[0.0], 0)?;
+        let [_, dropped, _] = self.below_times(x, f, &[0.0], 0, Spread::Full)?;
         Ok(self.sub(x, &dropped))
     }
     /// e^x, accurate on [-128, 0] (absolute error below 8e-5 on [-64, 0]); clipped below -128.
@@ -377,11 +421,12 @@ pub trait Backend {
     fn inv_sqrt_wide(&mut self, x: &[Self::Elem], frac: u32) -> Result<(Self::Vector, u32)> {
         Ok((numerics::inv_sqrt_wide(self, x, frac)?, numerics::INV_SQRT_BITS))
     }
-    /// erf(x) on all reals (absolute error below 7.5e-4 on [-10, 10]).
+    /// erf(x) for |x| < 2^16 ([`Spread::ACTIVATIONS`]; absolute error below 7.5e-4 on [-10, 10]).
     fn erf(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::erf(self, x)
     }
-    /// GeLU (erf form) on all reals (absolute error below 8e-4 on [-8, 8], 6.5e-4 on [-1e3, 1e3]).
+    /// GeLU (erf form) for |x| < 2^16 ([`Spread::ACTIVATIONS`]; absolute error below 8e-4 on
+    /// [-8, 8], 6.5e-4 on [-1e3, 1e3]).
     fn gelu(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::gelu(self, x)
     }
@@ -398,8 +443,9 @@ pub trait Backend {
     fn quad(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::quad(self, x)
     }
-    /// Softmax of each row (`rows × len`), with a public 0/1 mask over the row's entries (absolute
-    /// error below 9e-5 on rows of up to 512 entries in [-50, 50]).
+    /// Softmax of each row (`rows × len`), with a public 0/1 mask over the row's entries, a row's
+    /// scores within 2^16 of each other ([`Spread::ACTIVATIONS`]; absolute error below 9e-5 on
+    /// rows of up to 512 entries in [-50, 50]).
     fn softmax(&mut self, x: &[Self::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Self::Vector> {
         numerics::softmax(self, x, rows, len, mask)
     }

@@ -8,7 +8,7 @@ use mpc_core::protocol::cost::{self, CommModel};
 use mpc_core::transport::Role;
 use mpc_core::{Error, FixedPoint, Ring};
 
-use crate::backend::{Backend, Broadcast, Fused, Matmul, Pair, Product, Result, WeightMode};
+use crate::backend::{Backend, Broadcast, Fused, Matmul, Pair, Product, Result, Spread, WeightMode};
 
 /// Fixed-point ring values in the clear: the same algorithms and truncations as [`Secure`]
 /// (truncation rounds to nearest, where the protocol lands within one unit of the quotient),
@@ -274,27 +274,35 @@ impl Backend for Fixed {
         cost::mul::<u64>(&mut self.ledger, pairs.iter().map(|(b, _)| b.len()).sum());
         Ok(pairs.iter().map(|(b, v)| zip(b, v, u64::wrapping_mul)).collect())
     }
-    fn max_rows(&mut self, x: &[u64], rows: usize, len: usize) -> Result<Vec<u64>> {
+    fn max_rows(&mut self, x: &[u64], rows: usize, len: usize, spread: Spread) -> Result<Vec<u64>> {
         if x.len() != rows * len || len == 0 {
             return Err(Error::ShapeMismatch);
         }
-        cost::max_rows::<u64>(&mut self.ledger, rows, len);
+        let width = spread.width(self.frac_bits(), u64::BITS);
+        cost::max_rows::<u64>(&mut self.ledger, rows, len, width);
         Ok(x.chunks(len).map(|r| r.iter().copied().max_by_key(|v| v.to_i64()).expect("non-empty row")).collect())
     }
-    fn below(&mut self, x: &[u64], frac: u32, bounds: &[f64]) -> Result<Vec<u64>> {
-        cost::below::<u64>(&mut self.ledger, x.len(), bounds.len());
+    fn below(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<Vec<u64>> {
+        cost::below::<u64>(&mut self.ledger, x.len(), bounds.len(), spread.width(frac, u64::BITS));
         let bounds: Vec<i64> = bounds.iter().map(|&t| encode(t, frac).to_i64()).collect();
         Ok(bounds.iter().flat_map(|&t| x.iter().map(move |v| u64::from(v.to_i64() < t))).collect())
     }
-    fn below_times(&mut self, x: &[u64], frac: u32, bounds: &[f64], shift: u32) -> Result<[Vec<u64>; 3]> {
-        let bits = self.below(x, frac, bounds)?;
+    fn below_times(
+        &mut self,
+        x: &[u64],
+        frac: u32,
+        bounds: &[f64],
+        shift: u32,
+        spread: Spread,
+    ) -> Result<[Vec<u64>; 3]> {
+        let bits = self.below(x, frac, bounds, spread)?;
         let y: Vec<u64> = x.iter().map(|&v| round_shift(v, shift)).collect();
         let products = bits.chunks(x.len().max(1)).flat_map(|b| zip(b, &y, u64::wrapping_mul)).collect();
         Ok([bits, products, y])
     }
-    fn below_times_square(&mut self, x: &[u64], frac: u32, bounds: &[f64]) -> Result<[Vec<u64>; 3]> {
+    fn below_times_square(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<[Vec<u64>; 3]> {
         // The square is read off the comparisons' opening: no traffic of its own.
-        let [bits, products, _] = self.below_times(x, frac, bounds, 0)?;
+        let [bits, products, _] = self.below_times(x, frac, bounds, 0, spread)?;
         Ok([bits, products, zip(x, x, u64::wrapping_mul)])
     }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Vec<u64>>> {

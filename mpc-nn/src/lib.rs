@@ -46,7 +46,7 @@ pub mod plain;
 pub mod secure;
 pub mod tensor;
 
-pub use backend::{Backend, Product, WeightMode};
+pub use backend::{Backend, Product, Spread, WeightMode};
 pub use fixed::Fixed;
 pub use mpc_core as core;
 pub use plain::Plain;

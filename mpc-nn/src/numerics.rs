@@ -17,7 +17,7 @@
 
 use alloc::vec::Vec;
 
-use crate::backend::{Backend, Fused, Product, Result, broadcast_values};
+use crate::backend::{Backend, Fused, Product, Result, Spread, broadcast_values};
 
 /// Extra fractional bits of the steps that need them (exp's squarings, Newton iterations).
 pub const EXTRA_BITS: u32 = 8;
@@ -195,20 +195,21 @@ fn saturate<B: Backend + ?Sized>(
 /// truncation at the end.
 pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
-    let (y, y_bits) = exp_wide(b, x, f + EXTRA_BITS)?;
+    let (y, y_bits) = exp_wide(b, x, f + EXTRA_BITS, Spread::Full)?;
     b.reduce(&y, y_bits - f)
 }
 
 /// [`exp`] left at 2·`last` bits, untruncated: the last squaring's opening cuts its operand to
 /// `last` bits (f + 8 for [`exp`]), where a caller that truncates the result in its own next
-/// opening wants the values small in the ring.
-fn exp_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], last: u32) -> Result<(B::Vector, u32)> {
+/// opening wants the values small in the ring. The clip's comparison assumes x + 128 within
+/// `spread` of 0.
+fn exp_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], last: u32, spread: Spread) -> Result<(B::Vector, u32)> {
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
-    // max(x, -128) = relu(x + 128) - 128.
+    // max(x, -128) = relu(x + 128) - 128 = (x + 128) - [x + 128 < 0]·(x + 128) - 128.
     let lifted = b.add_scalar(x, 128.0, f);
-    let clipped = b.relu(&lifted)?;
-    let clipped = b.add_scalar(&clipped, -128.0, f);
+    let [_, dropped, _] = b.below_times(&lifted, f, &[0.0], 0, spread)?;
+    let clipped = b.add_scalar(&b.sub(&lifted, &dropped), -128.0, f);
     let t = b.extend(&clipped, EXTRA_BITS, -7);
     // t²/2 at 2·high + 1 bits (the halving is a reading at one more bit), beside t and 1.
     let wide = 2 * high + 1;
@@ -250,7 +251,7 @@ fn reciprocal_high<B: Backend + ?Sized>(
     let guesses: Vec<f64> = pieces.indices().chain([pieces.highest + 1]).map(g).collect();
     // y < t exactly when x < t·2^-pow2.
     let bounds: Vec<f64> = pieces.indices().map(|i| libm::ldexp(pieces.bound(i), -pow2)).collect();
-    let [below, below_x, x_shifted] = b.below_times(x, frac, &bounds, shift)?;
+    let [below, below_x, x_shifted] = b.below_times(x, frac, &bounds, shift, Spread::Full)?;
     let r0 = by_piece(b, &below, n, &guesses, high, None);
     // x·r0 at frac - shift + high bits; y·r0 = x·r0·2^pow2, the same ring value read at
     // `unscale` more bits.
@@ -340,7 +341,7 @@ pub fn inv_sqrt_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], frac: u32) -
     let pieces = INV_SQRT_PIECES;
     let bounds: Vec<f64> = pieces.indices().map(|i| pieces.bound(i)).collect();
     let input = frac.min(INV_SQRT_INPUT_BITS);
-    let [below, below_x, x_shifted] = b.below_times(x, frac, &bounds, frac - input)?;
+    let [below, below_x, x_shifted] = b.below_times(x, frac, &bounds, frac - input, Spread::Full)?;
     let g = |v: f64| 1.0 / libm::sqrt(v);
     // g'(t) = -t^(-3/2)/2 = s at t = (-2s)^(-2/3).
     let tangent_at = |s: f64| libm::pow(-2.0 * s, -2.0 / 3.0);
@@ -362,12 +363,12 @@ pub fn inv_sqrt<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vect
     b.reduce(&r, bits - f)
 }
 
-/// erf on all reals: the comparisons with ±3 first, whose opening also gives x² for the
-/// polynomial inside.
+/// erf for |x| < 2^16 ([`Spread::ACTIVATIONS`]): the comparisons with ±3 first, whose opening
+/// also gives x² for the polynomial inside.
 pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
-    let [bits, times_x, square] = b.below_times_square(x, f, &[-ERF_BOUND, ERF_BOUND])?;
+    let [bits, times_x, square] = b.below_times_square(x, f, &[-ERF_BOUND, ERF_BOUND], Spread::ACTIVATIONS)?;
     let (q, q_bits) = even_polynomial(b, &square, ERF_BOUND, &ERF_COEFFS)?;
     let inside = b.mul_shifted(&[Fused::elementwise(x, 0, &q, q_bits - high)])?.pop();
     let inside = inside.ok_or(mpc_core::Error::ShapeMismatch)?;
@@ -376,11 +377,12 @@ pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     saturate(b, x, compared, (&inside, inside_bits), Asymptote::Const(-1.0), Asymptote::Const(1.0))
 }
 
-/// GeLU(x) = x·Φ(x) on all reals: x/2 + an even polynomial inside [-4, 4], relu outside; the
-/// comparisons with ±4 first, whose opening also gives x² for the polynomial.
+/// GeLU(x) = x·Φ(x) for |x| < 2^16 ([`Spread::ACTIVATIONS`]): x/2 + an even polynomial inside
+/// [-4, 4], relu outside; the comparisons with ±4 first, whose opening also gives x² for the
+/// polynomial.
 pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
-    let [bits, times_x, square] = b.below_times_square(x, f, &[-GELU_BOUND, GELU_BOUND])?;
+    let [bits, times_x, square] = b.below_times_square(x, f, &[-GELU_BOUND, GELU_BOUND], Spread::ACTIVATIONS)?;
     let (h, h_bits) = even_polynomial(b, &square, GELU_BOUND, &GELU_COEFFS)?;
     // x/2 at the polynomial's bits: a shift.
     let half = b.extend(x, h_bits - f, -1);
@@ -392,7 +394,7 @@ pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> 
 /// The logistic sigmoid: σ(|x|) = 1/(1 + e^-|x|) (exp and reciprocal above), mirrored for x < 0.
 pub fn sigmoid<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
-    let [negative, flip, _] = b.below_times(x, f, &[0.0], 0)?;
+    let [negative, flip, _] = b.below_times(x, f, &[0.0], 0, Spread::Full)?;
     // -|x| = x - 2·(x if negative) ... negated: -|x| = 2·flip - x.
     let minus_abs = b.sub(&b.mul_int(&flip, 2), x);
     let e = exp(b, &minus_abs)?;
@@ -492,7 +494,9 @@ fn check_rows<B: Backend + ?Sized>(x: &[B::Elem], rows: usize, len: usize) -> Re
 }
 
 /// Softmax of each row: subtract the row maximum, exp, mask, divide by the row sum (in [1, len]
-/// when the maximum is unmasked), scaled by 2^⌈log2(len)/2⌉ into the reciprocal's range.
+/// when the maximum is unmasked), scaled by 2^⌈log2(len)/2⌉ into the reciprocal's range. The
+/// maximum's and the clip's comparisons take each row's scores within 2^16 of each other
+/// ([`Spread::ACTIVATIONS`]).
 pub fn softmax<B: Backend + ?Sized>(
     b: &mut B,
     x: &[B::Elem],
@@ -501,12 +505,12 @@ pub fn softmax<B: Backend + ?Sized>(
     mask: Option<&[f64]>,
 ) -> Result<B::Vector> {
     check_rows::<B>(x, rows, len)?;
-    let max = b.max_rows(x, rows, len)?;
+    let max = b.max_rows(x, rows, len, Spread::ACTIVATIONS)?;
     let shifted = b.sub(x, &b.wrap(broadcast_values(&max, rows, len, true)));
     // e at 2(f + 4) bits: its row sums stay far inside the ring (2^(2f + 9 + log2 len)), and the
     // normalising product's opening truncates it (no round of its own).
     let f = b.frac_bits();
-    let (e, e_bits) = exp_wide(b, &shifted, f + 4)?;
+    let (e, e_bits) = exp_wide(b, &shifted, f + 4, Spread::ACTIVATIONS)?;
     let e = apply_mask(b, e, mask)?;
     normalise_rows(b, &e, e_bits, rows, len, (ceil_log2(len) + 1) / 2)
 }

@@ -9,7 +9,7 @@ use mpc_core::transport::Role;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar};
 
-use crate::backend::{Backend, Matmul, Pair, Product, Result};
+use crate::backend::{Backend, Matmul, Pair, Product, Result, Spread};
 
 /// A float type the plaintext backend computes in.
 pub trait PlainFloat: LinalgScalar + Debug + Default + Send + Sync + PartialOrd {
@@ -195,7 +195,7 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
     fn mul_bits(&mut self, pairs: &[Pair<'_, F>]) -> Result<Vec<Vec<F>>> {
         Ok(pairs.iter().map(|(b, v)| zip(b, v, |b, v| b * v)).collect())
     }
-    fn max_rows(&mut self, x: &[F], rows: usize, len: usize) -> Result<Vec<F>> {
+    fn max_rows(&mut self, x: &[F], rows: usize, len: usize, _spread: Spread) -> Result<Vec<F>> {
         check_rows(x, rows, len)?;
         Ok(x.chunks(len).map(|r| F::from_f64(r.iter().map(|v| v.to_f64()).fold(f64::NEG_INFINITY, f64::max))).collect())
     }
@@ -226,7 +226,7 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
     }
     fn softmax(&mut self, x: &[F], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Vec<F>> {
         check_rows(x, rows, len)?;
-        let max = self.max_rows(x, rows, len)?;
+        let max = self.max_rows(x, rows, len, Spread::Full)?;
         let e: Vec<f64> = x.iter().enumerate().map(|(i, &v)| libm::exp(v.to_f64() - max[i / len].to_f64())).collect();
         Ok(normalise(masked(e, mask)?, len))
     }

@@ -8,7 +8,7 @@ use mpc_core::share::Shares;
 use mpc_core::transport::{Role, Transport};
 use mpc_core::{Error, Party};
 
-use crate::backend::{Backend, Broadcast, Fused, Matmul, Pair, Product, Result, WeightMode};
+use crate::backend::{Backend, Broadcast, Fused, Matmul, Pair, Product, Result, Spread, WeightMode};
 
 /// One party's shares, computing with its peer through a [`Party`].
 ///
@@ -254,20 +254,28 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     fn mul_bits(&mut self, pairs: &[Pair<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.mul_many_ring(pairs)
     }
-    fn max_rows(&mut self, x: &[u64], rows: usize, len: usize) -> Result<Shares<u64>> {
-        self.party.max_rows(x, rows, len)
+    fn max_rows(&mut self, x: &[u64], rows: usize, len: usize, spread: Spread) -> Result<Shares<u64>> {
+        let width = spread.width(self.party.fixed_point().frac_bits(), u64::BITS);
+        self.party.max_rows(x, rows, len, width)
     }
-    fn below(&mut self, x: &[u64], frac: u32, bounds: &[f64]) -> Result<Shares<u64>> {
+    fn below(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<Shares<u64>> {
         let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
-        self.party.below(x, &bounds)
+        self.party.below(x, &bounds, spread.width(frac, u64::BITS))
     }
-    fn below_times(&mut self, x: &[u64], frac: u32, bounds: &[f64], shift: u32) -> Result<[Shares<u64>; 3]> {
+    fn below_times(
+        &mut self,
+        x: &[u64],
+        frac: u32,
+        bounds: &[f64],
+        shift: u32,
+        spread: Spread,
+    ) -> Result<[Shares<u64>; 3]> {
         let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
-        self.party.below_times(x, &bounds, shift)
+        self.party.below_times(x, &bounds, shift, spread.width(frac, u64::BITS))
     }
-    fn below_times_square(&mut self, x: &[u64], frac: u32, bounds: &[f64]) -> Result<[Shares<u64>; 3]> {
+    fn below_times_square(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<[Shares<u64>; 3]> {
         let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
-        self.party.below_times_square(x, &bounds)
+        self.party.below_times_square(x, &bounds, spread.width(frac, u64::BITS))
     }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.mul_fused(items)

@@ -10,7 +10,7 @@ use heapless::Vec as Parts2;
 use super::{MaskId, Material, Request};
 use crate::error::Error;
 use crate::gemm::{RightOperand, Width};
-use crate::ring::Ring;
+use crate::ring::{self, Ring};
 use crate::share::{Expander, Seed, Shares, streams};
 use crate::transport::Role;
 
@@ -41,6 +41,9 @@ const TAG_FUSED: u64 = 13;
 const TAG_FUSED_SQUARE: u64 = 14;
 /// The bit of a [`Request::Fused`] header's mode word that asks for x's square too.
 const FUSED_WITH_SQUARE: u64 = 4;
+/// Where a [`Request::Below`] header keeps its width (bits 8 to 15 of its last word, beside
+/// the square flag in bit 0).
+const BELOW_WIDTH_AT: u32 = 8;
 
 /// At most this many random and this many correlated parts per material (a fused product of
 /// two truncated operands that squares x too has nine correlated parts).
@@ -74,7 +77,7 @@ impl Sharing {
     /// share `mine` (empty where P1 owns the part; the whole part where P0 does).
     fn secret_into<R: Ring>(self, theirs: &mut Shares<R>, mine: &[R]) {
         match self {
-            Additive => crate::ring::add_assign(theirs, mine),
+            Additive => ring::add_assign(theirs, mine),
             Xor => xor_assign(theirs, mine),
             Owned(Role::P0) => theirs.extend_from(mine),
             Owned(Role::P1) => {}
@@ -155,22 +158,66 @@ pub(crate) const fn below_digit_bits(bounds: usize) -> u32 {
 /// Bound count from which [`Request::Below`] takes eight-bit digits ([`below_digit_bits`]).
 pub(crate) const WIDE_DIGITS_FROM: usize = 16;
 
-/// Digits covering the low k - 2 bits in [`Request::Below`]'s tables: a power of two for the
-/// rings there are (16 or 8 for u64, 8 or 4 for u32), as the tree's halves need.
-pub(crate) const fn below_digits<R: Ring>(bounds: usize) -> usize {
-    ((R::BITS - 2) as usize).div_ceil(below_digit_bits(bounds) as usize)
+/// Digits covering the low `width` - 2 bits in [`Request::Below`]'s tables, rounded up to a
+/// power of two as the tree's halves need: 16 or 8 for the full u64 ring (62 bits), 8 or 4 for
+/// a width of 34 or the full u32 ring.
+pub(crate) const fn below_digits(bounds: usize, width: u32) -> usize {
+    ((width - 2) as usize).div_ceil(below_digit_bits(bounds) as usize).next_power_of_two()
+}
+
+/// Whether a [`Request::Below`]'s products carry the opening's wrap: with a shift, or with an
+/// opening narrower than the ring (c = x + 2^(m-2) + r mod 2^m, whose wrap past 2^m the ring
+/// sees). Only an unshifted full-width product is c - r itself.
+pub(crate) const fn below_wraps<R: Ring>(times: Option<u32>, width: u32) -> bool {
+    match times {
+        None => false,
+        Some(s) => s > 0 || width < R::BITS,
+    }
 }
 
 /// Ring words of a [`Request::Below`]'s value truncations and cross products for `n` values
-/// and `m` comparisons: with a shift s > 0, r >> s and msb(r) per value, then U_k·msb(r) and
-/// U_k·(r >> s) per comparison; with s = 0 only U_k·r (the value is c - r itself, no wrap);
-/// nothing without products.
-pub(crate) const fn below_times_lens(n: usize, m: usize, times: Option<u32>) -> (usize, usize) {
+/// and `m` comparisons: with a wrap ([`below_wraps`]), (r mod 2^width) >> s and bit width - 1
+/// of r per value, then U_k·msb and U_k·((r mod 2^width) >> s) per comparison; without one
+/// only U_k·r (the value is c - r itself); nothing without products.
+pub(crate) const fn below_times_lens<R: Ring>(n: usize, m: usize, times: Option<u32>, width: u32) -> (usize, usize) {
     match times {
         None => (0, 0),
-        Some(0) => (0, 4 * m),
-        Some(_) => (2 * n, 8 * m),
+        Some(_) if below_wraps::<R>(times, width) => (2 * n, 8 * m),
+        Some(_) => (0, 4 * m),
     }
+}
+
+/// Ring words of a [`Request::Below`]'s squares for `n` values: r² per value at full width;
+/// narrower, ρ² = r² and r·msb for r reduced mod 2^width (x = c' - r + 2^width·w·msb, see
+/// [`BelowMaterial`](super::BelowMaterial)).
+pub(crate) const fn below_square_len<R: Ring>(n: usize, square: bool, width: u32) -> usize {
+    match (square, width < R::BITS) {
+        (false, _) => 0,
+        (true, false) => n,
+        (true, true) => 2 * n,
+    }
+}
+
+/// Refuses a [`Request::Below`] width its comparisons cannot take (malformed): above the
+/// ring's, below two digits (the tree's halves), or, with a square, narrower than the ring but
+/// under half of it (the square's 2^(2·width) term must vanish); and a shift (too large) that
+/// leaves no room for the truncation's offset at that width.
+pub(crate) fn below_width_check<R: Ring>(
+    bounds: usize,
+    times: Option<u32>,
+    square: bool,
+    width: u32,
+) -> Result<(), Error> {
+    let fits = width <= R::BITS
+        && width >= below_digit_bits(bounds) + 3
+        && !(square && width < R::BITS && 2 * width < R::BITS);
+    if !fits {
+        return Err(Error::Malformed("comparison width"));
+    }
+    if times.is_some_and(|s| s.saturating_add(2) >= width) {
+        return Err(Error::TooLarge);
+    }
+    Ok(())
 }
 
 /// Bits of one digit's tables: 2^w of `[v < digit]`, then 2^w of `[v == digit]`.
@@ -179,8 +226,8 @@ pub(crate) const fn below_table_bits(bounds: usize) -> usize {
 }
 
 /// Ring words of one value's digit tables in [`Request::Below`].
-pub(crate) const fn below_table_words<R: Ring>(bounds: usize) -> usize {
-    (below_digits::<R>(bounds) * below_table_bits(bounds)).div_ceil(R::BITS as usize)
+pub(crate) const fn below_table_words<R: Ring>(bounds: usize, width: u32) -> usize {
+    (below_digits(bounds, width) * below_table_bits(bounds)).div_ceil(R::BITS as usize)
 }
 
 /// The cross products a [`Request::Fused`] needs, by which operands are truncated (`None` for y:
@@ -263,13 +310,13 @@ impl Request {
             // matrix is empty.
             Request::Broadcast { rows, len, .. } => ok(rows.checked_mul(len)) && ok(Some(rows)) && ok(Some(len)),
             Request::Ltz { n } => ok(n.checked_mul(ltz_table_words::<R>())),
-            Request::Below { n, bounds, times, square } => {
+            Request::Below { n, bounds, times, square, width } => {
                 if square && times != Some(0) {
                     return Err(Error::Malformed("a comparison's square needs its unshifted products"));
                 }
+                below_width_check::<R>(bounds, times, square, width)?;
                 ok(n.checked_mul(bounds).and_then(|m| m.checked_mul(8)))
-                    && ok(n.checked_mul(below_table_words::<R>(bounds)))
-                    && times.is_none_or(|s| s.saturating_add(2) < R::BITS)
+                    && ok(n.checked_mul(below_table_words::<R>(bounds, width)))
             }
             // Each shift leaves room for the truncation's offset, and the msb·msb cross term
             // vanishes only while the two shifts add up to at most k.
@@ -331,12 +378,12 @@ impl Request {
                     correlated: parts(&[(n * ltz_table_words::<R>(), Xor), (bits, Xor), (n, Additive)]),
                 }
             }
-            Request::Below { n, bounds, times, square } => {
+            Request::Below { n, bounds, times, square, width } => {
                 let m = n * bounds;
                 let bits = words_for_bits::<R>(m);
-                let (value, cross) = below_times_lens(n, m, times);
+                let (value, cross) = below_times_lens::<R>(n, m, times, width);
                 let mut correlated = parts(&[
-                    (n * below_table_words::<R>(bounds), Xor),
+                    (n * below_table_words::<R>(bounds, width), Xor),
                     (m, Additive),
                     (m, Additive),
                     (m, Additive),
@@ -346,7 +393,7 @@ impl Request {
                     let _ = correlated.extend_from_slice(&[(value, Additive), (cross, Additive)]);
                 }
                 if square {
-                    let _ = correlated.push((n, Additive));
+                    let _ = correlated.push((below_square_len::<R>(n, square, width), Additive));
                 }
                 Layout { random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]), correlated }
             }
@@ -368,8 +415,9 @@ impl Request {
             Request::MatmulTriple { m, k, n, mask } => [TAG_TRIPLE, m as u64, k as u64, n as u64, mask],
             Request::And { words } => [TAG_AND, words as u64, 0, 0, 0],
             Request::Ltz { n } => [TAG_LTZ, n as u64, 0, 0, 0],
-            Request::Below { n, bounds, times, square } => {
-                [TAG_BELOW, n as u64, bounds as u64, times.map_or(0, |s| u64::from(s) + 1), u64::from(square)]
+            Request::Below { n, bounds, times, square, width } => {
+                let flags = u64::from(square) | (u64::from(width) & 0xFF) << BELOW_WIDTH_AT;
+                [TAG_BELOW, n as u64, bounds as u64, times.map_or(0, |s| u64::from(s) + 1), flags]
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {
                 let mode = match broadcast {
@@ -421,11 +469,16 @@ impl Request {
             TAG_TRIPLE => Request::MatmulTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             TAG_AND if unused_zero(&w[2..]) => Request::And { words: size(w[1])? },
             TAG_LTZ if unused_zero(&w[2..]) => Request::Ltz { n: size(w[1])? },
-            TAG_BELOW if w[4] <= 1 && w[3] <= u64::from(u32::MAX) => Request::Below {
+            TAG_BELOW if w[4] & !(1 | 0xFF << BELOW_WIDTH_AT) == 0 && w[3] <= u64::from(u32::MAX) => Request::Below {
                 n: size(w[1])?,
                 bounds: size(w[2])?,
                 times: w[3].checked_sub(1).map(|s| s as u32),
-                square: w[4] == 1,
+                square: w[4] & 1 == 1,
+                // Headers from before the width (stored material) meant the full ring.
+                width: match (w[4] >> BELOW_WIDTH_AT) as u32 {
+                    0 => R::BITS,
+                    width => width,
+                },
             },
             TAG_FUSED if w[3] & !FUSED_WITH_SQUARE <= 2 => Request::Fused {
                 rows: size(w[1])?,
@@ -592,9 +645,10 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             r_high: next(&mut correlated),
             b2a: next(&mut correlated),
         }),
-        Request::Below { n, bounds, times, square } => Material::Below(super::BelowMaterial {
+        Request::Below { n, bounds, times, square, width } => Material::Below(super::BelowMaterial {
             n,
             bounds,
+            width,
             r: next(&mut random),
             u: [next(&mut random), next(&mut random), next(&mut random)],
             tables: next(&mut correlated),
@@ -742,7 +796,7 @@ impl<R: Ring> DealerState<R> {
             if !owned {
                 theirs.resize(rows.len(), R::ZERO);
                 p1.fill(&mut theirs);
-                crate::ring::add_assign(rows, &theirs);
+                ring::add_assign(rows, &theirs);
             }
         });
         crate::share::wipe(&mut theirs);
@@ -838,9 +892,11 @@ impl<R: Ring> DealerState<R> {
                 }
             }
             Request::Ltz { .. } => ltz_correct(&secret[0], &secret[1], &mut corr)?,
-            Request::Below { n, bounds, times, square } => {
-                let r = &secret[0];
-                below_tables_into(r, bounds, &mut corr[0]);
+            Request::Below { n, bounds, times, square, width } => {
+                // Only r mod 2^width meets the opening; its top bit is the wrap's.
+                let r: alloc::vec::Vec<R> = secret[0].iter().map(|v| ring::low_bits(*v, width)).collect();
+                let r = &Shares::from_vec(r);
+                below_tables_into(r, bounds, width, &mut corr[0]);
                 let m = n * bounds;
                 let bit = |words: &Shares<R>, i: usize| crate::protocol::compare::get_bit(words, i);
                 let (u1, u2, u3) = (&secret[1], &secret[2], &secret[3]);
@@ -853,11 +909,11 @@ impl<R: Ring> DealerState<R> {
                 for which in 0..4 {
                     correct(&mut corr[1 + which], (0..m).map(|q| u(which, q)))?;
                 }
+                let msb = |i: usize| r[i].shr_logical(width - 1);
                 if let Some(s) = times {
                     let hi = |i: usize| r[i].shr_logical(s);
-                    let msb = |i: usize| r[i].msb();
-                    // Without a shift, msb(r) has no weight and r >> 0 is r: neither is sent.
-                    let wrapped = if s > 0 { n } else { 0 };
+                    // Without a wrap, msb(r) has no weight and r >> 0 is r: neither is sent.
+                    let wrapped = if below_wraps::<R>(times, width) { n } else { 0 };
                     correct(&mut corr[5], (0..wrapped).map(hi).chain((0..wrapped).map(msb)))?;
                     let cross = (0..4).flat_map(|which| {
                         let by_msb = (0..wrapped * bounds).map(move |q| u(which, q).wrapping_mul(&msb(q % n)));
@@ -867,7 +923,9 @@ impl<R: Ring> DealerState<R> {
                     correct(&mut corr[6], cross)?;
                 }
                 if square {
-                    correct(&mut corr[7], r.iter().map(|v| v.wrapping_mul(v)))?;
+                    let narrow = if width < R::BITS { n } else { 0 };
+                    let by_msb = (0..narrow).map(|i| r[i].wrapping_mul(&msb(i)));
+                    correct(&mut corr[7], r.iter().map(|v| v.wrapping_mul(v)).chain(by_msb))?;
                 }
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {
@@ -900,18 +958,18 @@ impl<R: Ring> DealerState<R> {
 }
 
 /// XORs each value's digit tables for [`Request::Below`] from its mask r (see
-/// [`BelowMaterial`](super::BelowMaterial)) into `tables`: per w-bit digit of r mod 2^(k-2)
+/// [`BelowMaterial`](super::BelowMaterial)) into `tables`: per w-bit digit of r mod 2^(width-2)
 /// ([`below_digit_bits`]), 2^w bits of `[v < digit]` (`[v > digit]` in the upper half of the
 /// digits when bit k-2 of r is set; XORed with that bit in the lower half's top digit), then 2^w
 /// bits of `[v == digit]`.
-fn below_tables_into<R: Ring>(r: &[R], bounds: usize, tables: &mut [R]) {
-    let words = below_table_words::<R>(bounds);
-    let digits = below_digits::<R>(bounds);
+fn below_tables_into<R: Ring>(r: &[R], bounds: usize, width: u32, tables: &mut [R]) {
+    let words = below_table_words::<R>(bounds, width);
+    let digits = below_digits(bounds, width);
     let (w, table_bits) = (below_digit_bits(bounds), below_table_bits(bounds));
     let values = 1usize << w;
-    let low_mask = (1u64 << (R::BITS - 2)) - 1;
+    let low_mask = (1u64 << (width - 2)) - 1;
     for (value, table) in r.iter().zip(tables.chunks_exact_mut(words)) {
-        let flip = value.shr_logical(R::BITS - 2) & R::ONE == R::ONE;
+        let flip = value.shr_logical(width - 2) & R::ONE == R::ONE;
         let low = value.to_u64() & low_mask;
         for d in 0..digits {
             let digit = ((low >> (w * d as u32)) & (values as u64 - 1)) as usize;
@@ -921,9 +979,9 @@ fn below_tables_into<R: Ring>(r: &[R], bounds: usize, tables: &mut [R]) {
             let negate = flip && d == digits / 2 - 1;
             if table_bits <= R::BITS as usize {
                 // Both tables in one word (4-bit digits): the entry is made in a register.
-                let mut lt = low_ones::<R>(to) ^ low_ones::<R>(from);
+                let mut lt = ring::low_ones::<R>(to) ^ ring::low_ones::<R>(from);
                 if negate {
-                    lt = lt ^ low_ones::<R>(values);
+                    lt = lt ^ ring::low_ones::<R>(values);
                 }
                 let entry = lt ^ R::ONE.shl((values + digit) as u32);
                 let word = &mut table[base / R::BITS as usize];
@@ -939,11 +997,6 @@ fn below_tables_into<R: Ring>(r: &[R], bounds: usize, tables: &mut [R]) {
     }
 }
 
-/// The ring element whose `k` low bits are set (`k` ≤ the ring's bits).
-fn low_ones<R: Ring>(k: usize) -> R {
-    if k >= R::BITS as usize { R::ZERO.wrapping_sub(&R::ONE) } else { R::ONE.shl(k as u32).wrapping_sub(&R::ONE) }
-}
-
 /// Flips bits `from..to` of packed words, a word at a time.
 fn xor_bit_range<R: Ring>(words: &mut [R], from: usize, to: usize) {
     let bits = R::BITS as usize;
@@ -951,7 +1004,7 @@ fn xor_bit_range<R: Ring>(words: &mut [R], from: usize, to: usize) {
     while at < to {
         let (word, offset) = (at / bits, at % bits);
         let run = (bits - offset).min(to - at);
-        words[word] = words[word] ^ low_ones::<R>(run).shl(offset as u32);
+        words[word] = words[word] ^ ring::low_ones::<R>(run).shl(offset as u32);
         at += run;
     }
 }

@@ -131,6 +131,9 @@ pub enum Request {
         /// With `times: Some(0)`: also each value's square, read off the same opening (the
         /// dealer's r² per value).
         square: bool,
+        /// The comparisons' width m ≤ k: the opening is c mod 2^m, valid for values within
+        /// 2^(m-2) of each bound; the ring's own width for all of it.
+        width: u32,
     },
     /// Material for products of operands that are truncated first, each opening serving both
     /// (see [`FusedMaterial`]): x has `rows × len` elements; y as many, or one per row or per
@@ -273,25 +276,29 @@ pub struct LtzMaterial<R: Ring> {
 
 /// One party's material for comparing `n` values with `bounds` public bounds each.
 ///
-/// One uniform mask r per value hides it in the opening c = x + 2^(k-2) + r; every bound t
-/// reads its comparison off c - t. The dealer hands out, per value, XOR-shared tables of the
-/// w-bit digits of r mod 2^(k-2) (`[v < digit]` and `[v == digit]`, 2^w entries each; w is 4
-/// for fewer than 16 bounds, 8 from there: one value against many bounds saves a round and
-/// half the gates of each comparison for tables eight times as big), built
-/// so that the last level of the comparison tree and the conversion to arithmetic shares take
-/// one round together (see [`Party::below`](crate::Party::below)): in the upper half of the
-/// digits the tables say `[v > digit]` when bit k-2 of r is set, and the lower half's top digit
-/// has that bit XORed into its `[v < digit]` table. The last round injects three bits per
-/// comparison into the ring, with dealer bits u1, u2, u3 and arithmetic shares of u1, u2, u3
-/// and u2·u3. Each bit is then public + a linear form in those four (U_k); with `times`, the
-/// value x >> s is public + w·msb(r) - (r >> s) off the same opening (a dealer truncation), and
-/// the dealer's U_k·msb(r) and U_k·(r >> s) make bit · (x >> s) linear too.
+/// One uniform mask r per value hides it in the opening c = x + 2^(m-2) + r mod 2^m, for the
+/// request's width m (the ring's k bits, or fewer for values known to lie within 2^(m-2) of
+/// every bound: a narrower opening and fewer digits); write ρ = r mod 2^m. Every bound t reads
+/// its comparison off c - t. The dealer hands out, per value, XOR-shared tables of the w-bit
+/// digits of ρ mod 2^(m-2) (`[v < digit]` and `[v == digit]`, 2^w entries each; w is 4 for
+/// fewer than 16 bounds, 8 from there: one value against many bounds saves a round and half
+/// the gates of each comparison for tables eight times as big), built so that the last level
+/// of the comparison tree and the conversion to arithmetic shares take one round together (see
+/// [`Party::below`](crate::Party::below)): in the upper half of the digits the tables say
+/// `[v > digit]` when bit m-2 of ρ is set, and the lower half's top digit has that bit XORed
+/// into its `[v < digit]` table. The last round injects three bits per comparison into the
+/// ring, with dealer bits u1, u2, u3 and arithmetic shares of u1, u2, u3 and u2·u3. Each bit is
+/// then public + a linear form in those four (U_k); with `times`, the value x >> s is public +
+/// w·msb(ρ) - (ρ >> s) off the same opening (a dealer truncation at width m), and the dealer's
+/// U_k·msb(ρ) and U_k·(ρ >> s) make bit · (x >> s) linear too.
 #[derive(Clone, Debug)]
 pub struct BelowMaterial<R: Ring> {
     /// Number of values.
     pub n: usize,
     /// Bounds per value.
     pub bounds: usize,
+    /// The comparisons' width m (see [`Request::Below`]): only r mod 2^m meets the opening.
+    pub width: u32,
     /// Additive shares of the masks r (one per value).
     pub r: Shares<R>,
     /// XOR shares of the packed bits u1, u2, u3 (one each per comparison).
@@ -302,14 +309,16 @@ pub struct BelowMaterial<R: Ring> {
     pub arith: [Shares<R>; 4],
     /// The shift of the products (see [`Request::Below`]).
     pub times: Option<u32>,
-    /// With a shift s > 0: shares of r >> s, then of msb(r), per value (2n); else empty (with
-    /// s = 0 the value is c - r itself).
+    /// With a shift s > 0 or a width m below the ring's: shares of ρ >> s for ρ = r mod 2^m,
+    /// then of msb(ρ) (bit m - 1), per value (2n); else empty (an unshifted full-width value is
+    /// c - r itself).
     pub value_trunc: Shares<R>,
-    /// With `times`: shares of U_k·msb(r) then U_k·(r >> s) for k = 1..4, each per comparison
-    /// (8 · n · bounds); with s = 0 only U_k·r (4 · n · bounds); else empty.
+    /// With `times`: shares of U_k·msb(ρ) then U_k·(ρ >> s) for k = 1..4, each per comparison
+    /// (8 · n · bounds); without a shift at full width only U_k·r (4 · n · bounds); else empty.
     pub cross: Shares<R>,
-    /// With [`Request::Below`]'s `square`: shares of r² per value (x² = c'² - 2c'·r + r² for
-    /// the public c' = c - 2^(k-2)); else empty.
+    /// With [`Request::Below`]'s `square`: shares of ρ² per value (x² = c'² - 2c'·r + r² for
+    /// the public c' = c - 2^(k-2)), then at a width m below the ring's of ρ·msb(ρ) (x = c' - ρ
+    /// + 2^m·w·msb(ρ) for the public wrap factor w); else empty.
     pub square: Shares<R>,
 }
 
@@ -531,10 +540,13 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
             _ => Err(Error::MaterialMismatch),
         }
     }
-    /// Material for comparing `n` values with `bounds` bounds each (and, with `times`, for the
-    /// products of the bits with the values shifted right).
-    fn below(&mut self, n: usize, bounds: usize, times: Option<u32>, square: bool) -> Result<BelowMaterial<R>, Error> {
-        match self.material(&Request::Below { n, bounds, times, square })? {
+    /// Material for a [`Request::Below`]: comparing values with bounds (and, with `times`, for
+    /// the products of the bits with the values shifted right).
+    fn below(&mut self, request: Request) -> Result<BelowMaterial<R>, Error> {
+        if !matches!(request, Request::Below { .. }) {
+            return Err(Error::MaterialMismatch);
+        }
+        match self.material(&request)? {
             Material::Below(t) => Ok(t),
             _ => Err(Error::MaterialMismatch),
         }

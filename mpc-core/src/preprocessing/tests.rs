@@ -127,10 +127,12 @@ fn request_headers_round_trip() {
         Request::Trunc { n: 9, frac_bits: 16 },
         Request::MatmulMask { k: 768, n: 3072 },
         Request::MatmulTriple { m: 128, k: 768, n: 3072, mask: 41 },
-        Request::Below { n: 128, bounds: 289, times: None, square: false },
-        Request::Below { n: 128, bounds: 289, times: Some(19), square: false },
-        Request::Below { n: 3, bounds: 2, times: Some(0), square: false },
-        Request::Below { n: 3, bounds: 2, times: Some(0), square: true },
+        Request::Below { n: 128, bounds: 289, times: None, square: false, width: 64 },
+        Request::Below { n: 128, bounds: 289, times: Some(19), square: false, width: 64 },
+        Request::Below { n: 3, bounds: 2, times: Some(0), square: false, width: 64 },
+        Request::Below { n: 3, bounds: 2, times: Some(0), square: true, width: 64 },
+        Request::Below { n: 3, bounds: 2, times: Some(0), square: true, width: 34 },
+        Request::Below { n: 128, bounds: 43, times: Some(19), square: false, width: 40 },
         Request::Fused { rows: 128, len: 768, broadcast: Some(true), x_shift: 0, y_shift: 40, with_square: false },
         Request::Fused { rows: 1, len: 9, broadcast: None, x_shift: 28, y_shift: 24, with_square: false },
         Request::Fused { rows: 128, len: 768, broadcast: Some(false), x_shift: 24, y_shift: 0, with_square: true },
@@ -154,8 +156,8 @@ fn zero_sized_requests_are_refused_by_every_provider() {
         Request::And { words: 0 },
         Request::Broadcast { rows: 0, len: 4, per_row: true },
         Request::Ltz { n: 0 },
-        Request::Below { n: 0, bounds: 3, times: None, square: false },
-        Request::Below { n: 3, bounds: 0, times: Some(4), square: false },
+        Request::Below { n: 0, bounds: 3, times: None, square: false, width: 64 },
+        Request::Below { n: 3, bounds: 0, times: Some(4), square: false, width: 64 },
         Request::Fused { rows: 0, len: 3, broadcast: None, x_shift: 4, y_shift: 0, with_square: false },
         Request::FusedSquare { n: 0, shift: 4 },
     ];
@@ -451,9 +453,13 @@ fn every_request() -> Vec<Request> {
         Request::Broadcast { rows: 2, len: 3, per_row: true },
         Request::And { words: 2 },
         Request::Ltz { n: 3 },
-        Request::Below { n: 3, bounds: 5, times: None, square: false },
-        Request::Below { n: 3, bounds: 5, times: Some(7), square: false },
-        Request::Below { n: 3, bounds: 5, times: Some(0), square: true },
+        Request::Below { n: 3, bounds: 5, times: None, square: false, width: 64 },
+        Request::Below { n: 3, bounds: 5, times: Some(7), square: false, width: 64 },
+        Request::Below { n: 3, bounds: 5, times: Some(0), square: true, width: 64 },
+        Request::Below { n: 3, bounds: 5, times: Some(0), square: true, width: 34 },
+        Request::Below { n: 3, bounds: 5, times: Some(0), square: false, width: 34 },
+        Request::Below { n: 3, bounds: 17, times: Some(9), square: false, width: 40 },
+        Request::Below { n: 3, bounds: 5, times: None, square: false, width: 10 },
         Request::Fused { rows: 2, len: 3, broadcast: Some(true), x_shift: 0, y_shift: 9, with_square: false },
         Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 7, y_shift: 9, with_square: false },
         Request::Fused { rows: 2, len: 3, broadcast: Some(false), x_shift: 3, y_shift: 0, with_square: false },
@@ -610,17 +616,36 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
     let square = Request::Fused { rows: 2, len: 2, broadcast: Some(false), x_shift: 32, y_shift: 0, with_square: true };
     assert_eq!(Request::decode::<u64>(&square.encode(), MAX_REQUEST_ELEMENTS), Ok(square));
     for times in [62, u32::MAX - 1] {
-        let below = Request::Below { n: 2, bounds: 2, times: Some(times), square: false };
+        let below = Request::Below { n: 2, bounds: 2, times: Some(times), square: false, width: 64 };
         assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
     }
     // A comparison's square is read off unshifted products only, and its flag is one bit.
     for times in [None, Some(3)] {
-        let below = Request::Below { n: 2, bounds: 2, times, square: true };
+        let below = Request::Below { n: 2, bounds: 2, times, square: true, width: 64 };
         assert!(matches!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::Malformed(_))));
     }
-    let mut header = Request::Below { n: 2, bounds: 2, times: Some(0), square: true }.encode();
+    let mut header = Request::Below { n: 2, bounds: 2, times: Some(0), square: true, width: 64 }.encode();
     header[32] = 2;
     assert_eq!(Request::decode::<u64>(&header, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
+    // A comparison's width: at most the ring's, at least two digits (7 bits for 4-bit digits,
+    // 11 for 8-bit ones), at least half the ring's with a narrow square, and above a shift's
+    // offset; a header without one (stored before widths) means the full ring.
+    let refused = [(2, None, false, 65), (2, None, false, 6), (20, None, false, 10), (2, Some(0), true, 31)];
+    for (bounds, times, square, width) in refused {
+        let below = Request::Below { n: 2, bounds, times, square, width };
+        let decoded = Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS);
+        assert_eq!(decoded, Err(Error::Malformed("comparison width")), "{below:?}");
+    }
+    for (bounds, times, square, width) in [(2, None, false, 7), (20, None, false, 11), (2, Some(0), true, 32)] {
+        let below = Request::Below { n: 2, bounds, times, square, width };
+        assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Ok(below));
+    }
+    let below = Request::Below { n: 2, bounds: 2, times: Some(32), square: false, width: 34 };
+    assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
+    let mut header = Request::Below { n: 2, bounds: 2, times: None, square: false, width: 64 }.encode();
+    header[33] = 0;
+    let full = Request::Below { n: 2, bounds: 2, times: None, square: false, width: 32 };
+    assert_eq!(Request::decode::<u32>(&header, MAX_REQUEST_ELEMENTS), Ok(full));
     let mut header =
         Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: 1, y_shift: 1, with_square: false }.encode();
     for mode in [3, 7, 8] {

@@ -19,10 +19,10 @@ use super::{Party, masked_for_truncation, split_like, truncated_share, truncatio
 use crate::error::Error;
 pub(crate) use crate::preprocessing::deal::words_for_bits;
 use crate::preprocessing::deal::{
-    DIGIT_BITS, below_digit_bits, below_digits, below_table_bits, below_table_words, below_times_lens, ltz_digits,
-    ltz_table_words,
+    DIGIT_BITS, below_digit_bits, below_digits, below_square_len, below_table_bits, below_table_words,
+    below_times_lens, below_width_check, below_wraps, ltz_digits, ltz_table_words,
 };
-use crate::preprocessing::{Preprocessing, PreprocessingExt};
+use crate::preprocessing::{Preprocessing, PreprocessingExt, Request};
 use crate::ring::{self, Ring};
 use crate::share::Shares;
 use crate::transport::Transport;
@@ -90,7 +90,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             return Err(Error::MaterialMismatch);
         }
         // Round 1: open c = x + 2^(k-2) + r.
-        let c = self.open_owned(masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), self.is_p0()))?;
+        let c = self.open_owned(masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), self.is_p0(), R::BITS))?;
 
         // Leaves: each digit's comparison, read locally from the dealer's tables.
         let words = words_for_bits::<R>(n);
@@ -145,40 +145,46 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     }
 
     /// Arithmetic shares of `[x_i < t_j]` (0 or 1) for every value x_i and every public bound t_j,
-    /// bound-major (entry `j · n + i`), valid for |x_i - t_j| < 2^(k-2). Five rounds for fewer
-    /// than 16 bounds, four from there.
+    /// bound-major (entry `j · n + i`), valid for |x_i - t_j| < 2^(m-2) in the ring for the
+    /// comparisons' `width` m ≤ k. Five rounds for fewer than 16 bounds, four from there; one
+    /// fewer at a width of 34 or less (half the digits).
     ///
-    /// One mask per value serves every bound: c = x + 2^(k-2) + r is opened once (round 1) and
-    /// each bound reads its comparison off c - t, as [`Party::ltz`] does off c, with the
-    /// dealer's digit tables ([`BelowMaterial`](crate::preprocessing::BelowMaterial)): 4-bit
-    /// digits for a few bounds, 8-bit ones (half the digits, bigger tables) for many. Levels of
-    /// AND gates (rounds 2-4, or 2-3) reduce the digits to a lower and an upper half; their
-    /// combination and the conversion to arithmetic shares take one round together (the last):
-    /// with the dealer's tables, r's bit k-2 XOR the borrow is L_hi + E_hi·B_lo for three bits
-    /// that are opened masked by dealer bits, whose arithmetic shares make the sum and the
-    /// product linear.
-    pub fn below(&mut self, x: &[R], bounds: &[R]) -> Result<Shares<R>, Error> {
-        let [bits, ..] = self.compare_with_bounds(x, bounds, None, false)?;
+    /// One mask per value serves every bound: c = x + 2^(m-2) + r mod 2^m is opened once (round
+    /// 1, m bits a value on the wire) and each bound reads its comparison off c - t, as
+    /// [`Party::ltz`] does off c, with the dealer's digit tables
+    /// ([`BelowMaterial`](crate::preprocessing::BelowMaterial)): 4-bit digits for a few bounds,
+    /// 8-bit ones (half the digits, bigger tables) for many. Levels of AND gates (rounds 2-4,
+    /// or 2-3) reduce the digits to a lower and an upper half; their combination and the
+    /// conversion to arithmetic shares take one round together (the last): with the dealer's
+    /// tables, r's bit m-2 XOR the borrow is L_hi + E_hi·B_lo for three bits that are opened
+    /// masked by dealer bits, whose arithmetic shares make the sum and the product linear.
+    ///
+    /// A width below the ring's is for values known to be small (activations at f fractional
+    /// bits, |x| < 2^(m-2-f)): out of that range the bits are wrong (the opening stays uniform,
+    /// so nothing leaks).
+    pub fn below(&mut self, x: &[R], bounds: &[R], width: u32) -> Result<Shares<R>, Error> {
+        let [bits, ..] = self.compare_with_bounds(x, bounds, None, false, width)?;
         Ok(bits)
     }
 
     /// [`Party::below`] together with y = x >> `shift` and every comparison's bit times its
     /// value's y, `[bits, products, y]` (bits and products bound-major), in the same rounds
-    /// and traffic: the comparisons' opening also truncates x (as
-    /// [`Party::truncate`] does, within one unit), and the dealer's products of its bit masks
-    /// with the truncation's make each bit · y linear after the last round. The products are
-    /// not truncated.
-    pub fn below_times(&mut self, x: &[R], bounds: &[R], shift: u32) -> Result<[Shares<R>; 3], Error> {
-        let [bits, products, y, _] = self.compare_with_bounds(x, bounds, Some(shift), false)?;
+    /// and traffic: the comparisons' opening also truncates x (as [`Party::truncate`] does,
+    /// within one unit), and the dealer's products of its bit masks with the truncation's make
+    /// each bit · y linear after the last round. The products are not truncated.
+    pub fn below_times(&mut self, x: &[R], bounds: &[R], shift: u32, width: u32) -> Result<[Shares<R>; 3], Error> {
+        let [bits, products, y, _] = self.compare_with_bounds(x, bounds, Some(shift), false, width)?;
         Ok([bits, products, y])
     }
 
     /// [`Party::below`] together with every comparison's bit times its value and each value's
     /// square (exact ring products, not truncated), `[bits, products, squares]`, in the same
-    /// rounds and traffic: the comparisons' opening c = x + 2^(k-2) + r makes x = c' - r for
-    /// the public c' = c - 2^(k-2), and the dealer's r² makes x² = c'² - 2c'·r + r² linear.
-    pub fn below_times_square(&mut self, x: &[R], bounds: &[R]) -> Result<[Shares<R>; 3], Error> {
-        let [bits, products, _, squares] = self.compare_with_bounds(x, bounds, Some(0), true)?;
+    /// rounds and traffic: the comparisons' opening c = x + 2^(m-2) + r makes x = c' - ρ (+
+    /// the opening's wrap below the ring's width) for the public c' = c - 2^(m-2), and the
+    /// dealer's ρ² (and ρ·msb(ρ)) make x² linear. A width below the ring's must be at least
+    /// half of it.
+    pub fn below_times_square(&mut self, x: &[R], bounds: &[R], width: u32) -> Result<[Shares<R>; 3], Error> {
+        let [bits, products, _, squares] = self.compare_with_bounds(x, bounds, Some(0), true, width)?;
         Ok([bits, products, squares])
     }
 
@@ -190,33 +196,40 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         bounds: &[R],
         times: Option<u32>,
         square: bool,
+        width: u32,
     ) -> Result<[Shares<R>; 4], Error> {
         let (n, t) = (x.len(), bounds.len());
         let m = n * t;
-        let mut mat = self.material(|p| p.below(n, t, times, square))?;
-        let (value_len, cross_len) = below_times_lens(n, m, times);
-        if (mat.n, mat.bounds, mat.times) != (n, t, times)
-            || mat.tables.len() != n * below_table_words::<R>(t)
+        let request = Request::Below { n, bounds: t, times, square, width };
+        // The dealer's checks of the width (before any shift by it).
+        below_width_check::<R>(t, times, square, width)?;
+        let mut mat = self.material(|p| p.below(request))?;
+        let wraps = below_wraps::<R>(times, width);
+        let (value_len, cross_len) = below_times_lens::<R>(n, m, times, width);
+        if (mat.n, mat.bounds, mat.times, mat.width) != (n, t, times, width)
+            || mat.tables.len() != n * below_table_words::<R>(t, width)
             || mat.value_trunc.len() != value_len
             || mat.cross.len() != cross_len
-            || mat.square.len() != if square { n } else { 0 }
+            || mat.square.len() != below_square_len::<R>(n, square, width)
         {
             return Err(Error::MaterialMismatch);
         }
-        // Without a shift, y is c - r itself: r is kept beside its use in the opening.
-        let exact_mask = (times == Some(0)).then(|| mat.r.clone());
-        // Round 1: open c = x + 2^(k-2) + r.
-        let c = self.open_owned(masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), self.is_p0()))?;
+        // Without a wrap, y is c - r itself: r is kept beside its use in the opening.
+        let exact_mask = (times.is_some() && !wraps).then(|| mat.r.clone());
+        // Round 1: open c = x + 2^(m-2) + r mod 2^m.
+        let p0 = self.is_p0();
+        let masked = masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), p0, width);
+        let c = self.open_low_bits(masked, width)?;
 
         // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
-        // of every comparison (c' = c - t), read from the value's tables (lt and eq of digit d
-        // at 2d and 2d + 1, then c'_(k-2)).
-        let digits = below_digits::<R>(t);
+        // of every comparison (c' = c - t mod 2^m), read from the value's tables (lt and eq of
+        // digit d at 2d and 2d + 1, then c'_(m-2)).
+        let digits = below_digits(t, width);
         let words = words_for_bits::<R>(m);
-        let table_words = below_table_words::<R>(t);
+        let table_words = below_table_words::<R>(t, width);
         let (w, table_bits) = (below_digit_bits(t), below_table_bits(t));
         let digit_mask = (1u64 << w) - 1;
-        let low_mask = (1u64 << (R::BITS - 2)) - 1;
+        let low_mask = (1u64 << (width - 2)) - 1;
         let word_bits = R::BITS as usize;
         let same_word = table_bits <= word_bits;
         let mut leaves: Vec<Shares<R>> = (0..2 * digits + 1).map(|_| Shares::zeros(words)).collect();
@@ -230,7 +243,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             let mut high = R::ZERO;
             for k in 0..word_bits.min(m - q0) {
                 let shifted = c[i].wrapping_sub(&bounds[j]);
-                high = high ^ (shifted.shr_logical(R::BITS - 2) & R::ONE).shl(k as u32);
+                high = high ^ (shifted.shr_logical(width - 2) & R::ONE).shl(k as u32);
                 lows.push(shifted.to_u64() & low_mask);
                 tables.push(&mat.tables[i * table_words..(i + 1) * table_words]);
                 (i, j) = if i + 1 == n { (0, j + 1) } else { (i + 1, j) };
@@ -279,7 +292,6 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             })
             .collect();
         let opened = self.open_xor_many(&[&masked[0], &masked[1], &masked[2]])?;
-        let p0 = self.is_p0();
         let one = R::ONE;
         let two = one.wrapping_add(&one);
         let signed = |d: R| one.wrapping_sub(&two.wrapping_mul(&d));
@@ -300,36 +312,39 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let us = [&mat.arith[0][..], &mat.arith[1][..], &mat.arith[2][..], &mat.arith[3][..]];
         let mut bits = Shares::zeros(m);
         let mut products = times.map(|_| Shares::zeros(m));
-        // The shifted value y = p + w·msb(r) - (r >> s) per value, p and w public (as a dealer
-        // truncation reads them off c), and this party's share of y.
-        // Without a shift there is no wrap (w = 0), r >> 0 is r, and the dealer sends only the
-        // U_k·r parts.
+        // The shifted value y = p + w·msb(ρ) - (ρ >> s) per value (ρ = r mod 2^m), p and w
+        // public (as a dealer truncation reads them off c), and this party's share of y.
+        // Without a wrap (no shift at full width) w = 0, ρ >> 0 is r, and the dealer sends only
+        // the U_k·r parts.
+        let (rho, msb): (&[R], &[R]) = match &exact_mask {
+            Some(r) => (r, &[]),
+            None => mat.value_trunc.split_at(if times.is_some() { n } else { 0 }),
+        };
+        let c_msb = |i: usize| c[i].shr_logical(width - 1);
         let shifted: Option<(Vec<R>, Vec<R>, Shares<R>)> = times.map(|s| {
-            let public: Vec<R> = c.iter().map(|&ci| truncation_public(ci, s)).collect();
-            let (wrap, y): (Vec<R>, Vec<R>) = match &exact_mask {
-                Some(r) => (Vec::new(), (0..n).map(|i| truncated_share(p0, 0, c[i], R::ZERO, r[i], R::ZERO)).collect()),
-                None => {
-                    let (hi, msb) = mat.value_trunc.split_at(n);
-                    let wrap = c.iter().map(|ci| truncation_wrap(ci.msb(), s)).collect();
-                    (wrap, (0..n).map(|i| truncated_share(p0, s, c[i], c[i].msb(), hi[i], msb[i])).collect())
-                }
+            let public: Vec<R> = c.iter().map(|&ci| truncation_public(ci, s, width)).collect();
+            let (wrap, y): (Vec<R>, Vec<R>) = if wraps {
+                let wrap = (0..n).map(|i| truncation_wrap(c_msb(i), s, width)).collect();
+                (wrap, (0..n).map(|i| truncated_share(p0, (s, width), c[i], c_msb(i), rho[i], msb[i])).collect())
+            } else {
+                (Vec::new(), (0..n).map(|i| truncated_share(p0, (0, width), c[i], R::ZERO, rho[i], R::ZERO)).collect())
             };
             (public, wrap, Shares::from_vec(y))
         });
-        let parts_per_u = if exact_mask.is_some() { 1 } else { 2 };
+        let parts_per_u = if wraps { 2 } else { 1 };
         for q in 0..m {
             let (beta0, beta) = coefficients(q);
             let share = linear(q, us, &beta);
             bits[q] = if p0 { share.wrapping_add(&beta0) } else { share };
             if let (Some(products), Some((public, wrap, y))) = (products.as_mut(), shifted.as_ref()) {
                 // bit·y = β0·y + Σ_k β_k·(p·U_k + w·(U_k msb) - (U_k hi)), the msb term absent
-                // without a shift.
+                // without a wrap.
                 let i = q % n;
                 let cross = |k: usize, part: usize| mat.cross[(parts_per_u * k + part) * m + q];
                 let mut acc = beta0.wrapping_mul(&y[i]);
                 for (k, b) in beta.iter().enumerate() {
                     let mut term = public[i].wrapping_mul(&us[k][q]).wrapping_sub(&cross(k, parts_per_u - 1));
-                    if parts_per_u == 2 {
+                    if wraps {
                         term = term.wrapping_add(&wrap[i].wrapping_mul(&cross(k, 0)));
                     }
                     acc = acc.wrapping_add(&b.wrapping_mul(&term));
@@ -337,18 +352,27 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 products[q] = acc;
             }
         }
-        let squares = match (&exact_mask, &shifted, square) {
-            // x² = c'² - 2c'·r + r², c' = c - 2^(k-2) public (y's public part without a shift).
-            (Some(r), Some((public, _, _)), true) => Shares::from_vec(
-                (0..n)
-                    .map(|i| {
-                        let share = mat.square[i].wrapping_sub(&public[i].wrapping_mul(&r[i]).shl(1));
-                        if p0 { share.wrapping_add(&public[i].wrapping_mul(&public[i])) } else { share }
-                    })
-                    .collect(),
-            ),
-            (_, _, true) => return Err(Error::MaterialMismatch),
-            (_, _, false) => Shares::zeros(0),
+        let squares = match (&shifted, square) {
+            // x = c' - ρ + w·msb(ρ) for the public c' = c - 2^(m-2) (y's public part without a
+            // shift) and wrap factor w (zero at full width), so x² = c'² - 2c'·ρ + ρ² +
+            // 2w·(c'·msb(ρ) - ρ·msb(ρ)), the w² term vanishing in the ring.
+            (Some((public, wrap, _)), true) => {
+                let (rho_sq, rho_msb) = mat.square.split_at(n);
+                Shares::from_vec(
+                    (0..n)
+                        .map(|i| {
+                            let mut share = rho_sq[i].wrapping_sub(&public[i].wrapping_mul(&rho[i]).shl(1));
+                            if wraps {
+                                let by_msb = public[i].wrapping_mul(&msb[i]).wrapping_sub(&rho_msb[i]);
+                                share = share.wrapping_add(&wrap[i].wrapping_mul(&by_msb).shl(1));
+                            }
+                            if p0 { share.wrapping_add(&public[i].wrapping_mul(&public[i])) } else { share }
+                        })
+                        .collect(),
+                )
+            }
+            (None, true) => return Err(Error::MaterialMismatch),
+            (_, false) => Shares::zeros(0),
         };
         let (products, y) = products.zip(shifted).map_or((Shares::zeros(0), Shares::zeros(0)), |(p, (_, _, y))| (p, y));
         Ok([bits, products, y, squares])
@@ -387,7 +411,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// ReLU(x) = x - `[x < 0]`·x: one comparison whose bit times x comes out of its own rounds
     /// ([`Party::below_times`]): five rounds; exact (the factor is a bit).
     pub fn relu(&mut self, x: &[R]) -> Result<Shares<R>, Error> {
-        let [_, dropped, _] = self.below_times(x, &[R::ZERO], 0)?;
+        let [_, dropped, _] = self.below_times(x, &[R::ZERO], 0, R::BITS)?;
         Ok(Shares::from_vec(x.to_vec()).sub(&dropped))
     }
 
@@ -405,18 +429,19 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// The maximum of each row of `x` (`rows × len`, row-major): a tournament of ⌈log2 len⌉
     /// levels. The winner of a pair (a, b) is a - `[a < b]`·(a - b): one comparison of the
     /// difference, whose bit times the difference comes out of its own rounds
-    /// ([`Party::below_times`]), five rounds a level. Valid for |a - b| < 2^(k-2).
-    pub fn max_rows(&mut self, x: &[R], rows: usize, len: usize) -> Result<Shares<R>, Error> {
+    /// ([`Party::below_times`]), five rounds a level (four at a width of 34 or less). Valid
+    /// for |a - b| < 2^(m-2) in the ring for the comparisons' `width` m ≤ k.
+    pub fn max_rows(&mut self, x: &[R], rows: usize, len: usize, width: u32) -> Result<Shares<R>, Error> {
         if x.len() != rows * len || (len == 0 && rows > 0) {
             return Err(Error::ShapeMismatch);
         }
         let mut cur: Vec<R> = x.to_vec();
-        let mut width = len;
-        while width > 1 {
-            let half = width / 2;
+        let mut cols = len;
+        while cols > 1 {
+            let half = cols / 2;
             let mut left = Vec::with_capacity(rows * half);
             let mut right = Vec::with_capacity(rows * half);
-            for row in cur.chunks_exact(width) {
+            for row in cur.chunks_exact(cols) {
                 for j in 0..half {
                     left.push(row[2 * j]);
                     right.push(row[2 * j + 1]);
@@ -424,19 +449,19 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             }
             let mut diff = left.clone();
             ring::sub_assign(&mut diff, &right);
-            let [_, dropped, _] = self.below_times(&diff, &[R::ZERO], 0)?;
+            let [_, dropped, _] = self.below_times(&diff, &[R::ZERO], 0, width)?;
             let mut winners = left;
             ring::sub_assign(&mut winners, &dropped);
-            let new_width = width.div_ceil(2);
-            let mut next = Vec::with_capacity(rows * new_width);
-            for (r, row) in cur.chunks_exact(width).enumerate() {
+            let new_cols = cols.div_ceil(2);
+            let mut next = Vec::with_capacity(rows * new_cols);
+            for (r, row) in cur.chunks_exact(cols).enumerate() {
                 next.extend_from_slice(&winners[r * half..(r + 1) * half]);
-                if width % 2 == 1 {
-                    next.push(row[width - 1]);
+                if cols % 2 == 1 {
+                    next.push(row[cols - 1]);
                 }
             }
             cur = next;
-            width = new_width;
+            cols = new_cols;
         }
         Ok(Shares::from_vec(cur))
     }

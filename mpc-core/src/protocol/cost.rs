@@ -134,23 +134,24 @@ pub fn ltz<R: Ring>(m: &mut CommModel, n: usize) {
 }
 
 /// The maximum of rows of length `len`: per level, one comparison of each pair's difference
-/// with its product by the bit ([`Party::max_rows`](super::Party::max_rows)).
-pub fn max_rows<R: Ring>(m: &mut CommModel, rows: usize, len: usize) {
-    let mut width = len;
-    while width > 1 {
-        below::<R>(m, rows * (width / 2), 1);
-        width = width.div_ceil(2);
+/// with its product by the bit, at the comparisons' `width`
+/// ([`Party::max_rows`](super::Party::max_rows)).
+pub fn max_rows<R: Ring>(m: &mut CommModel, rows: usize, len: usize, width: u32) {
+    let mut cols = len;
+    while cols > 1 {
+        below::<R>(m, rows * (cols / 2), 1, width);
+        cols = cols.div_ceil(2);
     }
 }
 
-/// Comparisons of `n` values with `bounds` bounds each
-/// ([`Party::below`](super::Party::below)): the masked opening, the AND levels down to two
-/// nodes (the lowest node's eq is never computed), and the last level fused with the conversion
-/// (three bits per comparison).
-pub fn below<R: Ring>(m: &mut CommModel, n: usize, bounds: usize) {
-    m.exchange::<R>(n);
+/// Comparisons of `n` values with `bounds` bounds each at `width` bits
+/// ([`Party::below`](super::Party::below)): the masked opening (`width` bits a value, packed),
+/// the AND levels down to two nodes (the lowest node's eq is never computed), and the last
+/// level fused with the conversion (three bits per comparison).
+pub fn below<R: Ring>(m: &mut CommModel, n: usize, bounds: usize, width: u32) {
+    m.exchange::<R>(crate::wire::packed_words::<R>(n, width.min(R::BITS)));
     let words = words_for_bits::<R>(n * bounds);
-    let mut nodes = below_digits::<R>(bounds);
+    let mut nodes = below_digits(bounds, width.min(R::BITS));
     while nodes > 2 {
         let gates = nodes - 1;
         m.exchange::<R>(2 * gates * words);

@@ -107,13 +107,13 @@ impl<'a, R: Ring, const SHIFTED: bool> Opened<'a, R, SHIFTED> {
     /// The public part at element `i`.
     #[inline(always)]
     fn public(&self, i: usize) -> R {
-        if SHIFTED { truncation_public(self.c[i], self.shift) } else { self.c[i] }
+        if SHIFTED { truncation_public(self.c[i], self.shift, R::BITS) } else { self.c[i] }
     }
 
     /// w at element `i` (truncated operands).
     #[inline(always)]
     fn wrap(&self, i: usize) -> R {
-        truncation_wrap(self.c[i].msb(), self.shift)
+        truncation_wrap(self.c[i].msb(), self.shift, R::BITS)
     }
 
     /// This party's share of the linear form at element `i`.
@@ -198,7 +198,7 @@ fn push_opening<R: Ring>(openings: &mut Shares<R>, v: &[R], shift: u32, mask: &[
         ring::sub_assign(part, mask);
     } else {
         ring::add_assign(part, mask);
-        add_truncation_shift(part, p0);
+        add_truncation_shift(part, p0, R::BITS);
     }
 }
 

@@ -370,6 +370,23 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         Ok(mine.into_vec())
     }
 
+    /// Opens this party's shares `mine` mod 2^`width`, packed on the wire ([`wire::pack_low_bits`]:
+    /// `width` bits a value instead of the ring's k); the opened values, in [0, 2^width), in
+    /// `mine`'s buffer. The full ring's width is [`Party::open_owned`].
+    pub(crate) fn open_low_bits(&mut self, mut mine: Shares<R>, width: u32) -> Result<Vec<R>, Error> {
+        if width >= R::BITS {
+            return self.open_owned(mine);
+        }
+        let peer = self.peer();
+        wire::send_owned(&mut self.transport, peer, wire::pack_low_bits(&mine, width))?;
+        let words = wire::packed_words::<R>(mine.len(), width);
+        let theirs = self.receive(words)?;
+        let opened = wire::add_packed_low_bits(&theirs[..words], width, &mut mine);
+        self.received = theirs;
+        opened?;
+        Ok(mine.into_vec())
+    }
+
     /// The peer's next message of `n` elements, at the start of the kept buffer (the caller
     /// puts it back).
     fn receive(&mut self, n: usize) -> Result<Vec<R>, Error> {
@@ -489,10 +506,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             zs.iter().flat_map(|z| z.iter()),
             core::mem::take(&mut pairs.r),
             p0,
+            R::BITS,
         ))?;
         let mut t = core::mem::take(&mut pairs.r_hi);
         for ((t, &c), &msb) in t.iter_mut().zip(&c).zip(pairs.r_msb.iter()) {
-            *t = truncated_share(p0, f, c, c.msb(), *t, msb);
+            *t = truncated_share(p0, (f, R::BITS), c, c.msb(), *t, msb);
         }
         Ok(split_at_lens(t, &lens))
     }
@@ -531,14 +549,18 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         }
         let p0 = self.is_p0();
         // The opening is written over r, the squares over the shares of (r >> f)².
-        let c =
-            self.open_owned(masked_for_truncation(zs.iter().flat_map(|z| z.iter()), core::mem::take(&mut t.r), p0))?;
+        let c = self.open_owned(masked_for_truncation(
+            zs.iter().flat_map(|z| z.iter()),
+            core::mem::take(&mut t.r),
+            p0,
+            R::BITS,
+        ))?;
         let two = R::ONE.wrapping_add(&R::ONE);
         let mut squares = core::mem::take(&mut pairs.r_hi_sq);
         let t = &pairs.trunc;
         for (j, square) in squares.iter_mut().enumerate() {
-            let public = truncation_public(c[j], bits).wrapping_add(&offset);
-            let q = truncation_wrap(c[j].msb(), bits);
+            let public = truncation_public(c[j], bits, R::BITS).wrapping_add(&offset);
+            let q = truncation_wrap(c[j].msb(), bits, R::BITS);
             let two_p = two.wrapping_mul(&public);
             let share = square
                 .wrapping_sub(&two_p.wrapping_mul(&t.r_hi[j]))
@@ -873,13 +895,13 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 ring::add_assign(&mut z, theirs);
                 self.received = received;
                 // z + r (+ 2^(k-2)) is the opening c: public, so made in z's buffer.
-                let c = masked_for_truncation(pairs.r.iter(), z, true).into_vec();
+                let c = masked_for_truncation(pairs.r.iter(), z, true, R::BITS).into_vec();
                 for (i, c) in c.iter().enumerate() {
                     compare::set_bit(&mut msb, i, c.msb());
                 }
                 wire::send(&mut self.transport, peer, &[&msb])?;
                 for ((t, &c), &r_msb) in t.iter_mut().zip(&c).zip(pairs.r_msb.iter()) {
-                    *t = truncated_share(true, f, c, c.msb(), *t, r_msb);
+                    *t = truncated_share(true, (f, R::BITS), c, c.msb(), *t, r_msb);
                 }
             }
             Role::P1 => {
@@ -888,11 +910,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 }
                 let masked = owned_masked_input(x, m, w, core::mem::take(&mut triple.a))?;
                 // Masked by r, which is wiped: the opening's share needs no wiping of its own.
-                let mine = masked_for_truncation(z.iter(), core::mem::take(&mut pairs.r), false).into_vec();
+                let mine = masked_for_truncation(z.iter(), core::mem::take(&mut pairs.r), false, R::BITS).into_vec();
                 wire::send(&mut self.transport, peer, &[&masked, &mine])?;
                 wire::recv(&mut self.transport, peer, &mut msb)?;
                 for (j, (t, &r_msb)) in t.iter_mut().zip(pairs.r_msb.iter()).enumerate() {
-                    *t = truncated_share(false, f, R::ZERO, compare::get_bit(&msb, j), *t, r_msb);
+                    *t = truncated_share(false, (f, R::BITS), R::ZERO, compare::get_bit(&msb, j), *t, r_msb);
                 }
             }
         }
@@ -1054,48 +1076,53 @@ pub(crate) fn split_at_lens<R: Ring>(mut flat: Shares<R>, lens: &[usize]) -> Vec
     parts
 }
 
-/// This party's share of the truncation opening c = x + 2^(k-2) + r of the values `x`, written
-/// over its share of r.
+/// This party's share of the truncation opening c = x + 2^(m-2) + r of the values `x` (m =
+/// `width`, the ring's k bits but for narrow comparisons), written over its share of r.
 pub(crate) fn masked_for_truncation<'a, R: Ring>(
     x: impl Iterator<Item = &'a R>,
     mut r: Shares<R>,
     p0: bool,
+    width: u32,
 ) -> Shares<R> {
     for (r, x) in r.iter_mut().zip(x) {
         *r = x.wrapping_add(r);
     }
-    add_truncation_shift(&mut r, p0);
+    add_truncation_shift(&mut r, p0, width);
     r
 }
 
-/// Adds P0's 2^(k-2) of a truncation opening (which keeps x + 2^(k-2) non-negative) to its
-/// share of x + r.
-pub(crate) fn add_truncation_shift<R: Ring>(masked: &mut [R], p0: bool) {
+/// Adds P0's 2^(m-2) of a truncation opening of `width` bits (which keeps x + 2^(m-2)
+/// non-negative) to its share of x + r.
+pub(crate) fn add_truncation_shift<R: Ring>(masked: &mut [R], p0: bool, width: u32) {
     if p0 {
-        let shift = R::ONE.shl(R::BITS - 2);
+        let shift = R::ONE.shl(width - 2);
         for v in masked {
             *v = v.wrapping_add(&shift);
         }
     }
 }
 
-/// The public part of x >> f read off a truncation opening c: c >> f - 2^(k-2-f). With
-/// [`truncation_wrap`], x >> f = public + wrap·msb(r) - (r >> f), within one unit.
-pub(crate) fn truncation_public<R: Ring>(c: R, f: u32) -> R {
-    c.shr_logical(f).wrapping_sub(&R::ONE.shl(R::BITS - 2 - f))
+/// The public part of x >> f read off a truncation opening c of `width` bits (c = x +
+/// 2^(m-2) + r mod 2^m; m is the ring's k bits but for narrow comparisons): c >> f -
+/// 2^(m-2-f). With [`truncation_wrap`], x >> f = public + wrap·msb(ρ) - (ρ >> f) for ρ = r mod
+/// 2^m, within one unit.
+pub(crate) fn truncation_public<R: Ring>(c: R, f: u32, width: u32) -> R {
+    c.shr_logical(f).wrapping_sub(&R::ONE.shl(width - 2 - f))
 }
 
-/// The public factor of msb(r) in x >> f read off a truncation opening whose msb is `c_msb`:
-/// (1 - msb c)·2^(k-f), which is 2^k, nothing in the ring, for f = 0.
-pub(crate) fn truncation_wrap<R: Ring>(c_msb: R, f: u32) -> R {
-    if f == 0 { R::ZERO } else { R::ONE.wrapping_sub(&c_msb).shl(R::BITS - f) }
+/// The public factor of msb(ρ) (bit m - 1) in x >> f read off a truncation opening of `width`
+/// bits whose top bit is `c_msb`: (1 - msb c)·2^(m-f), which is 2^k, nothing in the ring, for
+/// f = 0 at full width.
+pub(crate) fn truncation_wrap<R: Ring>(c_msb: R, f: u32, width: u32) -> R {
+    if width - f >= R::BITS { R::ZERO } else { R::ONE.wrapping_sub(&c_msb).shl(width - f) }
 }
 
-/// One party's share of x >> f after the truncation opening c: msb(r)·(1 - msb c)·2^(k-f) -
-/// (r >> f), plus the public c >> f - 2^(k-2-f) at P0 (only P0 reads `c`; P1 needs its msb).
-pub(crate) fn truncated_share<R: Ring>(p0: bool, f: u32, c: R, c_msb: R, r_hi: R, r_msb: R) -> R {
-    let v = r_msb.wrapping_mul(&truncation_wrap(c_msb, f)).wrapping_sub(&r_hi);
-    if p0 { v.wrapping_add(&truncation_public(c, f)) } else { v }
+/// One party's share of x >> f after a truncation opening c of `width` bits: msb(ρ)·(1 - msb
+/// c)·2^(m-f) - (ρ >> f), plus the public c >> f - 2^(m-2-f) at P0 (only P0 reads `c`; P1
+/// needs its top bit).
+pub(crate) fn truncated_share<R: Ring>(p0: bool, (f, width): (u32, u32), c: R, c_msb: R, r_hi: R, r_msb: R) -> R {
+    let v = r_msb.wrapping_mul(&truncation_wrap(c_msb, f, width)).wrapping_sub(&r_hi);
+    if p0 { v.wrapping_add(&truncation_public(c, f, width)) } else { v }
 }
 
 /// Local truncation of one party's share by `f` bits (SecureML): P0 shifts its share, P1 shifts

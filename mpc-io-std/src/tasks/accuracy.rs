@@ -4,7 +4,7 @@
 use mpc_core::Error;
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::{CommStats, Role};
-use mpc_nn::{Backend, Plain, Secure};
+use mpc_nn::{Backend, Plain, Secure, Spread};
 use serde::Serialize;
 
 use crate::run::threads::{LaunchError, LaunchOptions, run_threaded};
@@ -101,7 +101,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-1e3, 1e3]",
         bound: 6.5e-4,
         relative: false,
-        rounds: 9,
+        rounds: 8,
         kind: Kind::Elementwise { lo: -1e3, hi: 1e3, n: 4000, log: false },
     },
     Spec {
@@ -109,7 +109,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-8, 8]",
         bound: 8e-4,
         relative: false,
-        rounds: 9,
+        rounds: 8,
         kind: Kind::Elementwise { lo: -8.0, hi: 8.0, n: 2000, log: false },
     },
     Spec {
@@ -125,7 +125,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-10, 10]",
         bound: 7.5e-4,
         relative: false,
-        rounds: 10,
+        rounds: 9,
         kind: Kind::Elementwise { lo: -10.0, hi: 10.0, n: 2000, log: false },
     },
     Spec {
@@ -149,7 +149,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 9e-5,
         relative: false,
-        rounds: 67,
+        rounds: 57,
         kind: Kind::Rows,
     },
     Spec {
@@ -189,7 +189,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: INPUT_ROUNDING,
         relative: false,
-        rounds: 45,
+        rounds: 36,
         kind: Kind::Rows,
     },
 ];
@@ -232,7 +232,7 @@ impl Spec {
             "2relu" => b.two_relu(x, rows, len, None),
             "ltz" => b.ltz(x).map(|bits| b.mul_bits_public(&bits, &vec![1.0; bits.len()], b.frac_bits())),
             "relu" => b.relu(x),
-            "max" => b.max_rows(x, rows, len),
+            "max" => b.max_rows(x, rows, len, Spread::ACTIVATIONS),
             other => unreachable!("unknown function {other}"),
         }
     }
