@@ -238,6 +238,11 @@ pub trait Backend {
     fn add_scalar(&self, a: &[Self::Elem], c: f64, frac: u32) -> Self::Vector;
     /// `bits[i] · c[i]`: public constants at `frac` bits selected by secret bits.
     fn mul_bits_public(&self, bits: &[Self::Elem], c: &[f64], frac: u32) -> Self::Vector;
+    /// `a · c` for one public constant `c` at `frac` bits (exact: the product carries `frac`
+    /// more bits than `a`); [`Backend::mul_bits_public`] with `c` repeated, encoded once.
+    fn mul_scalar(&self, a: &[Self::Elem], c: f64, frac: u32) -> Self::Vector {
+        self.mul_bits_public(a, &alloc::vec![c; a.len()], frac)
+    }
     /// Multiplies by 2^`pow2` and adds `bits` of precision (`bits + pow2 >= 0`): exact.
     fn extend(&self, a: &[Self::Elem], bits: u32, pow2: i32) -> Self::Vector;
     /// Sums each row of a `rows × len` matrix.

@@ -129,6 +129,10 @@ impl Backend for Fixed {
     fn mul_bits_public(&self, bits: &[u64], c: &[f64], frac: u32) -> Vec<u64> {
         bits.iter().zip(c).map(|(&b, &c)| b.wrapping_mul(encode(c, frac))).collect()
     }
+    fn mul_scalar(&self, a: &[u64], c: f64, frac: u32) -> Vec<u64> {
+        let c = encode(c, frac);
+        a.iter().map(|x| x.wrapping_mul(c)).collect()
+    }
     fn extend(&self, a: &[u64], bits: u32, pow2: i32) -> Vec<u64> {
         let shift = (bits as i32 + pow2) as u32;
         a.iter().map(|x| x << shift).collect()

@@ -122,7 +122,6 @@ fn even_polynomial<B: Backend + ?Sized>(
     }
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
-    let n = square.len();
     let (v, v_bits) = (b.extend(square, 4, -4), 2 * f + 4);
     let scale = 16.0 / (bound * bound);
     let c: Vec<f64> = coeffs.iter().enumerate().map(|(i, c)| c * libm::pow(scale, i as f64)).collect();
@@ -132,7 +131,7 @@ fn even_polynomial<B: Backend + ?Sized>(
     let c_bits = pair_bits.checked_sub(v_bits).filter(|&bits| bits >= 8).ok_or(shape)?;
     let pairs: Vec<B::Vector> = c
         .chunks(2)
-        .map(|p| b.add_scalar(&b.mul_bits_public(&v, &alloc::vec![p[1]; n], c_bits), p[0], pair_bits))
+        .map(|p| b.add_scalar(&b.mul_scalar(&v, p[1], c_bits), p[0], pair_bits))
         .collect();
     // The products come out at 2·high bits; sums are taken at the larger of the two precisions.
     let (product_bits, sum_bits) = (2 * high, pair_bits.max(2 * high));
@@ -181,7 +180,7 @@ fn saturate<B: Backend + ?Sized>(
     for (bit, bit_x, asymptote) in [(lower, lower_x, below), (&is_above[..], &above_x[..], above)] {
         let term = match asymptote {
             Asymptote::Identity => b.wrap(bit_x.to_vec()),
-            Asymptote::Const(c) => b.mul_bits_public(bit, &alloc::vec![c; n], f),
+            Asymptote::Const(c) => b.mul_scalar(bit, c, f),
         };
         acc = b.add(&acc, &term);
     }
@@ -302,12 +301,12 @@ fn by_piece<B: Backend + ?Sized>(
     let top = alloc::vec![v.last().copied().unwrap_or(0.0); n];
     let mut acc = match unit {
         None => b.public(&top, frac),
-        Some(y) => b.mul_bits_public(y, &top, frac),
+        Some(y) => b.mul_scalar(y, v.last().copied().unwrap_or(0.0), frac),
     };
     for (i, bits) in below.chunks_exact(n.max(1)).enumerate() {
         let step = v[i] - v[i + 1];
         if step != 0.0 {
-            acc = b.add(&acc, &b.mul_bits_public(bits, &alloc::vec![step; n], frac));
+            acc = b.add(&acc, &b.mul_scalar(bits, step, frac));
         }
     }
     acc

@@ -123,6 +123,10 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     fn mul_bits_public(&self, bits: &[u64], c: &[f64], frac: u32) -> Shares<u64> {
         Shares::from_vec(bits.iter().zip(c).map(|(&b, &c)| b.wrapping_mul(encode(c, frac))).collect())
     }
+    fn mul_scalar(&self, a: &[u64], c: f64, frac: u32) -> Shares<u64> {
+        let c = encode(c, frac);
+        Shares::from_vec(a.iter().map(|x| x.wrapping_mul(c)).collect())
+    }
     fn extend(&self, a: &[u64], bits: u32, pow2: i32) -> Shares<u64> {
         let shift = (bits as i32 + pow2) as u32;
         Shares::from_vec(a.iter().map(|x| x << shift).collect())
