@@ -331,10 +331,11 @@ pub trait Backend {
         let products = self.wrap(products);
         Ok([bits, products, y])
     }
-    /// [`Backend::below_times`] without a shift, and each value's square at twice `frac` bits
-    /// (not truncated): `[bits, products, squares]`. Under MPC in the comparisons' own rounds
-    /// and traffic (their opening also masks x for its square); the default compares, then
-    /// squares.
+    /// [`Backend::below`] without a shift, the last bound's bits times their values (a
+    /// saturating function's top asymptote: `x.len()` products, not truncated) and each value's
+    /// square at twice `frac` bits (not truncated): `[bits, products, squares]`. Under MPC in
+    /// the comparisons' own rounds and traffic (their opening also masks x for its square); the
+    /// default compares, then multiplies and squares.
     fn below_times_square(
         &mut self,
         x: &[Self::Elem],
@@ -342,7 +343,9 @@ pub trait Backend {
         bounds: &[f64],
         spread: Spread,
     ) -> Result<[Self::Vector; 3]> {
-        let [bits, products, _] = self.below_times(x, frac, bounds, 0, spread)?;
+        let bits = self.below(x, frac, bounds, spread)?;
+        let last = bits.len().checked_sub(x.len()).filter(|_| !bounds.is_empty()).ok_or(Error::ShapeMismatch)?;
+        let products = self.mul_bits(&[(&bits[last..], x)])?.pop().ok_or(Error::ShapeMismatch)?;
         let squares = self.square(x, Product { a: frac, b: frac, out: 2 * frac, pow2: 0 })?;
         Ok([bits, products, squares])
     }

@@ -305,8 +305,11 @@ impl Backend for Fixed {
         Ok([bits, products, y])
     }
     fn below_times_square(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<[Vec<u64>; 3]> {
-        // The square is read off the comparisons' opening: no traffic of its own.
-        let [bits, products, _] = self.below_times(x, frac, bounds, 0, spread)?;
+        // The square and the last bound's products are read off the comparisons' opening: no
+        // traffic of their own.
+        let [bits, mut products, _] = self.below_times(x, frac, bounds, 0, spread)?;
+        let last = products.len().checked_sub(x.len()).filter(|_| !bounds.is_empty()).ok_or(Error::ShapeMismatch)?;
+        products.drain(..last);
         Ok([bits, products, zip(x, x, u64::wrapping_mul)])
     }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Vec<u64>>> {

@@ -89,7 +89,7 @@ pub const INV_SQRT_BITS: u32 = 52;
 /// 2^8, a large variance).
 const INV_SQRT_INPUT_BITS: u32 = 24;
 
-/// What a saturating function is outside its core interval.
+/// What a saturating function is above its core interval.
 #[derive(Clone, Copy, Debug)]
 enum Asymptote {
     /// A constant.
@@ -129,10 +129,8 @@ fn even_polynomial<B: Backend + ?Sized>(
     let size = c.chunks(2).map(|p| libm::fabs(p[0]) + libm::fabs(p[1])).fold(1.0, f64::max);
     let pair_bits = (v_bits + 20).min(61 - libm::ceil(libm::log2(size)) as u32);
     let c_bits = pair_bits.checked_sub(v_bits).filter(|&bits| bits >= 8).ok_or(shape)?;
-    let pairs: Vec<B::Vector> = c
-        .chunks(2)
-        .map(|p| b.add_scalar(&b.mul_scalar(&v, p[1], c_bits), p[0], pair_bits))
-        .collect();
+    let pairs: Vec<B::Vector> =
+        c.chunks(2).map(|p| b.add_scalar(&b.mul_scalar(&v, p[1], c_bits), p[0], pair_bits)).collect();
     // The products come out at 2·high bits; sums are taken at the larger of the two precisions.
     let (product_bits, sum_bits) = (2 * high, pair_bits.max(2 * high));
     let at_sum = |b: &B, y: &[B::Elem], bits: u32| b.extend(y, sum_bits - bits, 0);
@@ -150,41 +148,36 @@ fn even_polynomial<B: Backend + ?Sized>(
     Ok((b.add(&p, &at_sum(b, &top, product_bits)), sum_bits))
 }
 
-/// `inside` (at `frac` ≥ f bits) on [-bound, bound], the asymptotes below and above, at f
-/// bits, given the comparisons of x with -bound and bound and their bits times x
+/// `inside` (at `frac` ≥ f bits) on [-bound, bound], a constant below and `above` beyond, at
+/// f bits, given the comparisons of x with -bound and bound and the upper one's bits times x
 /// ([`Backend::below_times_square`]): one product, which also truncates `inside`.
 fn saturate<B: Backend + ?Sized>(
     b: &mut B,
     x: &[B::Elem],
-    (bits, times_x): (&[B::Elem], &[B::Elem]),
+    (bits, upper_x): (&[B::Elem], &[B::Elem]),
     (inside, frac): (&[B::Elem], u32),
-    below: Asymptote,
+    below: f64,
     above: Asymptote,
 ) -> Result<B::Vector> {
     let shape = mpc_core::Error::ShapeMismatch;
     let f = b.frac_bits();
     let n = x.len();
-    if bits.len() != 2 * n || times_x.len() != 2 * n {
+    if bits.len() != 2 * n || upper_x.len() != n {
         return Err(shape);
     }
     // lower = [x < -B], upper = [x < B]: inside = upper - lower, above = 1 - upper.
-    let ((lower, upper), (lower_x, upper_x)) = (bits.split_at(n), times_x.split_at(n));
+    let (lower, upper) = bits.split_at(n);
     let in_range = b.sub(upper, lower);
-    let is_above = b.add_scalar(&b.mul_int(upper, -1), 1.0, 0);
     // Only the kept value is brought to f bits, by the product's own opening: the asymptotes
     // are there already, and a large x at `frac` bits would not fit the ring (out of range the
     // product is of 0).
     let kept = b.mul_shifted(&[Fused::elementwise(&in_range, 0, inside, frac - f)])?.pop().ok_or(shape)?;
-    let above_x = b.sub(x, upper_x);
-    let mut acc = kept;
-    for (bit, bit_x, asymptote) in [(lower, lower_x, below), (&is_above[..], &above_x[..], above)] {
-        let term = match asymptote {
-            Asymptote::Identity => b.wrap(bit_x.to_vec()),
-            Asymptote::Const(c) => b.mul_scalar(bit, c, f),
-        };
-        acc = b.add(&acc, &term);
-    }
-    Ok(acc)
+    let below = b.mul_scalar(lower, below, f);
+    let above = match above {
+        Asymptote::Identity => b.sub(x, upper_x),
+        Asymptote::Const(c) => b.mul_scalar(&b.add_scalar(&b.mul_int(upper, -1), 1.0, 0), c, f),
+    };
+    Ok(b.add(&b.add(&kept, &below), &above))
 }
 
 /// e^x, valid for x ≤ 0: clipped at -128, then (1 + t + t²/2)^128 with t = x/128 at f + 8 bits.
@@ -373,7 +366,7 @@ pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let inside = inside.ok_or(mpc_core::Error::ShapeMismatch)?;
     let inside_bits = f + high;
     let compared = (&bits[..], &times_x[..]);
-    saturate(b, x, compared, (&inside, inside_bits), Asymptote::Const(-1.0), Asymptote::Const(1.0))
+    saturate(b, x, compared, (&inside, inside_bits), -1.0, Asymptote::Const(1.0))
 }
 
 /// GeLU(x) = x·Φ(x) for |x| < 2^16 ([`Spread::ACTIVATIONS`]): x/2 + an even polynomial inside
@@ -387,7 +380,7 @@ pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> 
     let half = b.extend(x, h_bits - f, -1);
     let inside = b.add(&half, &h);
     let compared = (&bits[..], &times_x[..]);
-    saturate(b, x, compared, (&inside, h_bits), Asymptote::Const(0.0), Asymptote::Identity)
+    saturate(b, x, compared, (&inside, h_bits), 0.0, Asymptote::Identity)
 }
 
 /// The logistic sigmoid: σ(|x|) = 1/(1 + e^-|x|) (exp and reciprocal above), mirrored for x < 0.

@@ -175,8 +175,15 @@ pub(crate) const fn below_wraps<R: Ring>(times: Option<u32>, width: u32) -> bool
     }
 }
 
+/// The comparisons of a [`Request::Below`] of `n` values and `bounds` bounds whose bits are
+/// multiplied by their values (with `times`): all of them, or with a `square` those of the last
+/// bound only (a saturating function's top asymptote); they are the last ones, bound-major.
+pub(crate) const fn below_products(n: usize, bounds: usize, square: bool) -> usize {
+    if square { n } else { n * bounds }
+}
+
 /// Ring words of a [`Request::Below`]'s value truncations and cross products for `n` values
-/// and `m` comparisons: with a wrap ([`below_wraps`]), (r mod 2^width) >> s and bit width - 1
+/// and `m` comparisons with products ([`below_products`]): with a wrap ([`below_wraps`]), (r mod 2^width) >> s and bit width - 1
 /// of r per value, then U_k·msb and U_k·((r mod 2^width) >> s) per comparison; without one
 /// only U_k·r (the value is c - r itself); nothing without products.
 pub(crate) const fn below_times_lens<R: Ring>(n: usize, m: usize, times: Option<u32>, width: u32) -> (usize, usize) {
@@ -381,7 +388,7 @@ impl Request {
             Request::Below { n, bounds, times, square, width } => {
                 let m = n * bounds;
                 let bits = words_for_bits::<R>(m);
-                let (value, cross) = below_times_lens::<R>(n, m, times, width);
+                let (value, cross) = below_times_lens::<R>(n, below_products(n, bounds, square), times, width);
                 let mut correlated = parts(&[
                     (n * below_table_words::<R>(bounds, width), Xor),
                     (m, Additive),
@@ -915,9 +922,11 @@ impl<R: Ring> DealerState<R> {
                     // Without a wrap, msb(r) has no weight and r >> 0 is r: neither is sent.
                     let wrapped = if below_wraps::<R>(times, width) { n } else { 0 };
                     correct(&mut corr[5], (0..wrapped).map(hi).chain((0..wrapped).map(msb)))?;
+                    let products = (m - below_products(n, bounds, square))..m;
+                    let with_msb = if wrapped > 0 { products.clone() } else { 0..0 };
                     let cross = (0..4).flat_map(|which| {
-                        let by_msb = (0..wrapped * bounds).map(move |q| u(which, q).wrapping_mul(&msb(q % n)));
-                        let by_hi = (0..m).map(move |q| u(which, q).wrapping_mul(&hi(q % n)));
+                        let by_msb = with_msb.clone().map(move |q| u(which, q).wrapping_mul(&msb(q % n)));
+                        let by_hi = products.clone().map(move |q| u(which, q).wrapping_mul(&hi(q % n)));
                         by_msb.chain(by_hi)
                     });
                     correct(&mut corr[6], cross)?;

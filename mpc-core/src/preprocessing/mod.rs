@@ -129,7 +129,8 @@ pub enum Request {
         /// products read off the same rounds).
         times: Option<u32>,
         /// With `times: Some(0)`: also each value's square, read off the same opening (the
-        /// dealer's r² per value).
+        /// dealer's r² per value); the products are then those of the last bound only (a
+        /// saturating function's top asymptote).
         square: bool,
         /// The comparisons' width m ≤ k: the opening is c mod 2^m, valid for values within
         /// 2^(m-2) of each bound; the ring's own width for all of it.
@@ -314,7 +315,8 @@ pub struct BelowMaterial<R: Ring> {
     /// c - r itself).
     pub value_trunc: Shares<R>,
     /// With `times`: shares of U_k·msb(ρ) then U_k·(ρ >> s) for k = 1..4, each per comparison
-    /// (8 · n · bounds); without a shift at full width only U_k·r (4 · n · bounds); else empty.
+    /// with a product (all n · bounds, or the last bound's n with `square`): 8 a comparison;
+    /// without a shift at full width only U_k·r (4 a comparison); else empty.
     pub cross: Shares<R>,
     /// With [`Request::Below`]'s `square`: shares of ρ² per value (x² = c'² - 2c'·r + r² for
     /// the public c' = c - 2^(k-2)), then at a width m below the ring's of ρ·msb(ρ) (x = c' - ρ

@@ -19,7 +19,7 @@ use super::{Party, masked_for_truncation, split_like, truncated_share, truncatio
 use crate::error::Error;
 pub(crate) use crate::preprocessing::deal::words_for_bits;
 use crate::preprocessing::deal::{
-    DIGIT_BITS, below_digit_bits, below_digits, below_square_len, below_table_bits, below_table_words,
+    DIGIT_BITS, below_digit_bits, below_digits, below_products, below_square_len, below_table_bits, below_table_words,
     below_times_lens, below_width_check, below_wraps, ltz_digits, ltz_table_words,
 };
 use crate::preprocessing::{Preprocessing, PreprocessingExt, Request};
@@ -177,9 +177,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         Ok([bits, products, y])
     }
 
-    /// [`Party::below`] together with every comparison's bit times its value and each value's
-    /// square (exact ring products, not truncated), `[bits, products, squares]`, in the same
-    /// rounds and traffic: the comparisons' opening c = x + 2^(m-2) + r makes x = c' - ρ (+
+    /// [`Party::below`] together with the last bound's bits times their values (a saturating
+    /// function's top asymptote, n products) and each value's square (exact ring products, not
+    /// truncated), `[bits, products, squares]`, in the same rounds and traffic: the comparisons' opening c = x + 2^(m-2) + r makes x = c' - ρ (+
     /// the opening's wrap below the ring's width) for the public c' = c - 2^(m-2), and the
     /// dealer's ρ² (and ρ·msb(ρ)) make x² linear. A width below the ring's must be at least
     /// half of it.
@@ -205,7 +205,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         below_width_check::<R>(t, times, square, width)?;
         let mut mat = self.material(|p| p.below(request))?;
         let wraps = below_wraps::<R>(times, width);
-        let (value_len, cross_len) = below_times_lens::<R>(n, m, times, width);
+        // The comparisons with products are the last `with_products` (bound-major).
+        let with_products = below_products(n, t, square);
+        let first_product = m.checked_sub(with_products).ok_or(Error::ShapeMismatch)?;
+        let (value_len, cross_len) = below_times_lens::<R>(n, with_products, times, width);
         if (mat.n, mat.bounds, mat.times, mat.width) != (n, t, times, width)
             || mat.tables.len() != n * below_table_words::<R>(t, width)
             || mat.value_trunc.len() != value_len
@@ -311,7 +314,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         };
         let us = [&mat.arith[0][..], &mat.arith[1][..], &mat.arith[2][..], &mat.arith[3][..]];
         let mut bits = Shares::zeros(m);
-        let mut products = times.map(|_| Shares::zeros(m));
+        let mut products = times.map(|_| Shares::zeros(with_products));
         // The shifted value y = p + w·msb(ρ) - (ρ >> s) per value (ρ = r mod 2^m), p and w
         // public (as a dealer truncation reads them off c), and this party's share of y.
         // Without a wrap (no shift at full width) w = 0, ρ >> 0 is r, and the dealer sends only
@@ -336,11 +339,13 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             let (beta0, beta) = coefficients(q);
             let share = linear(q, us, &beta);
             bits[q] = if p0 { share.wrapping_add(&beta0) } else { share };
-            if let (Some(products), Some((public, wrap, y))) = (products.as_mut(), shifted.as_ref()) {
+            if let (Some(products), Some((public, wrap, y)), Some(p)) =
+                (products.as_mut(), shifted.as_ref(), q.checked_sub(first_product))
+            {
                 // bit·y = β0·y + Σ_k β_k·(p·U_k + w·(U_k msb) - (U_k hi)), the msb term absent
                 // without a wrap.
                 let i = q % n;
-                let cross = |k: usize, part: usize| mat.cross[(parts_per_u * k + part) * m + q];
+                let cross = |k: usize, part: usize| mat.cross[(parts_per_u * k + part) * with_products + p];
                 let mut acc = beta0.wrapping_mul(&y[i]);
                 for (k, b) in beta.iter().enumerate() {
                     let mut term = public[i].wrapping_mul(&us[k][q]).wrapping_sub(&cross(k, parts_per_u - 1));
@@ -349,7 +354,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                     }
                     acc = acc.wrapping_add(&b.wrapping_mul(&term));
                 }
-                products[q] = acc;
+                products[p] = acc;
             }
         }
         let squares = match (&shifted, square) {
