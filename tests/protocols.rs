@@ -309,7 +309,7 @@ proptest! {
         x_shift in prop_oneof![Just(0u32), 1u32..40],
         y_shift in prop_oneof![Just(0u32), 1u32..24],
         scale in 8u32..62,
-        with_square: bool,
+        squared in 0usize..3,
     ) {
         use mpc_core::protocol::FusedOperands;
         let broadcast = [None, Some(true), Some(false)][mode];
@@ -326,28 +326,34 @@ proptest! {
         let run = threaded(seed, Truncation::Dealer, |party, role| {
             let xs = party.input(Role::P0, (role == Role::P0).then_some(&xr[..]), xr.len())?;
             let ys = party.input(Role::P1, (role == Role::P1).then_some(&yr[..]), yr.len())?;
-            // x's square from the same opening, where its msb·msb term vanishes (2 s_x <= k).
-            let with_square = with_square && x_shift <= 32;
-            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast, with_square };
+            // x's (or y's) square from the same opening, where its msb·msb term vanishes
+            // (2s <= k).
+            let with_square = squared == 1 && x_shift <= 32;
+            let y_square = squared == 2;
+            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast, with_square, y_square };
             let z = party.mul_fused(&[item])?;
             assert_eq!(z.len(), item.outputs());
-            let squares = if with_square { party.open(&z[1])? } else { Vec::new() };
+            let squares = if with_square || y_square { party.open(&z[1])? } else { Vec::new() };
             Ok((party.open(&z[0])?, squares))
         });
         prop_assert_eq!(&run.p0.output, &run.p1.output);
         let (products, squares) = &run.p0.output;
+        let (x_squares, y_squares) = if squared == 2 { (&[][..], &squares[..]) } else { (&squares[..], &[][..]) };
+        prop_assert_eq!(y_squares.len(), if squared == 2 { ny } else { 0 });
         for (i, got) in products.iter().enumerate() {
             let j = match broadcast { None => i, Some(true) => i / len, Some(false) => i % len };
-            // The square is of the truncation the product used: the same opening and mask.
-            let pairs: Vec<(u64, Option<u64>)> = truncations(x[i], x_shift)
+            // A square is of the truncation the product used: the same opening and mask.
+            let triples: Vec<(u64, Option<u64>, Option<u64>)> = truncations(x[i], x_shift)
                 .iter()
                 .flat_map(|&a| {
-                    let square = (!squares.is_empty()).then(|| a.wrapping_mul(a) as u64);
-                    truncations(y[j], y_shift).into_iter().map(move |b| (a.wrapping_mul(b) as u64, square))
+                    let x_square = (!x_squares.is_empty()).then(|| a.wrapping_mul(a) as u64);
+                    truncations(y[j], y_shift).into_iter().map(move |b| {
+                        (a.wrapping_mul(b) as u64, x_square, (squared == 2).then(|| b.wrapping_mul(b) as u64))
+                    })
                 })
                 .collect();
-            let found = (*got, squares.get(i).copied());
-            prop_assert!(pairs.contains(&found), "x = {}, y = {}: got {:?}", x[i], y[j], found);
+            let found = (*got, x_squares.get(i).copied(), y_squares.get(j).copied());
+            prop_assert!(triples.contains(&found), "x = {}, y = {}: got {:?}", x[i], y[j], found);
         }
     }
 }
@@ -409,6 +415,7 @@ fn fused_products_take_one_round_and_refuse_bad_shapes() {
                 len: 4,
                 broadcast: Some(true),
                 with_square: true,
+                y_square: false,
             },
             FusedOperands::elementwise(&xs, 0, &xs[..], 12),
         ];

@@ -351,7 +351,7 @@ pub trait Backend {
     }
     /// The products (x >> s_x) · (y >> s_y) of every item ([`Fused`]), left at the precision
     /// of the shifted operands (no truncation after); an item [`Fused::with_square`] also
-    /// gives (x >> s_x)², right after its product. Under MPC in one round: the opening that
+    /// gives (x >> s_x)², one [`Fused::y_square`] (y >> s_y)², right after its product. Under MPC in one round: the opening that
     /// truncates an operand also masks it for the product (and the square). The shifts round to
     /// nearest (within one unit under MPC); the default truncates, then multiplies.
     fn mul_shifted(&mut self, items: &[Fused<'_, Self::Elem>]) -> Result<Vec<Self::Vector>> {
@@ -367,6 +367,8 @@ pub trait Backend {
             out.extend(product);
             if it.with_square {
                 out.push(self.square(&x, exact)?);
+            } else if it.y_square {
+                out.push(self.square(&y, exact)?);
             }
         }
         Ok(out)

@@ -321,14 +321,16 @@ impl Backend for Fixed {
         let mut out = Vec::with_capacity(items.len());
         for it in items {
             let y: Vec<u64> = it.y.iter().map(|&v| round_shift(v, it.y_shift)).collect();
-            let y = match it.broadcast {
-                None => y,
-                Some(per_row) => crate::backend::broadcast_values(&y, it.rows, it.len, per_row),
+            let repeated = match it.broadcast {
+                None => None,
+                Some(per_row) => Some(crate::backend::broadcast_values(&y, it.rows, it.len, per_row)),
             };
             let x: Vec<u64> = it.x.iter().map(|&v| round_shift(v, it.x_shift)).collect();
-            out.push(zip(&x, &y, u64::wrapping_mul));
+            out.push(zip(&x, repeated.as_ref().unwrap_or(&y), u64::wrapping_mul));
             if it.with_square {
                 out.push(zip(&x, &x, u64::wrapping_mul));
+            } else if it.y_square {
+                out.push(zip(&y, &y, u64::wrapping_mul));
             }
         }
         Ok(out)

@@ -128,6 +128,7 @@ impl<B: Backend> LayerNorm<B> {
             len: h,
             broadcast: Some(false),
             with_square: true,
+            y_square: false,
         };
         let mut products = b.mul_shifted(&[item])?.into_iter();
         let (scaled, squares) = products.next().zip(products.next()).ok_or(Error::ShapeMismatch)?;
@@ -146,6 +147,7 @@ impl<B: Backend> LayerNorm<B> {
             len: h,
             broadcast: Some(true),
             with_square: false,
+            y_square: false,
         };
         let y = b.mul_shifted(&[item])?.pop().ok_or(Error::ShapeMismatch)?;
         let y = b.reduce(&y, 2 * f)?;

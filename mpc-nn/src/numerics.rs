@@ -106,8 +106,8 @@ enum Asymptote {
 ///
 /// x² at 2f bits is v, the same ring value read at 2f + 4 bits; the
 /// pairs c_i + c_(i+1)·v are local, at as many bits as their size leaves in the ring (up to
-/// 20 more than v's). Then v² (round 1); both v²·(pair) and v⁴, the square read off the first
-/// product's opening (round 2); v⁴·(pair + product) (round 3): each opening cuts its operands
+/// 20 more than v's). Then v² (round 1); both v²·(pair) and v⁴, one opening of v² serving the
+/// two products and the square (round 2); v⁴·(pair + product) (round 3): each opening cuts its operands
 /// to f + 8 bits ([`Backend::mul_shifted`]), v and its powers in [0, 1] where the value is
 /// used. Horner's rule took a round per coefficient.
 fn even_polynomial<B: Backend + ?Sized>(
@@ -135,16 +135,27 @@ fn even_polynomial<B: Backend + ?Sized>(
     let (product_bits, sum_bits) = (2 * high, pair_bits.max(2 * high));
     let at_sum = |b: &B, y: &[B::Elem], bits: u32| b.extend(y, sum_bits - bits, 0);
     let v2 = b.mul_shifted(&[Fused::square(&v, v_bits - high)])?.pop().ok_or(shape)?;
+    let n = v2.len();
+    // The second and fourth pairs as two rows, each times v² (one value a column), and v⁴ read
+    // off the same opening of v²: v² is opened once.
+    let stacked = b.wrap(pairs[1].iter().chain(pairs[3].iter()).copied().collect());
+    let item = Fused {
+        x: &stacked,
+        x_shift: pair_bits - high,
+        y: &v2,
+        y_shift: product_bits - high,
+        rows: 2,
+        len: n,
+        broadcast: Some(false),
+        with_square: false,
+        y_square: true,
+    };
+    let [both, v4]: [B::Vector; 2] = b.mul_shifted(&[item])?.try_into().map_err(|_| shape)?;
+    let (low, high_pair) = both.split_at(n);
+    let upper = b.add(&at_sum(b, &pairs[2], pair_bits), &at_sum(b, high_pair, product_bits));
     let s = product_bits - high;
-    // v⁴ comes out of v²'s opening for its product with the first pair.
-    let low_and_v4 = Fused { with_square: true, ..Fused::elementwise(&v2, s, &pairs[1], pair_bits - high) };
-    let [low, v4, high_pair]: [B::Vector; 3] = b
-        .mul_shifted(&[low_and_v4, Fused::elementwise(&v2, s, &pairs[3], pair_bits - high)])?
-        .try_into()
-        .map_err(|_| shape)?;
-    let upper = b.add(&at_sum(b, &pairs[2], pair_bits), &at_sum(b, &high_pair, product_bits));
     let top = b.mul_shifted(&[Fused::elementwise(&v4, s, &upper, sum_bits - high)])?.pop().ok_or(shape)?;
-    let p = b.add(&at_sum(b, &pairs[0], pair_bits), &at_sum(b, &low, product_bits));
+    let p = b.add(&at_sum(b, &pairs[0], pair_bits), &at_sum(b, low, product_bits));
     Ok((b.add(&p, &at_sum(b, &top, product_bits)), sum_bits))
 }
 
@@ -467,6 +478,7 @@ fn normalise_rows<B: Backend + ?Sized>(
         len,
         broadcast: Some(true),
         with_square: false,
+        y_square: false,
     };
     let p = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
     let unscale = u32::try_from(k).map_err(|_| mpc_core::Error::ShapeMismatch)?;

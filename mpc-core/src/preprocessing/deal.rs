@@ -41,6 +41,8 @@ const TAG_FUSED: u64 = 13;
 const TAG_FUSED_SQUARE: u64 = 14;
 /// The bit of a [`Request::Fused`] header's mode word that asks for x's square too.
 const FUSED_WITH_SQUARE: u64 = 4;
+/// The bit of a [`Request::Fused`] header's mode word that asks for y's square too.
+const FUSED_Y_SQUARE: u64 = 8;
 /// Where a [`Request::Below`] header keeps its width (bits 8 to 15 of its last word, beside
 /// the square flag in bit 0).
 const BELOW_WIDTH_AT: u32 = 8;
@@ -253,7 +255,7 @@ const FUSED_PARTS: &str = "a fused layout has at most MAX_PARTS parts";
 /// The layout of a fused product of x (`nx` elements) with y (its length and shift), or of a
 /// fused square without y: the masks; each truncated operand's r >> s and msb(r); the cross
 /// products (x's square's last).
-fn fused_layout(nx: usize, x_shift: u32, y: Option<(usize, u32)>, square: bool) -> Layout {
+fn fused_layout(nx: usize, x_shift: u32, y: Option<(usize, u32)>, square: Option<(usize, u32)>) -> Layout {
     let mut random = parts(&[(nx, Additive)]);
     let mut correlated = Parts2::new();
     for (n, shift) in core::iter::once((nx, x_shift)).chain(y) {
@@ -264,9 +266,14 @@ fn fused_layout(nx: usize, x_shift: u32, y: Option<(usize, u32)>, square: bool) 
     if let Some((ny, _)) = y {
         random.push((ny, Additive)).expect(FUSED_PARTS);
     }
-    let squares = if square { fused_cross_parts(x_shift > 0, None) } else { 0 };
-    for _ in 0..fused_cross_parts(x_shift > 0, y.map(|(_, shift)| shift > 0)) + squares {
+    for _ in 0..fused_cross_parts(x_shift > 0, y.map(|(_, shift)| shift > 0)) {
         correlated.push((nx, Additive)).expect(FUSED_PARTS);
+    }
+    // A square's cross products, of its operand's length, come last.
+    if let Some((n, shift)) = square {
+        for _ in 0..fused_cross_parts(shift > 0, None) {
+            correlated.push((n, Additive)).expect(FUSED_PARTS);
+        }
     }
     Layout { random, correlated }
 }
@@ -327,7 +334,10 @@ impl Request {
             }
             // Each shift leaves room for the truncation's offset, and the msb·msb cross term
             // vanishes only while the two shifts add up to at most k.
-            Request::Fused { rows, len, x_shift, y_shift, with_square, .. } => {
+            Request::Fused { rows, len, x_shift, y_shift, with_square, y_square, .. } => {
+                if with_square && y_square {
+                    return Err(Error::Malformed("a fused product squares one of its operands"));
+                }
                 ok(rows.checked_mul(len))
                     && ok(Some(rows))
                     && ok(Some(len))
@@ -335,6 +345,7 @@ impl Request {
                     && y_shift.saturating_add(2) < R::BITS
                     && x_shift.saturating_add(y_shift) <= R::BITS
                     && (!with_square || x_shift.saturating_mul(2) <= R::BITS)
+                    && (!y_square || y_shift.saturating_mul(2) <= R::BITS)
             }
             Request::FusedSquare { n, shift } => {
                 ok(Some(n)) && shift.saturating_add(2) < R::BITS && shift.saturating_mul(2) <= R::BITS
@@ -404,10 +415,16 @@ impl Request {
                 }
                 Layout { random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]), correlated }
             }
-            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {
-                fused_layout(rows * len, x_shift, Some((broadcast_len(rows, len, broadcast), y_shift)), with_square)
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square } => {
+                let y = (broadcast_len(rows, len, broadcast), y_shift);
+                let square = match (with_square, y_square) {
+                    (true, _) => Some((rows * len, x_shift)),
+                    (false, true) => Some(y),
+                    (false, false) => None,
+                };
+                fused_layout(rows * len, x_shift, Some(y), square)
             }
-            Request::FusedSquare { n, shift } => fused_layout(n, shift, None, false),
+            Request::FusedSquare { n, shift } => fused_layout(n, shift, None, None),
         }
     }
 
@@ -426,12 +443,13 @@ impl Request {
                 let flags = u64::from(square) | (u64::from(width) & 0xFF) << BELOW_WIDTH_AT;
                 [TAG_BELOW, n as u64, bounds as u64, times.map_or(0, |s| u64::from(s) + 1), flags]
             }
-            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square } => {
                 let mode = match broadcast {
                     None => 0,
                     Some(true) => 1,
                     Some(false) => 2,
-                } | if with_square { FUSED_WITH_SQUARE } else { 0 };
+                } | if with_square { FUSED_WITH_SQUARE } else { 0 }
+                    | if y_square { FUSED_Y_SQUARE } else { 0 };
                 [TAG_FUSED, rows as u64, len as u64, mode, u64::from(x_shift) | (u64::from(y_shift) << 32)]
             }
             Request::FusedSquare { n, shift } => [TAG_FUSED_SQUARE, n as u64, u64::from(shift), 0, 0],
@@ -487,13 +505,14 @@ impl Request {
                     width => width,
                 },
             },
-            TAG_FUSED if w[3] & !FUSED_WITH_SQUARE <= 2 => Request::Fused {
+            TAG_FUSED if w[3] & !(FUSED_WITH_SQUARE | FUSED_Y_SQUARE) <= 2 => Request::Fused {
                 rows: size(w[1])?,
                 len: size(w[2])?,
-                broadcast: [None, Some(true), Some(false)][(w[3] & !FUSED_WITH_SQUARE) as usize],
+                broadcast: [None, Some(true), Some(false)][(w[3] & !(FUSED_WITH_SQUARE | FUSED_Y_SQUARE)) as usize],
                 x_shift: w[4] as u32,
                 y_shift: (w[4] >> 32) as u32,
                 with_square: w[3] & FUSED_WITH_SQUARE != 0,
+                y_square: w[3] & FUSED_Y_SQUARE != 0,
             },
             TAG_FUSED_SQUARE if unused_zero(&w[3..]) => {
                 Request::FusedSquare { n: size(w[1])?, shift: u32::try_from(w[2]).map_err(|_| Error::TooLarge)? }
@@ -937,14 +956,19 @@ impl<R: Ring> DealerState<R> {
                     correct(&mut corr[7], r.iter().map(|v| v.wrapping_mul(v)).chain(by_msb))?;
                 }
             }
-            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square } => {
-                // x's square's cross products come last in the layout.
-                let squares = if with_square { fused_cross_parts(x_shift > 0, None) } else { 0 };
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square } => {
+                // The squared operand's cross products come last in the layout.
+                let squared = match (with_square, y_square) {
+                    (true, _) => Some((&secret[0], x_shift)),
+                    (false, true) => Some((&secret[1], y_shift)),
+                    (false, false) => None,
+                };
+                let squares = squared.map_or(0, |(_, shift)| fused_cross_parts(shift > 0, None));
                 let at = corr.len().checked_sub(squares).ok_or(Error::MaterialMismatch)?;
                 let (product, square) = corr.split_at_mut(at);
                 fused_correct((rows, len, broadcast), (&secret[0], x_shift), (&secret[1], y_shift), product)?;
-                if with_square {
-                    square_correct(&secret[0], x_shift, square)?;
+                if let Some((mask, shift)) = squared {
+                    square_correct(mask, shift, square)?;
                 }
             }
             Request::FusedSquare { shift, .. } => {

@@ -153,6 +153,9 @@ pub enum Request {
         /// Whether x's square (x >> x_shift)² comes out of the same opening too: its cross
         /// products follow the product's (x's opening then serves two products).
         with_square: bool,
+        /// Whether y's square (y >> y_shift)² comes out of the same opening too (y's length,
+        /// after the product's cross products); not together with `with_square`.
+        y_square: bool,
     },
     /// Material for squares (x >> shift)² whose one opening serves the truncation and the
     /// square (see [`FusedMaterial`]): half the opening and about half the material of a

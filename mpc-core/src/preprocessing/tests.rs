@@ -133,9 +133,42 @@ fn request_headers_round_trip() {
         Request::Below { n: 3, bounds: 2, times: Some(0), square: true, width: 64 },
         Request::Below { n: 3, bounds: 2, times: Some(0), square: true, width: 34 },
         Request::Below { n: 128, bounds: 43, times: Some(19), square: false, width: 40 },
-        Request::Fused { rows: 128, len: 768, broadcast: Some(true), x_shift: 0, y_shift: 40, with_square: false },
-        Request::Fused { rows: 1, len: 9, broadcast: None, x_shift: 28, y_shift: 24, with_square: false },
-        Request::Fused { rows: 128, len: 768, broadcast: Some(false), x_shift: 24, y_shift: 0, with_square: true },
+        Request::Fused {
+            rows: 128,
+            len: 768,
+            broadcast: Some(true),
+            x_shift: 0,
+            y_shift: 40,
+            with_square: false,
+            y_square: false,
+        },
+        Request::Fused {
+            rows: 1,
+            len: 9,
+            broadcast: None,
+            x_shift: 28,
+            y_shift: 24,
+            with_square: false,
+            y_square: false,
+        },
+        Request::Fused {
+            rows: 128,
+            len: 768,
+            broadcast: Some(false),
+            x_shift: 24,
+            y_shift: 0,
+            with_square: true,
+            y_square: false,
+        },
+        Request::Fused {
+            rows: 2,
+            len: 768,
+            broadcast: Some(false),
+            x_shift: 37,
+            y_shift: 24,
+            with_square: false,
+            y_square: true,
+        },
         Request::FusedSquare { n: 7, shift: 32 },
         Request::FusedSquare { n: 1, shift: 0 },
     ] {
@@ -158,7 +191,15 @@ fn zero_sized_requests_are_refused_by_every_provider() {
         Request::Ltz { n: 0 },
         Request::Below { n: 0, bounds: 3, times: None, square: false, width: 64 },
         Request::Below { n: 3, bounds: 0, times: Some(4), square: false, width: 64 },
-        Request::Fused { rows: 0, len: 3, broadcast: None, x_shift: 4, y_shift: 0, with_square: false },
+        Request::Fused {
+            rows: 0,
+            len: 3,
+            broadcast: None,
+            x_shift: 4,
+            y_shift: 0,
+            with_square: false,
+            y_square: false,
+        },
         Request::FusedSquare { n: 0, shift: 4 },
     ];
     let zero_sized = Some(Error::Malformed("zero-sized request"));
@@ -460,13 +501,61 @@ fn every_request() -> Vec<Request> {
         Request::Below { n: 3, bounds: 5, times: Some(0), square: false, width: 34 },
         Request::Below { n: 3, bounds: 17, times: Some(9), square: false, width: 40 },
         Request::Below { n: 3, bounds: 5, times: None, square: false, width: 10 },
-        Request::Fused { rows: 2, len: 3, broadcast: Some(true), x_shift: 0, y_shift: 9, with_square: false },
-        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 7, y_shift: 9, with_square: false },
-        Request::Fused { rows: 2, len: 3, broadcast: Some(false), x_shift: 3, y_shift: 0, with_square: false },
-        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 0, y_shift: 0, with_square: false },
-        Request::Fused { rows: 2, len: 3, broadcast: Some(false), x_shift: 5, y_shift: 0, with_square: true },
-        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 0, y_shift: 4, with_square: true },
-        Request::Fused { rows: 2, len: 3, broadcast: Some(true), x_shift: 7, y_shift: 9, with_square: true },
+        Request::Fused {
+            rows: 2,
+            len: 3,
+            broadcast: Some(true),
+            x_shift: 0,
+            y_shift: 9,
+            with_square: false,
+            y_square: false,
+        },
+        Request::Fused {
+            rows: 2,
+            len: 3,
+            broadcast: None,
+            x_shift: 7,
+            y_shift: 9,
+            with_square: false,
+            y_square: false,
+        },
+        Request::Fused {
+            rows: 2,
+            len: 3,
+            broadcast: Some(false),
+            x_shift: 3,
+            y_shift: 0,
+            with_square: false,
+            y_square: false,
+        },
+        Request::Fused {
+            rows: 2,
+            len: 3,
+            broadcast: None,
+            x_shift: 0,
+            y_shift: 0,
+            with_square: false,
+            y_square: false,
+        },
+        Request::Fused {
+            rows: 2,
+            len: 3,
+            broadcast: Some(false),
+            x_shift: 5,
+            y_shift: 0,
+            with_square: true,
+            y_square: false,
+        },
+        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 0, y_shift: 4, with_square: true, y_square: false },
+        Request::Fused {
+            rows: 2,
+            len: 3,
+            broadcast: Some(true),
+            x_shift: 7,
+            y_shift: 9,
+            with_square: true,
+            y_square: false,
+        },
         Request::FusedSquare { n: 5, shift: 0 },
         Request::FusedSquare { n: 5, shift: 20 },
     ]
@@ -603,18 +692,59 @@ fn material_is_bound_to_the_request_p1_expects() {
 fn requests_with_shifts_beyond_the_ring_are_refused() {
     // (u32::MAX, ...) was a fuzzer's find: the bound check itself overflowed.
     for (x_shift, y_shift) in [(62, 0), (0, 63), (40, 30), (u32::MAX, 0x8eff_ffff), (1, u32::MAX)] {
-        let r = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift, y_shift, with_square: false };
+        let r =
+            Request::Fused { rows: 2, len: 2, broadcast: None, x_shift, y_shift, with_square: false, y_square: false };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
     // A square's msb·msb term vanishes only for 2s <= k.
     for shift in [33, 62, u32::MAX] {
         let r = Request::FusedSquare { n: 2, shift };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
-        let r = Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: shift, y_shift: 0, with_square: true };
+        let r = Request::Fused {
+            rows: 2,
+            len: 2,
+            broadcast: None,
+            x_shift: shift,
+            y_shift: 0,
+            with_square: true,
+            y_square: false,
+        };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
-    let square = Request::Fused { rows: 2, len: 2, broadcast: Some(false), x_shift: 32, y_shift: 0, with_square: true };
+    let square = Request::Fused {
+        rows: 2,
+        len: 2,
+        broadcast: Some(false),
+        x_shift: 32,
+        y_shift: 0,
+        with_square: true,
+        y_square: false,
+    };
     assert_eq!(Request::decode::<u64>(&square.encode(), MAX_REQUEST_ELEMENTS), Ok(square));
+    // y's square likewise, and one operand squared at most.
+    let y_square = Request::Fused {
+        rows: 2,
+        len: 2,
+        broadcast: Some(false),
+        x_shift: 0,
+        y_shift: 33,
+        with_square: false,
+        y_square: true,
+    };
+    assert_eq!(Request::decode::<u64>(&y_square.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
+    let y_square = Request::Fused {
+        rows: 2,
+        len: 2,
+        broadcast: Some(false),
+        x_shift: 0,
+        y_shift: 32,
+        with_square: false,
+        y_square: true,
+    };
+    assert_eq!(Request::decode::<u64>(&y_square.encode(), MAX_REQUEST_ELEMENTS), Ok(y_square));
+    let both =
+        Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: 1, y_shift: 1, with_square: true, y_square: true };
+    assert!(matches!(Request::decode::<u64>(&both.encode(), MAX_REQUEST_ELEMENTS), Err(Error::Malformed(_))));
     for times in [62, u32::MAX - 1] {
         let below = Request::Below { n: 2, bounds: 2, times: Some(times), square: false, width: 64 };
         assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
@@ -646,9 +776,17 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
     header[33] = 0;
     let full = Request::Below { n: 2, bounds: 2, times: None, square: false, width: 32 };
     assert_eq!(Request::decode::<u32>(&header, MAX_REQUEST_ELEMENTS), Ok(full));
-    let mut header =
-        Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: 1, y_shift: 1, with_square: false }.encode();
-    for mode in [3, 7, 8] {
+    let mut header = Request::Fused {
+        rows: 2,
+        len: 2,
+        broadcast: None,
+        x_shift: 1,
+        y_shift: 1,
+        with_square: false,
+        y_square: false,
+    }
+    .encode();
+    for mode in [3, 7, 16] {
         header[24] = mode; // no such broadcast mode, or an unknown flag
         assert_eq!(Request::decode::<u64>(&header, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
     }

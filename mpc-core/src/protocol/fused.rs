@@ -17,7 +17,7 @@ use crate::transport::Transport;
 /// `rows × len` elements and y of the same shape, or (`broadcast`) one value per row
 /// (`Some(true)`) or per column (`Some(false)`), repeated along the other axis. A shift of 0
 /// leaves its operand as it is. With `with_square`, x's square (x >> `x_shift`)² comes out of
-/// the same opening too.
+/// the same opening too (with `y_square`, y's).
 #[derive(Clone, Copy, Debug)]
 pub struct FusedOperands<'a, R> {
     /// The left operand, `rows × len`.
@@ -36,12 +36,15 @@ pub struct FusedOperands<'a, R> {
     pub broadcast: Option<bool>,
     /// Whether x's square is made too, from x's one opening (returned right after the product).
     pub with_square: bool,
+    /// Whether y's square is made too, from y's one opening (returned right after the product;
+    /// not together with `with_square`): a broadcast y squared once, not once a row.
+    pub y_square: bool,
 }
 
 impl<'a, R> FusedOperands<'a, R> {
     /// An elementwise product of x and y (of the same length) shifted by their bits.
     pub fn elementwise(x: &'a [R], x_shift: u32, y: &'a [R], y_shift: u32) -> Self {
-        Self { x, x_shift, y, y_shift, rows: 1, len: x.len(), broadcast: None, with_square: false }
+        Self { x, x_shift, y, y_shift, rows: 1, len: x.len(), broadcast: None, with_square: false, y_square: false }
     }
 
     /// The square of x shifted by `shift` bits: one opening serves the truncation and both
@@ -73,12 +76,13 @@ impl<'a, R> FusedOperands<'a, R> {
             x_shift: self.x_shift,
             y_shift: self.y_shift,
             with_square: self.with_square,
+            y_square: self.y_square,
         }
     }
 
-    /// Products this item returns: 2 with x's square, else 1.
+    /// Products this item returns: 2 with a square, else 1.
     pub fn outputs(&self) -> usize {
-        1 + usize::from(self.with_square)
+        1 + usize::from(self.with_square || self.y_square)
     }
 
     /// Elements of y.
@@ -181,11 +185,16 @@ fn square_products<R: Ring, const SHIFTED: bool>(
     z
 }
 
-/// Cross products of a fused item's product ([`fused_cross_parts`]), and of x's square with
-/// [`FusedOperands::with_square`].
-fn cross_products(it: &FusedOperands<'_, impl Sized>) -> (usize, usize) {
-    let squares = if it.with_square { fused_cross_parts(it.x_shift > 0, None) } else { 0 };
-    (fused_cross_parts(it.x_shift > 0, (!it.is_square()).then_some(it.y_shift > 0)), squares)
+/// Cross products of a fused item's product ([`fused_cross_parts`]), and of its square
+/// ([`FusedOperands::with_square`], [`FusedOperands::y_square`]) with the squared operand's
+/// length.
+fn cross_products<R>(it: &FusedOperands<'_, R>) -> (usize, usize, usize) {
+    let (squares, len) = match (it.with_square, it.y_square) {
+        (true, _) => (fused_cross_parts(it.x_shift > 0, None), it.x.len()),
+        (false, true) => (fused_cross_parts(it.y_shift > 0, None), it.y.len()),
+        (false, false) => (0, 0),
+    };
+    (fused_cross_parts(it.x_shift > 0, (!it.is_square()).then_some(it.y_shift > 0)), squares, len)
 }
 
 /// This party's share of an operand's opening, appended to `openings`: x - a for an
@@ -208,12 +217,16 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// (c = x + 2^(k-2) + r), an untruncated one as a Beaver product does, and the product is
     /// linear in the dealer's shares after that. The shifts round as [`Party::truncate`] does
     /// (within one unit below); values must satisfy |x|, |y| < 2^(k-2). The products are not
-    /// truncated. An item [`FusedOperands::with_square`] returns its product, then x's square.
+    /// truncated. An item [`FusedOperands::with_square`] ([`FusedOperands::y_square`]) returns its
+    /// product, then x's (y's) square.
     pub fn mul_fused(&mut self, items: &[FusedOperands<'_, R>]) -> Result<Vec<Shares<R>>, Error> {
         for it in items {
             let request = it.request();
             request.validate::<R>(usize::MAX)?;
-            if it.x.len() != it.rows * it.len || it.y.len() != it.y_len() || (it.with_square && it.is_square()) {
+            if it.x.len() != it.rows * it.len
+                || it.y.len() != it.y_len()
+                || ((it.with_square || it.y_square) && it.is_square())
+            {
                 return Err(Error::ShapeMismatch);
             }
         }
@@ -231,13 +244,14 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 |t: &[Shares<R>; 2], shift: u32, n: usize| shift == 0 || (t[0].len() == n && t[1].len() == n);
             let square = it.is_square();
             let ny = if square { 0 } else { it.y.len() };
-            let (product_parts, square_parts) = cross_products(it);
+            let (product_parts, square_parts, square_len) = cross_products(it);
             if mat.x_mask.len() != it.x.len()
                 || mat.y_mask.len() != ny
                 || !trunc_ok(&mat.x_trunc, it.x_shift, it.x.len())
                 || !trunc_ok(&mat.y_trunc, if square { 0 } else { it.y_shift }, ny)
                 || mat.cross.len() != product_parts + square_parts
-                || mat.cross.iter().any(|c| c.len() != it.x.len())
+                || mat.cross[..product_parts].iter().any(|c| c.len() != it.x.len())
+                || mat.cross[product_parts..].iter().any(|c| c.len() != square_len)
             {
                 return Err(Error::MaterialMismatch);
             }
@@ -255,15 +269,15 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             let (x_mask, x_trunc, y_mask, y_trunc) = (&mat.x_mask, &mat.x_trunc, &mat.y_mask, &mat.y_trunc);
             let (cross, square_cross) = mat.cross.split_at_mut(cross_products(it).0);
             let (sx, sy) = (it.x_shift, it.y_shift);
-            let square = |cross: &mut [Shares<R>]| {
-                if sx > 0 {
-                    square_products::<R, true>(Opened::new(cx, sx, x_mask, x_trunc), cross, p0)
+            let square = |c: &[R], s: u32, mask: &[R], trunc: &[Shares<R>; 2], cross: &mut [Shares<R>]| {
+                if s > 0 {
+                    square_products::<R, true>(Opened::new(c, s, mask, trunc), cross, p0)
                 } else {
-                    square_products::<R, false>(Opened::new(cx, sx, x_mask, x_trunc), cross, p0)
+                    square_products::<R, false>(Opened::new(c, s, mask, trunc), cross, p0)
                 }
             };
             if it.is_square() {
-                out.push(square(cross));
+                out.push(square(cx, sx, x_mask, x_trunc, cross));
                 continue;
             }
             let cy = &rest[..it.y.len()];
@@ -286,7 +300,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 (true, true) => specialised!(true, true),
             });
             if it.with_square {
-                out.push(square(square_cross));
+                out.push(square(cx, sx, x_mask, x_trunc, square_cross));
+            } else if it.y_square {
+                out.push(square(cy, sy, y_mask, y_trunc, square_cross));
             }
         }
         Ok(out)
