@@ -482,6 +482,12 @@ fn released_masks_are_forgotten_and_later_ones_still_work() {
 }
 
 /// One request of every kind (two masks, with triples for each).
+/// A fused product of a 2 × 3 matrix x with y (broadcast as asked), shifted and squared as
+/// asked.
+fn fused_2x3(broadcast: Option<bool>, x_shift: u32, y_shift: u32, with_square: bool, y_square: bool) -> Request {
+    Request::Fused { rows: 2, len: 3, broadcast, x_shift, y_shift, with_square, y_square }
+}
+
 fn every_request() -> Vec<Request> {
     vec![
         Request::Beaver { n: 5 },
@@ -501,61 +507,15 @@ fn every_request() -> Vec<Request> {
         Request::Below { n: 3, bounds: 5, times: Some(0), square: false, width: 34 },
         Request::Below { n: 3, bounds: 17, times: Some(9), square: false, width: 40 },
         Request::Below { n: 3, bounds: 5, times: None, square: false, width: 10 },
-        Request::Fused {
-            rows: 2,
-            len: 3,
-            broadcast: Some(true),
-            x_shift: 0,
-            y_shift: 9,
-            with_square: false,
-            y_square: false,
-        },
-        Request::Fused {
-            rows: 2,
-            len: 3,
-            broadcast: None,
-            x_shift: 7,
-            y_shift: 9,
-            with_square: false,
-            y_square: false,
-        },
-        Request::Fused {
-            rows: 2,
-            len: 3,
-            broadcast: Some(false),
-            x_shift: 3,
-            y_shift: 0,
-            with_square: false,
-            y_square: false,
-        },
-        Request::Fused {
-            rows: 2,
-            len: 3,
-            broadcast: None,
-            x_shift: 0,
-            y_shift: 0,
-            with_square: false,
-            y_square: false,
-        },
-        Request::Fused {
-            rows: 2,
-            len: 3,
-            broadcast: Some(false),
-            x_shift: 5,
-            y_shift: 0,
-            with_square: true,
-            y_square: false,
-        },
+        fused_2x3(Some(true), 0, 9, false, false),
+        fused_2x3(None, 7, 9, false, false),
+        fused_2x3(Some(false), 3, 0, false, false),
+        fused_2x3(None, 0, 0, false, false),
+        fused_2x3(Some(false), 5, 0, true, false),
         Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 0, y_shift: 4, with_square: true, y_square: false },
-        Request::Fused {
-            rows: 2,
-            len: 3,
-            broadcast: Some(true),
-            x_shift: 7,
-            y_shift: 9,
-            with_square: true,
-            y_square: false,
-        },
+        fused_2x3(Some(true), 7, 9, true, false),
+        fused_2x3(Some(false), 7, 9, false, true),
+        fused_2x3(None, 0, 0, false, true),
         Request::FusedSquare { n: 5, shift: 0 },
         Request::FusedSquare { n: 5, shift: 20 },
     ]
