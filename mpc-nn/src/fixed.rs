@@ -271,7 +271,7 @@ impl Backend for Fixed {
         }
     }
     fn ltz(&mut self, x: &[u64]) -> Result<Vec<u64>> {
-        cost::ltz::<u64>(&mut self.ledger, x.len());
+        cost::below::<u64>(&mut self.ledger, x.len(), 1, u64::BITS);
         Ok(x.iter().map(|v| u64::from(v.to_i64() < 0)).collect())
     }
     fn mul_bits(&mut self, pairs: &[Pair<'_, u64>]) -> Result<Vec<Vec<u64>>> {

@@ -31,7 +31,7 @@ const TAG_MASK: u64 = 4;
 const TAG_TRIPLE: u64 = 5;
 
 const TAG_AND: u64 = 6;
-const TAG_LTZ: u64 = 7;
+// Tag 7 was a less-than-zero comparison, now a `Below` against 0.
 const TAG_OWNED_MASK: u64 = 8;
 const TAG_OWNED_TRIPLE: u64 = 9;
 const TAG_BROADCAST: u64 = 10;
@@ -108,20 +108,6 @@ fn correct<R: Ring>(share: &mut [R], secret: impl IntoIterator<Item = R>) -> Res
 /// Ring words holding `bits` packed bits.
 pub(crate) fn words_for_bits<R: Ring>(bits: usize) -> usize {
     bits.div_ceil(R::BITS as usize)
-}
-
-/// The comparison's digit tables: `DIGIT_BITS`-bit digits of the low k-2 bits of the mask.
-pub(crate) const DIGIT_BITS: u32 = 4;
-
-/// Digits covering the low k - 2 bits of a ring element.
-pub(crate) const fn ltz_digits<R: Ring>() -> usize {
-    ((R::BITS - 2) as usize).div_ceil(DIGIT_BITS as usize)
-}
-
-/// Ring words of one element's digit tables: per digit, 16 bits of [v < digit] then 16 bits of
-/// [v == digit], for v = 0..16.
-pub(crate) const fn ltz_table_words<R: Ring>() -> usize {
-    (ltz_digits::<R>() * 32).div_ceil(R::BITS as usize)
 }
 
 /// Elements of a vector multiplying a `rows × len` matrix: the matrix's shape for `None`, one
@@ -288,7 +274,6 @@ impl Request {
             | Request::Square { n }
             | Request::Trunc { n, .. }
             | Request::TruncSquare { n, .. }
-            | Request::Ltz { n }
             | Request::FusedSquare { n, .. } => n == 0,
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => k == 0 || n == 0,
             Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => m == 0 || k == 0 || n == 0,
@@ -323,7 +308,6 @@ impl Request {
             // Each factor alone too: the short vector has `rows` or `len` entries even when the
             // matrix is empty.
             Request::Broadcast { rows, len, .. } => ok(rows.checked_mul(len)) && ok(Some(rows)) && ok(Some(len)),
-            Request::Ltz { n } => ok(n.checked_mul(ltz_table_words::<R>())),
             Request::Below { n, bounds, times, square, width } => {
                 if square && times != Some(0) {
                     return Err(Error::Malformed("a comparison's square needs its unshifted products"));
@@ -389,13 +373,6 @@ impl Request {
                 random: parts(&[(rows * len, Additive), (broadcast_len(rows, len, Some(per_row)), Additive)]),
                 correlated: parts(&[(rows * len, Additive)]),
             },
-            Request::Ltz { n } => {
-                let bits = words_for_bits::<R>(n);
-                Layout {
-                    random: parts(&[(n, Additive), (bits, Xor)]),
-                    correlated: parts(&[(n * ltz_table_words::<R>(), Xor), (bits, Xor), (n, Additive)]),
-                }
-            }
             Request::Below { n, bounds, times, square, width } => {
                 let m = n * bounds;
                 let bits = words_for_bits::<R>(m);
@@ -438,7 +415,6 @@ impl Request {
             Request::MatmulMask { k, n } => [TAG_MASK, k as u64, n as u64, 0, 0],
             Request::MatmulTriple { m, k, n, mask } => [TAG_TRIPLE, m as u64, k as u64, n as u64, mask],
             Request::And { words } => [TAG_AND, words as u64, 0, 0, 0],
-            Request::Ltz { n } => [TAG_LTZ, n as u64, 0, 0, 0],
             Request::Below { n, bounds, times, square, width } => {
                 let flags = u64::from(square) | (u64::from(width) & 0xFF) << BELOW_WIDTH_AT;
                 [TAG_BELOW, n as u64, bounds as u64, times.map_or(0, |s| u64::from(s) + 1), flags]
@@ -493,7 +469,6 @@ impl Request {
             TAG_MASK if unused_zero(&w[3..]) => Request::MatmulMask { k: size(w[1])?, n: size(w[2])? },
             TAG_TRIPLE => Request::MatmulTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             TAG_AND if unused_zero(&w[2..]) => Request::And { words: size(w[1])? },
-            TAG_LTZ if unused_zero(&w[2..]) => Request::Ltz { n: size(w[1])? },
             TAG_BELOW if w[4] & !(1 | 0xFF << BELOW_WIDTH_AT) == 0 && w[3] <= u64::from(u32::MAX) => Request::Below {
                 n: size(w[1])?,
                 bounds: size(w[2])?,
@@ -662,14 +637,6 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             a: next(&mut random),
             b: next(&mut random),
             c: next(&mut correlated),
-        }),
-        Request::Ltz { n } => Material::Ltz(super::LtzMaterial {
-            n,
-            r: next(&mut random),
-            b2a_bits: next(&mut random),
-            tables: next(&mut correlated),
-            r_high: next(&mut correlated),
-            b2a: next(&mut correlated),
         }),
         Request::Below { n, bounds, times, square, width } => Material::Below(super::BelowMaterial {
             n,
@@ -917,7 +884,6 @@ impl<R: Ring> DealerState<R> {
                     *c = *c ^ (*x & *y);
                 }
             }
-            Request::Ltz { .. } => ltz_correct(&secret[0], &secret[1], &mut corr)?,
             Request::Below { n, bounds, times, square, width } => {
                 // Only r mod 2^width meets the opening; its top bit is the wrap's.
                 let r: alloc::vec::Vec<R> = secret[0].iter().map(|v| ring::low_bits(*v, width)).collect();
@@ -1094,30 +1060,4 @@ fn fused_correct<R: Ring>(
         }
     }
     Ok(())
-}
-
-/// P0's correlated parts of a comparison, over P1's shares in `corr`, from its mask r and its
-/// packed B2A mask bits: each element's digit tables of r mod 2^(k-2) and the packed bits k-2
-/// of r (XOR-shared), and the B2A bits as ring elements 0/1 (additive).
-fn ltz_correct<R: Ring>(r: &[R], b2a_bits: &[R], corr: &mut [Shares<R>]) -> Result<(), Error> {
-    let table_words = ltz_table_words::<R>();
-    let bits = R::BITS as usize;
-    let low_mask = (1u64 << (R::BITS - 2)) - 1;
-    let [tables, r_high, b2a] = corr else { return Err(Error::MaterialMismatch) };
-    if tables.len() != r.len() * table_words || r_high.len() * bits < r.len() {
-        return Err(Error::MaterialMismatch);
-    }
-    for (i, value) in r.iter().enumerate() {
-        let low = value.to_u64() & low_mask;
-        for d in 0..ltz_digits::<R>() {
-            let digit = (low >> (DIGIT_BITS * d as u32)) & 0xF;
-            let entry = ((1u64 << digit) - 1) | (1u64 << (16 + digit));
-            let bit = d * 32;
-            let word = &mut tables[i * table_words + bit / bits];
-            *word = *word ^ R::from_u64(entry << (bit % bits));
-        }
-        let high = value.shr_logical(R::BITS - 2) & R::ONE;
-        r_high[i / bits] = r_high[i / bits] ^ high.shl((i % bits) as u32);
-    }
-    correct(b2a, (0..r.len()).map(|i| b2a_bits[i / bits].shr_logical((i % bits) as u32) & R::ONE))
 }

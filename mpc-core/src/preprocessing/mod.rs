@@ -113,11 +113,6 @@ pub enum Request {
         /// Ring words of packed bits.
         words: usize,
     },
-    /// Material for `n` less-than-zero comparisons (see [`LtzMaterial`]).
-    Ltz {
-        /// Number of comparisons.
-        n: usize,
-    },
     /// Material for comparing each of `n` values with `bounds` public bounds, one mask per value
     /// (see [`BelowMaterial`]; the bound count sets the width of its digits).
     Below {
@@ -256,28 +251,6 @@ pub struct AndTriples<R: Ring> {
     pub c: Shares<R>,
 }
 
-/// One party's material for `n` less-than-zero comparisons.
-///
-/// A uniform mask r hides x in the opening c = x + 2^(k-2) + r. The dealer knows r, so it can
-/// hand out, for each 4-bit digit of r mod 2^(k-2), XOR-shared truth tables of `[v < digit]` and
-/// `[v == digit]` for the 16 values v: read at the public digits of c, they give the digit
-/// comparisons without any message.
-#[derive(Clone, Debug)]
-pub struct LtzMaterial<R: Ring> {
-    /// Number of comparisons.
-    pub n: usize,
-    /// Additive shares of the masks r.
-    pub r: Shares<R>,
-    /// XOR shares of the packed B2A mask bits.
-    pub b2a_bits: Shares<R>,
-    /// XOR shares of each element's digit tables (`ltz_table_words` words per element).
-    pub tables: Shares<R>,
-    /// XOR shares of the packed bits k-2 of the masks r.
-    pub r_high: Shares<R>,
-    /// Additive shares of the B2A mask bits as ring elements 0/1.
-    pub b2a: Shares<R>,
-}
-
 /// One party's material for comparing `n` values with `bounds` public bounds each.
 ///
 /// One uniform mask r per value hides it in the opening c = x + 2^(m-2) + r mod 2^m, for the
@@ -378,8 +351,6 @@ pub enum Material<R: Ring> {
     Broadcast(BeaverTriples<R>),
     /// Answer to [`Request::And`].
     And(AndTriples<R>),
-    /// Answer to [`Request::Ltz`].
-    Ltz(LtzMaterial<R>),
     /// Answer to [`Request::Below`].
     Below(BelowMaterial<R>),
     /// Answer to [`Request::Fused`].
@@ -535,13 +506,6 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
     fn and_triples(&mut self, words: usize) -> Result<AndTriples<R>, Error> {
         match self.material(&Request::And { words })? {
             Material::And(t) => Ok(t),
-            _ => Err(Error::MaterialMismatch),
-        }
-    }
-    /// Material for `n` comparisons.
-    fn ltz(&mut self, n: usize) -> Result<LtzMaterial<R>, Error> {
-        match self.material(&Request::Ltz { n })? {
-            Material::Ltz(t) => Ok(t),
             _ => Err(Error::MaterialMismatch),
         }
     }

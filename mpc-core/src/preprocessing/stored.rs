@@ -39,9 +39,6 @@ fn parts_of<R: Ring>(material: &Material<R>) -> (Vec<&[R]>, Vec<&[R]>, MaskId, b
         Material::MatmulTriple(t) | Material::OwnedTriple(t) => {
             (alloc::vec![&t.a[..]], alloc::vec![&t.c[..]], 0, t.absorbed)
         }
-        Material::Ltz(l) => {
-            (alloc::vec![&l.r[..], &l.b2a_bits[..]], alloc::vec![&l.tables[..], &l.r_high[..], &l.b2a[..]], 0, false)
-        }
         Material::Below(b) => {
             let mut random = alloc::vec![&b.r[..]];
             random.extend(b.u.iter().map(|u| &u[..]));

@@ -188,7 +188,6 @@ fn zero_sized_requests_are_refused_by_every_provider() {
         Request::OwnedMask { k: 4, n: 0 },
         Request::And { words: 0 },
         Request::Broadcast { rows: 0, len: 4, per_row: true },
-        Request::Ltz { n: 0 },
         Request::Below { n: 0, bounds: 3, times: None, square: false, width: 64 },
         Request::Below { n: 3, bounds: 0, times: Some(4), square: false, width: 64 },
         Request::Fused {
@@ -403,7 +402,7 @@ proptest! {
 }
 
 #[test]
-fn and_triples_and_comparison_tables_hold_their_relations() {
+fn and_triples_and_comparison_material_hold_their_relations() {
     fn check<R: Ring>() {
         let (mut p0, mut p1) = pair::<R>(8);
         let a0 = p0.and_triples(40).unwrap();
@@ -411,30 +410,78 @@ fn and_triples_and_comparison_tables_hold_their_relations() {
         for i in 0..40 {
             assert!((a0.c[i] ^ a1.c[i]) == (a0.a[i] ^ a1.a[i]) & (a0.b[i] ^ a1.b[i]));
         }
-        let n = 70;
-        let m0 = p0.ltz(n).unwrap();
-        let m1 = p1.ltz(n).unwrap();
-        let r = open(&m0.r, &m1.r);
-        let bits = R::BITS as usize;
-        let xor = |x: &[R], y: &[R]| x.iter().zip(y).map(|(&a, &b)| a ^ b).collect::<Vec<R>>();
-        let tables = xor(&m0.tables, &m1.tables);
-        let high = xor(&m0.r_high, &m1.r_high);
-        let b2a_bits = xor(&m0.b2a_bits, &m1.b2a_bits);
-        let b2a = open(&m0.b2a, &m1.b2a);
-        let tw = deal::ltz_table_words::<R>();
-        for i in 0..n {
-            let low = r[i].to_u64() & ((1u64 << (R::BITS - 2)) - 1);
-            for d in 0..deal::ltz_digits::<R>() {
-                let digit = (low >> (4 * d)) & 0xF;
-                let word = tables[i * tw + d * 32 / bits].to_u64() >> ((d * 32) % bits);
-                for v in 0..16u64 {
-                    assert_eq!((word >> v) & 1, u64::from(v < digit), "lt table, digit {d}, v {v}");
-                    assert_eq!((word >> (16 + v)) & 1, u64::from(v == digit), "eq table, digit {d}, v {v}");
+        // Comparison material at the ring's width and a narrow one, with 4- and 8-bit digits.
+        let widths = [R::BITS, R::BITS / 2 + 2];
+        for (width, bounds, times, square) in
+            [(widths[0], 2, None, false), (widths[1], 3, Some(0), true), (widths[1], 20, Some(5), false)]
+        {
+            let n = 70;
+            let request = Request::Below { n, bounds, times, square, width };
+            let (Material::Below(m0), Material::Below(m1)) =
+                (p0.material(&request).unwrap(), p1.material(&request).unwrap())
+            else {
+                panic!("comparison material");
+            };
+            // ρ = r mod 2^width: what meets the opening.
+            let rho: Vec<u64> = open(&m0.r, &m1.r).iter().map(|v| v.to_u64() & (u64::MAX >> (64 - width))).collect();
+            let xor = |x: &[R], y: &[R]| x.iter().zip(y).map(|(&a, &b)| (a ^ b).to_u64()).collect::<Vec<u64>>();
+            let tables = xor(&m0.tables, &m1.tables);
+            let (w, digits) = (deal::below_digit_bits(bounds), deal::below_digits(bounds, width));
+            let (table_bits, tw) = (deal::below_table_bits(bounds), deal::below_table_words::<R>(bounds, width));
+            let bits = R::BITS as usize;
+            let table_bit = |i: usize, at: usize| (tables[i * tw + at / bits] >> (at % bits)) & 1;
+            for (i, &r) in rho.iter().enumerate() {
+                let flip = (r >> (width - 2)) & 1 == 1;
+                let low = r & ((1u64 << (width - 2)) - 1);
+                for d in 0..digits {
+                    let digit = (low >> (w as usize * d)) & ((1 << w) - 1);
+                    for v in 0..1u64 << w {
+                        let upper = flip && d >= digits / 2;
+                        let lt = if upper { v > digit } else { v < digit } ^ (flip && d == digits / 2 - 1);
+                        let at = d * table_bits + v as usize;
+                        assert_eq!(table_bit(i, at), u64::from(lt), "width {width}, lt table, digit {d}, v {v}");
+                        assert_eq!(table_bit(i, at + (1 << w)), u64::from(v == digit), "eq table, digit {d}, v {v}");
+                    }
                 }
             }
-            let bit = |w: &[R]| (w[i / bits].to_u64() >> (i % bits)) & 1;
-            assert_eq!(bit(&high), (r[i].to_u64() >> (R::BITS - 2)) & 1);
-            assert_eq!(b2a[i].to_u64(), bit(&b2a_bits));
+            // The bit masks' arithmetic shares, and the products' parts for the comparisons
+            // that have them (all, or the last bound's with a square).
+            let m = n * bounds;
+            let u = |k: usize, q: usize| {
+                let bit = |words: &[u64]| (words[q / bits] >> (q % bits)) & 1;
+                let (u1, u2, u3) = (xor(&m0.u[0], &m1.u[0]), xor(&m0.u[1], &m1.u[1]), xor(&m0.u[2], &m1.u[2]));
+                [bit(&u1), bit(&u2), bit(&u3), bit(&u2) & bit(&u3)][k]
+            };
+            let arith: Vec<Vec<R>> = (0..4).map(|k| open(&m0.arith[k], &m1.arith[k])).collect();
+            for q in (0..m).step_by(7) {
+                for (k, a) in arith.iter().enumerate() {
+                    assert_eq!(a[q].to_u64(), u(k, q), "U_{k} of comparison {q}");
+                }
+            }
+            let Some(shift) = times else { continue };
+            let mask = |v: u64| if R::BITS == 64 { v } else { v & 0xFFFF_FFFF };
+            let (trunc, cross) = (open(&m0.value_trunc, &m1.value_trunc), open(&m0.cross, &m1.cross));
+            let msb = |i: usize| (rho[i] >> (width - 1)) & 1;
+            assert_eq!(trunc.len(), 2 * n, "a narrow or shifted comparison carries its wrap");
+            for i in 0..n {
+                assert_eq!(trunc[i].to_u64(), rho[i] >> shift);
+                assert_eq!(trunc[n + i].to_u64(), msb(i));
+            }
+            let with_products = if square { n } else { m };
+            for (p, q) in (m - with_products..m).enumerate().step_by(5) {
+                for k in 0..4 {
+                    let at = |part: usize| cross[(2 * k + part) * with_products + p].to_u64();
+                    assert_eq!(at(0), u(k, q) * msb(q % n), "U_{k}·msb, comparison {q}");
+                    assert_eq!(at(1), mask(u(k, q) * (rho[q % n] >> shift)), "U_{k}·hi, comparison {q}");
+                }
+            }
+            if square {
+                let squares = open(&m0.square, &m1.square);
+                for i in 0..n {
+                    assert_eq!(squares[i].to_u64(), mask(rho[i].wrapping_mul(rho[i])));
+                    assert_eq!(squares[n + i].to_u64(), mask(rho[i] * msb(i)));
+                }
+            }
         }
     }
     check::<u64>();
@@ -499,7 +546,6 @@ fn every_request() -> Vec<Request> {
         Request::OwnedTriple { m: 3, k: 2, n: 4, mask: 1 },
         Request::Broadcast { rows: 2, len: 3, per_row: true },
         Request::And { words: 2 },
-        Request::Ltz { n: 3 },
         Request::Below { n: 3, bounds: 5, times: None, square: false, width: 64 },
         Request::Below { n: 3, bounds: 5, times: Some(7), square: false, width: 64 },
         Request::Below { n: 3, bounds: 5, times: Some(0), square: true, width: 64 },

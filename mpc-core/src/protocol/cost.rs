@@ -4,7 +4,7 @@
 //! (who sends how many ring elements, in which order); the simulated setting drives a
 //! [`CommModel`] with them, and the tests hold the prediction to the real counts.
 
-use crate::preprocessing::deal::{below_digits, ltz_digits, words_for_bits};
+use crate::preprocessing::deal::{below_digits, words_for_bits};
 use crate::protocol::Truncation;
 use crate::ring::Ring;
 use crate::transport::{CommStats, FlightCounter, Role};
@@ -117,20 +117,6 @@ pub fn matmul_owned_truncated<R: Ring>(m: &mut CommModel, rows: usize, k: usize,
         }
         Truncation::Local => matmul_owned::<R>(m, rows, k),
     }
-}
-
-/// Less-than-zero of `n` elements: the masked opening, one exchange of AND gates per level of
-/// the digit tree, and the B2A opening.
-pub fn ltz<R: Ring>(m: &mut CommModel, n: usize) {
-    m.exchange::<R>(n);
-    let words = words_for_bits::<R>(n);
-    let mut nodes = ltz_digits::<R>();
-    while nodes > 1 {
-        let gates_per_pair = if nodes == 2 { 1 } else { 2 };
-        m.exchange::<R>(2 * (nodes / 2) * gates_per_pair * words);
-        nodes = nodes.div_ceil(2);
-    }
-    m.exchange::<R>(words);
 }
 
 /// The maximum of rows of length `len`: per level, one comparison of each pair's difference

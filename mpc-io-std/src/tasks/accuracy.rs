@@ -173,7 +173,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "[-1e3, 1e3]",
         bound: 0.0,
         relative: false,
-        rounds: 6,
+        rounds: 5,
         kind: Kind::Elementwise { lo: -1e3, hi: 1e3, n: 2000, log: false },
     },
     Spec {
