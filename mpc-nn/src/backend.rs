@@ -464,8 +464,9 @@ pub trait Backend {
     fn two_quad(&mut self, x: &[Self::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Self::Vector> {
         numerics::two_quad(self, x, rows, len, mask)
     }
-    /// MPCFormer's 2ReLU of each row: m·relu(x) / Σ m·relu(x) (absolute error below 4.5e-5 on rows
-    /// of up to 512 entries in [-50, 50], where each row has a positive entry).
+    /// MPCFormer's 2ReLU of each row: m·relu(x) / Σ m·relu(x), scores within 2^16 of 0
+    /// ([`Spread::ACTIVATIONS`]; absolute error below 4.5e-5 on rows of up to 512 entries in
+    /// [-50, 50], where each row has a positive entry).
     fn two_relu(&mut self, x: &[Self::Elem], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Self::Vector> {
         numerics::two_relu(self, x, rows, len, mask)
     }

@@ -570,7 +570,8 @@ fn normalise_two_quad<B: Backend + ?Sized>(
     normalise_rows(b, &q, 2 * f, rows, len, ceil_log2(len) + 5)
 }
 
-/// 2ReLU of each row: m·relu(x) / Σ m·relu(x), the sum scaled by about len.
+/// 2ReLU of each row: m·relu(x) / Σ m·relu(x), the sum scaled by about len; the scores within
+/// 2^16 of 0 ([`Spread::ACTIVATIONS`]).
 pub fn two_relu<B: Backend + ?Sized>(
     b: &mut B,
     x: &[B::Elem],
@@ -579,8 +580,9 @@ pub fn two_relu<B: Backend + ?Sized>(
     mask: Option<&[f64]>,
 ) -> Result<B::Vector> {
     check_rows::<B>(x, rows, len)?;
-    let r = b.relu(x)?;
-    let r = apply_mask(b, r, mask)?;
+    // relu(x) = x - [x < 0]·x, the scores within 2^16 of 0 (narrow comparisons).
     let f = b.frac_bits();
+    let [_, dropped, _] = b.below_times(x, f, &[0.0], 0, Spread::ACTIVATIONS)?;
+    let r = apply_mask(b, b.sub(x, &dropped), mask)?;
     normalise_rows(b, &r, f, rows, len, ceil_log2(len))
 }

@@ -165,7 +165,7 @@ pub const SPECS: [Spec; 15] = [
         domain: "rows of 8, 64, 512 in [-50, 50]",
         bound: 4.5e-5,
         relative: false,
-        rounds: 14,
+        rounds: 13,
         kind: Kind::Rows,
     },
     Spec {
