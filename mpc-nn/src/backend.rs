@@ -52,7 +52,8 @@ pub use mpc_core::protocol::FusedOperands as Fused;
 pub enum Spread {
     /// Anything the ring holds at the values' precision (|x - t| < 2^(k-2) in the ring).
     Full,
-    /// |x - t| < 2^bits in real units for every value x and bound t.
+    /// |x - t| < 2^bits in real units for every value x and bound t (and |x| < 2^bits where
+    /// the comparison also multiplies or squares x).
     Within(u32),
 }
 

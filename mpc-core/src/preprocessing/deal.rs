@@ -171,9 +171,10 @@ pub(crate) const fn below_products(n: usize, bounds: usize, square: bool) -> usi
 }
 
 /// Ring words of a [`Request::Below`]'s value truncations and cross products for `n` values
-/// and `m` comparisons with products ([`below_products`]): with a wrap ([`below_wraps`]), (r mod 2^width) >> s and bit width - 1
-/// of r per value, then U_k·msb and U_k·((r mod 2^width) >> s) per comparison; without one
-/// only U_k·r (the value is c - r itself); nothing without products.
+/// and `m` comparisons with products ([`below_products`]): with a wrap ([`below_wraps`]),
+/// (r mod 2^width) >> s and bit width - 1 of r per value, then U_k·msb and
+/// U_k·((r mod 2^width) >> s) per comparison; without one only U_k·r (the value is c - r
+/// itself); nothing without products.
 pub(crate) const fn below_times_lens<R: Ring>(n: usize, m: usize, times: Option<u32>, width: u32) -> (usize, usize) {
     match times {
         None => (0, 0),

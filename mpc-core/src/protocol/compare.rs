@@ -95,8 +95,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// fewer at a width of 34 or less (half the digits).
     ///
     /// One mask per value serves every bound: c = x + 2^(m-2) + r mod 2^m is opened once (round
-    /// 1, m bits a value on the wire) and each bound reads its comparison off c - t, as
-    /// [`Party::ltz`] does off c, with the dealer's digit tables
+    /// 1, m bits a value on the wire) and each bound reads its comparison off c - t with the
+    /// dealer's digit tables
     /// ([`BelowMaterial`](crate::preprocessing::BelowMaterial)): 4-bit digits for a few bounds,
     /// 8-bit ones (half the digits, bigger tables) for many. Levels of AND gates (rounds 2-4,
     /// or 2-3) reduce the digits to a lower and an upper half; their combination and the
@@ -104,9 +104,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// tables, r's bit m-2 XOR the borrow is L_hi + E_hi·B_lo for three bits that are opened
     /// masked by dealer bits, whose arithmetic shares make the sum and the product linear.
     ///
-    /// A width below the ring's is for values known to be small (activations at f fractional
-    /// bits, |x| < 2^(m-2-f)): out of that range the bits are wrong (the opening stays uniform,
-    /// so nothing leaks).
+    /// A width below the ring's is for values known to lie near the bounds (activations at f
+    /// fractional bits, |x - t| < 2^(m-2-f) in real units; products and squares also need
+    /// |x| < 2^(m-2) in the ring): out of that range the results are wrong (the opening stays
+    /// uniformly masked, so nothing leaks).
     pub fn below(&mut self, x: &[R], bounds: &[R], width: u32) -> Result<Shares<R>, Error> {
         let [bits, ..] = self.compare_with_bounds(x, bounds, None, false, width)?;
         Ok(bits)
@@ -124,10 +125,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 
     /// [`Party::below`] together with the last bound's bits times their values (a saturating
     /// function's top asymptote, n products) and each value's square (exact ring products, not
-    /// truncated), `[bits, products, squares]`, in the same rounds and traffic: the comparisons' opening c = x + 2^(m-2) + r makes x = c' - ρ (+
-    /// the opening's wrap below the ring's width) for the public c' = c - 2^(m-2), and the
-    /// dealer's ρ² (and ρ·msb(ρ)) make x² linear. A width below the ring's must be at least
-    /// half of it.
+    /// truncated), `[bits, products, squares]`, in the same rounds and traffic: the comparisons'
+    /// opening c = x + 2^(m-2) + r makes x = c' - ρ (plus the opening's wrap below the ring's
+    /// width) for the public c' = c - 2^(m-2), and the dealer's ρ² (and ρ·msb(ρ)) make x²
+    /// linear. A width below the ring's must be at least half of it.
     pub fn below_times_square(&mut self, x: &[R], bounds: &[R], width: u32) -> Result<[Shares<R>; 3], Error> {
         let [bits, products, _, squares] = self.compare_with_bounds(x, bounds, Some(0), true, width)?;
         Ok([bits, products, squares])
