@@ -330,7 +330,7 @@ proptest! {
             // (2s <= k).
             let with_square = squared == 1 && x_shift <= 32;
             let y_square = squared == 2;
-            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast, with_square, y_square };
+            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast, with_square, y_square, width: None };
             let z = party.mul_fused(&[item])?;
             assert_eq!(z.len(), item.outputs());
             let squares = if with_square || y_square { party.open(&z[1])? } else { Vec::new() };
@@ -370,17 +370,21 @@ proptest! {
         n in 1usize..60,
         shift in prop_oneof![Just(0u32), 1u32..33],
         scale in 4u32..62,
+        narrow in prop_oneof![Just(None), (0u32..30).prop_map(Some)],
     ) {
         use mpc_core::protocol::FusedOperands;
         // Keep the square of the shifted operand below 2^61.
         let bits = scale.min(30 + shift);
+        // A narrow square opens on `bits + 2 + extra` bits (|x| < 2^(m-2)), above its shift.
+        let width = narrow.map(|extra| (bits + 2 + extra).clamp(shift + 3, 64));
         let x: Vec<i64> = reals(seed, n, 1.0).iter().map(|r| (r * (1u64 << bits) as f64) as i64).collect();
         let xr: Vec<u64> = x.iter().map(|&v| v as u64).collect();
         let run = threaded(seed, Truncation::Dealer, |party, role| {
             let xs = party.input(Role::P0, (role == Role::P0).then_some(&xr[..]), n)?;
             party.open(&[0])?; // end the input's flight
             let before = party.transport().stats();
-            let items = [FusedOperands::square(&xs, shift), FusedOperands::elementwise(&xs, shift, &xs, shift.checked_sub(1).unwrap_or(1))];
+            let square = FusedOperands { width, ..FusedOperands::square(&xs, shift) };
+            let items = [square, FusedOperands::elementwise(&xs, shift, &xs, shift.checked_sub(1).unwrap_or(1))];
             assert!(items[0].is_square() && !items[1].is_square());
             let z = party.mul_fused(&items)?;
             let cost = party.transport().stats().since(&before);
@@ -389,10 +393,12 @@ proptest! {
         let (got, cost) = &run.p0.output;
         prop_assert_eq!(got, &run.p1.output.0);
         prop_assert_eq!(cost.rounds, 1);
-        prop_assert_eq!(cost.bytes_sent, 8 * (n + 2 * n) as u64);
+        // The square's opening packed on its width, the product's two openings whole.
+        let square_words = (n * width.unwrap_or(64) as usize).div_ceil(64);
+        prop_assert_eq!(cost.bytes_sent, 8 * (square_words + 2 * n) as u64);
         for (i, got) in got.iter().enumerate() {
             let squares: Vec<u64> = truncations(x[i], shift).iter().map(|&t| t.wrapping_mul(t) as u64).collect();
-            prop_assert!(squares.contains(got), "x = {}: got {}", x[i], *got as i64);
+            prop_assert!(squares.contains(got), "x = {} (width {width:?}): got {}", x[i], *got as i64);
         }
     }
 }
@@ -416,6 +422,7 @@ fn fused_products_take_one_round_and_refuse_bad_shapes() {
                 broadcast: Some(true),
                 with_square: true,
                 y_square: false,
+                width: None,
             },
             FusedOperands::elementwise(&xs, 0, &xs[..], 12),
         ];

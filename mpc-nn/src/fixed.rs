@@ -317,7 +317,7 @@ impl Backend for Fixed {
             return Err(Error::ShapeMismatch);
         }
         // Every item's operands go in one opening.
-        cost::fused::<u64>(&mut self.ledger, items.iter().map(Fused::opened_len).sum());
+        cost::fused::<u64>(&mut self.ledger, items.iter().map(Fused::opened_words).sum());
         let mut out = Vec::with_capacity(items.len());
         for it in items {
             let y: Vec<u64> = it.y.iter().map(|&v| round_shift(v, it.y_shift)).collect();

@@ -129,6 +129,7 @@ impl<B: Backend> LayerNorm<B> {
             broadcast: Some(false),
             with_square: true,
             y_square: false,
+            width: None,
         };
         let mut products = b.mul_shifted(&[item])?.into_iter();
         let (scaled, squares) = products.next().zip(products.next()).ok_or(Error::ShapeMismatch)?;
@@ -148,6 +149,7 @@ impl<B: Backend> LayerNorm<B> {
             broadcast: Some(true),
             with_square: false,
             y_square: false,
+            width: None,
         };
         let y = b.mul_shifted(&[item])?.pop().ok_or(Error::ShapeMismatch)?;
         let y = b.reduce(&y, 2 * f)?;

@@ -134,7 +134,10 @@ fn even_polynomial<B: Backend + ?Sized>(
     // The products come out at 2·high bits; sums are taken at the larger of the two precisions.
     let (product_bits, sum_bits) = (2 * high, pair_bits.max(2 * high));
     let at_sum = |b: &B, y: &[B::Elem], bits: u32| b.extend(y, sum_bits - bits, 0);
-    let v2 = b.mul_shifted(&[Fused::square(&v, v_bits - high)])?.pop().ok_or(shape)?;
+    // v is in [0, 1] where the value is kept (|x| <= bound): its square opens on v_bits + 3 bits
+    // (beyond, v wraps and the kept value's product takes it times 0).
+    let square = Fused { width: Some(v_bits + 3), ..Fused::square(&v, v_bits - high) };
+    let v2 = b.mul_shifted(&[square])?.pop().ok_or(shape)?;
     let n = v2.len();
     // The second and fourth pairs as two rows, each times v² (one value a column), and v⁴ read
     // off the same opening of v²: v² is opened once.
@@ -149,6 +152,7 @@ fn even_polynomial<B: Backend + ?Sized>(
         broadcast: Some(false),
         with_square: false,
         y_square: true,
+        width: None,
     };
     let [both, v4]: [B::Vector; 2] = b.mul_shifted(&[item])?.try_into().map_err(|_| shape)?;
     let (low, high_pair) = both.split_at(n);
@@ -223,7 +227,9 @@ fn exp_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], last: u32, spread: Sp
     for squaring in 1..=SQUARINGS {
         let operand = if squaring == SQUARINGS { last.min(high) } else { high };
         let shift = y_bits - operand;
-        y = b.mul_shifted(&[Fused::square(&y, shift)])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
+        // y is in (0, 1] (x <= 0): its square opens on y_bits + 3 bits.
+        let square = Fused { width: Some(y_bits + 3), ..Fused::square(&y, shift) };
+        y = b.mul_shifted(&[square])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
         y_bits = 2 * operand;
     }
     Ok((y, y_bits))
@@ -479,6 +485,7 @@ fn normalise_rows<B: Backend + ?Sized>(
         broadcast: Some(true),
         with_square: false,
         y_square: false,
+        width: None,
     };
     let p = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
     let unscale = u32::try_from(k).map_err(|_| mpc_core::Error::ShapeMismatch)?;

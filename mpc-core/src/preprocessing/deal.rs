@@ -242,23 +242,23 @@ const FUSED_PARTS: &str = "a fused layout has at most MAX_PARTS parts";
 /// The layout of a fused product of x (`nx` elements) with y (its length and shift), or of a
 /// fused square without y: the masks; each truncated operand's r >> s and msb(r); the cross
 /// products (x's square's last).
-fn fused_layout(nx: usize, x_shift: u32, y: Option<(usize, u32)>, square: Option<(usize, u32)>) -> Layout {
+fn fused_layout(nx: usize, x_truncated: bool, y: Option<(usize, bool)>, square: Option<(usize, bool)>) -> Layout {
     let mut random = parts(&[(nx, Additive)]);
     let mut correlated = Parts2::new();
-    for (n, shift) in core::iter::once((nx, x_shift)).chain(y) {
-        if shift > 0 {
+    for (n, truncated) in core::iter::once((nx, x_truncated)).chain(y) {
+        if truncated {
             correlated.extend_from_slice(&[(n, Additive), (n, Additive)]).expect(FUSED_PARTS);
         }
     }
     if let Some((ny, _)) = y {
         random.push((ny, Additive)).expect(FUSED_PARTS);
     }
-    for _ in 0..fused_cross_parts(x_shift > 0, y.map(|(_, shift)| shift > 0)) {
+    for _ in 0..fused_cross_parts(x_truncated, y.map(|(_, truncated)| truncated)) {
         correlated.push((nx, Additive)).expect(FUSED_PARTS);
     }
     // A square's cross products, of its operand's length, come last.
-    if let Some((n, shift)) = square {
-        for _ in 0..fused_cross_parts(shift > 0, None) {
+    if let Some((n, truncated)) = square {
+        for _ in 0..fused_cross_parts(truncated, None) {
             correlated.push((n, Additive)).expect(FUSED_PARTS);
         }
     }
@@ -332,8 +332,14 @@ impl Request {
                     && (!with_square || x_shift.saturating_mul(2) <= R::BITS)
                     && (!y_square || y_shift.saturating_mul(2) <= R::BITS)
             }
-            Request::FusedSquare { n, shift } => {
-                ok(Some(n)) && shift.saturating_add(2) < R::BITS && shift.saturating_mul(2) <= R::BITS
+            Request::FusedSquare { n, shift, width } => {
+                if width > R::BITS || width < 3 {
+                    return Err(Error::Malformed("square width"));
+                }
+                // Below the ring's width the square's msb·msb term is read off msb(r) (linear).
+                ok(Some(n))
+                    && shift.saturating_add(2) < width
+                    && (width < R::BITS || shift.saturating_mul(2) <= R::BITS)
             }
         };
         if fits { Ok(()) } else { Err(Error::TooLarge) }
@@ -400,9 +406,10 @@ impl Request {
                     (false, true) => Some(y),
                     (false, false) => None,
                 };
-                fused_layout(rows * len, x_shift, Some(y), square)
+                let truncated = |(n, shift): (usize, u32)| (n, shift > 0);
+                fused_layout(rows * len, x_shift > 0, Some(truncated(y)), square.map(truncated))
             }
-            Request::FusedSquare { n, shift } => fused_layout(n, shift, None, None),
+            Request::FusedSquare { n, shift, width } => fused_layout(n, shift > 0 || width < R::BITS, None, None),
         }
     }
 
@@ -429,7 +436,9 @@ impl Request {
                     | if y_square { FUSED_Y_SQUARE } else { 0 };
                 [TAG_FUSED, rows as u64, len as u64, mode, u64::from(x_shift) | (u64::from(y_shift) << 32)]
             }
-            Request::FusedSquare { n, shift } => [TAG_FUSED_SQUARE, n as u64, u64::from(shift), 0, 0],
+            Request::FusedSquare { n, shift, width } => {
+                [TAG_FUSED_SQUARE, n as u64, u64::from(shift), u64::from(width), 0]
+            }
             Request::Broadcast { rows, len, per_row } => [TAG_BROADCAST, rows as u64, len as u64, per_row as u64, 0],
             Request::OwnedMask { k, n } => [TAG_OWNED_MASK, k as u64, n as u64, 0, 0],
             Request::OwnedTriple { m, k, n, mask } => [TAG_OWNED_TRIPLE, m as u64, k as u64, n as u64, mask],
@@ -490,9 +499,15 @@ impl Request {
                 with_square: w[3] & FUSED_WITH_SQUARE != 0,
                 y_square: w[3] & FUSED_Y_SQUARE != 0,
             },
-            TAG_FUSED_SQUARE if unused_zero(&w[3..]) => {
-                Request::FusedSquare { n: size(w[1])?, shift: u32::try_from(w[2]).map_err(|_| Error::TooLarge)? }
-            }
+            TAG_FUSED_SQUARE if unused_zero(&w[4..]) => Request::FusedSquare {
+                n: size(w[1])?,
+                shift: u32::try_from(w[2]).map_err(|_| Error::TooLarge)?,
+                // Headers from before the width (stored material) meant the full ring.
+                width: match w[3] {
+                    0 => R::BITS,
+                    width => u32::try_from(width).map_err(|_| Error::Malformed("square width"))?,
+                },
+            },
             TAG_BROADCAST if w[3] <= 1 && w[4] == 0 => {
                 Request::Broadcast { rows: size(w[1])?, len: size(w[2])?, per_row: w[3] == 1 }
             }
@@ -652,24 +667,26 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             cross: if times.is_some() { next(&mut correlated) } else { Shares::zeros(0) },
             square: if square { next(&mut correlated) } else { Shares::zeros(0) },
         }),
-        Request::Fused { x_shift, y_shift, .. } => fused_material(x_shift, Some(y_shift), random, correlated),
-        Request::FusedSquare { shift, .. } => fused_material(shift, None, random, correlated),
+        Request::Fused { x_shift, y_shift, .. } => fused_material(x_shift > 0, Some(y_shift > 0), random, correlated),
+        Request::FusedSquare { shift, width, .. } => {
+            fused_material(shift > 0 || width < R::BITS, None, random, correlated)
+        }
     }
 }
 
 /// A fused product's material in the order of [`fused_layout`] (a square's y parts empty).
 fn fused_material<R: Ring>(
-    x_shift: u32,
-    y_shift: Option<u32>,
+    x_truncated: bool,
+    y_truncated: Option<bool>,
     mut random: impl Iterator<Item = Shares<R>>,
     mut correlated: impl Iterator<Item = Shares<R>>,
 ) -> Material<R> {
     let x_mask = next(&mut random);
-    let y_mask = if y_shift.is_some() { next(&mut random) } else { Shares::zeros(0) };
-    let mut trunc = |shift: u32| {
-        if shift > 0 { [next(&mut correlated), next(&mut correlated)] } else { [Shares::zeros(0), Shares::zeros(0)] }
+    let y_mask = if y_truncated.is_some() { next(&mut random) } else { Shares::zeros(0) };
+    let mut trunc = |truncated: bool| {
+        if truncated { [next(&mut correlated), next(&mut correlated)] } else { [Shares::zeros(0), Shares::zeros(0)] }
     };
-    let (x_trunc, y_trunc) = (trunc(x_shift), trunc(y_shift.unwrap_or(0)));
+    let (x_trunc, y_trunc) = (trunc(x_truncated), trunc(y_truncated.unwrap_or(false)));
     Material::Fused(super::FusedMaterial { x_mask, y_mask, x_trunc, y_trunc, cross: correlated.collect() })
 }
 
@@ -935,16 +952,19 @@ impl<R: Ring> DealerState<R> {
                 let (product, square) = corr.split_at_mut(at);
                 fused_correct((rows, len, broadcast), (&secret[0], x_shift), (&secret[1], y_shift), product)?;
                 if let Some((mask, shift)) = squared {
-                    square_correct(mask, shift, square)?;
+                    square_correct(mask, (shift, R::BITS), square)?;
                 }
             }
-            Request::FusedSquare { shift, .. } => {
-                let r = &secret[0];
-                if shift > 0 {
+            Request::FusedSquare { shift, width, .. } => {
+                // Only r mod 2^width meets a narrow opening; its top bit is the wrap's.
+                let narrow = width < R::BITS;
+                let r = &Shares::from_vec(secret[0].iter().map(|v| ring::low_bits(*v, width)).collect());
+                let truncated = shift > 0 || narrow;
+                if truncated {
                     correct(&mut corr[0], r.iter().map(|v| v.shr_logical(shift)))?;
-                    correct(&mut corr[1], r.iter().map(|v| v.msb()))?;
+                    correct(&mut corr[1], r.iter().map(|v| v.shr_logical(width - 1)))?;
                 }
-                square_correct(r, shift, &mut corr[if shift > 0 { 2 } else { 0 }..])?;
+                square_correct(r, (shift, width), &mut corr[if truncated { 2 } else { 0 }..])?;
             }
         }
         for (part, (len, _)) in corr.iter().zip(&layout.correlated) {
@@ -1009,14 +1029,15 @@ fn xor_bit_range<R: Ring>(words: &mut [R], from: usize, to: usize) {
     }
 }
 
-/// P0's cross products of a fused square of x (mask `r`, shifted by `shift`), over P1's shares
-/// in `corr`: a·a, or msb(r)·(r >> s) and (r >> s)² for a truncated x.
-fn square_correct<R: Ring>(r: &[R], shift: u32, corr: &mut [Shares<R>]) -> Result<(), Error> {
+/// P0's cross products of a fused square of x (mask `r`, already reduced mod 2^`width`, shifted
+/// by `shift`), over P1's shares in `corr`: a·a, or msb(r)·(r >> s) and (r >> s)² for a
+/// truncated (or narrow) x, msb being bit `width` - 1.
+fn square_correct<R: Ring>(r: &[R], (shift, width): (u32, u32), corr: &mut [Shares<R>]) -> Result<(), Error> {
     match corr {
-        [squares, ..] if shift == 0 => correct(squares, r.iter().map(|a| a.wrapping_mul(a))),
+        [squares, ..] if shift == 0 && width == R::BITS => correct(squares, r.iter().map(|a| a.wrapping_mul(a))),
         [by_msb, squares, ..] => {
             let hi = |v: &R| v.shr_logical(shift);
-            correct(by_msb, r.iter().map(|v| v.msb().wrapping_mul(&hi(v))))?;
+            correct(by_msb, r.iter().map(|v| v.shr_logical(width - 1).wrapping_mul(&hi(v))))?;
             correct(squares, r.iter().map(|v| hi(v).wrapping_mul(&hi(v))))
         }
         _ => Err(Error::MaterialMismatch),

@@ -160,6 +160,9 @@ pub enum Request {
         n: usize,
         /// Bits x is shifted right by before the square (0: not truncated).
         shift: u32,
+        /// The opening's width m ≤ k: x + 2^(m-2) + r mod 2^m, for |x| < 2^(m-2) (a dealer
+        /// truncation at width m, by `shift` bits or none); the ring's own width for all of it.
+        width: u32,
     },
 }
 

@@ -169,8 +169,9 @@ fn request_headers_round_trip() {
             with_square: false,
             y_square: true,
         },
-        Request::FusedSquare { n: 7, shift: 32 },
-        Request::FusedSquare { n: 1, shift: 0 },
+        Request::FusedSquare { n: 7, shift: 32, width: 64 },
+        Request::FusedSquare { n: 1, shift: 0, width: 64 },
+        Request::FusedSquare { n: 7, shift: 25, width: 52 },
     ] {
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Ok(r));
     }
@@ -199,7 +200,7 @@ fn zero_sized_requests_are_refused_by_every_provider() {
             with_square: false,
             y_square: false,
         },
-        Request::FusedSquare { n: 0, shift: 4 },
+        Request::FusedSquare { n: 0, shift: 4, width: 64 },
     ];
     let zero_sized = Some(Error::Malformed("zero-sized request"));
     for r in empty {
@@ -562,8 +563,11 @@ fn every_request() -> Vec<Request> {
         fused_2x3(Some(true), 7, 9, true, false),
         fused_2x3(Some(false), 7, 9, false, true),
         fused_2x3(None, 0, 0, false, true),
-        Request::FusedSquare { n: 5, shift: 0 },
-        Request::FusedSquare { n: 5, shift: 20 },
+        Request::FusedSquare { n: 5, shift: 0, width: 64 },
+        Request::FusedSquare { n: 5, shift: 20, width: 64 },
+        Request::FusedSquare { n: 5, shift: 12, width: 39 },
+        Request::FusedSquare { n: 5, shift: 0, width: 20 },
+        Request::FusedSquare { n: 5, shift: 40, width: 60 },
     ]
 }
 
@@ -704,7 +708,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
     }
     // A square's msb·msb term vanishes only for 2s <= k.
     for shift in [33, 62, u32::MAX] {
-        let r = Request::FusedSquare { n: 2, shift };
+        let r = Request::FusedSquare { n: 2, shift, width: 64 };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
         let r = Request::Fused {
             rows: 2,
@@ -727,6 +731,22 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         y_square: false,
     };
     assert_eq!(Request::decode::<u64>(&square.encode(), MAX_REQUEST_ELEMENTS), Ok(square));
+    // A narrow square: its width at most the ring's and above its shift's offset; its msb·msb
+    // term is read off the dealer's msb, so its shift may pass half the ring; a width-less header
+    // (stored before widths) means the full ring.
+    for (shift, width, refused) in [
+        (0, 65, Err(Error::Malformed("square width"))),
+        (0, 2, Err(Error::Malformed("square width"))),
+        (37, 39, Err(Error::TooLarge)),
+        (40, 60, Ok(())),
+    ] {
+        let r = Request::FusedSquare { n: 2, shift, width };
+        assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS).map(|_| ()), refused, "{r:?}");
+    }
+    let mut header = Request::FusedSquare { n: 2, shift: 3, width: 64 }.encode();
+    header[24] = 0;
+    let full = Request::FusedSquare { n: 2, shift: 3, width: 32 };
+    assert_eq!(Request::decode::<u32>(&header, MAX_REQUEST_ELEMENTS), Ok(full));
     // y's square likewise, and one operand squared at most.
     let y_square = Request::Fused {
         rows: 2,

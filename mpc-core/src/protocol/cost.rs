@@ -146,11 +146,11 @@ pub fn below<R: Ring>(m: &mut CommModel, n: usize, bounds: usize, width: u32) {
     m.exchange::<R>(3 * words);
 }
 
-/// Fused products ([`Party::mul_fused`](super::Party::mul_fused)) opening `opened` elements in
-/// all (x and y of each product, x alone for a square: [`FusedOperands::opened_len`]): one
-/// exchange.
+/// Fused products ([`Party::mul_fused`](super::Party::mul_fused)) sending `opened` ring words in
+/// all (x and y of each product, x alone for a square, a narrow square packed:
+/// [`FusedOperands::opened_words`]): one exchange.
 ///
-/// [`FusedOperands::opened_len`]: super::FusedOperands::opened_len
+/// [`FusedOperands::opened_words`]: super::FusedOperands::opened_words
 pub fn fused<R: Ring>(m: &mut CommModel, opened: usize) {
     m.exchange::<R>(opened);
 }

@@ -39,12 +39,26 @@ pub struct FusedOperands<'a, R> {
     /// Whether y's square is made too, from y's one opening (returned right after the product;
     /// not together with `with_square`): a broadcast y squared once, not once a row.
     pub y_square: bool,
+    /// A square's opening width m (`Some(m)` for [`FusedOperands::is_square`] items only): x is
+    /// opened mod 2^m, m bits on the wire, for |x| < 2^(m-2) in the ring; `None` is the ring's.
+    pub width: Option<u32>,
 }
 
 impl<'a, R> FusedOperands<'a, R> {
     /// An elementwise product of x and y (of the same length) shifted by their bits.
     pub fn elementwise(x: &'a [R], x_shift: u32, y: &'a [R], y_shift: u32) -> Self {
-        Self { x, x_shift, y, y_shift, rows: 1, len: x.len(), broadcast: None, with_square: false, y_square: false }
+        Self {
+            x,
+            x_shift,
+            y,
+            y_shift,
+            rows: 1,
+            len: x.len(),
+            broadcast: None,
+            with_square: false,
+            y_square: false,
+            width: None,
+        }
     }
 
     /// The square of x shifted by `shift` bits: one opening serves the truncation and both
@@ -59,25 +73,9 @@ impl<'a, R> FusedOperands<'a, R> {
         core::ptr::eq(self.x, self.y) && self.x_shift == self.y_shift && self.broadcast.is_none()
     }
 
-    /// Ring elements this item opens (each party sends as many).
+    /// Ring elements this item opens (before a narrow square's packing).
     pub fn opened_len(&self) -> usize {
         if self.is_square() { self.x.len() } else { self.x.len() + self.y_len() }
-    }
-
-    /// The request for this product's material.
-    pub fn request(&self) -> Request {
-        if self.is_square() {
-            return Request::FusedSquare { n: self.x.len(), shift: self.x_shift };
-        }
-        Request::Fused {
-            rows: self.rows,
-            len: self.len,
-            broadcast: self.broadcast,
-            x_shift: self.x_shift,
-            y_shift: self.y_shift,
-            with_square: self.with_square,
-            y_square: self.y_square,
-        }
     }
 
     /// Products this item returns: 2 with a square, else 1.
@@ -91,6 +89,34 @@ impl<'a, R> FusedOperands<'a, R> {
     }
 }
 
+impl<R: Ring> FusedOperands<'_, R> {
+    /// The width this item's x is opened at (the ring's unless a narrow square).
+    pub fn x_width(&self) -> u32 {
+        self.width.unwrap_or(R::BITS).min(R::BITS)
+    }
+
+    /// Ring words this item sends (each party as many): its openings, a narrow square's packed.
+    pub fn opened_words(&self) -> usize {
+        if self.is_square() { crate::wire::packed_words::<R>(self.x.len(), self.x_width()) } else { self.opened_len() }
+    }
+
+    /// The request for this product's material.
+    pub fn request(&self) -> Request {
+        if self.is_square() {
+            return Request::FusedSquare { n: self.x.len(), shift: self.x_shift, width: self.x_width() };
+        }
+        Request::Fused {
+            rows: self.rows,
+            len: self.len,
+            broadcast: self.broadcast,
+            x_shift: self.x_shift,
+            y_shift: self.y_shift,
+            with_square: self.with_square,
+            y_square: self.y_square,
+        }
+    }
+}
+
 /// An opened operand: its value is public (added by P0) plus a linear form in the dealer's
 /// values, `mask` alone for an operand opened as in a Beaver product, w·msb - hi for a
 /// truncated one (`SHIFTED`), where the public part p and w are read off the opening c.
@@ -98,26 +124,28 @@ impl<'a, R> FusedOperands<'a, R> {
 struct Opened<'a, R: Ring, const SHIFTED: bool> {
     c: &'a [R],
     shift: u32,
+    /// The opening's width (the ring's but for a narrow square).
+    width: u32,
     mask: &'a [R],
     hi: &'a [R],
     msb: &'a [R],
 }
 
 impl<'a, R: Ring, const SHIFTED: bool> Opened<'a, R, SHIFTED> {
-    fn new(c: &'a [R], shift: u32, mask: &'a [R], trunc: &'a [Shares<R>; 2]) -> Self {
-        Self { c, shift, mask, hi: &trunc[0], msb: &trunc[1] }
+    fn new(c: &'a [R], (shift, width): (u32, u32), mask: &'a [R], trunc: &'a [Shares<R>; 2]) -> Self {
+        Self { c, shift, width, mask, hi: &trunc[0], msb: &trunc[1] }
     }
 
     /// The public part at element `i`.
     #[inline(always)]
     fn public(&self, i: usize) -> R {
-        if SHIFTED { truncation_public(self.c[i], self.shift, R::BITS) } else { self.c[i] }
+        if SHIFTED { truncation_public(self.c[i], self.shift, self.width) } else { self.c[i] }
     }
 
     /// w at element `i` (truncated operands).
     #[inline(always)]
     fn wrap(&self, i: usize) -> R {
-        truncation_wrap(self.c[i].msb(), self.shift, R::BITS)
+        truncation_wrap(self.c[i].shr_logical(self.width - 1), self.shift, self.width)
     }
 
     /// This party's share of the linear form at element `i`.
@@ -166,8 +194,8 @@ fn products<R: Ring, const XS: bool, const YS: bool>(
 
 /// This party's shares of a square ([`FusedOperands::is_square`]), written over its first cross
 /// product: x = p + L for the public p and the linear form L, so x² = p² + 2p·L + L², where L²
-/// is the dealer's a² for an untruncated x, and (r >> s)² - 2w·msb(r)·(r >> s) for a
-/// truncated one (w² vanishes in the ring for 2s <= k).
+/// is the dealer's a² for an untruncated x, and (r >> s)² - 2w·msb(r)·(r >> s) + w²·msb(r) for
+/// a truncated (or narrow) one (msb² = msb; w² vanishes in the ring for 2s <= k at full width).
 fn square_products<R: Ring, const SHIFTED: bool>(
     x: Opened<'_, R, SHIFTED>,
     cross: &mut [Shares<R>],
@@ -177,7 +205,13 @@ fn square_products<R: Ring, const SHIFTED: bool>(
     let (first, rest) = cross.split_first_mut().expect("at least one cross product");
     let mut z = core::mem::take(first);
     for i in 0..z.len() {
-        let quadratic = if SHIFTED { rest[0][i].wrapping_sub(&twice(x.wrap(i).wrapping_mul(&z[i]))) } else { z[i] };
+        let quadratic = if SHIFTED {
+            let w = x.wrap(i);
+            let w_squared = w.wrapping_mul(&w).wrapping_mul(&x.msb[i]);
+            rest[0][i].wrapping_sub(&twice(w.wrapping_mul(&z[i]))).wrapping_add(&w_squared)
+        } else {
+            z[i]
+        };
         let p = x.public(i);
         let share = quadratic.wrapping_add(&twice(p.wrapping_mul(&x.linear(i))));
         z[i] = if p0 { share.wrapping_add(&p.wrapping_mul(&p)) } else { share };
@@ -188,26 +222,27 @@ fn square_products<R: Ring, const SHIFTED: bool>(
 /// Cross products of a fused item's product ([`fused_cross_parts`]), and of its square
 /// ([`FusedOperands::with_square`], [`FusedOperands::y_square`]) with the squared operand's
 /// length.
-fn cross_products<R>(it: &FusedOperands<'_, R>) -> (usize, usize, usize) {
+fn cross_products<R: Ring>(it: &FusedOperands<'_, R>) -> (usize, usize, usize) {
     let (squares, len) = match (it.with_square, it.y_square) {
         (true, _) => (fused_cross_parts(it.x_shift > 0, None), it.x.len()),
         (false, true) => (fused_cross_parts(it.y_shift > 0, None), it.y.len()),
         (false, false) => (0, 0),
     };
-    (fused_cross_parts(it.x_shift > 0, (!it.is_square()).then_some(it.y_shift > 0)), squares, len)
+    let x_truncated = it.x_shift > 0 || it.x_width() < R::BITS;
+    (fused_cross_parts(x_truncated, (!it.is_square()).then_some(it.y_shift > 0)), squares, len)
 }
 
 /// This party's share of an operand's opening, appended to `openings`: x - a for an
-/// untruncated operand, x + 2^(k-2) + r for a truncated one.
-fn push_opening<R: Ring>(openings: &mut Shares<R>, v: &[R], shift: u32, mask: &[R], p0: bool) {
+/// untruncated operand, x + 2^(m-2) + r for a truncated one (or a narrow one, opened mod 2^m).
+fn push_opening<R: Ring>(openings: &mut Shares<R>, v: &[R], (shift, width): (u32, u32), mask: &[R], p0: bool) {
     let at = openings.len();
     openings.extend_from(v);
     let part = &mut openings[at..];
-    if shift == 0 {
+    if shift == 0 && width >= R::BITS {
         ring::sub_assign(part, mask);
     } else {
         ring::add_assign(part, mask);
-        add_truncation_shift(part, p0, R::BITS);
+        add_truncation_shift(part, p0, width);
     }
 }
 
@@ -218,7 +253,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// linear in the dealer's shares after that. The shifts round as [`Party::truncate`] does
     /// (within one unit below); values must satisfy |x|, |y| < 2^(k-2). The products are not
     /// truncated. An item [`FusedOperands::with_square`] ([`FusedOperands::y_square`]) returns its
-    /// product, then x's (y's) square.
+    /// product, then x's (y's) square. A square with a [`FusedOperands::width`] m opens x mod
+    /// 2^m on m bits (|x| < 2^(m-2)), its wrap read off the dealer's msb as a dealer truncation
+    /// at width m reads it.
     pub fn mul_fused(&mut self, items: &[FusedOperands<'_, R>]) -> Result<Vec<Shares<R>>, Error> {
         for it in items {
             let request = it.request();
@@ -226,6 +263,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             if it.x.len() != it.rows * it.len
                 || it.y.len() != it.y_len()
                 || ((it.with_square || it.y_square) && it.is_square())
+                || (it.width.is_some() && !it.is_square())
             {
                 return Err(Error::ShapeMismatch);
             }
@@ -239,28 +277,31 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         // x alone).
         let total: usize = items.iter().map(FusedOperands::opened_len).sum();
         let mut openings = Shares::with_capacity(total);
+        let mut segments = Vec::with_capacity(items.len());
         for (it, mat) in items.iter().zip(&materials) {
             let trunc_ok =
-                |t: &[Shares<R>; 2], shift: u32, n: usize| shift == 0 || (t[0].len() == n && t[1].len() == n);
+                |t: &[Shares<R>; 2], truncated: bool, n: usize| !truncated || (t[0].len() == n && t[1].len() == n);
             let square = it.is_square();
             let ny = if square { 0 } else { it.y.len() };
             let (product_parts, square_parts, square_len) = cross_products(it);
+            let x_truncated = it.x_shift > 0 || it.x_width() < R::BITS;
             if mat.x_mask.len() != it.x.len()
                 || mat.y_mask.len() != ny
-                || !trunc_ok(&mat.x_trunc, it.x_shift, it.x.len())
-                || !trunc_ok(&mat.y_trunc, if square { 0 } else { it.y_shift }, ny)
+                || !trunc_ok(&mat.x_trunc, x_truncated, it.x.len())
+                || !trunc_ok(&mat.y_trunc, !square && it.y_shift > 0, ny)
                 || mat.cross.len() != product_parts + square_parts
                 || mat.cross[..product_parts].iter().any(|c| c.len() != it.x.len())
                 || mat.cross[product_parts..].iter().any(|c| c.len() != square_len)
             {
                 return Err(Error::MaterialMismatch);
             }
-            push_opening(&mut openings, it.x, it.x_shift, &mat.x_mask, p0);
+            push_opening(&mut openings, it.x, (it.x_shift, it.x_width()), &mat.x_mask, p0);
             if !square {
-                push_opening(&mut openings, it.y, it.y_shift, &mat.y_mask, p0);
+                push_opening(&mut openings, it.y, (it.y_shift, R::BITS), &mat.y_mask, p0);
             }
+            segments.push((it.opened_len(), it.x_width()));
         }
-        let opened = self.open_owned(openings)?;
+        let opened = self.open_in_widths(openings, &segments)?;
         let mut out = Vec::with_capacity(items.iter().map(FusedOperands::outputs).sum());
         let mut at = 0;
         for (it, mat) in items.iter().zip(&mut materials) {
@@ -269,15 +310,16 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             let (x_mask, x_trunc, y_mask, y_trunc) = (&mat.x_mask, &mat.x_trunc, &mat.y_mask, &mat.y_trunc);
             let (cross, square_cross) = mat.cross.split_at_mut(cross_products(it).0);
             let (sx, sy) = (it.x_shift, it.y_shift);
-            let square = |c: &[R], s: u32, mask: &[R], trunc: &[Shares<R>; 2], cross: &mut [Shares<R>]| {
-                if s > 0 {
-                    square_products::<R, true>(Opened::new(c, s, mask, trunc), cross, p0)
+            let full = R::BITS;
+            let square = |c: &[R], (s, m): (u32, u32), mask: &[R], trunc: &[Shares<R>; 2], cross: &mut [Shares<R>]| {
+                if s > 0 || m < full {
+                    square_products::<R, true>(Opened::new(c, (s, m), mask, trunc), cross, p0)
                 } else {
-                    square_products::<R, false>(Opened::new(c, s, mask, trunc), cross, p0)
+                    square_products::<R, false>(Opened::new(c, (s, m), mask, trunc), cross, p0)
                 }
             };
             if it.is_square() {
-                out.push(square(cx, sx, x_mask, x_trunc, cross));
+                out.push(square(cx, (sx, it.x_width()), x_mask, x_trunc, cross));
                 continue;
             }
             let cy = &rest[..it.y.len()];
@@ -286,8 +328,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 ($xs:literal, $ys:literal) => {
                     products::<R, $xs, $ys>(
                         it,
-                        Opened::new(cx, sx, x_mask, x_trunc),
-                        Opened::new(cy, sy, y_mask, y_trunc),
+                        Opened::new(cx, (sx, full), x_mask, x_trunc),
+                        Opened::new(cy, (sy, full), y_mask, y_trunc),
                         cross,
                         p0,
                     )
@@ -300,9 +342,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 (true, true) => specialised!(true, true),
             });
             if it.with_square {
-                out.push(square(cx, sx, x_mask, x_trunc, square_cross));
+                out.push(square(cx, (sx, full), x_mask, x_trunc, square_cross));
             } else if it.y_square {
-                out.push(square(cy, sy, y_mask, y_trunc, square_cross));
+                out.push(square(cy, (sy, full), y_mask, y_trunc, square_cross));
             }
         }
         Ok(out)

@@ -373,15 +373,43 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// Opens this party's shares `mine` mod 2^`width`, packed on the wire ([`wire::pack_low_bits`]:
     /// `width` bits a value instead of the ring's k); the opened values, in [0, 2^width), in
     /// `mine`'s buffer. The full ring's width is [`Party::open_owned`].
-    pub(crate) fn open_low_bits(&mut self, mut mine: Shares<R>, width: u32) -> Result<Vec<R>, Error> {
-        if width >= R::BITS {
+    pub(crate) fn open_low_bits(&mut self, mine: Shares<R>, width: u32) -> Result<Vec<R>, Error> {
+        let n = mine.len();
+        self.open_in_widths(mine, &[(n, width)])
+    }
+
+    /// Opens this party's shares `mine`, consecutive segments `(length, width)` of it each mod
+    /// 2^width (the ring's width: as it is), in one message: each narrow segment packed on its
+    /// width from a fresh word ([`wire::pack_low_bits`]).
+    pub(crate) fn open_in_widths(&mut self, mut mine: Shares<R>, segments: &[(usize, u32)]) -> Result<Vec<R>, Error> {
+        if segments.iter().map(|&(n, _)| n).sum::<usize>() != mine.len() {
+            return Err(Error::ShapeMismatch);
+        }
+        if segments.iter().all(|&(_, width)| width >= R::BITS) {
             return self.open_owned(mine);
         }
+        let words = |&(n, width): &(usize, u32)| wire::packed_words::<R>(n, width.min(R::BITS));
+        let total: usize = segments.iter().map(words).sum();
+        let mut packed = Shares::with_capacity(total);
+        let mut at = 0;
+        for &(n, width) in segments {
+            packed.extend_from(&wire::pack_low_bits(&mine[at..at + n], width.min(R::BITS)));
+            at += n;
+        }
         let peer = self.peer();
-        wire::send_owned(&mut self.transport, peer, wire::pack_low_bits(&mine, width))?;
-        let words = wire::packed_words::<R>(mine.len(), width);
-        let theirs = self.receive(words)?;
-        let opened = wire::add_packed_low_bits(&theirs[..words], width, &mut mine);
+        wire::send_owned(&mut self.transport, peer, packed)?;
+        let theirs = self.receive(total)?;
+        let (mut at, mut word) = (0, 0);
+        let mut opened = Ok(());
+        for segment @ &(n, width) in segments {
+            let w = words(segment);
+            opened = opened.and(wire::add_packed_low_bits(
+                &theirs[word..word + w],
+                width.min(R::BITS),
+                &mut mine[at..at + n],
+            ));
+            (at, word) = (at + n, word + w);
+        }
         self.received = theirs;
         opened?;
         Ok(mine.into_vec())
