@@ -73,18 +73,29 @@ pub const fn packed_words<R: Ring>(n: usize, width: u32) -> usize {
 /// The low `width` bits of each value, packed back to back from bit 0 of the first word: the
 /// message of an opening mod 2^width ([`packed_words`] words).
 pub fn pack_low_bits<R: Ring>(values: &[R], width: u32) -> Shares<R> {
-    let (bits, w) = (R::BITS as usize, width as usize);
     let mut out = Shares::zeros(packed_words::<R>(values.len(), width));
-    for (i, &v) in values.iter().enumerate() {
+    pack_low_bits_into(values, width, &mut out);
+    out
+}
+
+/// [`pack_low_bits`] into `out` (zeroed, [`packed_words`] words long), a value at a time from a
+/// running bit position.
+pub fn pack_low_bits_into<R: Ring>(values: &[R], width: u32, out: &mut [R]) {
+    let bits = R::BITS;
+    let (mut word, mut offset) = (0, 0);
+    for &v in values {
         let v = ring::low_bits(v, width);
-        let (word, offset) = ((i * w) / bits, (i * w) % bits);
-        out[word] = out[word] ^ v.shl(offset as u32);
-        // A value that crosses into the next word (offset > 0 there, as w ≤ bits).
-        if offset + w > bits {
-            out[word + 1] = out[word + 1] ^ v.shr_logical((bits - offset) as u32);
+        out[word] = out[word] ^ v.shl(offset);
+        offset += width;
+        if offset >= bits {
+            offset -= bits;
+            word += 1;
+            // The value's bits that crossed into the next word (none when it ended on the edge).
+            if offset > 0 {
+                out[word] = out[word] ^ v.shr_logical(width - offset);
+            }
         }
     }
-    out
 }
 
 /// The `n` values of `width` bits packed in `words` ([`pack_low_bits`]), added to `into`
@@ -93,12 +104,17 @@ pub fn add_packed_low_bits<R: Ring>(words: &[R], width: u32, into: &mut [R]) -> 
     if words.len() != packed_words::<R>(into.len(), width) {
         return Err(Error::ShapeMismatch);
     }
-    let (bits, w) = (R::BITS as usize, width as usize);
-    for (i, v) in into.iter_mut().enumerate() {
-        let (word, offset) = ((i * w) / bits, (i * w) % bits);
-        let mut theirs = words[word].shr_logical(offset as u32);
-        if offset + w > bits {
-            theirs = theirs ^ words[word + 1].shl((bits - offset) as u32);
+    let bits = R::BITS;
+    let (mut word, mut offset) = (0, 0);
+    for v in into.iter_mut() {
+        let mut theirs = words[word].shr_logical(offset);
+        offset += width;
+        if offset >= bits {
+            offset -= bits;
+            word += 1;
+            if offset > 0 {
+                theirs = theirs ^ words[word].shl(width - offset);
+            }
         }
         *v = ring::low_bits(v.wrapping_add(&theirs), width);
     }

@@ -390,11 +390,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         }
         let words = |&(n, width): &(usize, u32)| wire::packed_words::<R>(n, width.min(R::BITS));
         let total: usize = segments.iter().map(words).sum();
-        let mut packed = Shares::with_capacity(total);
-        let mut at = 0;
-        for &(n, width) in segments {
-            packed.extend_from(&wire::pack_low_bits(&mine[at..at + n], width.min(R::BITS)));
-            at += n;
+        let mut packed = Shares::zeros(total);
+        let (mut at, mut word) = (0, 0);
+        for segment @ &(n, width) in segments {
+            let w = words(segment);
+            wire::pack_low_bits_into(&mine[at..at + n], width.min(R::BITS), &mut packed[word..word + w]);
+            (at, word) = (at + n, word + w);
         }
         let peer = self.peer();
         wire::send_owned(&mut self.transport, peer, packed)?;
