@@ -956,13 +956,12 @@ impl<R: Ring> DealerState<R> {
                 }
             }
             Request::FusedSquare { shift, width, .. } => {
-                // Only r mod 2^width meets a narrow opening; its top bit is the wrap's.
-                let narrow = width < R::BITS;
-                let r = &Shares::from_vec(secret[0].iter().map(|v| ring::low_bits(*v, width)).collect());
-                let truncated = shift > 0 || narrow;
+                let r = &secret[0];
+                let truncated = shift > 0 || width < R::BITS;
                 if truncated {
-                    correct(&mut corr[0], r.iter().map(|v| v.shr_logical(shift)))?;
-                    correct(&mut corr[1], r.iter().map(|v| v.shr_logical(width - 1)))?;
+                    // Only r mod 2^width meets a narrow opening; its top bit is the wrap's.
+                    correct(&mut corr[0], r.iter().map(|v| ring::low_bits(*v, width).shr_logical(shift)))?;
+                    correct(&mut corr[1], r.iter().map(|v| v.shr_logical(width - 1) & R::ONE))?;
                 }
                 square_correct(r, (shift, width), &mut corr[if truncated { 2 } else { 0 }..])?;
             }
@@ -1029,15 +1028,17 @@ fn xor_bit_range<R: Ring>(words: &mut [R], from: usize, to: usize) {
     }
 }
 
-/// P0's cross products of a fused square of x (mask `r`, already reduced mod 2^`width`, shifted
-/// by `shift`), over P1's shares in `corr`: a·a, or msb(r)·(r >> s) and (r >> s)² for a
-/// truncated (or narrow) x, msb being bit `width` - 1.
+/// P0's cross products of a fused square of x (mask `r`, read mod 2^`width`, shifted by
+/// `shift`), over P1's shares in `corr`: a·a, or msb(r)·(r >> s) and (r >> s)² for a truncated
+/// (or narrow) x, msb being bit `width` - 1.
 fn square_correct<R: Ring>(r: &[R], (shift, width): (u32, u32), corr: &mut [Shares<R>]) -> Result<(), Error> {
     match corr {
         [squares, ..] if shift == 0 && width == R::BITS => correct(squares, r.iter().map(|a| a.wrapping_mul(a))),
         [by_msb, squares, ..] => {
-            let hi = |v: &R| v.shr_logical(shift);
-            correct(by_msb, r.iter().map(|v| v.shr_logical(width - 1).wrapping_mul(&hi(v))))?;
+            // r mod 2^width, shifted; its top bit.
+            let hi = |v: &R| ring::low_bits(*v, width).shr_logical(shift);
+            let msb = |v: &R| v.shr_logical(width - 1) & R::ONE;
+            correct(by_msb, r.iter().map(|v| msb(v).wrapping_mul(&hi(v))))?;
             correct(squares, r.iter().map(|v| hi(v).wrapping_mul(&hi(v))))
         }
         _ => Err(Error::MaterialMismatch),
