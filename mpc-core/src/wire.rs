@@ -70,17 +70,10 @@ pub const fn packed_words<R: Ring>(n: usize, width: u32) -> usize {
     (n * width as usize).div_ceil(R::BITS as usize)
 }
 
-/// The low `width` bits of each value, packed back to back from bit 0 of the first word: the
-/// message of an opening mod 2^width ([`packed_words`] words).
-pub fn pack_low_bits<R: Ring>(values: &[R], width: u32) -> Shares<R> {
-    let mut out = Shares::zeros(packed_words::<R>(values.len(), width));
-    pack_low_bits_into(values, width, &mut out);
-    out
-}
-
-/// [`pack_low_bits`] into `out` (zeroed, [`packed_words`] words long), a value at a time from a
-/// running bit position.
-pub fn pack_low_bits_into<R: Ring>(values: &[R], width: u32, out: &mut [R]) {
+/// The low `width` bits of each value, packed back to back from bit 0 of the first word of
+/// `out` (zeroed, [`packed_words`] words long), a value at a time from a running bit position:
+/// the message of an opening mod 2^width.
+pub fn pack_low_bits<R: Ring>(values: &[R], width: u32, out: &mut [R]) {
     let bits = R::BITS;
     let (mut word, mut offset) = (0, 0);
     for &v in values {

@@ -43,6 +43,12 @@ pub type Broadcast<'a, E> = (&'a [E], &'a [E], usize, usize, bool);
 /// value per row or column), each shifted right by its bits first.
 pub use mpc_core::protocol::FusedOperands as Fused;
 
+/// Where the last bound's bits start among `comparisons` bound-major bits of `n` values and
+/// `bounds` bounds ([`Backend::below_times_square`]'s products are theirs).
+pub(crate) fn last_bound(comparisons: usize, n: usize, bounds: usize) -> Result<usize> {
+    comparisons.checked_sub(n).filter(|_| bounds > 0).ok_or(Error::ShapeMismatch)
+}
+
 /// What a comparison may assume of its values' distance to its bounds ([`Backend::below`],
 /// [`Backend::max_rows`]). Under MPC a smaller spread opens fewer bits of each value and
 /// compares fewer digits (at 16 fractional bits, [`Spread::ACTIVATIONS`] halves both and saves a
@@ -345,7 +351,7 @@ pub trait Backend {
         spread: Spread,
     ) -> Result<[Self::Vector; 3]> {
         let bits = self.below(x, frac, bounds, spread)?;
-        let last = bits.len().checked_sub(x.len()).filter(|_| !bounds.is_empty()).ok_or(Error::ShapeMismatch)?;
+        let last = last_bound(bits.len(), x.len(), bounds.len())?;
         let products = self.mul_bits(&[(&bits[last..], x)])?.pop().ok_or(Error::ShapeMismatch)?;
         let squares = self.square(x, Product { a: frac, b: frac, out: 2 * frac, pow2: 0 })?;
         Ok([bits, products, squares])
@@ -409,9 +415,7 @@ pub trait Backend {
     }
     /// ReLU: `x - [x < 0]·x`, the product read off the comparison ([`Backend::below_times`]).
     fn relu(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
-        let f = self.frac_bits();
-        let [_, dropped, _] = self.below_times(x, f, &[0.0], 0, Spread::Full)?;
-        Ok(self.sub(x, &dropped))
+        numerics::relu(self, x, Spread::Full)
     }
     /// e^x, accurate on [-128, 0] (absolute error below 8e-5 on [-64, 0]); clipped below -128.
     fn exp(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {

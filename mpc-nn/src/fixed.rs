@@ -307,9 +307,9 @@ impl Backend for Fixed {
     fn below_times_square(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<[Vec<u64>; 3]> {
         // The square and the last bound's products are read off the comparisons' opening: no
         // traffic of their own.
-        let [bits, mut products, _] = self.below_times(x, frac, bounds, 0, spread)?;
-        let last = products.len().checked_sub(x.len()).filter(|_| !bounds.is_empty()).ok_or(Error::ShapeMismatch)?;
-        products.drain(..last);
+        let bits = self.below(x, frac, bounds, spread)?;
+        let last = crate::backend::last_bound(bits.len(), x.len(), bounds.len())?;
+        let products = zip(&bits[last..], x, u64::wrapping_mul);
         Ok([bits, products, zip(x, x, u64::wrapping_mul)])
     }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Vec<u64>>> {

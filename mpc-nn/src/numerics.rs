@@ -107,9 +107,9 @@ enum Asymptote {
 /// x² at 2f bits is v, the same ring value read at 2f + 4 bits; the
 /// pairs c_i + c_(i+1)·v are local, at as many bits as their size leaves in the ring (up to
 /// 20 more than v's). Then v² (round 1); both v²·(pair) and v⁴, one opening of v² serving the
-/// two products and the square (round 2); v⁴·(pair + product) (round 3): each opening cuts its operands
-/// to f + 8 bits ([`Backend::mul_shifted`]), v and its powers in [0, 1] where the value is
-/// used. Horner's rule took a round per coefficient.
+/// two products and the square (round 2); v⁴·(pair + product) (round 3): each opening cuts its
+/// operands to f + 8 bits ([`Backend::mul_shifted`]), v and its powers in [0, 1] where the
+/// value is used. Horner's rule took a round per coefficient.
 fn even_polynomial<B: Backend + ?Sized>(
     b: &mut B,
     square: &[B::Elem],
@@ -195,6 +195,13 @@ fn saturate<B: Backend + ?Sized>(
     Ok(b.add(&b.add(&kept, &below), &above))
 }
 
+/// ReLU(x) = x - `[x < 0]`·x, the product read off the comparison with 0
+/// ([`Backend::below_times`]), its values within `spread` of 0.
+pub fn relu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], spread: Spread) -> Result<B::Vector> {
+    let [_, dropped, _] = b.below_times(x, b.frac_bits(), &[0.0], 0, spread)?;
+    Ok(b.sub(x, &dropped))
+}
+
 /// e^x, valid for x ≤ 0: clipped at -128, then (1 + t + t²/2)^128 with t = x/128 at f + 8 bits.
 ///
 /// t² and every square are left untruncated (at twice f + 8 bits); each squaring's opening cuts
@@ -213,10 +220,10 @@ pub fn exp<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
 fn exp_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], last: u32, spread: Spread) -> Result<(B::Vector, u32)> {
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
-    // max(x, -128) = relu(x + 128) - 128 = (x + 128) - [x + 128 < 0]·(x + 128) - 128.
+    // max(x, -128) = relu(x + 128) - 128.
     let lifted = b.add_scalar(x, 128.0, f);
-    let [_, dropped, _] = b.below_times(&lifted, f, &[0.0], 0, spread)?;
-    let clipped = b.add_scalar(&b.sub(&lifted, &dropped), -128.0, f);
+    let kept = relu(b, &lifted, spread)?;
+    let clipped = b.add_scalar(&kept, -128.0, f);
     let t = b.extend(&clipped, EXTRA_BITS, -7);
     // t²/2 at 2·high + 1 bits (the halving is a reading at one more bit), beside t and 1.
     let wide = 2 * high + 1;
@@ -587,9 +594,8 @@ pub fn two_relu<B: Backend + ?Sized>(
     mask: Option<&[f64]>,
 ) -> Result<B::Vector> {
     check_rows::<B>(x, rows, len)?;
-    // relu(x) = x - [x < 0]·x, the scores within 2^16 of 0 (narrow comparisons).
+    let r = relu(b, x, Spread::ACTIVATIONS)?;
+    let r = apply_mask(b, r, mask)?;
     let f = b.frac_bits();
-    let [_, dropped, _] = b.below_times(x, f, &[0.0], 0, Spread::ACTIVATIONS)?;
-    let r = apply_mask(b, b.sub(x, &dropped), mask)?;
     normalise_rows(b, &r, f, rows, len, ceil_log2(len))
 }

@@ -153,13 +153,19 @@ pub(crate) const fn below_digits(bounds: usize, width: u32) -> usize {
     ((width - 2) as usize).div_ceil(below_digit_bits(bounds) as usize).next_power_of_two()
 }
 
-/// Whether a [`Request::Below`]'s products carry the opening's wrap: with a shift, or with an
-/// opening narrower than the ring (c = x + 2^(m-2) + r mod 2^m, whose wrap past 2^m the ring
-/// sees). Only an unshifted full-width product is c - r itself.
+/// Whether an opening shifted by `shift` bits at `width` bits reads its value as a dealer
+/// truncation does (public + w·msb(r) - (r >> s), the dealer's r >> s and msb among the
+/// material): with a shift, or narrower than the ring (c = x + 2^(m-2) + r mod 2^m, whose wrap
+/// past 2^m the ring sees). Only an unshifted full-width opening gives the value as c - r.
+pub(crate) const fn opening_wraps<R: Ring>(shift: u32, width: u32) -> bool {
+    shift > 0 || width < R::BITS
+}
+
+/// Whether a [`Request::Below`]'s products carry the opening's wrap ([`opening_wraps`]).
 pub(crate) const fn below_wraps<R: Ring>(times: Option<u32>, width: u32) -> bool {
     match times {
         None => false,
-        Some(s) => s > 0 || width < R::BITS,
+        Some(s) => opening_wraps::<R>(s, width),
     }
 }
 
@@ -409,7 +415,7 @@ impl Request {
                 let truncated = |(n, shift): (usize, u32)| (n, shift > 0);
                 fused_layout(rows * len, x_shift > 0, Some(truncated(y)), square.map(truncated))
             }
-            Request::FusedSquare { n, shift, width } => fused_layout(n, shift > 0 || width < R::BITS, None, None),
+            Request::FusedSquare { n, shift, width } => fused_layout(n, opening_wraps::<R>(shift, width), None, None),
         }
     }
 
@@ -669,7 +675,7 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
         }),
         Request::Fused { x_shift, y_shift, .. } => fused_material(x_shift > 0, Some(y_shift > 0), random, correlated),
         Request::FusedSquare { shift, width, .. } => {
-            fused_material(shift > 0 || width < R::BITS, None, random, correlated)
+            fused_material(opening_wraps::<R>(shift, width), None, random, correlated)
         }
     }
 }
@@ -903,9 +909,15 @@ impl<R: Ring> DealerState<R> {
                 }
             }
             Request::Below { n, bounds, times, square, width } => {
-                // Only r mod 2^width meets the opening; its top bit is the wrap's.
-                let r: alloc::vec::Vec<R> = secret[0].iter().map(|v| ring::low_bits(*v, width)).collect();
-                let r = &Shares::from_vec(r);
+                // Only r mod 2^width meets a narrow opening (its top bit is the wrap's): reduced
+                // once here, and only then.
+                let reduced;
+                let r = if width < R::BITS {
+                    reduced = Shares::from_vec(secret[0].iter().map(|v| ring::low_bits(*v, width)).collect());
+                    &reduced
+                } else {
+                    &secret[0]
+                };
                 below_tables_into(r, bounds, width, &mut corr[0]);
                 let m = n * bounds;
                 let bit = |words: &Shares<R>, i: usize| crate::protocol::compare::get_bit(words, i);
@@ -957,7 +969,7 @@ impl<R: Ring> DealerState<R> {
             }
             Request::FusedSquare { shift, width, .. } => {
                 let r = &secret[0];
-                let truncated = shift > 0 || width < R::BITS;
+                let truncated = opening_wraps::<R>(shift, width);
                 if truncated {
                     // Only r mod 2^width meets a narrow opening; its top bit is the wrap's.
                     correct(&mut corr[0], r.iter().map(|v| ring::low_bits(*v, width).shr_logical(shift)))?;

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use super::{Party, add_truncation_shift, truncation_public, truncation_wrap};
 use crate::error::Error;
-use crate::preprocessing::deal::{broadcast_len, fused_cross_parts};
+use crate::preprocessing::deal::{broadcast_len, fused_cross_parts, opening_wraps};
 use crate::preprocessing::{Preprocessing, PreprocessingExt, Request};
 use crate::ring::{self, Ring};
 use crate::share::Shares;
@@ -93,6 +93,11 @@ impl<R: Ring> FusedOperands<'_, R> {
     /// The width this item's x is opened at (the ring's unless a narrow square).
     pub fn x_width(&self) -> u32 {
         self.width.unwrap_or(R::BITS).min(R::BITS)
+    }
+
+    /// Whether x is opened as a dealer truncation opens it (shifted, or a narrow square).
+    fn x_wraps(&self) -> bool {
+        opening_wraps::<R>(self.x_shift, self.x_width())
     }
 
     /// Ring words this item sends (each party as many): its openings, a narrow square's packed.
@@ -228,8 +233,7 @@ fn cross_products<R: Ring>(it: &FusedOperands<'_, R>) -> (usize, usize, usize) {
         (false, true) => (fused_cross_parts(it.y_shift > 0, None), it.y.len()),
         (false, false) => (0, 0),
     };
-    let x_truncated = it.x_shift > 0 || it.x_width() < R::BITS;
-    (fused_cross_parts(x_truncated, (!it.is_square()).then_some(it.y_shift > 0)), squares, len)
+    (fused_cross_parts(it.x_wraps(), (!it.is_square()).then_some(it.y_shift > 0)), squares, len)
 }
 
 /// This party's share of an operand's opening, appended to `openings`: x - a for an
@@ -238,7 +242,7 @@ fn push_opening<R: Ring>(openings: &mut Shares<R>, v: &[R], (shift, width): (u32
     let at = openings.len();
     openings.extend_from(v);
     let part = &mut openings[at..];
-    if shift == 0 && width >= R::BITS {
+    if !opening_wraps::<R>(shift, width) {
         ring::sub_assign(part, mask);
     } else {
         ring::add_assign(part, mask);
@@ -284,10 +288,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             let square = it.is_square();
             let ny = if square { 0 } else { it.y.len() };
             let (product_parts, square_parts, square_len) = cross_products(it);
-            let x_truncated = it.x_shift > 0 || it.x_width() < R::BITS;
             if mat.x_mask.len() != it.x.len()
                 || mat.y_mask.len() != ny
-                || !trunc_ok(&mat.x_trunc, x_truncated, it.x.len())
+                || !trunc_ok(&mat.x_trunc, it.x_wraps(), it.x.len())
                 || !trunc_ok(&mat.y_trunc, !square && it.y_shift > 0, ny)
                 || mat.cross.len() != product_parts + square_parts
                 || mat.cross[..product_parts].iter().any(|c| c.len() != it.x.len())
@@ -312,7 +315,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             let (sx, sy) = (it.x_shift, it.y_shift);
             let full = R::BITS;
             let square = |c: &[R], (s, m): (u32, u32), mask: &[R], trunc: &[Shares<R>; 2], cross: &mut [Shares<R>]| {
-                if s > 0 || m < full {
+                if opening_wraps::<R>(s, m) {
                     square_products::<R, true>(Opened::new(c, (s, m), mask, trunc), cross, p0)
                 } else {
                     square_products::<R, false>(Opened::new(c, (s, m), mask, trunc), cross, p0)

@@ -394,7 +394,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let (mut at, mut word) = (0, 0);
         for segment @ &(n, width) in segments {
             let w = words(segment);
-            wire::pack_low_bits_into(&mine[at..at + n], width.min(R::BITS), &mut packed[word..word + w]);
+            wire::pack_low_bits(&mine[at..at + n], width.min(R::BITS), &mut packed[word..word + w]);
             (at, word) = (at + n, word + w);
         }
         let peer = self.peer();
