@@ -22,34 +22,41 @@ use crate::backend::{Backend, Fused, Product, Result, Spread, broadcast_values};
 /// Extra fractional bits of the steps that need them (exp's squarings, Newton iterations).
 pub const EXTRA_BITS: u32 = 8;
 
-/// Saturation point of erf: 1 - erf(3) = 2.2e-5.
-const ERF_BOUND: f64 = 3.0;
-/// erf(x) = x · Σ c_i u^i with u = (x/3)², |error| < 1.7e-4 on [-3, 3] (least squares on
-/// Chebyshev nodes).
-const ERF_COEFFS: [f64; 8] = [
-    1.1282981697978207,
-    -3.3740908488360435,
-    8.88711500428131,
-    -17.308802907879713,
-    23.657525141808637,
-    -21.041255760683953,
-    10.762067387529957,
-    -2.3775836237787016,
+/// Saturation point of erf, 2√2 (so that (x/B)² is x²/8, a shift): 1 - erf(2√2) = 6.3e-5.
+const ERF_BOUND: f64 = 2.0 * core::f64::consts::SQRT_2;
+/// erf(x) = x · Σ c_i t^i with t = 2(x/B)² - 1 in [-1, 1] for |x| <= B, |error| < 1.9e-5 on
+/// [-B, B] (minimax, Remez exchange).
+const ERF_COEFFS: [f64; 9] = [
+    0.4976633563236023,
+    -0.2384402308111238,
+    0.1581157016267438,
+    -0.10502848631552157,
+    0.0642961192371729,
+    -0.03266056951229014,
+    0.016194197769940574,
+    -0.011288070953358315,
+    0.004685706411999361,
 ];
 
 /// Saturation point of GeLU: |GeLU(x) - relu(x)| < 1.3e-4 beyond 4.
 const GELU_BOUND: f64 = 4.0;
-/// GeLU(x) - x/2 = x·erf(x/√2)/2 = Σ c_i u^i with u = (x/4)², |error| < 2e-4 on [-4, 4].
-const GELU_COEFFS: [f64; 8] = [
-    0.00019893556136377127,
-    6.355829272164553,
-    -16.39656034809003,
-    35.20738017621189,
-    -51.40720527021403,
-    47.56103248018741,
-    -24.900442818906388,
-    5.579771190602863,
+/// GeLU(x) - x/2 = x·erf(x/√2)/2 = Σ c_i t^i with t = 2(x/4)² - 1 in [-1, 1], |error| < 3.5e-5 on
+/// [-4, 4] (minimax, Remez exchange). In t the coefficients are small (in (x/4)² they reach 50
+/// and cancel), so each keeps its precision beside the powers' bits.
+const GELU_COEFFS: [f64; 9] = [
+    1.4075855090398623,
+    0.7327400659488099,
+    -0.2265831949716176,
+    0.1562675301977762,
+    -0.11825300340158056,
+    0.06731052894536224,
+    -0.04170271103772007,
+    0.04358403909560227,
+    -0.021109942112610414,
 ];
+
+/// Fractional bits of the polynomials' operands: t's powers come out at twice as many.
+const POLY_BITS: u32 = 20;
 
 /// Where the start of the Newton iterations is constant: on the intervals between the bounds
 /// t_i = 2^(i / per_octave), i in `lowest..=highest`.
@@ -98,69 +105,56 @@ enum Asymptote {
     Identity,
 }
 
-/// Σ c_i u^i for u = (x / `bound`)², `bound` ≤ 4, given x² at 2f bits (untruncated), and the
-/// bits of the result: Estrin's scheme in v = (x/4)² (the c_i rescaled by (16/bound²)^i), three
-/// rounds:
+/// Σ c_i t^i for t = 2(x/B)² - 1, in [-1, 1] for |x| <= B where B² = 2^`e`, given x² at 2f bits
+/// (untruncated), and the bits of the result; three rounds:
 ///
-///   p = (c0 + c1 v) + v²·(c2 + c3 v) + v⁴·((c4 + c5 v) + v²·(c6 + c7 v)).
+///   p = (c0 + c1 t + c2 t² + c3 t³) + t⁴·(c4 + c5 t + c6 t² + c7 t³ + c8 t⁴).
 ///
-/// x² at 2f bits is v, the same ring value read at 2f + 4 bits; the
-/// pairs c_i + c_(i+1)·v are local, at as many bits as their size leaves in the ring (up to
-/// 20 more than v's). Then v² (round 1); both v²·(pair) and v⁴, one opening of v² serving the
-/// two products and the square (round 2); v⁴·(pair + product) (round 3): each opening cuts its
-/// operands to f + 8 bits ([`Backend::mul_shifted`]), v and its powers in [0, 1] where the
-/// value is used. Horner's rule took a round per coefficient.
+/// t is x² read at 2f + e - 1 bits, less 1 (local). Then t² (round 1, t opened on a few bits
+/// more than its own); t³ and t⁴ from one opening of t and t² (round 2); t⁴ times the upper
+/// part (round 3). Each opening cuts its operands to [`POLY_BITS`], the powers coming out at
+/// twice that; the coefficients are small (|t| <= 1), so the sums, at as many bits as their
+/// size leaves in the ring, keep them to 2^-19 or better. Beyond B, t > 1 and the result is
+/// meaningless (the callers keep it only inside).
 fn even_polynomial<B: Backend + ?Sized>(
     b: &mut B,
     square: &[B::Elem],
-    bound: f64,
-    coeffs: &[f64; 8],
+    e: u32,
+    coeffs: &[f64; 9],
 ) -> Result<(B::Vector, u32)> {
     let shape = mpc_core::Error::ShapeMismatch;
-    if !(bound > 0.0 && bound <= 4.0) {
+    let f = b.frac_bits();
+    let t_bits = 2 * f + e - 1;
+    // 2(x/B)² = x²/2^(e-1): the ring value of x² read at e - 1 more bits.
+    let t = b.add_scalar(&b.extend(square, e - 1, 1 - e as i32), -1.0, t_bits);
+    let (p_bits, powers) = (POLY_BITS, 2 * POLY_BITS);
+    if t_bits < p_bits {
         return Err(shape);
     }
-    let f = b.frac_bits();
-    let high = f + EXTRA_BITS;
-    let (v, v_bits) = (b.extend(square, 4, -4), 2 * f + 4);
-    let scale = 16.0 / (bound * bound);
-    let c: Vec<f64> = coeffs.iter().enumerate().map(|(i, c)| c * libm::pow(scale, i as f64)).collect();
-    // Each pair is below `size` for v in [0, 1]: its bits keep it below 2^61 in the ring.
-    let size = c.chunks(2).map(|p| libm::fabs(p[0]) + libm::fabs(p[1])).fold(1.0, f64::max);
-    let pair_bits = (v_bits + 20).min(61 - libm::ceil(libm::log2(size)) as u32);
-    let c_bits = pair_bits.checked_sub(v_bits).filter(|&bits| bits >= 8).ok_or(shape)?;
-    let pairs: Vec<B::Vector> =
-        c.chunks(2).map(|p| b.add_scalar(&b.mul_scalar(&v, p[1], c_bits), p[0], pair_bits)).collect();
-    // The products come out at 2·high bits; sums are taken at the larger of the two precisions.
-    let (product_bits, sum_bits) = (2 * high, pair_bits.max(2 * high));
-    let at_sum = |b: &B, y: &[B::Elem], bits: u32| b.extend(y, sum_bits - bits, 0);
-    // v is in [0, 1] where the value is kept (|x| <= bound): its square opens on v_bits + 3 bits
-    // (beyond, v wraps and the kept value's product takes it times 0).
-    let square = Fused { width: Some(v_bits + 3), ..Fused::square(&v, v_bits - high) };
-    let v2 = b.mul_shifted(&[square])?.pop().ok_or(shape)?;
-    let n = v2.len();
-    // The second and fourth pairs as two rows, each times v² (one value a column), and v⁴ read
-    // off the same opening of v²: v² is opened once.
-    let stacked = b.wrap(pairs[1].iter().chain(pairs[3].iter()).copied().collect());
-    let item = Fused {
-        x: &stacked,
-        x_shift: pair_bits - high,
-        y: &v2,
-        y_shift: product_bits - high,
-        rows: 2,
-        len: n,
-        broadcast: Some(false),
-        with_square: false,
-        y_square: true,
-        width: None,
+    let (low_c, up_c) = coeffs.split_at(4);
+    let size = [low_c, up_c].iter().map(|c| c.iter().map(|v| libm::fabs(*v)).sum::<f64>()).fold(2.0, f64::max);
+    // Sums below 2^61 in the ring with room for a caller's addend of up to 2 (GeLU's x/2).
+    let sum_bits = 60 - libm::ceil(libm::log2(size + 2.0)) as u32;
+    let c_bits = sum_bits.checked_sub(powers).filter(|&bits| bits >= 16).ok_or(shape)?;
+    // |t| <= 1 where the value is kept: its square opens on t_bits + 3 bits.
+    let square = Fused { width: Some(t_bits + 3), ..Fused::square(&t, t_bits - p_bits) };
+    let t2 = b.mul_shifted(&[square])?.pop().ok_or(shape)?;
+    let item = Fused { y_square: true, ..Fused::elementwise(&t, t_bits - p_bits, &t2, powers - p_bits) };
+    let [t3, t4]: [B::Vector; 2] = b.mul_shifted(&[item])?.try_into().map_err(|_| shape)?;
+    // c0 + c1 t + c2 t² + c3 t³ (and the same from c4) at sum_bits: t at t_bits, the rest at
+    // `powers`.
+    let cubic = |b: &B, c: &[f64]| {
+        let mut acc = b.add_scalar(&b.mul_scalar(&t, c[1], sum_bits - t_bits), c[0], sum_bits);
+        for (power, &ci) in [&t2, &t3].into_iter().zip(&c[2..4]) {
+            acc = b.add(&acc, &b.mul_scalar(power, ci, c_bits));
+        }
+        acc
     };
-    let [both, v4]: [B::Vector; 2] = b.mul_shifted(&[item])?.try_into().map_err(|_| shape)?;
-    let (low, high_pair) = both.split_at(n);
-    let upper = b.add(&at_sum(b, &pairs[2], pair_bits), &at_sum(b, high_pair, product_bits));
-    let s = product_bits - high;
-    let top = b.mul_shifted(&[Fused::elementwise(&v4, s, &upper, sum_bits - high)])?.pop().ok_or(shape)?;
-    let p = b.add(&at_sum(b, &pairs[0], pair_bits), &at_sum(b, low, product_bits));
-    Ok((b.add(&p, &at_sum(b, &top, product_bits)), sum_bits))
+    let low = cubic(b, low_c);
+    let upper = b.add(&cubic(b, &up_c[..4]), &b.mul_scalar(&t4, up_c[4], c_bits));
+    let item = Fused::elementwise(&t4, powers - p_bits, &upper, sum_bits - p_bits);
+    let top = b.mul_shifted(&[item])?.pop().ok_or(shape)?;
+    Ok((b.add(&low, &b.extend(&top, sum_bits - powers, 0)), sum_bits))
 }
 
 /// `inside` (at `frac` ≥ f bits) on [-bound, bound], a constant below and `above` beyond, at
@@ -385,7 +379,7 @@ pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
     let [bits, times_x, square] = b.below_times_square(x, f, &[-ERF_BOUND, ERF_BOUND], Spread::ACTIVATIONS)?;
-    let (q, q_bits) = even_polynomial(b, &square, ERF_BOUND, &ERF_COEFFS)?;
+    let (q, q_bits) = even_polynomial(b, &square, 3, &ERF_COEFFS)?;
     let inside = b.mul_shifted(&[Fused::elementwise(x, 0, &q, q_bits - high)])?.pop();
     let inside = inside.ok_or(mpc_core::Error::ShapeMismatch)?;
     let inside_bits = f + high;
@@ -399,7 +393,7 @@ pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
 pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
     let [bits, times_x, square] = b.below_times_square(x, f, &[-GELU_BOUND, GELU_BOUND], Spread::ACTIVATIONS)?;
-    let (h, h_bits) = even_polynomial(b, &square, GELU_BOUND, &GELU_COEFFS)?;
+    let (h, h_bits) = even_polynomial(b, &square, 4, &GELU_COEFFS)?;
     // x/2 at the polynomial's bits: a shift.
     let half = b.extend(x, h_bits - f, -1);
     let inside = b.add(&half, &h);

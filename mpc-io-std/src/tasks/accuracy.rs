@@ -99,7 +99,7 @@ pub const SPECS: [Spec; 15] = [
     Spec {
         function: "gelu",
         domain: "[-1e3, 1e3]",
-        bound: 6.5e-4,
+        bound: 2e-4,
         relative: false,
         rounds: 8,
         kind: Kind::Elementwise { lo: -1e3, hi: 1e3, n: 4000, log: false },
@@ -107,7 +107,7 @@ pub const SPECS: [Spec; 15] = [
     Spec {
         function: "gelu_core",
         domain: "[-8, 8]",
-        bound: 8e-4,
+        bound: 2e-4,
         relative: false,
         rounds: 8,
         kind: Kind::Elementwise { lo: -8.0, hi: 8.0, n: 2000, log: false },
@@ -123,7 +123,7 @@ pub const SPECS: [Spec; 15] = [
     Spec {
         function: "erf",
         domain: "[-10, 10]",
-        bound: 7.5e-4,
+        bound: 1.5e-4,
         relative: false,
         rounds: 9,
         kind: Kind::Elementwise { lo: -10.0, hi: 10.0, n: 2000, log: false },
