@@ -299,7 +299,9 @@ proptest! {
 
     /// Products of operands truncated first, each opening serving the truncation and the
     /// product: exactly a product of within-1-ulp truncations, for every combination of
-    /// truncated and untruncated operands, elementwise and broadcast, up to 2^61 in the ring.
+    /// truncated and untruncated operands, elementwise and broadcast, up to 2^61 in the ring,
+    /// x opened at the ring's width or packed on a narrower one (bits included), with every
+    /// party's bytes those of the openings.
     #[test]
     fn fused_products_are_products_of_the_truncations(
         seed: u64,
@@ -308,8 +310,9 @@ proptest! {
         mode in 0usize..3,
         x_shift in prop_oneof![Just(0u32), 1u32..40],
         y_shift in prop_oneof![Just(0u32), 1u32..24],
-        scale in 8u32..62,
+        scale in prop_oneof![Just(0u32), 8u32..62],
         squared in 0usize..3,
+        narrow in prop_oneof![Just(None), (0u32..20).prop_map(Some)],
     ) {
         use mpc_core::protocol::FusedOperands;
         let broadcast = [None, Some(true), Some(false)][mode];
@@ -320,24 +323,37 @@ proptest! {
         let ring = |s: u64, n: usize, bits: u32| -> Vec<i64> {
             reals(s, n, 1.0).iter().map(|r| (r * (1u64 << bits.min(61)) as f64) as i64).collect()
         };
-        let x = ring(seed, rows * len, x_bits);
+        // Bits (scale 0) are 0 or 1; a narrow x opens on `x_bits + 2 + extra` bits (|x| <
+        // 2^(m-2)), above its shift.
+        let x: Vec<i64> = if scale == 0 {
+            (0..rows * len).map(|i| ((seed >> (i % 64)) & 1) as i64).collect()
+        } else {
+            ring(seed, rows * len, x_bits)
+        };
+        let width = narrow.map(|extra| (x_bits.max(1) + 2 + extra).clamp(x_shift + 3, 64));
         let y = ring(seed ^ 7, ny, y_bits.min(61));
         let (xr, yr): (Vec<u64>, Vec<u64>) = (x.iter().map(|&v| v as u64).collect(), y.iter().map(|&v| v as u64).collect());
         let run = threaded(seed, Truncation::Dealer, |party, role| {
             let xs = party.input(Role::P0, (role == Role::P0).then_some(&xr[..]), xr.len())?;
             let ys = party.input(Role::P1, (role == Role::P1).then_some(&yr[..]), yr.len())?;
+            party.open(&[0])?; // end the inputs' flight
+            let before = party.transport().stats();
             // x's (or y's) square from the same opening, where its msb·msb term vanishes
-            // (2s <= k).
-            let with_square = squared == 1 && x_shift <= 32;
+            // (2s <= k) or is read off the dealer's msb (a narrow x).
+            let with_square = squared == 1 && (x_shift <= 32 || width.is_some());
             let y_square = squared == 2;
-            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast, with_square, y_square, width: None };
+            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast, with_square, y_square, width };
             let z = party.mul_fused(&[item])?;
+            let cost = party.transport().stats().since(&before);
             assert_eq!(z.len(), item.outputs());
             let squares = if with_square || y_square { party.open(&z[1])? } else { Vec::new() };
-            Ok((party.open(&z[0])?, squares))
+            Ok((party.open(&z[0])?, squares, cost))
         });
-        prop_assert_eq!(&run.p0.output, &run.p1.output);
-        let (products, squares) = &run.p0.output;
+        let (products, squares, cost) = &run.p0.output;
+        prop_assert_eq!((products, squares), (&run.p1.output.0, &run.p1.output.1));
+        prop_assert_eq!(cost.rounds, 1);
+        let x_words = (rows * len * width.unwrap_or(64) as usize).div_ceil(64);
+        prop_assert_eq!(cost.bytes_sent, 8 * (x_words + ny) as u64);
         let (x_squares, y_squares) = if squared == 2 { (&[][..], &squares[..]) } else { (&squares[..], &[][..]) };
         prop_assert_eq!(y_squares.len(), if squared == 2 { ny } else { 0 });
         for (i, got) in products.iter().enumerate() {

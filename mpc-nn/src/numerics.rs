@@ -110,9 +110,9 @@ enum Asymptote {
 ///
 ///   p = (c0 + c1 t + c2 t² + c3 t³) + t⁴·(c4 + c5 t + c6 t² + c7 t³ + c8 t⁴).
 ///
-/// t is x² read at 2f + e - 1 bits, less 1 (local). Then t² (round 1, t opened on a few bits
-/// more than its own); t³ and t⁴ from one opening of t and t² (round 2); t⁴ times the upper
-/// part (round 3). Each opening cuts its operands to [`POLY_BITS`], the powers coming out at
+/// t is x² read at 2f + e - 1 bits, less 1 (local). Then t² (round 1, t opened on 3 bits more
+/// than its own); t³ and t⁴ from one opening of t (again narrow) and t² (round 2); t⁴ (narrow)
+/// times the upper part (round 3). Each opening cuts its operands to [`POLY_BITS`], the powers coming out at
 /// twice that; the coefficients are small (|t| <= 1), so the sums, at as many bits as their
 /// size leaves in the ring, keep them to 2^-19 or better. Beyond B, t > 1 and the result is
 /// meaningless (the callers keep it only inside).
@@ -139,7 +139,12 @@ fn even_polynomial<B: Backend + ?Sized>(
     // |t| <= 1 where the value is kept: its square opens on t_bits + 3 bits.
     let square = Fused { width: Some(t_bits + 3), ..Fused::square(&t, t_bits - p_bits) };
     let t2 = b.mul_shifted(&[square])?.pop().ok_or(shape)?;
-    let item = Fused { y_square: true, ..Fused::elementwise(&t, t_bits - p_bits, &t2, powers - p_bits) };
+    // t opens on t_bits + 3 bits again, t² whole (it is 2·POLY_BITS wide, untruncated).
+    let item = Fused {
+        y_square: true,
+        width: Some(t_bits + 3),
+        ..Fused::elementwise(&t, t_bits - p_bits, &t2, powers - p_bits)
+    };
     let [t3, t4]: [B::Vector; 2] = b.mul_shifted(&[item])?.try_into().map_err(|_| shape)?;
     // c0 + c1 t + c2 t² + c3 t³ (and the same from c4) at sum_bits: t at t_bits, the rest at
     // `powers`.
@@ -152,7 +157,8 @@ fn even_polynomial<B: Backend + ?Sized>(
     };
     let low = cubic(b, low_c);
     let upper = b.add(&cubic(b, &up_c[..4]), &b.mul_scalar(&t4, up_c[4], c_bits));
-    let item = Fused::elementwise(&t4, powers - p_bits, &upper, sum_bits - p_bits);
+    // t⁴ in [0, 1] opens on `powers` + 3 bits.
+    let item = Fused { width: Some(powers + 3), ..Fused::elementwise(&t4, powers - p_bits, &upper, sum_bits - p_bits) };
     let top = b.mul_shifted(&[item])?.pop().ok_or(shape)?;
     Ok((b.add(&low, &b.extend(&top, sum_bits - powers, 0)), sum_bits))
 }
@@ -180,7 +186,9 @@ fn saturate<B: Backend + ?Sized>(
     // Only the kept value is brought to f bits, by the product's own opening: the asymptotes
     // are there already, and a large x at `frac` bits would not fit the ring (out of range the
     // product is of 0).
-    let kept = b.mul_shifted(&[Fused::elementwise(&in_range, 0, inside, frac - f)])?.pop().ok_or(shape)?;
+    // The bit is opened on 3 bits (|in_range| <= 1 < 2^(3-2)).
+    let item = Fused { width: Some(3), ..Fused::elementwise(&in_range, 0, inside, frac - f) };
+    let kept = b.mul_shifted(&[item])?.pop().ok_or(shape)?;
     let below = b.mul_scalar(lower, below, f);
     let above = match above {
         Asymptote::Identity => b.sub(x, upper_x),
@@ -456,12 +464,12 @@ fn apply_mask<B: Backend + ?Sized>(b: &B, x: B::Vector, mask: Option<&[f64]>) ->
     }
 }
 
-/// Divides each row of `values` (`rows × len`, at `frac` ≥ f bits, non-negative) by its sum,
-/// where the sums lie in [2^(k-12), 2^(k+9)] for the public `k`; the result is at f bits.
+/// Divides each row of `values` (`rows × len`, at `frac` ≥ f bits, non-negative; at most 1 if
+/// `at_most_one`, then opened on `frac` + 3 bits) by its sum, where the sums lie in
+/// [2^(k-12), 2^(k+9)] for the public `k`; the result is at f bits.
 fn normalise_rows<B: Backend + ?Sized>(
     b: &mut B,
-    values: &[B::Elem],
-    frac: u32,
+    (values, frac, at_most_one): (&[B::Elem], u32, bool),
     rows: usize,
     len: usize,
     k: i32,
@@ -486,7 +494,7 @@ fn normalise_rows<B: Backend + ?Sized>(
         broadcast: Some(true),
         with_square: false,
         y_square: false,
-        width: None,
+        width: at_most_one.then_some(frac + 3),
     };
     let p = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
     let unscale = u32::try_from(k).map_err(|_| mpc_core::Error::ShapeMismatch)?;
@@ -524,7 +532,7 @@ pub fn softmax<B: Backend + ?Sized>(
     let f = b.frac_bits();
     let (e, e_bits) = exp_wide(b, &shifted, f + 4, Spread::ACTIVATIONS)?;
     let e = apply_mask(b, e, mask)?;
-    normalise_rows(b, &e, e_bits, rows, len, (ceil_log2(len) + 1) / 2)
+    normalise_rows(b, (&e, e_bits, true), rows, len, (ceil_log2(len) + 1) / 2)
 }
 
 /// 2Quad of each row: m·(x + 5)² / Σ m·(x + 5)², the sum scaled by about 25·len (its value for
@@ -575,7 +583,7 @@ fn normalise_two_quad<B: Backend + ?Sized>(
 ) -> Result<B::Vector> {
     let q = apply_mask(b, q, mask)?;
     let f = b.frac_bits();
-    normalise_rows(b, &q, 2 * f, rows, len, ceil_log2(len) + 5)
+    normalise_rows(b, (&q, 2 * f, false), rows, len, ceil_log2(len) + 5)
 }
 
 /// 2ReLU of each row: m·relu(x) / Σ m·relu(x), the sum scaled by about len; the scores within
@@ -591,5 +599,5 @@ pub fn two_relu<B: Backend + ?Sized>(
     let r = relu(b, x, Spread::ACTIVATIONS)?;
     let r = apply_mask(b, r, mask)?;
     let f = b.frac_bits();
-    normalise_rows(b, &r, f, rows, len, ceil_log2(len))
+    normalise_rows(b, (&r, f, false), rows, len, ceil_log2(len))
 }

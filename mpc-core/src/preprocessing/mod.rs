@@ -151,6 +151,10 @@ pub enum Request {
         /// Whether y's square (y >> y_shift)² comes out of the same opening too (y's length,
         /// after the product's cross products); not together with `with_square`.
         y_square: bool,
+        /// x's opening width m ≤ k: x + 2^(m-2) + r mod 2^m, for |x| < 2^(m-2) (a dealer
+        /// truncation at width m, shifted by `x_shift` or not); the ring's own width for all
+        /// of it. A narrow x times a truncated y needs one more cross product, msb·msb.
+        x_width: u32,
     },
     /// Material for squares (x >> shift)² whose one opening serves the truncation and the
     /// square (see [`FusedMaterial`]): half the opening and about half the material of a

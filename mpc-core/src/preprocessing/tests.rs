@@ -141,6 +141,7 @@ fn request_headers_round_trip() {
             y_shift: 40,
             with_square: false,
             y_square: false,
+            x_width: 64,
         },
         Request::Fused {
             rows: 1,
@@ -150,6 +151,7 @@ fn request_headers_round_trip() {
             y_shift: 24,
             with_square: false,
             y_square: false,
+            x_width: 64,
         },
         Request::Fused {
             rows: 128,
@@ -159,6 +161,7 @@ fn request_headers_round_trip() {
             y_shift: 0,
             with_square: true,
             y_square: false,
+            x_width: 64,
         },
         Request::Fused {
             rows: 2,
@@ -168,6 +171,27 @@ fn request_headers_round_trip() {
             y_shift: 24,
             with_square: false,
             y_square: true,
+            x_width: 64,
+        },
+        Request::Fused {
+            rows: 1,
+            len: 768,
+            broadcast: None,
+            x_shift: 0,
+            y_shift: 42,
+            with_square: false,
+            y_square: false,
+            x_width: 3,
+        },
+        Request::Fused {
+            rows: 1,
+            len: 9,
+            broadcast: None,
+            x_shift: 20,
+            y_shift: 38,
+            with_square: true,
+            y_square: false,
+            x_width: 43,
         },
         Request::FusedSquare { n: 7, shift: 32, width: 64 },
         Request::FusedSquare { n: 1, shift: 0, width: 64 },
@@ -199,6 +223,7 @@ fn zero_sized_requests_are_refused_by_every_provider() {
             y_shift: 0,
             with_square: false,
             y_square: false,
+            x_width: 64,
         },
         Request::FusedSquare { n: 0, shift: 4, width: 64 },
     ];
@@ -533,7 +558,17 @@ fn released_masks_are_forgotten_and_later_ones_still_work() {
 /// A fused product of a 2 × 3 matrix x with y (broadcast as asked), shifted and squared as
 /// asked.
 fn fused_2x3(broadcast: Option<bool>, x_shift: u32, y_shift: u32, with_square: bool, y_square: bool) -> Request {
-    Request::Fused { rows: 2, len: 3, broadcast, x_shift, y_shift, with_square, y_square }
+    Request::Fused { rows: 2, len: 3, broadcast, x_shift, y_shift, with_square, y_square, x_width: 64 }
+}
+
+/// `request` (a fused product) with x opened on `width` bits.
+fn narrow_x(request: Request, width: u32) -> Request {
+    match request {
+        Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, .. } => {
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width: width }
+        }
+        other => other,
+    }
 }
 
 fn every_request() -> Vec<Request> {
@@ -559,10 +594,22 @@ fn every_request() -> Vec<Request> {
         fused_2x3(Some(false), 3, 0, false, false),
         fused_2x3(None, 0, 0, false, false),
         fused_2x3(Some(false), 5, 0, true, false),
-        Request::Fused { rows: 2, len: 3, broadcast: None, x_shift: 0, y_shift: 4, with_square: true, y_square: false },
+        Request::Fused {
+            rows: 2,
+            len: 3,
+            broadcast: None,
+            x_shift: 0,
+            y_shift: 4,
+            with_square: true,
+            y_square: false,
+            x_width: 64,
+        },
         fused_2x3(Some(true), 7, 9, true, false),
         fused_2x3(Some(false), 7, 9, false, true),
         fused_2x3(None, 0, 0, false, true),
+        narrow_x(fused_2x3(None, 0, 30, false, false), 3),
+        narrow_x(fused_2x3(Some(true), 20, 30, true, false), 40),
+        narrow_x(fused_2x3(Some(false), 0, 0, false, true), 12),
         Request::FusedSquare { n: 5, shift: 0, width: 64 },
         Request::FusedSquare { n: 5, shift: 20, width: 64 },
         Request::FusedSquare { n: 5, shift: 12, width: 39 },
@@ -702,8 +749,16 @@ fn material_is_bound_to_the_request_p1_expects() {
 fn requests_with_shifts_beyond_the_ring_are_refused() {
     // (u32::MAX, ...) was a fuzzer's find: the bound check itself overflowed.
     for (x_shift, y_shift) in [(62, 0), (0, 63), (40, 30), (u32::MAX, 0x8eff_ffff), (1, u32::MAX)] {
-        let r =
-            Request::Fused { rows: 2, len: 2, broadcast: None, x_shift, y_shift, with_square: false, y_square: false };
+        let r = Request::Fused {
+            rows: 2,
+            len: 2,
+            broadcast: None,
+            x_shift,
+            y_shift,
+            with_square: false,
+            y_square: false,
+            x_width: 64,
+        };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
     // A square's msb·msb term vanishes only for 2s <= k.
@@ -718,6 +773,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
             y_shift: 0,
             with_square: true,
             y_square: false,
+            x_width: 64,
         };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
@@ -729,6 +785,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         y_shift: 0,
         with_square: true,
         y_square: false,
+        x_width: 64,
     };
     assert_eq!(Request::decode::<u64>(&square.encode(), MAX_REQUEST_ELEMENTS), Ok(square));
     // A narrow square: its width at most the ring's and above its shift's offset; its msb·msb
@@ -743,6 +800,32 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         let r = Request::FusedSquare { n: 2, shift, width };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS).map(|_| ()), refused, "{r:?}");
     }
+    // A narrow x likewise: its width at most the ring's and above its shift's offset; its
+    // msb·msb terms read off the dealer's msb, so its shifts may add up past the ring; a
+    // width-less header means the full ring.
+    let fused = |x_shift, y_shift, x_width| Request::Fused {
+        rows: 2,
+        len: 2,
+        broadcast: None,
+        x_shift,
+        y_shift,
+        with_square: true,
+        y_square: false,
+        x_width,
+    };
+    for (x_shift, y_shift, width, refused) in [
+        (0, 0, 65, Err(Error::Malformed("fused operand width"))),
+        (0, 4, 2, Err(Error::Malformed("fused operand width"))),
+        (37, 4, 39, Err(Error::TooLarge)),
+        (40, 30, 60, Ok(())),
+        (0, 60, 3, Ok(())),
+    ] {
+        let r = fused(x_shift, y_shift, width);
+        assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS).map(|_| ()), refused, "{r:?}");
+    }
+    let mut header = fused(3, 4, 64).encode();
+    header[25] = 0;
+    assert_eq!(Request::decode::<u32>(&header, MAX_REQUEST_ELEMENTS), Ok(fused(3, 4, 32)));
     let mut header = Request::FusedSquare { n: 2, shift: 3, width: 64 }.encode();
     header[24] = 0;
     let full = Request::FusedSquare { n: 2, shift: 3, width: 32 };
@@ -756,6 +839,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         y_shift: 33,
         with_square: false,
         y_square: true,
+        x_width: 64,
     };
     assert_eq!(Request::decode::<u64>(&y_square.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
     let y_square = Request::Fused {
@@ -766,10 +850,19 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         y_shift: 32,
         with_square: false,
         y_square: true,
+        x_width: 64,
     };
     assert_eq!(Request::decode::<u64>(&y_square.encode(), MAX_REQUEST_ELEMENTS), Ok(y_square));
-    let both =
-        Request::Fused { rows: 2, len: 2, broadcast: None, x_shift: 1, y_shift: 1, with_square: true, y_square: true };
+    let both = Request::Fused {
+        rows: 2,
+        len: 2,
+        broadcast: None,
+        x_shift: 1,
+        y_shift: 1,
+        with_square: true,
+        y_square: true,
+        x_width: 64,
+    };
     assert!(matches!(Request::decode::<u64>(&both.encode(), MAX_REQUEST_ELEMENTS), Err(Error::Malformed(_))));
     for times in [62, u32::MAX - 1] {
         let below = Request::Below { n: 2, bounds: 2, times: Some(times), square: false, width: 64 };
@@ -810,6 +903,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         y_shift: 1,
         with_square: false,
         y_square: false,
+        x_width: 64,
     }
     .encode();
     for mode in [3, 7, 16] {

@@ -39,8 +39,8 @@ pub struct FusedOperands<'a, R> {
     /// Whether y's square is made too, from y's one opening (returned right after the product;
     /// not together with `with_square`): a broadcast y squared once, not once a row.
     pub y_square: bool,
-    /// A square's opening width m (`Some(m)` for [`FusedOperands::is_square`] items only): x is
-    /// opened mod 2^m, m bits on the wire, for |x| < 2^(m-2) in the ring; `None` is the ring's.
+    /// x's opening width m: x is opened mod 2^m, m bits on the wire, for |x| < 2^(m-2) in the
+    /// ring (a bit on 3, a value in [-1, 1] at b bits on b + 3); `None` is the ring's.
     pub width: Option<u32>,
 }
 
@@ -95,14 +95,15 @@ impl<R: Ring> FusedOperands<'_, R> {
         self.width.unwrap_or(R::BITS).min(R::BITS)
     }
 
-    /// Whether x is opened as a dealer truncation opens it (shifted, or a narrow square).
+    /// Whether x is opened as a dealer truncation opens it (shifted, or narrow).
     fn x_wraps(&self) -> bool {
         opening_wraps::<R>(self.x_shift, self.x_width())
     }
 
-    /// Ring words this item sends (each party as many): its openings, a narrow square's packed.
+    /// Ring words this item sends (each party as many): its openings, a narrow x packed.
     pub fn opened_words(&self) -> usize {
-        if self.is_square() { crate::wire::packed_words::<R>(self.x.len(), self.x_width()) } else { self.opened_len() }
+        let x = crate::wire::packed_words::<R>(self.x.len(), self.x_width());
+        if self.is_square() { x } else { x + self.y_len() }
     }
 
     /// The request for this product's material.
@@ -118,6 +119,7 @@ impl<R: Ring> FusedOperands<'_, R> {
             y_shift: self.y_shift,
             with_square: self.with_square,
             y_square: self.y_square,
+            x_width: self.x_width(),
         }
     }
 }
@@ -162,7 +164,9 @@ impl<'a, R: Ring, const SHIFTED: bool> Opened<'a, R, SHIFTED> {
 
 /// This party's shares of the products of one item, written over its first cross product:
 /// for each element i of x and its element j of y, the dealer's quadratic terms plus
-/// p_x·(y's linear form) + p_y·(x's linear form), plus p_x·p_y at P0.
+/// p_x·(y's linear form) + p_y·(x's linear form), plus p_x·p_y at P0. With both operands
+/// truncated the quadratic terms are hi_x·hi_y - w_x·msb_x·hi_y - w_y·hi_x·msb_y, and
+/// w_x·w_y·msb_x·msb_y for a narrow x.
 fn products<R: Ring, const XS: bool, const YS: bool>(
     it: &FusedOperands<'_, R>,
     x: Opened<'_, R, XS>,
@@ -172,6 +176,8 @@ fn products<R: Ring, const XS: bool, const YS: bool>(
 ) -> Shares<R> {
     let (first, rest) = cross.split_first_mut().expect("at least one cross product");
     let mut z = core::mem::take(first);
+    // A narrow x's w_x·w_y need not vanish: its msb·msb term.
+    let msb_msb = rest.get(2);
     for row in 0..it.rows {
         for col in 0..it.len {
             let i = row * it.len + col;
@@ -184,9 +190,15 @@ fn products<R: Ring, const XS: bool, const YS: bool>(
                 (false, false) => z[i],
                 (false, true) => y.wrap(j).wrapping_mul(&z[i]).wrapping_sub(&rest[0][i]),
                 (true, false) => x.wrap(i).wrapping_mul(&z[i]).wrapping_sub(&rest[0][i]),
-                (true, true) => rest[1][i]
-                    .wrapping_sub(&x.wrap(i).wrapping_mul(&z[i]))
-                    .wrapping_sub(&y.wrap(j).wrapping_mul(&rest[0][i])),
+                (true, true) => {
+                    let (wx, wy) = (x.wrap(i), y.wrap(j));
+                    let q =
+                        rest[1][i].wrapping_sub(&wx.wrapping_mul(&z[i])).wrapping_sub(&wy.wrapping_mul(&rest[0][i]));
+                    match msb_msb {
+                        Some(msb_msb) => q.wrapping_add(&wx.wrapping_mul(&wy).wrapping_mul(&msb_msb[i])),
+                        None => q,
+                    }
+                }
             };
             let (px, py) = (x.public(i), y.public(j));
             let share =
@@ -229,11 +241,12 @@ fn square_products<R: Ring, const SHIFTED: bool>(
 /// length.
 fn cross_products<R: Ring>(it: &FusedOperands<'_, R>) -> (usize, usize, usize) {
     let (squares, len) = match (it.with_square, it.y_square) {
-        (true, _) => (fused_cross_parts(it.x_shift > 0, None), it.x.len()),
-        (false, true) => (fused_cross_parts(it.y_shift > 0, None), it.y.len()),
+        (true, _) => (fused_cross_parts(it.x_wraps(), None, false), it.x.len()),
+        (false, true) => (fused_cross_parts(it.y_shift > 0, None, false), it.y.len()),
         (false, false) => (0, 0),
     };
-    (fused_cross_parts(it.x_wraps(), (!it.is_square()).then_some(it.y_shift > 0)), squares, len)
+    let y_truncated = (!it.is_square()).then_some(it.y_shift > 0);
+    (fused_cross_parts(it.x_wraps(), y_truncated, it.x_width() < R::BITS), squares, len)
 }
 
 /// This party's share of an operand's opening, appended to `openings`: x - a for an
@@ -257,9 +270,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// linear in the dealer's shares after that. The shifts round as [`Party::truncate`] does
     /// (within one unit below); values must satisfy |x|, |y| < 2^(k-2). The products are not
     /// truncated. An item [`FusedOperands::with_square`] ([`FusedOperands::y_square`]) returns its
-    /// product, then x's (y's) square. A square with a [`FusedOperands::width`] m opens x mod
-    /// 2^m on m bits (|x| < 2^(m-2)), its wrap read off the dealer's msb as a dealer truncation
-    /// at width m reads it.
+    /// product, then x's (y's) square. An x with a [`FusedOperands::width`] m is opened mod 2^m
+    /// on m bits (|x| < 2^(m-2)), its wrap read off the dealer's msb as a dealer truncation at
+    /// width m reads it.
     pub fn mul_fused(&mut self, items: &[FusedOperands<'_, R>]) -> Result<Vec<Shares<R>>, Error> {
         for it in items {
             let request = it.request();
@@ -267,7 +280,6 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             if it.x.len() != it.rows * it.len
                 || it.y.len() != it.y_len()
                 || ((it.with_square || it.y_square) && it.is_square())
-                || (it.width.is_some() && !it.is_square())
             {
                 return Err(Error::ShapeMismatch);
             }
@@ -299,10 +311,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 return Err(Error::MaterialMismatch);
             }
             push_opening(&mut openings, it.x, (it.x_shift, it.x_width()), &mat.x_mask, p0);
+            segments.push((it.x.len(), it.x_width()));
             if !square {
                 push_opening(&mut openings, it.y, (it.y_shift, R::BITS), &mat.y_mask, p0);
+                segments.push((it.y.len(), R::BITS));
             }
-            segments.push((it.opened_len(), it.x_width()));
         }
         let opened = self.open_in_widths(openings, &segments)?;
         let mut out = Vec::with_capacity(items.iter().map(FusedOperands::outputs).sum());
@@ -313,7 +326,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             let (x_mask, x_trunc, y_mask, y_trunc) = (&mat.x_mask, &mat.x_trunc, &mat.y_mask, &mat.y_trunc);
             let (cross, square_cross) = mat.cross.split_at_mut(cross_products(it).0);
             let (sx, sy) = (it.x_shift, it.y_shift);
-            let full = R::BITS;
+            let (xm, full) = (it.x_width(), R::BITS);
             let square = |c: &[R], (s, m): (u32, u32), mask: &[R], trunc: &[Shares<R>; 2], cross: &mut [Shares<R>]| {
                 if opening_wraps::<R>(s, m) {
                     square_products::<R, true>(Opened::new(c, (s, m), mask, trunc), cross, p0)
@@ -331,21 +344,21 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 ($xs:literal, $ys:literal) => {
                     products::<R, $xs, $ys>(
                         it,
-                        Opened::new(cx, (sx, full), x_mask, x_trunc),
+                        Opened::new(cx, (sx, xm), x_mask, x_trunc),
                         Opened::new(cy, (sy, full), y_mask, y_trunc),
                         cross,
                         p0,
                     )
                 };
             }
-            out.push(match (sx > 0, sy > 0) {
+            out.push(match (it.x_wraps(), sy > 0) {
                 (false, false) => specialised!(false, false),
                 (false, true) => specialised!(false, true),
                 (true, false) => specialised!(true, false),
                 (true, true) => specialised!(true, true),
             });
             if it.with_square {
-                out.push(square(cx, (sx, full), x_mask, x_trunc, square_cross));
+                out.push(square(cx, (sx, xm), x_mask, x_trunc, square_cross));
             } else if it.y_square {
                 out.push(square(cy, (sy, full), y_mask, y_trunc, square_cross));
             }
