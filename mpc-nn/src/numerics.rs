@@ -227,9 +227,11 @@ fn exp_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], last: u32, spread: Sp
     let kept = relu(b, &lifted, spread)?;
     let clipped = b.add_scalar(&kept, -128.0, f);
     let t = b.extend(&clipped, EXTRA_BITS, -7);
-    // t²/2 at 2·high + 1 bits (the halving is a reading at one more bit), beside t and 1.
+    // t²/2 at 2·high + 1 bits (the halving is a reading at one more bit), beside t and 1; t
+    // is in [-1, 0]: its square opens on high + 3 bits.
     let wide = 2 * high + 1;
-    let half_t2 = b.square(&t, Product { a: high, b: high, out: wide, pow2: -1 })?;
+    let square = Fused { width: Some(high + 3), ..Fused::square(&t, 0) };
+    let half_t2 = b.mul_shifted(&[square])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
     let mut y = b.add_scalar(&b.add(&b.extend(&t, wide - high, 0), &half_t2), 1.0, wide);
     let mut y_bits = wide;
     const SQUARINGS: usize = 7;
