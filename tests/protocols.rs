@@ -313,6 +313,7 @@ proptest! {
         scale in prop_oneof![Just(0u32), 8u32..62],
         squared in 0usize..3,
         narrow in prop_oneof![Just(None), (0u32..20).prop_map(Some)],
+        y_narrow in prop_oneof![Just(None), (0u32..20).prop_map(Some)],
     ) {
         use mpc_core::protocol::FusedOperands;
         let broadcast = [None, Some(true), Some(false)][mode];
@@ -331,6 +332,7 @@ proptest! {
             ring(seed, rows * len, x_bits)
         };
         let width = narrow.map(|extra| (x_bits.max(1) + 2 + extra).clamp(x_shift + 3, 64));
+        let y_width = y_narrow.map(|extra| (y_bits.min(61) + 2 + extra).clamp(y_shift + 3, 64));
         let y = ring(seed ^ 7, ny, y_bits.min(61));
         let (xr, yr): (Vec<u64>, Vec<u64>) = (x.iter().map(|&v| v as u64).collect(), y.iter().map(|&v| v as u64).collect());
         let run = threaded(seed, Truncation::Dealer, |party, role| {
@@ -339,10 +341,10 @@ proptest! {
             party.open(&[0])?; // end the inputs' flight
             let before = party.transport().stats();
             // x's (or y's) square from the same opening, where its msb·msb term vanishes
-            // (2s <= k) or is read off the dealer's msb (a narrow x).
-            let with_square = squared == 1 && (x_shift <= 32 || width.is_some());
-            let y_square = squared == 2;
-            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast, with_square, y_square, width };
+            // (2s <= k) or is read off the dealer's msb (a narrow operand).
+            let with_square = squared == 1 && (x_shift <= 32 || width.is_some_and(|m| m < 64));
+            let y_square = squared == 2 && (y_shift <= 32 || y_width.is_some_and(|m| m < 64));
+            let item = FusedOperands { x: &xs, x_shift, y: &ys, y_shift, rows, len, broadcast, with_square, y_square, width, y_width };
             let z = party.mul_fused(&[item])?;
             let cost = party.transport().stats().since(&before);
             assert_eq!(z.len(), item.outputs());
@@ -352,8 +354,8 @@ proptest! {
         let (products, squares, cost) = &run.p0.output;
         prop_assert_eq!((products, squares), (&run.p1.output.0, &run.p1.output.1));
         prop_assert_eq!(cost.rounds, 1);
-        let x_words = (rows * len * width.unwrap_or(64) as usize).div_ceil(64);
-        prop_assert_eq!(cost.bytes_sent, 8 * (x_words + ny) as u64);
+        let packed = |n: usize, width: Option<u32>| (n * width.unwrap_or(64) as usize).div_ceil(64);
+        prop_assert_eq!(cost.bytes_sent, 8 * (packed(rows * len, width) + packed(ny, y_width)) as u64);
         let (x_squares, y_squares) = if squared == 2 { (&[][..], &squares[..]) } else { (&squares[..], &[][..]) };
         prop_assert_eq!(y_squares.len(), if squared == 2 { ny } else { 0 });
         for (i, got) in products.iter().enumerate() {
@@ -439,6 +441,7 @@ fn fused_products_take_one_round_and_refuse_bad_shapes() {
                 with_square: true,
                 y_square: false,
                 width: None,
+                y_width: None,
             },
             FusedOperands::elementwise(&xs, 0, &xs[..], 12),
         ];

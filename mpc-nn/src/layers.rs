@@ -130,6 +130,7 @@ impl<B: Backend> LayerNorm<B> {
             with_square: true,
             y_square: false,
             width: None,
+            y_width: None,
         };
         let mut products = b.mul_shifted(&[item])?.into_iter();
         let (scaled, squares) = products.next().zip(products.next()).ok_or(Error::ShapeMismatch)?;
@@ -150,6 +151,7 @@ impl<B: Backend> LayerNorm<B> {
             with_square: false,
             y_square: false,
             width: None,
+            y_width: None,
         };
         let y = b.mul_shifted(&[item])?.pop().ok_or(Error::ShapeMismatch)?;
         let y = b.reduce(&y, 2 * f)?;

@@ -111,7 +111,7 @@ enum Asymptote {
 ///   p = (c0 + c1 t + c2 t² + c3 t³) + t⁴·(c4 + c5 t + c6 t² + c7 t³ + c8 t⁴).
 ///
 /// t is x² read at 2f + e - 1 bits, less 1 (local). Then t² (round 1, t opened on 3 bits more
-/// than its own); t³ and t⁴ from one opening of t (again narrow) and t² (round 2); t⁴ (narrow)
+/// than its own); t³ and t⁴ from one opening of t and t² (round 2, both narrow); t⁴ (narrow)
 /// times the upper part (round 3). Each opening cuts its operands to [`POLY_BITS`], the powers coming out at
 /// twice that; the coefficients are small (|t| <= 1), so the sums, at as many bits as their
 /// size leaves in the ring, keep them to 2^-19 or better. Beyond B, t > 1 and the result is
@@ -139,10 +139,11 @@ fn even_polynomial<B: Backend + ?Sized>(
     // |t| <= 1 where the value is kept: its square opens on t_bits + 3 bits.
     let square = Fused { width: Some(t_bits + 3), ..Fused::square(&t, t_bits - p_bits) };
     let t2 = b.mul_shifted(&[square])?.pop().ok_or(shape)?;
-    // t opens on t_bits + 3 bits again, t² whole (it is 2·POLY_BITS wide, untruncated).
+    // t opens on t_bits + 3 bits again, t² in [0, 1] on `powers` + 3.
     let item = Fused {
         y_square: true,
         width: Some(t_bits + 3),
+        y_width: Some(powers + 3),
         ..Fused::elementwise(&t, t_bits - p_bits, &t2, powers - p_bits)
     };
     let [t3, t4]: [B::Vector; 2] = b.mul_shifted(&[item])?.try_into().map_err(|_| shape)?;
@@ -497,6 +498,7 @@ fn normalise_rows<B: Backend + ?Sized>(
         with_square: false,
         y_square: false,
         width: at_most_one.then_some(frac + 3),
+        y_width: None,
     };
     let p = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
     let unscale = u32::try_from(k).map_err(|_| mpc_core::Error::ShapeMismatch)?;

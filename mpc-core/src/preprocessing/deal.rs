@@ -44,8 +44,9 @@ const FUSED_WITH_SQUARE: u64 = 4;
 /// The bit of a [`Request::Fused`] header's mode word that asks for y's square too.
 const FUSED_Y_SQUARE: u64 = 8;
 /// Where a [`Request::Fused`] header keeps x's width (bits 8 to 15 of its mode word; 0, as in
-/// material stored before widths, for the ring's).
+/// material stored before widths, for the ring's), and y's (bits 16 to 23).
 const FUSED_WIDTH_AT: u32 = 8;
+const FUSED_Y_WIDTH_AT: u32 = 16;
 /// Where a [`Request::Below`] header keeps its width (bits 8 to 15 of its last word, beside
 /// the square flag in bit 0).
 const BELOW_WIDTH_AT: u32 = 8;
@@ -235,15 +236,21 @@ pub(crate) const fn below_table_words<R: Ring>(bounds: usize, width: u32) -> usi
     (below_digits(bounds, width) * below_table_bits(bounds)).div_ceil(R::BITS as usize)
 }
 
+/// A header's width: 0 (material stored before widths) is the ring's.
+fn ring_width<R: Ring>(width: u32) -> u32 {
+    if width == 0 { R::BITS } else { width }
+}
+
 /// The cross products a [`Request::Fused`] needs, by which operands are truncated (`None` for y:
 /// a [`Request::FusedSquare`], whose cross products are a·a, or msb·hi and hi·hi).
 ///
-/// A narrow x (opened below the ring's width) times a truncated y has a fourth, msb·msb: its
-/// factor 2^(m - s_x + k - s_y) vanishes in the ring only for m >= s_x + s_y.
-pub(crate) const fn fused_cross_parts(x_truncated: bool, y_truncated: Option<bool>, x_narrow: bool) -> usize {
+/// Two truncated operands of which one is narrow (opened below the ring's width) have a fourth,
+/// msb·msb: its factor 2^(m_x - s_x + m_y - s_y) vanishes in the ring only for m_x + m_y >= k +
+/// s_x + s_y.
+pub(crate) const fn fused_cross_parts(x_truncated: bool, y_truncated: Option<bool>, narrow: bool) -> usize {
     match (x_truncated, y_truncated) {
         (false, None) | (false, Some(false)) => 1,
-        (true, Some(true)) if x_narrow => 4,
+        (true, Some(true)) if narrow => 4,
         (true, Some(true)) => 3,
         _ => 2,
     }
@@ -337,24 +344,24 @@ impl Request {
             }
             // Each shift leaves room for the truncation's offset, and the msb·msb cross term
             // vanishes only while the two shifts add up to at most k.
-            // A narrow x's msb·msb terms are read off the dealer's msb (a fourth cross product,
-            // and a square's linear term), so its shifts need only fit its width.
-            Request::Fused { rows, len, x_shift, y_shift, with_square, y_square, x_width, .. } => {
+            // A narrow operand's msb·msb terms are read off the dealer's msb (a fourth cross
+            // product, and a square's linear term), so its shifts need only fit its width.
+            Request::Fused { rows, len, x_shift, y_shift, with_square, y_square, x_width, y_width, .. } => {
                 if with_square && y_square {
                     return Err(Error::Malformed("a fused product squares one of its operands"));
                 }
-                if x_width > R::BITS || x_width < 3 {
+                if [x_width, y_width].iter().any(|&m| m > R::BITS || m < 3) {
                     return Err(Error::Malformed("fused operand width"));
                 }
-                let narrow = x_width < R::BITS;
+                let (x_narrow, y_narrow) = (x_width < R::BITS, y_width < R::BITS);
                 ok(rows.checked_mul(len))
                     && ok(Some(rows))
                     && ok(Some(len))
                     && x_shift.saturating_add(2) < x_width
-                    && y_shift.saturating_add(2) < R::BITS
-                    && (narrow || x_shift.saturating_add(y_shift) <= R::BITS)
-                    && (!with_square || narrow || x_shift.saturating_mul(2) <= R::BITS)
-                    && (!y_square || y_shift.saturating_mul(2) <= R::BITS)
+                    && y_shift.saturating_add(2) < y_width
+                    && (x_narrow || y_narrow || x_shift.saturating_add(y_shift) <= R::BITS)
+                    && (!with_square || x_narrow || x_shift.saturating_mul(2) <= R::BITS)
+                    && (!y_square || y_narrow || y_shift.saturating_mul(2) <= R::BITS)
             }
             Request::FusedSquare { n, shift, width } => {
                 if width > R::BITS || width < 3 {
@@ -423,15 +430,15 @@ impl Request {
                 }
                 Layout { random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]), correlated }
             }
-            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width } => {
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width, y_width } => {
                 let x_wraps = opening_wraps::<R>(x_shift, x_width);
-                let y = (broadcast_len(rows, len, broadcast), y_shift > 0);
+                let y = (broadcast_len(rows, len, broadcast), opening_wraps::<R>(y_shift, y_width));
                 let square = match (with_square, y_square) {
                     (true, _) => Some((rows * len, x_wraps)),
                     (false, true) => Some(y),
                     (false, false) => None,
                 };
-                fused_layout(rows * len, (x_wraps, x_width < R::BITS), Some(y), square)
+                fused_layout(rows * len, (x_wraps, x_width.min(y_width) < R::BITS), Some(y), square)
             }
             Request::FusedSquare { n, shift, width } => {
                 fused_layout(n, (opening_wraps::<R>(shift, width), false), None, None)
@@ -453,14 +460,15 @@ impl Request {
                 let flags = u64::from(square) | (u64::from(width) & 0xFF) << BELOW_WIDTH_AT;
                 [TAG_BELOW, n as u64, bounds as u64, times.map_or(0, |s| u64::from(s) + 1), flags]
             }
-            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width } => {
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width, y_width } => {
                 let mode = match broadcast {
                     None => 0,
                     Some(true) => 1,
                     Some(false) => 2,
                 } | if with_square { FUSED_WITH_SQUARE } else { 0 }
                     | if y_square { FUSED_Y_SQUARE } else { 0 }
-                    | (u64::from(x_width) & 0xFF) << FUSED_WIDTH_AT;
+                    | (u64::from(x_width) & 0xFF) << FUSED_WIDTH_AT
+                    | (u64::from(y_width) & 0xFF) << FUSED_Y_WIDTH_AT;
                 [TAG_FUSED, rows as u64, len as u64, mode, u64::from(x_shift) | (u64::from(y_shift) << 32)]
             }
             Request::FusedSquare { n, shift, width } => {
@@ -517,20 +525,23 @@ impl Request {
                     width => width,
                 },
             },
-            TAG_FUSED if w[3] & !(FUSED_WITH_SQUARE | FUSED_Y_SQUARE | 0xFF << FUSED_WIDTH_AT) <= 2 => Request::Fused {
-                rows: size(w[1])?,
-                len: size(w[2])?,
-                broadcast: [None, Some(true), Some(false)][(w[3] & 3) as usize],
-                x_shift: w[4] as u32,
-                y_shift: (w[4] >> 32) as u32,
-                with_square: w[3] & FUSED_WITH_SQUARE != 0,
-                y_square: w[3] & FUSED_Y_SQUARE != 0,
-                // Headers from before the width (stored material) meant the full ring.
-                x_width: match (w[3] >> FUSED_WIDTH_AT) as u32 {
-                    0 => R::BITS,
-                    width => width,
-                },
-            },
+            TAG_FUSED
+                if w[3] & !(FUSED_WITH_SQUARE | FUSED_Y_SQUARE | 0xFF << FUSED_WIDTH_AT | 0xFF << FUSED_Y_WIDTH_AT)
+                    <= 2 =>
+            {
+                Request::Fused {
+                    rows: size(w[1])?,
+                    len: size(w[2])?,
+                    broadcast: [None, Some(true), Some(false)][(w[3] & 3) as usize],
+                    x_shift: w[4] as u32,
+                    y_shift: (w[4] >> 32) as u32,
+                    with_square: w[3] & FUSED_WITH_SQUARE != 0,
+                    y_square: w[3] & FUSED_Y_SQUARE != 0,
+                    // Headers from before the widths (stored material) meant the full ring.
+                    x_width: ring_width::<R>((w[3] >> FUSED_WIDTH_AT) as u32 & 0xFF),
+                    y_width: ring_width::<R>((w[3] >> FUSED_Y_WIDTH_AT) as u32 & 0xFF),
+                }
+            }
             TAG_FUSED_SQUARE if unused_zero(&w[4..]) => Request::FusedSquare {
                 n: size(w[1])?,
                 shift: u32::try_from(w[2]).map_err(|_| Error::TooLarge)?,
@@ -699,9 +710,12 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
             cross: if times.is_some() { next(&mut correlated) } else { Shares::zeros(0) },
             square: if square { next(&mut correlated) } else { Shares::zeros(0) },
         }),
-        Request::Fused { x_shift, y_shift, x_width, .. } => {
-            fused_material(opening_wraps::<R>(x_shift, x_width), Some(y_shift > 0), random, correlated)
-        }
+        Request::Fused { x_shift, y_shift, x_width, y_width, .. } => fused_material(
+            opening_wraps::<R>(x_shift, x_width),
+            Some(opening_wraps::<R>(y_shift, y_width)),
+            random,
+            correlated,
+        ),
         Request::FusedSquare { shift, width, .. } => {
             fused_material(opening_wraps::<R>(shift, width), None, random, correlated)
         }
@@ -980,18 +994,18 @@ impl<R: Ring> DealerState<R> {
                     correct(&mut corr[7], r.iter().map(|v| v.wrapping_mul(v)).chain(by_msb))?;
                 }
             }
-            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width } => {
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width, y_width } => {
                 // The squared operand's cross products come last in the layout.
                 let squared = match (with_square, y_square) {
                     (true, _) => Some((&secret[0], (x_shift, x_width))),
-                    (false, true) => Some((&secret[1], (y_shift, R::BITS))),
+                    (false, true) => Some((&secret[1], (y_shift, y_width))),
                     (false, false) => None,
                 };
                 let squares = squared.map_or(0, |(_, (s, m))| fused_cross_parts(opening_wraps::<R>(s, m), None, false));
                 let at = corr.len().checked_sub(squares).ok_or(Error::MaterialMismatch)?;
                 let (product, square) = corr.split_at_mut(at);
                 let x = (&secret[0][..], (x_shift, x_width));
-                fused_correct((rows, len, broadcast), x, (&secret[1], y_shift), product)?;
+                fused_correct((rows, len, broadcast), x, (&secret[1], (y_shift, y_width)), product)?;
                 if let Some((mask, at)) = squared {
                     square_correct(mask, at, square)?;
                 }
@@ -1092,29 +1106,29 @@ fn square_correct<R: Ring>(r: &[R], (shift, width): (u32, u32), corr: &mut [Shar
 fn fused_correct<R: Ring>(
     shape: (usize, usize, Option<bool>),
     (x, (xs, xm)): (&[R], (u32, u32)),
-    (y, ys): (&[R], u32),
+    (y, (ys, ym)): (&[R], (u32, u32)),
     corr: &mut [Shares<R>],
 ) -> Result<(), Error> {
     let (_, len, broadcast) = shape;
     let j = |i: usize| broadcast_index(len, broadcast, i);
     let mut parts = corr.iter_mut();
     let mut next = || parts.next().ok_or(Error::MaterialMismatch);
-    // Each truncated operand's r mod 2^m, shifted, and its top bit (y at the ring's width).
+    // Each truncated operand's r mod 2^m, shifted, and its top bit.
     let hi = |v: &R, (s, m): (u32, u32)| ring::low_bits(*v, m).shr_logical(s);
     let msb = |v: &R, m: u32| v.shr_logical(m - 1) & R::ONE;
-    let (x_at, y_at) = ((xs, xm), (ys, R::BITS));
-    let x_wraps = opening_wraps::<R>(xs, xm);
-    for (r, at, wraps) in [(x, x_at, x_wraps), (y, y_at, ys > 0)] {
+    let (x_at, y_at) = ((xs, xm), (ys, ym));
+    let (x_wraps, y_wraps) = (opening_wraps::<R>(xs, xm), opening_wraps::<R>(ys, ym));
+    for (r, at, wraps) in [(x, x_at, x_wraps), (y, y_at, y_wraps)] {
         if wraps {
             correct(next()?, r.iter().map(|v| hi(v, at)))?;
             correct(next()?, r.iter().map(|v| msb(v, at.1)))?;
         }
     }
     let xi = x.iter().enumerate();
-    match (x_wraps, ys > 0) {
+    match (x_wraps, y_wraps) {
         (false, false) => correct(next()?, xi.map(|(i, a)| a.wrapping_mul(&y[j(i)])))?,
         (false, true) => {
-            correct(next()?, xi.clone().map(|(i, a)| a.wrapping_mul(&msb(&y[j(i)], R::BITS))))?;
+            correct(next()?, xi.clone().map(|(i, a)| a.wrapping_mul(&msb(&y[j(i)], ym))))?;
             correct(next()?, xi.map(|(i, a)| a.wrapping_mul(&hi(&y[j(i)], y_at))))?;
         }
         (true, false) => {
@@ -1123,10 +1137,10 @@ fn fused_correct<R: Ring>(
         }
         (true, true) => {
             correct(next()?, xi.clone().map(|(i, a)| msb(a, xm).wrapping_mul(&hi(&y[j(i)], y_at))))?;
-            correct(next()?, xi.clone().map(|(i, a)| hi(a, x_at).wrapping_mul(&msb(&y[j(i)], R::BITS))))?;
+            correct(next()?, xi.clone().map(|(i, a)| hi(a, x_at).wrapping_mul(&msb(&y[j(i)], ym))))?;
             correct(next()?, xi.clone().map(|(i, a)| hi(a, x_at).wrapping_mul(&hi(&y[j(i)], y_at))))?;
-            if xm < R::BITS {
-                correct(next()?, xi.map(|(i, a)| msb(a, xm).wrapping_mul(&msb(&y[j(i)], R::BITS))))?;
+            if xm.min(ym) < R::BITS {
+                correct(next()?, xi.map(|(i, a)| msb(a, xm).wrapping_mul(&msb(&y[j(i)], ym))))?;
             }
         }
     }

@@ -155,6 +155,8 @@ pub enum Request {
         /// truncation at width m, shifted by `x_shift` or not); the ring's own width for all
         /// of it. A narrow x times a truncated y needs one more cross product, msb·msb.
         x_width: u32,
+        /// y's opening width, as x's (a narrow y with a truncated x also needs msb·msb).
+        y_width: u32,
     },
     /// Material for squares (x >> shift)² whose one opening serves the truncation and the
     /// square (see [`FusedMaterial`]): half the opening and about half the material of a

@@ -142,6 +142,7 @@ fn request_headers_round_trip() {
             with_square: false,
             y_square: false,
             x_width: 64,
+            y_width: 64,
         },
         Request::Fused {
             rows: 1,
@@ -152,6 +153,7 @@ fn request_headers_round_trip() {
             with_square: false,
             y_square: false,
             x_width: 64,
+            y_width: 64,
         },
         Request::Fused {
             rows: 128,
@@ -162,6 +164,7 @@ fn request_headers_round_trip() {
             with_square: true,
             y_square: false,
             x_width: 64,
+            y_width: 64,
         },
         Request::Fused {
             rows: 2,
@@ -172,6 +175,7 @@ fn request_headers_round_trip() {
             with_square: false,
             y_square: true,
             x_width: 64,
+            y_width: 64,
         },
         Request::Fused {
             rows: 1,
@@ -182,6 +186,7 @@ fn request_headers_round_trip() {
             with_square: false,
             y_square: false,
             x_width: 3,
+            y_width: 64,
         },
         Request::Fused {
             rows: 1,
@@ -192,6 +197,7 @@ fn request_headers_round_trip() {
             with_square: true,
             y_square: false,
             x_width: 43,
+            y_width: 64,
         },
         Request::FusedSquare { n: 7, shift: 32, width: 64 },
         Request::FusedSquare { n: 1, shift: 0, width: 64 },
@@ -224,6 +230,7 @@ fn zero_sized_requests_are_refused_by_every_provider() {
             with_square: false,
             y_square: false,
             x_width: 64,
+            y_width: 64,
         },
         Request::FusedSquare { n: 0, shift: 4, width: 64 },
     ];
@@ -558,14 +565,15 @@ fn released_masks_are_forgotten_and_later_ones_still_work() {
 /// A fused product of a 2 × 3 matrix x with y (broadcast as asked), shifted and squared as
 /// asked.
 fn fused_2x3(broadcast: Option<bool>, x_shift: u32, y_shift: u32, with_square: bool, y_square: bool) -> Request {
-    Request::Fused { rows: 2, len: 3, broadcast, x_shift, y_shift, with_square, y_square, x_width: 64 }
+    Request::Fused { rows: 2, len: 3, broadcast, x_shift, y_shift, with_square, y_square, x_width: 64, y_width: 64 }
 }
 
-/// `request` (a fused product) with x opened on `width` bits.
-fn narrow_x(request: Request, width: u32) -> Request {
+/// `request` (a fused product) with x and y opened on the widths given (the ring's for `None`).
+fn narrow(request: Request, x: Option<u32>, y: Option<u32>) -> Request {
     match request {
-        Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, .. } => {
-            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width: width }
+        Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width, y_width } => {
+            let (x_width, y_width) = (x.unwrap_or(x_width), y.unwrap_or(y_width));
+            Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width, y_width }
         }
         other => other,
     }
@@ -603,13 +611,16 @@ fn every_request() -> Vec<Request> {
             with_square: true,
             y_square: false,
             x_width: 64,
+            y_width: 64,
         },
         fused_2x3(Some(true), 7, 9, true, false),
         fused_2x3(Some(false), 7, 9, false, true),
         fused_2x3(None, 0, 0, false, true),
-        narrow_x(fused_2x3(None, 0, 30, false, false), 3),
-        narrow_x(fused_2x3(Some(true), 20, 30, true, false), 40),
-        narrow_x(fused_2x3(Some(false), 0, 0, false, true), 12),
+        narrow(fused_2x3(None, 0, 30, false, false), Some(3), None),
+        narrow(fused_2x3(Some(true), 20, 30, true, false), Some(40), None),
+        narrow(fused_2x3(Some(false), 0, 0, false, true), Some(12), None),
+        narrow(fused_2x3(None, 20, 30, false, true), None, Some(45)),
+        narrow(fused_2x3(Some(true), 0, 3, true, false), Some(10), Some(7)),
         Request::FusedSquare { n: 5, shift: 0, width: 64 },
         Request::FusedSquare { n: 5, shift: 20, width: 64 },
         Request::FusedSquare { n: 5, shift: 12, width: 39 },
@@ -758,6 +769,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
             with_square: false,
             y_square: false,
             x_width: 64,
+            y_width: 64,
         };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
@@ -774,6 +786,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
             with_square: true,
             y_square: false,
             x_width: 64,
+            y_width: 64,
         };
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{r:?}");
     }
@@ -786,6 +799,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         with_square: true,
         y_square: false,
         x_width: 64,
+        y_width: 64,
     };
     assert_eq!(Request::decode::<u64>(&square.encode(), MAX_REQUEST_ELEMENTS), Ok(square));
     // A narrow square: its width at most the ring's and above its shift's offset; its msb·msb
@@ -812,6 +826,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         with_square: true,
         y_square: false,
         x_width,
+        y_width: 64,
     };
     for (x_shift, y_shift, width, refused) in [
         (0, 0, 65, Err(Error::Malformed("fused operand width"))),
@@ -824,8 +839,32 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS).map(|_| ()), refused, "{r:?}");
     }
     let mut header = fused(3, 4, 64).encode();
-    header[25] = 0;
-    assert_eq!(Request::decode::<u32>(&header, MAX_REQUEST_ELEMENTS), Ok(fused(3, 4, 32)));
+    (header[25], header[26]) = (0, 0);
+    let full = narrow(fused(3, 4, 32), None, Some(32));
+    assert_eq!(Request::decode::<u32>(&header, MAX_REQUEST_ELEMENTS), Ok(full));
+    // y's width likewise (its own byte of the mode word).
+    let y_narrow = |y_shift, y_width| Request::Fused {
+        rows: 2,
+        len: 2,
+        broadcast: Some(true),
+        x_shift: 30,
+        y_shift,
+        with_square: false,
+        y_square: true,
+        x_width: 64,
+        y_width,
+    };
+    for (y_shift, width, refused) in [
+        (0, 65, Err(Error::Malformed("fused operand width"))),
+        (0, 2, Err(Error::Malformed("fused operand width"))),
+        (37, 39, Err(Error::TooLarge)),
+        (40, 60, Ok(())),
+    ] {
+        let r = y_narrow(y_shift, width);
+        assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS).map(|_| ()), refused, "{r:?}");
+    }
+    let r = y_narrow(40, 60);
+    assert_eq!(Request::decode::<u64>(&r.encode(), MAX_REQUEST_ELEMENTS), Ok(r));
     let mut header = Request::FusedSquare { n: 2, shift: 3, width: 64 }.encode();
     header[24] = 0;
     let full = Request::FusedSquare { n: 2, shift: 3, width: 32 };
@@ -840,6 +879,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         with_square: false,
         y_square: true,
         x_width: 64,
+        y_width: 64,
     };
     assert_eq!(Request::decode::<u64>(&y_square.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
     let y_square = Request::Fused {
@@ -851,6 +891,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         with_square: false,
         y_square: true,
         x_width: 64,
+        y_width: 64,
     };
     assert_eq!(Request::decode::<u64>(&y_square.encode(), MAX_REQUEST_ELEMENTS), Ok(y_square));
     let both = Request::Fused {
@@ -862,6 +903,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         with_square: true,
         y_square: true,
         x_width: 64,
+        y_width: 64,
     };
     assert!(matches!(Request::decode::<u64>(&both.encode(), MAX_REQUEST_ELEMENTS), Err(Error::Malformed(_))));
     for times in [62, u32::MAX - 1] {
@@ -904,6 +946,7 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         with_square: false,
         y_square: false,
         x_width: 64,
+        y_width: 64,
     }
     .encode();
     for mode in [3, 7, 16] {

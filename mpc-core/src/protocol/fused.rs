@@ -42,6 +42,8 @@ pub struct FusedOperands<'a, R> {
     /// x's opening width m: x is opened mod 2^m, m bits on the wire, for |x| < 2^(m-2) in the
     /// ring (a bit on 3, a value in [-1, 1] at b bits on b + 3); `None` is the ring's.
     pub width: Option<u32>,
+    /// y's opening width, as x's `width` (not for a square, whose y is x).
+    pub y_width: Option<u32>,
 }
 
 impl<'a, R> FusedOperands<'a, R> {
@@ -58,6 +60,7 @@ impl<'a, R> FusedOperands<'a, R> {
             with_square: false,
             y_square: false,
             width: None,
+            y_width: None,
         }
     }
 
@@ -95,15 +98,25 @@ impl<R: Ring> FusedOperands<'_, R> {
         self.width.unwrap_or(R::BITS).min(R::BITS)
     }
 
+    /// The width this item's y is opened at (the ring's unless narrow).
+    pub fn y_width(&self) -> u32 {
+        self.y_width.unwrap_or(R::BITS).min(R::BITS)
+    }
+
     /// Whether x is opened as a dealer truncation opens it (shifted, or narrow).
     fn x_wraps(&self) -> bool {
         opening_wraps::<R>(self.x_shift, self.x_width())
     }
 
+    /// Whether y is opened as a dealer truncation opens it.
+    fn y_wraps(&self) -> bool {
+        opening_wraps::<R>(self.y_shift, self.y_width())
+    }
+
     /// Ring words this item sends (each party as many): its openings, a narrow x packed.
     pub fn opened_words(&self) -> usize {
         let x = crate::wire::packed_words::<R>(self.x.len(), self.x_width());
-        if self.is_square() { x } else { x + self.y_len() }
+        if self.is_square() { x } else { x + crate::wire::packed_words::<R>(self.y_len(), self.y_width()) }
     }
 
     /// The request for this product's material.
@@ -120,6 +133,7 @@ impl<R: Ring> FusedOperands<'_, R> {
             with_square: self.with_square,
             y_square: self.y_square,
             x_width: self.x_width(),
+            y_width: self.y_width(),
         }
     }
 }
@@ -166,7 +180,7 @@ impl<'a, R: Ring, const SHIFTED: bool> Opened<'a, R, SHIFTED> {
 /// for each element i of x and its element j of y, the dealer's quadratic terms plus
 /// p_x·(y's linear form) + p_y·(x's linear form), plus p_x·p_y at P0. With both operands
 /// truncated the quadratic terms are hi_x·hi_y - w_x·msb_x·hi_y - w_y·hi_x·msb_y, and
-/// w_x·w_y·msb_x·msb_y for a narrow x.
+/// w_x·w_y·msb_x·msb_y for a narrow operand.
 fn products<R: Ring, const XS: bool, const YS: bool>(
     it: &FusedOperands<'_, R>,
     x: Opened<'_, R, XS>,
@@ -176,7 +190,7 @@ fn products<R: Ring, const XS: bool, const YS: bool>(
 ) -> Shares<R> {
     let (first, rest) = cross.split_first_mut().expect("at least one cross product");
     let mut z = core::mem::take(first);
-    // A narrow x's w_x·w_y need not vanish: its msb·msb term.
+    // With a narrow operand w_x·w_y need not vanish: its msb·msb term.
     let msb_msb = rest.get(2);
     for row in 0..it.rows {
         for col in 0..it.len {
@@ -242,11 +256,11 @@ fn square_products<R: Ring, const SHIFTED: bool>(
 fn cross_products<R: Ring>(it: &FusedOperands<'_, R>) -> (usize, usize, usize) {
     let (squares, len) = match (it.with_square, it.y_square) {
         (true, _) => (fused_cross_parts(it.x_wraps(), None, false), it.x.len()),
-        (false, true) => (fused_cross_parts(it.y_shift > 0, None, false), it.y.len()),
+        (false, true) => (fused_cross_parts(it.y_wraps(), None, false), it.y.len()),
         (false, false) => (0, 0),
     };
-    let y_truncated = (!it.is_square()).then_some(it.y_shift > 0);
-    (fused_cross_parts(it.x_wraps(), y_truncated, it.x_width() < R::BITS), squares, len)
+    let y_truncated = (!it.is_square()).then_some(it.y_wraps());
+    (fused_cross_parts(it.x_wraps(), y_truncated, it.x_width().min(it.y_width()) < R::BITS), squares, len)
 }
 
 /// This party's share of an operand's opening, appended to `openings`: x - a for an
@@ -272,7 +286,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// truncated. An item [`FusedOperands::with_square`] ([`FusedOperands::y_square`]) returns its
     /// product, then x's (y's) square. An x with a [`FusedOperands::width`] m is opened mod 2^m
     /// on m bits (|x| < 2^(m-2)), its wrap read off the dealer's msb as a dealer truncation at
-    /// width m reads it.
+    /// width m reads it; a narrow y ([`FusedOperands::y_width`]) likewise.
     pub fn mul_fused(&mut self, items: &[FusedOperands<'_, R>]) -> Result<Vec<Shares<R>>, Error> {
         for it in items {
             let request = it.request();
@@ -280,6 +294,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             if it.x.len() != it.rows * it.len
                 || it.y.len() != it.y_len()
                 || ((it.with_square || it.y_square) && it.is_square())
+                || (it.y_width.is_some() && it.is_square())
             {
                 return Err(Error::ShapeMismatch);
             }
@@ -303,7 +318,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             if mat.x_mask.len() != it.x.len()
                 || mat.y_mask.len() != ny
                 || !trunc_ok(&mat.x_trunc, it.x_wraps(), it.x.len())
-                || !trunc_ok(&mat.y_trunc, !square && it.y_shift > 0, ny)
+                || !trunc_ok(&mat.y_trunc, !square && it.y_wraps(), ny)
                 || mat.cross.len() != product_parts + square_parts
                 || mat.cross[..product_parts].iter().any(|c| c.len() != it.x.len())
                 || mat.cross[product_parts..].iter().any(|c| c.len() != square_len)
@@ -313,8 +328,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             push_opening(&mut openings, it.x, (it.x_shift, it.x_width()), &mat.x_mask, p0);
             segments.push((it.x.len(), it.x_width()));
             if !square {
-                push_opening(&mut openings, it.y, (it.y_shift, R::BITS), &mat.y_mask, p0);
-                segments.push((it.y.len(), R::BITS));
+                push_opening(&mut openings, it.y, (it.y_shift, it.y_width()), &mat.y_mask, p0);
+                segments.push((it.y.len(), it.y_width()));
             }
         }
         let opened = self.open_in_widths(openings, &segments)?;
@@ -326,7 +341,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             let (x_mask, x_trunc, y_mask, y_trunc) = (&mat.x_mask, &mat.x_trunc, &mat.y_mask, &mat.y_trunc);
             let (cross, square_cross) = mat.cross.split_at_mut(cross_products(it).0);
             let (sx, sy) = (it.x_shift, it.y_shift);
-            let (xm, full) = (it.x_width(), R::BITS);
+            let (xm, ym) = (it.x_width(), it.y_width());
             let square = |c: &[R], (s, m): (u32, u32), mask: &[R], trunc: &[Shares<R>; 2], cross: &mut [Shares<R>]| {
                 if opening_wraps::<R>(s, m) {
                     square_products::<R, true>(Opened::new(c, (s, m), mask, trunc), cross, p0)
@@ -345,13 +360,13 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                     products::<R, $xs, $ys>(
                         it,
                         Opened::new(cx, (sx, xm), x_mask, x_trunc),
-                        Opened::new(cy, (sy, full), y_mask, y_trunc),
+                        Opened::new(cy, (sy, ym), y_mask, y_trunc),
                         cross,
                         p0,
                     )
                 };
             }
-            out.push(match (it.x_wraps(), sy > 0) {
+            out.push(match (it.x_wraps(), it.y_wraps()) {
                 (false, false) => specialised!(false, false),
                 (false, true) => specialised!(false, true),
                 (true, false) => specialised!(true, false),
@@ -360,7 +375,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             if it.with_square {
                 out.push(square(cx, (sx, xm), x_mask, x_trunc, square_cross));
             } else if it.y_square {
-                out.push(square(cy, (sy, full), y_mask, y_trunc, square_cross));
+                out.push(square(cy, (sy, ym), y_mask, y_trunc, square_cross));
             }
         }
         Ok(out)
