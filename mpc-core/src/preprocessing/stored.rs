@@ -118,7 +118,13 @@ impl<R: Ring> Store<R> {
         let count = r.u64()?;
         let mut store = Store::new();
         for _ in 0..count {
-            let request = Request::decode::<R>(r.take(HEADER_LEN)?, max_elements)?;
+            let header = r.take(HEADER_LEN)?;
+            let request = Request::decode::<R>(header, max_elements)?;
+            // The format is canonical: a header the dealer would read the same way but that
+            // does not write back as it was (a width-less one, read as the ring's) is not ours.
+            if request.encode()[..] != *header {
+                return Err(Error::Malformed("stored header not canonical"));
+            }
             let id = r.u64()?;
             let absorbed = match r.take(1)?[0] {
                 0 => false,

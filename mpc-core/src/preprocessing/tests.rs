@@ -991,3 +991,19 @@ fn a_dealer_that_packs_masks_as_it_draws_them_corrects_as_one_that_keeps_them_wh
     drawn.limit_masks(drawn.mask_elements() + 10);
     assert_eq!(drawn.corrections(&Request::OwnedMask { k: 4, n: 4 }).unwrap_err(), Error::TooLarge);
 }
+
+#[test]
+fn regression_a_stored_header_that_does_not_write_back_as_it_was_is_refused() {
+    // A fuzzer's find: a fused product whose mode word has no widths (read as the ring's) was
+    // accepted and wrote back with them, so the stored format was not canonical.
+    let stored: [u8; 117] = [
+        77, 80, 67, 83, 84, 79, 82, 49, 64, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+        0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+        0, 0, 0, 0, 0, 0, 122, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 245, 77,
+    ];
+    assert_eq!(
+        Store::<u64>::from_bytes(&stored, 1 << 14).map(|_| ()),
+        Err(Error::Malformed("stored header not canonical"))
+    );
+}
