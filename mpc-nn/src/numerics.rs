@@ -56,7 +56,17 @@ const GELU_COEFFS: [f64; 9] = [
 ];
 
 /// Fractional bits of the polynomials' operands: t's powers come out at twice as many.
-const POLY_BITS: u32 = 20;
+const POLY_BITS: u32 = 16;
+/// Fractional bits of the polynomials' coefficients where they multiply t's powers: each kept
+/// to 2^-19, and the sums at 2·POLY_BITS + 18 bits, small enough to open on a few bits more.
+const COEFF_BITS: u32 = 18;
+
+/// The width a value of magnitude below `bound` at `frac` bits opens on (|v| < 2^(m-2), with a
+/// bit to spare), or the ring's where that is no narrower.
+fn width_for(bound: f64, frac: u32) -> Option<u32> {
+    let m = i64::from(frac) + libm::ceil(libm::log2(bound.max(1e-9))) as i64 + 3;
+    u32::try_from(m.max(3)).ok().filter(|&m| m < 64)
+}
 
 /// Where the start of the Newton iterations is constant: on the intervals between the bounds
 /// t_i = 2^(i / per_octave), i in `lowest..=highest`.
@@ -112,9 +122,9 @@ enum Asymptote {
 ///
 /// t is x² read at 2f + e - 1 bits, less 1 (local). Then t² (round 1, t opened on 3 bits more
 /// than its own); t³ and t⁴ from one opening of t and t² (round 2, both narrow); t⁴ (narrow)
-/// times the upper part (round 3). Each opening cuts its operands to [`POLY_BITS`], the powers coming out at
-/// twice that; the coefficients are small (|t| <= 1), so the sums, at as many bits as their
-/// size leaves in the ring, keep them to 2^-19 or better. Beyond B, t > 1 and the result is
+/// times the upper part (round 3, the part on as many bits as its size needs). Each opening cuts
+/// its operands to [`POLY_BITS`], the powers coming out at twice that; the coefficients are
+/// small (|t| <= 1), so the sums, at [`COEFF_BITS`] more, keep them to 2^-19. Beyond B, t > 1 and the result is
 /// meaningless (the callers keep it only inside).
 fn even_polynomial<B: Backend + ?Sized>(
     b: &mut B,
@@ -132,10 +142,12 @@ fn even_polynomial<B: Backend + ?Sized>(
         return Err(shape);
     }
     let (low_c, up_c) = coeffs.split_at(4);
-    let size = [low_c, up_c].iter().map(|c| c.iter().map(|v| libm::fabs(*v)).sum::<f64>()).fold(2.0, f64::max);
-    // Sums below 2^61 in the ring with room for a caller's addend of up to 2 (GeLU's x/2).
-    let sum_bits = 60 - libm::ceil(libm::log2(size + 2.0)) as u32;
-    let c_bits = sum_bits.checked_sub(powers).filter(|&bits| bits >= 16).ok_or(shape)?;
+    let magnitude = |c: &[f64]| c.iter().map(|v| libm::fabs(*v)).sum::<f64>();
+    let (c_bits, sum_bits) = (COEFF_BITS, powers + COEFF_BITS);
+    // Sums far below 2^61 in the ring, with room for a caller's addend (GeLU's x/2).
+    if width_for(magnitude(low_c).max(magnitude(up_c)) + 4.0, sum_bits).is_none() {
+        return Err(shape);
+    }
     // |t| <= 1 where the value is kept: its square opens on t_bits + 3 bits.
     let square = Fused { width: Some(t_bits + 3), ..Fused::square(&t, t_bits - p_bits) };
     let t2 = b.mul_shifted(&[square])?.pop().ok_or(shape)?;
@@ -158,20 +170,25 @@ fn even_polynomial<B: Backend + ?Sized>(
     };
     let low = cubic(b, low_c);
     let upper = b.add(&cubic(b, &up_c[..4]), &b.mul_scalar(&t4, up_c[4], c_bits));
-    // t⁴ in [0, 1] opens on `powers` + 3 bits.
-    let item = Fused { width: Some(powers + 3), ..Fused::elementwise(&t4, powers - p_bits, &upper, sum_bits - p_bits) };
+    // t⁴ in [0, 1] opens on `powers` + 3 bits, the upper part on as many as its size needs.
+    let item = Fused {
+        width: Some(powers + 3),
+        y_width: width_for(magnitude(up_c), sum_bits),
+        ..Fused::elementwise(&t4, powers - p_bits, &upper, sum_bits - p_bits)
+    };
     let top = b.mul_shifted(&[item])?.pop().ok_or(shape)?;
     Ok((b.add(&low, &b.extend(&top, sum_bits - powers, 0)), sum_bits))
 }
 
-/// `inside` (at `frac` ≥ f bits) on [-bound, bound], a constant below and `above` beyond, at
-/// f bits, given the comparisons of x with -bound and bound and the upper one's bits times x
-/// ([`Backend::below_times_square`]): one product, which also truncates `inside`.
+/// `inside` (at `frac` ≥ f bits, of magnitude below `size` there) on [-bound, bound], a
+/// constant below and `above` beyond, at f bits, given the comparisons of x with -bound and bound
+/// and the upper one's bits times x ([`Backend::below_times_square`]): one product, which also
+/// truncates `inside`, its bit opened on 3 bits and `inside` on as many as `size` needs.
 fn saturate<B: Backend + ?Sized>(
     b: &mut B,
     x: &[B::Elem],
     (bits, upper_x): (&[B::Elem], &[B::Elem]),
-    (inside, frac): (&[B::Elem], u32),
+    (inside, frac, size): (&[B::Elem], u32, f64),
     below: f64,
     above: Asymptote,
 ) -> Result<B::Vector> {
@@ -187,8 +204,10 @@ fn saturate<B: Backend + ?Sized>(
     // Only the kept value is brought to f bits, by the product's own opening: the asymptotes
     // are there already, and a large x at `frac` bits would not fit the ring (out of range the
     // product is of 0).
-    // The bit is opened on 3 bits (|in_range| <= 1 < 2^(3-2)).
-    let item = Fused { width: Some(3), ..Fused::elementwise(&in_range, 0, inside, frac - f) };
+    // The bit is opened on 3 bits (|in_range| <= 1 < 2^(3-2)), the value, below `bound` where it
+    // is kept, on as many as that needs.
+    let item =
+        Fused { width: Some(3), y_width: width_for(size, frac), ..Fused::elementwise(&in_range, 0, inside, frac - f) };
     let kept = b.mul_shifted(&[item])?.pop().ok_or(shape)?;
     let below = b.mul_scalar(lower, below, f);
     let above = match above {
@@ -391,11 +410,15 @@ pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let high = f + EXTRA_BITS;
     let [bits, times_x, square] = b.below_times_square(x, f, &[-ERF_BOUND, ERF_BOUND], Spread::ACTIVATIONS)?;
     let (q, q_bits) = even_polynomial(b, &square, 3, &ERF_COEFFS)?;
-    let inside = b.mul_shifted(&[Fused::elementwise(x, 0, &q, q_bits - high)])?.pop();
-    let inside = inside.ok_or(mpc_core::Error::ShapeMismatch)?;
-    let inside_bits = f + high;
+    // Where the value is kept, |x| <= B and q = erf(x)/x in (0.35, 1.2): both open narrow.
+    let item = Fused {
+        width: width_for(ERF_BOUND, f),
+        y_width: width_for(1.2, q_bits),
+        ..Fused::elementwise(x, 0, &q, q_bits - high)
+    };
+    let inside = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
     let compared = (&bits[..], &times_x[..]);
-    saturate(b, x, compared, (&inside, inside_bits), -1.0, Asymptote::Const(1.0))
+    saturate(b, x, compared, (&inside, f + high, 1.0), -1.0, Asymptote::Const(1.0))
 }
 
 /// GeLU(x) = x·Φ(x) for |x| < 2^16 ([`Spread::ACTIVATIONS`]): x/2 + an even polynomial inside
@@ -409,7 +432,8 @@ pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> 
     let half = b.extend(x, h_bits - f, -1);
     let inside = b.add(&half, &h);
     let compared = (&bits[..], &times_x[..]);
-    saturate(b, x, compared, (&inside, h_bits), 0.0, Asymptote::Identity)
+    // Inside [-4, 4] GeLU is in [-0.17, 4].
+    saturate(b, x, compared, (&inside, h_bits, 4.0), 0.0, Asymptote::Identity)
 }
 
 /// The logistic sigmoid: σ(|x|) = 1/(1 + e^-|x|) (exp and reciprocal above), mirrored for x < 0.
