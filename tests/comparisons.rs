@@ -269,30 +269,40 @@ fn below_works_in_z2_32() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
-    /// The squares read off the comparisons' opening are the exact ring squares (wrapping), on
-    /// edges and random values, beside the bits and the last bound's products with the values,
-    /// at the full width and narrower ones (at least half the ring's, values within range).
+    /// The squares read off the comparisons' opening are the exact ring squares (wrapping) of
+    /// the values, or of their within-one-unit truncations with a shift, on edges and random
+    /// values, beside the bits and the last bound's products with those, at the full width and
+    /// narrower ones (2(m - s) at least the ring's, values within range). With a shift the
+    /// comparisons are read at the truncation's resolution: a bit may differ from the exact one
+    /// only for a value within 2^s of its bound.
     #[test]
-    fn below_times_square_squares_each_value_exactly(seed: u64, n in 1usize..40, t in 1usize..20, width in widths(32)) {
+    fn below_times_square_squares_each_value_exactly(
+        seed: u64,
+        n in 1usize..40,
+        t in 1usize..20,
+        (width, shift) in widths(32).prop_flat_map(|w| (Just(w), prop_oneof![Just(0u32), 0..=w - 32])),
+    ) {
         let (values, bounds) = within_width(seed, width, n, t);
         let (tv, bv) = (values.clone(), bounds.clone());
-        let [bits, products, squares] = private(&values, move |p, x| {
-            let [b, prod, sq] = p.below_times_square(x, &bv, width)?;
-            Ok([p.open(&b)?, p.open(&prod)?, p.open(&sq)?])
+        let [bits, products, squares, y] = private(&values, move |p, x| {
+            let [b, prod, sq, y] = p.below_times_square(x, &bv, shift, width)?;
+            Ok([p.open(&b)?, p.open(&prod)?, p.open(&sq)?, p.open(&y)?])
         });
         let n = tv.len();
-        for (v, got) in tv.iter().zip(&squares) {
-            prop_assert_eq!(*got, v.wrapping_mul(*v));
+        for ((v, got), y) in tv.iter().zip(&squares).zip(&y) {
+            prop_assert!(truncations(v.to_i64(), shift).contains(&y.to_i64()), "{} >> {shift}: {}", v.to_i64(), y.to_i64());
+            prop_assert_eq!(*got, y.wrapping_mul(*y));
         }
         // Every comparison's bit; the products are the last bound's.
         prop_assert_eq!(products.len(), n);
         let last = bounds.len() - 1;
         for (j, bound) in bounds.iter().enumerate() {
             for (i, v) in tv.iter().enumerate() {
-                let bit = u64::from(v.to_i64() < bound.to_i64());
-                prop_assert_eq!(bits[j * n + i], bit);
+                let (bit, got) = (u64::from(v.to_i64() < bound.to_i64()), bits[j * n + i]);
+                let near = (v.to_i64() as i128 - bound.to_i64() as i128).abs() < 1i128 << shift;
+                prop_assert!(got == bit || (near && got <= 1), "{} < {}: {got}", v.to_i64(), bound.to_i64());
                 if j == last {
-                    prop_assert_eq!(products[i], bit.wrapping_mul(*v));
+                    prop_assert_eq!(products[i], got.wrapping_mul(y[i]));
                 }
             }
         }
@@ -331,8 +341,8 @@ proptest! {
 }
 
 /// Narrow comparisons refuse what their width cannot hold, before any message: a width above
-/// the ring's or below two digits, a square narrower than half the ring, a shift past the
-/// truncation's offset.
+/// the ring's or below two digits, a square narrower than half the ring (above its shift), a
+/// shift past the truncation's offset.
 #[test]
 fn below_refuses_widths_it_cannot_take() {
     let values = FP.encode_vec::<u64>(&reals(8, 10, 10.0));
@@ -341,10 +351,11 @@ fn below_refuses_widths_it_cannot_take() {
         Ok([
             p.below(x, &bounds, 65).err(),
             p.below(x, &bounds, 6).err(),
-            p.below_times_square(x, &bounds, 31).err(),
+            p.below_times_square(x, &bounds, 0, 31).err(),
+            p.below_times_square(x, &bounds, 10, 40).err(),
             p.below_times(x, &bounds, 32, 34).err(),
         ])
     });
     let width = Some(mpc_core::Error::Malformed("comparison width"));
-    assert_eq!(errors, [width, width, width, Some(mpc_core::Error::TooLarge)]);
+    assert_eq!(errors, [width, width, width, width, Some(mpc_core::Error::TooLarge)]);
 }

@@ -338,23 +338,27 @@ pub trait Backend {
         let products = self.wrap(products);
         Ok([bits, products, y])
     }
-    /// [`Backend::below`] without a shift, the last bound's bits times their values (a
-    /// saturating function's top asymptote: `x.len()` products, not truncated) and each value's
-    /// square at twice `frac` bits (not truncated): `[bits, products, squares]`. Under MPC in
-    /// the comparisons' own rounds and traffic (their opening also masks x for its square); the
-    /// default compares, then multiplies and squares.
+    /// [`Backend::below`] together with y = x >> `shift`, the last bound's bits times their y (a
+    /// saturating function's top asymptote: `x.len()` products, not truncated) and each y's
+    /// square (not truncated): `[bits, products, squares, y]`. Under MPC in the comparisons' own
+    /// rounds and traffic (their opening also truncates x and masks y for its square), the
+    /// comparisons read at y's resolution (a bit may err for x within 2^-(frac - shift) of a
+    /// bound); the default compares, truncates, then multiplies and squares.
     fn below_times_square(
         &mut self,
         x: &[Self::Elem],
         frac: u32,
         bounds: &[f64],
+        shift: u32,
         spread: Spread,
-    ) -> Result<[Self::Vector; 3]> {
+    ) -> Result<[Self::Vector; 4]> {
         let bits = self.below(x, frac, bounds, spread)?;
+        let y = if shift == 0 { self.wrap(x.to_vec()) } else { self.reduce(x, shift)? };
         let last = last_bound(bits.len(), x.len(), bounds.len())?;
-        let products = self.mul_bits(&[(&bits[last..], x)])?.pop().ok_or(Error::ShapeMismatch)?;
-        let squares = self.square(x, Product { a: frac, b: frac, out: 2 * frac, pow2: 0 })?;
-        Ok([bits, products, squares])
+        let products = self.mul_bits(&[(&bits[last..], &y)])?.pop().ok_or(Error::ShapeMismatch)?;
+        let at = frac.checked_sub(shift).ok_or(Error::ShapeMismatch)?;
+        let squares = self.square(&y, Product { a: at, b: at, out: 2 * at, pow2: 0 })?;
+        Ok([bits, products, squares, y])
     }
     /// The products (x >> s_x) · (y >> s_y) of every item ([`Fused`]), left at the precision
     /// of the shifted operands (no truncation after); an item [`Fused::with_square`] also
@@ -444,6 +448,12 @@ pub trait Backend {
     /// from the polynomial, 1.3e-4 from relu's stand-in beyond ±4).
     fn gelu(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::gelu(self, x)
+    }
+    /// GeLU of a product at double precision ([`Backend::linear_wide`]), at f bits: under MPC
+    /// the comparisons' opening also truncates it (no truncation of its own). The comparisons
+    /// are read at f bits (a bit may err within 2^-f of ±4, where GeLU and relu differ by 1.3e-4).
+    fn gelu_of_product(&mut self, z: &[Self::Elem]) -> Result<Self::Vector> {
+        numerics::gelu_of_product(self, z)
     }
     /// tanh on all reals (absolute error below 2.2e-4 on [-10, 10]).
     fn tanh(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {

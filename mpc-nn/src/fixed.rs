@@ -271,7 +271,7 @@ impl Backend for Fixed {
         }
     }
     fn ltz(&mut self, x: &[u64]) -> Result<Vec<u64>> {
-        cost::below::<u64>(&mut self.ledger, x.len(), 1, u64::BITS);
+        cost::below::<u64>(&mut self.ledger, x.len(), 1, u64::BITS, 0);
         Ok(x.iter().map(|v| u64::from(v.to_i64() < 0)).collect())
     }
     fn mul_bits(&mut self, pairs: &[Pair<'_, u64>]) -> Result<Vec<Vec<u64>>> {
@@ -287,7 +287,7 @@ impl Backend for Fixed {
         Ok(x.chunks(len).map(|r| r.iter().copied().max_by_key(|v| v.to_i64()).expect("non-empty row")).collect())
     }
     fn below(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<Vec<u64>> {
-        cost::below::<u64>(&mut self.ledger, x.len(), bounds.len(), spread.width(frac, u64::BITS));
+        cost::below::<u64>(&mut self.ledger, x.len(), bounds.len(), spread.width(frac, u64::BITS), 0);
         let bounds: Vec<i64> = bounds.iter().map(|&t| encode(t, frac).to_i64()).collect();
         Ok(bounds.iter().flat_map(|&t| x.iter().map(move |v| u64::from(v.to_i64() < t))).collect())
     }
@@ -304,13 +304,23 @@ impl Backend for Fixed {
         let products = bits.chunks(x.len().max(1)).flat_map(|b| zip(b, &y, u64::wrapping_mul)).collect();
         Ok([bits, products, y])
     }
-    fn below_times_square(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<[Vec<u64>; 3]> {
-        // The square and the last bound's products are read off the comparisons' opening: no
-        // traffic of their own.
-        let bits = self.below(x, frac, bounds, spread)?;
+    fn below_times_square(
+        &mut self,
+        x: &[u64],
+        frac: u32,
+        bounds: &[f64],
+        shift: u32,
+        spread: Spread,
+    ) -> Result<[Vec<u64>; 4]> {
+        // y, the square and the last bound's products are read off the comparisons' opening:
+        // no traffic of their own; the digits skip y's dropped bits.
+        cost::below::<u64>(&mut self.ledger, x.len(), bounds.len(), spread.width(frac, u64::BITS), shift);
+        let encoded: Vec<i64> = bounds.iter().map(|&t| encode(t, frac).to_i64()).collect();
+        let bits: Vec<u64> = encoded.iter().flat_map(|&t| x.iter().map(move |v| u64::from(v.to_i64() < t))).collect();
         let last = crate::backend::last_bound(bits.len(), x.len(), bounds.len())?;
-        let products = zip(&bits[last..], x, u64::wrapping_mul);
-        Ok([bits, products, zip(x, x, u64::wrapping_mul)])
+        let y: Vec<u64> = x.iter().map(|&v| round_shift(v, shift)).collect();
+        let products = zip(&bits[last..], &y, u64::wrapping_mul);
+        Ok([bits, products, zip(&y, &y, u64::wrapping_mul), y])
     }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Vec<u64>>> {
         if items.iter().any(|it| it.x.len() != it.rows * it.len || it.y.len() != it.y_len()) {

@@ -218,16 +218,19 @@ impl Activation {
     }
 
     /// Whether [`Activation::apply_to_product`] saves over a truncated product and
-    /// [`Activation::apply`]: Quad's square is read off the truncation's opening.
+    /// [`Activation::apply`]: Quad's square is read off the truncation's opening, GeLU's
+    /// truncation off its comparisons' opening.
     pub fn reads_product(self) -> bool {
-        self == Activation::Quad
+        matches!(self, Activation::Quad | Activation::Gelu)
     }
 
     /// Applies the activation to a product at double precision ([`Linear::forward_wide`]):
-    /// Quad reads its square off the truncation's opening; the others truncate first.
+    /// Quad reads its square off the truncation's opening, GeLU truncates in its comparisons'
+    /// opening; the others truncate first.
     pub fn apply_to_product<B: Backend>(self, b: &mut B, z: &Matrix<B>) -> Result<Matrix<B>> {
         match self {
             Activation::Quad => matrix::<B>(z.rows(), z.cols(), crate::numerics::quad_of_product(b, z.data())?),
+            Activation::Gelu => matrix::<B>(z.rows(), z.cols(), b.gelu_of_product(z.data())?),
             _ => {
                 let y = b.reduce(z.data(), b.frac_bits())?;
                 self.apply(b, &matrix::<B>(z.rows(), z.cols(), y)?)

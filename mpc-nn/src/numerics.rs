@@ -408,7 +408,7 @@ pub fn inv_sqrt<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vect
 pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
     let f = b.frac_bits();
     let high = f + EXTRA_BITS;
-    let [bits, times_x, square] = b.below_times_square(x, f, &[-ERF_BOUND, ERF_BOUND], Spread::ACTIVATIONS)?;
+    let [bits, times_x, square, _] = b.below_times_square(x, f, &[-ERF_BOUND, ERF_BOUND], 0, Spread::ACTIVATIONS)?;
     let (q, q_bits) = even_polynomial(b, &square, 3, &ERF_COEFFS)?;
     // Where the value is kept, |x| <= B and q = erf(x)/x in (0.35, 1.2): both open narrow.
     let item = Fused {
@@ -425,15 +425,28 @@ pub fn erf<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
 /// [-4, 4], relu outside; the comparisons with ±4 first, whose opening also gives x² for the
 /// polynomial.
 pub fn gelu<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem]) -> Result<B::Vector> {
+    gelu_at(b, x, b.frac_bits())
+}
+
+/// [`gelu`] of a product z at 2f bits ([`Backend::gelu_of_product`]): the comparisons' opening
+/// truncates it to f bits too, their digits reading it at f bits.
+pub fn gelu_of_product<B: Backend + ?Sized>(b: &mut B, z: &[B::Elem]) -> Result<B::Vector> {
+    gelu_at(b, z, 2 * b.frac_bits())
+}
+
+/// GeLU of x at `frac` >= f bits, the result at f bits.
+fn gelu_at<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], frac: u32) -> Result<B::Vector> {
     let f = b.frac_bits();
-    let [bits, times_x, square] = b.below_times_square(x, f, &[-GELU_BOUND, GELU_BOUND], Spread::ACTIVATIONS)?;
+    let bounds = [-GELU_BOUND, GELU_BOUND];
+    let shift = frac.checked_sub(f).ok_or(mpc_core::Error::ShapeMismatch)?;
+    let [bits, times_y, square, y] = b.below_times_square(x, frac, &bounds, shift, Spread::ACTIVATIONS)?;
     let (h, h_bits) = even_polynomial(b, &square, 4, &GELU_COEFFS)?;
-    // x/2 at the polynomial's bits: a shift.
-    let half = b.extend(x, h_bits - f, -1);
+    // y/2 at the polynomial's bits: a shift.
+    let half = b.extend(&y, h_bits - f, -1);
     let inside = b.add(&half, &h);
-    let compared = (&bits[..], &times_x[..]);
+    let compared = (&bits[..], &times_y[..]);
     // Inside [-4, 4] GeLU is in [-0.17, 4].
-    saturate(b, x, compared, (&inside, h_bits, 4.0), 0.0, Asymptote::Identity)
+    saturate(b, &y, compared, (&inside, h_bits, 4.0), 0.0, Asymptote::Identity)
 }
 
 /// The logistic sigmoid: σ(|x|) = 1/(1 + e^-|x|) (exp and reciprocal above), mirrored for x < 0.

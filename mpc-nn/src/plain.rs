@@ -218,6 +218,9 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
     fn gelu(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, |v| 0.5 * v * (1.0 + libm::erf(v / core::f64::consts::SQRT_2))))
     }
+    fn gelu_of_product(&mut self, z: &[F]) -> Result<Vec<F>> {
+        self.gelu(z)
+    }
     fn tanh(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, libm::tanh))
     }

@@ -277,9 +277,16 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
         self.party.below_times(x, &bounds, shift, spread.width(frac, u64::BITS))
     }
-    fn below_times_square(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<[Shares<u64>; 3]> {
+    fn below_times_square(
+        &mut self,
+        x: &[u64],
+        frac: u32,
+        bounds: &[f64],
+        shift: u32,
+        spread: Spread,
+    ) -> Result<[Shares<u64>; 4]> {
         let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
-        self.party.below_times_square(x, &bounds, spread.width(frac, u64::BITS))
+        self.party.below_times_square(x, &bounds, shift, spread.width(frac, u64::BITS))
     }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.mul_fused(items)

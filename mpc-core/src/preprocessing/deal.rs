@@ -165,6 +165,17 @@ pub(crate) const fn opening_wraps<R: Ring>(shift: u32, width: u32) -> bool {
     shift > 0 || width < R::BITS
 }
 
+/// The low bits of r a [`Request::Below`]'s digits skip: a comparison that squares its
+/// truncated value (`square` with `times: Some(s)`) reads it at the truncation's resolution, its
+/// digits covering bits s to m - 2 only (its bits may then err within 2^s of a bound, in the
+/// ring); none otherwise.
+pub(crate) const fn below_skip(times: Option<u32>, square: bool) -> u32 {
+    match (square, times) {
+        (true, Some(s)) => s,
+        _ => 0,
+    }
+}
+
 /// Whether a [`Request::Below`]'s products carry the opening's wrap ([`opening_wraps`]).
 pub(crate) const fn below_wraps<R: Ring>(times: Option<u32>, width: u32) -> bool {
     match times {
@@ -193,11 +204,11 @@ pub(crate) const fn below_times_lens<R: Ring>(n: usize, m: usize, times: Option<
     }
 }
 
-/// Ring words of a [`Request::Below`]'s squares for `n` values: r² per value at full width;
-/// narrower, ρ² = r² and r·msb for r reduced mod 2^width (x = c' - r + 2^width·w·msb, see
-/// [`BelowMaterial`](super::BelowMaterial)).
-pub(crate) const fn below_square_len<R: Ring>(n: usize, square: bool, width: u32) -> usize {
-    match (square, width < R::BITS) {
+/// Ring words of a [`Request::Below`]'s squares for `n` values: r² per value at full width
+/// without a shift; with a wrap ([`below_wraps`]), hi² and hi·msb for hi = ρ >> s, ρ = r mod
+/// 2^width (y = p - hi + w·msb, see [`BelowMaterial`](super::BelowMaterial)).
+pub(crate) const fn below_square_len<R: Ring>(n: usize, square: bool, times: Option<u32>, width: u32) -> usize {
+    match (square, below_wraps::<R>(times, width)) {
         (false, _) => 0,
         (true, false) => n,
         (true, true) => 2 * n,
@@ -205,18 +216,20 @@ pub(crate) const fn below_square_len<R: Ring>(n: usize, square: bool, width: u32
 }
 
 /// Refuses a [`Request::Below`] width its comparisons cannot take (malformed): above the
-/// ring's, below two digits (the tree's halves), or, with a square, narrower than the ring but
-/// under half of it (the square's 2^(2·width) term must vanish); and a shift (too large) that
-/// leaves no room for the truncation's offset at that width.
+/// ring's, below two digits (the tree's halves, above the skipped bits: [`below_skip`]), or,
+/// with a square that wraps, under half the ring above its shift (the square's 2^(2(width - s))
+/// term must vanish); and a shift (too large) that leaves no room for the truncation's offset
+/// at that width.
 pub(crate) fn below_width_check<R: Ring>(
     bounds: usize,
     times: Option<u32>,
     square: bool,
     width: u32,
 ) -> Result<(), Error> {
+    let digit_width = width.saturating_sub(below_skip(times, square));
     let fits = width <= R::BITS
-        && width >= below_digit_bits(bounds) + 3
-        && !(square && width < R::BITS && 2 * width < R::BITS);
+        && digit_width >= below_digit_bits(bounds) + 3
+        && !(square && below_wraps::<R>(times, width) && 2 * digit_width < R::BITS);
     if !fits {
         return Err(Error::Malformed("comparison width"));
     }
@@ -335,17 +348,18 @@ impl Request {
             // matrix is empty.
             Request::Broadcast { rows, len, .. } => ok(rows.checked_mul(len)) && ok(Some(rows)) && ok(Some(len)),
             Request::Below { n, bounds, times, square, width } => {
-                if square && times != Some(0) {
-                    return Err(Error::Malformed("a comparison's square needs its unshifted products"));
+                if square && times.is_none() {
+                    return Err(Error::Malformed("a comparison's square needs its products"));
                 }
                 below_width_check::<R>(bounds, times, square, width)?;
+                let digit_width = width - below_skip(times, square);
                 ok(n.checked_mul(bounds).and_then(|m| m.checked_mul(8)))
-                    && ok(n.checked_mul(below_table_words::<R>(bounds, width)))
+                    && ok(n.checked_mul(below_table_words::<R>(bounds, digit_width)))
             }
             // Each shift leaves room for the truncation's offset, and the msb·msb cross term
-            // vanishes only while the two shifts add up to at most k.
-            // A narrow operand's msb·msb terms are read off the dealer's msb (a fourth cross
-            // product, and a square's linear term), so its shifts need only fit its width.
+            // vanishes only while the two shifts add up to at most k; a narrow operand's msb·msb
+            // terms are read off the dealer's msb (a fourth cross product, and a square's linear
+            // term), so its shifts need only fit its width.
             Request::Fused { rows, len, x_shift, y_shift, with_square, y_square, x_width, y_width, .. } => {
                 if with_square && y_square {
                     return Err(Error::Malformed("a fused product squares one of its operands"));
@@ -416,7 +430,7 @@ impl Request {
                 let bits = words_for_bits::<R>(m);
                 let (value, cross) = below_times_lens::<R>(n, below_products(n, bounds, square), times, width);
                 let mut correlated = parts(&[
-                    (n * below_table_words::<R>(bounds, width), Xor),
+                    (n * below_table_words::<R>(bounds, width - below_skip(times, square)), Xor),
                     (m, Additive),
                     (m, Additive),
                     (m, Additive),
@@ -426,7 +440,7 @@ impl Request {
                     let _ = correlated.extend_from_slice(&[(value, Additive), (cross, Additive)]);
                 }
                 if square {
-                    let _ = correlated.push((below_square_len::<R>(n, square, width), Additive));
+                    let _ = correlated.push((below_square_len::<R>(n, square, times, width), Additive));
                 }
                 Layout { random: parts(&[(n, Additive), (bits, Xor), (bits, Xor), (bits, Xor)]), correlated }
             }
@@ -960,7 +974,7 @@ impl<R: Ring> DealerState<R> {
                 } else {
                     &secret[0]
                 };
-                below_tables_into(r, bounds, width, &mut corr[0]);
+                below_tables_into(r, bounds, (width, below_skip(times, square)), &mut corr[0]);
                 let m = n * bounds;
                 let bit = |words: &Shares<R>, i: usize| crate::protocol::compare::get_bit(words, i);
                 let (u1, u2, u3) = (&secret[1], &secret[2], &secret[3]);
@@ -989,9 +1003,12 @@ impl<R: Ring> DealerState<R> {
                     correct(&mut corr[6], cross)?;
                 }
                 if square {
-                    let narrow = if width < R::BITS { n } else { 0 };
-                    let by_msb = (0..narrow).map(|i| r[i].wrapping_mul(&msb(i)));
-                    correct(&mut corr[7], r.iter().map(|v| v.wrapping_mul(v)).chain(by_msb))?;
+                    // The square is of y = x >> s: hi² and, with a wrap, hi·msb.
+                    let s = times.unwrap_or(0);
+                    let hi = |i: usize| r[i].shr_logical(s);
+                    let wrapped = if below_wraps::<R>(times, width) { n } else { 0 };
+                    let by_msb = (0..wrapped).map(|i| hi(i).wrapping_mul(&msb(i)));
+                    correct(&mut corr[7], (0..n).map(|i| hi(i).wrapping_mul(&hi(i))).chain(by_msb))?;
                 }
             }
             Request::Fused { rows, len, broadcast, x_shift, y_shift, with_square, y_square, x_width, y_width } => {
@@ -1036,15 +1053,15 @@ impl<R: Ring> DealerState<R> {
 /// ([`below_digit_bits`]), 2^w bits of `[v < digit]` (`[v > digit]` in the upper half of the
 /// digits when bit k-2 of r is set; XORed with that bit in the lower half's top digit), then 2^w
 /// bits of `[v == digit]`.
-fn below_tables_into<R: Ring>(r: &[R], bounds: usize, width: u32, tables: &mut [R]) {
-    let words = below_table_words::<R>(bounds, width);
-    let digits = below_digits(bounds, width);
+fn below_tables_into<R: Ring>(r: &[R], bounds: usize, (width, skip): (u32, u32), tables: &mut [R]) {
+    let words = below_table_words::<R>(bounds, width - skip);
+    let digits = below_digits(bounds, width - skip);
     let (w, table_bits) = (below_digit_bits(bounds), below_table_bits(bounds));
     let values = 1usize << w;
     let low_mask = (1u64 << (width - 2)) - 1;
     for (value, table) in r.iter().zip(tables.chunks_exact_mut(words)) {
         let flip = value.shr_logical(width - 2) & R::ONE == R::ONE;
-        let low = value.to_u64() & low_mask;
+        let low = (value.to_u64() & low_mask) >> skip;
         for d in 0..digits {
             let digit = ((low >> (w * d as u32)) & (values as u64 - 1)) as usize;
             let base = d * table_bits;

@@ -443,11 +443,17 @@ fn and_triples_and_comparison_material_hold_their_relations() {
         for i in 0..40 {
             assert!((a0.c[i] ^ a1.c[i]) == (a0.a[i] ^ a1.a[i]) & (a0.b[i] ^ a1.b[i]));
         }
-        // Comparison material at the ring's width and a narrow one, with 4- and 8-bit digits.
-        let widths = [R::BITS, R::BITS / 2 + 2];
-        for (width, bounds, times, square) in
-            [(widths[0], 2, None, false), (widths[1], 3, Some(0), true), (widths[1], 20, Some(5), false)]
-        {
+        // Comparison material at the ring's width and narrow ones, with 4- and 8-bit digits, and
+        // squares of shifted values (whose digits skip the shift's bits).
+        let widths = [R::BITS, R::BITS / 2 + 2, R::BITS - 4];
+        for (width, bounds, times, square) in [
+            (widths[0], 2, None, false),
+            (widths[1], 3, Some(0), true),
+            (widths[1], 20, Some(5), false),
+            (widths[0], 2, Some(6), true),
+            (widths[2], 2, Some(R::BITS / 2 - 8), true),
+        ] {
+            let skip = deal::below_skip(times, square);
             let n = 70;
             let request = Request::Below { n, bounds, times, square, width };
             let (Material::Below(m0), Material::Below(m1)) =
@@ -459,13 +465,13 @@ fn and_triples_and_comparison_material_hold_their_relations() {
             let rho: Vec<u64> = open(&m0.r, &m1.r).iter().map(|v| v.to_u64() & (u64::MAX >> (64 - width))).collect();
             let xor = |x: &[R], y: &[R]| x.iter().zip(y).map(|(&a, &b)| (a ^ b).to_u64()).collect::<Vec<u64>>();
             let tables = xor(&m0.tables, &m1.tables);
-            let (w, digits) = (deal::below_digit_bits(bounds), deal::below_digits(bounds, width));
-            let (table_bits, tw) = (deal::below_table_bits(bounds), deal::below_table_words::<R>(bounds, width));
+            let (w, digits) = (deal::below_digit_bits(bounds), deal::below_digits(bounds, width - skip));
+            let (table_bits, tw) = (deal::below_table_bits(bounds), deal::below_table_words::<R>(bounds, width - skip));
             let bits = R::BITS as usize;
             let table_bit = |i: usize, at: usize| (tables[i * tw + at / bits] >> (at % bits)) & 1;
             for (i, &r) in rho.iter().enumerate() {
                 let flip = (r >> (width - 2)) & 1 == 1;
-                let low = r & ((1u64 << (width - 2)) - 1);
+                let low = (r & ((1u64 << (width - 2)) - 1)) >> skip;
                 for d in 0..digits {
                     let digit = (low >> (w as usize * d)) & ((1 << w) - 1);
                     for v in 0..1u64 << w {
@@ -509,10 +515,12 @@ fn and_triples_and_comparison_material_hold_their_relations() {
                 }
             }
             if square {
+                // Of y = x >> s: hi² and hi·msb for hi = ρ >> s.
                 let squares = open(&m0.square, &m1.square);
                 for i in 0..n {
-                    assert_eq!(squares[i].to_u64(), mask(rho[i].wrapping_mul(rho[i])));
-                    assert_eq!(squares[n + i].to_u64(), mask(rho[i] * msb(i)));
+                    let hi = rho[i] >> shift;
+                    assert_eq!(squares[i].to_u64(), mask(hi.wrapping_mul(hi)));
+                    assert_eq!(squares[n + i].to_u64(), mask(hi * msb(i)));
                 }
             }
         }
@@ -594,6 +602,8 @@ fn every_request() -> Vec<Request> {
         Request::Below { n: 3, bounds: 5, times: Some(7), square: false, width: 64 },
         Request::Below { n: 3, bounds: 5, times: Some(0), square: true, width: 64 },
         Request::Below { n: 3, bounds: 5, times: Some(0), square: true, width: 34 },
+        Request::Below { n: 3, bounds: 5, times: Some(16), square: true, width: 50 },
+        Request::Below { n: 3, bounds: 2, times: Some(5), square: true, width: 64 },
         Request::Below { n: 3, bounds: 5, times: Some(0), square: false, width: 34 },
         Request::Below { n: 3, bounds: 17, times: Some(9), square: false, width: 40 },
         Request::Below { n: 3, bounds: 5, times: None, square: false, width: 10 },
@@ -910,10 +920,15 @@ fn requests_with_shifts_beyond_the_ring_are_refused() {
         let below = Request::Below { n: 2, bounds: 2, times: Some(times), square: false, width: 64 };
         assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge));
     }
-    // A comparison's square is read off unshifted products only, and its flag is one bit.
-    for times in [None, Some(3)] {
-        let below = Request::Below { n: 2, bounds: 2, times, square: true, width: 64 };
+    // A comparison's square needs its products, a shifted one 2(m - s) >= k, and its flag is
+    // one bit.
+    for (times, width) in [(None, 64), (Some(10), 40)] {
+        let below = Request::Below { n: 2, bounds: 2, times, square: true, width };
         assert!(matches!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Err(Error::Malformed(_))));
+    }
+    for (times, width) in [(Some(3), 64), (Some(16), 50)] {
+        let below = Request::Below { n: 2, bounds: 2, times, square: true, width };
+        assert_eq!(Request::decode::<u64>(&below.encode(), MAX_REQUEST_ELEMENTS), Ok(below));
     }
     let mut header = Request::Below { n: 2, bounds: 2, times: Some(0), square: true, width: 64 }.encode();
     header[32] = 2;

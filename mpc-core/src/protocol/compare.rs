@@ -21,7 +21,7 @@ use super::{Party, masked_for_truncation, split_like, truncated_share, truncatio
 use crate::error::Error;
 pub(crate) use crate::preprocessing::deal::words_for_bits;
 use crate::preprocessing::deal::{
-    below_digit_bits, below_digits, below_products, below_square_len, below_table_bits, below_table_words,
+    below_digit_bits, below_digits, below_products, below_skip, below_square_len, below_table_bits, below_table_words,
     below_times_lens, below_width_check, below_wraps,
 };
 use crate::preprocessing::{Preprocessing, PreprocessingExt, Request};
@@ -123,19 +123,27 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         Ok([bits, products, y])
     }
 
-    /// [`Party::below`] together with the last bound's bits times their values (a saturating
-    /// function's top asymptote, n products) and each value's square (exact ring products, not
-    /// truncated), `[bits, products, squares]`, in the same rounds and traffic: the comparisons'
-    /// opening c = x + 2^(m-2) + r makes x = c' - ρ (plus the opening's wrap below the ring's
-    /// width) for the public c' = c - 2^(m-2), and the dealer's ρ² (and ρ·msb(ρ)) make x²
-    /// linear. A width below the ring's must be at least half of it.
-    pub fn below_times_square(&mut self, x: &[R], bounds: &[R], width: u32) -> Result<[Shares<R>; 3], Error> {
-        let [bits, products, _, squares] = self.compare_with_bounds(x, bounds, Some(0), true, width)?;
-        Ok([bits, products, squares])
+    /// [`Party::below`] together with y = x >> `shift`, the last bound's bits times their y (a
+    /// saturating function's top asymptote, n products) and each y's square (exact ring
+    /// products, not truncated), `[bits, products, squares, y]`, in the same rounds and traffic:
+    /// the comparisons' opening c = x + 2^(m-2) + r makes y = p - (ρ >> s) + w·msb(ρ) as a dealer
+    /// truncation reads it (p and w public, ρ = r mod 2^m), and the dealer's (ρ >> s)² and
+    /// (ρ >> s)·msb(ρ) make y² linear. The comparisons are read at y's resolution: their digits
+    /// skip the s low bits, so a bit may err for x within 2^s of a bound (none does without a
+    /// shift). Needs 2(m - s) >= k where the opening wraps (a shift or a narrow width).
+    pub fn below_times_square(
+        &mut self,
+        x: &[R],
+        bounds: &[R],
+        shift: u32,
+        width: u32,
+    ) -> Result<[Shares<R>; 4], Error> {
+        let [bits, products, y, squares] = self.compare_with_bounds(x, bounds, Some(shift), true, width)?;
+        Ok([bits, products, squares, y])
     }
 
     /// The comparisons, `[bits, products, y, squares]`: the products and y empty when `times`
-    /// is `None`, the squares empty unless `square` (which needs `times == Some(0)`).
+    /// is `None`, the squares (of y) empty unless `square` (which needs `times`).
     fn compare_with_bounds(
         &mut self,
         x: &[R],
@@ -149,6 +157,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let request = Request::Below { n, bounds: t, times, square, width };
         // The dealer's checks of the width (before any shift by it).
         below_width_check::<R>(t, times, square, width)?;
+        // A square's comparisons are read at its truncation's resolution.
+        let skip = below_skip(times, square);
         let mut mat = self.material(|p| p.below(request))?;
         let wraps = below_wraps::<R>(times, width);
         // The comparisons with products are the last `with_products` (bound-major).
@@ -156,10 +166,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let first_product = m.checked_sub(with_products).ok_or(Error::ShapeMismatch)?;
         let (value_len, cross_len) = below_times_lens::<R>(n, with_products, times, width);
         if (mat.n, mat.bounds, mat.times, mat.width) != (n, t, times, width)
-            || mat.tables.len() != n * below_table_words::<R>(t, width)
+            || mat.tables.len() != n * below_table_words::<R>(t, width - skip)
             || mat.value_trunc.len() != value_len
             || mat.cross.len() != cross_len
-            || mat.square.len() != below_square_len::<R>(n, square, width)
+            || mat.square.len() != below_square_len::<R>(n, square, times, width)
         {
             return Err(Error::MaterialMismatch);
         }
@@ -173,9 +183,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
         // of every comparison (c' = c - t mod 2^m), read from the value's tables (lt and eq of
         // digit d at 2d and 2d + 1, then c'_(m-2)).
-        let digits = below_digits(t, width);
+        let digits = below_digits(t, width - skip);
         let words = words_for_bits::<R>(m);
-        let table_words = below_table_words::<R>(t, width);
+        let table_words = below_table_words::<R>(t, width - skip);
         let (w, table_bits) = (below_digit_bits(t), below_table_bits(t));
         let digit_mask = (1u64 << w) - 1;
         let low_mask = (1u64 << (width - 2)) - 1;
@@ -193,7 +203,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             for k in 0..word_bits.min(m - q0) {
                 let shifted = c[i].wrapping_sub(&bounds[j]);
                 high = high ^ (shifted.shr_logical(width - 2) & R::ONE).shl(k as u32);
-                lows.push(shifted.to_u64() & low_mask);
+                lows.push((shifted.to_u64() & low_mask) >> skip);
                 tables.push(&mat.tables[i * table_words..(i + 1) * table_words]);
                 (i, j) = if i + 1 == n { (0, j + 1) } else { (i + 1, j) };
             }
@@ -304,9 +314,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             }
         }
         let squares = match (&shifted, square) {
-            // x = c' - ρ + w·msb(ρ) for the public c' = c - 2^(m-2) (y's public part without a
-            // shift) and wrap factor w (zero at full width), so x² = c'² - 2c'·ρ + ρ² +
-            // 2w·(c'·msb(ρ) - ρ·msb(ρ)), the w² term vanishing in the ring.
+            // y = p - hi + w·msb(ρ) for y's public part p (c' = c - 2^(m-2) without a shift),
+            // hi = ρ >> s and the wrap factor w (zero at full width without a shift), so y² =
+            // p² - 2p·hi + hi² + 2w·(p·msb(ρ) - hi·msb(ρ)), the w² term vanishing in the ring.
             (Some((public, wrap, _)), true) => {
                 let (rho_sq, rho_msb) = mat.square.split_at(n);
                 Shares::from_vec(

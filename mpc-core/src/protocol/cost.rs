@@ -125,19 +125,20 @@ pub fn matmul_owned_truncated<R: Ring>(m: &mut CommModel, rows: usize, k: usize,
 pub fn max_rows<R: Ring>(m: &mut CommModel, rows: usize, len: usize, width: u32) {
     let mut cols = len;
     while cols > 1 {
-        below::<R>(m, rows * (cols / 2), 1, width);
+        below::<R>(m, rows * (cols / 2), 1, width, 0);
         cols = cols.div_ceil(2);
     }
 }
 
-/// Comparisons of `n` values with `bounds` bounds each at `width` bits
-/// ([`Party::below`](super::Party::below)): the masked opening (`width` bits a value, packed),
-/// the AND levels down to two nodes (the lowest node's eq is never computed), and the last
-/// level fused with the conversion (three bits per comparison).
-pub fn below<R: Ring>(m: &mut CommModel, n: usize, bounds: usize, width: u32) {
+/// Comparisons of `n` values with `bounds` bounds each at `width` bits, their digits skipping
+/// `skip` low bits ([`Party::below`](super::Party::below),
+/// [`Party::below_times_square`](super::Party::below_times_square)): the masked opening (`width`
+/// bits a value, packed), the AND levels down to two nodes (the lowest node's eq is never
+/// computed), and the last level fused with the conversion (three bits per comparison).
+pub fn below<R: Ring>(m: &mut CommModel, n: usize, bounds: usize, width: u32, skip: u32) {
     m.exchange::<R>(crate::wire::packed_words::<R>(n, width.min(R::BITS)));
     let words = words_for_bits::<R>(n * bounds);
-    let mut nodes = below_digits(bounds, width.min(R::BITS));
+    let mut nodes = below_digits(bounds, width.min(R::BITS).saturating_sub(skip));
     while nodes > 2 {
         let gates = nodes - 1;
         m.exchange::<R>(2 * gates * words);
