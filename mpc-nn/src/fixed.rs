@@ -62,6 +62,12 @@ fn zip(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
     a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
 }
 
+/// The exact bits `[x_i < t_j]` for the bounds at `frac` bits, bound-major.
+fn compared(x: &[u64], frac: u32, bounds: &[f64]) -> Vec<u64> {
+    let bounds: Vec<i64> = bounds.iter().map(|&t| encode(t, frac).to_i64()).collect();
+    bounds.iter().flat_map(|&t| x.iter().map(move |v| u64::from(v.to_i64() < t))).collect()
+}
+
 /// `v` shifted right by `bits` (arithmetically), rounded to nearest: half a unit of the last
 /// place kept is added first.
 fn round_shift(v: u64, bits: u32) -> u64 {
@@ -288,8 +294,7 @@ impl Backend for Fixed {
     }
     fn below(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<Vec<u64>> {
         cost::below::<u64>(&mut self.ledger, x.len(), bounds.len(), spread.width(frac, u64::BITS), 0);
-        let bounds: Vec<i64> = bounds.iter().map(|&t| encode(t, frac).to_i64()).collect();
-        Ok(bounds.iter().flat_map(|&t| x.iter().map(move |v| u64::from(v.to_i64() < t))).collect())
+        Ok(compared(x, frac, bounds))
     }
     fn below_times(
         &mut self,
@@ -315,8 +320,7 @@ impl Backend for Fixed {
         // y, the square and the last bound's products are read off the comparisons' opening:
         // no traffic of their own; the digits skip y's dropped bits.
         cost::below::<u64>(&mut self.ledger, x.len(), bounds.len(), spread.width(frac, u64::BITS), shift);
-        let encoded: Vec<i64> = bounds.iter().map(|&t| encode(t, frac).to_i64()).collect();
-        let bits: Vec<u64> = encoded.iter().flat_map(|&t| x.iter().map(move |v| u64::from(v.to_i64() < t))).collect();
+        let bits = compared(x, frac, bounds);
         let last = crate::backend::last_bound(bits.len(), x.len(), bounds.len())?;
         let y: Vec<u64> = x.iter().map(|&v| round_shift(v, shift)).collect();
         let products = zip(&bits[last..], &y, u64::wrapping_mul);

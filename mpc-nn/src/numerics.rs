@@ -124,8 +124,8 @@ enum Asymptote {
 /// than its own); t³ and t⁴ from one opening of t and t² (round 2, both narrow); t⁴ (narrow)
 /// times the upper part (round 3, the part on as many bits as its size needs). Each opening cuts
 /// its operands to [`POLY_BITS`], the powers coming out at twice that; the coefficients are
-/// small (|t| <= 1), so the sums, at [`COEFF_BITS`] more, keep them to 2^-19. Beyond B, t > 1 and the result is
-/// meaningless (the callers keep it only inside).
+/// small (|t| <= 1), so the sums, at [`COEFF_BITS`] more, keep them to 2^-19. Beyond B, t > 1
+/// and the result is meaningless (the callers keep it only inside).
 fn even_polynomial<B: Backend + ?Sized>(
     b: &mut B,
     square: &[B::Elem],
@@ -149,13 +149,13 @@ fn even_polynomial<B: Backend + ?Sized>(
         return Err(shape);
     }
     // |t| <= 1 where the value is kept: its square opens on t_bits + 3 bits.
-    let square = Fused { width: Some(t_bits + 3), ..Fused::square(&t, t_bits - p_bits) };
+    let square = Fused { width: width_for(1.0, t_bits), ..Fused::square(&t, t_bits - p_bits) };
     let t2 = b.mul_shifted(&[square])?.pop().ok_or(shape)?;
     // t opens on t_bits + 3 bits again, t² in [0, 1] on `powers` + 3.
     let item = Fused {
         y_square: true,
-        width: Some(t_bits + 3),
-        y_width: Some(powers + 3),
+        width: width_for(1.0, t_bits),
+        y_width: width_for(1.0, powers),
         ..Fused::elementwise(&t, t_bits - p_bits, &t2, powers - p_bits)
     };
     let [t3, t4]: [B::Vector; 2] = b.mul_shifted(&[item])?.try_into().map_err(|_| shape)?;
@@ -172,7 +172,7 @@ fn even_polynomial<B: Backend + ?Sized>(
     let upper = b.add(&cubic(b, &up_c[..4]), &b.mul_scalar(&t4, up_c[4], c_bits));
     // t⁴ in [0, 1] opens on `powers` + 3 bits, the upper part on as many as its size needs.
     let item = Fused {
-        width: Some(powers + 3),
+        width: width_for(1.0, powers),
         y_width: width_for(magnitude(up_c), sum_bits),
         ..Fused::elementwise(&t4, powers - p_bits, &upper, sum_bits - p_bits)
     };
@@ -204,10 +204,13 @@ fn saturate<B: Backend + ?Sized>(
     // Only the kept value is brought to f bits, by the product's own opening: the asymptotes
     // are there already, and a large x at `frac` bits would not fit the ring (out of range the
     // product is of 0).
-    // The bit is opened on 3 bits (|in_range| <= 1 < 2^(3-2)), the value, below `bound` where it
+    // The bit is opened on 3 bits (|in_range| <= 1 < 2^(3-2)), the value, below `size` where it
     // is kept, on as many as that needs.
-    let item =
-        Fused { width: Some(3), y_width: width_for(size, frac), ..Fused::elementwise(&in_range, 0, inside, frac - f) };
+    let item = Fused {
+        width: width_for(1.0, 0),
+        y_width: width_for(size, frac),
+        ..Fused::elementwise(&in_range, 0, inside, frac - f)
+    };
     let kept = b.mul_shifted(&[item])?.pop().ok_or(shape)?;
     let below = b.mul_scalar(lower, below, f);
     let above = match above {
@@ -250,7 +253,7 @@ fn exp_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], last: u32, spread: Sp
     // t²/2 at 2·high + 1 bits (the halving is a reading at one more bit), beside t and 1; t
     // is in [-1, 0]: its square opens on high + 3 bits.
     let wide = 2 * high + 1;
-    let square = Fused { width: Some(high + 3), ..Fused::square(&t, 0) };
+    let square = Fused { width: width_for(1.0, high), ..Fused::square(&t, 0) };
     let half_t2 = b.mul_shifted(&[square])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
     let mut y = b.add_scalar(&b.add(&b.extend(&t, wide - high, 0), &half_t2), 1.0, wide);
     let mut y_bits = wide;
@@ -259,7 +262,7 @@ fn exp_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], last: u32, spread: Sp
         let operand = if squaring == SQUARINGS { last.min(high) } else { high };
         let shift = y_bits - operand;
         // y is in (0, 1] (x <= 0): its square opens on y_bits + 3 bits.
-        let square = Fused { width: Some(y_bits + 3), ..Fused::square(&y, shift) };
+        let square = Fused { width: width_for(1.0, y_bits), ..Fused::square(&y, shift) };
         y = b.mul_shifted(&[square])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
         y_bits = 2 * operand;
     }
@@ -534,7 +537,7 @@ fn normalise_rows<B: Backend + ?Sized>(
         broadcast: Some(true),
         with_square: false,
         y_square: false,
-        width: at_most_one.then_some(frac + 3),
+        width: width_for(1.0, frac).filter(|_| at_most_one),
         y_width: None,
     };
     let p = b.mul_shifted(&[item])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;

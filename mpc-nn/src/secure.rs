@@ -85,6 +85,11 @@ fn zip(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Shares<u64> {
 
 use crate::backend::{encode_at as encode, reduce_method};
 
+/// The bounds of a comparison at `frac` bits, encoded, and its width for `spread`.
+fn comparison(bounds: &[f64], frac: u32, spread: Spread) -> (Vec<u64>, u32) {
+    (bounds.iter().map(|&t| encode(t, frac)).collect(), spread.width(frac, u64::BITS))
+}
+
 impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     type Elem = u64;
     type Vector = Shares<u64>;
@@ -263,8 +268,8 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         self.party.max_rows(x, rows, len, width)
     }
     fn below(&mut self, x: &[u64], frac: u32, bounds: &[f64], spread: Spread) -> Result<Shares<u64>> {
-        let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
-        self.party.below(x, &bounds, spread.width(frac, u64::BITS))
+        let (bounds, width) = comparison(bounds, frac, spread);
+        self.party.below(x, &bounds, width)
     }
     fn below_times(
         &mut self,
@@ -274,8 +279,8 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         shift: u32,
         spread: Spread,
     ) -> Result<[Shares<u64>; 3]> {
-        let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
-        self.party.below_times(x, &bounds, shift, spread.width(frac, u64::BITS))
+        let (bounds, width) = comparison(bounds, frac, spread);
+        self.party.below_times(x, &bounds, shift, width)
     }
     fn below_times_square(
         &mut self,
@@ -285,8 +290,8 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         shift: u32,
         spread: Spread,
     ) -> Result<[Shares<u64>; 4]> {
-        let bounds: Vec<u64> = bounds.iter().map(|&t| encode(t, frac)).collect();
-        self.party.below_times_square(x, &bounds, shift, spread.width(frac, u64::BITS))
+        let (bounds, width) = comparison(bounds, frac, spread);
+        self.party.below_times_square(x, &bounds, shift, width)
     }
     fn mul_shifted(&mut self, items: &[Fused<'_, u64>]) -> Result<Vec<Shares<u64>>> {
         self.party.mul_fused(items)

@@ -176,6 +176,12 @@ pub(crate) const fn below_skip(times: Option<u32>, square: bool) -> u32 {
     }
 }
 
+/// The bits a [`Request::Below`]'s digits cover, plus the two above them: its width less the
+/// skipped low bits ([`below_skip`]); what [`below_digits`] and [`below_table_words`] take.
+pub(crate) const fn below_digit_width(times: Option<u32>, square: bool, width: u32) -> u32 {
+    width.saturating_sub(below_skip(times, square))
+}
+
 /// Whether a [`Request::Below`]'s products carry the opening's wrap ([`opening_wraps`]).
 pub(crate) const fn below_wraps<R: Ring>(times: Option<u32>, width: u32) -> bool {
     match times {
@@ -226,7 +232,7 @@ pub(crate) fn below_width_check<R: Ring>(
     square: bool,
     width: u32,
 ) -> Result<(), Error> {
-    let digit_width = width.saturating_sub(below_skip(times, square));
+    let digit_width = below_digit_width(times, square, width);
     let fits = width <= R::BITS
         && digit_width >= below_digit_bits(bounds) + 3
         && !(square && below_wraps::<R>(times, width) && 2 * digit_width < R::BITS);
@@ -352,9 +358,8 @@ impl Request {
                     return Err(Error::Malformed("a comparison's square needs its products"));
                 }
                 below_width_check::<R>(bounds, times, square, width)?;
-                let digit_width = width - below_skip(times, square);
                 ok(n.checked_mul(bounds).and_then(|m| m.checked_mul(8)))
-                    && ok(n.checked_mul(below_table_words::<R>(bounds, digit_width)))
+                    && ok(n.checked_mul(below_table_words::<R>(bounds, below_digit_width(times, square, width))))
             }
             // Each shift leaves room for the truncation's offset, and the msb·msb cross term
             // vanishes only while the two shifts add up to at most k; a narrow operand's msb·msb
@@ -430,7 +435,7 @@ impl Request {
                 let bits = words_for_bits::<R>(m);
                 let (value, cross) = below_times_lens::<R>(n, below_products(n, bounds, square), times, width);
                 let mut correlated = parts(&[
-                    (n * below_table_words::<R>(bounds, width - below_skip(times, square)), Xor),
+                    (n * below_table_words::<R>(bounds, below_digit_width(times, square, width)), Xor),
                     (m, Additive),
                     (m, Additive),
                     (m, Additive),
@@ -534,10 +539,7 @@ impl Request {
                 times: w[3].checked_sub(1).map(|s| s as u32),
                 square: w[4] & 1 == 1,
                 // Headers from before the width (stored material) meant the full ring.
-                width: match (w[4] >> BELOW_WIDTH_AT) as u32 {
-                    0 => R::BITS,
-                    width => width,
-                },
+                width: ring_width::<R>((w[4] >> BELOW_WIDTH_AT) as u32),
             },
             TAG_FUSED
                 if w[3] & !(FUSED_WITH_SQUARE | FUSED_Y_SQUARE | 0xFF << FUSED_WIDTH_AT | 0xFF << FUSED_Y_WIDTH_AT)
@@ -560,10 +562,7 @@ impl Request {
                 n: size(w[1])?,
                 shift: u32::try_from(w[2]).map_err(|_| Error::TooLarge)?,
                 // Headers from before the width (stored material) meant the full ring.
-                width: match w[3] {
-                    0 => R::BITS,
-                    width => u32::try_from(width).map_err(|_| Error::Malformed("square width"))?,
-                },
+                width: ring_width::<R>(u32::try_from(w[3]).map_err(|_| Error::Malformed("square width"))?),
             },
             TAG_BROADCAST if w[3] <= 1 && w[4] == 0 => {
                 Request::Broadcast { rows: size(w[1])?, len: size(w[2])?, per_row: w[3] == 1 }

@@ -21,8 +21,8 @@ use super::{Party, masked_for_truncation, split_like, truncated_share, truncatio
 use crate::error::Error;
 pub(crate) use crate::preprocessing::deal::words_for_bits;
 use crate::preprocessing::deal::{
-    below_digit_bits, below_digits, below_products, below_skip, below_square_len, below_table_bits, below_table_words,
-    below_times_lens, below_width_check, below_wraps,
+    below_digit_bits, below_digit_width, below_digits, below_products, below_skip, below_square_len, below_table_bits,
+    below_table_words, below_times_lens, below_width_check, below_wraps,
 };
 use crate::preprocessing::{Preprocessing, PreprocessingExt, Request};
 use crate::ring::{self, Ring};
@@ -158,7 +158,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         // The dealer's checks of the width (before any shift by it).
         below_width_check::<R>(t, times, square, width)?;
         // A square's comparisons are read at its truncation's resolution.
-        let skip = below_skip(times, square);
+        let (skip, digit_width) = (below_skip(times, square), below_digit_width(times, square, width));
         let mut mat = self.material(|p| p.below(request))?;
         let wraps = below_wraps::<R>(times, width);
         // The comparisons with products are the last `with_products` (bound-major).
@@ -166,7 +166,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let first_product = m.checked_sub(with_products).ok_or(Error::ShapeMismatch)?;
         let (value_len, cross_len) = below_times_lens::<R>(n, with_products, times, width);
         if (mat.n, mat.bounds, mat.times, mat.width) != (n, t, times, width)
-            || mat.tables.len() != n * below_table_words::<R>(t, width - skip)
+            || mat.tables.len() != n * below_table_words::<R>(t, digit_width)
             || mat.value_trunc.len() != value_len
             || mat.cross.len() != cross_len
             || mat.square.len() != below_square_len::<R>(n, square, times, width)
@@ -183,9 +183,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
         // of every comparison (c' = c - t mod 2^m), read from the value's tables (lt and eq of
         // digit d at 2d and 2d + 1, then c'_(m-2)).
-        let digits = below_digits(t, width - skip);
+        let digits = below_digits(t, digit_width);
         let words = words_for_bits::<R>(m);
-        let table_words = below_table_words::<R>(t, width - skip);
+        let table_words = below_table_words::<R>(t, digit_width);
         let (w, table_bits) = (below_digit_bits(t), below_table_bits(t));
         let digit_mask = (1u64 << w) - 1;
         let low_mask = (1u64 << (width - 2)) - 1;
