@@ -1,9 +1,9 @@
-//! The two-party protocols over threads with the real dealer: results within 1 ulp of the exact
+//! The two-party protocols over threads with the real dealer: results within 1.5 units of the exact
 //! fixed-point result, for negatives and values at the edge of the valid range.
 
 mod common;
 
-use common::{FP, fixed_product, reals, threaded, truncations, ulps};
+use common::{FP, is_truncation, product_numerator, reals, threaded, truncations};
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::Role;
 use proptest::prelude::*;
@@ -21,10 +21,11 @@ fn private_mul(seed: u64, x: &[f64], y: &[f64], truncation: Truncation) -> Vec<u
     run.p0.output
 }
 
-fn assert_products_within_one_ulp(x: &[f64], y: &[f64], got: &[u64]) {
+/// Each product a truncation of the exact one ([`is_truncation`]: within 1.5 units).
+fn assert_products_are_truncations(x: &[f64], y: &[f64], got: &[u64]) {
     for i in 0..x.len() {
-        let expect = fixed_product(FP.encode(x[i]), FP.encode(y[i]));
-        assert!(ulps(got[i], expect) <= 1, "{} * {}: got {} expected {}", x[i], y[i], got[i] as i64, expect);
+        let exact = product_numerator(FP.encode(x[i]), FP.encode(y[i]));
+        assert!(is_truncation(got[i], exact, 16), "{} * {}: got {} for {exact} / 2^16", x[i], y[i], got[i] as i64);
     }
 }
 
@@ -32,22 +33,22 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn mul_is_within_one_ulp(seed: u64, len in 1usize..200) {
+    fn mul_lands_within_a_truncation(seed: u64, len in 1usize..200) {
         // Local truncation fails with probability ~|xy|/2^31 per element: keep |xy| <= 2^4 here
         // (the runs are seeded, so a failure would reproduce, not flake).
         let x = reals(seed, len, 4.0);
         let y = reals(seed ^ 1, len, 4.0);
         let got = private_mul(seed, &x, &y, Truncation::Local);
-        assert_products_within_one_ulp(&x, &y, &got);
+        assert_products_are_truncations(&x, &y, &got);
     }
 
     #[test]
-    fn dealer_truncation_is_within_one_ulp_up_to_the_range_edge(seed: u64, len in 1usize..200) {
+    fn dealer_truncation_lands_within_one_and_a_half_units_up_to_the_range_edge(seed: u64, len in 1usize..200) {
         // |x·y| < 2^30, the edge of dealer truncation's range at 16 fractional bits.
         let x = reals(seed, len, 32_000.0);
         let y = reals(seed ^ 2, len, 32_000.0);
         let got = private_mul(seed, &x, &y, Truncation::Dealer);
-        assert_products_within_one_ulp(&x, &y, &got);
+        assert_products_are_truncations(&x, &y, &got);
     }
 }
 
@@ -56,7 +57,7 @@ fn extreme_values_multiply() {
     let x = [0.0, -0.0, 1.0 / 65536.0, -1.0 / 65536.0, 32767.99, -32767.99, 32767.99, 1.0, -1.0, 0.5];
     let y = [5.0, -5.0, 1.0 / 65536.0, 1.0 / 65536.0, 32767.99, 32767.99, -32767.99, -1.0, -1.0, 0.5];
     let got = private_mul(1, &x, &y, Truncation::Dealer);
-    assert_products_within_one_ulp(&x, &y, &got);
+    assert_products_are_truncations(&x, &y, &got);
 }
 
 #[test]
@@ -66,8 +67,9 @@ fn dealer_truncation_never_fails_where_local_truncation_does() {
     let n = 2000;
     let x = reals(11, n, 16_384.0);
     let y = vec![16_384.0; n];
-    let bad =
-        |got: &[u64]| (0..n).filter(|&i| ulps(got[i], fixed_product(FP.encode(x[i]), FP.encode(y[i]))) > 1).count();
+    let bad = |got: &[u64]| {
+        (0..n).filter(|&i| !is_truncation(got[i], product_numerator(FP.encode(x[i]), FP.encode(y[i])), 16)).count()
+    };
     let local = bad(&private_mul(5, &x, &y, Truncation::Local));
     let dealer = bad(&private_mul(5, &x, &y, Truncation::Dealer));
     assert!(local > 50, "local truncation should fail often at this magnitude, failed {local} times");
@@ -75,7 +77,7 @@ fn dealer_truncation_never_fails_where_local_truncation_does() {
 }
 
 #[test]
-fn square_is_within_one_ulp() {
+fn square_lands_within_a_truncation() {
     let x = reals(3, 500, 100.0);
     for truncation in [Truncation::Local, Truncation::Dealer] {
         let run = threaded(3, truncation, |party, role| {
@@ -83,30 +85,28 @@ fn square_is_within_one_ulp() {
             let z = party.square(&xs)?;
             party.open(&z)
         });
-        assert_products_within_one_ulp(&x, &x, &run.p0.output);
+        assert_products_are_truncations(&x, &x, &run.p0.output);
     }
 }
 
-fn exact_matmul(x: &[f64], w: &[f64], m: usize, k: usize, n: usize) -> Vec<i64> {
+/// The exact product of the encoded matrices at 2f bits, before its truncation.
+fn exact_matmul(x: &[f64], w: &[f64], m: usize, k: usize, n: usize) -> Vec<i128> {
     let xe: Vec<u64> = FP.encode_vec(x);
     let we: Vec<u64> = FP.encode_vec(w);
-    let mut out = vec![0i64; m * n];
+    let mut out = vec![0i128; m * n];
     for i in 0..m {
         for j in 0..n {
-            let acc: i128 = (0..k).map(|p| xe[i * k + p].to_i64() as i128 * we[p * n + j].to_i64() as i128).sum();
-            out[i * n + j] = (acc >> FP.frac_bits()) as i64;
+            out[i * n + j] = (0..k).map(|p| product_numerator(xe[i * k + p], we[p * n + j])).sum();
         }
     }
     out
 }
 
-use mpc_core::Ring;
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     #[test]
-    fn matmul_both_ways_is_within_one_ulp(seed: u64, m in 1usize..9, k in 1usize..40, n in 1usize..30) {
+    fn matmul_both_ways_lands_within_a_truncation(seed: u64, m in 1usize..9, k in 1usize..40, n in 1usize..30) {
         let x = reals(seed, m * k, 3.0);
         let w = reals(seed ^ 7, k * n, 1.0);
         let expect = exact_matmul(&x, &w, m, k, n);
@@ -122,7 +122,7 @@ proptest! {
         });
         for got in &run.p0.output {
             for (g, e) in got.iter().zip(&expect) {
-                prop_assert!(ulps(*g, *e) <= 1, "got {} expected {}", *g as i64, e);
+                prop_assert!(is_truncation(*g, *e, 16), "got {} for {} / 2^16", *g as i64, e);
             }
         }
     }
@@ -159,7 +159,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     #[test]
-    fn owned_matmul_is_within_one_ulp(seed: u64, m in 1usize..9, k in 1usize..40, n in 1usize..30) {
+    fn owned_matmul_lands_within_a_truncation(seed: u64, m in 1usize..9, k in 1usize..40, n in 1usize..30) {
         let x = reals(seed, m * k, 3.0);
         let w = reals(seed ^ 3, k * n, 1.0);
         let expect = exact_matmul(&x, &w, m, k, n);
@@ -173,7 +173,7 @@ proptest! {
         });
         for got in &run.p0.output {
             for (g, e) in got.iter().zip(&expect) {
-                prop_assert!(ulps(*g, *e) <= 1, "got {} expected {}", *g as i64, e);
+                prop_assert!(is_truncation(*g, *e, 16), "got {} for {} / 2^16", *g as i64, e);
             }
         }
     }
@@ -218,18 +218,16 @@ proptest! {
     }
 }
 
-/// The ring values (t + offset)² for the two truncations t of `z` by 16 bits that are within
-/// 1 ulp of it (floor and floor + 1).
-fn squares_of_truncations(z: i64, offset: u64) -> [u64; 2] {
-    let t = (z >> 16) as u64;
-    [t.wrapping_add(offset), t.wrapping_add(1).wrapping_add(offset)].map(|v| v.wrapping_mul(v))
+/// The ring values (t + offset)² for the truncations t of `z` by 16 bits ([`truncations`]).
+fn squares_of_truncations(z: i64, offset: u64) -> Vec<u64> {
+    truncations(z, 16).into_iter().map(|t| (t as u64).wrapping_add(offset)).map(|v| v.wrapping_mul(v)).collect()
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     /// A truncation followed by a square of the shifted result, fused into one opening: exactly
-    /// the square of a within-1-ulp truncation, for products up to 2^61 in the ring (the dealer
+    /// the square of a truncation (within 1.5 units), for products up to 2^61 in the ring (the dealer
     /// method's range edge) and for both methods; several sharings batched into one opening each
     /// come back whole, at their own length.
     #[test]
@@ -264,8 +262,7 @@ proptest! {
             let (squares, truncated) = &run.p0.output;
             for ((got, t), &z) in squares.iter().zip(truncated).zip(&z) {
                 prop_assert!(squares_of_truncations(z, offset).contains(got), "z = {z}: got square {got}");
-                let floor = (z >> 16) as u64;
-                prop_assert!(*t == floor || *t == floor.wrapping_add(1), "z = {z}: got {t}");
+                prop_assert!(is_truncation(*t, z as i128, 16), "z = {z}: got {t}");
             }
         }
     }
@@ -287,7 +284,7 @@ fn fused_truncation_of_owner_weight_products_never_fails_where_local_truncation_
             let z = party.matmul_owned(&xs, m, &owned)?;
             party.open(&z)
         });
-        run.p0.output.iter().zip(&expect).filter(|(g, e)| ulps(**g, **e) > 1).count()
+        run.p0.output.iter().zip(&expect).filter(|(g, e)| !is_truncation(**g, **e, 16)).count()
     };
     let local = bad(Truncation::Local);
     assert!(local > 20, "local truncation should fail often at this magnitude, failed {local} times");
@@ -298,10 +295,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     /// Products of operands truncated first, each opening serving the truncation and the
-    /// product: exactly a product of within-1-ulp truncations, for every combination of
+    /// product: exactly a product of truncations (within 1.5 units), for every combination of
     /// truncated and untruncated operands, elementwise and broadcast, up to 2^61 in the ring,
     /// x opened at the ring's width or packed on a narrower one (bits included), with every
-    /// party's bytes those of the openings.
+    /// party's bytes those of the openings (a truncated operand's shifted-out bits unsent).
     #[test]
     fn fused_products_are_products_of_the_truncations(
         seed: u64,
@@ -325,14 +322,16 @@ proptest! {
             reals(s, n, 1.0).iter().map(|r| (r * (1u64 << bits.min(61)) as f64) as i64).collect()
         };
         // Bits (scale 0) are 0 or 1; a narrow x opens on `x_bits + 2 + extra` bits (|x| <
-        // 2^(m-2)), above its shift.
+        // 2^(m-2)), one more with a shift (|x| < 2^(m-2) - 2^s: the opening's unsent low bits),
+        // above its shift.
         let x: Vec<i64> = if scale == 0 {
             (0..rows * len).map(|i| ((seed >> (i % 64)) & 1) as i64).collect()
         } else {
             ring(seed, rows * len, x_bits)
         };
-        let width = narrow.map(|extra| (x_bits.max(1) + 2 + extra).clamp(x_shift + 3, 64));
-        let y_width = y_narrow.map(|extra| (y_bits.min(61) + 2 + extra).clamp(y_shift + 3, 64));
+        let margin = |shift: u32| 2 + u32::from(shift > 0);
+        let width = narrow.map(|extra| (x_bits.max(1) + margin(x_shift) + extra).clamp(x_shift + 3, 64));
+        let y_width = y_narrow.map(|extra| (y_bits.min(61) + margin(y_shift) + extra).clamp(y_shift + 3, 64));
         let y = ring(seed ^ 7, ny, y_bits.min(61));
         let (xr, yr): (Vec<u64>, Vec<u64>) = (x.iter().map(|&v| v as u64).collect(), y.iter().map(|&v| v as u64).collect());
         let run = threaded(seed, Truncation::Dealer, |party, role| {
@@ -354,8 +353,8 @@ proptest! {
         let (products, squares, cost) = &run.p0.output;
         prop_assert_eq!((products, squares), (&run.p1.output.0, &run.p1.output.1));
         prop_assert_eq!(cost.rounds, 1);
-        let packed = |n: usize, width: Option<u32>| (n * width.unwrap_or(64) as usize).div_ceil(64);
-        prop_assert_eq!(cost.bytes_sent, 8 * (packed(rows * len, width) + packed(ny, y_width)) as u64);
+        let packed = |n: usize, width: Option<u32>, shift: u32| (n * (width.unwrap_or(64) - shift) as usize).div_ceil(64);
+        prop_assert_eq!(cost.bytes_sent, 8 * (packed(rows * len, width, x_shift) + packed(ny, y_width, y_shift)) as u64);
         let (x_squares, y_squares) = if squared == 2 { (&[][..], &squares[..]) } else { (&squares[..], &[][..]) };
         prop_assert_eq!(y_squares.len(), if squared == 2 { ny } else { 0 });
         for (i, got) in products.iter().enumerate() {
@@ -380,8 +379,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     /// Squares whose one opening serves the truncation and both factors: exactly the square of
-    /// a within-1-ulp truncation (the same one for both factors), truncated or not, with every
-    /// party's bytes those of one opening of x; beside a product in the same round.
+    /// a truncation (within 1.5 units; the same one for both factors), truncated or not, with
+    /// every party's bytes those of one opening of x (its shifted-out bits unsent); beside a
+    /// product in the same round.
     #[test]
     fn fused_squares_are_squares_of_the_truncation(
         seed: u64,
@@ -393,8 +393,9 @@ proptest! {
         use mpc_core::protocol::FusedOperands;
         // Keep the square of the shifted operand below 2^61.
         let bits = scale.min(30 + shift);
-        // A narrow square opens on `bits + 2 + extra` bits (|x| < 2^(m-2)), above its shift.
-        let width = narrow.map(|extra| (bits + 2 + extra).clamp(shift + 3, 64));
+        // A narrow square opens on `bits + 2 + extra` bits (|x| < 2^(m-2)), one more with a
+        // shift (|x| < 2^(m-2) - 2^s), above its shift.
+        let width = narrow.map(|extra| (bits + 2 + u32::from(shift > 0) + extra).clamp(shift + 3, 64));
         let x: Vec<i64> = reals(seed, n, 1.0).iter().map(|r| (r * (1u64 << bits) as f64) as i64).collect();
         let xr: Vec<u64> = x.iter().map(|&v| v as u64).collect();
         let run = threaded(seed, Truncation::Dealer, |party, role| {
@@ -411,9 +412,12 @@ proptest! {
         let (got, cost) = &run.p0.output;
         prop_assert_eq!(got, &run.p1.output.0);
         prop_assert_eq!(cost.rounds, 1);
-        // The square's opening packed on its width, the product's two openings whole.
-        let square_words = (n * width.unwrap_or(64) as usize).div_ceil(64);
-        prop_assert_eq!(cost.bytes_sent, 8 * (square_words + 2 * n) as u64);
+        // The square's opening packed on its width less its shift, the product's two openings
+        // likewise at the ring's width.
+        let packed = |width: u32, shift: u32| (n * (width - shift) as usize).div_ceil(64);
+        let y_shift = shift.checked_sub(1).unwrap_or(1);
+        let words = packed(width.unwrap_or(64), shift) + packed(64, shift) + packed(64, y_shift);
+        prop_assert_eq!(cost.bytes_sent, 8 * words as u64);
         for (i, got) in got.iter().enumerate() {
             let squares: Vec<u64> = truncations(x[i], shift).iter().map(|&t| t.wrapping_mul(t) as u64).collect();
             prop_assert!(squares.contains(got), "x = {} (width {width:?}): got {}", x[i], *got as i64);
@@ -459,8 +463,10 @@ fn fused_products_take_one_round_and_refuse_bad_shapes() {
     });
     let (cost, outputs, errors) = run.p0.output;
     assert_eq!(cost.rounds, 1);
-    // The square rides on x's opening: no element of its own.
-    assert_eq!(cost.bytes_sent, 8 * (12 + 3 + 12 + 12));
+    // The square rides on x's opening: no element of its own. Each truncated opening leaves
+    // its shifted-out bits home: 12 values of 54 bits, 3 of 60, 12 of 64, 12 of 52, packed.
+    let words = |n: usize, bits: usize| (n * bits).div_ceil(64);
+    assert_eq!(cost.bytes_sent, 8 * (words(12, 54) + words(3, 60) + 12 + words(12, 52)) as u64);
     assert_eq!(outputs, 3);
     let [shape, squared_twice, too_far, square_too_far] = errors;
     assert_eq!(shape, Some(mpc_core::Error::ShapeMismatch));

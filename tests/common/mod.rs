@@ -39,20 +39,27 @@ pub fn end_session<T: mpc_core::Transport, D: mpc_transformer::Provider>(
 /// The fixed-point format of the tests.
 pub const FP: FixedPoint = FixedPoint::new(16);
 
-/// `floor(a · b / 2^f)` on the signed views, the exact fixed-point product.
-pub fn fixed_product(a: u64, b: u64) -> i64 {
-    ((a.to_i64() as i128 * b.to_i64() as i128) >> FP.frac_bits()) as i64
+/// a · b on the signed views: the exact fixed-point product at 2f bits, before its
+/// truncation.
+pub fn product_numerator(a: u64, b: u64) -> i128 {
+    a.to_i64() as i128 * b.to_i64() as i128
 }
 
-/// x >> shift within one unit (floor and floor + 1, as a dealer truncation lands); the operand
-/// itself for a shift of 0.
+/// x / 2^shift within one and a half units: where a dealer truncation lands (its borrow, and
+/// the rounding of the opening's unsent low bits); the operand itself for a shift of 0.
 pub fn truncations(x: i64, shift: u32) -> Vec<i64> {
-    if shift == 0 { vec![x] } else { vec![x >> shift, (x >> shift) + 1] }
+    if shift == 0 {
+        return vec![x];
+    }
+    let floor = x >> shift;
+    (floor - 1..=floor + 2).filter(|&v| is_truncation(v as u64, x as i128, shift)).collect()
 }
 
-/// |got - expect| in ulps (ring units).
-pub fn ulps(got: u64, expect: i64) -> i64 {
-    (got.to_i64().wrapping_sub(expect)).abs()
+/// Whether `got` (a ring value, read signed) is a truncation of `numerator` by `shift` bits:
+/// within 1.5 units of numerator / 2^shift, as [`truncations`].
+pub fn is_truncation(got: u64, numerator: i128, shift: u32) -> bool {
+    // |g·2^s - n| <= 1.5·2^s, in integers: |2(g·2^s - n)| <= 3·2^s.
+    (2 * ((got.to_i64() as i128) << shift) - 2 * numerator).abs() <= 3i128 << shift
 }
 
 /// A deterministic stream of reals in `[-bound, bound]`.

@@ -167,8 +167,8 @@ pub(crate) const fn opening_wraps<R: Ring>(shift: u32, width: u32) -> bool {
 
 /// The low bits of r a [`Request::Below`]'s digits skip: a comparison that squares its
 /// truncated value (`square` with `times: Some(s)`) reads it at the truncation's resolution, its
-/// digits covering bits s to m - 2 only (its bits may then err within 2^s of a bound, in the
-/// ring); none otherwise.
+/// digits covering bits s to m - 2 only (its bits may then err within 2^(s+1) of a bound, in
+/// the ring, with the opening's carry); none otherwise.
 pub(crate) const fn below_skip(times: Option<u32>, square: bool) -> u32 {
     match (square, times) {
         (true, Some(s)) => s,

@@ -129,8 +129,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// the comparisons' opening c = x + 2^(m-2) + r makes y = p - (ρ >> s) + w·msb(ρ) as a dealer
     /// truncation reads it (p and w public, ρ = r mod 2^m), and the dealer's (ρ >> s)² and
     /// (ρ >> s)·msb(ρ) make y² linear. The comparisons are read at y's resolution: their digits
-    /// skip the s low bits, so a bit may err for x within 2^s of a bound (none does without a
-    /// shift). Needs 2(m - s) >= k where the opening wraps (a shift or a narrow width).
+    /// skip the s low bits, which the opening does not send either (as a dealer truncation's),
+    /// so a bit may err for x within 2^(s+1) of a bound (none does without a shift). Needs
+    /// 2(m - s) >= k where the opening wraps (a shift or a narrow width).
     pub fn below_times_square(
         &mut self,
         x: &[R],
@@ -178,7 +179,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         // Round 1: open c = x + 2^(m-2) + r mod 2^m.
         let p0 = self.is_p0();
         let masked = masked_for_truncation(x.iter(), core::mem::take(&mut mat.r), p0, width);
-        let c = self.open_low_bits(masked, width)?;
+        // The digits and y read c >> skip only: its low bits stay home ([`Segment`]).
+        let c = self.open_low_bits(masked, width, skip)?;
 
         // Leaves: per digit, the XOR-shared bits [c' digit < r digit] and [c' digit == r digit]
         // of every comparison (c' = c - t mod 2^m), read from the value's tables (lt and eq of

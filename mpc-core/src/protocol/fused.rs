@@ -5,7 +5,7 @@
 
 use alloc::vec::Vec;
 
-use super::{Party, add_truncation_shift, truncation_public, truncation_wrap};
+use super::{Party, Segment, add_truncation_shift, truncation_public, truncation_wrap};
 use crate::error::Error;
 use crate::preprocessing::deal::{broadcast_len, fused_cross_parts, opening_wraps};
 use crate::preprocessing::{Preprocessing, PreprocessingExt, Request};
@@ -39,8 +39,9 @@ pub struct FusedOperands<'a, R> {
     /// Whether y's square is made too, from y's one opening (returned right after the product;
     /// not together with `with_square`): a broadcast y squared once, not once a row.
     pub y_square: bool,
-    /// x's opening width m: x is opened mod 2^m, m bits on the wire, for |x| < 2^(m-2) in the
-    /// ring (a bit on 3, a value in [-1, 1] at b bits on b + 3); `None` is the ring's.
+    /// x's opening width m: x is opened mod 2^m, m - `x_shift` bits on the wire, for |x| <
+    /// 2^(m-2) - 2^`x_shift` in the ring (a bit on 3, a value in [-1, 1] at b bits on b + 3);
+    /// `None` is the ring's.
     pub width: Option<u32>,
     /// y's opening width, as x's `width` (not for a square, whose y is x).
     pub y_width: Option<u32>,
@@ -113,10 +114,22 @@ impl<R: Ring> FusedOperands<'_, R> {
         opening_wraps::<R>(self.y_shift, self.y_width())
     }
 
-    /// Ring words this item sends (each party as many): its openings, a narrow x packed.
+    /// The opening of x: its width, and a truncated x's shift, whose low bits are not sent.
+    fn x_segment(&self) -> Segment {
+        Segment { len: self.x.len(), width: self.x_width(), skip: self.x_shift }
+    }
+
+    /// The opening of y, as x's.
+    fn y_segment(&self) -> Segment {
+        Segment { len: self.y_len(), width: self.y_width(), skip: self.y_shift }
+    }
+
+    /// Ring words this item sends (each party as many): its openings, packed unless they take
+    /// the ring's width.
     pub fn opened_words(&self) -> usize {
-        let x = crate::wire::packed_words::<R>(self.x.len(), self.x_width());
-        if self.is_square() { x } else { x + crate::wire::packed_words::<R>(self.y_len(), self.y_width()) }
+        let words = |s: Segment| crate::wire::packed_words::<R>(s.len, s.sent_bits::<R>());
+        let x = words(self.x_segment());
+        if self.is_square() { x } else { x + words(self.y_segment()) }
     }
 
     /// The request for this product's material.
@@ -280,13 +293,14 @@ fn push_opening<R: Ring>(openings: &mut Shares<R>, v: &[R], (shift, width): (u32
 impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// The ring products (x >> s_x) · (y >> s_y) of every item (see [`FusedOperands`]), all
     /// opened in one round: a truncated operand is opened as a dealer truncation opens it
-    /// (c = x + 2^(k-2) + r), an untruncated one as a Beaver product does, and the product is
-    /// linear in the dealer's shares after that. The shifts round as [`Party::truncate`] does
-    /// (within one unit below); values must satisfy |x|, |y| < 2^(k-2). The products are not
-    /// truncated. An item [`FusedOperands::with_square`] ([`FusedOperands::y_square`]) returns its
-    /// product, then x's (y's) square. An x with a [`FusedOperands::width`] m is opened mod 2^m
-    /// on m bits (|x| < 2^(m-2)), its wrap read off the dealer's msb as a dealer truncation at
-    /// width m reads it; a narrow y ([`FusedOperands::y_width`]) likewise.
+    /// (c = x + 2^(k-2) + r, its shifted-out low bits left home), an untruncated one as a Beaver
+    /// product does, and the product is linear in the dealer's shares after that. The shifts
+    /// round as [`Party::truncate`] does (within 1.5 units); values must satisfy |x| <
+    /// 2^(k-2) - 2^s_x, and y likewise. The products are not truncated. An item
+    /// [`FusedOperands::with_square`] ([`FusedOperands::y_square`]) returns its product, then
+    /// x's (y's) square. An x with a [`FusedOperands::width`] m is opened mod 2^m on m - s_x
+    /// bits (|x| < 2^(m-2) - 2^s_x), its wrap read off the dealer's msb as a dealer truncation
+    /// at width m reads it; a narrow y ([`FusedOperands::y_width`]) likewise.
     pub fn mul_fused(&mut self, items: &[FusedOperands<'_, R>]) -> Result<Vec<Shares<R>>, Error> {
         for it in items {
             let request = it.request();
@@ -326,10 +340,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 return Err(Error::MaterialMismatch);
             }
             push_opening(&mut openings, it.x, (it.x_shift, it.x_width()), &mat.x_mask, p0);
-            segments.push((it.x.len(), it.x_width()));
+            segments.push(it.x_segment());
             if !square {
                 push_opening(&mut openings, it.y, (it.y_shift, it.y_width()), &mat.y_mask, p0);
-                segments.push((it.y.len(), it.y_width()));
+                segments.push(it.y_segment());
             }
         }
         let opened = self.open_in_widths(openings, &segments)?;

@@ -69,9 +69,10 @@ pub enum Truncation {
     /// to a few units) returns garbage a few times in a hundred. An explicit option only, for
     /// measurements and for small programs whose failure probability the caller has bounded.
     Local,
-    /// Opens x + 2^(k-2) + r for a dealer pair (r, r >> f, msb r): one round, n elements each
-    /// way. The opening is uniform whatever x, and the result is always within 1 ulp of
-    /// x / 2^f for |x| < 2^(k-2) (values below 2^30 in magnitude at f = 16): the only wrap,
+    /// Opens x + 2^(k-2) + r for a dealer pair (r, r >> f, msb r): one round, k - f bits a
+    /// value each way (the opening's low f bits are never read, so never sent). The opening is
+    /// uniform whatever x, and the result is always within 1.5 units of x / 2^f, without a
+    /// bias, for |x| < 2^(k-2) - 2^f (values below 2^30 in magnitude at f = 16): the only wrap,
     /// of x + 2^(k-2) + r past 2^k, is exactly the one that msb(r) and msb(c) tell apart.
     #[default]
     Dealer,
@@ -371,45 +372,45 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     }
 
     /// Opens this party's shares `mine` mod 2^`width`, packed on the wire ([`wire::pack_low_bits`]:
-    /// `width` bits a value instead of the ring's k); the opened values, in [0, 2^width), in
-    /// `mine`'s buffer. The full ring's width is [`Party::open_owned`].
-    pub(crate) fn open_low_bits(&mut self, mine: Shares<R>, width: u32) -> Result<Vec<R>, Error> {
-        let n = mine.len();
-        self.open_in_widths(mine, &[(n, width)])
+    /// `width` bits a value instead of the ring's k), without their `skip` low bits (see
+    /// [`Segment`]); the opened values, in [0, 2^width), in `mine`'s buffer. The full ring's
+    /// width without a skip is [`Party::open_owned`].
+    pub(crate) fn open_low_bits(&mut self, mine: Shares<R>, width: u32, skip: u32) -> Result<Vec<R>, Error> {
+        let len = mine.len();
+        self.open_in_widths(mine, &[Segment { len, width, skip }])
     }
 
-    /// Opens this party's shares `mine`, consecutive segments `(length, width)` of it each mod
-    /// 2^width (the ring's width: as it is), in one message: each narrow segment packed on its
-    /// width from a fresh word ([`wire::pack_low_bits`]).
-    pub(crate) fn open_in_widths(&mut self, mut mine: Shares<R>, segments: &[(usize, u32)]) -> Result<Vec<R>, Error> {
-        if segments.iter().map(|&(n, _)| n).sum::<usize>() != mine.len() {
+    /// Opens this party's shares `mine`, consecutive [`Segment`]s of it each mod 2^width
+    /// without its skipped low bits, in one message: each segment that is not the full ring
+    /// packed on its sent bits from a fresh word ([`wire::pack_low_bits`]).
+    pub(crate) fn open_in_widths(&mut self, mut mine: Shares<R>, segments: &[Segment]) -> Result<Vec<R>, Error> {
+        if segments.iter().map(|s| s.len).sum::<usize>() != mine.len()
+            || segments.iter().any(|s| s.width > R::BITS || s.skip + 3 > s.width)
+        {
             return Err(Error::ShapeMismatch);
         }
-        if segments.iter().all(|&(_, width)| width >= R::BITS) {
+        if segments.iter().all(|s| s.sent_bits::<R>() == R::BITS) {
             return self.open_owned(mine);
         }
-        let words = |&(n, width): &(usize, u32)| wire::packed_words::<R>(n, width.min(R::BITS));
-        let total: usize = segments.iter().map(words).sum();
+        let total: usize = segments.iter().map(Segment::words::<R>).sum();
+        let p0 = self.is_p0();
         let mut packed = Shares::zeros(total);
         let (mut at, mut word) = (0, 0);
-        for segment @ &(n, width) in segments {
-            let w = words(segment);
-            wire::pack_low_bits(&mine[at..at + n], width.min(R::BITS), &mut packed[word..word + w]);
-            (at, word) = (at + n, word + w);
+        for s in segments {
+            let part = &mut mine[at..at + s.len];
+            s.make_parts(part, p0);
+            wire::pack_low_bits(part, s.sent_bits::<R>(), &mut packed[word..word + s.words::<R>()]);
+            (at, word) = (at + s.len, word + s.words::<R>());
         }
         let peer = self.peer();
         wire::send_owned(&mut self.transport, peer, packed)?;
         let theirs = self.receive(total)?;
         let (mut at, mut word) = (0, 0);
         let mut opened = Ok(());
-        for segment @ &(n, width) in segments {
-            let w = words(segment);
-            opened = opened.and(wire::add_packed_low_bits(
-                &theirs[word..word + w],
-                width.min(R::BITS),
-                &mut mine[at..at + n],
-            ));
-            (at, word) = (at + n, word + w);
+        for s in segments {
+            let part = &mut mine[at..at + s.len];
+            opened = opened.and(s.open_parts(&theirs[word..word + s.words::<R>()], part));
+            (at, word) = (at + s.len, word + s.words::<R>());
         }
         self.received = theirs;
         opened?;
@@ -520,7 +521,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 
     /// Truncation with dealer pairs: open c = x + 2^(k-2) + r; then
     /// x >> f = c >> f - r >> f + msb(r)·(1 - msb(c))·2^(k-f) - 2^(k-2-f), up to the borrow of
-    /// the low bits (error in [0, 1] ulp). Valid for |x| < 2^(k-2).
+    /// the low bits, and the opening's carry (its low f bits are not sent, [`Segment`]): within
+    /// 1.5 units of x / 2^f, without a bias. Valid for |x| < 2^(k-2) - 2^f.
     ///
     /// The material's buffers are reused: the opening is written over r, the result over r >> f.
     fn truncate_dealer(&mut self, zs: Vec<Shares<R>>, f: u32) -> Result<Vec<Shares<R>>, Error> {
@@ -531,12 +533,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             return Err(Error::MaterialMismatch);
         }
         let p0 = self.is_p0();
-        let c = self.open_owned(masked_for_truncation(
-            zs.iter().flat_map(|z| z.iter()),
-            core::mem::take(&mut pairs.r),
-            p0,
-            R::BITS,
-        ))?;
+        // Only c >> f and its top bit are read: its low f bits stay home ([`Segment`]).
+        let masked =
+            masked_for_truncation(zs.iter().flat_map(|z| z.iter()), core::mem::take(&mut pairs.r), p0, R::BITS);
+        let c = self.open_low_bits(masked, R::BITS, f)?;
         let mut t = core::mem::take(&mut pairs.r_hi);
         for ((t, &c), &msb) in t.iter_mut().zip(&c).zip(pairs.r_msb.iter()) {
             *t = truncated_share(p0, (f, R::BITS), c, c.msb(), *t, msb);
@@ -578,12 +578,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         }
         let p0 = self.is_p0();
         // The opening is written over r, the squares over the shares of (r >> f)².
-        let c = self.open_owned(masked_for_truncation(
-            zs.iter().flat_map(|z| z.iter()),
-            core::mem::take(&mut t.r),
-            p0,
-            R::BITS,
-        ))?;
+        let masked = masked_for_truncation(zs.iter().flat_map(|z| z.iter()), core::mem::take(&mut t.r), p0, R::BITS);
+        let c = self.open_low_bits(masked, R::BITS, bits)?;
         let two = R::ONE.wrapping_add(&R::ONE);
         let mut squares = core::mem::take(&mut pairs.r_hi_sq);
         let t = &pairs.trunc;
@@ -909,22 +905,28 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let mut z = core::mem::take(&mut triple.c);
         let words = compare::words_for_bits::<R>(m * w.n);
         let mut msb = Shares::zeros(words);
+        // P1's share of the truncation's opening goes without its low f bits ([`Segment`]).
+        let opening = Segment { len: m * w.n, width: R::BITS, skip: f };
         // The material's buffers are reused: the openings are written over C (P0) and r (P1),
         // the result over r >> f.
         let mut t = core::mem::take(&mut pairs.r_hi);
         match self.role {
             Role::P0 => {
-                let mut received = self.receive(m * w.k + m * w.n)?;
-                let (masked, theirs) = received[..m * w.k + m * w.n].split_at_mut(m * w.k);
+                let mut received = self.receive(m * w.k + opening.words::<R>())?;
+                let (masked, theirs) = received[..m * w.k + opening.words::<R>()].split_at_mut(m * w.k);
                 if self.preprocessing.rehearsing() {
                     w.held.warm_for(m);
                 } else {
                     owned_product_at_p0(masked, x, m, w, &mut z);
                 }
-                ring::add_assign(&mut z, theirs);
+                // z + r (+ 2^(k-2)) is P0's share of the opening c, which P1's parts make public:
+                // opened in z's buffer.
+                let mut c = masked_for_truncation(pairs.r.iter(), z, true, R::BITS);
+                opening.make_parts(&mut c, true);
+                let opened = opening.open_parts(theirs, &mut c);
                 self.received = received;
-                // z + r (+ 2^(k-2)) is the opening c: public, so made in z's buffer.
-                let c = masked_for_truncation(pairs.r.iter(), z, true, R::BITS).into_vec();
+                opened?;
+                let c = c.into_vec();
                 for (i, c) in c.iter().enumerate() {
                     compare::set_bit(&mut msb, i, c.msb());
                 }
@@ -939,8 +941,11 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 }
                 let masked = owned_masked_input(x, m, w, core::mem::take(&mut triple.a))?;
                 // Masked by r, which is wiped: the opening's share needs no wiping of its own.
-                let mine = masked_for_truncation(z.iter(), core::mem::take(&mut pairs.r), false, R::BITS).into_vec();
-                wire::send(&mut self.transport, peer, &[&masked, &mine])?;
+                let mut mine = masked_for_truncation(z.iter(), core::mem::take(&mut pairs.r), false, R::BITS);
+                opening.make_parts(&mut mine, false);
+                let mut packed = vec![R::ZERO; opening.words::<R>()];
+                wire::pack_low_bits(&mine, opening.sent_bits::<R>(), &mut packed);
+                wire::send(&mut self.transport, peer, &[&masked, &packed])?;
                 wire::recv(&mut self.transport, peer, &mut msb)?;
                 for (j, (t, &r_msb)) in t.iter_mut().zip(pairs.r_msb.iter()).enumerate() {
                     *t = truncated_share(false, (f, R::BITS), R::ZERO, compare::get_bit(&msb, j), *t, r_msb);
@@ -1120,6 +1125,67 @@ pub(crate) fn masked_for_truncation<'a, R: Ring>(
     r
 }
 
+/// A run of `len` values of one opening ([`Party::open_in_widths`]), opened mod 2^`width`
+/// without their `skip` low bits: each party sends bits `skip` to `width` - 1 of its share
+/// ([`Segment::make_parts`]), and the opening is the sum of those parts, shifted back up (its low
+/// bits zero).
+///
+/// A truncation's opening c = x + 2^(m-2) + r is read only as c >> s and its top bit, and a
+/// party's share of c is masked by its uniform share of r: its high part alone tells the peer
+/// nothing more. P0 rounds its part to nearest (adds 2^(s-1) first) and P1 floors its, so that
+/// the parts' sum is (c + 2^(s-1)) >> s less the carry of the two low parts, 0 or 1, which is 1
+/// with the probability that balances the rounding: the value x >> s read off it lands within
+/// 1.5 units of x / 2^s (a dealer truncation's borrow, and this carry), without a bias. Its wrap
+/// (read off the top bit at width m) stays right for |x| <= 2^(m-2) - 2^s: the sum could turn
+/// its top bit or wrap below 0 only where x + 2^(m-2) + 2^(s-1) + (r mod 2^m) is within 2^s of
+/// 2^(m-1) or 2^m, which that bound rules out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Segment {
+    /// Values in the run.
+    pub len: usize,
+    /// Bits each value is opened on (mod 2^width), at most the ring's.
+    pub width: u32,
+    /// Low bits not sent (the truncation's shift, or 0).
+    pub skip: u32,
+}
+
+impl Segment {
+    /// Bits a value of this run takes on the wire.
+    pub(crate) fn sent_bits<R: Ring>(&self) -> u32 {
+        self.width.min(R::BITS) - self.skip
+    }
+
+    /// Ring words this run takes on the wire, packed ([`wire::pack_low_bits`]).
+    pub(crate) fn words<R: Ring>(&self) -> usize {
+        wire::packed_words::<R>(self.len, self.sent_bits::<R>())
+    }
+
+    /// Turns this party's shares of the run into its parts, in place: bits `skip` to `width` - 1,
+    /// P0's rounded to nearest and P1's floored, so that the parts' sum is c >> skip rounded
+    /// either way without a bias.
+    pub(crate) fn make_parts<R: Ring>(&self, shares: &mut [R], p0: bool) {
+        if self.skip == 0 {
+            return;
+        }
+        let half = if p0 { R::ONE.shl(self.skip - 1) } else { R::ZERO };
+        for v in shares.iter_mut() {
+            *v = ring::low_bits(v.wrapping_add(&half), self.width).shr_logical(self.skip);
+        }
+    }
+
+    /// Adds the peer's `packed` parts to this party's ([`Segment::make_parts`]) and shifts the sums
+    /// back up: the opened values, mod 2^width, their low `skip` bits zero.
+    pub(crate) fn open_parts<R: Ring>(&self, packed: &[R], mine: &mut [R]) -> Result<(), Error> {
+        wire::add_packed_low_bits(packed, self.sent_bits::<R>(), mine)?;
+        if self.skip > 0 {
+            for v in mine.iter_mut() {
+                *v = v.shl(self.skip);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Adds P0's 2^(m-2) of a truncation opening of `width` bits (which keeps x + 2^(m-2)
 /// non-negative) to its share of x + r.
 pub(crate) fn add_truncation_shift<R: Ring>(masked: &mut [R], p0: bool, width: u32) {
@@ -1134,7 +1200,7 @@ pub(crate) fn add_truncation_shift<R: Ring>(masked: &mut [R], p0: bool, width: u
 /// The public part of x >> f read off a truncation opening c of `width` bits (c = x +
 /// 2^(m-2) + r mod 2^m; m is the ring's k bits but for narrow comparisons): c >> f -
 /// 2^(m-2-f). With [`truncation_wrap`], x >> f = public + wrap·msb(ρ) - (ρ >> f) for ρ = r mod
-/// 2^m, within one unit.
+/// 2^m, within one unit (1.5 when c's low bits were not sent, [`Segment`]).
 pub(crate) fn truncation_public<R: Ring>(c: R, f: u32, width: u32) -> R {
     c.shr_logical(f).wrapping_sub(&R::ONE.shl(width - 2 - f))
 }
