@@ -397,9 +397,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let mut packed = Shares::zeros(total);
         let (mut at, mut word) = (0, 0);
         for s in segments {
-            let part = &mut mine[at..at + s.len];
-            s.make_parts(part, p0);
-            wire::pack_low_bits(part, s.sent_bits::<R>(), &mut packed[word..word + s.words::<R>()]);
+            s.pack(&mine[at..at + s.len], p0, &mut packed[word..word + s.words::<R>()]);
             (at, word) = (at + s.len, word + s.words::<R>());
         }
         let peer = self.peer();
@@ -408,8 +406,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let (mut at, mut word) = (0, 0);
         let mut opened = Ok(());
         for s in segments {
-            let part = &mut mine[at..at + s.len];
-            opened = opened.and(s.open_parts(&theirs[word..word + s.words::<R>()], part));
+            opened = opened.and(s.open(&theirs[word..word + s.words::<R>()], &mut mine[at..at + s.len], p0));
             (at, word) = (at + s.len, word + s.words::<R>());
         }
         self.received = theirs;
@@ -922,8 +919,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 // z + r (+ 2^(k-2)) is P0's share of the opening c, which P1's parts make public:
                 // opened in z's buffer.
                 let mut c = masked_for_truncation(pairs.r.iter(), z, true, R::BITS);
-                opening.make_parts(&mut c, true);
-                let opened = opening.open_parts(theirs, &mut c);
+                let opened = opening.open(theirs, &mut c, true);
                 self.received = received;
                 opened?;
                 let c = c.into_vec();
@@ -941,10 +937,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 }
                 let masked = owned_masked_input(x, m, w, core::mem::take(&mut triple.a))?;
                 // Masked by r, which is wiped: the opening's share needs no wiping of its own.
-                let mut mine = masked_for_truncation(z.iter(), core::mem::take(&mut pairs.r), false, R::BITS);
-                opening.make_parts(&mut mine, false);
+                let mine = masked_for_truncation(z.iter(), core::mem::take(&mut pairs.r), false, R::BITS);
                 let mut packed = vec![R::ZERO; opening.words::<R>()];
-                wire::pack_low_bits(&mine, opening.sent_bits::<R>(), &mut packed);
+                opening.pack(&mine, false, &mut packed);
                 wire::send(&mut self.transport, peer, &[&masked, &packed])?;
                 wire::recv(&mut self.transport, peer, &mut msb)?;
                 for (j, (t, &r_msb)) in t.iter_mut().zip(pairs.r_msb.iter()).enumerate() {
@@ -1127,7 +1122,7 @@ pub(crate) fn masked_for_truncation<'a, R: Ring>(
 
 /// A run of `len` values of one opening ([`Party::open_in_widths`]), opened mod 2^`width`
 /// without their `skip` low bits: each party sends bits `skip` to `width` - 1 of its share
-/// ([`Segment::make_parts`]), and the opening is the sum of those parts, shifted back up (its low
+/// ([`Segment::pack`]), and the opening is the sum of those parts, shifted back up (its low
 /// bits zero).
 ///
 /// A truncation's opening c = x + 2^(m-2) + r is read only as c >> s and its top bit, and a
@@ -1160,29 +1155,27 @@ impl Segment {
         wire::packed_words::<R>(self.len, self.sent_bits::<R>())
     }
 
-    /// Turns this party's shares of the run into its parts, in place: bits `skip` to `width` - 1,
-    /// P0's rounded to nearest and P1's floored, so that the parts' sum is c >> skip rounded
-    /// either way without a bias.
-    pub(crate) fn make_parts<R: Ring>(&self, shares: &mut [R], p0: bool) {
+    /// This party's part of a share v: bits `skip` to `width` - 1, P0's rounded to nearest and
+    /// P1's floored, so that the parts' sum is c >> skip rounded either way without a bias.
+    #[inline(always)]
+    fn part<R: Ring>(&self, v: R, p0: bool) -> R {
         if self.skip == 0 {
-            return;
+            return v;
         }
         let half = if p0 { R::ONE.shl(self.skip - 1) } else { R::ZERO };
-        for v in shares.iter_mut() {
-            *v = ring::low_bits(v.wrapping_add(&half), self.width).shr_logical(self.skip);
-        }
+        ring::low_bits(v.wrapping_add(&half), self.width).shr_logical(self.skip)
     }
 
-    /// Adds the peer's `packed` parts to this party's ([`Segment::make_parts`]) and shifts the sums
-    /// back up: the opened values, mod 2^width, their low `skip` bits zero.
-    pub(crate) fn open_parts<R: Ring>(&self, packed: &[R], mine: &mut [R]) -> Result<(), Error> {
-        wire::add_packed_low_bits(packed, self.sent_bits::<R>(), mine)?;
-        if self.skip > 0 {
-            for v in mine.iter_mut() {
-                *v = v.shl(self.skip);
-            }
-        }
-        Ok(())
+    /// This party's parts of its `shares` of the run, packed into `out` ([`Segment::words`]).
+    pub(crate) fn pack<R: Ring>(&self, shares: &[R], p0: bool, out: &mut [R]) {
+        wire::pack_parts(shares, self.sent_bits::<R>(), out, |v| self.part(v, p0));
+    }
+
+    /// The opening: the peer's `packed` parts added to this party's parts of its shares `mine`,
+    /// shifted back up, written over `mine` (mod 2^width, the low `skip` bits zero).
+    pub(crate) fn open<R: Ring>(&self, packed: &[R], mine: &mut [R], p0: bool) -> Result<(), Error> {
+        let skip = self.skip;
+        wire::add_packed_parts(packed, self.sent_bits::<R>(), mine, |v| self.part(v, p0), |sum| sum.shl(skip))
     }
 }
 
