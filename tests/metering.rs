@@ -78,11 +78,11 @@ fn square_is_one_round_of_n_elements() {
 }
 
 #[test]
-fn dealer_truncation_adds_one_round_of_the_openings_high_bits() {
-    // The Beaver product's 200 elements, then the truncation's opening without its 16 low
-    // bits: 100 values of 48 bits packed in 75 words.
+fn dealer_truncation_adds_one_round_of_n_elements() {
+    // The Beaver product's 200 elements, then the truncation's opening: at the ring's width in
+    // whole words (its low bits too).
     for stats in cost_of(100, Truncation::Dealer, |p, x, y| p.mul(x, y).map(drop)) {
-        let mut two = exchange(200 + 75);
+        let mut two = exchange(300);
         two.messages_sent = 2;
         two.messages_received = 2;
         two.rounds = 2;
@@ -181,8 +181,7 @@ fn owned_matmul_is_one_way() {
 #[test]
 fn owned_matmul_carries_its_dealer_truncation_one_way_and_answers_with_bits() {
     // 5x20 · 20x5 with W owned by P0: P1 sends X1 - A (100 elements) and its masked share of
-    // the product without its 16 low bits (25 values of 48 bits: 19 words) in one message; P0
-    // answers with the 25 most significant bits (one word).
+    // the product (25) in one message; P0 answers with the 25 most significant bits (one word).
     let w: Vec<u64> = vec![1 << 16; 100];
     let run = threaded(23, Truncation::Dealer, |party, role| {
         let x = party.input(Role::P1, (role == Role::P1).then_some(&[2u64 << 16; 100][..]), 100)?;
@@ -199,8 +198,8 @@ fn owned_matmul_carries_its_dealer_truncation_one_way_and_answers_with_bits() {
         messages_received: u64::from(received > 0),
         rounds,
     };
-    assert_eq!(run.p1.output, one_way(8 * 119, 8, 1));
-    assert_eq!(run.p0.output, one_way(8, 8 * 119, 1));
+    assert_eq!(run.p1.output, one_way(8 * 125, 8, 1));
+    assert_eq!(run.p0.output, one_way(8, 8 * 125, 1));
 }
 
 #[test]
@@ -209,7 +208,6 @@ fn truncation_then_square_is_one_exchange() {
         p.truncate_square_many(vec![mpc_core::share::Shares::from_vec(x.to_vec())], 16, 1 << 16, Truncation::Dealer)
             .map(drop)
     }) {
-        // 100 values of 64 - 16 bits, packed.
-        assert_eq!(stats, exchange(75));
+        assert_eq!(stats, exchange(100));
     }
 }

@@ -1,9 +1,9 @@
-//! The two-party protocols over threads with the real dealer: results within 1.5 units of the exact
+//! The two-party protocols over threads with the real dealer: results within 1 ulp of the exact
 //! fixed-point result, for negatives and values at the edge of the valid range.
 
 mod common;
 
-use common::{FP, is_truncation, product_numerator, reals, threaded, truncations};
+use common::{FP, product_numerator, reals, threaded, truncations, within_one_unit};
 use mpc_core::protocol::Truncation;
 use mpc_core::transport::Role;
 use proptest::prelude::*;
@@ -21,11 +21,11 @@ fn private_mul(seed: u64, x: &[f64], y: &[f64], truncation: Truncation) -> Vec<u
     run.p0.output
 }
 
-/// Each product a truncation of the exact one ([`is_truncation`]: within 1.5 units).
-fn assert_products_are_truncations(x: &[f64], y: &[f64], got: &[u64]) {
+/// Each product within one unit of the exact one's floor ([`within_one_unit`]).
+fn assert_products_within_one_ulp(x: &[f64], y: &[f64], got: &[u64]) {
     for i in 0..x.len() {
         let exact = product_numerator(FP.encode(x[i]), FP.encode(y[i]));
-        assert!(is_truncation(got[i], exact, 16), "{} * {}: got {} for {exact} / 2^16", x[i], y[i], got[i] as i64);
+        assert!(within_one_unit(got[i], exact, 16), "{} * {}: got {} for {exact} / 2^16", x[i], y[i], got[i] as i64);
     }
 }
 
@@ -33,22 +33,22 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn mul_lands_within_a_truncation(seed: u64, len in 1usize..200) {
+    fn mul_is_within_one_ulp(seed: u64, len in 1usize..200) {
         // Local truncation fails with probability ~|xy|/2^31 per element: keep |xy| <= 2^4 here
         // (the runs are seeded, so a failure would reproduce, not flake).
         let x = reals(seed, len, 4.0);
         let y = reals(seed ^ 1, len, 4.0);
         let got = private_mul(seed, &x, &y, Truncation::Local);
-        assert_products_are_truncations(&x, &y, &got);
+        assert_products_within_one_ulp(&x, &y, &got);
     }
 
     #[test]
-    fn dealer_truncation_lands_within_one_and_a_half_units_up_to_the_range_edge(seed: u64, len in 1usize..200) {
+    fn dealer_truncation_is_within_one_ulp_up_to_the_range_edge(seed: u64, len in 1usize..200) {
         // |x·y| < 2^30, the edge of dealer truncation's range at 16 fractional bits.
         let x = reals(seed, len, 32_000.0);
         let y = reals(seed ^ 2, len, 32_000.0);
         let got = private_mul(seed, &x, &y, Truncation::Dealer);
-        assert_products_are_truncations(&x, &y, &got);
+        assert_products_within_one_ulp(&x, &y, &got);
     }
 }
 
@@ -57,7 +57,7 @@ fn extreme_values_multiply() {
     let x = [0.0, -0.0, 1.0 / 65536.0, -1.0 / 65536.0, 32767.99, -32767.99, 32767.99, 1.0, -1.0, 0.5];
     let y = [5.0, -5.0, 1.0 / 65536.0, 1.0 / 65536.0, 32767.99, 32767.99, -32767.99, -1.0, -1.0, 0.5];
     let got = private_mul(1, &x, &y, Truncation::Dealer);
-    assert_products_are_truncations(&x, &y, &got);
+    assert_products_within_one_ulp(&x, &y, &got);
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn dealer_truncation_never_fails_where_local_truncation_does() {
     let x = reals(11, n, 16_384.0);
     let y = vec![16_384.0; n];
     let bad = |got: &[u64]| {
-        (0..n).filter(|&i| !is_truncation(got[i], product_numerator(FP.encode(x[i]), FP.encode(y[i])), 16)).count()
+        (0..n).filter(|&i| !within_one_unit(got[i], product_numerator(FP.encode(x[i]), FP.encode(y[i])), 16)).count()
     };
     let local = bad(&private_mul(5, &x, &y, Truncation::Local));
     let dealer = bad(&private_mul(5, &x, &y, Truncation::Dealer));
@@ -77,7 +77,7 @@ fn dealer_truncation_never_fails_where_local_truncation_does() {
 }
 
 #[test]
-fn square_lands_within_a_truncation() {
+fn square_is_within_one_ulp() {
     let x = reals(3, 500, 100.0);
     for truncation in [Truncation::Local, Truncation::Dealer] {
         let run = threaded(3, truncation, |party, role| {
@@ -85,7 +85,7 @@ fn square_lands_within_a_truncation() {
             let z = party.square(&xs)?;
             party.open(&z)
         });
-        assert_products_are_truncations(&x, &x, &run.p0.output);
+        assert_products_within_one_ulp(&x, &x, &run.p0.output);
     }
 }
 
@@ -106,7 +106,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     #[test]
-    fn matmul_both_ways_lands_within_a_truncation(seed: u64, m in 1usize..9, k in 1usize..40, n in 1usize..30) {
+    fn matmul_both_ways_is_within_one_ulp(seed: u64, m in 1usize..9, k in 1usize..40, n in 1usize..30) {
         let x = reals(seed, m * k, 3.0);
         let w = reals(seed ^ 7, k * n, 1.0);
         let expect = exact_matmul(&x, &w, m, k, n);
@@ -122,7 +122,7 @@ proptest! {
         });
         for got in &run.p0.output {
             for (g, e) in got.iter().zip(&expect) {
-                prop_assert!(is_truncation(*g, *e, 16), "got {} for {} / 2^16", *g as i64, e);
+                prop_assert!(within_one_unit(*g, *e, 16), "got {} for {} / 2^16", *g as i64, e);
             }
         }
     }
@@ -159,7 +159,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     #[test]
-    fn owned_matmul_lands_within_a_truncation(seed: u64, m in 1usize..9, k in 1usize..40, n in 1usize..30) {
+    fn owned_matmul_is_within_one_ulp(seed: u64, m in 1usize..9, k in 1usize..40, n in 1usize..30) {
         let x = reals(seed, m * k, 3.0);
         let w = reals(seed ^ 3, k * n, 1.0);
         let expect = exact_matmul(&x, &w, m, k, n);
@@ -173,7 +173,7 @@ proptest! {
         });
         for got in &run.p0.output {
             for (g, e) in got.iter().zip(&expect) {
-                prop_assert!(is_truncation(*g, *e, 16), "got {} for {} / 2^16", *g as i64, e);
+                prop_assert!(within_one_unit(*g, *e, 16), "got {} for {} / 2^16", *g as i64, e);
             }
         }
     }
@@ -218,16 +218,18 @@ proptest! {
     }
 }
 
-/// The ring values (t + offset)² for the truncations t of `z` by 16 bits ([`truncations`]).
-fn squares_of_truncations(z: i64, offset: u64) -> Vec<u64> {
-    truncations(z, 16).into_iter().map(|t| (t as u64).wrapping_add(offset)).map(|v| v.wrapping_mul(v)).collect()
+/// The ring values (t + offset)² for the two truncations t of `z` by 16 bits that are within
+/// 1 ulp of it (floor and floor + 1).
+fn squares_of_truncations(z: i64, offset: u64) -> [u64; 2] {
+    let t = (z >> 16) as u64;
+    [t.wrapping_add(offset), t.wrapping_add(1).wrapping_add(offset)].map(|v| v.wrapping_mul(v))
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     /// A truncation followed by a square of the shifted result, fused into one opening: exactly
-    /// the square of a truncation (within 1.5 units), for products up to 2^61 in the ring (the dealer
+    /// the square of a within-1-ulp truncation, for products up to 2^61 in the ring (the dealer
     /// method's range edge) and for both methods; several sharings batched into one opening each
     /// come back whole, at their own length.
     #[test]
@@ -262,7 +264,8 @@ proptest! {
             let (squares, truncated) = &run.p0.output;
             for ((got, t), &z) in squares.iter().zip(truncated).zip(&z) {
                 prop_assert!(squares_of_truncations(z, offset).contains(got), "z = {z}: got square {got}");
-                prop_assert!(is_truncation(*t, z as i128, 16), "z = {z}: got {t}");
+                let floor = (z >> 16) as u64;
+                prop_assert!(*t == floor || *t == floor.wrapping_add(1), "z = {z}: got {t}");
             }
         }
     }
@@ -284,7 +287,7 @@ fn fused_truncation_of_owner_weight_products_never_fails_where_local_truncation_
             let z = party.matmul_owned(&xs, m, &owned)?;
             party.open(&z)
         });
-        run.p0.output.iter().zip(&expect).filter(|(g, e)| !is_truncation(**g, **e, 16)).count()
+        run.p0.output.iter().zip(&expect).filter(|(g, e)| !within_one_unit(**g, **e, 16)).count()
     };
     let local = bad(Truncation::Local);
     assert!(local > 20, "local truncation should fail often at this magnitude, failed {local} times");
@@ -298,7 +301,8 @@ proptest! {
     /// product: exactly a product of truncations (within 1.5 units), for every combination of
     /// truncated and untruncated operands, elementwise and broadcast, up to 2^61 in the ring,
     /// x opened at the ring's width or packed on a narrower one (bits included), with every
-    /// party's bytes those of the openings (a truncated operand's shifted-out bits unsent).
+    /// party's bytes those of the openings (a narrow truncated operand's shifted-out bits
+    /// unsent).
     #[test]
     fn fused_products_are_products_of_the_truncations(
         seed: u64,
@@ -353,7 +357,11 @@ proptest! {
         let (products, squares, cost) = &run.p0.output;
         prop_assert_eq!((products, squares), (&run.p1.output.0, &run.p1.output.1));
         prop_assert_eq!(cost.rounds, 1);
-        let packed = |n: usize, width: Option<u32>, shift: u32| (n * (width.unwrap_or(64) - shift) as usize).div_ceil(64);
+        // A narrow opening leaves its shifted-out bits home; one at the ring's width goes whole.
+        let packed = |n: usize, width: Option<u32>, shift: u32| match width.filter(|&m| m < 64) {
+            Some(m) => (n * (m - shift) as usize).div_ceil(64),
+            None => n,
+        };
         prop_assert_eq!(cost.bytes_sent, 8 * (packed(rows * len, width, x_shift) + packed(ny, y_width, y_shift)) as u64);
         let (x_squares, y_squares) = if squared == 2 { (&[][..], &squares[..]) } else { (&squares[..], &[][..]) };
         prop_assert_eq!(y_squares.len(), if squared == 2 { ny } else { 0 });
@@ -380,8 +388,8 @@ proptest! {
 
     /// Squares whose one opening serves the truncation and both factors: exactly the square of
     /// a truncation (within 1.5 units; the same one for both factors), truncated or not, with
-    /// every party's bytes those of one opening of x (its shifted-out bits unsent); beside a
-    /// product in the same round.
+    /// every party's bytes those of one opening of x (a narrow one's shifted-out bits unsent);
+    /// beside a product in the same round.
     #[test]
     fn fused_squares_are_squares_of_the_truncation(
         seed: u64,
@@ -412,12 +420,13 @@ proptest! {
         let (got, cost) = &run.p0.output;
         prop_assert_eq!(got, &run.p1.output.0);
         prop_assert_eq!(cost.rounds, 1);
-        // The square's opening packed on its width less its shift, the product's two openings
-        // likewise at the ring's width.
-        let packed = |width: u32, shift: u32| (n * (width - shift) as usize).div_ceil(64);
-        let y_shift = shift.checked_sub(1).unwrap_or(1);
-        let words = packed(width.unwrap_or(64), shift) + packed(64, shift) + packed(64, y_shift);
-        prop_assert_eq!(cost.bytes_sent, 8 * words as u64);
+        // The square's opening packed on its width less its shift (whole at the ring's width),
+        // the product's two openings whole.
+        let square_words = match width.filter(|&m| m < 64) {
+            Some(m) => (n * (m - shift) as usize).div_ceil(64),
+            None => n,
+        };
+        prop_assert_eq!(cost.bytes_sent, 8 * (square_words + 2 * n) as u64);
         for (i, got) in got.iter().enumerate() {
             let squares: Vec<u64> = truncations(x[i], shift).iter().map(|&t| t.wrapping_mul(t) as u64).collect();
             prop_assert!(squares.contains(got), "x = {} (width {width:?}): got {}", x[i], *got as i64);
@@ -463,10 +472,8 @@ fn fused_products_take_one_round_and_refuse_bad_shapes() {
     });
     let (cost, outputs, errors) = run.p0.output;
     assert_eq!(cost.rounds, 1);
-    // The square rides on x's opening: no element of its own. Each truncated opening leaves
-    // its shifted-out bits home: 12 values of 54 bits, 3 of 60, 12 of 64, 12 of 52, packed.
-    let words = |n: usize, bits: usize| (n * bits).div_ceil(64);
-    assert_eq!(cost.bytes_sent, 8 * (words(12, 54) + words(3, 60) + 12 + words(12, 52)) as u64);
+    // The square rides on x's opening: no element of its own.
+    assert_eq!(cost.bytes_sent, 8 * (12 + 3 + 12 + 12));
     assert_eq!(outputs, 3);
     let [shape, squared_twice, too_far, square_too_far] = errors;
     assert_eq!(shape, Some(mpc_core::Error::ShapeMismatch));

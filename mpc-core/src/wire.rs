@@ -87,9 +87,49 @@ const fn width_mask(width: u32) -> u64 {
     u64::MAX >> (64 - width)
 }
 
-/// [`pack_low_bits`] of `part(v)` for each value v, in one pass: a running accumulator of
-/// twice the word's bits takes each part at its offset and gives out every full word.
+/// Bytes a value takes when the packed stream may be written a whole number of bytes at a time
+/// (a width of whole bytes, on a little-endian target, where the words' bytes are the stream's):
+/// each value is then one unaligned store or load, with no chain through an accumulator.
+fn whole_bytes(width: u32) -> Option<usize> {
+    (width.is_multiple_of(8) && cfg!(target_endian = "little")).then_some(width as usize / 8)
+}
+
+/// [`pack_low_bits`] of `part(v)` for each value v, in one pass ([`pack_stream`], or for whole
+/// bytes [`pack_bytes`]: the same stream).
 pub(crate) fn pack_parts<R: Ring>(values: &[R], width: u32, out: &mut [R], part: impl Fn(R) -> R) {
+    match whole_bytes(width) {
+        Some(size) => pack_bytes(values, width, size, out, part),
+        None => pack_stream(values, width, out, part),
+    }
+}
+
+/// [`add_packed_low_bits`] to `part(v)` for each value v of `into`, each sum mod 2^width then
+/// written back as `finish(sum)`, in one pass (reading the stream as [`pack_parts`] wrote it).
+pub(crate) fn add_packed_parts<R: Ring>(
+    words: &[R],
+    width: u32,
+    into: &mut [R],
+    part: impl Fn(R) -> R,
+    finish: impl Fn(R) -> R,
+) -> Result<(), Error> {
+    if words.len() != packed_words::<R>(into.len(), width) {
+        return Err(Error::ShapeMismatch);
+    }
+    match whole_bytes(width) {
+        Some(size) => {
+            let mask = width_mask(width);
+            for (i, v) in into.iter_mut().enumerate() {
+                *v = finish(R::from_u64(part(*v).to_u64().wrapping_add(read_bytes(words, size, i)) & mask));
+            }
+        }
+        None => add_stream(words, width, into, part, finish),
+    }
+    Ok(())
+}
+
+/// The packed stream written by a running accumulator of twice the word's bits, which takes
+/// each part at its offset and gives out every full word.
+fn pack_stream<R: Ring>(values: &[R], width: u32, out: &mut [R], part: impl Fn(R) -> R) {
     let (bits, mask) = (R::BITS, width_mask(width));
     let (mut acc, mut filled, mut word) = (0u128, 0u32, 0usize);
     for &v in values {
@@ -107,18 +147,38 @@ pub(crate) fn pack_parts<R: Ring>(values: &[R], width: u32, out: &mut [R], part:
     }
 }
 
-/// [`add_packed_low_bits`] to `part(v)` for each value v of `into`, each sum mod 2^width then
-/// written back as `finish(sum)`, in one pass.
-pub(crate) fn add_packed_parts<R: Ring>(
-    words: &[R],
-    width: u32,
-    into: &mut [R],
-    part: impl Fn(R) -> R,
-    finish: impl Fn(R) -> R,
-) -> Result<(), Error> {
-    if words.len() != packed_words::<R>(into.len(), width) {
-        return Err(Error::ShapeMismatch);
+/// The packed stream of whole-byte parts ([`whole_bytes`]): eight bytes a store, the parts' high
+/// bytes zero, so each store's tail is the next part's place (overwritten by it) or the last
+/// word's padding (left zero).
+fn pack_bytes<R: Ring>(values: &[R], width: u32, size: usize, out: &mut [R], part: impl Fn(R) -> R) {
+    let mask = width_mask(width);
+    let stream: &mut [u8] = bytemuck::cast_slice_mut(out);
+    for (i, &v) in values.iter().enumerate() {
+        let bytes = (part(v).to_u64() & mask).to_le_bytes();
+        let at = i * size;
+        match stream.get_mut(at..at + 8) {
+            Some(window) => window.copy_from_slice(&bytes),
+            None => stream[at..at + size].copy_from_slice(&bytes[..size]),
+        }
     }
+}
+
+/// The `i`-th whole-byte part of a packed stream ([`pack_bytes`]).
+#[inline(always)]
+fn read_bytes<R: Ring>(words: &[R], size: usize, i: usize) -> u64 {
+    let stream: &[u8] = bytemuck::cast_slice(words);
+    let at = i * size;
+    let mut bytes = [0u8; 8];
+    match stream.get(at..at + 8) {
+        Some(window) => bytes.copy_from_slice(window),
+        None => bytes[..size].copy_from_slice(&stream[at..at + size]),
+    }
+    u64::from_le_bytes(bytes) & width_mask(size as u32 * 8)
+}
+
+/// Adds the stream's parts ([`pack_stream`]) to `part(v)`, an accumulator refilled a word at a
+/// time, each sum mod 2^width written back as `finish(sum)`.
+fn add_stream<R: Ring>(words: &[R], width: u32, into: &mut [R], part: impl Fn(R) -> R, finish: impl Fn(R) -> R) {
     let (bits, mask) = (R::BITS, width_mask(width));
     let word_mask = width_mask(bits);
     let (mut acc, mut available, mut word) = (0u128, 0u32, 0usize);
@@ -133,7 +193,6 @@ pub(crate) fn add_packed_parts<R: Ring>(
         available -= width;
         *v = finish(R::from_u64(part(*v).to_u64().wrapping_add(theirs) & mask));
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -188,6 +247,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Whole-byte widths are written a byte window at a time on little-endian targets: the
+    /// same stream, word for word, as the accumulator writes and reads.
+    fn byte_windows_write_the_same_stream<R: Ring>() {
+        for size in 1..=(R::BITS / 8) as usize {
+            let width = size as u32 * 8;
+            for n in [0usize, 1, 3, 8, 9, 100] {
+                let v = values::<R>(n as u64 + u64::from(width), n);
+                let (mut a, mut b) =
+                    (vec![R::ZERO; packed_words::<R>(n, width)], vec![R::ZERO; packed_words::<R>(n, width)]);
+                pack_bytes(&v, width, size, &mut a, |x| x);
+                pack_stream(&v, width, &mut b, |x| x);
+                assert_eq!(a, b, "width {width}, n {n}");
+                let mut read = vec![R::ZERO; n];
+                add_stream(&a, width, &mut read, |x| x, |x| x);
+                for (i, r) in read.iter().enumerate() {
+                    assert_eq!(r.to_u64(), read_bytes(&a, size, i), "width {width}, n {n}, at {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn byte_windows_write_the_same_stream_in_u64_and_u32() {
+        byte_windows_write_the_same_stream::<u64>();
+        byte_windows_write_the_same_stream::<u32>();
     }
 
     #[test]

@@ -425,8 +425,8 @@ pub trait Backend {
     fn exp(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::exp(self, x)
     }
-    /// 1/x for x in [2^-12, 2^9] (relative error below 1.6e-3 on [1/64, 64], 1.5 units of the
-    /// result at its top): scale by a public bound first.
+    /// 1/x for x in [2^-12, 2^9] (relative error below 1e-3 on [1/64, 64]): scale by a public
+    /// bound first.
     fn reciprocal(&mut self, x: &[Self::Elem]) -> Result<Self::Vector> {
         numerics::reciprocal(self, x)
     }

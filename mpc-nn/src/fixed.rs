@@ -11,7 +11,7 @@ use mpc_core::{Error, FixedPoint, Ring};
 use crate::backend::{Backend, Broadcast, Fused, Matmul, Pair, Product, Result, Spread, WeightMode};
 
 /// Fixed-point ring values in the clear: the same algorithms and truncations as [`Secure`]
-/// (truncation rounds to nearest, where the protocol lands within 1.5 units of the quotient),
+/// (truncation rounds to nearest, where the protocol lands within a unit or so of the quotient),
 /// without any party. Its [`ledger`](Fixed::ledger) predicts exactly the bytes, messages and
 /// rounds each party of a [`Secure`] run with the same settings counts.
 ///
@@ -214,10 +214,7 @@ impl Backend for Fixed {
                 let f = self.frac_bits();
                 cost::truncate::<u64>(&mut self.ledger, m * n, f, self.truncation);
             }
-            WeightMode::Owner => {
-                let f = self.frac_bits();
-                cost::matmul_owned_truncated::<u64>(&mut self.ledger, (m, *k, *n), f, self.truncation)
-            }
+            WeightMode::Owner => cost::matmul_owned_truncated::<u64>(&mut self.ledger, m, *k, *n, self.truncation),
         }
         Ok(fixed_product(x, data, m, *k, *n, self.frac_bits()))
     }

@@ -140,9 +140,9 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         Shares::from_vec(a.chunks(len.max(1)).map(|r| r.iter().fold(0u64, |s, &v| s.wrapping_add(v))).collect())
     }
     fn reduce(&mut self, a: &[u64], bits: u32) -> Result<Shares<u64>> {
-        // Both truncations already land on either side of the exact quotient without a bias
-        // (the dealer's within 1.5 units: its borrow, and its opening's rounding), so no half
-        // unit is added: the simulation's round-to-nearest is their deterministic twin.
+        // Both truncations already land within one unit on either side of the exact quotient
+        // (the dealer's adds a borrow with probability equal to the dropped fraction), so no
+        // half unit is added: the simulation's round-to-nearest is their deterministic twin.
         let method = reduce_method(bits, self.frac_bits(), self.party.truncation());
         Ok(self.party.truncate_many_by(alloc::vec![Shares::from_vec(a.to_vec())], bits, method)?.pop().expect("one"))
     }

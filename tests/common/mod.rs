@@ -55,6 +55,12 @@ pub fn truncations(x: i64, shift: u32) -> Vec<i64> {
     (floor - 1..=floor + 2).filter(|&v| is_truncation(v as u64, x as i128, shift)).collect()
 }
 
+/// Whether `got` (a ring value, read signed) is within one unit of numerator >> shift: where a
+/// truncation at the ring's width lands (its openings go whole; the dealer's borrow adds one).
+pub fn within_one_unit(got: u64, numerator: i128, shift: u32) -> bool {
+    (got.to_i64() as i128 - (numerator >> shift)).abs() <= 1
+}
+
 /// Whether `got` (a ring value, read signed) is a truncation of `numerator` by `shift` bits:
 /// within 1.5 units of numerator / 2^shift, as [`truncations`].
 pub fn is_truncation(got: u64, numerator: i128, shift: u32) -> bool {

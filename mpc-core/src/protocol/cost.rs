@@ -46,11 +46,10 @@ pub fn open<R: Ring>(m: &mut CommModel, n: usize) {
     m.exchange::<R>(n);
 }
 
-/// Truncation of `n` elements by `bits` (a shift by 0 is no step at all): with dealer pairs,
-/// the opening without its `bits` low bits, packed.
+/// Truncation of `n` elements by `bits` (a shift by 0 is no step at all).
 pub fn truncate<R: Ring>(m: &mut CommModel, n: usize, bits: u32, method: Truncation) {
     if method == Truncation::Dealer && bits > 0 {
-        m.exchange::<R>(crate::wire::packed_words::<R>(n, R::BITS - bits));
+        m.exchange::<R>(n);
     }
 }
 
@@ -59,7 +58,7 @@ pub fn truncate<R: Ring>(m: &mut CommModel, n: usize, bits: u32, method: Truncat
 /// own truncation): with dealer pairs the square is local.
 pub fn truncate_square<R: Ring>(m: &mut CommModel, n: usize, bits: u32, method: Truncation) {
     if method == Truncation::Dealer && bits <= R::BITS / 2 {
-        m.exchange::<R>(crate::wire::packed_words::<R>(n, R::BITS - bits));
+        m.exchange::<R>(n);
     } else {
         truncate::<R>(m, n, bits, method);
         square::<R>(m, n);
@@ -106,19 +105,14 @@ pub fn matmul_owned<R: Ring>(m: &mut CommModel, rows: usize, k: usize) {
     m.one_way::<R>(Role::P1, rows * k);
 }
 
-/// A fixed-point product X (m×k) · W with P0's own W, truncated by `frac_bits`
+/// A fixed-point product X (m×k) · W with P0's own W, truncated
 /// ([`Party::matmul_owned`](super::Party::matmul_owned)): with dealer pairs, P1's masked share
-/// and its masked share of the product (without its `frac_bits` low bits, packed) go one way
-/// together, and P0 answers with the opening's most significant bits, packed.
-pub fn matmul_owned_truncated<R: Ring>(
-    m: &mut CommModel,
-    (rows, k, n): (usize, usize, usize),
-    frac_bits: u32,
-    method: Truncation,
-) {
+/// and its masked share of the product go one way together, and P0 answers with the opening's
+/// most significant bits, packed.
+pub fn matmul_owned_truncated<R: Ring>(m: &mut CommModel, rows: usize, k: usize, n: usize, method: Truncation) {
     match method {
         Truncation::Dealer => {
-            m.one_way::<R>(Role::P1, rows * k + crate::wire::packed_words::<R>(rows * n, R::BITS - frac_bits));
+            m.one_way::<R>(Role::P1, rows * k + rows * n);
             m.one_way::<R>(Role::P0, words_for_bits::<R>(rows * n));
         }
         Truncation::Local => matmul_owned::<R>(m, rows, k),
@@ -139,10 +133,11 @@ pub fn max_rows<R: Ring>(m: &mut CommModel, rows: usize, len: usize, width: u32)
 /// Comparisons of `n` values with `bounds` bounds each at `width` bits, their digits skipping
 /// `skip` low bits ([`Party::below`](super::Party::below),
 /// [`Party::below_times_square`](super::Party::below_times_square)): the masked opening (`width`
-/// bits a value less the skipped ones, packed), the AND levels down to two nodes (the lowest node's eq is never
+/// bits a value, less the skipped ones below the ring's width, packed), the AND levels down to two nodes (the lowest node's eq is never
 /// computed), and the last level fused with the conversion (three bits per comparison).
 pub fn below<R: Ring>(m: &mut CommModel, n: usize, bounds: usize, width: u32, skip: u32) {
-    m.exchange::<R>(crate::wire::packed_words::<R>(n, width.min(R::BITS) - skip));
+    let sent = crate::protocol::Segment::truncated::<R>(n, width.min(R::BITS), skip).sent_bits::<R>();
+    m.exchange::<R>(crate::wire::packed_words::<R>(n, sent));
     let words = words_for_bits::<R>(n * bounds);
     let mut nodes = below_digits(bounds, width.min(R::BITS).saturating_sub(skip));
     while nodes > 2 {

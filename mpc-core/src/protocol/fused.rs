@@ -39,8 +39,8 @@ pub struct FusedOperands<'a, R> {
     /// Whether y's square is made too, from y's one opening (returned right after the product;
     /// not together with `with_square`): a broadcast y squared once, not once a row.
     pub y_square: bool,
-    /// x's opening width m: x is opened mod 2^m, m - `x_shift` bits on the wire, for |x| <
-    /// 2^(m-2) - 2^`x_shift` in the ring (a bit on 3, a value in [-1, 1] at b bits on b + 3);
+    /// x's opening width m: x is opened mod 2^m, m - `x_shift` bits on the wire (below the
+    /// ring's width), for |x| < 2^(m-2) - 2^`x_shift` in the ring (a bit on 3, a value in [-1, 1] at b bits on b + 3);
     /// `None` is the ring's.
     pub width: Option<u32>,
     /// y's opening width, as x's `width` (not for a square, whose y is x).
@@ -114,14 +114,15 @@ impl<R: Ring> FusedOperands<'_, R> {
         opening_wraps::<R>(self.y_shift, self.y_width())
     }
 
-    /// The opening of x: its width, and a truncated x's shift, whose low bits are not sent.
+    /// The opening of x: its width, and a narrow x's shift, whose low bits are not sent
+    /// ([`Segment::truncated`]).
     fn x_segment(&self) -> Segment {
-        Segment { len: self.x.len(), width: self.x_width(), skip: self.x_shift }
+        Segment::truncated::<R>(self.x.len(), self.x_width(), self.x_shift)
     }
 
     /// The opening of y, as x's.
     fn y_segment(&self) -> Segment {
-        Segment { len: self.y_len(), width: self.y_width(), skip: self.y_shift }
+        Segment::truncated::<R>(self.y_len(), self.y_width(), self.y_shift)
     }
 
     /// Ring words this item sends (each party as many): its openings, packed unless they take
@@ -293,10 +294,10 @@ fn push_opening<R: Ring>(openings: &mut Shares<R>, v: &[R], (shift, width): (u32
 impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// The ring products (x >> s_x) · (y >> s_y) of every item (see [`FusedOperands`]), all
     /// opened in one round: a truncated operand is opened as a dealer truncation opens it
-    /// (c = x + 2^(k-2) + r, its shifted-out low bits left home), an untruncated one as a Beaver
-    /// product does, and the product is linear in the dealer's shares after that. The shifts
-    /// round as [`Party::truncate`] does (within 1.5 units); values must satisfy |x| <
-    /// 2^(k-2) - 2^s_x, and y likewise. The products are not truncated. An item
+    /// (c = x + 2^(k-2) + r), an untruncated one as a Beaver product does, and the product is
+    /// linear in the dealer's shares after that. The shifts round as [`Party::truncate`] does
+    /// (within one unit; 1.5 for a narrow operand, whose shifted-out low bits stay home); values
+    /// must satisfy |x| < 2^(k-2) - 2^s_x, and y likewise. The products are not truncated. An item
     /// [`FusedOperands::with_square`] ([`FusedOperands::y_square`]) returns its product, then
     /// x's (y's) square. An x with a [`FusedOperands::width`] m is opened mod 2^m on m - s_x
     /// bits (|x| < 2^(m-2) - 2^s_x), its wrap read off the dealer's msb as a dealer truncation

@@ -75,9 +75,7 @@ pub const SPECS: [Spec; 15] = [
     Spec {
         function: "reciprocal",
         domain: "[1/64, 64]",
-        // Bound by the result's unit at the domain's top: 1/64 is 1024 units of 2^-16, and a
-        // truncation lands within 1.5 of them.
-        bound: 1.6e-3,
+        bound: 1e-3,
         relative: true,
         rounds: 8,
         kind: Kind::Elementwise { lo: 1.0 / 64.0, hi: 64.0, n: 2000, log: true },
