@@ -129,8 +129,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// the comparisons' opening c = x + 2^(m-2) + r makes y = p - (ρ >> s) + w·msb(ρ) as a dealer
     /// truncation reads it (p and w public, ρ = r mod 2^m), and the dealer's (ρ >> s)² and
     /// (ρ >> s)·msb(ρ) make y² linear. The comparisons are read at y's resolution: their digits
-    /// skip the s low bits, which the opening does not send either (as a dealer truncation's),
-    /// so a bit may err for x within 2^(s+1) of a bound (none does without a shift). Needs
+    /// skip the s low bits, which an opening narrower than the ring does not send either, so a
+    /// bit may err for x within 2^(s+1) of a bound (none does without a shift). Needs
     /// 2(m - s) >= k where the opening wraps (a shift or a narrow width).
     pub fn below_times_square(
         &mut self,
