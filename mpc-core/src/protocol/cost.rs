@@ -133,8 +133,9 @@ pub fn max_rows<R: Ring>(m: &mut CommModel, rows: usize, len: usize, width: u32)
 /// Comparisons of `n` values with `bounds` bounds each at `width` bits, their digits skipping
 /// `skip` low bits ([`Party::below`](super::Party::below),
 /// [`Party::below_times_square`](super::Party::below_times_square)): the masked opening (`width`
-/// bits a value, less the skipped ones below the ring's width, packed), the AND levels down to two nodes (the lowest node's eq is never
-/// computed), and the last level fused with the conversion (three bits per comparison).
+/// bits a value, less the skipped ones below the ring's width, packed), the AND levels down to
+/// two nodes (the lowest node's eq is never computed), and the last level fused with the
+/// conversion (three bits per comparison).
 pub fn below<R: Ring>(m: &mut CommModel, n: usize, bounds: usize, width: u32, skip: u32) {
     let sent = crate::protocol::Segment::truncated::<R>(n, width.min(R::BITS), skip).sent_bits::<R>();
     m.exchange::<R>(crate::wire::packed_words::<R>(n, sent));

@@ -40,8 +40,8 @@ pub struct FusedOperands<'a, R> {
     /// not together with `with_square`): a broadcast y squared once, not once a row.
     pub y_square: bool,
     /// x's opening width m: x is opened mod 2^m, m - `x_shift` bits on the wire (below the
-    /// ring's width), for |x| < 2^(m-2) - 2^`x_shift` in the ring (a bit on 3, a value in [-1, 1] at b bits on b + 3);
-    /// `None` is the ring's.
+    /// ring's width), for |x| < 2^(m-2) - 2^`x_shift` in the ring (a bit on 3, a value in
+    /// [-1, 1] at b bits on b + 3); `None` is the ring's.
     pub width: Option<u32>,
     /// y's opening width, as x's `width` (not for a square, whose y is x).
     pub y_width: Option<u32>,
