@@ -253,20 +253,22 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             })
             .collect();
         let opened = self.open_xor_many(&[&masked[0], &masked[1], &masked[2]])?;
-        let one = R::ONE;
-        let two = one.wrapping_add(&one);
-        let signed = |d: R| one.wrapping_sub(&two.wrapping_mul(&d));
         // Each bit is β0 + Σ_k β_k·U_k with public β (U = u1, u2, u3, u2·u3): the comparison is
         // π ⊕ (b1 + b2·b3) = π + σ·(b1 + b2·b3) with σ = 1 - 2π and b_j = d_j + (1 - 2d_j)·u_j.
-        let coefficients = |q: usize| -> (R, [R; 4]) {
+        // A function, not a closure: it is inlined into the loop below (a closure's call returned
+        // its 40 bytes through the stack, and reading them back stalled on store forwarding).
+        #[inline(always)]
+        fn coefficients<R: Ring>(opened: &[Vec<R>], high_bits: &[R], q: usize) -> (R, [R; 4]) {
+            let one = R::ONE;
+            let signed = |d: R| one.wrapping_sub(&one.wrapping_add(&one).wrapping_mul(&d));
             let (d1, d2, d3) = (get_bit(&opened[0], q), get_bit(&opened[1], q), get_bit(&opened[2], q));
             let (s1, s2, s3) = (signed(d1), signed(d2), signed(d3));
-            let pi = one ^ get_bit(&high_bits, q);
+            let pi = one ^ get_bit(high_bits, q);
             let sigma = signed(pi);
             let kappa0 = d1.wrapping_add(&d2.wrapping_mul(&d3));
             let kappa = [s1, d3.wrapping_mul(&s2), d2.wrapping_mul(&s3), s2.wrapping_mul(&s3)];
             (pi.wrapping_add(&sigma.wrapping_mul(&kappa0)), kappa.map(|k| sigma.wrapping_mul(&k)))
-        };
+        }
         let linear = |q: usize, parts: [&[R]; 4], beta: &[R; 4]| {
             (0..4).fold(R::ZERO, |acc, k| acc.wrapping_add(&beta[k].wrapping_mul(&parts[k][q])))
         };
@@ -294,7 +296,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         });
         let parts_per_u = if wraps { 2 } else { 1 };
         for q in 0..m {
-            let (beta0, beta) = coefficients(q);
+            let (beta0, beta) = coefficients(&opened, &high_bits, q);
             let share = linear(q, us, &beta);
             bits[q] = if p0 { share.wrapping_add(&beta0) } else { share };
             if let (Some(products), Some((public, wrap, y)), Some(p)) =
