@@ -250,6 +250,23 @@ pub trait Backend {
     fn mul_scalar(&self, a: &[Self::Elem], c: f64, frac: u32) -> Self::Vector {
         self.mul_bits_public(a, &alloc::vec![c; a.len()], frac)
     }
+    /// `c + Σ c_k · a_k` for public constants: each `(a_k, c_k, frac_k)` a
+    /// [`Backend::mul_scalar`] (exact), `c` at `frac` bits, the scale every term lands at. The
+    /// default composes those operations; a backend may do it in one pass (no temporaries).
+    fn affine(&self, terms: &[(&[Self::Elem], f64, u32)], c: f64, frac: u32) -> Self::Vector {
+        let mut acc: Option<Self::Vector> = None;
+        for &(a, ck, frac_k) in terms {
+            let term = self.mul_scalar(a, ck, frac_k);
+            acc = Some(match acc {
+                Some(acc) => self.add(&acc, &term),
+                None => term,
+            });
+        }
+        match acc {
+            Some(acc) => self.add_scalar(&acc, c, frac),
+            None => self.public(&[], frac),
+        }
+    }
     /// Multiplies by 2^`pow2` and adds `bits` of precision (`bits + pow2 >= 0`): exact.
     fn extend(&self, a: &[Self::Elem], bits: u32, pow2: i32) -> Self::Vector;
     /// Sums each row of a `rows × len` matrix.

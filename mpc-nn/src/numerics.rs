@@ -161,15 +161,12 @@ fn even_polynomial<B: Backend + ?Sized>(
     let [t3, t4]: [B::Vector; 2] = b.mul_shifted(&[item])?.try_into().map_err(|_| shape)?;
     // c0 + c1 t + c2 t² + c3 t³ (and the same from c4) at sum_bits: t at t_bits, the rest at
     // `powers`.
-    let cubic = |b: &B, c: &[f64]| {
-        let mut acc = b.add_scalar(&b.mul_scalar(&t, c[1], sum_bits - t_bits), c[0], sum_bits);
-        for (power, &ci) in [&t2, &t3].into_iter().zip(&c[2..4]) {
-            acc = b.add(&acc, &b.mul_scalar(power, ci, c_bits));
-        }
-        acc
+    let cubic = [(&t[..], sum_bits - t_bits), (&t2[..], c_bits), (&t3[..], c_bits)];
+    let terms = |c: &[f64]| -> Vec<(&[B::Elem], f64, u32)> {
+        cubic.iter().chain([&(&t4[..], c_bits)]).zip(&c[1..]).map(|(&(a, frac), &ck)| (a, ck, frac)).collect()
     };
-    let low = cubic(b, low_c);
-    let upper = b.add(&cubic(b, &up_c[..4]), &b.mul_scalar(&t4, up_c[4], c_bits));
+    let low = b.affine(&terms(low_c), low_c[0], sum_bits);
+    let upper = b.affine(&terms(up_c), up_c[0], sum_bits);
     // t⁴ in [0, 1] opens on `powers` + 3 bits, the upper part on as many as its size needs.
     let item = Fused {
         width: width_for(1.0, powers),

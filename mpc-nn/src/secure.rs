@@ -132,6 +132,20 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
         let c = encode(c, frac);
         Shares::from_vec(a.iter().map(|x| x.wrapping_mul(c)).collect())
     }
+    fn affine(&self, terms: &[(&[u64], f64, u32)], c: f64, frac: u32) -> Shares<u64> {
+        // One pass, one buffer: the composed default made and wiped a vector per operation.
+        let coefficients: Vec<u64> = terms.iter().map(|&(_, ck, frac_k)| encode(ck, frac_k)).collect();
+        let len = terms.first().map_or(0, |t| t.0.len());
+        let mut out = Shares::from_vec(
+            (0..len)
+                .map(|i| {
+                    terms.iter().zip(&coefficients).fold(0u64, |s, (t, &ck)| s.wrapping_add(t.0[i].wrapping_mul(ck)))
+                })
+                .collect(),
+        );
+        self.party.add_public_scalar(&mut out, encode(c, frac));
+        out
+    }
     fn extend(&self, a: &[u64], bits: u32, pow2: i32) -> Shares<u64> {
         let shift = (bits as i32 + pow2) as u32;
         Shares::from_vec(a.iter().map(|x| x << shift).collect())
