@@ -7,6 +7,7 @@
 
 use heapless::Vec as Parts2;
 
+use super::recycle::Recycled;
 use super::{MaskId, Material, Request};
 use crate::error::Error;
 use crate::gemm::{RightOperand, Width};
@@ -582,7 +583,13 @@ pub(crate) struct Parts<R: Ring> {
     pub correlated: Parts2<Shares<R>, MAX_PARTS>,
 }
 
-fn uniform<R: Ring>(prg: &mut Expander, n: usize) -> Shares<R> {
+/// `n` uniform values from `prg`: drawn over a used buffer of `recycled` when it has one that
+/// large, else into a new one.
+fn uniform<R: Ring>(prg: &mut Expander, n: usize, recycled: &mut Recycled) -> Shares<R> {
+    if let Some(mut s) = recycled.take(n) {
+        prg.fill(&mut s);
+        return s;
+    }
     // Drawn a block at a time and appended: zeroing the buffer first would cost a pass over
     // memory (the stream is the same however it is cut).
     let mut s = Shares::with_capacity(n);
@@ -614,14 +621,15 @@ fn shaped<R: Ring>(role: Role, request: &Request, mut part: impl FnMut(usize, bo
     out
 }
 
-/// Draws `role`'s parts of `request` from its PRG. P0's correlated parts are left empty, for
-/// the dealer's correction to fill ([`receive_correction`]).
-pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Expander) -> Parts<R> {
+/// Draws `role`'s parts of `request` from its PRG, over `recycled`'s buffers where it has them.
+/// P0's correlated parts are left empty, for the dealer's correction to fill
+/// ([`receive_correction`]).
+pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Expander, recycled: &mut Recycled) -> Parts<R> {
     shaped(
         role,
         request,
         |len, correlated| {
-            if correlated && role == Role::P0 { Shares::default() } else { uniform(prg, len) }
+            if correlated && role == Role::P0 { Shares::default() } else { uniform(prg, len, recycled) }
         },
     )
 }
@@ -910,10 +918,12 @@ impl<R: Ring> DealerState<R> {
         }
         let layout = request.layout::<R>();
         let [keys0, keys1] = &mut self.keys;
-        let mut p0 = draw::<R>(Role::P0, request, &mut keys0.prg(request));
+        // The dealer keeps no used buffers: its parts go to P0 or are dropped within the call.
+        let mut p0 = draw::<R>(Role::P0, request, &mut keys0.prg(request), &mut Recycled::default());
         // P1's parts are the dealer's working buffers (P1 draws its own; these are never sent):
         // each random part becomes the part's secret, each correlated part P0's share of it.
-        let Parts { random: mut secret, correlated: mut corr } = draw::<R>(Role::P1, request, &mut keys1.prg(request));
+        let Parts { random: mut secret, correlated: mut corr } =
+            draw::<R>(Role::P1, request, &mut keys1.prg(request), &mut Recycled::default());
         for ((part, mine), (_, sharing)) in secret.iter_mut().zip(p0.random.iter()).zip(&layout.random) {
             sharing.secret_into(part, mine);
         }

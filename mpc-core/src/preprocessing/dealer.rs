@@ -11,10 +11,11 @@ use alloc::vec::Vec;
 use rand_core::CryptoRng;
 
 use super::deal::{self, DealerState, HEADER_LEN, RequestKeys};
+use super::recycle::Recycled;
 use super::{MaskId, Material, Preprocessing, Request};
 use crate::error::Error;
 use crate::ring::Ring;
-use crate::share::Seed;
+use crate::share::{Seed, Shares};
 use crate::transport::{PartyId, Role, Transport};
 use crate::wire;
 
@@ -150,14 +151,35 @@ pub struct DealerClient<T: Transport> {
     transport: T,
     keys: RequestKeys,
     masks: deal::MaskIds,
+    /// Used material's buffers, drawn over by the next requests.
+    recycled: Recycled,
 }
+
+/// Default bound on the used material a [`DealerClient`] keeps to draw over: 2^23 ring
+/// elements (64 MiB of u64), about one GeLU layer's comparison material at BERT-base's 128
+/// tokens, held beside a pipeline's material budget. See [`DealerClient::with_recycling`].
+pub const DEFAULT_RECYCLED: usize = 1 << 23;
 
 impl<T: Transport> DealerClient<T> {
     /// Receives this party's seed from the dealer over `transport`.
     pub fn connect(role: Role, mut transport: T) -> Result<Self, Error> {
         let mut seed = Seed::from_bytes([0u8; Seed::LEN]);
         transport.recv(PartyId::Dealer, &mut seed.0).map_err(Error::transport)?;
-        Ok(Self { role, transport, keys: RequestKeys::new(seed), masks: deal::MaskIds::default() })
+        Ok(Self {
+            role,
+            transport,
+            keys: RequestKeys::new(seed),
+            masks: deal::MaskIds::default(),
+            recycled: Recycled::new(DEFAULT_RECYCLED),
+        })
+    }
+
+    /// Keeps at most `elements` ring elements of used material to draw the next material over
+    /// (0 wipes each buffer as it is used, at the cost of a pass over memory and fresh pages
+    /// for the next).
+    pub fn with_recycling(mut self, elements: usize) -> Self {
+        self.recycled = Recycled::new(elements);
+        self
     }
 
     /// Ends the dealer's session (P0; P1 has nothing to end) and returns the transport.
@@ -212,11 +234,18 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
             self.transport.send(PartyId::Dealer, &count).map_err(Error::transport)?;
             self.transport.send(PartyId::Dealer, &headers).map_err(Error::transport)?;
         }
-        let mut parts: Vec<_> = requests.iter().map(|r| deal::draw::<R>(self.role, r, &mut self.keys.prg(r))).collect();
+        let mut parts: Vec<_> =
+            requests.iter().map(|r| deal::draw::<R>(self.role, r, &mut self.keys.prg(r), &mut self.recycled)).collect();
         if self.role == Role::P0 {
             // The dealer's correction, one message per non-empty part, in request order.
             for (p, r) in parts.iter_mut().zip(requests) {
-                deal::receive_correction(p, r, |len| wire::recv_owned(&mut self.transport, PartyId::Dealer, len))?;
+                // Into a used buffer where one is held (a socket's bytes land there; an in-process
+                // dealer's buffer is copied while it is still in cache, then wiped), else in the
+                // buffer the transport provides.
+                deal::receive_correction(p, r, |len| match self.recycled.take(len) {
+                    Some(mut used) => wire::recv(&mut self.transport, PartyId::Dealer, &mut used).map(|()| used),
+                    None => wire::recv_owned(&mut self.transport, PartyId::Dealer, len),
+                })?;
             }
         }
         Ok(parts
@@ -227,6 +256,10 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
                 deal::into_material(r, p, id)
             })
             .collect())
+    }
+
+    fn recycle(&mut self, used: Shares<R>) {
+        self.recycled.put(used);
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub(crate) mod deal;
 mod dealer;
+mod recycle;
 mod store;
 mod stored;
 mod test_dealer;
@@ -26,7 +27,7 @@ use crate::ring::Ring;
 use crate::share::Shares;
 
 pub use deal::MAX_REQUEST_ELEMENTS;
-pub use dealer::{DEFAULT_MAX_HELD_ELEMENTS, Dealer, DealerClient, DealerStats};
+pub use dealer::{DEFAULT_MAX_HELD_ELEMENTS, DEFAULT_RECYCLED, Dealer, DealerClient, DealerStats};
 pub use store::{Clock, DEFAULT_BUDGET, DEFAULT_CHUNK, FinishedRun, Pipeline, PipelineStats, Plan, Store};
 pub use test_dealer::TestDealer;
 
@@ -309,6 +310,14 @@ pub struct BelowMaterial<R: Ring> {
     pub square: Shares<R>,
 }
 
+impl<R: Ring> BelowMaterial<R> {
+    /// Its buffers, for [`Preprocessing::recycle`] once used.
+    pub(crate) fn into_shares(self) -> impl Iterator<Item = Shares<R>> {
+        let Self { r, u, tables, arith, value_trunc, cross, square, .. } = self;
+        [r, tables, value_trunc, cross, square].into_iter().chain(u).chain(arith)
+    }
+}
+
 /// One party's material for products (x >> s_x) · (y >> s_y) of operands truncated first.
 ///
 /// An operand with no shift is masked as in a Beaver product (x = d + a, d opened); a truncated
@@ -334,6 +343,14 @@ pub struct FusedMaterial<R: Ring> {
     /// Shares of the cross products (x's shape), in the order of [`FusedMaterial`]'s doc; for a
     /// product that also squares x, then the square's.
     pub cross: Vec<Shares<R>>,
+}
+
+impl<R: Ring> FusedMaterial<R> {
+    /// Its buffers, for [`Preprocessing::recycle`] once used.
+    pub(crate) fn into_shares(self) -> impl Iterator<Item = Shares<R>> {
+        let Self { x_mask, y_mask, x_trunc, y_trunc, cross } = self;
+        [x_mask, y_mask].into_iter().chain(x_trunc).chain(y_trunc).chain(cross)
+    }
 }
 
 /// Correlated randomness for one [`Request`], as held by one party.
@@ -395,6 +412,11 @@ pub trait Preprocessing<R: Ring> {
     /// The meeting after a refill is over (a pipeline's refill time ends here).
     fn refill_met(&mut self) {}
 
+    /// Takes back a buffer of used material (its values no longer needed): a provider that
+    /// draws material may draw later material over it rather than wipe it and fault in fresh
+    /// pages. The default drops it, which wipes it.
+    fn recycle(&mut self, _used: Shares<R>) {}
+
     /// Whether the material is a rehearsal's stand-in (zeros, while a pipeline learns a
     /// program's plan): the program's outputs are then thrown away, and protocols may skip
     /// their local products (the requests, not the values, are what the rehearsal is for).
@@ -415,6 +437,9 @@ impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
     }
     fn refilled(&mut self) -> bool {
         P::refilled(self)
+    }
+    fn recycle(&mut self, used: Shares<R>) {
+        P::recycle(self, used)
     }
     fn refill_met(&mut self) {
         P::refill_met(self)

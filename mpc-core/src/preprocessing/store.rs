@@ -508,4 +508,8 @@ impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
             self.stats.on_demand_nanos += clock().saturating_sub(start);
         }
     }
+
+    fn recycle(&mut self, used: crate::share::Shares<R>) {
+        self.live.recycle(used);
+    }
 }

@@ -65,7 +65,7 @@ impl<R: Ring> Preprocessing<R> for TestDealer<R> {
         request.validate::<R>(deal::MAX_REQUEST_ELEMENTS)?;
         let parts = match &mut self.side {
             Side::P0(state) => state.deal(request)?,
-            Side::P1(keys) => deal::draw(Role::P1, request, &mut keys.prg(request)),
+            Side::P1(keys) => deal::draw(Role::P1, request, &mut keys.prg(request), &mut Default::default()),
         };
         Ok(deal::into_material(request, parts, self.masks.assign(request)))
     }

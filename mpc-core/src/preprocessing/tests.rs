@@ -736,7 +736,8 @@ fn material_is_bound_to_the_request_p1_expects() {
     // P1 derives its parts for the requests it expects.
     let [_, s1] = seeds();
     let mut keys1 = RequestKeys::new(s1);
-    let p1: Vec<deal::Parts<u64>> = honest.iter().map(|r| deal::draw(Role::P1, r, &mut keys1.prg(r))).collect();
+    let p1: Vec<deal::Parts<u64>> =
+        honest.iter().map(|r| deal::draw(Role::P1, r, &mut keys1.prg(r), &mut Default::default())).collect();
     let p1_words: alloc::collections::BTreeSet<u64> =
         p1.iter().flat_map(|p| p.random.iter().chain(p.correlated.iter())).flat_map(|s| s.iter().copied()).collect();
 
@@ -1021,4 +1022,35 @@ fn regression_a_stored_header_that_does_not_write_back_as_it_was_is_refused() {
         Store::<u64>::from_bytes(&stored, 1 << 14).map(|_| ()),
         Err(Error::Malformed("stored header not canonical"))
     );
+}
+
+/// Material drawn over used buffers (any contents, any larger size) is the material drawn into
+/// fresh ones, for both parties and every kind of part; what the pool had no room for is drawn
+/// fresh.
+#[test]
+fn material_drawn_over_used_buffers_is_the_same() {
+    use crate::share::{Seed, Shares};
+    use deal::RequestKeys;
+    let requests = [
+        Request::Beaver { n: 20_000 },
+        Request::Below { n: 3_000, bounds: 2, times: Some(12), square: true, width: 40 },
+        Request::Trunc { n: 9_000, frac_bits: 16 },
+        Request::Beaver { n: 17 },
+    ];
+    for role in [Role::P0, Role::P1] {
+        let (mut fresh_keys, mut used_keys) =
+            (RequestKeys::new(Seed::from_bytes([3; 32])), RequestKeys::new(Seed::from_bytes([3; 32])));
+        let mut pool = recycle::Recycled::new(usize::MAX);
+        for (i, len) in [9_000usize, 20_000, 40_001, 70_000, 8_192, 100_000].into_iter().enumerate() {
+            pool.put(Shares::from_vec(vec![0xDEAD_BEEF_u64.rotate_left(i as u32); len]));
+        }
+        for r in &requests {
+            let fresh: deal::Parts<u64> = deal::draw(role, r, &mut fresh_keys.prg(r), &mut Default::default());
+            let over: deal::Parts<u64> = deal::draw(role, r, &mut used_keys.prg(r), &mut pool);
+            let words = |p: &deal::Parts<u64>| -> Vec<Vec<u64>> {
+                p.random.iter().chain(p.correlated.iter()).map(|s| s.to_vec()).collect()
+            };
+            assert_eq!(words(&fresh), words(&over), "{role:?} {r:?}");
+        }
+    }
 }

@@ -340,6 +340,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             (_, false) => Shares::zeros(0),
         };
         let (products, y) = products.zip(shifted).map_or((Shares::zeros(0), Shares::zeros(0)), |(p, (_, _, y))| (p, y));
+        self.recycle(mat.into_shares());
         Ok([bits, products, y, squares])
     }
 

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use super::{Party, Segment, add_truncation_shift, truncation_public, truncation_wrap};
 use crate::error::Error;
 use crate::preprocessing::deal::{broadcast_len, fused_cross_parts, opening_wraps};
-use crate::preprocessing::{Preprocessing, PreprocessingExt, Request};
+use crate::preprocessing::{FusedMaterial, Preprocessing, PreprocessingExt, Request};
 use crate::ring::{self, Ring};
 use crate::share::Shares;
 use crate::transport::Transport;
@@ -393,6 +393,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 out.push(square(cy, (sy, ym), y_mask, y_trunc, square_cross));
             }
         }
+        self.recycle(materials.into_iter().flat_map(FusedMaterial::into_shares));
         Ok(out)
     }
 }

@@ -295,6 +295,13 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         Ok(material)
     }
 
+    /// Hands used material's buffers back to the provider ([`Preprocessing::recycle`]).
+    pub(crate) fn recycle(&mut self, used: impl IntoIterator<Item = Shares<R>>) {
+        for buffer in used {
+            self.preprocessing.recycle(buffer);
+        }
+    }
+
     // ---------------------------------------------------------------- input and output
 
     /// Secret-shares `n` values owned by `owner`, without any message: the owner passes
