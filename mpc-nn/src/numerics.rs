@@ -174,7 +174,7 @@ fn even_polynomial<B: Backend + ?Sized>(
         ..Fused::elementwise(&t4, powers - p_bits, &upper, sum_bits - p_bits)
     };
     let top = b.mul_shifted(&[item])?.pop().ok_or(shape)?;
-    Ok((b.add(&low, &b.extend(&top, sum_bits - powers, 0)), sum_bits))
+    Ok((b.affine(&[(&low, 1.0, 0), (&top, 1.0, sum_bits - powers)], 0.0, sum_bits), sum_bits))
 }
 
 /// `inside` (at `frac` ≥ f bits, of magnitude below `size` there) on [-bound, bound], a
@@ -245,14 +245,14 @@ fn exp_wide<B: Backend + ?Sized>(b: &mut B, x: &[B::Elem], last: u32, spread: Sp
     // max(x, -128) = relu(x + 128) - 128.
     let lifted = b.add_scalar(x, 128.0, f);
     let kept = relu(b, &lifted, spread)?;
-    let clipped = b.add_scalar(&kept, -128.0, f);
-    let t = b.extend(&clipped, EXTRA_BITS, -7);
+    // t = (kept - 128) / 128 at `high` bits: an exact scaling, 1/128 at EXTRA_BITS >= 7 bits.
+    let t = b.affine(&[(&kept, 1.0 / 128.0, EXTRA_BITS)], -1.0, high);
     // t²/2 at 2·high + 1 bits (the halving is a reading at one more bit), beside t and 1; t
     // is in [-1, 0]: its square opens on high + 3 bits.
     let wide = 2 * high + 1;
     let square = Fused { width: width_for(1.0, high), ..Fused::square(&t, 0) };
     let half_t2 = b.mul_shifted(&[square])?.pop().ok_or(mpc_core::Error::ShapeMismatch)?;
-    let mut y = b.add_scalar(&b.add(&b.extend(&t, wide - high, 0), &half_t2), 1.0, wide);
+    let mut y = b.affine(&[(&t, 1.0, wide - high), (&half_t2, 1.0, 0)], 1.0, wide);
     let mut y_bits = wide;
     const SQUARINGS: usize = 7;
     for squaring in 1..=SQUARINGS {
