@@ -49,6 +49,11 @@ impl<R: Ring> Shares<R> {
         self.0.extend_from_slice(values);
     }
 
+    /// Appends the values of `values` (as [`Shares::extend_from`]: reserve the room first).
+    pub fn extend_with(&mut self, values: impl Iterator<Item = R>) {
+        self.0.extend(values);
+    }
+
     /// Moves the values from `at` on into a new sharing; this one keeps its buffer, whose
     /// spare capacity (the moved values' old copies) is wiped with it.
     pub fn split_off(&mut self, at: usize) -> Self {

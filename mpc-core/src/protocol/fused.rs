@@ -5,11 +5,11 @@
 
 use alloc::vec::Vec;
 
-use super::{Party, Segment, add_truncation_shift, truncation_public, truncation_wrap};
+use super::{Party, Segment, truncation_lift, truncation_public, truncation_wrap};
 use crate::error::Error;
 use crate::preprocessing::deal::{broadcast_len, fused_cross_parts, opening_wraps};
 use crate::preprocessing::{FusedMaterial, Preprocessing, PreprocessingExt, Request};
-use crate::ring::{self, Ring};
+use crate::ring::Ring;
 use crate::share::Shares;
 use crate::transport::Transport;
 
@@ -280,14 +280,12 @@ fn cross_products<R: Ring>(it: &FusedOperands<'_, R>) -> (usize, usize, usize) {
 /// This party's share of an operand's opening, appended to `openings`: x - a for an
 /// untruncated operand, x + 2^(m-2) + r for a truncated one (or a narrow one, opened mod 2^m).
 fn push_opening<R: Ring>(openings: &mut Shares<R>, v: &[R], (shift, width): (u32, u32), mask: &[R], p0: bool) {
-    let at = openings.len();
-    openings.extend_from(v);
-    let part = &mut openings[at..];
+    // One pass: x - a, or x + r + this party's 2^(m-2).
     if !opening_wraps::<R>(shift, width) {
-        ring::sub_assign(part, mask);
+        openings.extend_with(v.iter().zip(mask).map(|(x, a)| x.wrapping_sub(a)));
     } else {
-        ring::add_assign(part, mask);
-        add_truncation_shift(part, p0, width);
+        let lift = truncation_lift::<R>(p0, width);
+        openings.extend_with(v.iter().zip(mask).map(|(x, r)| x.wrapping_add(r).wrapping_add(&lift)));
     }
 }
 

@@ -1114,10 +1114,10 @@ pub(crate) fn masked_for_truncation<'a, R: Ring>(
     p0: bool,
     width: u32,
 ) -> Shares<R> {
+    let lift = truncation_lift::<R>(p0, width);
     for (r, x) in r.iter_mut().zip(x) {
-        *r = x.wrapping_add(r);
+        *r = x.wrapping_add(r).wrapping_add(&lift);
     }
-    add_truncation_shift(&mut r, p0, width);
     r
 }
 
@@ -1189,15 +1189,10 @@ impl Segment {
     }
 }
 
-/// Adds P0's 2^(m-2) of a truncation opening of `width` bits (which keeps x + 2^(m-2)
-/// non-negative) to its share of x + r.
-pub(crate) fn add_truncation_shift<R: Ring>(masked: &mut [R], p0: bool, width: u32) {
-    if p0 {
-        let shift = R::ONE.shl(width - 2);
-        for v in masked {
-            *v = v.wrapping_add(&shift);
-        }
-    }
+/// This party's part of the 2^(m-2) a truncation opening of `width` bits adds to x + r (which
+/// keeps x + 2^(m-2) non-negative): P0 adds it, P1 nothing.
+pub(crate) fn truncation_lift<R: Ring>(p0: bool, width: u32) -> R {
+    if p0 { R::ONE.shl(width - 2) } else { R::ZERO }
 }
 
 /// The public part of x >> f read off a truncation opening c of `width` bits (c = x +
