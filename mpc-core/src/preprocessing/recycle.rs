@@ -15,7 +15,8 @@ use crate::share::Shares;
 /// they are still in cache.
 const SMALLEST: usize = 1 << 16;
 
-/// A bounded pool of used material buffers (u64 words; a ring of another size is not kept).
+/// A bounded pool of used material buffers (u64 words; a ring of another size is not kept),
+/// counted by their capacity: a buffer taken for fewer values keeps its whole allocation.
 #[derive(Debug, Default)]
 pub(crate) struct Recycled {
     buffers: Vec<Shares<u64>>,
@@ -24,13 +25,12 @@ pub(crate) struct Recycled {
 }
 
 impl Recycled {
-    /// A pool holding at most `limit` ring elements' bytes (64-bit words) at once; 0 keeps
-    /// nothing.
+    /// A pool holding buffers of at most `limit` 64-bit words in all at once; 0 keeps nothing.
     pub fn new(limit: usize) -> Self {
         Self { buffers: Vec::new(), held: 0, limit }
     }
 
-    /// The 64-bit words held now.
+    /// The 64-bit words of capacity held now.
     #[cfg(test)]
     pub fn held(&self) -> usize {
         self.held
@@ -39,13 +39,18 @@ impl Recycled {
     /// Keeps `used` for a later [`Recycled::take`] when it is large and fits the limit; drops
     /// (wipes) it otherwise.
     pub fn put<R: Ring>(&mut self, used: Shares<R>) {
-        let words = used.len();
-        if !is_word::<R>() || words * 8 < SMALLEST || self.held.saturating_add(words) > self.limit {
+        if !is_word::<R>() {
             return;
         }
-        match bytemuck::allocation::try_cast_vec::<R, u64>(used.into_vec()) {
+        let values = used.into_vec();
+        let capacity = values.capacity();
+        if values.len() * 8 < SMALLEST || self.held.saturating_add(capacity) > self.limit {
+            drop(Shares::from_vec(values));
+            return;
+        }
+        match bytemuck::allocation::try_cast_vec::<R, u64>(values) {
             Ok(words) => {
-                self.held += words.len();
+                self.held += capacity;
                 self.buffers.push(Shares::from_vec(words));
             }
             Err((_, back)) => drop(Shares::from_vec(back)),
@@ -59,9 +64,9 @@ impl Recycled {
             return None;
         }
         let (at, _) = self.buffers.iter().enumerate().filter(|(_, b)| b.len() >= n).min_by_key(|(_, b)| b.len())?;
-        let words = self.buffers.swap_remove(at);
-        self.held -= words.len();
-        match bytemuck::allocation::try_cast_vec::<u64, R>(words.into_vec()) {
+        let words = self.buffers.swap_remove(at).into_vec();
+        self.held -= words.capacity();
+        match bytemuck::allocation::try_cast_vec::<u64, R>(words) {
             Ok(mut values) => {
                 values.truncate(n);
                 Some(Shares::from_vec(values))
@@ -100,6 +105,9 @@ mod tests {
         assert_eq!((large.len(), large[0]), (2 * words, 7));
         assert_eq!(pool.held(), 0);
         assert!(pool.take::<u64>(1).is_none());
+        // Taken for fewer values, a buffer still counts its whole allocation when it comes back.
+        pool.put(large);
+        assert_eq!(pool.held(), 3 * words);
     }
 
     #[test]
