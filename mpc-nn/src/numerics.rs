@@ -161,9 +161,10 @@ fn even_polynomial<B: Backend + ?Sized>(
     let [t3, t4]: [B::Vector; 2] = b.mul_shifted(&[item])?.try_into().map_err(|_| shape)?;
     // c0 + c1 t + c2 t² + c3 t³ (and the same from c4) at sum_bits: t at t_bits, the rest at
     // `powers`.
-    let cubic = [(&t[..], sum_bits - t_bits), (&t2[..], c_bits), (&t3[..], c_bits)];
+    // Each sum's terms: its coefficients from the second on, against t, t², t³ (and t⁴).
+    let powers_at = [(&t[..], sum_bits - t_bits), (&t2[..], c_bits), (&t3[..], c_bits), (&t4[..], c_bits)];
     let terms = |c: &[f64]| -> Vec<(&[B::Elem], f64, u32)> {
-        cubic.iter().chain([&(&t4[..], c_bits)]).zip(&c[1..]).map(|(&(a, frac), &ck)| (a, ck, frac)).collect()
+        powers_at.iter().zip(&c[1..]).map(|(&(a, frac), &ck)| (a, ck, frac)).collect()
     };
     let low = b.affine(&terms(low_c), low_c[0], sum_bits);
     let upper = b.affine(&terms(up_c), up_c[0], sum_bits);

@@ -135,7 +135,8 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     fn affine(&self, terms: &[(&[u64], f64, u32)], c: f64, frac: u32) -> Shares<u64> {
         // One pass, one buffer: the composed default made and wiped a vector per operation.
         let coefficients: Vec<u64> = terms.iter().map(|&(_, ck, frac_k)| encode(ck, frac_k)).collect();
-        let len = terms.first().map_or(0, |t| t.0.len());
+        // The shortest term's length, as the composed default's `add` (a zip) would give.
+        let len = terms.iter().map(|t| t.0.len()).min().unwrap_or(0);
         let mut out = Shares::from_vec(
             (0..len)
                 .map(|i| {
