@@ -817,6 +817,9 @@ pub(crate) struct DealerState<R: Ring> {
     mask_elements: usize,
     /// The most mask elements held at once (a P0 that asks for masks without end is refused).
     max_mask_elements: usize,
+    /// The working buffers of requests dealt (P1's parts, which never leave the dealer), drawn
+    /// over by the next ones instead of being wiped and allocated again.
+    recycled: Recycled,
 }
 
 impl<R: Ring> DealerState<R> {
@@ -828,6 +831,7 @@ impl<R: Ring> DealerState<R> {
             next_mask: MaskIds::default(),
             mask_elements: 0,
             max_mask_elements: usize::MAX,
+            recycled: Recycled::new(super::dealer::DEFAULT_RECYCLED),
         }
     }
 
@@ -918,12 +922,12 @@ impl<R: Ring> DealerState<R> {
         }
         let layout = request.layout::<R>();
         let [keys0, keys1] = &mut self.keys;
-        // The dealer keeps no used buffers: its parts go to P0 or are dropped within the call.
-        let mut p0 = draw::<R>(Role::P0, request, &mut keys0.prg(request), &mut Recycled::default());
+        // Both draws go over the buffers of earlier requests; what goes to P0 leaves the pool.
+        let mut p0 = draw::<R>(Role::P0, request, &mut keys0.prg(request), &mut self.recycled);
         // P1's parts are the dealer's working buffers (P1 draws its own; these are never sent):
         // each random part becomes the part's secret, each correlated part P0's share of it.
         let Parts { random: mut secret, correlated: mut corr } =
-            draw::<R>(Role::P1, request, &mut keys1.prg(request), &mut Recycled::default());
+            draw::<R>(Role::P1, request, &mut keys1.prg(request), &mut self.recycled);
         for ((part, mine), (_, sharing)) in secret.iter_mut().zip(p0.random.iter()).zip(&layout.random) {
             sharing.secret_into(part, mine);
         }
@@ -1053,6 +1057,9 @@ impl<R: Ring> DealerState<R> {
             }
         }
         p0.correlated = corr;
+        for used in secret.into_iter() {
+            self.recycled.put(used);
+        }
         Ok(p0)
     }
 }
