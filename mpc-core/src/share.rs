@@ -33,11 +33,6 @@ impl<R: Ring> Shares<R> {
         Self(vec![R::ZERO; n])
     }
 
-    /// Values the buffer holds room for.
-    pub(crate) fn capacity(&self) -> usize {
-        self.0.capacity()
-    }
-
     /// Takes the values out, leaving this container empty (the caller now owns the secret).
     pub fn into_vec(mut self) -> Vec<R> {
         core::mem::take(&mut self.0)

@@ -866,10 +866,7 @@ impl<R: Ring> DealerState<R> {
     /// both PRGs draw it (the dealer holds no k × n buffer of B beside its packed form).
     pub fn corrections(&mut self, request: &Request) -> Result<Parts2<Shares<R>, MAX_PARTS>, Error> {
         let (Request::MatmulMask { k, n } | Request::OwnedMask { k, n }) = *request else {
-            // P0 draws its random parts itself: the dealer's copies are drawn over next.
-            let Parts { random, correlated } = self.deal(request)?;
-            random.into_iter().for_each(|used| self.recycled.put(used));
-            return Ok(correlated);
+            return Ok(self.deal(request)?.correlated);
         };
         self.check_mask_room(k, n)?;
         let owned = matches!(request, Request::OwnedMask { .. });
@@ -889,12 +886,6 @@ impl<R: Ring> DealerState<R> {
         crate::share::wipe(&mut theirs);
         self.keep_mask(request, b);
         Ok(Parts2::new())
-    }
-
-    /// Keeps `used`, a buffer of material this dealer made (a correction P0 copied out, handed
-    /// back by a transport within the process), to draw later requests over.
-    pub fn recycle(&mut self, used: Shares<u64>) {
-        self.recycled.put(used);
     }
 
     /// Refuses a k × n mask beyond the limit on the masks held.
@@ -1066,7 +1057,9 @@ impl<R: Ring> DealerState<R> {
             }
         }
         p0.correlated = corr;
-        secret.into_iter().for_each(|used| self.recycled.put(used));
+        for used in secret.into_iter() {
+            self.recycled.put(used);
+        }
         Ok(p0)
     }
 }

@@ -126,10 +126,6 @@ impl<R: Ring> Dealer<R> {
                     stats.correction_elements += part.len() as u64;
                     wire::send_owned(transport, PartyId::P0, part)?;
                 }
-                // Buffers P0 copied its corrections out of (within one process) are drawn over.
-                while let Some(used) = transport.reclaim_words(PartyId::P0) {
-                    self.state.recycle(Shares::from_vec(used));
-                }
                 stats.requests += 1;
                 stats.peak_mask_elements = stats.peak_mask_elements.max(self.state.mask_elements() as u64);
             }
@@ -159,10 +155,9 @@ pub struct DealerClient<T: Transport> {
     recycled: Recycled,
 }
 
-/// Default bound on the used material kept to draw over: 2^23 ring elements (64 MiB of u64),
-/// about one GeLU layer's comparison material at BERT-base's 128 tokens, held beside a
-/// pipeline's material budget. With `std`, the dealer and the parties of one process share one
-/// such pool. See [`DealerClient::with_recycling`].
+/// Default bound on the used material a [`DealerClient`] keeps to draw over: 2^23 ring
+/// elements (64 MiB of u64), about one GeLU layer's comparison material at BERT-base's 128
+/// tokens, held beside a pipeline's material budget. See [`DealerClient::with_recycling`].
 pub const DEFAULT_RECYCLED: usize = 1 << 23;
 
 impl<T: Transport> DealerClient<T> {
@@ -181,8 +176,7 @@ impl<T: Transport> DealerClient<T> {
 
     /// Keeps at most `elements` ring elements of used material to draw the next material over
     /// (0 wipes each buffer as it is used, at the cost of a pass over memory and fresh pages
-    /// for the next). With `std` the buffers go to the process's pool, bounded by the largest
-    /// such limit of its users.
+    /// for the next).
     pub fn with_recycling(mut self, elements: usize) -> Self {
         self.recycled = Recycled::new(elements);
         self
@@ -246,8 +240,8 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
             // The dealer's correction, one message per non-empty part, in request order.
             for (p, r) in parts.iter_mut().zip(requests) {
                 // Into a used buffer where one is held (a socket's bytes land there; an in-process
-                // dealer's buffer is copied while it is still in cache, then handed back to the
-                // dealer to draw over), else in the buffer the transport provides.
+                // dealer's buffer is copied while it is still in cache, then wiped), else in the
+                // buffer the transport provides.
                 deal::receive_correction(p, r, |len| match self.recycled.take(len) {
                     Some(mut used) => wire::recv(&mut self.transport, PartyId::Dealer, &mut used).map(|()| used),
                     None => wire::recv_owned(&mut self.transport, PartyId::Dealer, len),

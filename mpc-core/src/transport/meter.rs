@@ -155,9 +155,4 @@ impl<T: Transport> Transport for Metered<T> {
         self.counter.received(8 * len as u64);
         Ok(words)
     }
-
-    #[cfg(feature = "alloc")]
-    fn reclaim_words(&mut self, to: PartyId) -> Option<alloc::vec::Vec<u64>> {
-        self.inner.reclaim_words(to)
-    }
 }

@@ -199,17 +199,6 @@ pub trait Transport: ErrorType {
         words.iter_mut().for_each(|w| *w = u64::from_le(*w));
         Ok(words)
     }
-
-    /// A buffer of words this end sent to `to` ([`Transport::send_words`]) and may have back:
-    /// a peer within the same process copied the message out of it. Its words are what this end
-    /// sent, not wiped: the caller draws its next values over them or wipes them. Asking says
-    /// that this end takes buffers back; a transport hands them back only to an end that asks.
-    /// `None` by default.
-    #[cfg(feature = "alloc")]
-    fn reclaim_words(&mut self, to: PartyId) -> Option<alloc::vec::Vec<u64>> {
-        let _ = to;
-        None
-    }
 }
 
 impl<T: ErrorType + ?Sized> ErrorType for &mut T {
@@ -230,9 +219,5 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     #[cfg(feature = "alloc")]
     fn recv_words(&mut self, from: PartyId, len: usize) -> Result<alloc::vec::Vec<u64>, Self::Error> {
         T::recv_words(self, from, len)
-    }
-    #[cfg(feature = "alloc")]
-    fn reclaim_words(&mut self, to: PartyId) -> Option<alloc::vec::Vec<u64>> {
-        T::reclaim_words(self, to)
     }
 }

@@ -1,9 +1,7 @@
 //! An in-memory transport over std channels, for parties running as threads of one process.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use mpc_core::transport::{self, ErrorKind, ErrorType, PartyId, Transport};
@@ -66,14 +64,6 @@ struct Link {
     /// Spare buffers taken off `spare`: at most [`SPARE_BUFFERS`] of them, of at most
     /// [`SPARE_BYTES`] together.
     pool: Vec<Vec<u8>>,
-    /// Word buffers of our messages the peer copied out ([`Transport::reclaim_words`]).
-    returned_words: Receiver<Vec<u64>>,
-    /// Where the peer's word buffers go back once copied out, if it takes them back.
-    words_back: SyncSender<Vec<u64>>,
-    /// Set once this end has asked for its word buffers back.
-    we_reclaim: Arc<AtomicBool>,
-    /// Set once the peer has asked for its word buffers back: until then they are wiped.
-    peer_reclaims: Arc<AtomicBool>,
 }
 
 /// Spare buffers a link keeps.
@@ -85,14 +75,11 @@ const SPARE_BYTES: usize = 64 << 20;
 impl Drop for Link {
     fn drop(&mut self) {
         // Words handed over and never read are wiped here (byte buffers are wiped as they are
-        // read, and refused ones by `recv`), and so are our word buffers handed back unclaimed.
+        // read, and refused ones by `recv`).
         for message in self.rx.try_iter() {
             if let Message::Words(mut words) = message {
                 zeroize::Zeroize::zeroize(&mut words);
             }
-        }
-        for mut words in self.returned_words.try_iter() {
-            zeroize::Zeroize::zeroize(&mut words);
         }
     }
 }
@@ -144,39 +131,10 @@ impl ChannelTransport {
         let (tx_ba, rx_ba) = mpsc::channel();
         let (back_to_a, spare_a) = mpsc::channel();
         let (back_to_b, spare_b) = mpsc::channel();
-        let (words_back_to_a, returned_a) = mpsc::sync_channel(SPARE_BUFFERS);
-        let (words_back_to_b, returned_b) = mpsc::sync_channel(SPARE_BUFFERS);
-        let (a_reclaims, b_reclaims) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
         let mut end_a = Self::empty();
         let mut end_b = Self::empty();
-        end_a.links.insert(
-            b,
-            Link {
-                tx: tx_ab,
-                rx: rx_ba,
-                spare: spare_a,
-                give_back: back_to_b,
-                pool: Vec::new(),
-                returned_words: returned_a,
-                words_back: words_back_to_b,
-                we_reclaim: a_reclaims.clone(),
-                peer_reclaims: b_reclaims.clone(),
-            },
-        );
-        end_b.links.insert(
-            a,
-            Link {
-                tx: tx_ba,
-                rx: rx_ab,
-                spare: spare_b,
-                give_back: back_to_a,
-                pool: Vec::new(),
-                returned_words: returned_b,
-                words_back: words_back_to_a,
-                we_reclaim: b_reclaims,
-                peer_reclaims: a_reclaims,
-            },
-        );
+        end_a.links.insert(b, Link { tx: tx_ab, rx: rx_ba, spare: spare_a, give_back: back_to_b, pool: Vec::new() });
+        end_b.links.insert(a, Link { tx: tx_ba, rx: rx_ab, spare: spare_b, give_back: back_to_a, pool: Vec::new() });
         (end_a, end_b)
     }
 
@@ -249,12 +207,6 @@ impl Transport for ChannelTransport {
         }
     }
 
-    fn reclaim_words(&mut self, to: PartyId) -> Option<Vec<u64>> {
-        let link = self.links.get(&to)?;
-        link.we_reclaim.store(true, Ordering::Relaxed);
-        link.returned_words.try_recv().ok()
-    }
-
     fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), ChannelError> {
         let message = self.next_message(from, buf.len())?;
         let actual = message.len();
@@ -315,17 +267,7 @@ impl ChannelTransport {
                 zeroize::Zeroize::zeroize(msg.as_mut_slice());
                 self.give_back(from, msg);
             }
-            // Copied out: the buffer goes back to a sender that takes its buffers back (it
-            // wrote these words), a bounded number of them at a time; wiped otherwise.
-            Message::Words(mut words) => {
-                let back = self.links.get(&from).filter(|link| link.peer_reclaims.load(Ordering::Relaxed));
-                if let Some(Err(mpsc::TrySendError::Full(unsent) | mpsc::TrySendError::Disconnected(unsent))) =
-                    back.map(|link| link.words_back.try_send(core::mem::take(&mut words)))
-                {
-                    words = unsent;
-                }
-                zeroize::Zeroize::zeroize(&mut words);
-            }
+            Message::Words(mut words) => zeroize::Zeroize::zeroize(&mut words),
         }
     }
 
@@ -426,36 +368,6 @@ mod tests {
         assert_eq!(d.with_max_message(8).recv_words(PartyId::P0, 2).unwrap_err().kind, ErrorKind::TooLarge);
         drop(b);
         assert_eq!(small.send_words(PartyId::P1, vec![1]).unwrap_err().kind, ErrorKind::Disconnected);
-    }
-
-    #[test]
-    fn word_buffers_copied_out_go_back_to_a_sender_that_takes_them_back() {
-        let (mut a, mut b) = ChannelTransport::pair(PartyId::Dealer, PartyId::P0);
-        let words = |seed: u64| (0..64u64).map(|i| i ^ seed).collect::<Vec<u64>>();
-        let copy_out = |b: &mut ChannelTransport| {
-            let mut bytes = [0u8; 512];
-            b.recv(PartyId::Dealer, &mut bytes).unwrap();
-        };
-        // Before the sender asks, a buffer copied out is wiped, not kept for it.
-        a.send_words(PartyId::P0, words(1)).unwrap();
-        copy_out(&mut b);
-        assert_eq!(a.reclaim_words(PartyId::P0), None);
-        // Once it has asked: its own words come back (each copied-out buffer, in order) ...
-        a.send_words(PartyId::P0, words(2)).unwrap();
-        copy_out(&mut b);
-        assert_eq!(a.reclaim_words(PartyId::P0), Some(words(2)));
-        // ... but a buffer the receiver keeps (words to words) does not, nor one never read.
-        a.send_words(PartyId::P0, words(3)).unwrap();
-        assert_eq!(b.recv_words(PartyId::Dealer, 64).unwrap(), words(3));
-        assert_eq!(a.reclaim_words(PartyId::P0), None);
-        // At most SPARE_BUFFERS wait to be taken back; the rest are wiped.
-        for seed in 0..SPARE_BUFFERS as u64 + 3 {
-            a.send_words(PartyId::P0, words(seed)).unwrap();
-            copy_out(&mut b);
-        }
-        let back: Vec<_> = core::iter::from_fn(|| a.reclaim_words(PartyId::P0)).collect();
-        assert_eq!(back, (0..SPARE_BUFFERS as u64).map(words).collect::<Vec<_>>());
-        assert_eq!(a.reclaim_words(PartyId::Dealer), None, "no link to itself");
     }
 
     #[test]
