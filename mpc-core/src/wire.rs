@@ -139,7 +139,7 @@ pub(crate) fn add_packed_parts<R: Ring>(
 /// width allows; returns how many values it packed (none elsewhere: the scalar stream packs them).
 fn pack_blocks<R: Ring>(values: &[R], width: u32, out: &mut [R], part: &impl Fn(R) -> R) -> usize {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if let Some(layout) = bits_avx512::Layout::new(width).filter(|_| values.len() >= bits_avx512::BLOCK) {
+    if let Some(layout) = (values.len() >= bits_avx512::BLOCK).then(|| bits_avx512::Layout::new(width)).flatten() {
         let mask = width_mask(width);
         let stream: &mut [u8] = bytemuck::cast_slice_mut(out);
         // Secret parts: wiped when the packing is done.
@@ -167,7 +167,7 @@ fn add_blocks<R: Ring>(
     finish: &impl Fn(R) -> R,
 ) -> usize {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if let Some(layout) = bits_avx512::Layout::new(width).filter(|_| into.len() >= bits_avx512::BLOCK) {
+    if let Some(layout) = (into.len() >= bits_avx512::BLOCK).then(|| bits_avx512::Layout::new(width)).flatten() {
         let mask = width_mask(width);
         let stream: &[u8] = bytemuck::cast_slice(words);
         let mut theirs = zeroize::Zeroizing::new([0u64; bits_avx512::BLOCK]);
