@@ -109,7 +109,8 @@ fn pack_avx512(layout: &Layout, values: &[u64; BLOCK], out: &mut [u8]) {
     }
     // SAFETY: as above, from an array of eight u64.
     let shifts = unsafe { _mm512_loadu_si512(layout.shifts.as_ptr().cast()) };
-    let store = u64::MAX >> (64 - w);
+    // A group is w bytes: the byte mask of the store has w bits, as a w-bit value's mask.
+    let store = super::width_mask(w as u32);
     for group in 0..8 {
         // SAFETY: a 64-byte load of values 8 · group to 8 · group + 7 of the 64.
         let v = unsafe { _mm512_loadu_si512(values[8 * group..].as_ptr().cast()) };
@@ -131,7 +132,9 @@ fn unpack_avx512(layout: &Layout, bytes: &[u8], values: &mut [u64; BLOCK]) {
     let (shifts, gather) = unsafe {
         (_mm512_loadu_si512(layout.shifts.as_ptr().cast()), _mm512_loadu_si512(layout.gather.as_ptr().cast()))
     };
-    let (load, mask) = (u64::MAX >> (64 - w), _mm512_set1_epi64((u64::MAX >> (64 - w)) as i64));
+    // The group's w bytes are loaded; each value keeps its w bits (the same mask, twice).
+    let load = super::width_mask(w as u32);
+    let mask = _mm512_set1_epi64(load as i64);
     for group in 0..8 {
         // SAFETY: `bytes` holds 8 · w bytes (checked by `unpack`); the masked load reads bytes
         // w · group to w · group + w - 1 only (masked-out bytes are not accessed), group < 8.
