@@ -78,9 +78,10 @@
 #![no_std]
 // The only `unsafe` of the workspace lives in the SIMD kernel modules `gemm::x86` (calls of
 // `#[target_feature]` kernels after runtime detection), `gemm::amx` (AMX tile instructions as
-// inline assembly), `share::vaes` (the material's AES keystream on 512-bit vectors) and
-// `wire::bits_avx512` (narrow openings packed with byte permutes); every other module is
-// checked by this deny.
+// inline assembly), `share::vaes` (the material's AES keystream on 512-bit vectors),
+// `wire::bits_avx512` (narrow openings packed with byte permutes) and
+// `protocol::compare::leaves_avx512` (comparison leaves gathered from their tables); every other
+// module is checked by this deny.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "alloc")]

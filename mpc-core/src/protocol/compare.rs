@@ -17,6 +17,9 @@
 
 use alloc::vec::Vec;
 
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod leaves_avx512;
+
 use super::{Party, masked_for_truncation, split_like, truncated_share, truncation_public, truncation_wrap};
 use crate::error::Error;
 pub(crate) use crate::preprocessing::deal::words_for_bits;
@@ -39,6 +42,33 @@ struct Node<R: Ring> {
 pub(crate) fn set_bit<R: Ring>(words: &mut [R], i: usize, bit: R) {
     let bits = R::BITS as usize;
     words[i / bits] = words[i / bits] ^ bit.shl((i % bits) as u32);
+}
+
+/// The lt and eq bits of one word of comparisons for digit `d` of `w` bits: comparison k reads
+/// the tables at `bases[k]` (`table_words` words each, `table_bits` bits a digit) at the digit of
+/// `lows[k]`. Where a digit's two tables fit one word (4-bit digits) both bits come from one read.
+fn digit_leaves<R: Ring>(
+    tables: &[R],
+    lows: &[u64],
+    bases: &[u64],
+    (d, w, table_bits, table_words): (usize, u32, usize, usize),
+) -> (R, R) {
+    let (word_bits, digit_mask) = (R::BITS as usize, (1u64 << w) - 1);
+    let same_word = table_bits <= word_bits;
+    let (mut lt, mut eq) = (R::ZERO, R::ZERO);
+    for (k, (&low, &base)) in lows.iter().zip(bases).enumerate() {
+        let table = &tables[base as usize..base as usize + table_words];
+        let at = d * table_bits + ((low >> (w * d as u32)) & digit_mask) as usize;
+        let (lt_bit, eq_bit) = if same_word {
+            let entry = table[at / word_bits].shr_logical((at % word_bits) as u32);
+            (entry & R::ONE, entry.shr_logical(1 << w) & R::ONE)
+        } else {
+            (get_bit(table, at), get_bit(table, at + (1 << w)))
+        };
+        lt = lt ^ lt_bit.shl(k as u32);
+        eq = eq ^ eq_bit.shl(k as u32);
+    }
+    (lt, eq)
 }
 
 pub(crate) fn get_bit<R: Ring>(words: &[R], i: usize) -> R {
@@ -194,36 +224,44 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let word_bits = R::BITS as usize;
         let same_word = table_bits <= word_bits;
         let mut leaves: Vec<Shares<R>> = (0..2 * digits + 1).map(|_| Shares::zeros(words)).collect();
+        // 64-bit words whose digits' two tables share a word (4-bit digits) are read on vectors
+        // where the CPU has them ([`leaves_avx512`]).
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        let vector_tables = (same_word && word_bits == 64 && leaves_avx512::available())
+            .then(|| bytemuck::try_cast_slice::<R, u64>(&mat.tables).ok())
+            .flatten();
         // A word of comparisons at a time: their digits' offsets first, then each digit's bits
         // gathered in registers.
-        let (mut lows, mut tables) = (Vec::with_capacity(word_bits), Vec::with_capacity(word_bits));
+        let (mut lows, mut bases) = (Vec::with_capacity(word_bits), Vec::with_capacity(word_bits));
         let (mut i, mut j) = (0, 0);
         for (word, q0) in (0..m).step_by(word_bits).enumerate() {
             lows.clear();
-            tables.clear();
+            bases.clear();
             let mut high = R::ZERO;
             for k in 0..word_bits.min(m - q0) {
                 let shifted = c[i].wrapping_sub(&bounds[j]);
                 high = high ^ (shifted.shr_logical(width - 2) & R::ONE).shl(k as u32);
                 lows.push((shifted.to_u64() & low_mask) >> skip);
-                tables.push(&mat.tables[i * table_words..(i + 1) * table_words]);
+                bases.push((i * table_words) as u64);
                 (i, j) = if i + 1 == n { (0, j + 1) } else { (i + 1, j) };
             }
             leaves[2 * digits][word] = high;
             for d in 0..digits {
-                let (mut lt, mut eq) = (R::ZERO, R::ZERO);
-                for (k, (&low, table)) in lows.iter().zip(&tables).enumerate() {
-                    let at = d * table_bits + ((low >> (w * d as u32)) & digit_mask) as usize;
-                    // A digit's two tables share a word when they fit one (4-bit digits).
-                    let (lt_bit, eq_bit) = if same_word {
-                        let entry = table[at / word_bits].shr_logical((at % word_bits) as u32);
-                        (entry & R::ONE, entry.shr_logical(1 << w) & R::ONE)
-                    } else {
-                        (get_bit(table, at), get_bit(table, at + (1 << w)))
+                #[cfg(all(feature = "std", target_arch = "x86_64"))]
+                if let Some(tables) = vector_tables {
+                    let digit = leaves_avx512::Digit {
+                        shift: w * d as u32,
+                        digit_mask,
+                        offset: (d * table_bits) as u64,
+                        eq_offset: 1 << w,
                     };
-                    lt = lt ^ lt_bit.shl(k as u32);
-                    eq = eq ^ eq_bit.shl(k as u32);
+                    let (lt, eq) =
+                        leaves_avx512::digit_leaves(tables, &lows, &bases, digit).ok_or(Error::MaterialMismatch)?;
+                    leaves[2 * d][word] = R::from_u64(lt);
+                    leaves[2 * d + 1][word] = R::from_u64(eq);
+                    continue;
                 }
+                let (lt, eq) = digit_leaves(&mat.tables, &lows, &bases, (d, w, table_bits, table_words));
                 leaves[2 * d][word] = lt;
                 leaves[2 * d + 1][word] = eq;
             }
@@ -295,6 +333,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             (public, wrap, Shares::from_vec(y))
         });
         let parts_per_u = if wraps { 2 } else { 1 };
+        // The value of comparison q is q mod n, counted rather than divided for.
+        let mut i = 0;
         for q in 0..m {
             let (beta0, beta) = coefficients(&opened, &high_bits, q);
             let share = linear(q, us, &beta);
@@ -304,7 +344,6 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             {
                 // bit·y = β0·y + Σ_k β_k·(p·U_k + w·(U_k msb) - (U_k hi)), the msb term absent
                 // without a wrap.
-                let i = q % n;
                 let cross = |k: usize, part: usize| mat.cross[(parts_per_u * k + part) * with_products + p];
                 let mut acc = beta0.wrapping_mul(&y[i]);
                 for (k, b) in beta.iter().enumerate() {
@@ -316,6 +355,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 }
                 products[p] = acc;
             }
+            i = if i + 1 == n { 0 } else { i + 1 };
         }
         let squares = match (&shifted, square) {
             // y = p - hi + w·msb(ρ) for y's public part p (c' = c - 2^(m-2) without a shift),
