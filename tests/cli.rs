@@ -68,6 +68,15 @@ fn bench_prints_its_fields() {
     for field in ["online_bytes", "offline_bytes", "rounds", "peak_material_bytes", "peak_rss_bytes"] {
         assert!(r[field].as_u64().is_some_and(|v| v > 0), "{field}: {r}");
     }
+    // The plaintext time is the median of the forwards timed: one of them, as many below as above.
+    let runs: Vec<f64> =
+        r["plaintext_runs_s"].as_array().expect("plaintext_runs_s").iter().filter_map(|v| v.as_f64()).collect();
+    let plaintext = r["plaintext_s"].as_f64().unwrap();
+    assert_eq!(runs.len(), 3, "{r}");
+    assert!(runs.contains(&plaintext), "{r}");
+    let (below, above) =
+        (runs.iter().filter(|&&t| t < plaintext).count(), runs.iter().filter(|&&t| t > plaintext).count());
+    assert!(below <= 1 && above <= 1, "{r}");
     // The benchmark's one query is the first of its length: the session planned it.
     assert!(r["plan_s"].as_f64().is_some_and(|v| v > 0.0), "plan_s: {r}");
     assert_eq!((r["config"].as_str(), r["seq"].as_u64(), r["layers"].as_u64()), (Some("minilm"), Some(8), Some(1)));
