@@ -35,7 +35,9 @@ pub(super) fn available() -> bool {
 
 /// The lt and eq bits of up to 64 comparisons (bit k from `lows[k]` and the tables at
 /// `bases[k]`) for `digit`, on vectors; `None` when an index falls outside `tables` or the
-/// inputs are of other lengths (the caller's material was not what it claimed).
+/// inputs are of other lengths (the caller's material was not what it claimed), and on a CPU
+/// without AVX-512 F (the caller asks [`available`] first). The indices are public (digits of an
+/// opened value), so the reads reveal nothing.
 pub(super) fn digit_leaves(tables: &[u64], lows: &[u64], bases: &[u64], digit: Digit) -> Option<(u64, u64)> {
     if lows.len() != bases.len() || lows.len() > 64 || !available() {
         return None;
