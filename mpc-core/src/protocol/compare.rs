@@ -219,15 +219,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let words = words_for_bits::<R>(m);
         let table_words = below_table_words::<R>(t, digit_width);
         let (w, table_bits) = (below_digit_bits(t), below_table_bits(t));
-        let digit_mask = (1u64 << w) - 1;
         let low_mask = (1u64 << (width - 2)) - 1;
         let word_bits = R::BITS as usize;
-        let same_word = table_bits <= word_bits;
         let mut leaves: Vec<Shares<R>> = (0..2 * digits + 1).map(|_| Shares::zeros(words)).collect();
-        // 64-bit words whose digits' two tables share a word (4-bit digits) are read on vectors
-        // where the CPU has them ([`leaves_avx512`]).
+        // Tables of 64-bit words are read on vectors where the CPU has them ([`leaves_avx512`]).
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        let vector_tables = (same_word && word_bits == 64 && leaves_avx512::available())
+        let vector_tables = (word_bits == 64 && leaves_avx512::available())
             .then(|| bytemuck::try_cast_slice::<R, u64>(&mat.tables).ok())
             .flatten();
         // A word of comparisons at a time: their digits' offsets first, then each digit's bits
@@ -251,9 +248,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 if let Some(tables) = vector_tables {
                     let digit = leaves_avx512::Digit {
                         shift: w * d as u32,
-                        digit_mask,
+                        digit_mask: (1u64 << w) - 1,
                         offset: (d * table_bits) as u64,
                         eq_offset: 1 << w,
+                        shared_word: table_bits <= word_bits,
                     };
                     let (lt, eq) =
                         leaves_avx512::digit_leaves(tables, &lows, &bases, digit).ok_or(Error::MaterialMismatch)?;

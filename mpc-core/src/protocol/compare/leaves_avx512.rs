@@ -1,11 +1,11 @@
-//! The comparisons' leaf bits read from their tables eight at a time (AVX-512 gathers), for the
-//! digits whose two tables share a 64-bit word; the generic reading (`digit_leaves` of the
-//! parent module) elsewhere.
+//! The comparisons' leaf bits read from their tables eight at a time (AVX-512 gathers), in a
+//! ring of 64-bit words; the generic reading (`digit_leaves` of the parent module) elsewhere.
 //!
 //! Comparison k of a word reads, for digit d, the bit at `at = offset + ((low_k >> shift) &
 //! digit_mask)` of its value's tables (`tables[base_k..]`): its lt bit at `at`, its eq bit
-//! `eq_offset` higher in the same word. Eight comparisons are one vector of offsets, one gather
-//! of the words, two variable shifts and two bit tests, whose masks are the word's eight bits.
+//! `eq_offset` higher. Eight comparisons are one vector of offsets, one gather of the words (two
+//! where the eq bit is in another word: 8-bit digits), two variable shifts and two bit tests,
+//! whose masks are the word's eight bits.
 //!
 //! With the GEMM kernels, the keystream and the narrow openings, one of the workspace's SIMD
 //! kernel modules that may use `unsafe`: the call of a `#[target_feature]` function behind a
@@ -24,8 +24,11 @@ pub(super) struct Digit {
     pub digit_mask: u64,
     /// The digit's first table bit.
     pub offset: u64,
-    /// The eq table's distance from the lt table, in bits (within the same word).
+    /// The eq table's distance from the lt table, in bits.
     pub eq_offset: u64,
+    /// Whether a comparison's eq bit is always in its lt bit's word (a digit's two tables fit
+    /// one word: 4-bit digits), read with the same gather.
+    pub shared_word: bool,
 }
 
 /// Whether this CPU runs [`digit_leaves`]'s vector form.
@@ -68,19 +71,27 @@ fn leaves_avx512(tables: &[u64], lows: &[u64], bases: &[u64], digit: Digit) -> O
             )
         };
         let at = _mm512_add_epi64(offset, _mm512_and_si512(_mm512_srlv_epi64(low, shift), digit_mask));
-        let index = _mm512_add_epi64(base, _mm512_srli_epi64::<6>(at));
-        // Every active index within the tables (unsigned: a huge base is out of range too).
-        if _mm512_mask_cmplt_epu64_mask(active, index, len) != active {
-            return None;
-        }
-        // SAFETY: each active lane's index was just checked to be below `tables.len()`, and
-        // inactive lanes are not read (the mask); the scale is the 8 bytes of a u64.
-        let entry =
-            unsafe { _mm512_mask_i64gather_epi64::<8>(_mm512_setzero_si512(), active, index, tables.as_ptr().cast()) };
-        let bit = _mm512_and_si512(at, low_six);
+        let read = |at: __m512i| -> Option<(__m512i, __m512i)> {
+            let index = _mm512_add_epi64(base, _mm512_srli_epi64::<6>(at));
+            // Every active index within the tables (unsigned: a huge base is out of range too).
+            if _mm512_mask_cmplt_epu64_mask(active, index, len) != active {
+                return None;
+            }
+            // SAFETY: each active lane's index was just checked to be below `tables.len()`, and
+            // inactive lanes are not read (the mask); the scale is the 8 bytes of a u64.
+            let entry = unsafe {
+                _mm512_mask_i64gather_epi64::<8>(_mm512_setzero_si512(), active, index, tables.as_ptr().cast())
+            };
+            Some((entry, _mm512_and_si512(at, low_six)))
+        };
+        let (entry, bit) = read(at)?;
         let lt_bits = _mm512_mask_test_epi64_mask(active, _mm512_srlv_epi64(entry, bit), one);
-        let eq_bits =
-            _mm512_mask_test_epi64_mask(active, _mm512_srlv_epi64(entry, _mm512_add_epi64(bit, eq_offset)), one);
+        let (eq_entry, eq_bit) = if digit.shared_word {
+            (entry, _mm512_add_epi64(bit, eq_offset))
+        } else {
+            read(_mm512_add_epi64(at, eq_offset))?
+        };
+        let eq_bits = _mm512_mask_test_epi64_mask(active, _mm512_srlv_epi64(eq_entry, eq_bit), one);
         lt |= u64::from(lt_bits) << first;
         eq |= u64::from(eq_bits) << first;
     }
@@ -105,17 +116,28 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let tables: Vec<u64> = (0..64 * 5).map(|_| next()).collect();
+        // 64 values' tables of 24 words each: three 8-bit digits, or twelve of four bits.
+        let words = 24;
+        let tables: Vec<u64> = (0..64 * words).map(|_| next()).collect();
         for count in [1usize, 7, 8, 9, 33, 64] {
-            for (w, d) in [(4u32, 0u64), (4, 3), (3, 1), (5, 0)] {
+            for (w, d) in [(4u32, 0u64), (4, 11), (3, 1), (5, 0), (8, 0), (8, 2)] {
                 let lows: Vec<u64> = (0..count).map(|_| next()).collect();
-                let bases: Vec<u64> = (0..count).map(|_| next() % 64 * 5).collect();
+                let bases: Vec<u64> = (0..count).map(|_| next() % 64 * words as u64).collect();
                 let table_bits = 2u64 << w;
-                let digit =
-                    Digit { shift: w * d as u32, digit_mask: (1 << w) - 1, offset: d * table_bits, eq_offset: 1 << w };
-                // The generic reading, each comparison's table its own slice of five words.
-                let scalar =
-                    super::super::digit_leaves::<u64>(&tables, &lows, &bases, (d as usize, w, table_bits as usize, 5));
+                let digit = Digit {
+                    shift: w * d as u32,
+                    digit_mask: (1 << w) - 1,
+                    offset: d * table_bits,
+                    eq_offset: 1 << w,
+                    shared_word: table_bits <= 64,
+                };
+                // The generic reading, each comparison's tables their own slice.
+                let scalar = super::super::digit_leaves::<u64>(
+                    &tables,
+                    &lows,
+                    &bases,
+                    (d as usize, w, table_bits as usize, words),
+                );
                 assert_eq!(
                     digit_leaves(&tables, &lows, &bases, digit),
                     Some(scalar),
@@ -125,7 +147,7 @@ mod tests {
             }
         }
         // An index past the tables: refused, never read.
-        let digit = Digit { shift: 0, digit_mask: 15, offset: 0, eq_offset: 16 };
+        let digit = Digit { shift: 0, digit_mask: 15, offset: 0, eq_offset: 16, shared_word: true };
         let (lows, bases) = (alloc::vec![0u64; 9], [alloc::vec![0u64; 8], alloc::vec![tables.len() as u64]].concat());
         assert_eq!(digit_leaves(&tables, &lows, &bases, digit), None);
         // Lengths that differ: refused.
