@@ -224,9 +224,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let mut leaves: Vec<Shares<R>> = (0..2 * digits + 1).map(|_| Shares::zeros(words)).collect();
         // Tables of 64-bit words are read on vectors where the CPU has them ([`leaves_avx512`]).
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        let vector_tables = (word_bits == 64 && leaves_avx512::available())
-            .then(|| bytemuck::try_cast_slice::<R, u64>(&mat.tables).ok())
-            .flatten();
+        let vector_tables = bytemuck::try_cast_slice::<R, u64>(&mat.tables)
+            .ok()
+            .filter(|_| word_bits == 64)
+            .and_then(leaves_avx512::VectorTables::new);
         // A word of comparisons at a time: their digits' offsets first, then each digit's bits
         // gathered in registers.
         let (mut lows, mut bases) = (Vec::with_capacity(word_bits), Vec::with_capacity(word_bits));
@@ -246,15 +247,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             for d in 0..digits {
                 #[cfg(all(feature = "std", target_arch = "x86_64"))]
                 if let Some(tables) = vector_tables {
-                    let digit = leaves_avx512::Digit {
-                        shift: w * d as u32,
-                        digit_mask: (1u64 << w) - 1,
-                        offset: (d * table_bits) as u64,
-                        eq_offset: 1 << w,
-                        shared_word: table_bits <= word_bits,
-                    };
-                    let (lt, eq) =
-                        leaves_avx512::digit_leaves(tables, &lows, &bases, digit).ok_or(Error::MaterialMismatch)?;
+                    let digit = leaves_avx512::Digit::new(d, w, table_bits);
+                    let (lt, eq) = tables.digit_leaves(&lows, &bases, digit).ok_or(Error::MaterialMismatch)?;
                     leaves[2 * d][word] = R::from_u64(lt);
                     leaves[2 * d + 1][word] = R::from_u64(eq);
                     continue;

@@ -9,7 +9,7 @@
 //!
 //! With the GEMM kernels, the keystream and the narrow openings, one of the workspace's SIMD
 //! kernel modules that may use `unsafe`: the call of a `#[target_feature]` function behind a
-//! runtime check, masked loads within slices whose lengths bound the mask, and gathers whose
+//! runtime check (a [`VectorTables`] is only made after it), masked loads within slices whose lengths bound the mask, and gathers whose
 //! every index is checked against the table's length first.
 #![allow(unsafe_code)]
 
@@ -19,34 +19,55 @@ use core::arch::x86_64::*;
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Digit {
     /// The digit's bits in a comparison's low value start here.
-    pub shift: u32,
+    shift: u32,
     /// The digit's bits: `2^w - 1`.
-    pub digit_mask: u64,
+    digit_mask: u64,
     /// The digit's first table bit.
-    pub offset: u64,
+    offset: u64,
     /// The eq table's distance from the lt table, in bits.
-    pub eq_offset: u64,
+    eq_offset: u64,
     /// Whether a comparison's eq bit is always in its lt bit's word (a digit's two tables fit
     /// one word: 4-bit digits), read with the same gather.
-    pub shared_word: bool,
+    shared_word: bool,
 }
 
-/// Whether this CPU runs [`digit_leaves`]'s vector form.
-pub(super) fn available() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-}
-
-/// The lt and eq bits of up to 64 comparisons (bit k from `lows[k]` and the tables at
-/// `bases[k]`) for `digit`, on vectors; `None` when an index falls outside `tables` or the
-/// inputs are of other lengths (the caller's material was not what it claimed), and on a CPU
-/// without AVX-512 F (the caller asks [`available`] first). The indices are public (digits of an
-/// opened value), so the reads reveal nothing.
-pub(super) fn digit_leaves(tables: &[u64], lows: &[u64], bases: &[u64], digit: Digit) -> Option<(u64, u64)> {
-    if lows.len() != bases.len() || lows.len() > 64 || !available() {
-        return None;
+impl Digit {
+    /// Digit `d` of `w` bits, whose lt and eq tables take `table_bits` bits (the generic
+    /// reading's parameters).
+    pub(super) fn new(d: usize, w: u32, table_bits: usize) -> Self {
+        Digit {
+            shift: w * d as u32,
+            digit_mask: (1 << w) - 1,
+            offset: (d * table_bits) as u64,
+            eq_offset: 1 << w,
+            shared_word: table_bits <= 64,
+        }
     }
-    // SAFETY: avx512f was just detected, the only feature `leaves_avx512` is compiled for.
-    unsafe { leaves_avx512(tables, lows, bases, digit) }
+}
+
+/// The tables of one comparison batch, read on vectors: made only where the CPU has AVX-512 F,
+/// checked once per batch rather than per word.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct VectorTables<'a>(&'a [u64]);
+
+impl<'a> VectorTables<'a> {
+    /// `tables`, where this CPU runs the vector reading.
+    pub(super) fn new(tables: &'a [u64]) -> Option<Self> {
+        std::is_x86_feature_detected!("avx512f").then_some(Self(tables))
+    }
+
+    /// The lt and eq bits of up to 64 comparisons (bit k from `lows[k]` and the tables at
+    /// `bases[k]`) for `digit`; `None` when an index falls outside the tables or the inputs are
+    /// of other lengths (the caller's material was not what it claimed). The indices are public
+    /// (digits of an opened value), so the reads reveal nothing.
+    pub(super) fn digit_leaves(self, lows: &[u64], bases: &[u64], digit: Digit) -> Option<(u64, u64)> {
+        if lows.len() != bases.len() || lows.len() > 64 {
+            return None;
+        }
+        // SAFETY: a `VectorTables` exists only where avx512f was detected, the only feature
+        // `leaves_avx512` is compiled for.
+        unsafe { leaves_avx512(self.0, lows, bases, digit) }
+    }
 }
 
 #[target_feature(enable = "avx512f")]
@@ -106,9 +127,6 @@ mod tests {
 
     #[test]
     fn vector_leaves_equal_the_scalar_ones_and_refuse_indices_out_of_range() {
-        if !available() {
-            return;
-        }
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             state ^= state << 13;
@@ -119,27 +137,16 @@ mod tests {
         // 64 values' tables of 24 words each: three 8-bit digits, or twelve of four bits.
         let words = 24;
         let tables: Vec<u64> = (0..64 * words).map(|_| next()).collect();
+        let Some(vector) = VectorTables::new(&tables) else { return };
         for count in [1usize, 7, 8, 9, 33, 64] {
-            for (w, d) in [(4u32, 0u64), (4, 11), (3, 1), (5, 0), (8, 0), (8, 2)] {
+            for (w, d) in [(4u32, 0usize), (4, 11), (3, 1), (5, 0), (8, 0), (8, 2)] {
                 let lows: Vec<u64> = (0..count).map(|_| next()).collect();
                 let bases: Vec<u64> = (0..count).map(|_| next() % 64 * words as u64).collect();
-                let table_bits = 2u64 << w;
-                let digit = Digit {
-                    shift: w * d as u32,
-                    digit_mask: (1 << w) - 1,
-                    offset: d * table_bits,
-                    eq_offset: 1 << w,
-                    shared_word: table_bits <= 64,
-                };
+                let table_bits = 2usize << w;
                 // The generic reading, each comparison's tables their own slice.
-                let scalar = super::super::digit_leaves::<u64>(
-                    &tables,
-                    &lows,
-                    &bases,
-                    (d as usize, w, table_bits as usize, words),
-                );
+                let scalar = super::super::digit_leaves::<u64>(&tables, &lows, &bases, (d, w, table_bits, words));
                 assert_eq!(
-                    digit_leaves(&tables, &lows, &bases, digit),
+                    vector.digit_leaves(&lows, &bases, Digit::new(d, w, table_bits)),
                     Some(scalar),
                     "{count} comparisons, w {w}, d {d}"
                 );
@@ -147,10 +154,10 @@ mod tests {
             }
         }
         // An index past the tables: refused, never read.
-        let digit = Digit { shift: 0, digit_mask: 15, offset: 0, eq_offset: 16, shared_word: true };
+        let digit = Digit::new(0, 4, 32);
         let (lows, bases) = (alloc::vec![0u64; 9], [alloc::vec![0u64; 8], alloc::vec![tables.len() as u64]].concat());
-        assert_eq!(digit_leaves(&tables, &lows, &bases, digit), None);
+        assert_eq!(vector.digit_leaves(&lows, &bases, digit), None);
         // Lengths that differ: refused.
-        assert_eq!(digit_leaves(&tables, &lows[..3], &bases[..2], digit), None);
+        assert_eq!(vector.digit_leaves(&lows[..3], &bases[..2], digit), None);
     }
 }
