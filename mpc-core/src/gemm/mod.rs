@@ -2,7 +2,8 @@
 //!
 //! No maintained crate multiplies integers modulo 2^64 fast (matrixmultiply, gemm and faer only
 //! have float kernels), so this module carries its own: a GotoBLAS-style blocked GEMM whose
-//! register-tiled micro-kernel is plain safe Rust. The compiler vectorises it; under `std` the
+//! register-tiled micro-kernel is plain safe Rust, multiplying steps in pairs where that halves
+//! the multiplications (Winograd's inner product, exact in the ring). The compiler vectorises it; under `std` the
 //! same code is also compiled for AVX-512 (native 64-bit `vpmullq`) and AVX2, and the widest
 //! one the CPU supports is picked at run time ([`kernel_name`] tells which). On CPUs with
 //! AMX-INT8, products of more than a few rows run as byte-limb products on tile registers, and a
@@ -438,7 +439,10 @@ mod tests {
 
     /// Edges of every blocking level: tiles (4x24), B read in place (up to 32 rows) or packed,
     /// packing blocks (64, 256, 384) and beyond, and empty products.
-    const ODD_SHAPES: [(usize, usize, usize); 11] = [
+    /// Shapes around every edge of the blocking: tiles and panels cut short, odd block depths
+    /// (a paired tile's lone last step), paired (12 rows or more) and unpaired products, B read
+    /// in place (up to 32 rows) and packed.
+    const ODD_SHAPES: [(usize, usize, usize); 13] = [
         (1, 1, 1),
         (3, 5, 7),
         (4, 24, 24),
@@ -448,6 +452,8 @@ mod tests {
         (32, 300, 49),
         (33, 300, 49),
         (130, 3, 770),
+        (12, 2, 24),
+        (16, 511, 50),
         (0, 4, 4),
         (4, 0, 4),
     ];
