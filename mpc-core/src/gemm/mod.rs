@@ -6,9 +6,10 @@
 //! the multiplications (Winograd's inner product, exact in the ring). The compiler vectorises it; under `std` the
 //! same code is also compiled for AVX-512 (native 64-bit `vpmullq`) and AVX2, and the widest
 //! one the CPU supports is picked at run time ([`kernel_name`] tells which). On CPUs with
-//! AMX-INT8, products of more than a few rows run as byte-limb products on tile registers, and a
-//! right-hand operand used again and again (a model's weights) can be packed once
-//! ([`PackedRhs`]): narrow values such as fixed-point weights then need fewer limbs.
+//! AMX-INT8, products of more than a few rows run as byte-limb products on tile registers. A
+//! right-hand operand used again and again (a model's weights, a weight mask) is packed once
+//! ([`PackedRhs`]): for AMX in byte limbs, as few as narrow values such as fixed-point weights
+//! need; for the other kernels in the blocked GEMM's panels, so that no product copies it.
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod amx;
@@ -46,11 +47,13 @@ pub fn gemm_naive<R: Ring>(m: usize, k: usize, n: usize, a: &[R], b: &[R], c: &m
 }
 
 /// A right-hand operand B (k × n) packed for this CPU's fastest u64 kernel, made once by
-/// [`Ring::pack_rhs`] for a matrix used in many products (a model's weights). Its values are cut
-/// into as few byte limbs as they need. Only built where the kernel has a packed form (AMX).
+/// [`Ring::pack_rhs`] for a matrix used in many products (a model's weights): for AMX, cut into
+/// as few byte limbs as its values need; for the other kernels, in the panels and block order
+/// their products read, with the paired tiles' column corrections. Built for u64 on x86-64
+/// under `std` (where the kernel is picked at run time).
 pub struct PackedRhs {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    inner: amx::PackedRhs,
+    inner: x86::Packed,
     #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
     _never: core::convert::Infallible,
 }
@@ -181,7 +184,7 @@ impl<R: Ring> RightOperand<R> {
     /// each on a VM whose host reclaims untouched memory).
     pub fn warm_for(&self, m: usize) {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if self.packed.is_some() {
+        if let Some(PackedRhs { inner: x86::Packed::Amx(_) }) = self.packed {
             amx::warm_lhs(m, self.k);
         }
         #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
@@ -213,7 +216,7 @@ const DRAWN_BAND: usize = 1 << 14;
 pub(crate) fn pack_rhs_drawn_u64(k: usize, n: usize, fill: &mut dyn FnMut(&mut [u64])) -> Option<PackedRhs> {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     {
-        x86::pack_rhs_drawn(k, n, fill, threads()).map(|inner| PackedRhs { inner })
+        Some(PackedRhs { inner: x86::pack_rhs_drawn(k, n, fill, threads()) })
     }
     #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
     {
@@ -229,7 +232,7 @@ pub(crate) fn pack_rhs_u64(k: usize, n: usize, b: &[u64], width: Width) -> Optio
         if b.len() < k * n {
             return None;
         }
-        x86::pack_rhs(k, n, b, width, threads()).map(|inner| PackedRhs { inner })
+        Some(PackedRhs { inner: x86::pack_rhs(k, n, b, width, threads()) })
     }
     #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
     {
@@ -363,7 +366,7 @@ pub fn gemm_acc_u64_on(threads: usize, m: usize, k: usize, n: usize, a: &[u64], 
     // A kernel that packs B packs it once for every band.
     #[cfg(target_arch = "x86_64")]
     if let Some(packed) = x86::pack_for_product(m, k, n, b, threads) {
-        return in_bands(threads, m, k, n, a, c, |rows, a, c| x86::gemm_acc_packed(rows, a, &packed, c));
+        return in_bands(threads, m, k, n, a, c, |rows, a, c| amx::gemm_acc_packed(rows, a, &packed, c));
     }
     in_bands(threads, m, k, n, a, c, |rows, a, c| single_thread_u64(rows, k, n, a, b, c));
 }
@@ -548,6 +551,46 @@ mod tests {
     }
 
     /// A packing of another shape is not used (the plain B is).
+    #[test]
+    fn panels_packed_once_match_the_naive_loop() {
+        // Several block rows (k > KC, odd remainders) and block columns (n > NC, a ragged last
+        // panel), paired (12 rows or more) and unpaired products; B drawn in bands as the dealer
+        // draws a mask, and from a slice.
+        for &(m, k, n) in &[
+            (1, 3, 5),
+            (11, 300, 30),
+            (12, 513, 410),
+            (40, 257, 25),
+            (128, 64, 96),
+            (65, 600, 800),
+            (2, 0, 3),
+            (2, 3, 0),
+        ] {
+            let (a, b, c0) = matrices::<u64>(m, k, n, (m * 5 + k * 11 + n) as u64);
+            let mut bands = 0;
+            let drawn = portable::Panels::drawn(k, n, |rows: &mut [u64], first| {
+                assert_eq!(rows.len() % n.max(1), 0, "whole rows");
+                rows.copy_from_slice(&b[first * n..first * n + rows.len()]);
+                bands += 1;
+            });
+            assert!(bands > 0 || k == 0, "B drawn");
+            assert_eq!((drawn.rows(), drawn.cols()), (k, n));
+            let mut naive = c0.clone();
+            gemm_naive(m, k, n, &a, &b, &mut naive);
+            for panels in [drawn, portable::Panels::new(k, n, &b)] {
+                let mut fast = c0.clone();
+                portable::gemm_acc_panels_inline::<u64, portable::PortableTile>(m, &a, &panels, &mut fast);
+                assert_eq!(fast, naive, "portable, {m}x{k}·{k}x{n}");
+                #[cfg(target_arch = "x86_64")]
+                {
+                    let mut fast = c0.clone();
+                    x86::gemm_acc_packed(m, &a, &x86::Packed::Panels(panels), &mut fast);
+                    assert_eq!(fast, naive, "{}, {m}x{k}·{k}x{n}", kernel_name());
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_packing_of_another_shape_is_ignored() {
         let (a, b, c0) = matrices::<u64>(40, 30, 20, 9);

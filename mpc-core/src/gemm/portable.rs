@@ -104,8 +104,151 @@ pub(crate) fn gemm_acc_inline<R: Ring, K: Tile<R>>(m: usize, k: usize, n: usize,
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    blocked::<R, K>(m, k, n, a, b, c);
+    blocked::<R, K>(m, k, n, a, Rhs::Rows(b), c);
 }
+
+#[cfg_attr(not(all(feature = "std", target_arch = "x86_64")), allow(dead_code))] // packed only where a kernel is picked at run time
+/// [`gemm_acc_inline`] from B held as [`Panels`].
+#[cfg(feature = "alloc")]
+#[inline(always)]
+pub(crate) fn gemm_acc_panels_inline<R: Ring, K: Tile<R>>(m: usize, a: &[R], b: &Panels<R>, c: &mut [R]) {
+    let (k, n) = (b.k, b.n);
+    assert!(a.len() >= m * k && c.len() >= m * n, "gemm operand too short");
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    blocked::<R, K>(m, k, n, a, Rhs::Panels(b), c);
+}
+
+#[cfg_attr(not(all(feature = "std", target_arch = "x86_64")), allow(dead_code))] // packed only where a kernel is picked at run time
+/// Where [`blocked`] reads B.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy)]
+enum Rhs<'a, R: Ring> {
+    /// Row-major values, packed (or read in place) by each product.
+    Rows(&'a [R]),
+    /// Packed once for every product.
+    Panels(&'a Panels<R>),
+}
+
+#[cfg_attr(not(all(feature = "std", target_arch = "x86_64")), allow(dead_code))] // packed only where a kernel is picked at run time
+/// A right-hand operand B (k × n) packed once for many products (a model's weights, a weight
+/// mask): each KC × NC block of B as [`pack_b`] packs it for a product, blocks in the order
+/// the products read them, with the block's column corrections η for paired tiles. A product
+/// then neither copies B nor reads it twice. The values are secret: wiped on drop.
+#[cfg(feature = "alloc")]
+pub(crate) struct Panels<R: Ring> {
+    k: usize,
+    n: usize,
+    values: crate::share::Shares<R>,
+    eta: crate::share::Shares<R>,
+}
+
+#[cfg(feature = "alloc")]
+#[cfg_attr(not(all(feature = "std", target_arch = "x86_64")), allow(dead_code))] // packed only where a kernel is picked at run time
+impl<R: Ring> Panels<R> {
+    /// Packs row-major `b` (k × n).
+    ///
+    /// # Panics
+    /// If `b` holds fewer than k × n values.
+    pub(crate) fn new(k: usize, n: usize, b: &[R]) -> Self {
+        assert!(b.len() >= k * n, "right operand of {k} x {n}");
+        let mut panels = Self::empty(k, n);
+        for (p, row) in b.chunks_exact(n.max(1)).take(if n == 0 { 0 } else { k }).enumerate() {
+            panels.put_row(p, row);
+        }
+        panels.with_corrections()
+    }
+
+    /// Packs the B that `fill(rows, first)` writes a band of whole rows at a time (row `first`
+    /// on), in order: no k × n buffer beside the packed form.
+    pub(crate) fn drawn(k: usize, n: usize, mut fill: impl FnMut(&mut [R], usize)) -> Self {
+        let mut panels = Self::empty(k, n);
+        let band_rows = (DRAWN_ROWS / n.max(1)).clamp(1, k.max(1));
+        let mut band = crate::share::Shares::zeros(band_rows * n);
+        for first in (0..k).step_by(band_rows) {
+            let rows = &mut band[..(k - first).min(band_rows) * n];
+            fill(rows, first);
+            for (r, row) in rows.chunks_exact(n.max(1)).enumerate() {
+                panels.put_row(first + r, row);
+            }
+        }
+        panels.with_corrections()
+    }
+
+    /// Room for B (k × n), zero.
+    fn empty(k: usize, n: usize) -> Self {
+        let padded = n.div_ceil(NR) * NR;
+        Panels {
+            k,
+            n,
+            values: crate::share::Shares::zeros(k * padded),
+            eta: crate::share::Shares::zeros(k.div_ceil(KC) * padded),
+        }
+    }
+
+    /// Every block's η, once all rows are in.
+    fn with_corrections(mut self) -> Self {
+        for jc in (0..self.n).step_by(NC) {
+            for pc in (0..self.k).step_by(KC) {
+                let (kc, nc) = (KC.min(self.k - pc), NC.min(self.n - jc));
+                let (block, eta) = self.block_mut(jc, pc);
+                pair_sums::<R, NR>(block, kc, nc.div_ceil(NR), eta);
+            }
+        }
+        self
+    }
+
+    /// Rows of B.
+    pub(crate) fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B.
+    pub(crate) fn cols(&self) -> usize {
+        self.n
+    }
+
+    /// Where the block of rows `pc..`, columns `jc..` starts in `values` and in `eta`.
+    fn offsets(&self, jc: usize, pc: usize) -> (usize, usize) {
+        // Every block column but the last is NC wide (a multiple of NR), so padded to itself.
+        let padded = NC.min(self.n - jc).div_ceil(NR) * NR;
+        (jc * self.k + pc * padded, jc * self.k.div_ceil(KC) + pc / KC * padded)
+    }
+
+    /// The packed block of rows `pc..`, columns `jc..`, and its η.
+    fn block(&self, jc: usize, pc: usize) -> (&[R], &[R]) {
+        let (kc, padded) = (KC.min(self.k - pc), NC.min(self.n - jc).div_ceil(NR) * NR);
+        let (v, e) = self.offsets(jc, pc);
+        (&self.values[v..v + kc * padded], &self.eta[e..e + padded])
+    }
+
+    fn block_mut(&mut self, jc: usize, pc: usize) -> (&mut [R], &mut [R]) {
+        let (kc, padded) = (KC.min(self.k - pc), NC.min(self.n - jc).div_ceil(NR) * NR);
+        let (v, e) = self.offsets(jc, pc);
+        (&mut self.values[v..v + kc * padded], &mut self.eta[e..e + padded])
+    }
+
+    /// Writes row `p` of B into its place in every block column.
+    fn put_row(&mut self, p: usize, row: &[R]) {
+        let (pc, r) = (p / KC * KC, p % KC);
+        for jc in (0..self.n).step_by(NC) {
+            let kc = KC.min(self.k - pc);
+            let nc = NC.min(self.n - jc);
+            let (block, _) = self.block_mut(jc, pc);
+            for (panel, j0) in (0..nc).step_by(NR).enumerate() {
+                let w = NR.min(nc - j0);
+                let at = panel * NR * kc + r * NR;
+                block[at..at + w].copy_from_slice(&row[jc + j0..jc + j0 + w]);
+            }
+        }
+    }
+}
+
+#[cfg_attr(not(all(feature = "std", target_arch = "x86_64")), allow(dead_code))] // packed only where a kernel is picked at run time
+/// Rows [`Panels::drawn`] draws at a time: a band of about this many values.
+#[cfg(feature = "alloc")]
+const DRAWN_ROWS: usize = 1 << 14;
 
 /// Without an allocator: i-k-j order, streaming rows of B into rows of C.
 #[cfg(not(feature = "alloc"))]
@@ -124,54 +267,67 @@ fn row_streaming<R: Ring>(m: usize, k: usize, n: usize, a: &[R], b: &[R], c: &mu
 
 #[cfg(feature = "alloc")]
 #[inline(always)]
-fn blocked<R: Ring, K: Tile<R>>(m: usize, k: usize, n: usize, a: &[R], b: &[R], c: &mut [R]) {
+fn blocked<R: Ring, K: Tile<R>>(m: usize, k: usize, n: usize, a: &[R], b: Rhs<'_, R>, c: &mut [R]) {
     use alloc::vec;
     // With few rows, each packed panel of B would serve a few tiles only and its packing (k·n
     // copies for m·k·n products) would weigh: B is read in place, and only a last, narrower panel
     // is packed (it needs its zero padding). Measured on AVX-512: +6 to +24 % at 16 to 32 rows,
     // nothing gained at 64.
-    let in_place = m <= IN_PLACE_ROWS;
+    let in_place = m <= IN_PLACE_ROWS && matches!(b, Rhs::Rows(_));
     let kc_max = KC.min(k);
-    let nc_max = if in_place { NR } else { NC.min(n).div_ceil(NR) * NR };
+    let nc_max = match b {
+        Rhs::Panels(_) => 0,
+        Rhs::Rows(_) if in_place => NR,
+        Rhs::Rows(_) => NC.min(n).div_ceil(NR) * NR,
+    };
     let mc_max = MC.min(m).div_ceil(MR) * MR;
     let mut b_pack = vec![R::ZERO; kc_max * nc_max];
     let mut a_pack = vec![R::ZERO; kc_max * mc_max];
     // A paired tile's corrections: ξ of the packed rows, η of the block's columns.
     let paired = K::PAIRED && m >= PAIRED_MIN_ROWS;
-    let (mut xi, mut eta) =
-        if paired { (vec![R::ZERO; mc_max], vec![R::ZERO; NC.min(n).div_ceil(NR) * NR]) } else { (vec![], vec![]) };
+    let eta_len = if matches!(b, Rhs::Rows(_)) { NC.min(n).div_ceil(NR) * NR } else { 0 };
+    let (mut xi, mut eta) = if paired { (vec![R::ZERO; mc_max], vec![R::ZERO; eta_len]) } else { (vec![], vec![]) };
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            if !in_place {
-                pack_b(&b[pc * n..], n, jc, kc, nc, &mut b_pack);
+            if let Rhs::Rows(b) = b {
+                if !in_place {
+                    pack_b(&b[pc * n..], n, jc, kc, nc, &mut b_pack);
+                }
+                if paired {
+                    column_corrections(&b[pc * n..], n, jc, kc, nc, &mut eta);
+                }
             }
-            if paired {
-                column_corrections(&b[pc * n..], n, jc, kc, nc, &mut eta);
-            }
+            // B's block packed once for every product, if it was.
+            let packed_block = match b {
+                Rhs::Rows(_) => None,
+                Rhs::Panels(panels) => Some(panels.block(jc, pc)),
+            };
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
                 pack_a(&a[ic * k..], k, pc, mc, kc, &mut a_pack);
                 if paired {
-                    row_corrections(&a_pack, mc, kc, &mut xi);
+                    pair_sums::<R, MR>(&a_pack, kc, mc.div_ceil(MR), &mut xi);
                 }
                 for jr in (0..nc).step_by(NR) {
                     let nr = NR.min(nc - jr);
-                    let (b_panel, b_stride) = match (in_place, nr == NR) {
-                        (true, true) => (&b[pc * n + jc + jr..], n),
-                        (true, false) => {
+                    let (b_panel, b_stride) = match (b, in_place, nr == NR) {
+                        (Rhs::Rows(b), true, true) => (&b[pc * n + jc + jr..], n),
+                        (Rhs::Rows(b), true, false) => {
                             pack_b(&b[pc * n..], n, jc + jr, kc, nr, &mut b_pack);
                             (&b_pack[..NR * kc], NR)
                         }
-                        (false, _) => (&b_pack[jr * kc..(jr + NR) * kc], NR),
+                        _ => (&packed_block.map_or(&b_pack[..], |(block, _)| block)[jr * kc..(jr + NR) * kc], NR),
                     };
                     for ir in (0..mc).step_by(MR) {
                         let mr = MR.min(mc - ir);
                         let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
                         let corrections = paired.then(|| Corrections {
                             rows: xi[ir..ir + MR].try_into().expect("MR rows"),
-                            cols: eta[jr..jr + NR].try_into().expect("NR columns"),
+                            cols: packed_block.map_or(&eta[..], |(_, eta)| eta)[jr..jr + NR]
+                                .try_into()
+                                .expect("NR columns"),
                         });
                         let tile = K::tile(kc, a_panel, b_panel, b_stride, corrections);
                         let c0 = (ic + ir) * n + jc + jr;
@@ -204,19 +360,20 @@ fn column_corrections<R: Ring>(b: &[R], ld: usize, jc: usize, kc: usize, nc: usi
     }
 }
 
-/// ξ_i = Σ_q a_i,2q · a_i,2q+1 for the `mc` rows packed in `a_pack` (panels of MR rows over
-/// `kc` steps, as [`pack_a`] makes them), into `out` (zero for the padding rows).
+/// The pair sums Σ_q x_2q,i · x_2q+1,i of `panels` panels of W values a step over `kc` steps,
+/// packed as [`pack_a`] (W = MR: each row's ξ) or [`pack_b`] (W = NR: each column's η) packs
+/// them, into `out` (W values a panel; zero for padding).
 #[cfg(feature = "alloc")]
 #[inline(always)]
-fn row_corrections<R: Ring>(a_pack: &[R], mc: usize, kc: usize, out: &mut [R]) {
-    for (panel, xi) in a_pack.chunks_exact(MR * kc).zip(out.chunks_exact_mut(MR)).take(mc.div_ceil(MR)) {
-        let mut acc = [R::ZERO; MR];
-        for pair in panel.chunks_exact(2 * MR).take(kc / 2) {
+fn pair_sums<R: Ring, const W: usize>(packed: &[R], kc: usize, panels: usize, out: &mut [R]) {
+    for (panel, sums) in packed.chunks_exact(W * kc).zip(out.chunks_exact_mut(W)).take(panels) {
+        let mut acc = [R::ZERO; W];
+        for pair in panel.chunks_exact(2 * W).take(kc / 2) {
             for (i, acc) in acc.iter_mut().enumerate() {
-                *acc = acc.wrapping_add(&pair[i].wrapping_mul(&pair[MR + i]));
+                *acc = acc.wrapping_add(&pair[i].wrapping_mul(&pair[W + i]));
             }
         }
-        xi.copy_from_slice(&acc);
+        sums.copy_from_slice(&acc);
     }
 }
 

@@ -96,33 +96,69 @@ pub(crate) fn pack_for_product(
         .then(|| super::amx::PackedRhs::unsigned(k, n, b, threads))
 }
 
-/// B packed for the AMX kernel (on up to `threads` threads), when this CPU runs it.
-pub(crate) fn pack_rhs(
-    k: usize,
-    n: usize,
-    b: &[u64],
-    width: super::Width,
-    threads: usize,
-) -> Option<super::amx::PackedRhs> {
-    (selected() == Kernel::Amx).then(|| match width {
-        super::Width::Full => super::amx::PackedRhs::unsigned(k, n, b, threads),
-        super::Width::Narrowest => super::amx::PackedRhs::new(k, n, b, threads),
-    })
+/// A right-hand operand packed once for many products, in the selected kernel's form.
+pub(crate) enum Packed {
+    /// Byte limbs for AMX tiles.
+    Amx(super::amx::PackedRhs),
+    /// The blocked GEMM's panels, with their paired tiles' corrections (every other kernel).
+    Panels(portable::Panels<u64>),
 }
 
-/// Packs a uniform B drawn by `fill` for the AMX kernel, when it is the one selected.
-pub(crate) fn pack_rhs_drawn(
-    k: usize,
-    n: usize,
-    fill: &mut dyn FnMut(&mut [u64]),
-    threads: usize,
-) -> Option<super::amx::PackedRhs> {
-    (selected() == Kernel::Amx).then(|| super::amx::PackedRhs::drawn(k, n, fill, threads))
+impl Packed {
+    pub(crate) fn rows(&self) -> usize {
+        match self {
+            Packed::Amx(p) => p.rows(),
+            Packed::Panels(p) => p.rows(),
+        }
+    }
+
+    pub(crate) fn cols(&self) -> usize {
+        match self {
+            Packed::Amx(p) => p.cols(),
+            Packed::Panels(p) => p.cols(),
+        }
+    }
+}
+
+impl core::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Packed::Amx(p) => p.fmt(f),
+            Packed::Panels(p) => write!(f, "Panels({}x{})", p.rows(), p.cols()),
+        }
+    }
+}
+
+/// B packed for the selected kernel (AMX on up to `threads` threads).
+pub(crate) fn pack_rhs(k: usize, n: usize, b: &[u64], width: super::Width, threads: usize) -> Packed {
+    match (selected(), width) {
+        (Kernel::Amx, super::Width::Full) => Packed::Amx(super::amx::PackedRhs::unsigned(k, n, b, threads)),
+        (Kernel::Amx, super::Width::Narrowest) => Packed::Amx(super::amx::PackedRhs::new(k, n, b, threads)),
+        _ => Packed::Panels(portable::Panels::new(k, n, b)),
+    }
+}
+
+/// Packs a uniform B drawn by `fill`, a band of whole rows at a time, for the selected kernel.
+pub(crate) fn pack_rhs_drawn(k: usize, n: usize, fill: &mut dyn FnMut(&mut [u64]), threads: usize) -> Packed {
+    match selected() {
+        Kernel::Amx => Packed::Amx(super::amx::PackedRhs::drawn(k, n, fill, threads)),
+        _ => Packed::Panels(portable::Panels::drawn(k, n, |rows: &mut [u64], _| fill(rows))),
+    }
 }
 
 /// `c += a · b` from B packed by [`pack_rhs`].
-pub(crate) fn gemm_acc_packed(m: usize, a: &[u64], b: &super::amx::PackedRhs, c: &mut [u64]) {
-    super::amx::gemm_acc_packed(m, a, b, c);
+pub(crate) fn gemm_acc_packed(m: usize, a: &[u64], b: &Packed, c: &mut [u64]) {
+    match b {
+        Packed::Amx(b) => super::amx::gemm_acc_packed(m, a, b, c),
+        Packed::Panels(b) => match selected() {
+            // SAFETY: `selected()` picks these kernels only after detecting their features:
+            // avx512f, avx512dq and avx512vl (or AMX, which implies them), or avx2.
+            Kernel::Avx512 | Kernel::Amx => unsafe { gemm_panels_avx512(m, a, b, c) },
+            // SAFETY: as above.
+            Kernel::Avx2 => unsafe { gemm_panels_avx2(m, a, b, c) },
+            Kernel::Portable => portable::gemm_acc_panels_inline::<u64, portable::PortableTile>(m, a, b, c),
+        },
+    }
 }
 
 /// `c += a · b` with `kernel`; `false`, and nothing computed, when this CPU cannot run it.
@@ -146,6 +182,16 @@ pub(crate) fn gemm_acc_with(kernel: Kernel, m: usize, k: usize, n: usize, a: &[u
 #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
 fn gemm_avx512(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
     portable::gemm_acc_inline::<u64, Avx512Tile>(m, k, n, a, b, c);
+}
+
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+fn gemm_panels_avx512(m: usize, a: &[u64], b: &portable::Panels<u64>, c: &mut [u64]) {
+    portable::gemm_acc_panels_inline::<u64, Avx512Tile>(m, a, b, c);
+}
+
+#[target_feature(enable = "avx2")]
+fn gemm_panels_avx2(m: usize, a: &[u64], b: &portable::Panels<u64>, c: &mut [u64]) {
+    portable::gemm_acc_panels_inline::<u64, portable::PortableTile>(m, a, b, c);
 }
 
 #[target_feature(enable = "avx2")]
