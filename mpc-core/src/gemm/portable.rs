@@ -154,8 +154,10 @@ impl<R: Ring> Panels<R> {
     pub(crate) fn new(k: usize, n: usize, b: &[R]) -> Self {
         assert!(b.len() >= k * n, "right operand of {k} x {n}");
         let mut panels = Self::empty(k, n);
-        for (p, row) in b.chunks_exact(n.max(1)).take(if n == 0 { 0 } else { k }).enumerate() {
-            panels.put_row(p, row);
+        if n > 0 {
+            for (p, row) in b[..k * n].chunks_exact(n).enumerate() {
+                panels.put_row(p, row);
+            }
         }
         panels.with_corrections()
     }

@@ -219,8 +219,8 @@ impl Tile<u64> for Avx512Tile {
         b_stride: usize,
         corrections: Option<portable::Corrections<'_, u64>>,
     ) -> [[u64; NR]; MR] {
-        // SAFETY: this tile is only used by `gemm_avx512`, which runs only after `selected()`
-        // detected avx512f and avx512dq.
+        // SAFETY: this tile is only used by `gemm_avx512` and `gemm_panels_avx512`, which run
+        // only after `selected()` detected avx512f and avx512dq (or `available()` checked them).
         unsafe { tile_avx512(kc, a_panel, b, b_stride, corrections) }
     }
 }
