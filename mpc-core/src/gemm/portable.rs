@@ -152,21 +152,14 @@ impl<R: Ring> Panels<R> {
     /// # Panics
     /// If `b` holds fewer than k × n values.
     pub(crate) fn new(k: usize, n: usize, b: &[R]) -> Self {
+        assert!(b.len() >= k * n, "right operand of {k} x {n}");
         let mut panels = Self::empty(k, n);
-        for column in panels.block_columns_mut() {
-            column.pack(b);
+        if n > 0 {
+            for (p, row) in b[..k * n].chunks_exact(n).enumerate() {
+                panels.put_row(p, row);
+            }
         }
-        panels
-    }
-
-    /// The block columns (NC columns of B each, the last narrower), to be packed apart (and
-    /// on several threads) by [`BlockColumn::pack`].
-    pub(crate) fn block_columns_mut(&mut self) -> impl Iterator<Item = BlockColumn<'_, R>> {
-        let (k, n) = (self.k, self.n);
-        // Each block column's values and η are contiguous ([`Panels::offsets`]).
-        let values = self.values.chunks_mut((k * NC).max(1));
-        let eta = self.eta.chunks_mut((k.div_ceil(KC) * NC).max(1));
-        values.zip(eta).enumerate().map(move |(j, (values, eta))| BlockColumn { k, n, jc: j * NC, values, eta })
+        panels.with_corrections()
     }
 
     /// Packs the B that `fill(rows, first)` writes a band of whole rows at a time (row `first`
@@ -186,7 +179,7 @@ impl<R: Ring> Panels<R> {
     }
 
     /// Room for B (k × n), zero.
-    pub(crate) fn empty(k: usize, n: usize) -> Self {
+    fn empty(k: usize, n: usize) -> Self {
         let padded = n.div_ceil(NR) * NR;
         Panels {
             k,
@@ -250,37 +243,6 @@ impl<R: Ring> Panels<R> {
                 let at = panel * NR * kc + r * NR;
                 block[at..at + w].copy_from_slice(&row[jc + j0..jc + j0 + w]);
             }
-        }
-    }
-}
-
-/// One block column of a [`Panels`]: columns `jc..jc + NC` of B, every block row.
-#[cfg(feature = "alloc")]
-pub(crate) struct BlockColumn<'a, R> {
-    k: usize,
-    n: usize,
-    jc: usize,
-    values: &'a mut [R],
-    eta: &'a mut [R],
-}
-
-#[cfg(feature = "alloc")]
-#[cfg_attr(not(all(feature = "std", target_arch = "x86_64")), allow(dead_code))] // packed only where a kernel is picked at run time
-impl<R: Ring> BlockColumn<'_, R> {
-    /// Packs this block column of row-major `b` (k × n) and its η.
-    ///
-    /// # Panics
-    /// If `b` holds fewer than k × n values.
-    pub(crate) fn pack(self, b: &[R]) {
-        let (k, n, jc) = (self.k, self.n, self.jc);
-        assert!(b.len() >= k * n, "right operand of {k} x {n}");
-        let nc = NC.min(n - jc);
-        let padded = nc.div_ceil(NR) * NR;
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            let block = &mut self.values[pc * padded..(pc + kc) * padded];
-            pack_b(&b[pc * n..], n, jc, kc, nc, block);
-            pair_sums::<R, NR>(block, kc, nc.div_ceil(NR), &mut self.eta[pc / KC * padded..(pc / KC + 1) * padded]);
         }
     }
 }

@@ -83,40 +83,17 @@ pub(crate) fn gemm_acc_u64(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c
     gemm_acc_with(kernel, m, k, n, a, b, c);
 }
 
-/// B packed for one product of `m` rows, when that pays: for AMX (all eight limbs, no scan, on
-/// up to `threads` threads) from [`AMX_MIN_ROWS`] rows; for the other kernels into panels, one
-/// block column per thread, when the product runs in bands on several threads (each band would
-/// pack all of B again).
-pub(crate) fn pack_for_product(m: usize, k: usize, n: usize, b: &[u64], threads: usize) -> Option<Packed> {
-    if k == 0 || n == 0 {
-        return None;
-    }
-    match selected() {
-        Kernel::Amx => (m >= AMX_MIN_ROWS).then(|| Packed::Amx(super::amx::PackedRhs::unsigned(k, n, b, threads))),
-        _ => (super::bands(threads, m, k, n) > 1).then(|| Packed::Panels(panels_on(threads, k, n, b))),
-    }
-}
-
-/// `b` (k × n) packed into panels on up to `threads` threads, a share of the block columns each.
-fn panels_on(threads: usize, k: usize, n: usize, b: &[u64]) -> portable::Panels<u64> {
-    let mut panels = portable::Panels::empty(k, n);
-    let mut shares: Vec<Vec<portable::BlockColumn<'_, u64>>> = (0..threads.max(1)).map(|_| Vec::new()).collect();
-    for (i, column) in panels.block_columns_mut().enumerate() {
-        shares[i % threads.max(1)].push(column);
-    }
-    std::thread::scope(|scope| {
-        let mut shares = shares.into_iter().filter(|share| !share.is_empty()).peekable();
-        while let Some(share) = shares.next() {
-            let pack = move || share.into_iter().for_each(|column| column.pack(b));
-            // The last share on the calling thread.
-            if shares.peek().is_some() {
-                scope.spawn(pack);
-            } else {
-                pack();
-            }
-        }
-    });
-    panels
+/// B packed (all eight limbs, no scan, on up to `threads` threads) for one product of `m` rows,
+/// when the selected kernel packs B for a product of that many rows.
+pub(crate) fn pack_for_product(
+    m: usize,
+    k: usize,
+    n: usize,
+    b: &[u64],
+    threads: usize,
+) -> Option<super::amx::PackedRhs> {
+    (selected() == Kernel::Amx && m >= AMX_MIN_ROWS && k > 0 && n > 0)
+        .then(|| super::amx::PackedRhs::unsigned(k, n, b, threads))
 }
 
 /// A right-hand operand packed once for many products, in the selected kernel's form.
