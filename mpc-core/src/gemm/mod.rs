@@ -440,11 +440,9 @@ mod tests {
         assert_eq!(portable, naive, "portable kernel, {m}x{k}·{k}x{n}");
     }
 
-    /// Edges of every blocking level: tiles (4x24), B read in place (up to 32 rows) or packed,
-    /// packing blocks (64, 256, 384) and beyond, and empty products.
-    /// Shapes around every edge of the blocking: tiles and panels cut short, odd block depths
-    /// (a paired tile's lone last step), paired (12 rows or more) and unpaired products, B read
-    /// in place (up to 32 rows) and packed.
+    /// Edges of every blocking level: tiles (4x24) and panels cut short, B read in place (up to
+    /// 32 rows) or packed, packing blocks (64, 256, 384) and beyond, odd block depths (a paired
+    /// tile's lone last step), paired (12 rows or more) and unpaired products, and empty products.
     const ODD_SHAPES: [(usize, usize, usize); 13] = [
         (1, 1, 1),
         (3, 5, 7),
@@ -552,7 +550,7 @@ mod tests {
         }
     }
 
-    /// A packing of another shape is not used (the plain B is).
+    /// Panels packed once (drawn in bands, or from a slice) multiply as the naive loop does.
     #[test]
     fn panels_packed_once_match_the_naive_loop() {
         // Several block rows (k > KC, odd remainders) and block columns (n > NC, a ragged last
@@ -593,6 +591,7 @@ mod tests {
         }
     }
 
+    /// A packing of another shape is not used (the plain B is).
     #[test]
     fn a_packing_of_another_shape_is_ignored() {
         let (a, b, c0) = matrices::<u64>(40, 30, 20, 9);

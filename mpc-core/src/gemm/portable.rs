@@ -80,10 +80,7 @@ impl<R: Ring> Tile<R> for PortableTile {
         b_stride: usize,
         corrections: Option<Corrections<'_, R>>,
     ) -> [[R; NR]; MR] {
-        match corrections {
-            Some(corrections) => paired_micro_kernel(kc, a_panel, b, b_stride, corrections),
-            None => micro_kernel(kc, a_panel, b, b_stride),
-        }
+        micro_kernel(kc, a_panel, b, b_stride, corrections)
     }
 }
 
@@ -211,24 +208,23 @@ impl<R: Ring> Panels<R> {
         self.n
     }
 
-    /// Where the block of rows `pc..`, columns `jc..` starts in `values` and in `eta`.
-    fn offsets(&self, jc: usize, pc: usize) -> (usize, usize) {
+    /// Where the block of rows `pc..`, columns `jc..` lies in `values` and its η in `eta`.
+    fn ranges(&self, jc: usize, pc: usize) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
+        let (kc, padded) = (KC.min(self.k - pc), NC.min(self.n - jc).div_ceil(NR) * NR);
         // Every block column but the last is NC wide (a multiple of NR), so padded to itself.
-        let padded = NC.min(self.n - jc).div_ceil(NR) * NR;
-        (jc * self.k + pc * padded, jc * self.k.div_ceil(KC) + pc / KC * padded)
+        let (v, e) = (jc * self.k + pc * padded, jc * self.k.div_ceil(KC) + pc / KC * padded);
+        (v..v + kc * padded, e..e + padded)
     }
 
     /// The packed block of rows `pc..`, columns `jc..`, and its η.
     fn block(&self, jc: usize, pc: usize) -> (&[R], &[R]) {
-        let (kc, padded) = (KC.min(self.k - pc), NC.min(self.n - jc).div_ceil(NR) * NR);
-        let (v, e) = self.offsets(jc, pc);
-        (&self.values[v..v + kc * padded], &self.eta[e..e + padded])
+        let (values, eta) = self.ranges(jc, pc);
+        (&self.values[values], &self.eta[eta])
     }
 
     fn block_mut(&mut self, jc: usize, pc: usize) -> (&mut [R], &mut [R]) {
-        let (kc, padded) = (KC.min(self.k - pc), NC.min(self.n - jc).div_ceil(NR) * NR);
-        let (v, e) = self.offsets(jc, pc);
-        (&mut self.values[v..v + kc * padded], &mut self.eta[e..e + padded])
+        let (values, eta) = self.ranges(jc, pc);
+        (&mut self.values[values], &mut self.eta[eta])
     }
 
     /// Writes row `p` of B into its place in every block column.
@@ -239,9 +235,8 @@ impl<R: Ring> Panels<R> {
             let nc = NC.min(self.n - jc);
             let (block, _) = self.block_mut(jc, pc);
             for (panel, j0) in (0..nc).step_by(NR).enumerate() {
-                let w = NR.min(nc - j0);
                 let at = panel * NR * kc + r * NR;
-                block[at..at + w].copy_from_slice(&row[jc + j0..jc + j0 + w]);
+                copy_panel_row(&row[jc + j0..jc + j0 + NR.min(nc - j0)], &mut block[at..at + NR]);
             }
         }
     }
@@ -387,20 +382,23 @@ fn pack_b<R: Ring>(b: &[R], ld: usize, jc: usize, kc: usize, nc: usize, out: &mu
     for (panel, j0) in (0..nc).step_by(NR).enumerate() {
         let w = NR.min(nc - j0);
         let dst = &mut out[panel * NR * kc..(panel + 1) * NR * kc];
-        if w == NR {
-            // Whole panels copied as fixed-size rows: inline vector moves, no call per row.
-            for (p, d) in dst.chunks_exact_mut(NR).enumerate().take(kc) {
-                let src: &[R; NR] = b[p * ld + jc + j0..p * ld + jc + j0 + NR].try_into().expect("row of NR");
-                let d: &mut [R; NR] = d.try_into().expect("row of NR");
-                *d = *src;
-            }
-            continue;
+        for (p, d) in dst.chunks_exact_mut(NR).enumerate().take(kc) {
+            copy_panel_row(&b[p * ld + jc + j0..p * ld + jc + j0 + w], d);
         }
-        for p in 0..kc {
-            let src = &b[p * ld + jc + j0..p * ld + jc + j0 + w];
-            let d = &mut dst[p * NR..(p + 1) * NR];
-            d[..w].copy_from_slice(src);
-            d[w..].fill(R::ZERO);
+    }
+}
+
+/// Copies `src` (up to NR values of a row of B) into a panel's row `dst` (NR values), zero past
+/// it. A whole row is copied as a fixed-size array: inline vector moves, no call per row.
+#[cfg(feature = "alloc")]
+#[inline(always)]
+fn copy_panel_row<R: Ring>(src: &[R], dst: &mut [R]) {
+    let dst: &mut [R; NR] = dst.try_into().expect("panel row of NR");
+    match <&[R; NR]>::try_from(src) {
+        Ok(whole) => *dst = *whole,
+        Err(_) => {
+            dst[..src.len()].copy_from_slice(src);
+            dst[src.len()..].fill(R::ZERO);
         }
     }
 }
@@ -423,54 +421,44 @@ fn pack_a<R: Ring>(a: &[R], ld: usize, pc: usize, mc: usize, kc: usize, out: &mu
     }
 }
 
-/// [`micro_kernel`] with the steps multiplied in pairs ([`Corrections`]).
+/// The MR×NR register tile of `A_panel · B` over `kc` steps (B's row `p` at `b[p * b_stride..]`),
+/// with `corrections` multiplying the steps in pairs ([`Corrections`]; an odd last step alone).
 #[cfg(feature = "alloc")]
 #[inline(always)]
-fn paired_micro_kernel<R: Ring>(
+fn micro_kernel<R: Ring>(
     kc: usize,
     a_panel: &[R],
     b: &[R],
     b_stride: usize,
-    corrections: Corrections<'_, R>,
+    corrections: Option<Corrections<'_, R>>,
 ) -> [[R; NR]; MR] {
-    let mut acc = [[R::ZERO; NR]; MR];
-    for (i, row) in acc.iter_mut().enumerate() {
-        for (c, eta) in row.iter_mut().zip(corrections.cols) {
-            *c = R::ZERO.wrapping_sub(&corrections.rows[i]).wrapping_sub(eta);
-        }
-    }
     let b_row = |p: usize| -> &[R; NR] { b[p * b_stride..p * b_stride + NR].try_into().expect("panel width") };
-    for (q, a_pair) in a_panel.chunks_exact(2 * MR).take(kc / 2).enumerate() {
-        let (even, odd) = (b_row(2 * q), b_row(2 * q + 1));
-        for i in 0..MR {
-            let (a_even, a_odd) = (a_pair[i], a_pair[MR + i]);
-            for j in 0..NR {
-                let product = a_even.wrapping_add(&odd[j]).wrapping_mul(&a_odd.wrapping_add(&even[j]));
-                acc[i][j] = acc[i][j].wrapping_add(&product);
-            }
-        }
-    }
-    if kc % 2 == 1 {
-        let last = b_row(kc - 1);
-        for i in 0..MR {
-            let a = a_panel[(kc - 1) * MR + i];
-            for j in 0..NR {
-                acc[i][j] = acc[i][j].wrapping_add(&a.wrapping_mul(&last[j]));
-            }
-        }
-    }
-    acc
-}
-
-/// The MR×NR register tile of `A_panel · B` over `kc` steps (B's row `p` at `b[p * b_stride..]`).
-#[cfg(feature = "alloc")]
-#[inline(always)]
-fn micro_kernel<R: Ring>(kc: usize, a_panel: &[R], b: &[R], b_stride: usize) -> [[R; NR]; MR] {
     let mut acc = [[R::ZERO; NR]; MR];
-    for (p, a_col) in a_panel.chunks_exact(MR).take(kc).enumerate() {
-        let b_row: &[R; NR] = b[p * b_stride..p * b_stride + NR].try_into().expect("panel width");
+    // Steps multiplied one at a time: all of them, or the odd last one of a paired tile.
+    let mut single = 0..kc;
+    if let Some(corrections) = corrections {
+        // The accumulators start at −ξ_i − η_j.
+        for (row, xi) in acc.iter_mut().zip(corrections.rows) {
+            for (c, eta) in row.iter_mut().zip(corrections.cols) {
+                *c = R::ZERO.wrapping_sub(xi).wrapping_sub(eta);
+            }
+        }
+        for (q, a_pair) in a_panel.chunks_exact(2 * MR).take(kc / 2).enumerate() {
+            let (even, odd) = (b_row(2 * q), b_row(2 * q + 1));
+            for i in 0..MR {
+                let (a_even, a_odd) = (a_pair[i], a_pair[MR + i]);
+                for j in 0..NR {
+                    let product = a_even.wrapping_add(&odd[j]).wrapping_mul(&a_odd.wrapping_add(&even[j]));
+                    acc[i][j] = acc[i][j].wrapping_add(&product);
+                }
+            }
+        }
+        single = kc / 2 * 2..kc;
+    }
+    for p in single {
+        let b_row = b_row(p);
         for i in 0..MR {
-            let ai = a_col[i];
+            let ai = a_panel[p * MR + i];
             for j in 0..NR {
                 acc[i][j] = acc[i][j].wrapping_add(&ai.wrapping_mul(&b_row[j]));
             }
