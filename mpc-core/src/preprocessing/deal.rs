@@ -110,6 +110,64 @@ fn correct<R: Ring>(share: &mut [R], secret: impl IntoIterator<Item = R>) -> Res
     if written == share.len() { Ok(()) } else { Err(Error::MaterialMismatch) }
 }
 
+/// Like [`correct`], for a secret made of packed bits: element q of `share` becomes
+/// `value(bit from + q of words, q)` less P1's share. A word of bits at a time, each read at
+/// a fixed shift (the loop vectorises).
+fn correct_bits<R: Ring>(
+    share: &mut [R],
+    words: &[R],
+    from: usize,
+    value: impl Fn(R, usize) -> R,
+) -> Result<(), Error> {
+    let bits = R::BITS as usize;
+    if words.len() * bits < from + share.len() {
+        return Err(Error::MaterialMismatch);
+    }
+    let (first, offset) = (from / bits, (from % bits) as u32);
+    for (c, chunk) in share.chunks_mut(bits).enumerate() {
+        // The chunk's bits, from bit `offset` of word `first + c` on (the two parts do not overlap).
+        let low = words[first + c].shr_logical(offset);
+        let word = match words.get(first + c + 1) {
+            Some(high) if offset > 0 => low ^ high.shl(R::BITS - offset),
+            _ => low,
+        };
+        for (b, s) in chunk.iter_mut().enumerate() {
+            *s = value(word.shr_logical(b as u32) & R::ONE, c * bits + b).wrapping_sub(s);
+        }
+    }
+    Ok(())
+}
+
+/// Like [`correct`], for a secret made of pairs: element i of `share` becomes `value(x[i], y[j])`
+/// less P1's share, y's element j the one multiplying i when y is repeated along rows or
+/// columns of `len` ([`broadcast_index`]), found a row at a time rather than by a division.
+fn correct_pairs<R: Ring>(
+    share: &mut [R],
+    (x, y): (&[R], &[R]),
+    (len, broadcast): (usize, Option<bool>),
+    value: impl Fn(R, R) -> R,
+) -> Result<(), Error> {
+    let len = len.max(1);
+    if x.len() != share.len() || y.len() < broadcast_len(share.len().div_ceil(len), len, broadcast).min(share.len()) {
+        return Err(Error::MaterialMismatch);
+    }
+    let rows = share.chunks_mut(len).zip(x.chunks(len));
+    match broadcast {
+        None => share.iter_mut().zip(x).zip(y).for_each(|((s, a), b)| *s = value(*a, *b).wrapping_sub(s)),
+        Some(true) => {
+            for ((s, xs), b) in rows.zip(y) {
+                s.iter_mut().zip(xs).for_each(|(s, a)| *s = value(*a, *b).wrapping_sub(s));
+            }
+        }
+        Some(false) => {
+            for (s, xs) in rows {
+                s.iter_mut().zip(xs).zip(y).for_each(|((s, a), b)| *s = value(*a, *b).wrapping_sub(s));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Ring words holding `bits` packed bits.
 pub(crate) fn words_for_bits<R: Ring>(bits: usize) -> usize {
     bits.div_ceil(R::BITS as usize)
@@ -866,7 +924,12 @@ impl<R: Ring> DealerState<R> {
     /// both PRGs draw it (the dealer holds no k × n buffer of B beside its packed form).
     pub fn corrections(&mut self, request: &Request) -> Result<Parts2<Shares<R>, MAX_PARTS>, Error> {
         let (Request::MatmulMask { k, n } | Request::OwnedMask { k, n }) = *request else {
-            return Ok(self.deal(request)?.correlated);
+            // P0's random parts are its own draws, never sent: their buffers serve the next draw.
+            let Parts { random, correlated } = self.deal(request)?;
+            for used in random {
+                self.recycled.put(used);
+            }
+            return Ok(correlated);
         };
         self.check_mask_room(k, n)?;
         let owned = matches!(request, Request::OwnedMask { .. });
@@ -933,14 +996,11 @@ impl<R: Ring> DealerState<R> {
         }
         match *request {
             Request::Beaver { .. } | Request::Broadcast { .. } => {
-                let (a, b) = (&secret[0], &secret[1]);
                 let broadcast = match *request {
                     Request::Broadcast { len, per_row, .. } => (len, Some(per_row)),
                     _ => (0, None),
                 };
-                let products =
-                    a.iter().enumerate().map(|(i, x)| x.wrapping_mul(&b[broadcast_index(broadcast.0, broadcast.1, i)]));
-                correct(&mut corr[0], products)?;
+                correct_pairs(&mut corr[0], (&secret[0], &secret[1]), broadcast, |a, b| a.wrapping_mul(&b))?;
             }
             Request::Square { .. } => correct(&mut corr[0], secret[0].iter().map(|r| r.wrapping_mul(r)))?,
             Request::Trunc { frac_bits, .. } => {
@@ -989,38 +1049,46 @@ impl<R: Ring> DealerState<R> {
                 };
                 below_tables_into(r, bounds, (width, below_skip(times, square)), &mut corr[0]);
                 let m = n * bounds;
-                let bit = |words: &Shares<R>, i: usize| crate::protocol::compare::get_bit(words, i);
-                let (u1, u2, u3) = (&secret[1], &secret[2], &secret[3]);
-                let u = |which: usize, q: usize| match which {
-                    0 => bit(u1, q),
-                    1 => bit(u2, q),
-                    2 => bit(u3, q),
-                    _ => bit(u2, q) & bit(u3, q),
-                };
-                for which in 0..4 {
-                    correct(&mut corr[1 + which], (0..m).map(|q| u(which, q)))?;
+                // The bits U_k of every comparison (U_4 = u2·u3), as ring values.
+                let (u1, u2, u3) = (&secret[1][..], &secret[2][..], &secret[3][..]);
+                let u23 = Shares::from_vec(u2.iter().zip(u3).map(|(a, b)| *a & *b).collect());
+                let us: [&[R]; 4] = [u1, u2, u3, &u23];
+                for (k, words) in us.iter().enumerate() {
+                    correct_bits(&mut corr[1 + k], words, 0, |bit, _| bit)?;
                 }
-                let msb = |i: usize| r[i].shr_logical(width - 1);
+                let msb = |v: &R| v.shr_logical(width - 1);
                 if let Some(s) = times {
-                    let hi = |i: usize| r[i].shr_logical(s);
+                    let hi = |v: &R| v.shr_logical(s);
                     // Without a wrap, msb(r) has no weight and r >> 0 is r: neither is sent.
                     let wrapped = if below_wraps::<R>(times, width) { n } else { 0 };
-                    correct(&mut corr[5], (0..wrapped).map(hi).chain((0..wrapped).map(msb)))?;
-                    let products = (m - below_products(n, bounds, square))..m;
-                    let with_msb = if wrapped > 0 { products.clone() } else { 0..0 };
-                    let cross = (0..4).flat_map(|which| {
-                        let by_msb = with_msb.clone().map(move |q| u(which, q).wrapping_mul(&msb(q % n)));
-                        let by_hi = products.clone().map(move |q| u(which, q).wrapping_mul(&hi(q % n)));
-                        by_msb.chain(by_hi)
-                    });
-                    correct(&mut corr[6], cross)?;
+                    let factors = [
+                        Shares::from_vec(r[..wrapped].iter().map(msb).collect()),
+                        Shares::from_vec(r.iter().map(hi).collect()),
+                    ];
+                    correct(&mut corr[5], factors[1][..wrapped].iter().chain(factors[0].iter()).copied())?;
+                    // The products are those of the last bounds, whole blocks of n comparisons
+                    // (bound-major): U_k·msb(r) (with a wrap) and U_k·(r >> s) per comparison.
+                    let products = below_products(n, bounds, square);
+                    let first = m - products;
+                    let mut parts = corr[6].chunks_mut(products.max(1));
+                    for words in us {
+                        for factor in factors.iter().filter(|f| !f.is_empty()) {
+                            let part = parts.next().ok_or(Error::MaterialMismatch)?;
+                            for (block, values) in part.chunks_mut(n.max(1)).enumerate() {
+                                correct_bits(values, words, first + block * n, |bit, i| bit.wrapping_mul(&factor[i]))?;
+                            }
+                        }
+                    }
+                    if parts.next().is_some() {
+                        return Err(Error::MaterialMismatch);
+                    }
                 }
                 if square {
                     // The square is of y = x >> s: hi² and, with a wrap, hi·msb.
                     let s = times.unwrap_or(0);
                     let hi = |i: usize| r[i].shr_logical(s);
                     let wrapped = if below_wraps::<R>(times, width) { n } else { 0 };
-                    let by_msb = (0..wrapped).map(|i| hi(i).wrapping_mul(&msb(i)));
+                    let by_msb = (0..wrapped).map(|i| hi(i).wrapping_mul(&msb(&r[i])));
                     correct(&mut corr[7], (0..n).map(|i| hi(i).wrapping_mul(&hi(i))).chain(by_msb))?;
                 }
             }
@@ -1075,6 +1143,32 @@ fn below_tables_into<R: Ring>(r: &[R], bounds: usize, (width, skip): (u32, u32),
     let (w, table_bits) = (below_digit_bits(bounds), below_table_bits(bounds));
     let values = 1usize << w;
     let low_mask = (1u64 << (width - 2)) - 1;
+    let half = digits / 2;
+    if table_bits <= R::BITS as usize {
+        // Both tables of a digit in one word (4-bit digits): each entry made in a register
+        // from the digit and r's bit k-2 by masks, without a branch on either.
+        let all = (1u64 << values) - 1;
+        for (value, table) in r.iter().zip(tables.chunks_exact_mut(words)) {
+            let flip = 0u64.wrapping_sub((value.shr_logical(width - 2) & R::ONE).to_u64());
+            let low = (value.to_u64() & low_mask) >> skip;
+            for d in 0..digits {
+                let digit = (low >> (w * d as u32)) & (values as u64 - 1);
+                let below = (1u64 << digit) - 1;
+                let lt = match d {
+                    // [v > digit] where r's bit k-2 is set.
+                    _ if d >= half => below ^ (flip & (below ^ all ^ ((below << 1) | 1))),
+                    // Negated there.
+                    _ if d + 1 == half => below ^ (flip & all),
+                    _ => below,
+                };
+                let entry = R::from_u64(lt ^ (1u64 << (values as u64 + digit)));
+                let base = d * table_bits;
+                let word = &mut table[base / R::BITS as usize];
+                *word = *word ^ entry.shl((base % R::BITS as usize) as u32);
+            }
+        }
+        return;
+    }
     for (value, table) in r.iter().zip(tables.chunks_exact_mut(words)) {
         let flip = value.shr_logical(width - 2) & R::ONE == R::ONE;
         let low = (value.to_u64() & low_mask) >> skip;
@@ -1082,21 +1176,9 @@ fn below_tables_into<R: Ring>(r: &[R], bounds: usize, (width, skip): (u32, u32),
             let digit = ((low >> (w * d as u32)) & (values as u64 - 1)) as usize;
             let base = d * table_bits;
             // [v < digit] is the run of entries below the digit, [v > digit] the run above it.
-            let (from, to) = if flip && d >= digits / 2 { (digit + 1, values) } else { (0, digit) };
-            let negate = flip && d == digits / 2 - 1;
-            if table_bits <= R::BITS as usize {
-                // Both tables in one word (4-bit digits): the entry is made in a register.
-                let mut lt = ring::low_ones::<R>(to) ^ ring::low_ones::<R>(from);
-                if negate {
-                    lt = lt ^ ring::low_ones::<R>(values);
-                }
-                let entry = lt ^ R::ONE.shl((values + digit) as u32);
-                let word = &mut table[base / R::BITS as usize];
-                *word = *word ^ entry.shl((base % R::BITS as usize) as u32);
-                continue;
-            }
+            let (from, to) = if flip && d >= half { (digit + 1, values) } else { (0, digit) };
             xor_bit_range(table, base + from, base + to);
-            if negate {
+            if flip && d + 1 == half {
                 xor_bit_range(table, base, base + values);
             }
             crate::protocol::compare::set_bit(table, base + values + digit, R::ONE);
@@ -1143,37 +1225,36 @@ fn fused_correct<R: Ring>(
     corr: &mut [Shares<R>],
 ) -> Result<(), Error> {
     let (_, len, broadcast) = shape;
-    let j = |i: usize| broadcast_index(len, broadcast, i);
     let mut parts = corr.iter_mut();
     let mut next = || parts.next().ok_or(Error::MaterialMismatch);
     // Each truncated operand's r mod 2^m, shifted, and its top bit.
-    let hi = |v: &R, (s, m): (u32, u32)| ring::low_bits(*v, m).shr_logical(s);
-    let msb = |v: &R, m: u32| v.shr_logical(m - 1) & R::ONE;
+    let hi = |v: R, (s, m): (u32, u32)| ring::low_bits(v, m).shr_logical(s);
+    let msb = |v: R, m: u32| v.shr_logical(m - 1) & R::ONE;
     let (x_at, y_at) = ((xs, xm), (ys, ym));
     let (x_wraps, y_wraps) = (opening_wraps::<R>(xs, xm), opening_wraps::<R>(ys, ym));
     for (r, at, wraps) in [(x, x_at, x_wraps), (y, y_at, y_wraps)] {
         if wraps {
-            correct(next()?, r.iter().map(|v| hi(v, at)))?;
-            correct(next()?, r.iter().map(|v| msb(v, at.1)))?;
+            correct(next()?, r.iter().map(|v| hi(*v, at)))?;
+            correct(next()?, r.iter().map(|v| msb(*v, at.1)))?;
         }
     }
-    let xi = x.iter().enumerate();
+    let (xy, along) = ((x, y), (len, broadcast));
     match (x_wraps, y_wraps) {
-        (false, false) => correct(next()?, xi.map(|(i, a)| a.wrapping_mul(&y[j(i)])))?,
+        (false, false) => correct_pairs(next()?, xy, along, |a, b| a.wrapping_mul(&b))?,
         (false, true) => {
-            correct(next()?, xi.clone().map(|(i, a)| a.wrapping_mul(&msb(&y[j(i)], ym))))?;
-            correct(next()?, xi.map(|(i, a)| a.wrapping_mul(&hi(&y[j(i)], y_at))))?;
+            correct_pairs(next()?, xy, along, |a, b| a.wrapping_mul(&msb(b, ym)))?;
+            correct_pairs(next()?, xy, along, |a, b| a.wrapping_mul(&hi(b, y_at)))?;
         }
         (true, false) => {
-            correct(next()?, xi.clone().map(|(i, a)| msb(a, xm).wrapping_mul(&y[j(i)])))?;
-            correct(next()?, xi.map(|(i, a)| hi(a, x_at).wrapping_mul(&y[j(i)])))?;
+            correct_pairs(next()?, xy, along, |a, b| msb(a, xm).wrapping_mul(&b))?;
+            correct_pairs(next()?, xy, along, |a, b| hi(a, x_at).wrapping_mul(&b))?;
         }
         (true, true) => {
-            correct(next()?, xi.clone().map(|(i, a)| msb(a, xm).wrapping_mul(&hi(&y[j(i)], y_at))))?;
-            correct(next()?, xi.clone().map(|(i, a)| hi(a, x_at).wrapping_mul(&msb(&y[j(i)], ym))))?;
-            correct(next()?, xi.clone().map(|(i, a)| hi(a, x_at).wrapping_mul(&hi(&y[j(i)], y_at))))?;
+            correct_pairs(next()?, xy, along, |a, b| msb(a, xm).wrapping_mul(&hi(b, y_at)))?;
+            correct_pairs(next()?, xy, along, |a, b| hi(a, x_at).wrapping_mul(&msb(b, ym)))?;
+            correct_pairs(next()?, xy, along, |a, b| hi(a, x_at).wrapping_mul(&hi(b, y_at)))?;
             if xm.min(ym) < R::BITS {
-                correct(next()?, xi.map(|(i, a)| msb(a, xm).wrapping_mul(&msb(&y[j(i)], ym))))?;
+                correct_pairs(next()?, xy, along, |a, b| msb(a, xm).wrapping_mul(&msb(b, ym)))?;
             }
         }
     }
