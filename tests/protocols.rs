@@ -183,10 +183,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     /// A lookup of P0's table at P1's secret indices gives exactly the table's rows (repeated
-    /// indices, the first and last rows), and is refused when an index is out of the table,
-    /// the count is wrong, or P0 brings indices.
+    /// indices, the first and last rows), a matrix's by a one-hot product, a table's
+    /// (`prepare_owned_table`) by bins from 32 rows (empty bins among them: the table is
+    /// smaller than the bins), and is refused when an index is out of the table, the count is
+    /// wrong, or P0 brings indices.
     #[test]
-    fn owned_lookup_gives_the_rows_exactly(seed: u64, vocab in 1usize..50, width in 1usize..20, count in 1usize..12) {
+    fn owned_lookup_gives_the_rows_exactly(
+        seed: u64,
+        vocab in 1usize..50,
+        width in 1usize..20,
+        count in prop_oneof![1usize..12, 30usize..70],
+        table_kind: bool,
+    ) {
         let table: Vec<u64> = FP.encode_vec(&reals(seed, vocab * width, 4.0));
         let indices: Vec<usize> = (0..count).map(|r| match r {
             0 => 0,
@@ -194,7 +202,11 @@ proptest! {
             _ => (seed as usize).wrapping_add(r * 7919) % vocab,
         }).collect();
         let run = threaded(seed, Truncation::Dealer, |party, role| {
-            let owned = party.prepare_owned((role == Role::P0).then_some(&table[..]), vocab, width)?;
+            let theirs = (role == Role::P0).then_some(&table[..]);
+            let owned = match table_kind {
+                true => party.prepare_owned_table(theirs, vocab, width)?,
+                false => party.prepare_owned(theirs, vocab, width)?,
+            };
             let mine = (role == Role::P1).then_some(&indices[..]);
             let rows = party.lookup_owned(mine, count, &owned)?;
             // Each refusal comes before any message or material: the other party is not asked.
@@ -216,6 +228,55 @@ proptest! {
             prop_assert_eq!(refusal, &Some(mpc_core::Error::ShapeMismatch));
         }
     }
+}
+
+/// A table of thousands of rows looked up by bins at counts that fill one to several slots of
+/// some bins, with repeats: exactly its rows, in P1's order; each party sends its one message
+/// (P1 its slots' masked one-hots and route, P0 its share of the slots' rows).
+#[test]
+fn batched_lookups_of_a_large_table_give_the_rows_exactly() {
+    use mpc_core::protocol::{LOOKUP_SLOTS, lookup_bins};
+    let (vocab, width) = (5000, 6);
+    let table: Vec<u64> = FP.encode_vec(&reals(3, vocab * width, 4.0));
+    for count in [32usize, 100, 257] {
+        let indices: Vec<usize> = (0..count).map(|r| (r * r * 7919 + 13) % vocab).collect();
+        let run = threaded(count as u64, Truncation::Dealer, |party, role| {
+            let owned = party.prepare_owned_table((role == Role::P0).then_some(&table[..]), vocab, width)?;
+            let before = party.transport().stats();
+            let rows = party.lookup_owned((role == Role::P1).then_some(&indices[..]), count, &owned)?;
+            let cost = party.transport().stats().since(&before);
+            Ok((party.open(&rows)?, cost.bytes_sent, cost.messages_sent))
+        });
+        let expect: Vec<u64> =
+            indices.iter().flat_map(|&i| table[i * width..(i + 1) * width].iter().copied()).collect();
+        assert_eq!(run.p0.output.0, expect, "{count} rows");
+        assert_eq!(run.p1.output.0, expect, "{count} rows");
+        let slots = lookup_bins(count) * LOOKUP_SLOTS;
+        assert_eq!((run.p1.output.1, run.p1.output.2), (8 * (LOOKUP_SLOTS * vocab + count * slots) as u64, 1));
+        assert_eq!((run.p0.output.1, run.p0.output.2), (8 * (slots * width) as u64, 1));
+    }
+}
+
+/// More distinct indices in one bin than it has slots (found through the table's public key):
+/// P1 refuses before sending anything, and P0 sees the session end.
+#[test]
+fn a_bin_beyond_its_slots_is_refused_before_anything_is_sent() {
+    let (vocab, width, count) = (3000, 2, 32);
+    let table: Vec<u64> = FP.encode_vec(&reals(5, vocab * width, 1.0));
+    let run = mpc_io_std::run_threaded(mpc_io_std::LaunchOptions::seeded(5), |ctx| {
+        let role = ctx.role;
+        let mut party = ctx.party()?;
+        let owned = party.prepare_owned_table((role == Role::P0).then_some(&table[..]), vocab, width)?;
+        // 17 rows of one bin (about 94 of the 3000 rows fall in each of the 32), again and again.
+        let bin = |row: usize| owned.lookup_bin(row, count).expect("a table's bin");
+        let crowded: Vec<usize> = (0..vocab).filter(|&r| bin(r) == bin(0)).take(17).collect();
+        assert_eq!(crowded.len(), 17);
+        let indices: Vec<usize> = (0..count).map(|i| crowded[i % 17]).collect();
+        Ok(party.lookup_owned((role == Role::P1).then_some(&indices[..]), count, &owned).err())
+    })
+    .expect("both parties return");
+    assert_eq!(run.p1.output, Some(mpc_core::Error::TooLarge));
+    assert!(matches!(run.p0.output, Some(mpc_core::Error::Transport(_))), "{:?}", run.p0.output);
 }
 
 /// The ring values (t + offset)² for the two truncations t of `z` by 16 bits that are within

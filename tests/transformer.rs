@@ -11,12 +11,20 @@ use mpc_transformer::{BertConfig, Encoder, Params, Preset, Unobserved};
 const SEQ: usize = 16;
 
 fn tokens(vocab: usize) -> Vec<u32> {
-    (0..SEQ).map(|i| ((i * 37 + 11) % vocab) as u32).collect()
+    tokens_of(vocab, SEQ)
+}
+
+fn tokens_of(vocab: usize, seq: usize) -> Vec<u32> {
+    (0..seq).map(|i| ((i * 37 + 11) % vocab) as u32).collect()
 }
 
 fn mask() -> Vec<f64> {
+    mask_of(SEQ)
+}
+
+fn mask_of(seq: usize) -> Vec<f64> {
     // The last three tokens are padding.
-    (0..SEQ).map(|i| if i < SEQ - 3 { 1.0 } else { 0.0 }).collect()
+    (0..seq).map(|i| if i < seq - 3 { 1.0 } else { 0.0 }).collect()
 }
 
 fn plain(config: &BertConfig, params: &Params, preset: Preset) -> Vec<f64> {
@@ -82,8 +90,10 @@ fn the_simulation_predicts_the_protocols_traffic_exactly() {
 
     let config = BertConfig { num_labels: Some(2), ..BertConfig::tiny(2, 64, 4, 100) };
     let params = Params::random_with_std(&config, 13, 0.1);
-    let toks = tokens(config.vocab_size);
-    for preset in Preset::ALL {
+    // 16 tokens look the embedding up by one-hot rows, 40 by bins.
+    let lengths = [SEQ, 40];
+    for (preset, seq) in Preset::ALL.into_iter().flat_map(|p| lengths.map(|seq| (p, seq))) {
+        let (toks, mask) = (tokens_of(config.vocab_size, seq), mask_of(seq));
         for weights in [WeightMode::Owner, WeightMode::Shared] {
             for truncation in [Truncation::Local, Truncation::Dealer] {
                 let run = run_threaded(LaunchOptions::seeded(6), |ctx| {
@@ -95,7 +105,7 @@ fn the_simulation_predicts_the_protocols_traffic_exactly() {
                     b.reveal(&[0])?; // a barrier
                     let before = b.party().transport().stats();
                     model
-                        .forward(&mut b, (role == Role::P1).then_some(&toks[..]), &mask(), &mut Unobserved)
+                        .forward(&mut b, (role == Role::P1).then_some(&toks[..]), &mask, &mut Unobserved)
                         .map_err(|_| mpc_core::Error::Malformed("forward"))?;
                     Ok(b.party().transport().stats().since(&before))
                 })
@@ -103,9 +113,9 @@ fn the_simulation_predicts_the_protocols_traffic_exactly() {
                 let mut fixed = Fixed::default().with_truncation(truncation).with_weight_mode(weights);
                 let model = Encoder::load(&mut fixed, &config, preset, Some(&params), None).expect("load");
                 fixed.reset_ledger();
-                model.forward(&mut fixed, Some(&toks), &mask(), &mut Unobserved).expect("forward");
+                model.forward(&mut fixed, Some(&toks), &mask, &mut Unobserved).expect("forward");
                 let predicted: [CommStats; 2] = [fixed.ledger().stats(Role::P0), fixed.ledger().stats(Role::P1)];
-                assert_eq!(predicted, [run.p0.output, run.p1.output], "{preset} {weights:?} {truncation:?}");
+                assert_eq!(predicted, [run.p0.output, run.p1.output], "{preset} {weights:?} {truncation:?} {seq}");
             }
         }
     }

@@ -264,13 +264,13 @@ impl Backend for Fixed {
         vocab: usize,
     ) -> Result<Vec<u64>> {
         let (rows, width, data) = table;
-        // The protocol sends P1's masked one-hot rows one way; the simulation gathers.
-        cost::matmul_owned::<u64>(&mut self.ledger, count, vocab);
+        // The protocol sends P1's masked one-hot rows (or slots) one way; the simulation gathers.
+        cost::lookup_owned::<u64>(&mut self.ledger, count, (vocab, *width), true);
         crate::backend::gather_rows((*rows, *width, data), indices, count, vocab)
     }
     fn load_table(&mut self, w: Option<Vec<f64>>, vocab: usize, width: usize) -> Result<Self::Weight> {
         // Either way P0 prepares a matrix of its own (the table, or its share of it).
-        cost::prepare_owned::<u64>(&mut self.ledger, vocab * width);
+        cost::prepare_owned_table::<u64>(&mut self.ledger, vocab * width);
         match w {
             Some(w) if w.len() == vocab * width => Ok((vocab, width, self.fixed.encode_owned(w))),
             _ => Err(Error::ShapeMismatch),

@@ -235,11 +235,18 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
     }
     fn load_table(&mut self, w: Option<Vec<f64>>, vocab: usize, width: usize) -> Result<SecureWeight> {
         match self.weights {
-            WeightMode::Owner => self.load_weight(w, vocab, width),
+            WeightMode::Owner => {
+                if w.is_some() != self.is_p0() || w.as_ref().is_some_and(|w| w.len() != vocab * width) {
+                    return Err(Error::ShapeMismatch);
+                }
+                let fixed = self.party.fixed_point();
+                let encoded: Option<Vec<u64>> = w.map(|w| fixed.encode_owned(w));
+                Ok(SecureWeight::Owned(self.party.prepare_owned_table(encoded.as_deref(), vocab, width)?))
+            }
             WeightMode::Shared => {
                 let share = self.party.input_fixed(Role::P0, w.as_deref(), vocab * width)?;
                 let mine = self.is_p0().then_some(&share[..]);
-                let owned = self.party.prepare_owned(mine, vocab, width)?;
+                let owned = self.party.prepare_owned_table(mine, vocab, width)?;
                 let share = if self.is_p0() { Shares::zeros(0) } else { share };
                 Ok(SecureWeight::Table { share, owned })
             }

@@ -150,6 +150,22 @@ impl<R: Ring> RightOperand<R> {
         })
     }
 
+    /// Keeps `b` (k × n, row-major) as it is, never packed: a table read by rows
+    /// ([`RightOperand::row_major`]) as well as multiplied.
+    ///
+    /// # Panics
+    /// If `b` does not hold k × n values.
+    pub fn unpacked(k: usize, n: usize, b: crate::share::Shares<R>) -> Self {
+        assert_eq!(b.len(), k * n, "right operand of {k} x {n}");
+        Self::holding(k, n, None, || b)
+    }
+
+    /// B's rows, row-major, where it is kept unpacked ([`RightOperand::unpacked`], or a kernel
+    /// without a packed form); `None` where it is packed.
+    pub fn row_major(&self) -> Option<&[R]> {
+        (self.packed.is_none() && self.plain.len() == self.k * self.n).then_some(&self.plain[..])
+    }
+
     fn pack(k: usize, n: usize, b: &[R], width: Width) -> Option<PackedRhs> {
         assert_eq!(b.len(), k * n, "right operand of {k} x {n}");
         R::pack_rhs(k, n, b, width)

@@ -11,6 +11,7 @@ use super::recycle::Recycled;
 use super::{MaskId, Material, Request};
 use crate::error::Error;
 use crate::gemm::{RightOperand, Width};
+use crate::protocol::lookup::{LOOKUP_SLOTS, TableBins, lookup_bins};
 use crate::ring::{self, Ring};
 use crate::share::{Expander, Seed, Shares, streams};
 use crate::transport::Role;
@@ -40,6 +41,8 @@ const TAG_TRUNC_SQUARE: u64 = 11;
 const TAG_BELOW: u64 = 12;
 const TAG_FUSED: u64 = 13;
 const TAG_FUSED_SQUARE: u64 = 14;
+const TAG_OWNED_TABLE: u64 = 15;
+const TAG_OWNED_LOOKUP: u64 = 16;
 /// The bit of a [`Request::Fused`] header's mode word that asks for x's square too.
 const FUSED_WITH_SQUARE: u64 = 4;
 /// The bit of a [`Request::Fused`] header's mode word that asks for y's square too.
@@ -379,8 +382,12 @@ impl Request {
             | Request::Trunc { n, .. }
             | Request::TruncSquare { n, .. }
             | Request::FusedSquare { n, .. } => n == 0,
-            Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => k == 0 || n == 0,
-            Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => m == 0 || k == 0 || n == 0,
+            Request::MatmulMask { k, n } | Request::OwnedMask { k, n } | Request::OwnedTable { k, n } => {
+                k == 0 || n == 0
+            }
+            Request::MatmulTriple { m, k, n, .. }
+            | Request::OwnedTriple { m, k, n, .. }
+            | Request::OwnedLookup { m, k, n, .. } => m == 0 || k == 0 || n == 0,
             Request::And { words } => words == 0,
             Request::Broadcast { rows, len, .. } | Request::Fused { rows, len, .. } => rows == 0 || len == 0,
             Request::Below { n, bounds, .. } => n == 0 || bounds == 0,
@@ -389,7 +396,7 @@ impl Request {
 
     /// Whether the request makes a matmul mask (which gets an identity that triples name).
     pub fn is_mask(&self) -> bool {
-        matches!(self, Request::MatmulMask { .. } | Request::OwnedMask { .. })
+        matches!(self, Request::MatmulMask { .. } | Request::OwnedMask { .. } | Request::OwnedTable { .. })
     }
 
     /// Checks that the request is not empty ([`Request::is_empty`]), every part holds at most
@@ -404,7 +411,16 @@ impl Request {
             Request::Trunc { n, frac_bits } => ok(Some(n)) && frac_bits < R::BITS.saturating_sub(2),
             // The square is local only while q² = 2^(2(k-f)) vanishes in the ring.
             Request::TruncSquare { n, frac_bits } => ok(Some(n)) && frac_bits <= R::BITS / 2,
-            Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => ok(k.checked_mul(n)),
+            Request::MatmulMask { k, n } | Request::OwnedMask { k, n } | Request::OwnedTable { k, n } => {
+                ok(k.checked_mul(n))
+            }
+            Request::OwnedLookup { m, k, n, .. } => {
+                let slots = lookup_bins(m).checked_mul(LOOKUP_SLOTS);
+                ok(k.checked_mul(LOOKUP_SLOTS))
+                    && ok(slots.and_then(|s| s.checked_mul(m)))
+                    && ok(slots.and_then(|s| s.checked_mul(n)))
+                    && ok(m.checked_mul(n))
+            }
             Request::MatmulTriple { m, k, n, .. } | Request::OwnedTriple { m, k, n, .. } => {
                 ok(k.checked_mul(n)) && ok(m.checked_mul(k)) && ok(m.checked_mul(n))
             }
@@ -482,6 +498,21 @@ impl Request {
             Request::OwnedMask { k, n } => {
                 Layout { random: parts(&[(k * n, Owned(Role::P0))]), correlated: parts(&[]) }
             }
+            // The key of B's rows' buckets (P0 sends it to P1 with F), then B.
+            Request::OwnedTable { k, n } => {
+                Layout { random: parts(&[(1, Owned(Role::P0)), (k * n, Owned(Role::P0))]), correlated: parts(&[]) }
+            }
+            Request::OwnedLookup { m, k, n, .. } => {
+                let slots = lookup_bins(m) * LOOKUP_SLOTS;
+                Layout {
+                    random: parts(&[
+                        (LOOKUP_SLOTS * k, Owned(Role::P1)),
+                        (m * slots, Owned(Role::P1)),
+                        (slots * n, Owned(Role::P0)),
+                    ]),
+                    correlated: parts(&[(slots * n, Additive), (m * n, Additive)]),
+                }
+            }
             Request::OwnedTriple { m, k, n, .. } => {
                 Layout { random: parts(&[(m * k, Owned(Role::P1))]), correlated: parts(&[(m * n, Additive)]) }
             }
@@ -555,6 +586,8 @@ impl Request {
             Request::Broadcast { rows, len, per_row } => [TAG_BROADCAST, rows as u64, len as u64, per_row as u64, 0],
             Request::OwnedMask { k, n } => [TAG_OWNED_MASK, k as u64, n as u64, 0, 0],
             Request::OwnedTriple { m, k, n, mask } => [TAG_OWNED_TRIPLE, m as u64, k as u64, n as u64, mask],
+            Request::OwnedTable { k, n } => [TAG_OWNED_TABLE, k as u64, n as u64, 0, 0],
+            Request::OwnedLookup { m, k, n, mask } => [TAG_OWNED_LOOKUP, m as u64, k as u64, n as u64, mask],
         }
     }
 
@@ -628,6 +661,8 @@ impl Request {
             }
             TAG_OWNED_MASK if unused_zero(&w[3..]) => Request::OwnedMask { k: size(w[1])?, n: size(w[2])? },
             TAG_OWNED_TRIPLE => Request::OwnedTriple { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
+            TAG_OWNED_TABLE if unused_zero(&w[3..]) => Request::OwnedTable { k: size(w[1])?, n: size(w[2])? },
+            TAG_OWNED_LOOKUP => Request::OwnedLookup { m: size(w[1])?, k: size(w[2])?, n: size(w[3])?, mask: w[4] },
             _ => return Err(Error::Malformed("request header")),
         };
         req.validate::<R>(max_elements)?;
@@ -764,6 +799,19 @@ pub(crate) fn into_material<R: Ring>(request: &Request, parts: Parts<R>, mask_id
         Request::OwnedMask { k, n } => {
             Material::OwnedMask(super::MatmulMask { id: mask_id, k, n, b: next(&mut random) })
         }
+        Request::OwnedTable { k, n } => {
+            let key = next(&mut random);
+            Material::OwnedTable(super::MatmulMask { id: mask_id, k, n, b: next(&mut random) }, key)
+        }
+        Request::OwnedLookup { m, mask, .. } => Material::OwnedLookup(super::OwnedLookup {
+            mask,
+            m,
+            a: next(&mut random),
+            route: next(&mut random),
+            r0: next(&mut random),
+            c: next(&mut correlated),
+            c_route: next(&mut correlated),
+        }),
         Request::OwnedTriple { m, mask, .. } => Material::OwnedTriple(super::MatmulTriple {
             mask,
             m,
@@ -864,10 +912,14 @@ impl MaskIds {
 }
 
 /// The dealer's view: both parties' request keys, and every live matmul mask B in the clear.
+/// A mask the dealer keeps: (rows, columns, owned by P0, B, a table's order of rows).
+type Kept<R> = (usize, usize, bool, RightOperand<R>, Option<TableBins>);
+
 pub(crate) struct DealerState<R: Ring> {
     keys: [RequestKeys; 2],
-    /// Every live mask B in the clear, by identity: (rows, columns, owned by P0, B).
-    masks: alloc::collections::BTreeMap<MaskId, (usize, usize, bool, RightOperand<R>)>,
+    /// Every live mask B in the clear, by identity: (rows, columns, owned by P0, B, and for a
+    /// table the order its rows are kept in).
+    masks: alloc::collections::BTreeMap<MaskId, Kept<R>>,
     /// The identity the next mask gets (identities keep counting across releases, as the
     /// parties' [`MaskIds`] do).
     next_mask: MaskIds,
@@ -923,6 +975,25 @@ impl<R: Ring> DealerState<R> {
     /// sends): as [`DealerState::deal`] makes them, except that a mask is packed band by band as
     /// both PRGs draw it (the dealer holds no k × n buffer of B beside its packed form).
     pub fn corrections(&mut self, request: &Request) -> Result<Parts2<Shares<R>, MAX_PARTS>, Error> {
+        if let Request::OwnedTable { k, n } = *request {
+            self.check_mask_room(k, n)?;
+            // Both request indices advance; P0's stream is the key, then B's rows, each put in
+            // its place in the table's order as it is drawn (no second k × n buffer).
+            let [keys0, keys1] = &mut self.keys;
+            let (mut p0, _) = (keys0.prg(request), keys1.prg(request));
+            let mut key = [R::ZERO];
+            p0.fill(&mut key);
+            let order = TableBins::new(key[0].to_u64(), k);
+            let mut sorted = Shares::zeros(k * n);
+            let mut row = Shares::zeros(n);
+            for r in 0..k {
+                p0.fill(&mut row);
+                let at = order.position(r);
+                sorted[at * n..(at + 1) * n].copy_from_slice(&row);
+            }
+            self.keep_mask(request, RightOperand::unpacked(k, n, sorted), Some(order));
+            return Ok(Parts2::new());
+        }
         let (Request::MatmulMask { k, n } | Request::OwnedMask { k, n }) = *request else {
             // P0's random parts are its own draws, never sent: their buffers serve the next draw.
             let Parts { random, correlated } = self.deal(request)?;
@@ -947,7 +1018,7 @@ impl<R: Ring> DealerState<R> {
             }
         });
         crate::share::wipe(&mut theirs);
-        self.keep_mask(request, b);
+        self.keep_mask(request, b, None);
         Ok(Parts2::new())
     }
 
@@ -960,10 +1031,11 @@ impl<R: Ring> DealerState<R> {
     }
 
     /// Keeps the mask B that `request` made, under the next identity.
-    fn keep_mask(&mut self, request: &Request, b: RightOperand<R>) {
+    fn keep_mask(&mut self, request: &Request, b: RightOperand<R>, order: Option<TableBins>) {
         let id = self.next_mask.assign(request);
         self.mask_elements += b.rows() * b.cols();
-        self.masks.insert(id, (b.rows(), b.cols(), matches!(request, Request::OwnedMask { .. }), b));
+        let owned = matches!(request, Request::OwnedMask { .. } | Request::OwnedTable { .. });
+        self.masks.insert(id, (b.rows(), b.cols(), owned, b, order));
     }
 
     /// Deals `request`, which must have been validated: advances both PRGs exactly as the
@@ -974,12 +1046,12 @@ impl<R: Ring> DealerState<R> {
             Request::OwnedTriple { k, n, mask, .. } => Some((k, n, mask, true)),
             _ => None,
         };
-        if let Request::MatmulMask { k, n } | Request::OwnedMask { k, n } = *request {
+        if let Request::MatmulMask { k, n } | Request::OwnedMask { k, n } | Request::OwnedTable { k, n } = *request {
             self.check_mask_room(k, n)?;
         }
         if let Some((k, n, mask, owned)) = triple {
             match self.masks.get(&mask) {
-                Some((mk, mn, mo, _)) if (*mk, *mn, *mo) == (k, n, owned) => {}
+                Some((mk, mn, mo, ..)) if (*mk, *mn, *mo) == (k, n, owned) => {}
                 _ => return Err(Error::MaterialMismatch),
             }
         }
@@ -1017,7 +1089,34 @@ impl<R: Ring> DealerState<R> {
             }
             Request::MatmulMask { k, n } | Request::OwnedMask { k, n } => {
                 let b = secret.pop().expect("mask part");
-                self.keep_mask(request, RightOperand::new(k, n, b, Width::Full));
+                self.keep_mask(request, RightOperand::new(k, n, b, Width::Full), None);
+            }
+            Request::OwnedTable { k, n } => {
+                // Kept as rows in the order of their buckets under the table's key: every bin of
+                // a lookup is then a block of rows.
+                let b = secret.pop().expect("mask part");
+                let key =
+                    secret.pop().and_then(|key| key.first().map(|v| v.to_u64())).ok_or(Error::MaterialMismatch)?;
+                let order = TableBins::new(key, k);
+                let sorted = order.sorted(&b, n);
+                self.keep_mask(request, RightOperand::unpacked(k, n, sorted), Some(order));
+            }
+            Request::OwnedLookup { m, k, n, mask } => {
+                let (table, order) = match self.masks.get(&mask) {
+                    Some((mk, mn, true, b, Some(order))) if (*mk, *mn) == (k, n) => {
+                        (b.row_major().ok_or(Error::MaterialMismatch)?, order)
+                    }
+                    _ => return Err(Error::MaterialMismatch),
+                };
+                let (a, route, r0) = (&secret[0], &secret[1], &secret[2]);
+                let slots = lookup_bins(m) * LOOKUP_SLOTS;
+                // P0's shares: C - (P1's share), negated and then accumulated onto, for the slots'
+                // products a · B and the route's A' · R0.
+                for part in corr.iter_mut() {
+                    part.iter_mut().for_each(|v| *v = v.wrapping_neg());
+                }
+                crate::protocol::lookup::bin_products(table, n, (order, lookup_bins(m)), a, &mut corr[0])?;
+                crate::gemm::gemm_acc(m, slots, n, route, r0, &mut corr[1]);
             }
             Request::MatmulTriple { m, n, mask, .. } | Request::OwnedTriple { m, n, mask, .. } => {
                 let b = &self.masks.get(&mask).ok_or(Error::MaterialMismatch)?.3;

@@ -99,6 +99,26 @@ pub enum Request {
         /// The owned mask B.
         mask: MaskId,
     },
+    /// A `k × n` mask B known to P0 alone, for a table of P0's read by rows (an embedding): as
+    /// [`Request::OwnedMask`], kept by the dealer as rows for [`Request::OwnedLookup`].
+    OwnedTable {
+        /// Rows of B.
+        k: usize,
+        /// Columns of B.
+        n: usize,
+    },
+    /// Material for `m` rows of an owned table (`k × n`, its mask `mask`) at P1's secret
+    /// indices, batched by hashing into bins (see [`OwnedLookup`]).
+    OwnedLookup {
+        /// Rows looked up.
+        m: usize,
+        /// Rows of the table.
+        k: usize,
+        /// Columns of the table.
+        n: usize,
+        /// The table's mask B ([`Request::OwnedTable`]).
+        mask: MaskId,
+    },
     /// Triples for products of a `rows × len` matrix with a vector repeated along one axis:
     /// a (rows × len), b (`rows` values if `per_row`, else `len`), c = a ⊙ broadcast(b).
     Broadcast {
@@ -250,6 +270,43 @@ pub struct MatmulTriple<R: Ring> {
     pub absorbed: bool,
 }
 
+/// One party's material for `m` rows of P0's table W (`k × n`) at P1's indices, batched
+/// ([`Party::lookup_owned`](crate::Party::lookup_owned)).
+///
+/// The table's key ([`Request::OwnedTable`]) hashes its rows into
+/// [`lookup_bins`](crate::protocol::lookup_bins) bins;
+/// each bin has [`LOOKUP_SLOTS`](crate::protocol::LOOKUP_SLOTS) slots, each reading one row of
+/// its bin by a masked one-hot over the bin's rows. P1's masks `a` (a slot's one-hot over its
+/// bin, the bins in order) and C = a · B per slot (shared) make the slots' rows shares of W's
+/// rows as an owned product does. A route from the slots to the `m` positions (P1's one-hot
+/// rows, masked by A') then moves them: P0 turns its share of the slots into P1's plus its
+/// random R0, and A' · R0 (shared) makes the route's product with R0 linear.
+#[derive(Clone, Debug)]
+pub struct OwnedLookup<R: Ring> {
+    /// The table's mask.
+    pub mask: MaskId,
+    /// Rows looked up.
+    pub m: usize,
+    /// P1: the slots' masks (`LOOKUP_SLOTS · k`); empty at P0.
+    pub a: Shares<R>,
+    /// P1: the route's mask A' (`m × slots`); empty at P0.
+    pub route: Shares<R>,
+    /// P0: its random share of the slots' rows R0 (`slots × n`); empty at P1.
+    pub r0: Shares<R>,
+    /// Shares of C = a · B per slot (`slots × n`).
+    pub c: Shares<R>,
+    /// Shares of A' · R0 (`m × n`).
+    pub c_route: Shares<R>,
+}
+
+impl<R: Ring> OwnedLookup<R> {
+    /// Its buffers, for [`Preprocessing::recycle`] once used.
+    pub(crate) fn into_shares(self) -> impl Iterator<Item = Shares<R>> {
+        let Self { a, route, r0, c, c_route, .. } = self;
+        [a, route, r0, c, c_route].into_iter()
+    }
+}
+
 /// One party's XOR shares of AND triples on packed bits.
 #[derive(Clone, Debug)]
 pub struct AndTriples<R: Ring> {
@@ -381,6 +438,11 @@ pub enum Material<R: Ring> {
     Below(BelowMaterial<R>),
     /// Answer to [`Request::Fused`].
     Fused(FusedMaterial<R>),
+    /// Answer to [`Request::OwnedTable`]: B and the key of its rows' buckets (one value) at
+    /// P0, both empty at P1.
+    OwnedTable(MatmulMask<R>, Shares<R>),
+    /// Answer to [`Request::OwnedLookup`].
+    OwnedLookup(OwnedLookup<R>),
 }
 
 /// A source of correlated randomness for one party.
@@ -519,6 +581,21 @@ pub trait PreprocessingExt<R: Ring>: Preprocessing<R> {
     fn owned_mask(&mut self, k: usize, n: usize) -> Result<MatmulMask<R>, Error> {
         match self.material(&Request::OwnedMask { k, n })? {
             Material::OwnedMask(t) => Ok(t),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// A `k × n` mask known to P0 alone, for a table read by rows, with the key of its rows'
+    /// buckets (one value at P0).
+    fn owned_table(&mut self, k: usize, n: usize) -> Result<(MatmulMask<R>, Shares<R>), Error> {
+        match self.material(&Request::OwnedTable { k, n })? {
+            Material::OwnedTable(t, key) => Ok((t, key)),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+    /// Material for `m` rows of the owned table of mask `mask` (`k × n`).
+    fn owned_lookup(&mut self, m: usize, k: usize, n: usize, mask: MaskId) -> Result<OwnedLookup<R>, Error> {
+        match self.material(&Request::OwnedLookup { m, k, n, mask })? {
+            Material::OwnedLookup(t) => Ok(t),
             _ => Err(Error::MaterialMismatch),
         }
     }

@@ -94,7 +94,7 @@ fn elements<R: Ring>(request: &Request) -> usize {
 
 fn mask_id<R: Ring>(m: &Material<R>) -> Option<MaskId> {
     match m {
-        Material::MatmulMask(m) | Material::OwnedMask(m) => Some(m.id),
+        Material::MatmulMask(m) | Material::OwnedMask(m) | Material::OwnedTable(m, _) => Some(m.id),
         _ => None,
     }
 }
@@ -104,6 +104,7 @@ fn renamed(request: &Request, names: &BTreeMap<MaskId, MaskId>) -> Request {
     match *request {
         Request::MatmulTriple { m, k, n, mask } => Request::MatmulTriple { m, k, n, mask: rename(mask) },
         Request::OwnedTriple { m, k, n, mask } => Request::OwnedTriple { m, k, n, mask: rename(mask) },
+        Request::OwnedLookup { m, k, n, mask } => Request::OwnedLookup { m, k, n, mask: rename(mask) },
         other => other,
     }
 }

@@ -36,6 +36,7 @@ fn parts_of<R: Ring>(material: &Material<R>) -> (Vec<&[R]>, Vec<&[R]>, MaskId, b
             false,
         ),
         Material::MatmulMask(m) | Material::OwnedMask(m) => (alloc::vec![&m.b[..]], alloc::vec![], m.id, false),
+        Material::OwnedTable(m, key) => (alloc::vec![&key[..], &m.b[..]], alloc::vec![], m.id, false),
         Material::MatmulTriple(t) | Material::OwnedTriple(t) => {
             (alloc::vec![&t.a[..]], alloc::vec![&t.c[..]], 0, t.absorbed)
         }
@@ -51,6 +52,9 @@ fn parts_of<R: Ring>(material: &Material<R>) -> (Vec<&[R]>, Vec<&[R]>, MaskId, b
                 correlated.push(&b.square[..]);
             }
             (random, correlated, 0, false)
+        }
+        Material::OwnedLookup(l) => {
+            (alloc::vec![&l.a[..], &l.route[..], &l.r0[..]], alloc::vec![&l.c[..], &l.c_route[..]], 0, false)
         }
         Material::Fused(f) => {
             let truncs = f.x_trunc.iter().chain(&f.y_trunc).filter(|t| !t.is_empty());

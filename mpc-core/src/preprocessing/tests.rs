@@ -259,6 +259,17 @@ fn hostile_request_headers_are_refused() {
     let mut junk = Request::Square { n: 1 }.encode();
     junk[20] = 1;
     assert_eq!(Request::decode::<u64>(&junk, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
+    // A lookup whose route (m² · slots) or slots' masks (slots · k) overflow, or a table with junk.
+    for lookup in [
+        Request::OwnedLookup { m: usize::MAX, k: 2, n: 1, mask: 0 },
+        Request::OwnedLookup { m: 1 << 20, k: 2, n: 1, mask: 0 },
+        Request::OwnedLookup { m: 64, k: usize::MAX / 8, n: 1, mask: 0 },
+    ] {
+        assert_eq!(Request::decode::<u64>(&lookup.encode(), MAX_REQUEST_ELEMENTS), Err(Error::TooLarge), "{lookup:?}");
+    }
+    let mut table = Request::OwnedTable { k: 3, n: 2 }.encode();
+    table[30] = 1;
+    assert_eq!(Request::decode::<u64>(&table, MAX_REQUEST_ELEMENTS), Err(Error::Malformed("request header")));
 }
 
 #[test]
@@ -541,6 +552,43 @@ fn and_triples_and_comparison_material_hold_their_relations() {
 }
 
 #[test]
+fn table_lookup_material_holds_its_relations() {
+    use crate::protocol::lookup::{TableBins, bin_products};
+    use crate::protocol::{LOOKUP_SLOTS, lookup_bins};
+    let (mut p0, mut p1) = pair::<u64>(21);
+    let (k, n, m) = (200, 3, 40);
+    let (Material::OwnedTable(b, key), Material::OwnedTable(b1, key1)) =
+        (p0.material(&Request::OwnedTable { k, n }).unwrap(), p1.material(&Request::OwnedTable { k, n }).unwrap())
+    else {
+        panic!("table material");
+    };
+    // B and its key are P0's alone.
+    assert_eq!((b.b.len(), key.len(), b1.b.len(), key1.len()), (k * n, 1, 0, 0));
+    let request = Request::OwnedLookup { m, k, n, mask: b.id };
+    let (Material::OwnedLookup(l0), Material::OwnedLookup(l1)) =
+        (p0.material(&request).unwrap(), p1.material(&request).unwrap())
+    else {
+        panic!("lookup material");
+    };
+    let (bins, slots) = (lookup_bins(m), lookup_bins(m) * LOOKUP_SLOTS);
+    assert_eq!((l0.a.len(), l0.route.len(), l0.r0.len()), (0, 0, slots * n), "P0 holds R0 only");
+    assert_eq!((l1.a.len(), l1.route.len(), l1.r0.len()), (LOOKUP_SLOTS * k, m * slots, 0), "P1 its masks only");
+    // C = a · B per slot, over B's rows in the table's order; A' · R0.
+    let order = TableBins::new(key[0], k);
+    let mut c = vec![0u64; slots * n];
+    bin_products(&order.sorted(&b.b, n), n, (&order, bins), &l1.a, &mut c).unwrap();
+    assert_eq!(open(&l0.c, &l1.c), c);
+    let mut c_route = vec![0u64; m * n];
+    crate::gemm::gemm_acc(m, slots, n, &l1.route, &l0.r0, &mut c_route);
+    assert_eq!(open(&l0.c_route, &l1.c_route), c_route);
+    // A lookup needs a table's mask of its shape: an owned mask, another shape or no mask is refused.
+    let owned = p0.owned_mask(k, n).unwrap().id;
+    for bad in [Request::OwnedLookup { m, k, n, mask: owned }, Request::OwnedLookup { m, k: k + 1, n, mask: b.id }] {
+        assert_eq!(p0.material(&bad).err(), Some(Error::MaterialMismatch), "{bad:?}");
+    }
+}
+
+#[test]
 fn owned_masks_stay_with_p0_and_triples_with_p1() {
     let (mut p0, mut p1) = pair::<u64>(9);
     let (m, k, n) = (3, 4, 5);
@@ -647,6 +695,9 @@ fn every_request() -> Vec<Request> {
         Request::FusedSquare { n: 5, shift: 12, width: 39 },
         Request::FusedSquare { n: 5, shift: 0, width: 20 },
         Request::FusedSquare { n: 5, shift: 40, width: 60 },
+        // A table (mask 2) and a lookup in it.
+        Request::OwnedTable { k: 7, n: 3 },
+        Request::OwnedLookup { m: 4, k: 7, n: 3, mask: 2 },
     ]
 }
 

@@ -95,9 +95,31 @@ pub fn prepare_owned<R: Ring>(m: &mut CommModel, elements: usize) {
     m.one_way::<R>(Role::P0, elements);
 }
 
+/// [`Party::prepare_owned_table`](super::Party::prepare_owned_table) of `elements`: F, then the
+/// table's key (one element), both from P0.
+pub fn prepare_owned_table<R: Ring>(m: &mut CommModel, elements: usize) {
+    m.one_way::<R>(Role::P0, elements);
+    m.one_way::<R>(Role::P0, 1);
+}
+
 /// A product X (m×k) · W with a prepared shared W (before truncation).
 pub fn matmul_prepared<R: Ring>(m: &mut CommModel, rows: usize, k: usize) {
     m.exchange::<R>(rows * k);
+}
+
+/// A lookup of `m` rows of P0's table (`k × n`) at P1's indices
+/// ([`Party::lookup_owned`](super::Party::lookup_owned)): P1's masked one-hot rows one way;
+/// for a table by bins ([`Party::prepare_owned_table`](super::Party::prepare_owned_table), from
+/// [`BATCHED_LOOKUP_FROM`](super::BATCHED_LOOKUP_FROM) rows) P1's slots and route, then P0's
+/// share of the slots' rows.
+pub fn lookup_owned<R: Ring>(m: &mut CommModel, rows: usize, (k, n): (usize, usize), table: bool) {
+    if table && rows >= super::BATCHED_LOOKUP_FROM {
+        let slots = super::lookup_bins(rows) * super::LOOKUP_SLOTS;
+        m.one_way::<R>(Role::P1, super::LOOKUP_SLOTS * k + rows * slots);
+        m.one_way::<R>(Role::P0, slots * n);
+    } else {
+        m.one_way::<R>(Role::P1, rows * k);
+    }
 }
 
 /// A product X (m×k) · W with P0's own W: P1's masked share, one way (before truncation).

@@ -49,8 +49,10 @@ use crate::wire;
 pub(crate) mod compare;
 pub mod cost;
 mod fused;
+pub(crate) mod lookup;
 
 pub use fused::FusedOperands;
+pub use lookup::{BATCHED_LOOKUP_FROM, LOOKUP_SLOTS, TABLE_BUCKETS, lookup_bins};
 
 /// How a product's extra f fractional bits are removed.
 ///
@@ -142,6 +144,9 @@ pub struct OwnedMatrix<R: Ring> {
     /// P0: W (packed, where the CPU's kernel has a packed form: owner weights need few byte
     /// limbs); P1: F = W - B (public to P1, which multiplies it by its A offline).
     held: Arc<RightOperand<R>>,
+    /// A table read by rows ([`Party::prepare_owned_table`]): held unpacked, its rows in this
+    /// order (by bucket), its lookups by bins.
+    order: Option<Arc<lookup::TableBins>>,
 }
 
 impl<R: Ring> OwnedMatrix<R> {
@@ -160,6 +165,13 @@ impl<R: Ring> OwnedMatrix<R> {
     /// Columns of W.
     pub fn cols(&self) -> usize {
         self.n
+    }
+    /// For a table ([`Party::prepare_owned_table`]), the bin `row` falls in for a lookup of `m`
+    /// rows by bins (public: both parties know the table's key); `None` for another matrix, a
+    /// row outside it, or a lookup that takes the one-hot product.
+    pub fn lookup_bin(&self, row: usize, m: usize) -> Option<usize> {
+        let order = self.order.as_ref().filter(|_| row < self.k && m >= BATCHED_LOOKUP_FROM)?;
+        Some(order.bin_of(row, lookup_bins(m)))
     }
 }
 
@@ -854,10 +866,24 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// products with secret activations: P0 sends F = W - B for a mask B that only it knows
     /// (one message of kn elements, once per loaded model). P1 learns nothing: B is uniform.
     pub fn prepare_owned(&mut self, w: Option<&[R]>, k: usize, n: usize) -> Result<OwnedMatrix<R>, Error> {
-        let MatmulMask { id, b: mut mask, .. } = self.material(|p| p.owned_mask(k, n))?;
+        self.prepare_owned_as(w, k, n, false)
+    }
+
+    /// As [`Party::prepare_owned`], for a table whose rows P1 looks up ([`Party::lookup_owned`]):
+    /// W, F and the dealer's B are kept as rows, so that a lookup reads only the rows of the bins
+    /// its indices fall in.
+    pub fn prepare_owned_table(&mut self, w: Option<&[R]>, k: usize, n: usize) -> Result<OwnedMatrix<R>, Error> {
+        self.prepare_owned_as(w, k, n, true)
+    }
+
+    fn prepare_owned_as(&mut self, w: Option<&[R]>, k: usize, n: usize, table: bool) -> Result<OwnedMatrix<R>, Error> {
+        let (MatmulMask { id, b: mut mask, .. }, key) = self.material(|p| match table {
+            true => p.owned_table(k, n),
+            false => p.owned_mask(k, n).map(|mask| (mask, Shares::zeros(0))),
+        })?;
         let peer = self.peer();
         // P0 knows W in the clear: its packing may read how wide the values are. F is uniform.
-        let held = match (self.role, w) {
+        let (held, order) = match (self.role, w) {
             (Role::P0, Some(w)) if w.len() == k * n && mask.len() == k * n => {
                 // F overwrites B in place: B is not needed again, and this is the owner's largest
                 // buffer (no second one for F).
@@ -866,11 +892,25 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 }
                 // F's buffer goes to P1 as it is (a transport within one process hands it over).
                 wire::send_owned(&mut self.transport, peer, mask)?;
-                RightOperand::from_slice(k, n, w, Width::Narrowest)
+                if table {
+                    // A table's rows are kept by bucket under its key, which P1 needs too.
+                    wire::send(&mut self.transport, peer, &[&key])?;
+                    let order = lookup::TableBins::new(key.first().ok_or(Error::MaterialMismatch)?.to_u64(), k);
+                    (RightOperand::unpacked(k, n, order.sorted(w, n)), Some(Arc::new(order)))
+                } else {
+                    (RightOperand::from_slice(k, n, w, Width::Narrowest), None)
+                }
             }
             (Role::P1, None) => {
                 let f = wire::recv_owned(&mut self.transport, peer, k * n)?;
-                RightOperand::new(k, n, f, Width::Full)
+                if table {
+                    let mut key = [R::ZERO];
+                    wire::recv(&mut self.transport, peer, &mut key)?;
+                    let order = lookup::TableBins::new(key[0].to_u64(), k);
+                    (RightOperand::unpacked(k, n, order.sorted(&f, n)), Some(Arc::new(order)))
+                } else {
+                    (RightOperand::new(k, n, f, Width::Full), None)
+                }
             }
             _ => return Err(Error::ShapeMismatch),
         };
@@ -879,7 +919,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             // The provider may fold A · F into this matrix's triples as it makes them.
             self.preprocessing.opened_mask(id, held.clone());
         }
-        Ok(OwnedMatrix { mask: id, k, n, held })
+        Ok(OwnedMatrix { mask: id, k, n, held, order })
     }
 
     /// Fixed-point product X (m×k, secret) · W (owned by P0): P1 sends X1 - A once (one-way,
@@ -997,6 +1037,20 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             (Role::P1, Some(idx)) if idx.len() == m && idx.iter().all(|&i| i < w.k) => idx,
             (Role::P0, None) => &[],
             _ => return Err(Error::ShapeMismatch),
+        };
+        // A table's lookups of enough rows go by bins (public: the table's kind and m); a
+        // table's rows are kept in its order, where a one-hot product reads them too.
+        let sorted: Vec<usize>;
+        let indices = match &w.order {
+            Some(order) if m >= BATCHED_LOOKUP_FROM => {
+                let table = w.held.row_major().ok_or(Error::ShapeMismatch)?;
+                return self.lookup_batched(indices, m, w, (table, order));
+            }
+            Some(order) => {
+                sorted = indices.iter().map(|&i| order.position(i)).collect();
+                &sorted[..]
+            }
+            None => indices,
         };
         let MatmulTriple { a, c: mut z, absorbed, .. } = self.material(|p| p.owned_triple(m, w.k, w.n, w.mask))?;
         // A is P1's alone (empty at P0).
