@@ -238,11 +238,11 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
             requests.iter().map(|r| deal::draw::<R>(self.role, r, &mut self.keys.prg(r), &mut self.recycled)).collect();
         if self.role == Role::P0 {
             // The dealer's correction, one message per non-empty part, in request order.
+            let handed_over = self.transport.hands_over_words();
             for (p, r) in parts.iter_mut().zip(requests) {
-                // Into a used buffer where one is held (a socket's bytes land there; an in-process
-                // dealer's buffer is copied while it is still in cache, then wiped), else in the
-                // buffer the transport provides.
-                deal::receive_correction(p, r, |len| match self.recycled.take(len) {
+                // Into a used buffer where one is held (a socket's bytes land there), else in the
+                // buffer the transport provides (an in-process dealer's own, taken as it is).
+                deal::receive_correction(p, r, |len| match self.recycled.take(len).filter(|_| !handed_over) {
                     Some(mut used) => wire::recv(&mut self.transport, PartyId::Dealer, &mut used).map(|()| used),
                     None => wire::recv_owned(&mut self.transport, PartyId::Dealer, len),
                 })?;

@@ -155,4 +155,8 @@ impl<T: Transport> Transport for Metered<T> {
         self.counter.received(8 * len as u64);
         Ok(words)
     }
+
+    fn hands_over_words(&self) -> bool {
+        self.inner.hands_over_words()
+    }
 }

@@ -199,6 +199,13 @@ pub trait Transport: ErrorType {
         words.iter_mut().for_each(|w| *w = u64::from_le(*w));
         Ok(words)
     }
+
+    /// Whether [`Transport::recv_words`] hands over the sender's own buffer (a transport within
+    /// one process): the receiver then takes it rather than copy the words into a buffer of its
+    /// own and wipe the message. The default is `false`.
+    fn hands_over_words(&self) -> bool {
+        false
+    }
 }
 
 impl<T: ErrorType + ?Sized> ErrorType for &mut T {
@@ -219,5 +226,8 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     #[cfg(feature = "alloc")]
     fn recv_words(&mut self, from: PartyId, len: usize) -> Result<alloc::vec::Vec<u64>, Self::Error> {
         T::recv_words(self, from, len)
+    }
+    fn hands_over_words(&self) -> bool {
+        T::hands_over_words(self)
     }
 }

@@ -207,6 +207,10 @@ impl Transport for ChannelTransport {
         }
     }
 
+    fn hands_over_words(&self) -> bool {
+        true
+    }
+
     fn recv(&mut self, from: PartyId, buf: &mut [u8]) -> Result<(), ChannelError> {
         let message = self.next_message(from, buf.len())?;
         let actual = message.len();
