@@ -293,6 +293,19 @@ impl std::fmt::Debug for ChannelTransport {
 mod tests {
     use super::*;
 
+    /// Words sent as a buffer arrive as that same buffer (no copy), which the transport says,
+    /// through a meter too.
+    #[test]
+    fn hands_over_word_buffers_and_says_so() {
+        let (mut a, mut b) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
+        let words = vec![7u64, 8, 9];
+        let at = words.as_ptr();
+        a.send_words(PartyId::P1, words).unwrap();
+        let got = b.recv_words(PartyId::P0, 3).unwrap();
+        assert_eq!((got.as_slice(), got.as_ptr()), (&[7u64, 8, 9][..], at));
+        assert!(mpc_core::transport::Metered::new(&mut b).hands_over_words());
+    }
+
     #[test]
     fn delivers_in_order_and_checks_lengths() {
         let (mut a, mut b) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
