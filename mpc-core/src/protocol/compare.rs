@@ -193,9 +193,9 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         let mut mat = self.material(|p| p.below(request))?;
         let wraps = below_wraps::<R>(times, width);
         // The comparisons with products are the last `with_products` (bound-major).
-        let with_products = below_products(n, t, square);
-        let first_product = m.checked_sub(with_products).ok_or(Error::ShapeMismatch)?;
-        let (value_len, cross_len) = below_times_lens::<R>(n, with_products, times, width);
+        let with_products_len = below_products(n, t, square);
+        let first_product = m.checked_sub(with_products_len).ok_or(Error::ShapeMismatch)?;
+        let (value_len, cross_len) = below_times_lens::<R>(n, with_products_len, times, width);
         if (mat.n, mat.bounds, mat.times, mat.width) != (n, t, times, width)
             || mat.tables.len() != n * below_table_words::<R>(t, digit_width)
             || mat.value_trunc.len() != value_len
@@ -288,23 +288,21 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         // A function, not a closure: it is inlined into the loop below (a closure's call returned
         // its 40 bytes through the stack, and reading them back stalled on store forwarding).
         #[inline(always)]
-        fn coefficients<R: Ring>(opened: &[Vec<R>], high_bits: &[R], q: usize) -> (R, [R; 4]) {
+        fn coefficients<R: Ring>([d1, d2, d3, high]: [u64; 4], j: u32) -> (R, [R; 4]) {
             let one = R::ONE;
+            let bit = |word: u64| R::from_u64((word >> j) & 1);
             let signed = |d: R| one.wrapping_sub(&one.wrapping_add(&one).wrapping_mul(&d));
-            let (d1, d2, d3) = (get_bit(&opened[0], q), get_bit(&opened[1], q), get_bit(&opened[2], q));
+            let (d1, d2, d3) = (bit(d1), bit(d2), bit(d3));
             let (s1, s2, s3) = (signed(d1), signed(d2), signed(d3));
-            let pi = one ^ get_bit(high_bits, q);
+            let pi = one ^ bit(high);
             let sigma = signed(pi);
             let kappa0 = d1.wrapping_add(&d2.wrapping_mul(&d3));
             let kappa = [s1, d3.wrapping_mul(&s2), d2.wrapping_mul(&s3), s2.wrapping_mul(&s3)];
             (pi.wrapping_add(&sigma.wrapping_mul(&kappa0)), kappa.map(|k| sigma.wrapping_mul(&k)))
         }
-        let linear = |q: usize, parts: [&[R]; 4], beta: &[R; 4]| {
-            (0..4).fold(R::ZERO, |acc, k| acc.wrapping_add(&beta[k].wrapping_mul(&parts[k][q])))
-        };
         let us = [&mat.arith[0][..], &mat.arith[1][..], &mat.arith[2][..], &mat.arith[3][..]];
         let mut bits = Shares::zeros(m);
-        let mut products = times.map(|_| Shares::zeros(with_products));
+        let mut products = times.map(|_| Shares::zeros(with_products_len));
         // The shifted value y = p + w·msb(ρ) - (ρ >> s) per value (ρ = r mod 2^m), p and w
         // public (as a dealer truncation reads them off c), and this party's share of y.
         // Without a wrap (no shift at full width) w = 0, ρ >> 0 is r, and the dealer sends only
@@ -325,29 +323,65 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             (public, wrap, Shares::from_vec(y))
         });
         let parts_per_u = if wraps { 2 } else { 1 };
-        // The value of comparison q is q mod n, counted rather than divided for.
-        let mut i = 0;
-        for q in 0..m {
-            let (beta0, beta) = coefficients(&opened, &high_bits, q);
-            let share = linear(q, us, &beta);
-            bits[q] = if p0 { share.wrapping_add(&beta0) } else { share };
-            if let (Some(products), Some((public, wrap, y)), Some(p)) =
-                (products.as_mut(), shifted.as_ref(), q.checked_sub(first_product))
-            {
-                // bit·y = β0·y + Σ_k β_k·(p·U_k + w·(U_k msb) - (U_k hi)), the msb term absent
-                // without a wrap.
-                let cross = |k: usize, part: usize| mat.cross[(parts_per_u * k + part) * with_products + p];
-                let mut acc = beta0.wrapping_mul(&y[i]);
-                for (k, b) in beta.iter().enumerate() {
-                    let mut term = public[i].wrapping_mul(&us[k][q]).wrapping_sub(&cross(k, parts_per_u - 1));
-                    if wraps {
-                        term = term.wrapping_add(&wrap[i].wrapping_mul(&cross(k, 0)));
-                    }
-                    acc = acc.wrapping_add(&b.wrapping_mul(&term));
-                }
-                products[p] = acc;
+        // Comparison q = bound · n + value. A block of up to 64 comparisons of one bound at a
+        // time: their opened bits read as one word each, the values counted from the block's
+        // first (no division or wrap per comparison).
+        // (Ring words are 32 or 64 bits: a window of `block` bits spans at most two.)
+        let window = |words: &[R], q: usize| {
+            let (at, offset) = (q / word_bits, (q % word_bits) as u32);
+            let low = words[at].to_u64() >> offset;
+            match words.get(at + 1) {
+                Some(high) if offset > 0 => low | (high.to_u64() << (word_bits as u32 - offset)),
+                _ => low,
             }
-            i = if i + 1 == n { 0 } else { i + 1 };
+        };
+        let block = word_bits;
+        for bound in 0..t {
+            for i0 in (0..n).step_by(block) {
+                let (q0, len) = (bound * n + i0, (n - i0).min(block));
+                let words =
+                    [window(&opened[0], q0), window(&opened[1], q0), window(&opened[2], q0), window(&high_bits, q0)];
+                let with_products = match (products.as_mut(), shifted.as_ref()) {
+                    (Some(products), Some(shifted)) if q0 >= first_product => Some((products, shifted)),
+                    _ => None,
+                };
+                match with_products {
+                    None => {
+                        for (j, out) in bits[q0..q0 + len].iter_mut().enumerate() {
+                            let (beta0, beta) = coefficients::<R>(words, j as u32);
+                            let q = q0 + j;
+                            let share =
+                                (0..4).fold(R::ZERO, |acc, k| acc.wrapping_add(&beta[k].wrapping_mul(&us[k][q])));
+                            *out = if p0 { share.wrapping_add(&beta0) } else { share };
+                        }
+                    }
+                    Some((products, (public, wrap, y))) => {
+                        // bit·y = β0·y + Σ_k β_k·(p·U_k + w·(U_k msb) - (U_k hi)), the msb term
+                        // absent without a wrap.
+                        let p0_at = q0 - first_product;
+                        let cross = |k: usize, part: usize, p: usize| {
+                            mat.cross[(parts_per_u * k + part) * with_products_len + p]
+                        };
+                        for j in 0..len {
+                            let (beta0, beta) = coefficients::<R>(words, j as u32);
+                            let (q, i, p) = (q0 + j, i0 + j, p0_at + j);
+                            let share =
+                                (0..4).fold(R::ZERO, |acc, k| acc.wrapping_add(&beta[k].wrapping_mul(&us[k][q])));
+                            bits[q] = if p0 { share.wrapping_add(&beta0) } else { share };
+                            let mut acc = beta0.wrapping_mul(&y[i]);
+                            for (k, b) in beta.iter().enumerate() {
+                                let mut term =
+                                    public[i].wrapping_mul(&us[k][q]).wrapping_sub(&cross(k, parts_per_u - 1, p));
+                                if wraps {
+                                    term = term.wrapping_add(&wrap[i].wrapping_mul(&cross(k, 0, p)));
+                                }
+                                acc = acc.wrapping_add(&b.wrapping_mul(&term));
+                            }
+                            products[p] = acc;
+                        }
+                    }
+                }
+            }
         }
         let squares = match (&shifted, square) {
             // y = p - hi + w·msb(ρ) for y's public part p (c' = c - 2^(m-2) without a shift),
