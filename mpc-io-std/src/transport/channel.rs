@@ -303,7 +303,7 @@ mod tests {
         a.send_words(PartyId::P1, words).unwrap();
         let got = b.recv_words(PartyId::P0, 3).unwrap();
         assert_eq!((got.as_slice(), got.as_ptr()), (&[7u64, 8, 9][..], at));
-        assert!(mpc_core::transport::Metered::new(&mut b).hands_over_words());
+        assert!(transport::Metered::new(&mut b).hands_over_words());
     }
 
     #[test]
