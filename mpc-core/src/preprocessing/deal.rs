@@ -151,7 +151,13 @@ fn correct_pairs<R: Ring>(
     value: impl Fn(R, R) -> R,
 ) -> Result<(), Error> {
     let len = len.max(1);
-    if x.len() != share.len() || y.len() < broadcast_len(share.len().div_ceil(len), len, broadcast).min(share.len()) {
+    // y's elements the pairs read: one per element, per row, or per column of the rows given.
+    let read = match broadcast {
+        None => share.len(),
+        Some(true) => share.len().div_ceil(len),
+        Some(false) => len.min(share.len()),
+    };
+    if x.len() != share.len() || y.len() < read {
         return Err(Error::MaterialMismatch);
     }
     let rows = share.chunks_mut(len).zip(x.chunks(len));
@@ -911,14 +917,21 @@ impl MaskIds {
     }
 }
 
-/// The dealer's view: both parties' request keys, and every live matmul mask B in the clear.
-/// A mask the dealer keeps: (rows, columns, owned by P0, B, a table's order of rows).
-type Kept<R> = (usize, usize, bool, RightOperand<R>, Option<TableBins>);
+/// A mask B the dealer keeps.
+struct Kept<R: Ring> {
+    rows: usize,
+    cols: usize,
+    /// P0's own (an owned product's or a table's), not a shared one.
+    owned: bool,
+    b: RightOperand<R>,
+    /// A table's order of rows (B is kept in it).
+    order: Option<TableBins>,
+}
 
+/// The dealer's view: both parties' request keys, and every live matmul mask B in the clear.
 pub(crate) struct DealerState<R: Ring> {
     keys: [RequestKeys; 2],
-    /// Every live mask B in the clear, by identity: (rows, columns, owned by P0, B, and for a
-    /// table the order its rows are kept in).
+    /// Every live mask B in the clear, by identity.
     masks: alloc::collections::BTreeMap<MaskId, Kept<R>>,
     /// The identity the next mask gets (identities keep counting across releases, as the
     /// parties' [`MaskIds`] do).
@@ -962,7 +975,7 @@ impl<R: Ring> DealerState<R> {
         let mut released = self.masks.split_off(&masks.start);
         let mut kept = released.split_off(&masks.end);
         self.masks.append(&mut kept);
-        self.mask_elements -= released.values().map(|m| m.0 * m.1).sum::<usize>();
+        self.mask_elements -= released.values().map(|m| m.rows * m.cols).sum::<usize>();
     }
 
     /// Masks held.
@@ -1035,7 +1048,7 @@ impl<R: Ring> DealerState<R> {
         let id = self.next_mask.assign(request);
         self.mask_elements += b.rows() * b.cols();
         let owned = matches!(request, Request::OwnedMask { .. } | Request::OwnedTable { .. });
-        self.masks.insert(id, (b.rows(), b.cols(), owned, b, order));
+        self.masks.insert(id, Kept { rows: b.rows(), cols: b.cols(), owned, b, order });
     }
 
     /// Deals `request`, which must have been validated: advances both PRGs exactly as the
@@ -1051,7 +1064,7 @@ impl<R: Ring> DealerState<R> {
         }
         if let Some((k, n, mask, owned)) = triple {
             match self.masks.get(&mask) {
-                Some((mk, mn, mo, ..)) if (*mk, *mn, *mo) == (k, n, owned) => {}
+                Some(kept) if (kept.rows, kept.cols, kept.owned) == (k, n, owned) => {}
                 _ => return Err(Error::MaterialMismatch),
             }
         }
@@ -1103,7 +1116,7 @@ impl<R: Ring> DealerState<R> {
             }
             Request::OwnedLookup { m, k, n, mask } => {
                 let (table, order) = match self.masks.get(&mask) {
-                    Some((mk, mn, true, b, Some(order))) if (*mk, *mn) == (k, n) => {
+                    Some(Kept { rows, cols, owned: true, b, order: Some(order) }) if (*rows, *cols) == (k, n) => {
                         (b.row_major().ok_or(Error::MaterialMismatch)?, order)
                     }
                     _ => return Err(Error::MaterialMismatch),
@@ -1119,7 +1132,7 @@ impl<R: Ring> DealerState<R> {
                 crate::gemm::gemm_acc(m, slots, n, route, r0, &mut corr[1]);
             }
             Request::MatmulTriple { m, n, mask, .. } | Request::OwnedTriple { m, n, mask, .. } => {
-                let b = &self.masks.get(&mask).ok_or(Error::MaterialMismatch)?.3;
+                let b = &self.masks.get(&mask).ok_or(Error::MaterialMismatch)?.b;
                 // P0's share A·B - (P1's share): negated, then the product accumulated onto it.
                 let c = &mut corr[0];
                 if c.len() != m * n {

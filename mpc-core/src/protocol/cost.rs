@@ -109,11 +109,11 @@ pub fn matmul_prepared<R: Ring>(m: &mut CommModel, rows: usize, k: usize) {
 
 /// A lookup of `m` rows of P0's table (`k × n`) at P1's indices
 /// ([`Party::lookup_owned`](super::Party::lookup_owned)): P1's masked one-hot rows one way;
-/// for a table by bins ([`Party::prepare_owned_table`](super::Party::prepare_owned_table), from
-/// [`BATCHED_LOOKUP_FROM`](super::BATCHED_LOOKUP_FROM) rows) P1's slots and route, then P0's
-/// share of the slots' rows.
+/// for a table by bins ([`Party::prepare_owned_table`](super::Party::prepare_owned_table),
+/// [`lookup_by_bins`](super::lookup_by_bins)) P1's slots and route, then P0's share of the
+/// slots' rows.
 pub fn lookup_owned<R: Ring>(m: &mut CommModel, rows: usize, (k, n): (usize, usize), table: bool) {
-    if table && rows >= super::BATCHED_LOOKUP_FROM {
+    if table && super::lookup_by_bins(rows) {
         let slots = super::lookup_bins(rows) * super::LOOKUP_SLOTS;
         m.one_way::<R>(Role::P1, super::LOOKUP_SLOTS * k + rows * slots);
         m.one_way::<R>(Role::P0, slots * n);

@@ -3,19 +3,23 @@
 //! [`LOOKUP_SLOTS`] · k · n multiply-accumulates per party (and m² · [`LOOKUP_SLOTS`] · n for
 //! routing the rows to their positions) instead of the m · k · n of a one-hot product.
 //!
-//! A key (drawn by P1 from the dealer's stream, independent of the indices) hashes the table's
-//! k rows into m bins. P1 places each distinct index in a free slot of its bin
-//! ([`LOOKUP_SLOTS`] a bin) and sends, per slot, its one-hot over the bin's rows masked by the
-//! dealer's a; P0 multiplies that by its rows of the bin, P1 its a by the rows of F = W - B,
-//! and the dealer's C = a · B completes the owned product of each slot ([`Party::matmul_owned`]).
-//! The slots' rows then go to the m positions through P1's one-hot route: P0 sends its share
-//! less its random R0 (P1 now holds the slots' rows less R0), and the route's product with R0,
-//! (P - A') · R0 at P0 plus the dealer's A' · R0, needs no further message. Two messages, one
-//! each way; P0 sees a key and uniformly masked values, P1 a uniformly masked share.
+//! A key (drawn with the table's mask from P0's stream, sent to P1 with F = W - B, independent of
+//! any indices) hashes the table's k rows into [`TABLE_BUCKETS`] buckets, and P0, P1 and the
+//! dealer keep W, F and B in bucket order (`TableBins`). A lookup of m rows cuts the buckets
+//! into [`lookup_bins`] bins (at least m), each a block of rows. P1 places each distinct index
+//! in a free slot of its bin ([`LOOKUP_SLOTS`] a bin) and sends, per slot, its one-hot over the
+//! bin's rows masked by the dealer's a; P0 multiplies that by its rows of the bin, P1 its a by
+//! the rows of F, and the dealer's C = a · B completes the owned product of each slot
+//! ([`Party::matmul_owned`]). The slots' rows then go to the m positions through P1's one-hot
+//! route: P0 sends its share less its random R0 (P1 now holds the slots' rows less R0), and the
+//! route's product with R0, (P - A') · R0 at P0 plus the dealer's A' · R0, needs no further
+//! message. Two messages, one each way; P0 sees uniformly masked values, P1 a uniformly masked
+//! share.
 //!
 //! The bins are uniform for any indices chosen without the key, so a bin gets more than
-//! [`LOOKUP_SLOTS`] of m distinct indices with probability at most m / 17!, below 2^-36 for
-//! m ≤ 4096: the lookup then fails ([`Error::TooLarge`]) rather than reveal anything.
+//! [`LOOKUP_SLOTS`] of m distinct indices with probability at most m / 17!, below 2^-36 for the
+//! m ≤ [`TABLE_BUCKETS`] looked up by bins ([`lookup_by_bins`]): the lookup then fails
+//! ([`Error::TooLarge`]) rather than reveal anything.
 
 use alloc::vec::Vec;
 
@@ -34,6 +38,12 @@ pub const LOOKUP_SLOTS: usize = 16;
 /// Lookups of fewer rows take the one-hot product: at m rows it costs m · k · n, the bins
 /// [`LOOKUP_SLOTS`] · k · n plus the route.
 pub const BATCHED_LOOKUP_FROM: usize = 32;
+
+/// Whether a table's lookup of `m` rows goes by bins: from [`BATCHED_LOOKUP_FROM`] rows up to
+/// one bin a row ([`TABLE_BUCKETS`]; beyond, a bin's load would pass its slots too often).
+pub const fn lookup_by_bins(m: usize) -> bool {
+    m >= BATCHED_LOOKUP_FROM && m <= TABLE_BUCKETS
+}
 
 /// Buckets a table's rows are sorted into when it is prepared; a lookup's bins are runs of
 /// neighbouring buckets.

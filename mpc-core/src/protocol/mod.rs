@@ -49,10 +49,10 @@ use crate::wire;
 pub(crate) mod compare;
 pub mod cost;
 mod fused;
-pub(crate) mod lookup;
+pub mod lookup;
 
 pub use fused::FusedOperands;
-pub use lookup::{BATCHED_LOOKUP_FROM, LOOKUP_SLOTS, TABLE_BUCKETS, lookup_bins};
+pub use lookup::{BATCHED_LOOKUP_FROM, LOOKUP_SLOTS, TABLE_BUCKETS, lookup_bins, lookup_by_bins};
 
 /// How a product's extra f fractional bits are removed.
 ///
@@ -170,7 +170,7 @@ impl<R: Ring> OwnedMatrix<R> {
     /// rows by bins (public: both parties know the table's key); `None` for another matrix, a
     /// row outside it, or a lookup that takes the one-hot product.
     pub fn lookup_bin(&self, row: usize, m: usize) -> Option<usize> {
-        let order = self.order.as_ref().filter(|_| row < self.k && m >= BATCHED_LOOKUP_FROM)?;
+        let order = self.order.as_ref().filter(|_| row < self.k && lookup_by_bins(m))?;
         Some(order.bin_of(row, lookup_bins(m)))
     }
 }
@@ -1023,10 +1023,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         Ok(z)
     }
     /// The rows of P0's table W (k × n, owned) at P1's secret `indices` (`Some` at P1, `None`
-    /// at P0): the product of P1's one-hot rows with W as [`Party::matmul_owned_ring`] makes it
-    /// (no truncation: the rows are ring integers 0/1), without the `m × k` one-hot rows in
-    /// memory. P1's masked input is -A with one added at each row's index, made in A's buffer;
-    /// P0's share of the one-hot rows is zero.
+    /// at P0). For a table ([`Party::prepare_owned_table`]) of [`lookup_by_bins`] rows, each
+    /// index reads only its bin (see [`lookup`](self::lookup): two messages, about 16·k·n
+    /// multiply-accumulates a party). Else the product of P1's one-hot rows with W as
+    /// [`Party::matmul_owned_ring`] makes it (no truncation: the rows are ring integers 0/1),
+    /// without the `m × k` one-hot rows in memory: P1's masked input is -A with one added at
+    /// each row's index, made in A's buffer; P0's share of the one-hot rows is zero.
     pub fn lookup_owned(
         &mut self,
         indices: Option<&[usize]>,
@@ -1042,7 +1044,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         // table's rows are kept in its order, where a one-hot product reads them too.
         let sorted: Vec<usize>;
         let indices = match &w.order {
-            Some(order) if m >= BATCHED_LOOKUP_FROM => {
+            Some(order) if lookup_by_bins(m) => {
                 let table = w.held.row_major().ok_or(Error::ShapeMismatch)?;
                 return self.lookup_batched(indices, m, w, (table, order));
             }
