@@ -1024,7 +1024,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     }
     /// The rows of P0's table W (k × n, owned) at P1's secret `indices` (`Some` at P1, `None`
     /// at P0). For a table ([`Party::prepare_owned_table`]) of [`lookup_by_bins`] rows, each
-    /// index reads only its bin (see [`lookup`](self::lookup): two messages, about 16·k·n
+    /// index reads only its bin (see [`lookup`]: two messages, about 16·k·n
     /// multiply-accumulates a party). Else the product of P1's one-hot rows with W as
     /// [`Party::matmul_owned_ring`] makes it (no truncation: the rows are ring integers 0/1),
     /// without the `m × k` one-hot rows in memory: P1's masked input is -A with one added at
