@@ -126,14 +126,8 @@ fn correct_bits<R: Ring>(
     if words.len() * bits < from + share.len() {
         return Err(Error::MaterialMismatch);
     }
-    let (first, offset) = (from / bits, (from % bits) as u32);
     for (c, chunk) in share.chunks_mut(bits).enumerate() {
-        // The chunk's bits, from bit `offset` of word `first + c` on (the two parts do not overlap).
-        let low = words[first + c].shr_logical(offset);
-        let word = match words.get(first + c + 1) {
-            Some(high) if offset > 0 => low ^ high.shl(R::BITS - offset),
-            _ => low,
-        };
+        let word = crate::protocol::compare::bits_from(words, from + c * bits);
         for (b, s) in chunk.iter_mut().enumerate() {
             *s = value(word.shr_logical(b as u32) & R::ONE, c * bits + b).wrapping_sub(s);
         }

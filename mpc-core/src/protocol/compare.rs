@@ -71,6 +71,19 @@ fn digit_leaves<R: Ring>(
     (lt, eq)
 }
 
+/// The ring word of packed bits from bit `from` on: bit j of the result is bit from + j (zeros
+/// past the last word).
+pub(crate) fn bits_from<R: Ring>(words: &[R], from: usize) -> R {
+    let bits = R::BITS as usize;
+    let (at, offset) = (from / bits, (from % bits) as u32);
+    let low = words[at].shr_logical(offset);
+    match words.get(at + 1) {
+        // The two parts do not overlap.
+        Some(high) if offset > 0 => low ^ high.shl(R::BITS - offset),
+        _ => low,
+    }
+}
+
 pub(crate) fn get_bit<R: Ring>(words: &[R], i: usize) -> R {
     let bits = R::BITS as usize;
     words[i / bits].shr_logical((i % bits) as u32) & R::ONE
@@ -326,15 +339,7 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         // Comparison q = bound · n + value. A block of up to 64 comparisons of one bound at a
         // time: their opened bits read as one word each, the values counted from the block's
         // first (no division or wrap per comparison).
-        // (Ring words are 32 or 64 bits: a window of `block` bits spans at most two.)
-        let window = |words: &[R], q: usize| {
-            let (at, offset) = (q / word_bits, (q % word_bits) as u32);
-            let low = words[at].to_u64() >> offset;
-            match words.get(at + 1) {
-                Some(high) if offset > 0 => low | (high.to_u64() << (word_bits as u32 - offset)),
-                _ => low,
-            }
-        };
+        let window = |words: &[R], q: usize| bits_from(words, q).to_u64();
         let block = word_bits;
         for bound in 0..t {
             for i0 in (0..n).step_by(block) {

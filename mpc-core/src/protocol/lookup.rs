@@ -197,7 +197,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 // The slots' one-hots and the route, masked: -a and -A' with a one at each
                 // slot's row (in its bin) and at each position's slot.
                 let mut masked = Shares::from_vec(material.a.iter().map(|v| R::ZERO.wrapping_sub(v)).collect());
-                let mut route = Shares::from_vec(material.route.iter().map(|v| R::ZERO.wrapping_sub(v)).collect());
+                let mut route = core::mem::take(&mut material.route);
+                route.iter_mut().for_each(|v| *v = R::ZERO.wrapping_sub(v));
                 let mut slot_of = alloc::vec![0usize; m];
                 // A rehearsal's indices are stand-ins: no slot is read.
                 if !rehearsing {
