@@ -179,7 +179,8 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
         (table, order): (&[R], &TableBins),
     ) -> Result<Shares<R>, Error> {
         let (k, n) = (w.k, w.n);
-        let (bins, slots) = (lookup_bins(m), lookup_bins(m) * LOOKUP_SLOTS);
+        let bins = lookup_bins(m);
+        let slots = bins * LOOKUP_SLOTS;
         let mut material = self.material(|p| p.owned_lookup(m, k, n, w.mask))?;
         let p1 = self.role == Role::P1;
         let (a_len, route_len) = if p1 { (LOOKUP_SLOTS * k, m * slots) } else { (0, 0) };
@@ -215,9 +216,10 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                                 }
                                 let one_hot = order.slot_at(b, bins, used[b]) + at;
                                 masked[one_hot] = masked[one_hot].wrapping_add(&R::ONE);
-                                placed.push((row, b * LOOKUP_SLOTS + used[b]));
+                                let slot = b * LOOKUP_SLOTS + used[b];
                                 used[b] += 1;
-                                b * LOOKUP_SLOTS + used[b] - 1
+                                placed.push((row, slot));
+                                slot
                             }
                         };
                         slot_of[i] = slot;
