@@ -168,6 +168,41 @@ pub(crate) fn bin_products<R: Ring>(
     Ok(())
 }
 
+/// Places P1's rows in slots: each distinct row takes the next free slot of its bin, and every
+/// position gets its row's slot (`slot_of`, bin b's slots from b · [`LOOKUP_SLOTS`]). Returns,
+/// per position, 1 where its row is seen for the first time (0 for a repeat).
+///
+/// The rows are P1's secret and P0 sees when P1's message leaves: each position is compared
+/// with every earlier one, with no early exit and no branch on the outcome, so the time taken
+/// depends on the number of positions only, not on how many rows repeat. A bin beyond its
+/// slots (below 2^-36: see the module) is refused after the pass, before anything is sent.
+fn place_in_slots(indices: &[usize], order: &TableBins, bins: usize, slot_of: &mut [usize]) -> Result<Vec<u64>, Error> {
+    let mut used = alloc::vec![0usize; bins];
+    let mut fresh = alloc::vec![0u64; indices.len()];
+    let mut overflow = 0usize;
+    for (i, &row) in indices.iter().enumerate() {
+        // All ones where an earlier position holds the same row, and that position's slot
+        // (every such position has the same one).
+        let (mut seen, mut earlier) = (0usize, 0usize);
+        for (&other, &slot) in indices[..i].iter().zip(&slot_of[..i]) {
+            let same = 0usize.wrapping_sub(usize::from(other == row));
+            seen |= same;
+            earlier |= same & slot;
+        }
+        let b = order.bin_of(row, bins);
+        let new = !seen & 1;
+        overflow |= new & usize::from(used[b] >= LOOKUP_SLOTS);
+        let next = b * LOOKUP_SLOTS + used[b].min(LOOKUP_SLOTS - 1);
+        slot_of[i] = (seen & earlier) | (!seen & next);
+        used[b] += new;
+        fresh[i] = new as u64;
+    }
+    if overflow != 0 {
+        return Err(Error::TooLarge);
+    }
+    Ok(fresh)
+}
+
 impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// [`Party::lookup_owned`] by bins (see the [module](self)), for a table prepared by
     /// [`Party::prepare_owned_table`] (`table`: its rows in `order`).
@@ -203,26 +238,12 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
                 let mut slot_of = alloc::vec![0usize; m];
                 // A rehearsal's indices are stand-ins: no slot is read.
                 if !rehearsing {
-                    let mut placed: Vec<(usize, usize)> = Vec::with_capacity(m);
-                    let mut used = alloc::vec![0usize; bins];
-                    for (i, &row) in indices.iter().enumerate() {
-                        let slot = match placed.iter().find(|(r, _)| *r == row) {
-                            Some(&(_, slot)) => slot,
-                            None => {
-                                let (b, at) = order.place(row, bins);
-                                if used[b] == LOOKUP_SLOTS {
-                                    // A bin beyond its slots (below 2^-36: see the module).
-                                    return Err(Error::TooLarge);
-                                }
-                                let one_hot = order.slot_at(b, bins, used[b]) + at;
-                                masked[one_hot] = masked[one_hot].wrapping_add(&R::ONE);
-                                let slot = b * LOOKUP_SLOTS + used[b];
-                                used[b] += 1;
-                                placed.push((row, slot));
-                                slot
-                            }
-                        };
-                        slot_of[i] = slot;
+                    let fresh = place_in_slots(indices, order, bins, &mut slot_of)?;
+                    for ((i, &row), (&slot, &fresh)) in indices.iter().enumerate().zip(slot_of.iter().zip(&fresh)) {
+                        // The one-hot of each slot's row, once: at the row's first position.
+                        let (b, at) = order.place(row, bins);
+                        let one_hot = order.slot_at(b, bins, slot - b * LOOKUP_SLOTS) + at;
+                        masked[one_hot] = masked[one_hot].wrapping_add(&R::from_u64(fresh));
                         route[i * slots + slot] = route[i * slots + slot].wrapping_add(&R::ONE);
                     }
                 }
@@ -271,6 +292,44 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_take_their_bins_slots_in_order_of_first_sight() {
+        let order = TableBins::new(0x5EED, 5000);
+        // Repeats near and far, a row at every position, and a short list.
+        let lists: [Vec<usize>; 3] = [
+            (0..300).map(|i| (i * 7919) % 97).collect(),
+            (0..64).map(|i| i * 31 + 5).collect(),
+            alloc::vec![4, 4, 9, 4, 9],
+        ];
+        for indices in &lists {
+            let bins = lookup_bins(indices.len().max(32));
+            let mut slot_of = alloc::vec![0; indices.len()];
+            let fresh = place_in_slots(indices, &order, bins, &mut slot_of).expect("within the slots");
+            // The reference: a scan of the rows placed so far.
+            let mut placed: Vec<(usize, usize)> = Vec::new();
+            let mut used = alloc::vec![0; bins];
+            for (i, &row) in indices.iter().enumerate() {
+                let want = match placed.iter().find(|(r, _)| *r == row) {
+                    Some(&(_, slot)) => slot,
+                    None => {
+                        let b = order.bin_of(row, bins);
+                        placed.push((row, b * LOOKUP_SLOTS + used[b]));
+                        used[b] += 1;
+                        b * LOOKUP_SLOTS + used[b] - 1
+                    }
+                };
+                assert_eq!(slot_of[i], want, "position {i}");
+                assert_eq!(fresh[i], u64::from(!indices[..i].contains(&row)), "position {i} is a first sight");
+            }
+        }
+        // Seventeen rows of one bin: refused.
+        let bins = 32;
+        let crowded: Vec<usize> = (0..5000).filter(|&r| order.bin_of(r, bins) == 3).take(LOOKUP_SLOTS + 1).collect();
+        let mut slot_of = alloc::vec![0; crowded.len()];
+        assert!(matches!(place_in_slots(&crowded, &order, bins, &mut slot_of), Err(Error::TooLarge)));
+        assert!(place_in_slots(&crowded[..LOOKUP_SLOTS], &order, bins, &mut slot_of).is_ok(), "sixteen fit");
+    }
 
     #[test]
     fn a_tables_order_holds_every_row_once_and_every_bin_as_a_block() {
