@@ -33,7 +33,7 @@ python3 - "$out" "$runs" "$*" <<'PY'
 import json, statistics, sys, platform
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 runs, args = int(sys.argv[2]), sys.argv[3]
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+cpu = next((l["cpu"] for l in lines if l.get("cpu")), None) or next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 print(f"{args}: {len(lines)} of {runs} runs succeeded; CPU {cpu}")
 def row(name, key, scale=1.0, unit=""):
     v = [l[key] * scale for l in lines if l.get(key) is not None]

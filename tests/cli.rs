@@ -68,6 +68,10 @@ fn bench_prints_its_fields() {
     for field in ["online_bytes", "offline_bytes", "rounds", "peak_material_bytes", "peak_rss_bytes"] {
         assert!(r[field].as_u64().is_some_and(|v| v > 0), "{field}: {r}");
     }
+    // Every ratio names the machine it was measured on, and the kernel the products ran on.
+    assert_eq!(r["cpu"].as_str(), Some(mpc_io_std::cpu_model().as_str()), "{r}");
+    assert!(r["cpu"].as_str().is_some_and(|cpu| !cpu.trim().is_empty()), "{r}");
+    assert_eq!(r["u64_kernel"].as_str(), Some(mpc_core::gemm::kernel_name()), "{r}");
     // The plaintext time is the median of the forwards timed: one of them, as many below as above.
     let runs: Vec<f64> =
         r["plaintext_runs_s"].as_array().expect("plaintext_runs_s").iter().filter_map(|v| v.as_f64()).collect();
@@ -164,6 +168,7 @@ fn bench_gemm_reports_each_shape_on_one_thread_and_on_the_threads_asked() {
             assert!(line[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {line}");
         }
         assert!(["amx-int8", "avx512", "avx2", "portable"].contains(&line["kernel"].as_str().unwrap()), "{line}");
+        assert_eq!(line["cpu"].as_str(), Some(mpc_io_std::cpu_model().as_str()), "{line}");
     }
 }
 

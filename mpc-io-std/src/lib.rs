@@ -69,6 +69,24 @@ pub fn resident_bytes() -> Option<u64> {
     status_bytes("VmRSS:")
 }
 
+/// The CPU this process runs on, as a benchmark report names it: `/proc/cpuinfo`'s model name
+/// with its family and model numbers (a virtual machine's model name can be as terse as "AMD
+/// EPYC"), or the architecture where there is no such file.
+pub fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|key| key.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, value)| value.trim().to_string())
+    };
+    match (field("model name"), field("cpu family"), field("model")) {
+        (Some(name), Some(family), Some(model)) => format!("{name} (family {family} model {model})"),
+        (Some(name), ..) => name,
+        _ => std::env::consts::ARCH.to_string(),
+    }
+}
+
 /// This process's peak resident memory in bytes (the kernel's high-water mark), 0 if unknown.
 pub fn peak_rss_bytes() -> u64 {
     status_bytes("VmHWM:").unwrap_or(0)

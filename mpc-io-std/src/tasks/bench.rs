@@ -93,6 +93,11 @@ pub struct ModelReport {
     /// measured on this project's CPUs (the `gemm` crate that candle uses ran 46-48 G mac/s
     /// single-threaded on BERT-base's shapes where sgemm ran 65-72, Intel Xeon with AVX-512).
     pub plaintext_gemm: &'static str,
+    /// The CPU the run measured ([`crate::cpu_model`]): every ratio is this machine's.
+    pub cpu: String,
+    /// The u64 GEMM kernel the parties' products ran on (`amx-int8`, `avx512`, `avx2` or
+    /// `portable`), picked at run time for this CPU.
+    pub u64_kernel: &'static str,
     /// `online_s / plaintext_s`.
     pub online_ratio: f64,
     /// Bytes both parties sent each other online.
@@ -236,6 +241,8 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         plaintext_s,
         plaintext_runs_s,
         plaintext_gemm: "matrixmultiply",
+        cpu: crate::cpu_model(),
+        u64_kernel: mpc_core::gemm::kernel_name(),
         online_ratio: online_s / plaintext_s,
         online_bytes: both(&p0.online.1, &p1.online.1),
         offline_bytes: p0.dealer_bytes() + p1.dealer_bytes(),

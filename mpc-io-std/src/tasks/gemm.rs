@@ -18,8 +18,10 @@ pub struct GemmReport {
     pub f64_gmacs: f64,
     /// `u64_gmacs / f64_gmacs`.
     pub ratio: f64,
-    /// The u64 kernel in use (`avx512`, `avx2` or `portable`).
+    /// The u64 kernel in use (`amx-int8`, `avx512`, `avx2` or `portable`).
     pub kernel: &'static str,
+    /// The CPU measured ([`crate::cpu_model`]).
+    pub cpu: String,
     /// Threads of the parallel u64 measurement.
     pub threads: usize,
     /// Wrapping u64 multiply-accumulates per second on `threads` threads, in billions.
@@ -100,6 +102,7 @@ pub fn measure(m: usize, k: usize, n: usize, min_seconds: f64, threads: usize) -
         f64_gmacs,
         ratio: u64_gmacs / f64_gmacs,
         kernel: mpc_core::gemm::kernel_name(),
+        cpu: crate::cpu_model(),
         threads,
         u64_gmacs_threads: macs / t_threads / 1e9,
         thread_speedup: t_u64 / t_threads,
