@@ -68,6 +68,12 @@ fn bench_prints_its_fields() {
     for field in ["online_bytes", "offline_bytes", "rounds", "peak_material_bytes", "peak_rss_bytes"] {
         assert!(r[field].as_u64().is_some_and(|v| v > 0), "{field}: {r}");
     }
+    // The baseline is the faster plaintext of the maintained f32 GEMMs, each timed.
+    let by_gemm = r["plaintext_by_gemm_s"].as_object().expect("plaintext_by_gemm_s");
+    assert_eq!(by_gemm.len(), 2, "{r}");
+    let fastest = by_gemm.iter().min_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap())).unwrap();
+    assert_eq!(r["plaintext_gemm"].as_str(), Some(fastest.0.as_str()), "{r}");
+    assert_eq!(fastest.1.as_f64(), r["plaintext_s"].as_f64(), "{r}");
     // Every ratio names the machine it was measured on, and the kernel the products ran on.
     assert_eq!(r["cpu"].as_str(), Some(mpc_io_std::cpu_model().as_str()), "{r}");
     assert!(r["cpu"].as_str().is_some_and(|cpu| !cpu.trim().is_empty()), "{r}");

@@ -49,6 +49,6 @@ pub mod tensor;
 pub use backend::{Backend, Product, Spread, WeightMode};
 pub use fixed::Fixed;
 pub use mpc_core as core;
-pub use plain::Plain;
+pub use plain::{Plain, PlainGemm, matrixmultiply_gemm};
 pub use secure::Secure;
 pub use tensor::Tensor;

@@ -2,7 +2,6 @@
 
 use alloc::vec::Vec;
 use core::fmt::Debug;
-use core::marker::PhantomData;
 
 use mpc_core::Error;
 use mpc_core::transport::Role;
@@ -37,27 +36,56 @@ impl PlainFloat for f64 {
     }
 }
 
-/// Plaintext reals; the numerical functions are the exact ones (libm). `Plain<f32>` multiplies
-/// matrices with matrixmultiply's sgemm, the fair plaintext baseline for timings; `Plain<f64>`
-/// (the default) is the accuracy reference.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Plain<F = f64>(PhantomData<F>);
+/// A matrix product for [`Plain`]: `c = a · b` for row-major a (m × k), b (k × n) and c
+/// (m × n), whose lengths [`Plain`] checks before calling it (c is zero on entry).
+pub type PlainGemm<F> = fn(m: usize, k: usize, n: usize, a: &[F], b: &[F], c: &mut [F]);
 
-impl<F> Plain<F> {
-    /// The backend.
+/// Plaintext reals; the numerical functions are the exact ones (libm). Matrices multiply with
+/// matrixmultiply's GEMM (through ndarray) unless another is given ([`Plain::with_gemm`]: a
+/// benchmark's baseline takes the fastest one on its CPU). `Plain<f32>` is the plaintext baseline
+/// for timings; `Plain<f64>` (the default) the accuracy reference.
+#[derive(Clone, Copy, Debug)]
+pub struct Plain<F = f64> {
+    gemm: PlainGemm<F>,
+}
+
+impl<F: PlainFloat> Plain<F> {
+    /// The backend, with matrixmultiply's GEMM.
     pub const fn new() -> Self {
-        Self(PhantomData)
+        Self { gemm: matrixmultiply_gemm::<F> }
+    }
+
+    /// The backend, multiplying matrices with `gemm`.
+    pub const fn with_gemm(gemm: PlainGemm<F>) -> Self {
+        Self { gemm }
+    }
+
+    /// `a (m×k) · b (k×n)`.
+    fn product(&self, a: &[F], b: &[F], m: usize, k: usize, n: usize) -> Result<Vec<F>> {
+        if a.len() != m * k || b.len() != k * n {
+            return Err(Error::ShapeMismatch);
+        }
+        let mut c = alloc::vec![F::zero(); m * n];
+        (self.gemm)(m, k, n, a, b, &mut c);
+        Ok(c)
     }
 }
 
-/// `a (m×k) · b (k×n)` through ndarray (matrixmultiply's GEMM).
-fn gemm<F: PlainFloat>(a: &[F], b: &[F], m: usize, k: usize, n: usize) -> Result<Vec<F>> {
-    let av = ArrayView2::from_shape((m, k), a).map_err(|_| Error::ShapeMismatch)?;
-    let bv = ArrayView2::from_shape((k, n), b).map_err(|_| Error::ShapeMismatch)?;
-    let mut c = alloc::vec![F::zero(); m * n];
-    let mut cv = ArrayViewMut2::from_shape((m, n), &mut c[..]).map_err(|_| Error::ShapeMismatch)?;
-    general_mat_mul(F::one(), &av, &bv, F::zero(), &mut cv);
-    Ok(c)
+impl<F: PlainFloat> Default for Plain<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `c = a (m×k) · b (k×n)` with matrixmultiply's GEMM (through ndarray): [`Plain`]'s default.
+/// Reads the first m·k, k·n and m·n values; leaves `c` as it is if a slice is shorter.
+pub fn matrixmultiply_gemm<F: PlainFloat>(m: usize, k: usize, n: usize, a: &[F], b: &[F], c: &mut [F]) {
+    let (Some(a), Some(b), Some(c)) = (a.get(..m * k), b.get(..k * n), c.get_mut(..m * n)) else { return };
+    let views =
+        (ArrayView2::from_shape((m, k), a), ArrayView2::from_shape((k, n), b), ArrayViewMut2::from_shape((m, n), c));
+    if let (Ok(av), Ok(bv), Ok(mut cv)) = views {
+        general_mat_mul(F::one(), &av, &bv, F::zero(), &mut cv);
+    }
 }
 
 fn map<F: PlainFloat>(x: &[F], f: impl Fn(f64) -> f64) -> Vec<F> {
@@ -162,7 +190,7 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
         Ok(zip(x, c, |a, b| a * b))
     }
     fn matmul_many(&mut self, products: &[Matmul<'_, F>]) -> Result<Vec<Vec<F>>> {
-        products.iter().map(|&(a, b, m, k, n)| gemm(a, b, m, k, n)).collect()
+        products.iter().map(|&(a, b, m, k, n)| self.product(a, b, m, k, n)).collect()
     }
     fn load_weight(&mut self, w: Option<Vec<f64>>, k: usize, n: usize) -> Result<Self::Weight> {
         match w {
@@ -171,7 +199,7 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
         }
     }
     fn linear(&mut self, x: &[F], m: usize, w: &Self::Weight) -> Result<Vec<F>> {
-        gemm(x, &w.2, m, w.0, w.1)
+        self.product(x, &w.2, m, w.0, w.1)
     }
     fn linear_wide(&mut self, x: &[F], m: usize, w: &Self::Weight) -> Result<Vec<F>> {
         self.linear(x, m, w)

@@ -4,9 +4,9 @@
 //! Phases, each timed and metered apart: **load** (P0's weights enter the computation once),
 //! **offline** (the dealer's material made ahead, up to the budget, and the input-free products),
 //! **online** (the inference proper, less the material made on demand within it, which is
-//! reported as `on_demand_s`). The plaintext time is the same model in `Plain<f32>`
-//! (matrixmultiply's sgemm), on one thread like each party, in the same run: the median of
-//! [`PLAINTEXT_RUNS`] forwards.
+//! reported as `on_demand_s`). The plaintext time is the same model in `Plain<f32>`, on one
+//! thread like each party, in the same run, with the faster of the maintained f32 GEMMs on this
+//! CPU ([`crate::baseline_gemm`]): the median of [`PLAINTEXT_RUNS`] forwards.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -83,16 +83,18 @@ pub struct ModelReport {
     /// zeros that learns the material's plan): once per length and loaded model, cached for
     /// the queries after; not in `offline_s`.
     pub plan_s: f64,
-    /// Plaintext time of the same model, `Plain<f32>`, one thread: the median of
-    /// [`PLAINTEXT_RUNS`] forwards (`plaintext_runs_s`), so that one slow or fast forward does
-    /// not move every ratio.
+    /// Plaintext time of the same model, `Plain<f32>`, one thread, with the faster GEMM
+    /// (`plaintext_gemm`): the median of [`PLAINTEXT_RUNS`] forwards (`plaintext_runs_s`), so
+    /// that one slow or fast forward does not move every ratio.
     pub plaintext_s: f64,
     /// Each plaintext forward's time, in the order run.
     pub plaintext_runs_s: Vec<f64>,
-    /// The f32 GEMM of the plaintext run: matrixmultiply's sgemm, the fastest maintained one
-    /// measured on this project's CPUs (the `gemm` crate that candle uses ran 46-48 G mac/s
-    /// single-threaded on BERT-base's shapes where sgemm ran 65-72, Intel Xeon with AVX-512).
+    /// The f32 GEMM of the plaintext baseline: the faster on this CPU, in this run, of the
+    /// maintained ones ([`crate::baseline_gemm::CANDIDATES`]: `matrixmultiply`, `gemm`).
     pub plaintext_gemm: &'static str,
+    /// The plaintext time with each GEMM (the median of its forwards): `plaintext_s` is the
+    /// smaller.
+    pub plaintext_by_gemm_s: BTreeMap<&'static str, f64>,
     /// The CPU the run measured ([`crate::cpu_model`]): every ratio is this machine's.
     pub cpu: String,
     /// The u64 GEMM kernel the parties' products ran on (`amx-int8`, `avx512`, `avx2` or
@@ -141,6 +143,14 @@ fn tokens(config: &BertConfig, seq: usize, seed: u64) -> Vec<u32> {
 /// ratio by as much.
 pub const PLAINTEXT_RUNS: usize = 3;
 
+/// The plaintext model with one of the candidate GEMMs, and its forwards' times.
+struct Baseline {
+    name: &'static str,
+    backend: Plain<f32>,
+    model: Encoder<Plain<f32>>,
+    runs: Vec<f64>,
+}
+
 /// The median of `times` (the upper one of an even count); 0 for none.
 fn median(times: &[f64]) -> f64 {
     let mut sorted = times.to_vec();
@@ -187,16 +197,30 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
     };
     let run = run_private(job)?;
 
-    // Plaintext: the same model in f32 (timed), and in f64 (the accuracy reference).
-    let mut fast = Plain::<f32>::new();
-    let model = Encoder::load(&mut fast, config, bench.preset, Some(&params), bench.layers).expect("plain load");
-    let plaintext_runs_s: Vec<f64> = (0..PLAINTEXT_RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            let _ = model.forward(&mut fast, Some(&toks), &mask, &mut Unobserved).expect("plain forward");
-            t.elapsed().as_secs_f64()
+    // Plaintext: the same model in f32 (timed, with each GEMM: the faster is the baseline), and
+    // in f64 (the accuracy reference). The GEMMs' forwards alternate, so that neither gets the
+    // machine's better minutes.
+    let mut baselines: Vec<Baseline> = crate::baseline_gemm::CANDIDATES
+        .iter()
+        .map(|&(name, gemm)| {
+            let mut backend = Plain::<f32>::with_gemm(gemm);
+            let model =
+                Encoder::load(&mut backend, config, bench.preset, Some(&params), bench.layers).expect("plain load");
+            Baseline { name, backend, model, runs: Vec::with_capacity(PLAINTEXT_RUNS) }
         })
         .collect();
+    for _ in 0..PLAINTEXT_RUNS {
+        for b in &mut baselines {
+            let t = Instant::now();
+            let _ = b.model.forward(&mut b.backend, Some(&toks), &mask, &mut Unobserved).expect("plain forward");
+            b.runs.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let plaintext_by_gemm_s: BTreeMap<&'static str, f64> =
+        baselines.iter().map(|b| (b.name, median(&b.runs))).collect();
+    baselines.sort_by(|x, y| median(&x.runs).total_cmp(&median(&y.runs)));
+    let Baseline { name: plaintext_gemm, runs: plaintext_runs_s, .. } = baselines.swap_remove(0);
+    drop(baselines);
     let plaintext_s = median(&plaintext_runs_s);
     let mut exact = Plain::<f64>::new();
     let model = Encoder::load(&mut exact, config, bench.preset, Some(&params), bench.layers).expect("plain load");
@@ -240,7 +264,8 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         plan_s: p0.plan_s.max(p1.plan_s),
         plaintext_s,
         plaintext_runs_s,
-        plaintext_gemm: "matrixmultiply",
+        plaintext_gemm,
+        plaintext_by_gemm_s,
         cpu: crate::cpu_model(),
         u64_kernel: mpc_core::gemm::kernel_name(),
         online_ratio: online_s / plaintext_s,
