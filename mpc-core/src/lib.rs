@@ -80,8 +80,9 @@
 // `#[target_feature]` kernels after runtime detection), `gemm::amx` (AMX tile instructions as
 // inline assembly), `share::vaes` (the material's AES keystream on 512-bit vectors),
 // `wire::bits_avx512` (narrow openings packed with byte permutes) and
-// `protocol::compare::leaves_avx512` (comparison leaves gathered from their tables); every other
-// module is checked by this deny.
+// `protocol::compare::leaves_avx512` (comparison leaves gathered from their tables), and, outside
+// this crate, `mpc_io_std::baseline_gemm` (the plaintext baseline's call of the `gemm` crate's
+// kernels); every other module is checked by this deny.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "alloc")]

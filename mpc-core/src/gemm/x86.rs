@@ -2,7 +2,7 @@
 //! 64-bit `vpmullq` on 512-bit vectors, which the vectoriser does not choose by itself), and the
 //! portable tile compiled for AVX2.
 //!
-//! With [`super::amx`] and the material's VAES keystream, this is the workspace's only `unsafe`: calls of `#[target_feature]` functions from code that
+//! With [`super::amx`] and the other SIMD modules the crate root lists, this is the workspace's only `unsafe`: calls of `#[target_feature]` functions from code that
 //! was not compiled with those features (each behind a runtime check), and the vector loads and
 //! stores of the AVX-512 tile (each within a slice whose length is checked first).
 #![allow(unsafe_code)]
