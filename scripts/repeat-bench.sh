@@ -45,6 +45,10 @@ row("on demand", "on_demand_s", unit=" s")
 row("plan", "plan_s", unit=" s")
 row("load", "load_s", unit=" s")
 row("plaintext", "plaintext_s", unit=" s")
+gemms = {}
+for l in lines:
+    gemms[l.get("plaintext_gemm", "?")] = gemms.get(l.get("plaintext_gemm", "?"), 0) + 1
+print("  plaintext gemm " + ", ".join(f"{name} in {count} runs" for name, count in sorted(gemms.items())))
 row("online ratio", "online_ratio", unit="x")
 # Each run's offline + online and load against its own plaintext time (the ratios).
 for l in lines:
