@@ -314,9 +314,10 @@ mod tests {
                     Some(&(_, slot)) => slot,
                     None => {
                         let b = order.bin_of(row, bins);
-                        placed.push((row, b * LOOKUP_SLOTS + used[b]));
+                        let slot = b * LOOKUP_SLOTS + used[b];
                         used[b] += 1;
-                        b * LOOKUP_SLOTS + used[b] - 1
+                        placed.push((row, slot));
+                        slot
                     }
                 };
                 assert_eq!(slot_of[i], want, "position {i}");
