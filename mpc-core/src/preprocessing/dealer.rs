@@ -194,6 +194,11 @@ impl<T: Transport> DealerClient<T> {
     pub fn transport(&self) -> &T {
         &self.transport
     }
+
+    /// 64-bit words of used buffers held now ([`Preprocessing::recycle`]) for the next draws.
+    pub fn recycled_words(&self) -> usize {
+        self.recycled.held()
+    }
 }
 
 impl<T: Transport> super::MaskRelease for DealerClient<T> {
@@ -241,8 +246,10 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
             let handed_over = self.transport.hands_over_words();
             for (p, r) in parts.iter_mut().zip(requests) {
                 // Into a used buffer where one is held (a socket's bytes land there), else in the
-                // buffer the transport provides (an in-process dealer's own, taken as it is).
-                deal::receive_correction(p, r, |len| match self.recycled.take(len).filter(|_| !handed_over) {
+                // buffer the transport provides (an in-process dealer's own, taken as it is: the
+                // pool's buffers then stay for the draws, rather than being taken and wiped).
+                let used = |recycled: &mut Recycled, len| if handed_over { None } else { recycled.take(len) };
+                deal::receive_correction(p, r, |len| match used(&mut self.recycled, len) {
                     Some(mut used) => wire::recv(&mut self.transport, PartyId::Dealer, &mut used).map(|()| used),
                     None => wire::recv_owned(&mut self.transport, PartyId::Dealer, len),
                 })?;

@@ -31,7 +31,6 @@ impl Recycled {
     }
 
     /// The 64-bit words of capacity held now.
-    #[cfg(test)]
     pub fn held(&self) -> usize {
         self.held
     }

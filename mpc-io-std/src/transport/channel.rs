@@ -306,6 +306,34 @@ mod tests {
         assert!(transport::Metered::new(&mut b).hands_over_words());
     }
 
+    /// P0 takes the dealer's corrections as this transport hands them over, and so leaves the
+    /// used buffers it holds to the draws (it once took one for each correction and wiped it).
+    #[test]
+    fn a_handing_over_dealer_link_leaves_the_used_buffers_to_the_draws() {
+        use mpc_core::preprocessing::{Dealer, DealerClient, Preprocessing, PreprocessingExt};
+        use mpc_core::share::Shares;
+        use mpc_core::transport::Role;
+        let (p0_d, d_p0) = ChannelTransport::pair(PartyId::P0, PartyId::Dealer);
+        let (p1_d, d_p1) = ChannelTransport::pair(PartyId::P1, PartyId::Dealer);
+        let mut dealer_link = d_p0.join(d_p1);
+        let mut rng = crate::os_rng().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(move || Dealer::<u64>::new(&mut rng).serve(&mut dealer_link).unwrap());
+            s.spawn(move || DealerClient::connect(Role::P1, p1_d).unwrap().finish().unwrap());
+            let mut p0 = DealerClient::connect(Role::P0, p0_d).unwrap();
+            let n = 1 << 16;
+            for _ in 0..2 {
+                Preprocessing::<u64>::recycle(&mut p0, Shares::zeros(n));
+            }
+            assert_eq!(p0.recycled_words(), 2 * n);
+            // A square pair: r drawn over one used buffer, r² the dealer's correction.
+            let pair = PreprocessingExt::<u64>::square(&mut p0, n).unwrap();
+            assert_eq!((pair.r.len(), pair.r2.len()), (n, n));
+            assert_eq!(p0.recycled_words(), n, "one buffer drawn over, the other still held");
+            p0.finish().unwrap();
+        });
+    }
+
     #[test]
     fn delivers_in_order_and_checks_lengths() {
         let (mut a, mut b) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
