@@ -30,7 +30,7 @@ for i in $(seq "$runs"); do
   fi
 done
 python3 - "$out" "$runs" "$*" <<'PY'
-import json, statistics, sys, platform
+import collections, json, statistics, sys, platform
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 runs, args = int(sys.argv[2]), sys.argv[3]
 cpu = next((l["cpu"] for l in lines if l.get("cpu")), None) or next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
@@ -45,9 +45,7 @@ row("on demand", "on_demand_s", unit=" s")
 row("plan", "plan_s", unit=" s")
 row("load", "load_s", unit=" s")
 row("plaintext", "plaintext_s", unit=" s")
-gemms = {}
-for l in lines:
-    gemms[l.get("plaintext_gemm", "?")] = gemms.get(l.get("plaintext_gemm", "?"), 0) + 1
+gemms = collections.Counter(l.get("plaintext_gemm", "?") for l in lines)
 print("  plaintext gemm " + ", ".join(f"{name} in {count} runs" for name, count in sorted(gemms.items())))
 row("online ratio", "online_ratio", unit="x")
 # Each run's offline + online and load against its own plaintext time (the issue's ratios).

@@ -79,9 +79,9 @@ pub fn cpu_model() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |name: &str| {
         info.lines()
-            .find(|l| l.split(':').next().is_some_and(|key| key.trim() == name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, value)| value.trim().to_string())
+            .filter_map(|l| l.split_once(':'))
+            .find(|(key, _)| key.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
     };
     match (field("model name"), field("cpu family"), field("model")) {
         (Some(name), Some(family), Some(model)) => format!("{name} (family {family} model {model})"),

@@ -248,10 +248,12 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
                 // Into a used buffer where one is held (a socket's bytes land there), else in the
                 // buffer the transport provides (an in-process dealer's own, taken as it is: the
                 // pool's buffers then stay for the draws, rather than being taken and wiped).
-                let used = |recycled: &mut Recycled, len| if handed_over { None } else { recycled.take(len) };
-                deal::receive_correction(p, r, |len| match used(&mut self.recycled, len) {
-                    Some(mut used) => wire::recv(&mut self.transport, PartyId::Dealer, &mut used).map(|()| used),
-                    None => wire::recv_owned(&mut self.transport, PartyId::Dealer, len),
+                deal::receive_correction(p, r, |len| {
+                    let used = if handed_over { None } else { self.recycled.take(len) };
+                    match used {
+                        Some(mut used) => wire::recv(&mut self.transport, PartyId::Dealer, &mut used).map(|()| used),
+                        None => wire::recv_owned(&mut self.transport, PartyId::Dealer, len),
+                    }
                 })?;
             }
         }

@@ -218,10 +218,11 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
     }
     let plaintext_by_gemm_s: BTreeMap<&'static str, f64> =
         baselines.iter().map(|b| (b.name, median(&b.runs))).collect();
-    baselines.sort_by(|x, y| median(&x.runs).total_cmp(&median(&y.runs)));
-    let Baseline { name: plaintext_gemm, runs: plaintext_runs_s, .. } = baselines.swap_remove(0);
-    drop(baselines);
-    let plaintext_s = median(&plaintext_runs_s);
+    let Baseline { name: plaintext_gemm, runs: plaintext_runs_s, .. } = baselines
+        .into_iter()
+        .min_by(|x, y| plaintext_by_gemm_s[x.name].total_cmp(&plaintext_by_gemm_s[y.name]))
+        .expect("a candidate GEMM");
+    let plaintext_s = plaintext_by_gemm_s[plaintext_gemm];
     let mut exact = Plain::<f64>::new();
     let model = Encoder::load(&mut exact, config, bench.preset, Some(&params), bench.layers).expect("plain load");
     let reference = model.forward(&mut exact, Some(&toks), &mask, &mut Unobserved).expect("plain forward");
