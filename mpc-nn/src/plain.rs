@@ -120,6 +120,19 @@ fn check_rows<F>(x: &[F], rows: usize, len: usize) -> Result<()> {
     if x.len() != rows * len || len == 0 { Err(Error::ShapeMismatch) } else { Ok(()) }
 }
 
+/// 2^`e`, for scaling by a multiplication (exact, as `ldexp` is, but inlined: `ldexp` a value at a
+/// time was a fifth of the plaintext forward's elementwise work).
+fn power_of_two(e: i32) -> f64 {
+    libm::ldexp(1.0, e)
+}
+
+/// `a` times `c`, in `F` (for `Plain<f32>`, f32 arithmetic: the baseline computes as a plain f32
+/// forward does; `Plain<f64>`'s results are unchanged).
+fn scaled<F: PlainFloat>(a: &[F], c: f64) -> Vec<F> {
+    let c = F::from_f64(c);
+    a.iter().map(|&x| x * c).collect()
+}
+
 fn widen<F: PlainFloat>(x: &[F]) -> Vec<f64> {
     x.iter().map(|v| v.to_f64()).collect()
 }
@@ -154,16 +167,32 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
         a.iter().zip(b).map(|(&x, &y)| x - y).collect()
     }
     fn mul_int(&self, a: &[F], k: i64) -> Vec<F> {
-        map(a, |x| x * k as f64)
+        scaled(a, k as f64)
     }
     fn add_scalar(&self, a: &[F], c: f64, _frac: u32) -> Vec<F> {
-        map(a, |x| x + c)
+        let c = F::from_f64(c);
+        a.iter().map(|&x| x + c).collect()
     }
     fn mul_bits_public(&self, bits: &[F], c: &[f64], _frac: u32) -> Vec<F> {
-        zip(bits, c, |b, c| b * c)
+        bits.iter().zip(c).map(|(&b, &c)| b * F::from_f64(c)).collect()
+    }
+    fn mul_scalar(&self, a: &[F], c: f64, _frac: u32) -> Vec<F> {
+        scaled(a, c)
+    }
+    fn affine(&self, terms: &[(&[F], f64, u32)], c: f64, _frac: u32) -> Vec<F> {
+        // One pass a term, summed in the default's order (the terms, then c).
+        let Some((&(first, c0, _), rest)) = terms.split_first() else { return Vec::new() };
+        let mut acc = scaled(first, c0);
+        for &(a, ck, _) in rest {
+            let ck = F::from_f64(ck);
+            acc.iter_mut().zip(a).for_each(|(acc, &x)| *acc = *acc + x * ck);
+        }
+        let c = F::from_f64(c);
+        acc.iter_mut().for_each(|acc| *acc = *acc + c);
+        acc
     }
     fn extend(&self, a: &[F], _bits: u32, pow2: i32) -> Vec<F> {
-        map(a, |x| libm::ldexp(x, pow2))
+        scaled(a, power_of_two(pow2))
     }
     fn sum_rows(&self, a: &[F], _rows: usize, len: usize) -> Vec<F> {
         a.chunks(len.max(1)).map(|r| F::from_f64(r.iter().map(|v| v.to_f64()).sum())).collect()
@@ -176,7 +205,8 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
             .iter()
             .map(|(a, b)| {
                 if a.len() == b.len() {
-                    Ok(zip(a, b, |x, y| libm::ldexp(x * y, p.pow2)))
+                    let scale = F::from_f64(power_of_two(p.pow2));
+                    Ok(a.iter().zip(*b).map(|(&x, &y)| x * y * scale).collect())
                 } else {
                     Err(Error::ShapeMismatch)
                 }
@@ -184,10 +214,11 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
             .collect()
     }
     fn square(&mut self, x: &[F], p: Product) -> Result<Vec<F>> {
-        Ok(map(x, |v| libm::ldexp(v * v, p.pow2)))
+        let scale = F::from_f64(power_of_two(p.pow2));
+        Ok(x.iter().map(|&v| v * v * scale).collect())
     }
     fn mul_public(&mut self, x: &[F], c: &[f64]) -> Result<Vec<F>> {
-        Ok(zip(x, c, |a, b| a * b))
+        Ok(self.mul_bits_public(x, c, 0))
     }
     fn matmul_many(&mut self, products: &[Matmul<'_, F>]) -> Result<Vec<Vec<F>>> {
         products.iter().map(|&(a, b, m, k, n)| self.product(a, b, m, k, n)).collect()
@@ -221,7 +252,7 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
         Ok(map(x, |v| if v < 0.0 { 1.0 } else { 0.0 }))
     }
     fn mul_bits(&mut self, pairs: &[Pair<'_, F>]) -> Result<Vec<Vec<F>>> {
-        Ok(pairs.iter().map(|(b, v)| zip(b, v, |b, v| b * v)).collect())
+        Ok(pairs.iter().map(|(b, v)| b.iter().zip(*v).map(|(&b, &v)| b * v).collect()).collect())
     }
     fn max_rows(&mut self, x: &[F], rows: usize, len: usize, _spread: Spread) -> Result<Vec<F>> {
         check_rows(x, rows, len)?;
@@ -270,5 +301,56 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
         check_rows(x, rows, len)?;
         let r: Vec<f64> = widen(x).iter().map(|v| v.max(0.0)).collect();
         Ok(normalise(masked(r, mask)?, len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 8.0
+            })
+            .collect()
+    }
+
+    /// The scalings by powers of two and the one-pass affine give, in f64, exactly what `ldexp`
+    /// and the trait's default composition give; in f32, the same values to f32's precision.
+    #[test]
+    fn scalings_and_affine_match_the_exact_composition() {
+        let (x, y, z) = (values(257, 1), values(257, 2), values(257, 3));
+        let mut exact = Plain::<f64>::new();
+        let p = Product { a: 0, b: 0, out: 0, pow2: -5 };
+        let products = exact.mul_many(&[(&x, &y)], p).unwrap();
+        let expected: Vec<f64> = x.iter().zip(&y).map(|(a, b)| libm::ldexp(a * b, -5)).collect();
+        assert_eq!(products[0], expected);
+        let squares: Vec<f64> = x.iter().map(|a| libm::ldexp(a * a, -5)).collect();
+        assert_eq!(exact.square(&x, p).unwrap(), squares);
+        assert_eq!(exact.extend(&x, 3, -3), x.iter().map(|a| libm::ldexp(*a, -3)).collect::<Vec<_>>());
+        let terms: [(&[f64], f64, u32); 3] = [(&x, 0.75, 0), (&y, -1.5, 0), (&z, 3.0, 0)];
+        let composed: Vec<f64> =
+            x.iter().zip(&y).zip(&z).map(|((a, b), c)| ((a * 0.75 + b * -1.5) + c * 3.0) + 0.25).collect();
+        assert_eq!(exact.affine(&terms, 0.25, 0), composed);
+        assert_eq!(exact.mul_scalar(&x, -2.5, 0), x.iter().map(|a| a * -2.5).collect::<Vec<_>>());
+        assert!(exact.affine(&[], 1.0, 0).is_empty());
+
+        let narrow = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let (xf, yf, zf) = (narrow(&x), narrow(&y), narrow(&z));
+        let mut fast = Plain::<f32>::new();
+        let close = |got: &[f32], want: &[f64]| {
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(want) {
+                assert!((*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} against {w}");
+            }
+        };
+        close(&fast.mul_many(&[(&xf, &yf)], p).unwrap()[0], &expected);
+        close(&fast.square(&xf, p).unwrap(), &squares);
+        close(&fast.affine(&[(&xf, 0.75, 0), (&yf, -1.5, 0), (&zf, 3.0, 0)], 0.25, 0), &composed);
+        close(&fast.add_scalar(&xf, 0.5, 0), &x.iter().map(|a| a + 0.5).collect::<Vec<_>>());
+        close(&fast.mul_int(&xf, -3), &x.iter().map(|a| a * -3.0).collect::<Vec<_>>());
     }
 }
