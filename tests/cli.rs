@@ -24,6 +24,12 @@ fn unknown_choices_fail_and_list_the_valid_ones() {
     let out = run(&["checkpoint", "--config", "gpt-2", "--out", "/nonexistent"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("bert-base") && stderr(&out).contains("minilm"), "{}", stderr(&out));
+    // A length the model has no positions for is refused up front, saying the bound.
+    for seq in ["513", "0"] {
+        let out = run(&["bench", "--config", "minilm", "--seq", seq]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("1 to 512 tokens"), "{}", stderr(&out));
+    }
 }
 
 #[test]

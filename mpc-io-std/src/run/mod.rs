@@ -25,9 +25,9 @@ use threads::{LaunchError, LaunchOptions, PartyContext, ThreadedRun, run_threade
 pub fn to_error(e: SessionError) -> Error {
     match e {
         SessionError::Protocol(e) => e,
-        SessionError::Model(mpc_transformer::ModelError::Token(_)) | SessionError::TooLong { .. } => {
-            Error::ShapeMismatch
-        }
+        SessionError::Model(mpc_transformer::ModelError::Token(_)) => Error::ShapeMismatch,
+        // Longer than the model's positions or the session's bound.
+        SessionError::TooLong { .. } => Error::TooLarge,
         SessionError::Mismatch { .. } => Error::Malformed("the parties' public parameters differ"),
         _ => Error::Malformed("model"),
     }

@@ -361,11 +361,16 @@ fn query(
 
 /// One run per preset and weight mode asked, each printed as it ends; then the plot, if asked.
 fn bench_model(args: BenchArgs) -> Result<(), Failure> {
+    let config = args.config.config();
+    let max = config.max_position_embeddings - config.position_offset();
+    if !(1..=max).contains(&args.seq) {
+        return Err(format!("--seq {}: {} takes 1 to {max} tokens", args.seq, args.config.name()).into());
+    }
     let mut reports = Vec::new();
     for choice in model_choices(&args.choice, Preset::parse("quad+2quad")) {
         let bench = ModelBench {
             config_name: args.config.name().to_string(),
-            config: args.config.config(),
+            config: config.clone(),
             seq: args.seq,
             layers: args.layers,
             preset: choice.preset,
