@@ -16,6 +16,10 @@ pub trait PlainFloat: LinalgScalar + Debug + Default + Send + Sync + PartialOrd 
     fn from_f64(x: f64) -> Self;
     /// To f64 (exactly).
     fn to_f64(self) -> f64;
+    /// e^self, libm's at this precision.
+    fn exp(self) -> Self;
+    /// erf(self), libm's at this precision.
+    fn erf(self) -> Self;
 }
 
 impl PlainFloat for f32 {
@@ -25,6 +29,12 @@ impl PlainFloat for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
+    fn exp(self) -> Self {
+        libm::expf(self)
+    }
+    fn erf(self) -> Self {
+        libm::erff(self)
+    }
 }
 
 impl PlainFloat for f64 {
@@ -33,6 +43,12 @@ impl PlainFloat for f64 {
     }
     fn to_f64(self) -> f64 {
         self
+    }
+    fn exp(self) -> Self {
+        libm::exp(self)
+    }
+    fn erf(self) -> Self {
+        libm::erf(self)
     }
 }
 
@@ -92,28 +108,22 @@ fn map<F: PlainFloat>(x: &[F], f: impl Fn(f64) -> f64) -> Vec<F> {
     x.iter().map(|&v| F::from_f64(f(v.to_f64()))).collect()
 }
 
-fn zip<F: PlainFloat, G: PlainFloat>(a: &[F], b: &[G], f: impl Fn(f64, f64) -> f64) -> Vec<F> {
-    a.iter().zip(b).map(|(&x, &y)| F::from_f64(f(x.to_f64(), y.to_f64()))).collect()
-}
-
-/// Each row divided by its sum (zero rows stay zero).
-fn normalise<F: PlainFloat>(x: Vec<f64>, len: usize) -> Vec<F> {
-    let mut x = x;
+/// Each row of `x` (masked: each value times its mask's) divided by its sum (zero rows stay
+/// zero), in `F`.
+fn normalise<F: PlainFloat>(mut x: Vec<F>, len: usize, mask: Option<&[f64]>) -> Result<Vec<F>> {
+    if let Some(mask) = mask {
+        if mask.len() != x.len() {
+            return Err(Error::ShapeMismatch);
+        }
+        x.iter_mut().zip(mask).for_each(|(v, &k)| *v = *v * F::from_f64(k));
+    }
     for row in x.chunks_mut(len) {
-        let s: f64 = row.iter().sum();
-        if s != 0.0 {
-            row.iter_mut().for_each(|v| *v /= s);
+        let s = row.iter().fold(F::zero(), |s, &v| s + v);
+        if s != F::zero() {
+            row.iter_mut().for_each(|v| *v = *v / s);
         }
     }
-    x.into_iter().map(F::from_f64).collect()
-}
-
-fn masked(x: Vec<f64>, mask: Option<&[f64]>) -> Result<Vec<f64>> {
-    match mask {
-        None => Ok(x),
-        Some(m) if m.len() != x.len() => Err(Error::ShapeMismatch),
-        Some(m) => Ok(zip(&x, m, |v, k| v * k)),
-    }
+    Ok(x)
 }
 
 fn check_rows<F>(x: &[F], rows: usize, len: usize) -> Result<()> {
@@ -260,7 +270,7 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
     }
 
     fn exp(&mut self, x: &[F]) -> Result<Vec<F>> {
-        Ok(map(x, libm::exp))
+        Ok(x.iter().map(|&v| v.exp()).collect())
     }
     fn reciprocal(&mut self, x: &[F]) -> Result<Vec<F>> {
         Ok(map(x, |v| 1.0 / v))
@@ -272,10 +282,11 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
         Ok((self.inv_sqrt(x)?, 0))
     }
     fn erf(&mut self, x: &[F]) -> Result<Vec<F>> {
-        Ok(map(x, libm::erf))
+        Ok(x.iter().map(|&v| v.erf()).collect())
     }
     fn gelu(&mut self, x: &[F]) -> Result<Vec<F>> {
-        Ok(map(x, |v| 0.5 * v * (1.0 + libm::erf(v / core::f64::consts::SQRT_2))))
+        let (half, one, root2) = (F::from_f64(0.5), F::one(), F::from_f64(core::f64::consts::SQRT_2));
+        Ok(x.iter().map(|&v| half * v * (one + (v / root2).erf())).collect())
     }
     fn gelu_of_product(&mut self, z: &[F]) -> Result<Vec<F>> {
         self.gelu(z)
@@ -289,18 +300,17 @@ impl<F: PlainFloat + 'static> Backend for Plain<F> {
     fn softmax(&mut self, x: &[F], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Vec<F>> {
         check_rows(x, rows, len)?;
         let max = self.max_rows(x, rows, len, Spread::Full)?;
-        let e: Vec<f64> = x.iter().enumerate().map(|(i, &v)| libm::exp(v.to_f64() - max[i / len].to_f64())).collect();
-        Ok(normalise(masked(e, mask)?, len))
+        let e = x.chunks(len).zip(&max).flat_map(|(row, &m)| row.iter().map(move |&v| (v - m).exp())).collect();
+        normalise(e, len, mask)
     }
     fn two_quad(&mut self, x: &[F], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Vec<F>> {
         check_rows(x, rows, len)?;
-        let q: Vec<f64> = widen(x).iter().map(|v| (v + 5.0) * (v + 5.0)).collect();
-        Ok(normalise(masked(q, mask)?, len))
+        let five = F::from_f64(5.0);
+        normalise(x.iter().map(|&v| (v + five) * (v + five)).collect(), len, mask)
     }
     fn two_relu(&mut self, x: &[F], rows: usize, len: usize, mask: Option<&[f64]>) -> Result<Vec<F>> {
         check_rows(x, rows, len)?;
-        let r: Vec<f64> = widen(x).iter().map(|v| v.max(0.0)).collect();
-        Ok(normalise(masked(r, mask)?, len))
+        normalise(x.iter().map(|&v| if v > F::zero() { v } else { F::zero() }).collect(), len, mask)
     }
 }
 
@@ -352,5 +362,55 @@ mod tests {
         close(&fast.affine(&[(&xf, 0.75, 0), (&yf, -1.5, 0), (&zf, 3.0, 0)], 0.25, 0), &composed);
         close(&fast.add_scalar(&xf, 0.5, 0), &x.iter().map(|a| a + 0.5).collect::<Vec<_>>());
         close(&fast.mul_int(&xf, -3), &x.iter().map(|a| a * -3.0).collect::<Vec<_>>());
+    }
+
+    /// Softmax, 2Quad, 2ReLU (masked), GeLU, erf and exp: in f64 exactly the textbook formulas
+    /// with libm's functions; in f32 (libm's f32 functions, f32 sums) the same to f32's precision.
+    #[test]
+    fn row_normalisations_and_functions_match_their_formulas() {
+        let (rows, len) = (4, 16);
+        let x = values(rows * len, 4);
+        let mut mask = alloc::vec![1.0; rows * len];
+        mask[3] = 0.0;
+        mask[len + 5] = 0.0;
+        let by_rows = |f: &dyn Fn(f64) -> f64, shift: &dyn Fn(usize) -> f64| -> Vec<f64> {
+            let mut out: Vec<f64> = x.iter().enumerate().map(|(i, &v)| f(v - shift(i / len)) * mask[i]).collect();
+            for row in out.chunks_mut(len) {
+                let s: f64 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= s);
+            }
+            out
+        };
+        let max: Vec<f64> = x.chunks(len).map(|r| r.iter().copied().fold(f64::NEG_INFINITY, f64::max)).collect();
+        let softmax = by_rows(&libm::exp, &|r| max[r]);
+        let two_quad = by_rows(&|v| (v + 5.0) * (v + 5.0), &|_| 0.0);
+        let two_relu = by_rows(&|v| v.max(0.0), &|_| 0.0);
+        let gelu: Vec<f64> = x.iter().map(|&v| 0.5 * v * (1.0 + libm::erf(v / core::f64::consts::SQRT_2))).collect();
+        let erf: Vec<f64> = x.iter().map(|&v| libm::erf(v)).collect();
+        let exp: Vec<f64> = x.iter().map(|&v| libm::exp(v)).collect();
+
+        let mut exact = Plain::<f64>::new();
+        assert_eq!(exact.softmax(&x, rows, len, Some(&mask)).unwrap(), softmax);
+        assert_eq!(exact.two_quad(&x, rows, len, Some(&mask)).unwrap(), two_quad);
+        assert_eq!(exact.two_relu(&x, rows, len, Some(&mask)).unwrap(), two_relu);
+        assert_eq!(exact.gelu(&x).unwrap(), gelu);
+        assert_eq!(exact.erf(&x).unwrap(), erf);
+        assert_eq!(exact.exp(&x).unwrap(), exp);
+        assert_eq!(exact.softmax(&x, rows, len, Some(&mask[1..])), Err(Error::ShapeMismatch));
+
+        let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let mut fast = Plain::<f32>::new();
+        let close = |got: Vec<f32>, want: &[f64]| {
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(want) {
+                assert!((*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} against {w}");
+            }
+        };
+        close(fast.softmax(&xf, rows, len, Some(&mask)).unwrap(), &softmax);
+        close(fast.two_quad(&xf, rows, len, Some(&mask)).unwrap(), &two_quad);
+        close(fast.two_relu(&xf, rows, len, Some(&mask)).unwrap(), &two_relu);
+        close(fast.gelu(&xf).unwrap(), &gelu);
+        close(fast.erf(&xf).unwrap(), &erf);
+        close(fast.exp(&xf).unwrap(), &exp);
     }
 }
