@@ -131,7 +131,7 @@ fn check_rows<F>(x: &[F], rows: usize, len: usize) -> Result<()> {
 }
 
 /// 2^`e`, for scaling by a multiplication (exact, as `ldexp` is, but inlined: `ldexp` a value at a
-/// time was a fifth of the plaintext forward's elementwise work).
+/// time was a quarter of the plaintext forward's elementwise work).
 fn power_of_two(e: i32) -> f64 {
     libm::ldexp(1.0, e)
 }
