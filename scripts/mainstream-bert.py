@@ -21,8 +21,7 @@ import statistics
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402  (after the thread settings, which BLAS reads as it loads)
+import numpy as np  # noqa: E402  (after the thread setting, which OpenBLAS reads as it loads)
 
 CONFIGS = {"bert-base": (12, 768, 12, 3072), "bert-large": (24, 1024, 16, 4096), "minilm": (6, 384, 12, 1536)}
 VOCAB, POSITIONS, RUNS = 30522, 512, 7

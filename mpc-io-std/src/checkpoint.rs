@@ -323,7 +323,7 @@ pub fn load_within(dir: &Path, limits: LoadLimits) -> Result<Checkpoint, LoadErr
     }
     let params = parse_weights(&read(&weights)?)?;
     config.num_labels = params.iter().find(|(n, _)| n.as_str() == "classifier.weight").map(|(_, p)| p.shape[0]);
-    let max = config.max_position_embeddings - config.position_offset();
+    let max = config.max_tokens();
     let tokenizer = load_tokenizer(dir, max)?;
     let label_names = parse_label_names(&json).filter(|names| Some(names.len()) == config.num_labels);
     Ok(Checkpoint { config, params, tokenizer, preset, label_names })
@@ -356,7 +356,7 @@ pub fn load_public(dir: &Path) -> Result<Checkpoint, LoadError> {
             .and_then(|t| t.get("shape")?.get(0)?.as_u64());
         config.num_labels = classifier.map(|rows| rows as usize);
     }
-    let max = config.max_position_embeddings - config.position_offset();
+    let max = config.max_tokens();
     let tokenizer = load_tokenizer(dir, max)?;
     let label_names = parse_label_names(&json).filter(|names| Some(names.len()) == config.num_labels);
     Ok(Checkpoint { config, params: Params::new(), tokenizer, preset, label_names })

@@ -109,6 +109,12 @@ impl BertConfig {
         if self.model_type == "roberta" { self.pad_token_id + 1 } else { 0 }
     }
 
+    /// The most tokens an input may have: the position table's rows from the first position id
+    /// ([`BertConfig::position_offset`]) on; 0 for a table too small for its offset.
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings.saturating_sub(self.position_offset())
+    }
+
     /// Checks the shape is usable: heads divide the width, sizes are non-zero.
     pub fn validate(&self) -> Result<(), &'static str> {
         if self.hidden_size == 0 || self.num_attention_heads == 0 || self.vocab_size == 0 {
@@ -121,5 +127,27 @@ impl BertConfig {
             return Err("max_position_embeddings too small for the position offset");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The longest input: every position of BERT's table; RoBERTa's from its padding id + 1 on;
+    /// none for a table no larger than its offset (refused by `validate` too).
+    #[test]
+    fn max_tokens_counts_the_positions_from_the_first_id() {
+        assert_eq!(BertConfig::bert_base().max_tokens(), 512);
+        let roberta = BertConfig {
+            model_type: "roberta".into(),
+            max_position_embeddings: 514,
+            pad_token_id: 1,
+            ..BertConfig::bert_base()
+        };
+        assert_eq!(roberta.max_tokens(), 512);
+        let cramped = BertConfig { max_position_embeddings: 2, ..roberta };
+        assert_eq!(cramped.max_tokens(), 0);
+        assert!(cramped.validate().is_err());
     }
 }

@@ -354,7 +354,7 @@ impl<B: Backend> Encoder<B> {
         observer: &mut dyn Observer<B>,
     ) -> Result<B::Vector, ModelError> {
         let seq = mask.len();
-        let max = self.config.max_position_embeddings - self.config.position_offset();
+        let max = self.config.max_tokens();
         if seq == 0 || seq > max {
             return Err(ModelError::TooLong { tokens: seq, max });
         }

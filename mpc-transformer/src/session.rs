@@ -654,7 +654,7 @@ impl<T: Transport, D: Provider> Session<T, D> {
         observer: &mut dyn SessionObserver<SessionBackend<T, D>>,
     ) -> Result<(Inference, Option<(usize, Arc<Plan>)>), SessionError> {
         let config = model.encoder.config();
-        let seq = self.exchange_length(tokens, config.max_position_embeddings - config.position_offset())?;
+        let seq = self.exchange_length(tokens, config.max_tokens())?;
         if self.prepared.front().is_some_and(|&length| length != seq) {
             self.drop_prepared()?;
         }

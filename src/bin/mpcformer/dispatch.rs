@@ -362,7 +362,7 @@ fn query(
 /// One run per preset and weight mode asked, each printed as it ends; then the plot, if asked.
 fn bench_model(args: BenchArgs) -> Result<(), Failure> {
     let config = args.config.config();
-    let max = config.max_position_embeddings - config.position_offset();
+    let max = config.max_tokens();
     if !(1..=max).contains(&args.seq) {
         return Err(format!("--seq {}: {} takes 1 to {max} tokens", args.seq, args.config.name()).into());
     }
