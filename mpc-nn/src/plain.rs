@@ -328,6 +328,14 @@ mod tests {
             .collect()
     }
 
+    /// f32 results against their f64 values: to f32's precision (1e-5, relative above 1).
+    fn assert_close(got: &[f32], want: &[f64]) {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} against {w}");
+        }
+    }
+
     /// The scalings by powers of two and the one-pass affine give, in f64, exactly what `ldexp`
     /// and the trait's default composition give; in f32, the same values to f32's precision.
     #[test]
@@ -351,17 +359,11 @@ mod tests {
         let narrow = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let (xf, yf, zf) = (narrow(&x), narrow(&y), narrow(&z));
         let mut fast = Plain::<f32>::new();
-        let close = |got: &[f32], want: &[f64]| {
-            assert_eq!(got.len(), want.len());
-            for (g, w) in got.iter().zip(want) {
-                assert!((*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} against {w}");
-            }
-        };
-        close(&fast.mul_many(&[(&xf, &yf)], p).unwrap()[0], &expected);
-        close(&fast.square(&xf, p).unwrap(), &squares);
-        close(&fast.affine(&[(&xf, 0.75, 0), (&yf, -1.5, 0), (&zf, 3.0, 0)], 0.25, 0), &composed);
-        close(&fast.add_scalar(&xf, 0.5, 0), &x.iter().map(|a| a + 0.5).collect::<Vec<_>>());
-        close(&fast.mul_int(&xf, -3), &x.iter().map(|a| a * -3.0).collect::<Vec<_>>());
+        assert_close(&fast.mul_many(&[(&xf, &yf)], p).unwrap()[0], &expected);
+        assert_close(&fast.square(&xf, p).unwrap(), &squares);
+        assert_close(&fast.affine(&[(&xf, 0.75, 0), (&yf, -1.5, 0), (&zf, 3.0, 0)], 0.25, 0), &composed);
+        assert_close(&fast.add_scalar(&xf, 0.5, 0), &x.iter().map(|a| a + 0.5).collect::<Vec<_>>());
+        assert_close(&fast.mul_int(&xf, -3), &x.iter().map(|a| a * -3.0).collect::<Vec<_>>());
     }
 
     /// Softmax, 2Quad, 2ReLU (masked), GeLU, erf and exp: in f64 exactly the textbook formulas
@@ -400,17 +402,11 @@ mod tests {
 
         let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
         let mut fast = Plain::<f32>::new();
-        let close = |got: Vec<f32>, want: &[f64]| {
-            assert_eq!(got.len(), want.len());
-            for (g, w) in got.iter().zip(want) {
-                assert!((*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} against {w}");
-            }
-        };
-        close(fast.softmax(&xf, rows, len, Some(&mask)).unwrap(), &softmax);
-        close(fast.two_quad(&xf, rows, len, Some(&mask)).unwrap(), &two_quad);
-        close(fast.two_relu(&xf, rows, len, Some(&mask)).unwrap(), &two_relu);
-        close(fast.gelu(&xf).unwrap(), &gelu);
-        close(fast.erf(&xf).unwrap(), &erf);
-        close(fast.exp(&xf).unwrap(), &exp);
+        assert_close(&fast.softmax(&xf, rows, len, Some(&mask)).unwrap(), &softmax);
+        assert_close(&fast.two_quad(&xf, rows, len, Some(&mask)).unwrap(), &two_quad);
+        assert_close(&fast.two_relu(&xf, rows, len, Some(&mask)).unwrap(), &two_relu);
+        assert_close(&fast.gelu(&xf).unwrap(), &gelu);
+        assert_close(&fast.erf(&xf).unwrap(), &erf);
+        assert_close(&fast.exp(&xf).unwrap(), &exp);
     }
 }
