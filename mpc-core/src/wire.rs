@@ -14,7 +14,16 @@ use crate::transport::{PartyId, Transport};
 mod bits_avx512;
 
 /// Sends the ring elements of `parts`, concatenated, as one message.
+///
+/// A transport within one process ([`Transport::hands_over_words`]) gets the parts copied once
+/// into a buffer of words it passes to the peer: no second copy into its own message, and no
+/// copy out and wipe of the message at the peer ([`recv_owned`]).
 pub fn send<R: Ring, T: Transport>(transport: &mut T, to: PartyId, parts: &[&[R]]) -> Result<(), Error> {
+    if transport.hands_over_words()
+        && let Some(words) = parts.iter().map(|p| as_words(p)).collect::<Option<Vec<&[u64]>>>()
+    {
+        return transport.send_words(to, words.concat()).map_err(Error::transport);
+    }
     let single = parts.len() == 1 && cfg!(target_endian = "little");
     if single {
         return transport.send(to, bytemuck::cast_slice(parts[0])).map_err(Error::transport);
@@ -25,6 +34,11 @@ pub fn send<R: Ring, T: Transport>(transport: &mut T, to: PartyId, parts: &[&[R]
         buf.extend(p.iter().map(|x| x.native_to_le()));
     }
     transport.send(to, bytemuck::cast_slice(&buf)).map_err(Error::transport)
+}
+
+/// The values of a 64-bit ring as the words they are stored as (`None` for another ring).
+fn as_words<R: Ring>(values: &[R]) -> Option<&[u64]> {
+    if size_of::<R>() == 8 { bytemuck::try_cast_slice(values).ok() } else { None }
 }
 
 /// Sends `part` as one message (the bytes [`send`] would), handing its buffer to the transport

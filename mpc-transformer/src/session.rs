@@ -126,6 +126,10 @@ impl<T: Transport> Transport for Link<T> {
     fn recv_words(&mut self, from: PartyId, len: usize) -> Result<Vec<u64>, Self::Error> {
         if self.rehearsal { Ok(alloc::vec![0; len]) } else { self.inner.recv_words(from, len) }
     }
+    fn hands_over_words(&self) -> bool {
+        // A rehearsal sends nothing: no buffer is worth handing over.
+        !self.rehearsal && self.inner.hands_over_words()
+    }
 }
 
 /// The backend a session computes with: a [`Secure`] party over the switchable link, its
@@ -756,5 +760,39 @@ impl<T: Transport, D: Provider> Session<T, D> {
         self.unload()?;
         let (link, pipeline) = self.backend.into_party().into_parts();
         Ok((link.inner, pipeline.into_live()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transport that says it hands word buffers over (as one within a process does).
+    struct HandsOver;
+
+    impl ErrorType for HandsOver {
+        type Error = ErrorKind;
+    }
+
+    impl Transport for HandsOver {
+        fn send(&mut self, _: PartyId, _: &[u8]) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+        fn recv(&mut self, _: PartyId, _: &mut [u8]) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+        fn hands_over_words(&self) -> bool {
+            true
+        }
+    }
+
+    /// The session's link hands buffers over when its transport does, except in a rehearsal,
+    /// whose messages go nowhere (a copy to hand over would be wasted).
+    #[test]
+    fn the_link_hands_words_over_as_its_transport_does_except_in_a_rehearsal() {
+        let mut link = Link { inner: HandsOver, rehearsal: false };
+        assert!(link.hands_over_words());
+        link.rehearsal = true;
+        assert!(!link.hands_over_words());
     }
 }

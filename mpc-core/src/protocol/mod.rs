@@ -437,12 +437,17 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// The peer's next message of `n` elements, at the start of the kept buffer (the caller
     /// puts it back).
     fn receive(&mut self, n: usize) -> Result<Vec<R>, Error> {
+        let peer = self.peer();
+        if self.transport.hands_over_words() {
+            // The peer's own buffer ([`wire::send`]): neither copied nor wiped, as the kept
+            // buffer is not (what arrives is an opening's or a masked value's share).
+            return Ok(wire::recv_owned(&mut self.transport, peer, n)?.into_vec());
+        }
         let mut theirs = core::mem::take(&mut self.received);
         // The buffer only grows: the message overwrites its first n elements.
         if theirs.len() < n {
             theirs.resize(n, R::ZERO);
         }
-        let peer = self.peer();
         wire::recv(&mut self.transport, peer, &mut theirs[..n])?;
         Ok(theirs)
     }

@@ -306,6 +306,33 @@ mod tests {
         assert!(transport::Metered::new(&mut b).hands_over_words());
     }
 
+    /// `wire::send` copies its parts once into one buffer that the peer receives as it is (no
+    /// copy out, no wipe of a message), with the bytes a byte transport would carry: read by
+    /// `wire::recv_owned` or by `wire::recv`, the same values.
+    #[test]
+    fn wire_messages_are_handed_over_as_one_copy_of_their_parts() {
+        use mpc_core::wire;
+        let (mut a, mut b) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
+        let (x, y) = ([1u64, u64::MAX, 3], [4u64, 5]);
+        for _ in 0..2 {
+            wire::send(&mut a, PartyId::P1, &[&x[..], &y[..]]).unwrap();
+        }
+        let expected = [1u64, u64::MAX, 3, 4, 5];
+        let owned = wire::recv_owned::<u64, _>(&mut b, PartyId::P0, 5).unwrap();
+        assert_eq!(&owned[..], &expected[..]);
+        let mut read = [0u64; 5];
+        wire::recv(&mut b, PartyId::P0, &mut read).unwrap();
+        assert_eq!(read, expected);
+        // A narrower ring goes as bytes, as before.
+        wire::send(&mut a, PartyId::P1, &[&[7u32, 8][..]]).unwrap();
+        let mut narrow = [0u32; 2];
+        wire::recv(&mut b, PartyId::P0, &mut narrow).unwrap();
+        assert_eq!(narrow, [7, 8]);
+        // A message of the wrong length is refused either way.
+        wire::send(&mut a, PartyId::P1, &[&x[..]]).unwrap();
+        assert_eq!(b.recv_words(PartyId::P0, 2).unwrap_err().kind, ErrorKind::LengthMismatch);
+    }
+
     /// P0 takes the dealer's corrections as this transport hands them over, and so leaves the
     /// used buffers it holds to the draws (it once took one for each correction and wiped it).
     #[test]
