@@ -105,6 +105,36 @@ fn bench_prints_its_fields() {
     for bucket in ["embed", "linear", "softmax", "activation", "norm"] {
         assert!(buckets[bucket]["bytes"].as_u64().is_some(), "{bucket}");
     }
+    // One query: no later ones.
+    assert_eq!(r["queries"].as_u64(), Some(1), "{r}");
+    assert_eq!(r["later_queries"].as_array().map(Vec::len), Some(0), "{r}");
+    assert!(r["later_online_s"].is_null() && r["later_offline_s"].is_null(), "{r}");
+}
+
+/// `--queries N` runs N queries on one session: the report's figures are the first's, and each
+/// later query (its own masks, the same answer) is reported with its medians.
+#[test]
+fn bench_reports_each_later_query_on_the_session() {
+    let lines = json_lines(&["bench", "--config", "minilm", "--layers", "1", "--seq", "8", "--queries", "3", "--json"]);
+    let r = &lines[0];
+    assert_eq!(r["queries"].as_u64(), Some(3), "{r}");
+    let later = r["later_queries"].as_array().expect("later_queries");
+    assert_eq!(later.len(), 2, "{r}");
+    let figure = |q: &serde_json::Value, field: &str| q[field].as_f64().unwrap_or_else(|| panic!("{field}: {r}"));
+    for q in later {
+        assert!(figure(q, "online_s") > 0.0 && figure(q, "offline_s") >= figure(q, "on_demand_s"), "{r}");
+        assert!(figure(q, "max_abs_err") <= 1e-2, "{r}");
+    }
+    // The medians are later queries' own figures (the upper of two).
+    let upper = |field: &str| later.iter().map(|q| figure(q, field)).fold(f64::MIN, f64::max);
+    assert_eq!(r["later_online_s"].as_f64(), Some(upper("online_s")), "{r}");
+    assert_eq!(r["later_offline_s"].as_f64(), Some(upper("offline_s")), "{r}");
+    // The first query planned the length; the later ones found it planned.
+    assert!(r["plan_s"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+    assert!(later.iter().all(|q| figure(q, "plan_s") == 0.0), "{r}");
+    // No query at all is refused by the argument parser.
+    let out = run(&["bench", "--queries", "0"]);
+    assert!(!out.status.success(), "{}", stderr(&out));
 }
 
 #[test]

@@ -682,7 +682,8 @@ impl<T: Transport, D: Provider> Session<T, D> {
                 (Arc::new(plan), true)
             }
         };
-        let plan_nanos = self.now().saturating_sub(start);
+        // A cached plan costs a lookup, which is no planning: 0, as documented.
+        let plan_nanos = if planned { self.now().saturating_sub(start) } else { 0 };
         let before = self.pipeline().stats();
         observer.phase_start(&self.backend, Phase::Offline);
         let start = self.now();

@@ -250,6 +250,19 @@ pub fn run_private_queries(
     })
 }
 
+/// Runs P0, P1 and the dealer in threads, P1 asking `queries` over one session (see
+/// [`private_queries`]); each party's output is its report of every query, in order.
+pub fn run_private_each(
+    job: &PrivateJob<'_>,
+    queries: &[&[u32]],
+) -> Result<ThreadedRun<Vec<PartyReport>>, LaunchError> {
+    run_threaded(launch_options(job), |ctx| {
+        let mut reports = Vec::with_capacity(queries.len());
+        private_queries(ctx, job, queries, |_, r| reports.push(r.clone()))?;
+        Ok(reports)
+    })
+}
+
 /// Runs P0, P1 and the dealer in threads (see [`private_party`]).
 pub fn run_private(job: PrivateJob<'_>) -> Result<ThreadedRun<PartyReport>, LaunchError> {
     run_threaded(launch_options(&job), |ctx| private_party(ctx, &job))

@@ -11,14 +11,15 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use mpc_core::Error;
 use mpc_core::protocol::Truncation;
-use mpc_core::transport::CommStats;
+use mpc_core::transport::{CommStats, PartyId};
 use mpc_nn::{Plain, WeightMode};
 use mpc_transformer::{BertConfig, Bucket, Encoder, Params, Phase, Preset, Unobserved};
 use serde::Serialize;
 
 use crate::run::threads::LaunchError;
-use crate::run::{PrivateJob, run_private, run_private_shaped};
+use crate::run::{PartyReport, PrivateJob, run_private_each, run_private_shaped};
 use crate::transport::shaping::NetworkProfile;
 
 /// What to benchmark.
@@ -42,6 +43,25 @@ pub struct ModelBench {
     pub seed: u64,
     /// Also project the online time to this network and measure it through a shaping decorator.
     pub net: Option<NetworkProfile>,
+    /// Queries of the same tokens on the one session (at least one). The report's figures are the
+    /// first query's; each later one, which finds the model loaded, its length planned and the
+    /// memory of the queries before it, is reported in `later_queries`.
+    pub queries: usize,
+}
+
+/// What one query after the first cost ([`ModelReport::later_queries`]).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct QueryCost {
+    /// Online wall time (the slower party).
+    pub online_s: f64,
+    /// Offline wall time (made ahead and on demand, as `offline_s`).
+    pub offline_s: f64,
+    /// The part of `offline_s` made on demand within the online phase.
+    pub on_demand_s: f64,
+    /// Planning its length (0: the session kept the first query's plan).
+    pub plan_s: f64,
+    /// Largest |private - plaintext f64| over the outputs.
+    pub max_abs_err: f64,
 }
 
 /// Cost of one bucket of stages, over the online phase.
@@ -132,6 +152,14 @@ pub struct ModelReport {
     pub projected_s: Option<f64>,
     /// Online time measured through the shaping decorator for that network.
     pub shaped_s: Option<f64>,
+    /// Queries run on the session (`--queries`); every other figure is the first one's.
+    pub queries: usize,
+    /// Each query after the first, in order: a running service's queries.
+    pub later_queries: Vec<QueryCost>,
+    /// The median of `later_queries`' online times (none with one query).
+    pub later_online_s: Option<f64>,
+    /// The median of `later_queries`' offline times (none with one query).
+    pub later_offline_s: Option<f64>,
 }
 
 fn tokens(config: &BertConfig, seq: usize, seed: u64) -> Vec<u32> {
@@ -195,7 +223,8 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         layers: bench.layers,
         ..PrivateJob::new(config, &params, &toks, bench.preset)
     };
-    let run = run_private(job)?;
+    let queries = vec![&toks[..]; bench.queries.max(1)];
+    let run = run_private_each(&job, &queries)?;
 
     // Plaintext: the same model in f32 (timed, with each GEMM: the faster is the baseline), and
     // in f64 (the accuracy reference). The GEMMs' forwards alternate, so that neither gets the
@@ -227,10 +256,26 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
     let model = Encoder::load(&mut exact, config, bench.preset, Some(&params), bench.layers).expect("plain load");
     let reference = model.forward(&mut exact, Some(&toks), &mask, &mut Unobserved).expect("plain forward");
 
-    let (p0, p1) = (&run.p0.output, &run.p1.output);
+    // Every query's figures, from both parties' reports of it: the first is the report's own.
+    let each: Vec<(&PartyReport, &PartyReport)> = run.p0.output.iter().zip(&run.p1.output).collect();
+    let no_query = || LaunchError::Failed { party: PartyId::P1, error: Error::Malformed("no query was answered") };
+    let &(p0, p1) = each.first().ok_or_else(no_query)?;
     let private = p1.output.clone().unwrap_or_default();
     // A missing output has another length: the worst error, like a NaN.
     let max_abs_err = crate::max_abs_diff(&private, &reference);
+    let later_queries: Vec<QueryCost> = each[1..]
+        .iter()
+        .map(|(p0, p1)| QueryCost {
+            online_s: p0.online.0.max(p1.online.0),
+            offline_s: p0.offline_seconds().max(p1.offline_seconds()),
+            on_demand_s: p0.on_demand.0.max(p1.on_demand.0),
+            plan_s: p0.plan_s.max(p1.plan_s),
+            max_abs_err: crate::max_abs_diff(p1.output.as_deref().unwrap_or_default(), &reference),
+        })
+        .collect();
+    let later = |figure: fn(&QueryCost) -> f64| {
+        (!later_queries.is_empty()).then(|| median(&later_queries.iter().map(figure).collect::<Vec<_>>()))
+    };
     let both = |a: &CommStats, b: &CommStats| a.bytes_sent + b.bytes_sent;
     let buckets = Bucket::ALL
         .iter()
@@ -284,5 +329,9 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         net: bench.net,
         projected_s,
         shaped_s,
+        queries: each.len(),
+        later_online_s: later(|q| q.online_s),
+        later_offline_s: later(|q| q.offline_s),
+        later_queries,
     })
 }

@@ -23,6 +23,7 @@ pub fn settings(choice: ModelChoice) -> ModelBench {
         truncation: choice.truncation,
         seed: 7,
         net: None,
+        queries: 1,
     }
 }
 

@@ -324,6 +324,10 @@ pub struct BenchArgs {
     /// Also project the online time to a network and measure it through a shaping decorator.
     #[arg(long, value_enum)]
     pub net: Option<NetArg>,
+    /// Queries of the same tokens on one session: the figures are the first query's, and each
+    /// later query's costs (a running service's) are reported beside them (`later_queries`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub queries: u64,
     /// Print one JSON line per run.
     #[arg(long)]
     pub json: bool,

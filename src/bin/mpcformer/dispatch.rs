@@ -378,6 +378,7 @@ fn bench_model(args: BenchArgs) -> Result<(), Failure> {
             truncation: choice.truncation,
             seed: 1,
             net: args.net.map(Into::into),
+            queries: args.queries as usize,
         };
         let report = bench::run(&bench)?;
         render::bench(&report, args.json);

@@ -241,6 +241,14 @@ pub fn bench(r: &ModelReport, as_json: bool) {
         r.rounds
     );
     println!("  offline {:.3} s, {:.1} MB", r.offline_s, mb(r.offline_bytes as f64));
+    if let (Some(online), Some(offline)) = (r.later_online_s, r.later_offline_s) {
+        println!(
+            "  {} later queries on the session: online {:.3} s, offline {:.3} s (medians)",
+            r.later_queries.len(),
+            online,
+            offline
+        );
+    }
     println!("  plan    {:.3} s (once per length and model)", r.plan_s);
     println!("  load    {:.3} s, {:.1} MB (once per model)", r.load_s, mb(r.load_bytes as f64));
     println!("  max |private - plaintext| = {:.2e}", r.max_abs_err);
