@@ -63,6 +63,10 @@ row("later online", "later_online_s", unit=" s")
 row("later offline", "later_offline_s", unit=" s")
 row("later ratio", "later_ratio", unit="x")
 row("later off+on", "later_end_to_end_ratio", unit="x")
+for l in lines:
+    if l.get("later_queries"):
+        l["later_max_abs_err"] = max(q["max_abs_err"] for q in l["later_queries"])
+row("later max err", "later_max_abs_err")
 row("online bytes", "online_bytes", 1e-6, " MB")
 row("offline bytes", "offline_bytes", 1e-6, " MB")
 row("load bytes", "load_bytes", 1e-6, " MB")
