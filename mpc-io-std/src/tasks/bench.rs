@@ -49,7 +49,8 @@ pub struct ModelBench {
     pub queries: usize,
 }
 
-/// What one query after the first cost ([`ModelReport::later_queries`]).
+/// What one query cost: the report's own figures for the first, [`ModelReport::later_queries`]
+/// for the others.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct QueryCost {
     /// Online wall time (the slower party).
@@ -62,6 +63,20 @@ pub struct QueryCost {
     pub plan_s: f64,
     /// Largest |private - plaintext f64| over the outputs.
     pub max_abs_err: f64,
+}
+
+impl QueryCost {
+    /// The query both parties reported as `p0` and `p1`, its output against `reference`.
+    fn of(p0: &PartyReport, p1: &PartyReport, reference: &[f64]) -> Self {
+        QueryCost {
+            online_s: p0.online.0.max(p1.online.0),
+            offline_s: p0.offline_seconds().max(p1.offline_seconds()),
+            on_demand_s: p0.on_demand.0.max(p1.on_demand.0),
+            plan_s: p0.plan_s.max(p1.plan_s),
+            // A missing output has another length: the worst error, like a NaN.
+            max_abs_err: crate::max_abs_diff(p1.output.as_deref().unwrap_or_default(), reference),
+        }
+    }
 }
 
 /// Cost of one bucket of stages, over the online phase.
@@ -261,18 +276,8 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
     let no_query = || LaunchError::Failed { party: PartyId::P1, error: Error::Malformed("no query was answered") };
     let &(p0, p1) = each.first().ok_or_else(no_query)?;
     let private = p1.output.clone().unwrap_or_default();
-    // A missing output has another length: the worst error, like a NaN.
-    let max_abs_err = crate::max_abs_diff(&private, &reference);
-    let later_queries: Vec<QueryCost> = each[1..]
-        .iter()
-        .map(|(p0, p1)| QueryCost {
-            online_s: p0.online.0.max(p1.online.0),
-            offline_s: p0.offline_seconds().max(p1.offline_seconds()),
-            on_demand_s: p0.on_demand.0.max(p1.on_demand.0),
-            plan_s: p0.plan_s.max(p1.plan_s),
-            max_abs_err: crate::max_abs_diff(p1.output.as_deref().unwrap_or_default(), &reference),
-        })
-        .collect();
+    let first = QueryCost::of(p0, p1, &reference);
+    let later_queries: Vec<QueryCost> = each[1..].iter().map(|&(p0, p1)| QueryCost::of(p0, p1, &reference)).collect();
     let later = |figure: fn(&QueryCost) -> f64| {
         (!later_queries.is_empty()).then(|| median(&later_queries.iter().map(figure).collect::<Vec<_>>()))
     };
@@ -285,7 +290,7 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
             (bucket.name(), BucketCost { seconds: s0, bytes: both(&c0, &c1), rounds: c0.rounds.max(c1.rounds) })
         })
         .collect();
-    let online_s = p0.online.0.max(p1.online.0);
+    let online_s = first.online_s;
     let rounds = p0.online.1.rounds.max(p1.online.1.rounds);
     let (projected_s, shaped_s) = match bench.net {
         None => (None, None),
@@ -305,9 +310,9 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         truncation: bench.truncation.name(),
         online_s,
         online_s_by_party: [p0.online.0, p1.online.0],
-        offline_s: p0.offline_seconds().max(p1.offline_seconds()),
-        on_demand_s: p0.on_demand.0.max(p1.on_demand.0),
-        plan_s: p0.plan_s.max(p1.plan_s),
+        offline_s: first.offline_s,
+        on_demand_s: first.on_demand_s,
+        plan_s: first.plan_s,
         plaintext_s,
         plaintext_runs_s,
         plaintext_gemm,
@@ -320,7 +325,7 @@ pub fn run(bench: &ModelBench) -> Result<ModelReport, LaunchError> {
         peak_material_bytes: 8 * p0.peak_material_elements.max(p1.peak_material_elements),
         peak_rss_bytes: crate::peak_rss_bytes(),
         rounds,
-        max_abs_err,
+        max_abs_err: first.max_abs_err,
         private,
         plaintext: reference.clone(),
         load_s: p0.load.0.max(p1.load.0),
