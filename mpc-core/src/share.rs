@@ -326,6 +326,21 @@ impl Expander {
             }
         }
     }
+
+    /// Takes the next `out.len()` elements of the stream off `out` in place (out - stream): the
+    /// stream as [`Expander::fill`] gives it, drawn a block at a time into a small buffer, so
+    /// that a large `out` needs no buffer of its size for the stream (one pass over it).
+    pub fn subtract_from<R: Ring>(&mut self, out: &mut [R]) {
+        let mut block = [R::ZERO; 512];
+        for chunk in out.chunks_mut(block.len()) {
+            let drawn = &mut block[..chunk.len()];
+            self.fill(drawn);
+            for (x, r) in chunk.iter_mut().zip(drawn.iter()) {
+                *x = x.wrapping_sub(r);
+            }
+        }
+        block.zeroize();
+    }
 }
 
 impl core::fmt::Debug for Expander {
@@ -516,6 +531,28 @@ mod tests {
         let ones: u32 = whole.iter().map(|x| x.count_ones()).sum();
         assert!((31_000..33_000).contains(&ones), "{ones} of 64000 bits set");
         assert_eq!(alloc::format!("{:?}", seed.expander(5)), "Expander(..)");
+    }
+
+    #[test]
+    fn subtracting_the_stream_takes_off_what_fill_draws_from_any_position() {
+        let seed = Seed::from_bytes([4; 32]);
+        // 1500 values (not a whole number of blocks) after 3 (a position inside a block).
+        let w: Vec<u64> = (0..1500u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+        let (mut drawn, mut taken) = (seed.expander(7), seed.expander(7));
+        let mut head = [0u64; 3];
+        drawn.fill(&mut head);
+        taken.fill(&mut head);
+        let mut b = vec![0u64; w.len()];
+        drawn.fill(&mut b);
+        let mut f = w.clone();
+        taken.subtract_from(&mut f);
+        let expect: Vec<u64> = w.iter().zip(&b).map(|(w, b)| w.wrapping_sub(*b)).collect();
+        assert_eq!(f, expect);
+        // Both streams are at the same place after.
+        let (mut next_drawn, mut next_taken) = ([0u64; 5], [0u64; 5]);
+        drawn.fill(&mut next_drawn);
+        taken.fill(&mut next_taken);
+        assert_eq!(next_drawn, next_taken);
     }
 
     #[test]

@@ -203,7 +203,7 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
             WeightMode::Owner => {
                 let fixed = self.party.fixed_point();
                 let encoded: Option<Vec<u64>> = w.map(|w| fixed.encode_owned(w));
-                Ok(SecureWeight::Owned(self.party.prepare_owned(encoded.as_deref(), k, n)?))
+                Ok(SecureWeight::Owned(self.party.prepare_owned(encoded, k, n)?))
             }
         }
     }
@@ -241,7 +241,7 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
                 }
                 let fixed = self.party.fixed_point();
                 let encoded: Option<Vec<u64>> = w.map(|w| fixed.encode_owned(w));
-                Ok(SecureWeight::Owned(self.party.prepare_owned_table(encoded.as_deref(), vocab, width)?))
+                Ok(SecureWeight::Owned(self.party.prepare_owned_table(encoded, vocab, width)?))
             }
             WeightMode::Shared => {
                 let share = self.party.input_fixed(Role::P0, w.as_deref(), vocab * width)?;

@@ -727,6 +727,19 @@ pub(crate) fn draw<R: Ring>(role: Role, request: &Request, prg: &mut Expander, r
     )
 }
 
+/// P0's parts of an [`Request::OwnedMask`] with B taken off `w` (its `k × n` values) as the PRG
+/// draws it: F = W - B in `w`'s buffer, where [`draw`] would put B (the stream is the same).
+/// A `w` of another length, or another request, gives parts that [`into_material`]'s caller
+/// finds the wrong size.
+pub(crate) fn draw_off<R: Ring>(request: &Request, prg: &mut Expander, mut w: Shares<R>) -> Parts<R> {
+    match *request {
+        Request::OwnedMask { k, n } if k * n == w.len() => prg.subtract_from(&mut w),
+        _ => w = Shares::default(),
+    }
+    let mut w = Some(w);
+    shaped(Role::P0, request, |_, _| w.take().unwrap_or_default())
+}
+
 /// `role`'s parts of `request`, all zero (a rehearsal's answer).
 pub(crate) fn zeros<R: Ring>(role: Role, request: &Request) -> Parts<R> {
     shaped(role, request, |len, _| Shares::zeros(len))

@@ -226,6 +226,38 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
     }
 
     fn materials(&mut self, requests: &[Request]) -> Result<Vec<Material<R>>, Error> {
+        self.answer(requests, |role, r, prg, recycled| deal::draw::<R>(role, r, prg, recycled))
+    }
+
+    fn mask_owned(&mut self, w: Shares<R>, k: usize, n: usize) -> Result<super::MatmulMask<R>, Error> {
+        let request = Request::OwnedMask { k, n };
+        if self.role != Role::P0 || w.len() != k * n {
+            return Err(Error::MaterialMismatch);
+        }
+        // B comes off W as it is drawn: F is made in W's buffer.
+        let mut w = Some(w);
+        let made = self.answer(core::slice::from_ref(&request), |_, r, prg, _| {
+            deal::draw_off(r, prg, w.take().unwrap_or_default())
+        })?;
+        match made.into_iter().next() {
+            Some(Material::OwnedMask(mask)) => Ok(mask),
+            _ => Err(Error::MaterialMismatch),
+        }
+    }
+
+    fn recycle(&mut self, used: Shares<R>) {
+        self.recycled.put(used);
+    }
+}
+
+impl<T: Transport> DealerClient<T> {
+    /// Answers `requests` with the parts `draw` makes of each from its PRG (P0 sends the
+    /// headers first, and receives the dealer's corrections after).
+    fn answer<R: Ring>(
+        &mut self,
+        requests: &[Request],
+        mut draw: impl FnMut(Role, &Request, &mut crate::share::Expander, &mut Recycled) -> deal::Parts<R>,
+    ) -> Result<Vec<Material<R>>, Error> {
         for r in requests {
             r.validate::<R>(deal::MAX_REQUEST_ELEMENTS)?;
         }
@@ -240,7 +272,7 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
             self.transport.send(PartyId::Dealer, &headers).map_err(Error::transport)?;
         }
         let mut parts: Vec<_> =
-            requests.iter().map(|r| deal::draw::<R>(self.role, r, &mut self.keys.prg(r), &mut self.recycled)).collect();
+            requests.iter().map(|r| draw(self.role, r, &mut self.keys.prg(r), &mut self.recycled)).collect();
         if self.role == Role::P0 {
             // The dealer's correction, one message per non-empty part, in request order.
             let handed_over = self.transport.hands_over_words();
@@ -265,10 +297,6 @@ impl<R: Ring, T: Transport> Preprocessing<R> for DealerClient<T> {
                 deal::into_material(r, p, id)
             })
             .collect())
-    }
-
-    fn recycle(&mut self, used: Shares<R>) {
-        self.recycled.put(used);
     }
 }
 

@@ -479,6 +479,15 @@ pub trait Preprocessing<R: Ring> {
     /// pages. The default drops it, which wipes it.
     fn recycle(&mut self, _used: Shares<R>) {}
 
+    /// P0's own matrix `w` (`k × n`) masked with a new [`Request::OwnedMask`]'s B: the mask
+    /// comes back holding F = W - B where B would be. A provider that draws B from a stream
+    /// takes it off `w` in place as it draws (no `k × n` buffer of B beside W's: a model's
+    /// weights are the largest thing the owner loads, and fresh memory costs a page fault per
+    /// 4 KiB); the default asks for the mask and subtracts it ([`subtract_owned_mask`]).
+    fn mask_owned(&mut self, w: Shares<R>, k: usize, n: usize) -> Result<MatmulMask<R>, Error> {
+        subtract_owned_mask(self, w, k, n)
+    }
+
     /// Whether the material is a rehearsal's stand-in (zeros, while a pipeline learns a
     /// program's plan): the program's outputs are then thrown away, and protocols may skip
     /// their local products (the requests, not the values, are what the rehearsal is for).
@@ -503,12 +512,33 @@ impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
     fn recycle(&mut self, used: Shares<R>) {
         P::recycle(self, used)
     }
+    fn mask_owned(&mut self, w: Shares<R>, k: usize, n: usize) -> Result<MatmulMask<R>, Error> {
+        P::mask_owned(self, w, k, n)
+    }
     fn refill_met(&mut self) {
         P::refill_met(self)
     }
     fn rehearsing(&self) -> bool {
         P::rehearsing(self)
     }
+}
+
+/// [`Preprocessing::mask_owned`] from the provider's [`Request::OwnedMask`]: F = W - B made in
+/// B's buffer (`w`, P0's secret, is wiped as it drops).
+pub fn subtract_owned_mask<R: Ring, P: Preprocessing<R> + ?Sized>(
+    provider: &mut P,
+    w: Shares<R>,
+    k: usize,
+    n: usize,
+) -> Result<MatmulMask<R>, Error> {
+    let mut mask = match provider.material(&Request::OwnedMask { k, n })? {
+        Material::OwnedMask(mask) if mask.b.len() == w.len() => mask,
+        _ => return Err(Error::MaterialMismatch),
+    };
+    for (b, w) in mask.b.iter_mut().zip(w.iter()) {
+        *b = w.wrapping_sub(b);
+    }
+    Ok(mask)
 }
 
 /// A provider that hands out matmul masks and can have them forgotten: what a long session

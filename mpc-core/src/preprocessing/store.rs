@@ -513,4 +513,12 @@ impl<P: Preprocessing<R>, R: Ring> Preprocessing<R> for Pipeline<P, R> {
     fn recycle(&mut self, used: crate::share::Shares<R>) {
         self.live.recycle(used);
     }
+
+    fn mask_owned(&mut self, w: crate::share::Shares<R>, k: usize, n: usize) -> Result<super::MatmulMask<R>, Error> {
+        match self.mode {
+            // What `material` would ask the provider for, asked in the provider's own way.
+            Mode::Live => self.live.mask_owned(w, k, n),
+            _ => super::subtract_owned_mask(self, w, k, n),
+        }
+    }
 }

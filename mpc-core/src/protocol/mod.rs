@@ -870,61 +870,86 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
     /// Prepares P0's own matrix W (k × n, ring-encoded; `Some` at P0, `None` at P1) for
     /// products with secret activations: P0 sends F = W - B for a mask B that only it knows
     /// (one message of kn elements, once per loaded model). P1 learns nothing: B is uniform.
-    pub fn prepare_owned(&mut self, w: Option<&[R]>, k: usize, n: usize) -> Result<OwnedMatrix<R>, Error> {
-        self.prepare_owned_as(w, k, n, false)
+    ///
+    /// F is made in W's buffer ([`Preprocessing::mask_owned`]): pass W owned (a `Vec`) to
+    /// spare a copy of the largest thing the owner loads; a borrowed W is copied once.
+    pub fn prepare_owned(&mut self, w: Option<impl Into<Vec<R>>>, k: usize, n: usize) -> Result<OwnedMatrix<R>, Error> {
+        let peer = self.peer();
+        let (mask, held) = match (self.role, w.map(|w| Shares::from_vec(w.into()))) {
+            (Role::P0, Some(w)) if w.len() == k * n => {
+                // P0 knows W in the clear: its packing may read how wide the values are. W is
+                // packed before F overwrites it. F is uniform.
+                let held = RightOperand::from_slice(k, n, &w, Width::Narrowest);
+                let MatmulMask { id, b: f, .. } = self.material(|p| p.mask_owned(w, k, n))?;
+                // F's buffer goes to P1 as it is (a transport within one process hands it over).
+                wire::send_owned(&mut self.transport, peer, f)?;
+                (id, held)
+            }
+            (Role::P1, None) => {
+                let MatmulMask { id, .. } = self.material(|p| p.owned_mask(k, n))?;
+                let f = wire::recv_owned(&mut self.transport, peer, k * n)?;
+                (id, RightOperand::new(k, n, f, Width::Full))
+            }
+            _ => return Err(Error::ShapeMismatch),
+        };
+        Ok(self.owned_matrix(mask, k, n, held, None))
     }
 
     /// As [`Party::prepare_owned`], for a table whose rows P1 looks up ([`Party::lookup_owned`]):
     /// W, F and the dealer's B are kept as rows, so that a lookup reads only the rows of the bins
     /// its indices fall in.
-    pub fn prepare_owned_table(&mut self, w: Option<&[R]>, k: usize, n: usize) -> Result<OwnedMatrix<R>, Error> {
-        self.prepare_owned_as(w, k, n, true)
-    }
-
-    fn prepare_owned_as(&mut self, w: Option<&[R]>, k: usize, n: usize, table: bool) -> Result<OwnedMatrix<R>, Error> {
-        let (MatmulMask { id, b: mut mask, .. }, key) = self.material(|p| match table {
-            true => p.owned_table(k, n),
-            false => p.owned_mask(k, n).map(|mask| (mask, Shares::zeros(0))),
-        })?;
+    pub fn prepare_owned_table(
+        &mut self,
+        w: Option<impl Into<Vec<R>>>,
+        k: usize,
+        n: usize,
+    ) -> Result<OwnedMatrix<R>, Error> {
         let peer = self.peer();
-        // P0 knows W in the clear: its packing may read how wide the values are. F is uniform.
+        let w = w.map(|w| Shares::from_vec(w.into()));
+        if w.as_ref().map(|w| w.len()) != (self.role == Role::P0).then_some(k * n) {
+            return Err(Error::ShapeMismatch);
+        }
+        // The rows are kept by bucket under the table's key, which P1 needs too (sent after F):
+        // W must be sorted by the key before F is made, so B is drawn on its own here.
+        let (MatmulMask { id, b: mut mask, .. }, key) = self.material(|p| p.owned_table(k, n))?;
         let (held, order) = match (self.role, w) {
-            (Role::P0, Some(w)) if w.len() == k * n && mask.len() == k * n => {
-                // F overwrites B in place: B is not needed again, and this is the owner's largest
-                // buffer (no second one for F).
-                for (b, w) in mask.iter_mut().zip(w) {
+            (Role::P0, Some(w)) if mask.len() == k * n => {
+                // F overwrites B in place: no second buffer for F.
+                for (b, w) in mask.iter_mut().zip(w.iter()) {
                     *b = w.wrapping_sub(b);
                 }
-                // F's buffer goes to P1 as it is (a transport within one process hands it over).
                 wire::send_owned(&mut self.transport, peer, mask)?;
-                if table {
-                    // A table's rows are kept by bucket under its key, which P1 needs too.
-                    wire::send(&mut self.transport, peer, &[&key])?;
-                    let order = lookup::TableBins::new(key.first().ok_or(Error::MaterialMismatch)?.to_u64(), k);
-                    (RightOperand::unpacked(k, n, order.sorted(w, n)), Some(Arc::new(order)))
-                } else {
-                    (RightOperand::from_slice(k, n, w, Width::Narrowest), None)
-                }
+                wire::send(&mut self.transport, peer, &[&key])?;
+                let order = lookup::TableBins::new(key.first().ok_or(Error::MaterialMismatch)?.to_u64(), k);
+                (order.sorted(&w, n), order)
             }
             (Role::P1, None) => {
                 let f = wire::recv_owned(&mut self.transport, peer, k * n)?;
-                if table {
-                    let mut key = [R::ZERO];
-                    wire::recv(&mut self.transport, peer, &mut key)?;
-                    let order = lookup::TableBins::new(key[0].to_u64(), k);
-                    (RightOperand::unpacked(k, n, order.sorted(&f, n)), Some(Arc::new(order)))
-                } else {
-                    (RightOperand::new(k, n, f, Width::Full), None)
-                }
+                let mut key = [R::ZERO];
+                wire::recv(&mut self.transport, peer, &mut key)?;
+                let order = lookup::TableBins::new(key[0].to_u64(), k);
+                (order.sorted(&f, n), order)
             }
-            _ => return Err(Error::ShapeMismatch),
+            _ => return Err(Error::MaterialMismatch),
         };
+        Ok(self.owned_matrix(id, k, n, RightOperand::unpacked(k, n, held), Some(Arc::new(order))))
+    }
+
+    /// The prepared owned matrix; at P1, F is told to the provider, which may fold A · F into
+    /// this matrix's triples as it makes them.
+    fn owned_matrix(
+        &mut self,
+        mask: MaskId,
+        k: usize,
+        n: usize,
+        held: RightOperand<R>,
+        order: Option<Arc<lookup::TableBins>>,
+    ) -> OwnedMatrix<R> {
         let held = Arc::new(held);
         if self.role == Role::P1 {
-            // The provider may fold A · F into this matrix's triples as it makes them.
-            self.preprocessing.opened_mask(id, held.clone());
+            self.preprocessing.opened_mask(mask, held.clone());
         }
-        Ok(OwnedMatrix { mask: id, k, n, held, order })
+        OwnedMatrix { mask, k, n, held, order }
     }
 
     /// Fixed-point product X (m×k, secret) · W (owned by P0): P1 sends X1 - A once (one-way,

@@ -361,6 +361,54 @@ mod tests {
         });
     }
 
+    /// P0's owned mask taken off W as it is drawn (`mask_owned`) is the mask the dealer keeps:
+    /// the same F = W - B as asking for B and subtracting it, and the triples made for it give
+    /// C = A · B.
+    #[test]
+    fn an_owned_mask_taken_off_the_weights_as_drawn_is_the_dealers() {
+        use mpc_core::preprocessing::{Dealer, DealerClient, Preprocessing, PreprocessingExt, subtract_owned_mask};
+        use mpc_core::share::{Seed, Shares};
+        use mpc_core::transport::Role;
+        let (m, k, n) = (3, 37, 29);
+        let w: Vec<u64> = (0..(k * n) as u64).map(|i| i.wrapping_mul(0xD1B5_4A32_D192_ED03)).collect();
+        // Each way in its own session of a dealer with the same seeds: F, A and C at P0 and P1.
+        let session = |fused: bool| {
+            let (p0_d, d_p0) = ChannelTransport::pair(PartyId::P0, PartyId::Dealer);
+            let (p1_d, d_p1) = ChannelTransport::pair(PartyId::P1, PartyId::Dealer);
+            let mut dealer_link = d_p0.join(d_p1);
+            let seeds = [Seed::from_bytes([3; 32]), Seed::from_bytes([5; 32])];
+            std::thread::scope(|s| {
+                s.spawn(move || Dealer::<u64>::from_seeds(seeds).serve(&mut dealer_link).unwrap());
+                let p1 = s.spawn(move || {
+                    let mut p1 = DealerClient::connect(Role::P1, p1_d).unwrap();
+                    let mask = PreprocessingExt::<u64>::owned_mask(&mut p1, k, n).unwrap();
+                    let triple = PreprocessingExt::<u64>::owned_triple(&mut p1, m, k, n, mask.id).unwrap();
+                    p1.finish().unwrap();
+                    triple
+                });
+                let mut p0 = DealerClient::connect(Role::P0, p0_d).unwrap();
+                let w = Shares::from_vec(w.clone());
+                let mask = match fused {
+                    true => Preprocessing::<u64>::mask_owned(&mut p0, w, k, n).unwrap(),
+                    false => subtract_owned_mask(&mut p0, w, k, n).unwrap(),
+                };
+                let triple = PreprocessingExt::<u64>::owned_triple(&mut p0, m, k, n, mask.id).unwrap();
+                p0.finish().unwrap();
+                (mask.b.to_vec(), triple, p1.join().unwrap())
+            })
+        };
+        let (f, t0, t1) = session(true);
+        let (f_default, _, _) = session(false);
+        assert_eq!(f, f_default, "the same F either way");
+        assert_ne!(f, w, "F is masked");
+        // C = A · B with B = W - F.
+        let b: Vec<u64> = w.iter().zip(&f).map(|(w, f)| w.wrapping_sub(*f)).collect();
+        let mut ab = vec![0u64; m * n];
+        mpc_core::gemm::gemm_naive(m, k, n, &t1.a, &b, &mut ab);
+        let c: Vec<u64> = t0.c.iter().zip(t1.c.iter()).map(|(x, y)| x.wrapping_add(*y)).collect();
+        assert_eq!(c, ab);
+    }
+
     #[test]
     fn delivers_in_order_and_checks_lengths() {
         let (mut a, mut b) = ChannelTransport::pair(PartyId::P0, PartyId::P1);
