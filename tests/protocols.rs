@@ -179,6 +179,29 @@ proptest! {
     }
 }
 
+/// An owned matrix of odd shape, many of the dealer client's keystream blocks long, given as a
+/// `Vec` (F made in its buffer as B is drawn) or borrowed (copied first): products exact to a
+/// unit either way.
+#[test]
+fn owned_matmul_is_exact_with_weights_owned_or_borrowed() {
+    let (m, k, n) = (2, 300, 113);
+    let x = reals(7, m * k, 1.0);
+    let w = reals(8, k * n, 1.0);
+    let expect = exact_matmul(&x, &w, m, k, n);
+    let w_enc: Vec<u64> = FP.encode_vec(&w);
+    let run = threaded(7, Truncation::Dealer, |party, role| {
+        let xs = party.input_fixed(Role::P1, (role == Role::P1).then_some(&x[..]), m * k)?;
+        let owned = party.prepare_owned((role == Role::P0).then(|| w_enc.clone()), k, n)?;
+        let borrowed = party.prepare_owned((role == Role::P0).then_some(&w_enc[..]), k, n)?;
+        Ok([party.matmul_owned(&xs, m, &owned)?, party.matmul_owned(&xs, m, &borrowed)?].map(|z| party.open(&z)))
+    });
+    for got in run.p0.output {
+        for (g, e) in got.unwrap().iter().zip(&expect) {
+            assert!(within_one_unit(*g, *e, 16), "got {} for {} / 2^16", *g as i64, e);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
