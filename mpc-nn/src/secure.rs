@@ -245,9 +245,12 @@ impl<T: Transport, P: Preprocessing<u64>> Backend for Secure<T, P> {
             }
             WeightMode::Shared => {
                 let share = self.party.input_fixed(Role::P0, w.as_deref(), vocab * width)?;
-                let mine = self.is_p0().then_some(&share[..]);
+                // P0's share is its table (handed over, not copied); P1 keeps its own.
+                let (mine, share) = match self.is_p0() {
+                    true => (Some(share.into_vec()), Shares::zeros(0)),
+                    false => (None, share),
+                };
                 let owned = self.party.prepare_owned_table(mine, vocab, width)?;
-                let share = if self.is_p0() { Shares::zeros(0) } else { share };
                 Ok(SecureWeight::Table { share, owned })
             }
         }
