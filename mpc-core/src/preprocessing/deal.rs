@@ -1114,12 +1114,12 @@ impl<R: Ring> DealerState<R> {
             Request::OwnedTable { k, n } => {
                 // Kept as rows in the order of their buckets under the table's key: every bin of
                 // a lookup is then a block of rows.
-                let b = secret.pop().expect("mask part");
+                let mut b = secret.pop().expect("mask part");
                 let key =
                     secret.pop().and_then(|key| key.first().map(|v| v.to_u64())).ok_or(Error::MaterialMismatch)?;
                 let order = TableBins::new(key, k);
-                let sorted = order.sorted(&b, n);
-                self.keep_mask(request, RightOperand::unpacked(k, n, sorted), Some(order));
+                order.sort_in_place(&mut b, n);
+                self.keep_mask(request, RightOperand::unpacked(k, n, b), Some(order));
             }
             Request::OwnedLookup { m, k, n, mask } => {
                 let (table, order) = match self.masks.get(&mask) {

@@ -576,7 +576,9 @@ fn table_lookup_material_holds_its_relations() {
     // C = a · B per slot, over B's rows in the table's order; A' · R0.
     let order = TableBins::new(key[0], k);
     let mut c = vec![0u64; slots * n];
-    bin_products(&order.sorted(&b.b, n), n, (&order, bins), &l1.a, &mut c).unwrap();
+    let mut sorted = b.b.clone();
+    order.sort_in_place(&mut sorted, n);
+    bin_products(&sorted, n, (&order, bins), &l1.a, &mut c).unwrap();
     assert_eq!(open(&l0.c, &l1.c), c);
     let mut c_route = vec![0u64; m * n];
     crate::gemm::gemm_acc(m, slots, n, &l1.route, &l0.r0, &mut c_route);

@@ -102,13 +102,32 @@ impl TableBins {
         Self { key, order, position, starts }
     }
 
-    /// `table`'s rows (k × n, row-major) in this order.
-    pub(crate) fn sorted<R: Ring>(&self, table: &[R], n: usize) -> Shares<R> {
-        let mut out = Shares::with_capacity(table.len());
-        for &row in &self.order {
-            out.extend_from(&table[row * n..(row + 1) * n]);
+    /// Puts `table`'s rows (k × n, row-major) in this order, in place: row r moves to
+    /// [`TableBins::position`] r, one cycle of the permutation at a time through a buffer of one
+    /// row (a sorted copy would be a second table of fresh pages).
+    pub(crate) fn sort_in_place<R: Ring>(&self, table: &mut [R], n: usize) {
+        let k = self.rows();
+        assert_eq!(table.len(), k * n, "a table of {k} rows of {n}");
+        let mut placed = alloc::vec![false; k];
+        let mut carried = Shares::zeros(n);
+        for start in 0..k {
+            if placed[start] {
+                continue;
+            }
+            // Carry row `start` to its place, the row found there to its own, and so on until
+            // the cycle closes at `start`.
+            carried.copy_from_slice(&table[start * n..(start + 1) * n]);
+            let mut row = start;
+            loop {
+                let to = self.position[row];
+                table[to * n..(to + 1) * n].swap_with_slice(&mut carried);
+                placed[to] = true;
+                if to == start {
+                    break;
+                }
+                row = to;
+            }
         }
-        out
     }
 
     /// Rows of the table.
@@ -292,6 +311,24 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_sorted_in_place_has_each_row_at_its_position() {
+        for (key, k, n) in [(0x5EED, 5000, 3), (7, 1, 4), (99, 257, 1), (3, 40, 0)] {
+            let order = TableBins::new(key, k);
+            let table: Vec<u64> = (0..(k * n) as u64).map(|v| v.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+            let mut sorted = table.clone();
+            order.sort_in_place(&mut sorted, n);
+            for r in 0..k {
+                let at = order.position(r);
+                assert_eq!(sorted[at * n..(at + 1) * n], table[r * n..(r + 1) * n], "row {r} of {k}");
+            }
+            // The rows of a bucket stay in increasing order (the counting sort is stable).
+            for bucket in order.starts.windows(2) {
+                assert!(order.order[bucket[0]..bucket[1]].windows(2).all(|w| w[0] < w[1]));
+            }
+        }
+    }
 
     #[test]
     fn rows_take_their_bins_slots_in_order_of_first_sight() {

@@ -910,25 +910,30 @@ impl<R: Ring, T: Transport, P: Preprocessing<R>> Party<R, T, P> {
             return Err(Error::ShapeMismatch);
         }
         // The rows are kept by bucket under the table's key, which P1 needs too (sent after F):
-        // W must be sorted by the key before F is made, so B is drawn on its own here.
+        // the key comes with B, so B is drawn on its own here.
         let (MatmulMask { id, b: mut mask, .. }, key) = self.material(|p| p.owned_table(k, n))?;
         let (held, order) = match (self.role, w) {
-            (Role::P0, Some(w)) if mask.len() == k * n => {
-                // F overwrites B in place: no second buffer for F.
-                for (b, w) in mask.iter_mut().zip(w.iter()) {
-                    *b = w.wrapping_sub(b);
+            (Role::P0, Some(mut w)) if mask.len() == k * n => {
+                let order = lookup::TableBins::new(key.first().ok_or(Error::MaterialMismatch)?.to_u64(), k);
+                // W sorted in its own buffer; F (in row order) overwrites B in place.
+                order.sort_in_place(&mut w, n);
+                for (r, f) in mask.chunks_exact_mut(n.max(1)).enumerate() {
+                    let at = order.position(r) * n;
+                    for (b, w) in f.iter_mut().zip(&w[at..at + n]) {
+                        *b = w.wrapping_sub(b);
+                    }
                 }
                 wire::send_owned(&mut self.transport, peer, mask)?;
                 wire::send(&mut self.transport, peer, &[&key])?;
-                let order = lookup::TableBins::new(key.first().ok_or(Error::MaterialMismatch)?.to_u64(), k);
-                (order.sorted(&w, n), order)
+                (w, order)
             }
             (Role::P1, None) => {
-                let f = wire::recv_owned(&mut self.transport, peer, k * n)?;
+                let mut f = wire::recv_owned(&mut self.transport, peer, k * n)?;
                 let mut key = [R::ZERO];
                 wire::recv(&mut self.transport, peer, &mut key)?;
                 let order = lookup::TableBins::new(key[0].to_u64(), k);
-                (order.sorted(&f, n), order)
+                order.sort_in_place(&mut f, n);
+                (f, order)
             }
             _ => return Err(Error::MaterialMismatch),
         };
