@@ -335,9 +335,7 @@ impl Expander {
         for chunk in out.chunks_mut(block.len()) {
             let drawn = &mut block[..chunk.len()];
             self.fill(drawn);
-            for (x, r) in chunk.iter_mut().zip(drawn.iter()) {
-                *x = x.wrapping_sub(r);
-            }
+            ring::sub_assign(chunk, drawn);
         }
         block.zeroize();
     }

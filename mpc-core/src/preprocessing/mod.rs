@@ -524,10 +524,10 @@ impl<R: Ring, P: Preprocessing<R> + ?Sized> Preprocessing<R> for &mut P {
 }
 
 /// [`Preprocessing::mask_owned`] from the provider's [`Request::OwnedMask`]: F = W - B made in
-/// B's buffer (`w`, P0's secret, is wiped as it drops).
+/// W's buffer, as a drawing provider makes it (B is wiped as it drops).
 pub fn subtract_owned_mask<R: Ring, P: Preprocessing<R> + ?Sized>(
     provider: &mut P,
-    w: Shares<R>,
+    mut w: Shares<R>,
     k: usize,
     n: usize,
 ) -> Result<MatmulMask<R>, Error> {
@@ -535,9 +535,8 @@ pub fn subtract_owned_mask<R: Ring, P: Preprocessing<R> + ?Sized>(
         Material::OwnedMask(mask) if mask.b.len() == w.len() => mask,
         _ => return Err(Error::MaterialMismatch),
     };
-    for (b, w) in mask.b.iter_mut().zip(w.iter()) {
-        *b = w.wrapping_sub(b);
-    }
+    crate::ring::sub_assign(&mut w, &mask.b);
+    mask.b = w;
     Ok(mask)
 }
 
